@@ -1,0 +1,5 @@
+import sys
+
+from sailplan.cli import main
+
+sys.exit(main())

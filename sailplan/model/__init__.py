@@ -1,0 +1,50 @@
+"""The mesh spec: pydantic models of services, versions, routes and ingress, validated as a whole.
+
+No Pulumi and no I/O here: `sailplan.load_mesh` reads files, renderers read these models.
+"""
+
+from sailplan.model.base import Duration, SpecModel
+from sailplan.model.errors import Problem, SpecError
+from sailplan.model.ingress import Ingress, IngressRoute
+from sailplan.model.match import Match, StringMatch
+from sailplan.model.mesh import DataPlane, Mesh, MtlsMode
+from sailplan.model.policy import ConnectionPool, LoadBalancer, OutlierDetection, Policy
+from sailplan.model.route import Abort, Delay, Fault, Mirror, Retries, Route
+from sailplan.model.service import (
+    LocalRun,
+    Readiness,
+    ResourceAmounts,
+    Resources,
+    Service,
+    Version,
+)
+
+__all__ = [
+    "Abort",
+    "ConnectionPool",
+    "DataPlane",
+    "Delay",
+    "Duration",
+    "Fault",
+    "Ingress",
+    "IngressRoute",
+    "LoadBalancer",
+    "LocalRun",
+    "Match",
+    "Mesh",
+    "Mirror",
+    "MtlsMode",
+    "OutlierDetection",
+    "Policy",
+    "Problem",
+    "Readiness",
+    "ResourceAmounts",
+    "Resources",
+    "Retries",
+    "Route",
+    "Service",
+    "SpecError",
+    "SpecModel",
+    "StringMatch",
+    "Version",
+]

@@ -1,0 +1,164 @@
+"""The base every spec model shares, and the small value types they are built from."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler
+from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
+
+
+class SpecModel(BaseModel):
+    """Frozen, strict about unknown keys, snake_case in Python and camelCase in YAML."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML-shaped form of this object: camelCase keys, no unset (None) fields."""
+        data: dict[str, Any] = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return data
+
+
+# A DNS-1123 label; Kubernetes Service names must in addition start with a letter (DNS-1035).
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def check_label(value: str) -> str:
+    if not _LABEL.match(value) or len(value) > 63:
+        raise ValueError(
+            f"{value!r} is not a valid name: use lowercase letters, digits and '-', "
+            "start and end with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+def check_service_name(value: str) -> str:
+    check_label(value)
+    if not _DNS1035.match(value):
+        raise ValueError(f"{value!r} is not a valid service name: it must start with a letter")
+    return value
+
+
+def check_host(value: str) -> str:
+    if not _HOST.match(value) or len(value) > 253:
+        raise ValueError(
+            f"{value!r} is not a valid host: use a DNS name such as 'shop.example.com', "
+            "'*.example.com' or '*'"
+        )
+    return value
+
+
+def check_env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid environment variable name: use letters, digits and '_', "
+            "not starting with a digit"
+        )
+    return value
+
+
+def check_header_name(value: str) -> str:
+    if not _HEADER_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid header name: use lowercase letters, digits and '-'"
+        )
+    return value
+
+
+def _check_percent(value: float) -> float:
+    if not 0 <= value <= 100:
+        raise ValueError(f"{value:g} is not a percentage: use a number from 0 to 100")
+    if 0 < value < 0.0001:
+        raise ValueError(f"{value:g} is too small: use 0 or at least 0.0001")
+    return value
+
+
+def _numbers_as_text(value: Any) -> Any:
+    # YAML turns `PORT: 8080` into an int; environment values are text, so accept plain numbers.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(check_label)]
+ServiceName = Annotated[str, AfterValidator(check_service_name)]
+Host = Annotated[str, AfterValidator(check_host)]
+EnvName = Annotated[str, AfterValidator(check_env_name)]
+EnvValue = Annotated[str, BeforeValidator(_numbers_as_text)]
+HeaderName = Annotated[str, AfterValidator(check_header_name)]
+Percent = Annotated[float, AfterValidator(_check_percent)]
+
+
+def _check_port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError(f"{value} is not a valid port: use a number from 1 to 65535")
+    return value
+
+
+Port = Annotated[int, AfterValidator(_check_port)]
+
+
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+@dataclass(frozen=True, order=True)
+class Duration:
+    """A whole number of milliseconds, written `500ms`, `2s`, `1m` or `1h` in a mesh file."""
+
+    ms: int
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        found = _DURATION.match(text.strip())
+        if not found:
+            raise ValueError(
+                f"{text!r} is not a duration: write a whole number with a unit, "
+                "such as 500ms, 2s, 1m or 1h"
+            )
+        duration = cls(int(found.group(1)) * _UNIT_MS[found.group(2)])
+        if duration.ms < 1:
+            raise ValueError(f"{text!r} is too short: a duration must be at least 1ms")
+        return duration
+
+    @property
+    def seconds(self) -> float:
+        return self.ms / 1000
+
+    def __str__(self) -> str:
+        for unit in ("h", "m", "s"):
+            if self.ms % _UNIT_MS[unit] == 0:
+                return f"{self.ms // _UNIT_MS[unit]}{unit}"
+        return f"{self.ms}ms"
+
+    @classmethod
+    def _validate(cls, value: Any) -> Duration:
+        if isinstance(value, Duration):
+            return value
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError("must be a duration such as 500ms, 2s, 1m or 1h")
+        if not isinstance(value, str):
+            raise ValueError(f"{value} has no unit: write {value}s or {value}ms")
+        return cls.parse(value)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls._validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(str),
+        )

@@ -1,0 +1,156 @@
+"""Problems found in a mesh spec, each with the path it is at and a sentence a person understands."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SpecError(Exception):
+    """A mesh spec is invalid. `problems` lists every problem found, in document order."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+def format_path(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def problems_from_validation_error(error: ValidationError, root: type[BaseModel]) -> list[Problem]:
+    """Turn pydantic's errors into problems with YAML paths and plain sentences."""
+    problems = []
+    for detail in error.errors(include_url=False):
+        loc = list(detail["loc"])
+        if loc and loc[-1] == "[key]":
+            # A mapping key (a service or version name) failed: the path ends at the key itself.
+            loc = loc[:-1]
+        problems.append(Problem(format_path(loc), _sentence(detail, root, loc)))
+    return problems
+
+
+def _sentence(detail: Any, root: type[BaseModel], loc: list[str | int]) -> str:
+    kind = detail["type"]
+    ctx = detail.get("ctx") or {}
+    given = detail.get("input")
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(root, loc[:-1])
+        message = "unknown key"
+        if allowed:
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+            else:
+                message += f"; allowed keys here: {', '.join(allowed)}"
+        return message
+    if kind == "missing":
+        return "is required"
+    if kind in ("value_error", "assertion_error"):
+        return str(ctx.get("error", detail["msg"]))
+    if kind == "literal_error":
+        return f"{given!r} is not allowed: use one of {ctx.get('expected', '')}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"must be a whole number, got {given!r}"
+    if kind in ("float_type", "float_parsing"):
+        return f"must be a number, got {given!r}"
+    if kind == "string_type":
+        return f"must be text, got {given!r}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"must be a mapping, got {_describe(given)}"
+    if kind in ("list_type", "tuple_type"):
+        return f"must be a list, got {_describe(given)}"
+    if kind in ("too_short",):
+        return "must not be empty"
+    if kind in ("string_too_short",):
+        return "must not be empty"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}, got {given!r}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}, got {given!r}"
+    msg = str(detail["msg"])
+    return msg[:1].lower() + msg[1:]
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
+
+
+def _allowed_keys(root: type[BaseModel], loc: list[str | int]) -> list[str]:
+    """The keys the model at `loc` accepts, found by walking the type annotations down the path."""
+    annotation: Any = root
+    for part in loc:
+        annotation = _step(annotation, part)
+        if annotation is None:
+            return []
+    model = _unwrap_model(annotation)
+    if model is None:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _step(annotation: Any, part: str | int) -> Any:
+    annotation = _strip(annotation)
+    model = _unwrap_model(annotation)
+    if model is not None:
+        for name, field in model.model_fields.items():
+            if part in (name, field.alias):
+                return field.annotation
+        return None
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (list, tuple) and args:
+        return args[0]
+    if origin is dict and len(args) == 2:
+        return args[1]
+    return None
+
+
+def _strip(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = options[0] if len(options) == 1 else annotation
+            if len(options) != 1:
+                return annotation
+        else:
+            return annotation
+
+
+def _unwrap_model(annotation: Any) -> type[BaseModel] | None:
+    annotation = _strip(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None

@@ -1,0 +1,124 @@
+"""Request matching: which requests a route applies to."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import field_validator, model_serializer, model_validator
+
+from sailplan.model.base import HeaderName, SpecModel
+
+# Constructs Envoy's RE2 rejects but Python's `re` accepts: catch them here rather than at apply time.
+_NON_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]")
+
+HTTP_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
+
+
+class StringMatch(SpecModel):
+    """Exactly one of `exact`, `prefix` or `regex`; a plain string means `exact`."""
+
+    exact: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_string_is_exact(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"exact": value}
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StringMatch:
+        given = [kind for kind in ("exact", "prefix", "regex") if getattr(self, kind) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none"
+            raise ValueError(f"give exactly one of exact, prefix or regex (found: {found})")
+        return self
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"{value!r} is not a valid regular expression: {error}") from None
+        if _NON_RE2.search(value):
+            raise ValueError(
+                f"{value!r} uses lookaround or a backreference, which RE2 (Envoy) does not support"
+            )
+        return value
+
+    @property
+    def kind(self) -> Literal["exact", "prefix", "regex"]:
+        if self.exact is not None:
+            return "exact"
+        if self.prefix is not None:
+            return "prefix"
+        return "regex"
+
+    @property
+    def value(self) -> str:
+        return next(v for v in (self.exact, self.prefix, self.regex) if v is not None)
+
+    @model_serializer(mode="plain")
+    def _one_key(self) -> dict[str, str]:
+        return {self.kind: self.value}
+
+    def describe(self) -> str:
+        if self.kind == "exact":
+            return self.value
+        if self.kind == "prefix":
+            return f"{self.value}*"
+        return f"~{self.value}"
+
+
+class Match(SpecModel):
+    """One alternative: every field given must hold (AND). A route's `match` is a list of these (OR)."""
+
+    path: StringMatch | None = None
+    headers: dict[HeaderName, StringMatch] | None = None
+    method: StringMatch | None = None
+    query: dict[str, StringMatch] | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path_is_absolute(cls, value: StringMatch | None) -> StringMatch | None:
+        if value is not None and value.kind != "regex" and not value.value.startswith("/"):
+            raise ValueError(f"{value.value!r} must start with '/'")
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: StringMatch | None) -> StringMatch | None:
+        if value is not None and value.kind == "exact" and value.value not in HTTP_METHODS:
+            raise ValueError(
+                f"{value.value!r} is not an HTTP method: use one of {', '.join(HTTP_METHODS)}"
+            )
+        return value
+
+    @property
+    def is_catch_all(self) -> bool:
+        return not (self.path or self.headers or self.method or self.query)
+
+    def describe(self) -> str:
+        parts = []
+        if self.method:
+            parts.append(self.method.describe())
+        if self.path:
+            parts.append(self.path.describe())
+        for name, header in sorted((self.headers or {}).items()):
+            parts.append(f"{name}: {header.describe()}")
+        for name, param in sorted((self.query or {}).items()):
+            parts.append(f"?{name}={param.describe()}")
+        return " ".join(parts) or "any request"
+
+
+def as_match_list(value: Any) -> Any:
+    """`match:` takes a list of alternatives; a single mapping is a list of one."""
+    if isinstance(value, dict):
+        return [value]
+    return value

@@ -1,0 +1,164 @@
+"""The mesh: every service, its routes and the ingress, checked as a whole."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ValidationError, model_validator
+
+from sailplan.model.base import DnsLabel, ServiceName, SpecModel
+from sailplan.model.errors import Problem, SpecError, problems_from_validation_error
+from sailplan.model.ingress import Ingress
+from sailplan.model.route import Route
+from sailplan.model.service import Service
+
+DataPlane = Literal["builtin", "istio"]
+MtlsMode = Literal["strict", "permissive", "disable"]
+
+
+class Mesh(SpecModel):
+    api_version: Literal["sailplan/v1"] = "sailplan/v1"
+    kind: Literal["Mesh"] = "Mesh"
+    name: DnsLabel
+    namespace: DnsLabel | None = None
+    data_plane: DataPlane = "builtin"
+    mtls: MtlsMode = "permissive"
+    services: dict[ServiceName, Service]
+    ingress: Ingress | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Mesh:
+        problems = cross_object_problems(self)
+        if problems:
+            # Not a ValueError: pydantic must not fold these into one error; the loader reports each.
+            raise SpecError(problems)
+        return self
+
+    @property
+    def target_namespace(self) -> str:
+        """The namespace everything is deployed to; the mesh's name unless given."""
+        return self.namespace or self.name
+
+    @classmethod
+    def parse(cls, data: Any) -> Mesh:
+        """Validate plain data (as loaded from YAML); every problem is raised in one SpecError."""
+        if not isinstance(data, dict):
+            raise SpecError([Problem("", "a mesh file must be a mapping at the top level")])
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            raise SpecError(problems_from_validation_error(error, cls)) from None
+
+    def with_data_plane(self, data_plane: DataPlane) -> Mesh:
+        """The same mesh rendered for another data plane (re-validated as a whole)."""
+        return Mesh.parse({**self.to_dict(), "dataPlane": data_plane})
+
+
+def cross_object_problems(mesh: Mesh) -> list[Problem]:
+    """Rules that span objects: references, ordering, names that must stay unique or short."""
+    problems: list[Problem] = []
+    for service_name, service in mesh.services.items():
+        at = f"services.{service_name}"
+        for version_name in service.versions:
+            workload = f"{service_name}-{version_name}"
+            if len(workload) > 63:
+                problems.append(
+                    Problem(
+                        f"{at}.versions.{version_name}",
+                        f"the workload name {workload!r} is longer than 63 characters; "
+                        "shorten the service or version name",
+                    )
+                )
+        problems += _route_problems(at, service)
+    if mesh.ingress is not None:
+        problems += _catch_all_problems("ingress", mesh.ingress.routes)
+        known = ", ".join(sorted(mesh.services))
+        for index, ingress_route in enumerate(mesh.ingress.routes):
+            if ingress_route.service not in mesh.services:
+                problems.append(
+                    Problem(
+                        f"ingress.routes[{index}].service",
+                        f"unknown service {ingress_route.service!r}; services are: {known}",
+                    )
+                )
+    if mesh.mtls == "strict" and mesh.data_plane == "builtin":
+        problems.append(
+            Problem(
+                "mtls",
+                "strict mTLS needs the istio data plane; the builtin data plane "
+                "supports permissive or disable",
+            )
+        )
+    return problems
+
+
+def _route_problems(at: str, service: Service) -> list[Problem]:
+    problems = _catch_all_problems(at, service.routes)
+    versions = ", ".join(sorted(service.versions))
+    seen_names: dict[str, int] = {}
+
+    def unknown(path: str, version: str) -> None:
+        if version not in service.versions:
+            problems.append(
+                Problem(path, f"unknown version {version!r}; this service has: {versions}")
+            )
+
+    for index, route in enumerate(service.routes):
+        route_at = f"{at}.routes[{index}]"
+        if route.name is not None:
+            if route.name in seen_names:
+                problems.append(
+                    Problem(
+                        f"{route_at}.name",
+                        f"route name {route.name!r} is already used by routes[{seen_names[route.name]}]",
+                    )
+                )
+            seen_names.setdefault(route.name, index)
+        if route.to is not None:
+            unknown(f"{route_at}.to", route.to)
+        for version in route.split or {}:
+            unknown(f"{route_at}.split.{version}", version)
+        if route.mirror is not None:
+            unknown(f"{route_at}.mirror.to", route.mirror.to)
+            if route.weights.get(route.mirror.to, 0) > 0:
+                problems.append(
+                    Problem(
+                        f"{route_at}.mirror.to",
+                        f"{route.mirror.to!r} already receives this route's requests; "
+                        "mirror to a version the route does not send to",
+                    )
+                )
+        if service.protocol == "tcp":
+            problems += _tcp_problems(route_at, route)
+    return problems
+
+
+def _tcp_problems(route_at: str, route: Route) -> list[Problem]:
+    http_only = {
+        "match": route.match,
+        "fault": route.fault,
+        "timeout": route.timeout,
+        "retries": route.retries,
+        "mirror": route.mirror,
+    }
+    return [
+        Problem(f"{route_at}.{key}", f"{key} needs protocol http or grpc; this service is tcp")
+        for key, value in http_only.items()
+        if value is not None
+    ]
+
+
+def _catch_all_problems(at: str, routes: Any) -> list[Problem]:
+    problems = []
+    for index, route in enumerate(routes[:-1]):
+        if route.is_catch_all:
+            later = ", ".join(f"routes[{i}]" for i in range(index + 1, len(routes)))
+            problems.append(
+                Problem(
+                    f"{at}.routes[{index}]",
+                    f"this route matches every request, so {later} after it can never match; "
+                    "move it last or give it a match",
+                )
+            )
+            break
+    return problems

@@ -1,0 +1,65 @@
+"""The one-screen summary `sailplan check` prints for a valid mesh."""
+
+from __future__ import annotations
+
+from sailplan.model import Mesh, Route
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _destination(route: Route) -> str:
+    if route.to is not None:
+        return f"-> {route.to}"
+    return "split " + " / ".join(f"{v} {w}%" for v, w in (route.split or {}).items())
+
+
+def _extras(route: Route) -> list[str]:
+    extras = []
+    if route.fault and route.fault.delay:
+        extras.append(f"delay {route.fault.delay.fixed} at {route.fault.delay.percent:g}%")
+    if route.fault and route.fault.abort:
+        extras.append(f"abort {route.fault.abort.status} at {route.fault.abort.percent:g}%")
+    if route.timeout:
+        extras.append(f"timeout {route.timeout}")
+    if route.retries:
+        extras.append(f"retries {route.retries.attempts}")
+    if route.mirror:
+        extras.append(f"mirror {route.mirror.percent:g}% to {route.mirror.to}")
+    return extras
+
+
+def summarize(mesh: Mesh, source: str) -> str:
+    routes = sum(len(s.routes) for s in mesh.services.values())
+    versions = sum(len(s.versions) for s in mesh.services.values())
+    lines = [
+        f"{source}: mesh {mesh.name!r} is valid",
+        f"  namespace {mesh.target_namespace}, data plane {mesh.data_plane}, mTLS {mesh.mtls}",
+        f"  {_plural(len(mesh.services), 'service')}, {_plural(versions, 'version')}, "
+        f"{_plural(routes, 'route')}, {'an ingress' if mesh.ingress else 'no ingress'}",
+        "",
+    ]
+    for name, service in sorted(mesh.services.items()):
+        version_text = ", ".join(
+            f"{v} ({_plural(spec.replicas, 'replica')})" for v, spec in service.versions.items()
+        )
+        lines.append(f"  {name}  :{service.port}/{service.protocol}  {version_text}")
+        for index, route in enumerate(service.routes):
+            label = route.name or f"routes[{index}]"
+            when = " | ".join(m.describe() for m in route.match) if route.match else "any request"
+            detail = ", ".join([_destination(route), *_extras(route)])
+            lines.append(f"    {label}: {when}: {detail}")
+        if not service.routes:
+            lines.append("    (no routes: requests are spread over every version)")
+    if mesh.ingress:
+        node = f", nodePort {mesh.ingress.node_port}" if mesh.ingress.node_port else ""
+        lines.append(f"  ingress :{mesh.ingress.port}{node}  hosts {', '.join(mesh.ingress.hosts)}")
+        for ingress_route in mesh.ingress.routes:
+            when = (
+                " | ".join(m.describe() for m in ingress_route.match)
+                if ingress_route.match
+                else "any request"
+            )
+            lines.append(f"    {when} -> {ingress_route.service}")
+    return "\n".join(lines)
