@@ -30,3 +30,9 @@ PROXY_IMAGE_DEFAULT: Final = "ghcr.io/sailplan/proxy:0.1.0"
 
 # Apps listen on $PORT; sailplan sets it to the service port.
 APP_PORT_ENV: Final = "PORT"
+
+# Istio's ingress gateway as installed by its official `gateway` chart (release name = pod label).
+ISTIO_SYSTEM_NAMESPACE: Final = "istio-system"
+ISTIO_GATEWAY_NAMESPACE: Final = "istio-ingress"
+ISTIO_GATEWAY_RELEASE: Final = "istio-ingressgateway"
+ISTIO_GATEWAY_SELECTOR: Final = {"istio": "ingressgateway"}
