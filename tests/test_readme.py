@@ -1,0 +1,34 @@
+"""The README's examples are executed: a newcomer copies them, so they must work as written."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import REPO
+
+import sailplan
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+
+
+def test_every_yaml_mesh_in_the_readme_is_valid() -> None:
+    meshes = [block for block in _blocks("yaml") if "kind: Mesh" in block]
+    assert meshes, "the README shows at least one mesh"
+    for block in meshes:
+        sailplan.load_mesh_text(block, "README.md")
+
+
+def test_every_python_example_in_the_readme_runs() -> None:
+    blocks = _blocks("python")
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+
+
+def test_readme_names_the_two_setup_commands() -> None:
+    assert "make demo" in README
+    assert "make test" in README
