@@ -1,0 +1,340 @@
+"""Istio resources for a mesh: VirtualServices, DestinationRules, the ingress Gateway, PeerAuthentication.
+
+Written as an Istio expert would by hand on `networking.istio.io/v1`: FQDN hosts, one ordered
+VirtualService per service, faults always with `percentage`, durations at millisecond precision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sailplan import constants as c
+from sailplan.model import Duration, Match, Mesh, Route, Service, StringMatch
+from sailplan.model.ingress import IngressRoute
+from sailplan.render.kubernetes import mesh_labels, metadata, service_labels
+
+NETWORKING = "networking.istio.io/v1"
+SECURITY = "security.istio.io/v1"
+CLUSTER_DOMAIN = "cluster.local"
+
+_LOAD_BALANCER = {
+    "round-robin": "ROUND_ROBIN",
+    "random": "RANDOM",
+    "least-request": "LEAST_REQUEST",
+}
+_MTLS = {"strict": "STRICT", "permissive": "PERMISSIVE", "disable": "DISABLE"}
+
+
+def istio_duration(duration: Duration) -> str:
+    """Seconds with up to millisecond decimals ("0.5s", "2s"): the protobuf JSON form Istio accepts."""
+    seconds, millis = divmod(duration.ms, 1000)
+    if millis == 0:
+        return f"{seconds}s"
+    return f"{seconds}.{millis:03d}".rstrip("0") + "s"
+
+
+def fqdn(mesh: Mesh, service_name: str) -> str:
+    return f"{service_name}.{mesh.target_namespace}.svc.{CLUSTER_DOMAIN}"
+
+
+def gateway_name(mesh: Mesh) -> str:
+    return f"{mesh.name}-gateway"
+
+
+def ingress_labels(mesh: Mesh) -> dict[str, str]:
+    return {**mesh_labels(mesh), c.COMPONENT_LABEL: "ingress-gateway"}
+
+
+def _string_match(match: StringMatch) -> dict[str, str]:
+    return {match.kind: match.value}
+
+
+def _http_match(match: Match) -> dict[str, Any]:
+    rendered: dict[str, Any] = {}
+    if match.path is not None:
+        rendered["uri"] = _string_match(match.path)
+    if match.method is not None:
+        rendered["method"] = _string_match(match.method)
+    if match.headers:
+        rendered["headers"] = {k: _string_match(v) for k, v in sorted(match.headers.items())}
+    if match.query:
+        rendered["queryParams"] = {k: _string_match(v) for k, v in sorted(match.query.items())}
+    return rendered
+
+
+def _destination(mesh: Mesh, service_name: str, version: str | None) -> dict[str, Any]:
+    destination: dict[str, Any] = {
+        "host": fqdn(mesh, service_name),
+        "port": {"number": mesh.services[service_name].port},
+    }
+    if version is not None:
+        destination["subset"] = version
+    return destination
+
+
+def _http_route(
+    mesh: Mesh, service_name: str, route: Route, name: str, matches: list[Match] | None
+) -> dict[str, Any]:
+    rule: dict[str, Any] = {"name": name}
+    if matches:
+        rule["match"] = [_http_match(m) for m in matches]
+    weights = {version: weight for version, weight in route.weights.items() if weight > 0}
+    if len(weights) == 1:
+        rule["route"] = [{"destination": _destination(mesh, service_name, next(iter(weights)))}]
+    else:
+        rule["route"] = [
+            {"destination": _destination(mesh, service_name, version), "weight": weight}
+            for version, weight in weights.items()
+        ]
+    if route.fault is not None:
+        fault: dict[str, Any] = {}
+        if route.fault.delay is not None:
+            fault["delay"] = {
+                "fixedDelay": istio_duration(route.fault.delay.fixed),
+                "percentage": {"value": route.fault.delay.percent},
+            }
+        if route.fault.abort is not None:
+            fault["abort"] = {
+                "httpStatus": route.fault.abort.status,
+                "percentage": {"value": route.fault.abort.percent},
+            }
+        rule["fault"] = fault
+    if route.timeout is not None:
+        rule["timeout"] = istio_duration(route.timeout)
+    if route.retries is not None:
+        retries: dict[str, Any] = {"attempts": route.retries.attempts}
+        if route.retries.attempts > 0:
+            retries["retryOn"] = ",".join(route.retries.conditions)
+            if route.retries.per_try_timeout is not None:
+                retries["perTryTimeout"] = istio_duration(route.retries.per_try_timeout)
+        rule["retries"] = retries
+    if route.mirror is not None:
+        rule["mirror"] = _destination(mesh, service_name, route.mirror.to)
+        rule["mirrorPercentage"] = {"value": route.mirror.percent}
+    return rule
+
+
+def _fallthrough(
+    mesh: Mesh, service_name: str, name: str, matches: list[Match] | None
+) -> dict[str, Any]:
+    # Requests no rule matched go to every version, as the plain Kubernetes Service would send
+    # them; without this rule Envoy answers 404 "no route" and the mesh changes behaviour.
+    rule: dict[str, Any] = {"name": name}
+    if matches:
+        rule["match"] = [_http_match(m) for m in matches]
+    rule["route"] = [{"destination": _destination(mesh, service_name, None)}]
+    return rule
+
+
+def route_name(route: Route, index: int) -> str:
+    return route.name or f"route-{index}"
+
+
+def service_http_rules(
+    mesh: Mesh, service_name: str, within: list[Match] | None = None, prefix: str = ""
+) -> list[dict[str, Any]]:
+    """The service's rules in order; `within` narrows every rule to requests that also match it
+    (the ingress route that chose this service)."""
+    service = mesh.services[service_name]
+    rules = []
+    for index, route in enumerate(service.routes):
+        matches = combine_matches(within, route.match)
+        if matches == []:
+            continue  # this rule can never see a request the ingress route sends here
+        rules.append(
+            _http_route(mesh, service_name, route, prefix + route_name(route, index), matches)
+        )
+    if not service.routes or not service.routes[-1].is_catch_all:
+        rules.append(_fallthrough(mesh, service_name, prefix + "all-versions", within))
+    return rules
+
+
+def combine_matches(outer: list[Match] | None, inner: list[Match] | None) -> list[Match] | None:
+    """Alternatives that satisfy both lists (None means "any request"); [] when none can."""
+    if outer is None:
+        return inner
+    if inner is None:
+        return outer
+    combined = []
+    for a in outer:
+        for b in inner:
+            merged = merge_match(a, b)
+            if merged is not None and merged not in combined:
+                combined.append(merged)
+    return combined
+
+
+def merge_match(a: Match, b: Match) -> Match | None:
+    """One alternative requiring both `a` and `b`, or None when no request can satisfy both."""
+    path = _merge_string(a.path, b.path)
+    method = _merge_string(a.method, b.method)
+    headers = _merge_maps(a.headers, b.headers)
+    query = _merge_maps(a.query, b.query)
+    if path is False or method is False or headers is False or query is False:
+        return None
+    return Match(path=path, method=method, headers=headers, query=query)
+
+
+def _merge_string(a: StringMatch | None, b: StringMatch | None) -> StringMatch | bool | None:
+    if a is None or b is None or a == b:
+        return a or b
+    kinds = {a.kind, b.kind}
+    if kinds == {"prefix"}:
+        longer, shorter = sorted((a, b), key=lambda m: len(m.value), reverse=True)
+        return longer if longer.value.startswith(shorter.value) else False
+    if kinds == {"exact", "prefix"}:
+        exact, prefix = (a, b) if a.kind == "exact" else (b, a)
+        return exact if exact.value.startswith(prefix.value) else False
+    # Two different exact values, or a regex with anything else: Istio cannot AND two matches on
+    # one field, so keep the more specific one only when it is exact and provably inside the other.
+    return False
+
+
+def _merge_maps(
+    a: dict[str, StringMatch] | None, b: dict[str, StringMatch] | None
+) -> dict[str, StringMatch] | bool | None:
+    if not a or not b:
+        return a or b
+    merged = dict(a)
+    for key, value in b.items():
+        if key in merged and merged[key] != value:
+            return False
+        merged[key] = value
+    return merged
+
+
+def virtual_service(mesh: Mesh, service_name: str) -> dict[str, Any]:
+    host = fqdn(mesh, service_name)
+    return {
+        "apiVersion": NETWORKING,
+        "kind": "VirtualService",
+        "metadata": metadata(mesh, service_name, service_labels(mesh, service_name)),
+        "spec": {
+            "hosts": [host],
+            "http": service_http_rules(mesh, service_name),
+        },
+    }
+
+
+def _traffic_policy(service: Service) -> dict[str, Any]:
+    policy = service.policy
+    if policy is None:
+        return {}
+    rendered: dict[str, Any] = {}
+    if policy.load_balancer is not None:
+        if policy.load_balancer.algorithm is not None:
+            rendered["loadBalancer"] = {"simple": _LOAD_BALANCER[policy.load_balancer.algorithm]}
+        else:
+            rendered["loadBalancer"] = {
+                "consistentHash": {"httpHeaderName": policy.load_balancer.hash_header}
+            }
+    if policy.connection_pool is not None:
+        pool = policy.connection_pool
+        rendered["connectionPool"] = {
+            "tcp": {"maxConnections": pool.max_connections},
+            # Envoy reads 0 as "unset" (unlimited); 1 is the smallest queue it can express.
+            "http": {"http1MaxPendingRequests": max(pool.max_pending_requests, 1)},
+        }
+    if policy.outlier_detection is not None:
+        outlier = policy.outlier_detection
+        rendered["outlierDetection"] = {
+            "consecutive5xxErrors": outlier.consecutive_5xx_errors,
+            "interval": istio_duration(outlier.interval),
+            "baseEjectionTime": istio_duration(outlier.base_ejection_time),
+            "maxEjectionPercent": outlier.max_ejection_percent,
+        }
+    return rendered
+
+
+def destination_rule(mesh: Mesh, service_name: str) -> dict[str, Any]:
+    service = mesh.services[service_name]
+    spec: dict[str, Any] = {
+        "host": fqdn(mesh, service_name),
+        "subsets": [
+            {"name": version, "labels": {c.WORKLOAD_VERSION_LABEL: version}}
+            for version in sorted(service.versions)
+        ],
+    }
+    policy = _traffic_policy(service)
+    if policy:
+        spec["trafficPolicy"] = policy
+    return {
+        "apiVersion": NETWORKING,
+        "kind": "DestinationRule",
+        "metadata": metadata(mesh, service_name, service_labels(mesh, service_name)),
+        "spec": spec,
+    }
+
+
+def gateway(mesh: Mesh) -> dict[str, Any]:
+    assert mesh.ingress is not None
+    return {
+        "apiVersion": NETWORKING,
+        "kind": "Gateway",
+        "metadata": metadata(mesh, gateway_name(mesh), ingress_labels(mesh)),
+        "spec": {
+            "selector": dict(c.ISTIO_GATEWAY_SELECTOR),
+            "servers": [
+                {
+                    "port": {
+                        "number": mesh.ingress.port,
+                        "name": f"http-{mesh.ingress.port}",
+                        "protocol": "HTTP",
+                    },
+                    "hosts": list(mesh.ingress.hosts),
+                }
+            ],
+        },
+    }
+
+
+def _ingress_rule_prefix(ingress_route: IngressRoute, index: int) -> str:
+    return f"{ingress_route.name or f'ingress-{index}'}-"
+
+
+def ingress_virtual_service(mesh: Mesh) -> dict[str, Any]:
+    """The gateway's routes. A gateway ignores mesh-bound VirtualServices, so the target service's
+    own rules are repeated here, each narrowed to the ingress route that picks the service."""
+    assert mesh.ingress is not None
+    http = []
+    for index, ingress_route in enumerate(mesh.ingress.routes):
+        http += service_http_rules(
+            mesh,
+            ingress_route.service,
+            within=ingress_route.match,
+            prefix=_ingress_rule_prefix(ingress_route, index),
+        )
+    return {
+        "apiVersion": NETWORKING,
+        "kind": "VirtualService",
+        "metadata": metadata(mesh, f"{mesh.name}-ingress", ingress_labels(mesh)),
+        "spec": {
+            "hosts": list(mesh.ingress.hosts),
+            "gateways": [f"{mesh.target_namespace}/{gateway_name(mesh)}"],
+            "http": http,
+        },
+    }
+
+
+def peer_authentication(mesh: Mesh) -> dict[str, Any]:
+    return {
+        "apiVersion": SECURITY,
+        "kind": "PeerAuthentication",
+        "metadata": metadata(mesh, "default", mesh_labels(mesh)),
+        "spec": {"mtls": {"mode": _MTLS[mesh.mtls]}},
+    }
+
+
+def render_istio(mesh: Mesh) -> list[dict[str, Any]]:
+    """Per service (sorted): DestinationRule, VirtualService (tcp services: DestinationRule only);
+    then the Gateway and its VirtualService; then PeerAuthentication."""
+    objects: list[dict[str, Any]] = []
+    for service_name in sorted(mesh.services):
+        objects.append(destination_rule(mesh, service_name))
+        if mesh.services[service_name].protocol != "tcp":
+            objects.append(virtual_service(mesh, service_name))
+    if mesh.ingress is not None:
+        objects.append(gateway(mesh))
+        objects.append(ingress_virtual_service(mesh))
+    objects.append(peer_authentication(mesh))
+    return objects

@@ -1,0 +1,47 @@
+"""Everything a mesh deploys, for either data plane, in a stable order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sailplan import constants as c
+from sailplan.model import DataPlane, Mesh
+from sailplan.render.istio import render_istio
+from sailplan.render.kubernetes import render_kubernetes
+
+# Objects are applied in this order: what others reference comes first.
+KIND_ORDER = (
+    "Namespace",
+    "ServiceAccount",
+    "ConfigMap",
+    "Service",
+    "Deployment",
+    "DestinationRule",
+    "VirtualService",
+    "Gateway",
+    "PeerAuthentication",
+)
+
+
+def _rank(manifest: dict[str, Any]) -> int:
+    kind = manifest["kind"]
+    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+
+
+def render_manifests(
+    mesh: Mesh,
+    data_plane: DataPlane | None = None,
+    *,
+    proxy_image: str = c.PROXY_IMAGE_DEFAULT,
+) -> list[dict[str, Any]]:
+    """Every object of the mesh. `data_plane` overrides the mesh's own (re-validated for it)."""
+    if data_plane is not None and data_plane != mesh.data_plane:
+        mesh = mesh.with_data_plane(data_plane)
+    if mesh.data_plane == "istio":
+        objects = render_kubernetes(mesh, "istio") + render_istio(mesh)
+    else:
+        from sailplan.render.builtin import render_builtin
+
+        objects = render_builtin(mesh, render_kubernetes(mesh, "builtin"), proxy_image=proxy_image)
+    # A stable sort: within a kind, the renderers' own (sorted) order is kept.
+    return sorted(objects, key=_rank)
