@@ -1,0 +1,116 @@
+"""Strict validation of rendered manifests against the real schemas.
+
+Core kinds: kubernetes-validate in strict mode (unknown fields are errors). Istio kinds: the
+`openAPIV3Schema` of the matching CRD version in Istio 1.30.3's crd-all.gen.yaml, made strict the
+way the API server treats structural schemas (unknown fields would be pruned, so we reject them),
+plus the CEL rules that matter for what we render (durations >= 1ms, port ranges).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from conftest import SHARED
+
+ISTIO_CRDS = SHARED / "schemas" / "istio-1.30.3" / "crd-all.gen.yaml"
+ISTIO_CRDS_SHA256 = "dcb43ff6b9af2f629b80b6a82597f5a91db259c757e66cc5353ac007da28351a"
+KUBERNETES_VERSION = (
+    "1.30.0"  # native sidecars (restartPolicy: Always in initContainers) are GA-ready here
+)
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_GO_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+_GO_UNITS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
+
+
+def _duration_ms(text: str) -> float:
+    return sum(
+        float(number) * _GO_UNITS[unit]
+        for number, _, unit in re.findall(r"(\d+(\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
+    )
+
+
+def _cel(validator: Any, rules: list[dict[str, Any]], instance: Any, schema: Any) -> Any:
+    for rule in rules:
+        text = rule.get("rule", "")
+        if text == "duration(self) >= duration('1ms')":
+            if not isinstance(instance, str) or not _GO_DURATION.match(instance):
+                yield jsonschema.ValidationError(f"{instance!r} is not a valid duration")
+            elif _duration_ms(instance) < 1:
+                yield jsonschema.ValidationError(f"{instance!r}: {rule.get('message', text)}")
+        elif text == "0 < self && self <= 65535":
+            if not 0 < instance <= 65535:
+                yield jsonschema.ValidationError(f"{instance!r}: {rule.get('message', text)}")
+        elif text == "self.all(key, key.size() != 0)":
+            if any(len(key) == 0 for key in instance):
+                yield jsonschema.ValidationError(f"empty key: {rule.get('message', text)}")
+        # Other rules concern kinds and fields sailplan does not render.
+
+
+_StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft7Validator, {"x-kubernetes-validations": _cel}
+)
+
+
+def _strict(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        schema = {key: _strict(value) for key, value in schema.items()}
+        if (
+            "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            schema["additionalProperties"] = False
+        return schema
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    return schema
+
+
+@functools.cache
+def istio_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> strict openAPIV3Schema for every served version of every Istio CRD."""
+    schemas = {}
+    for crd in yaml.safe_load_all(ISTIO_CRDS.read_text(encoding="utf-8")):
+        if not crd or crd.get("kind") != "CustomResourceDefinition":
+            continue
+        group = crd["spec"]["group"]
+        kind = crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            if version.get("served"):
+                schema = version["schema"]["openAPIV3Schema"]
+                # metadata is validated by the API server itself, not by the CRD schema.
+                schema["properties"].pop("metadata", None)
+                schemas[(f"{group}/{version['name']}", kind)] = _strict(schema)
+    return schemas
+
+
+def validate_manifest(manifest: dict[str, Any]) -> None:
+    """Raise AssertionError with a readable reason when `manifest` would not be accepted."""
+    name = manifest.get("metadata", {}).get("name", "")
+    where = f"{manifest.get('kind')}/{name}"
+    assert _DNS_SUBDOMAIN.match(name) and len(name) <= 253, f"{where}: invalid metadata.name"
+    api_version = manifest["apiVersion"]
+    if api_version.endswith(".istio.io/v1") or ".istio.io/" in api_version:
+        if not ISTIO_CRDS.exists():
+            pytest.skip(f"Istio CRD schemas not found at {ISTIO_CRDS}")
+        schema = istio_schemas().get((api_version, manifest["kind"]))
+        assert schema is not None, f"{where}: Istio serves no {api_version} {manifest['kind']}"
+        extra = set(manifest) - {"apiVersion", "kind", "metadata", "spec"}
+        assert not extra, f"{where}: unknown top-level fields {sorted(extra)}"
+        body = {"spec": manifest.get("spec", {})}
+        errors = sorted(_StrictValidator(schema).iter_errors(body), key=lambda e: list(e.path))
+        assert not errors, f"{where}: " + "; ".join(
+            f"{'.'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors
+        )
+        return
+    try:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        path = ".".join(map(str, error.path))
+        raise AssertionError(f"{where}: {path}: {error.message}") from None
