@@ -46,9 +46,8 @@ def _cel(validator: Any, rules: list[dict[str, Any]], instance: Any, schema: Any
         elif text == "0 < self && self <= 65535":
             if not 0 < instance <= 65535:
                 yield jsonschema.ValidationError(f"{instance!r}: {rule.get('message', text)}")
-        elif text == "self.all(key, key.size() != 0)":
-            if any(len(key) == 0 for key in instance):
-                yield jsonschema.ValidationError(f"empty key: {rule.get('message', text)}")
+        elif text == "self.all(key, key.size() != 0)" and any(len(key) == 0 for key in instance):
+            yield jsonschema.ValidationError(f"empty key: {rule.get('message', text)}")
         # Other rules concern kinds and fields sailplan does not render.
 
 
