@@ -1,0 +1,171 @@
+"""Real HAProxy processes and small HTTP backends on 127.0.0.1, for behaviour tests.
+
+Everything started here is bounded in time and stopped by its PID in a finalizer.
+"""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            probe.settimeout(0.2)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class Backend:
+    """An HTTP server answering `<name>` (200). `/status/<code>` answers that status,
+    `/sleep/<ms>` answers after that long, `/flaky/<n>` fails n times with 503 then succeeds."""
+
+    name: str
+    port: int = 0
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    status_override: int | None = None
+    _flaky: Counter[str] = field(default_factory=Counter)
+    _server: ThreadingHTTPServer | None = None
+
+    def start(self) -> Backend:
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if length:
+                    self.rfile.read(length)
+                backend.requests.append((self.command, self.path, dict(self.headers.items())))
+                status, body = 200, backend.name
+                parts = self.path.split("?")[0].strip("/").split("/")
+                if parts[0] == "status" and len(parts) > 1:
+                    status = int(parts[1])
+                elif parts[0] == "sleep" and len(parts) > 1:
+                    time.sleep(int(parts[1]) / 1000)
+                elif parts[0] == "flaky" and len(parts) > 1:
+                    backend._flaky[self.path] += 1
+                    if backend._flaky[self.path] <= int(parts[1]):
+                        status = 503
+                if backend.status_override is not None:
+                    status = backend.status_override
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("content-type", "text/plain")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        self.port = int(server.server_address[1])
+        self._server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+@contextmanager
+def backends(*names: str) -> Iterator[dict[str, Backend]]:
+    started = {name: Backend(name).start() for name in names}
+    try:
+        yield started
+    finally:
+        for backend in started.values():
+            backend.stop()
+
+
+@contextmanager
+def running_haproxy(
+    files: Mapping[str, str], directory: Path, ports: list[int]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Write the config files into `directory`, start haproxy on them and wait for `ports`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    check = subprocess.run(
+        [HAPROXY, "-c", "-q", "-f", str(directory / "haproxy.cfg")], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr + check.stdout
+    log = (directory / "haproxy.log").open("wb")
+    process = subprocess.Popen(
+        [HAPROXY, "-db", "-f", str(directory / "haproxy.cfg")], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        for port in ports:
+            wait_for_port(port)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        log.close()
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: str
+    seconds: float
+
+
+def request(
+    port: int,
+    path: str = "/",
+    *,
+    host: str = "service1",
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
+) -> Reply:
+    started = time.monotonic()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, headers={"host": host, **(headers or {})})
+        response = connection.getresponse()
+        body = response.read().decode(errors="replace")
+        return Reply(response.status, body, time.monotonic() - started)
+    finally:
+        connection.close()
+
+
+def many(count: int, send: Callable[[], Reply], concurrency: int = 16) -> list[Reply]:
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(lambda _: send(), range(count)))
