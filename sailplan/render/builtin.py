@@ -1,0 +1,279 @@
+"""The builtin data plane in Kubernetes: sidecar injection at render time, the proxies' configs and
+the ingress gateway.
+
+Injection transforms the Deployments `render_kubernetes` produced (as linkerd's `pkg/inject` does),
+so the app's shape is defined once. The proxy container, the init container and their volumes each
+come from one function here, used by sidecars and the gateway alike.
+
+Route changes change only the ConfigMaps: nothing in a pod template depends on the compiled config,
+so no pod rolls; the sidecar notices the mounted file change and reloads without dropping requests.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from sailplan import constants as c
+from sailplan.model import Mesh
+from sailplan.render.haproxy import DnsEndpoints, ProxyConfig, compile_gateway, compile_sidecar
+from sailplan.render.istio import gateway_name, ingress_labels
+from sailplan.render.kubernetes import metadata, port_name, service_labels, workload_name
+
+CONFIG_DIR = "/etc/sailplan"
+RUNTIME_DIR = "/var/run/sailplan"
+GATEWAY_LISTEN_PORT = 8080
+_CONFIG_VOLUME = "sailplan-config"
+_RUNTIME_VOLUME = "sailplan-runtime"
+_PROXY_RESOURCES = {
+    "requests": {"cpu": "50m", "memory": "32Mi"},
+    "limits": {"cpu": "1", "memory": "128Mi"},
+}
+
+
+def proxy_config_map_name(workload: str) -> str:
+    return f"{workload}-proxy"
+
+
+def proxy_volumes(config_map: str) -> list[dict[str, Any]]:
+    # The whole ConfigMap as a directory (not subPath), so kubelet's updates reach the proxy.
+    return [
+        {"name": _CONFIG_VOLUME, "configMap": {"name": config_map}},
+        {"name": _RUNTIME_VOLUME, "emptyDir": {"medium": "Memory"}},
+    ]
+
+
+def proxy_container(image: str, mode: str, extra_ports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The proxy, as a sidecar (`proxy`) or as the ingress gateway (`gateway`)."""
+    ports = [
+        {"name": "proxy-admin", "containerPort": c.PROXY_ADMIN_PORT, "protocol": "TCP"},
+        {"name": "proxy-health", "containerPort": c.PROXY_HEALTH_PORT, "protocol": "TCP"},
+        *extra_ports,
+    ]
+    health = {"httpGet": {"path": c.PROXY_HEALTH_PATH, "port": c.PROXY_HEALTH_PORT}}
+    return {
+        "name": c.PROXY_CONTAINER_NAME,
+        "image": image,
+        "args": [mode],
+        "env": [
+            {"name": "SAILPLAN_CONFIG_DIR", "value": CONFIG_DIR},
+            {"name": "SAILPLAN_RUNTIME_DIR", "value": RUNTIME_DIR},
+        ],
+        "ports": sorted(ports, key=lambda p: p["containerPort"]),
+        "readinessProbe": {**health, "periodSeconds": 2, "failureThreshold": 3},
+        "startupProbe": {**health, "periodSeconds": 1, "failureThreshold": 30},
+        "resources": copy.deepcopy(_PROXY_RESOURCES),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": c.PROXY_UID,
+            "runAsGroup": c.PROXY_UID,
+        },
+        "volumeMounts": [
+            {"name": _CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": _RUNTIME_VOLUME, "mountPath": RUNTIME_DIR},
+        ],
+    }
+
+
+def sidecar_container(image: str) -> dict[str, Any]:
+    """The proxy as a native sidecar: an init container that keeps running (Kubernetes >= 1.29),
+    so it is up before the app starts and stops after it."""
+    container = proxy_container(
+        image,
+        "proxy",
+        [
+            {"name": "proxy-outbound", "containerPort": c.PROXY_OUTBOUND_PORT, "protocol": "TCP"},
+            {"name": "proxy-inbound", "containerPort": c.PROXY_INBOUND_PORT, "protocol": "TCP"},
+        ],
+    )
+    container["restartPolicy"] = "Always"
+    return container
+
+
+def init_container(image: str) -> dict[str, Any]:
+    """Installs the iptables redirect. The only root in the pod, with NET_ADMIN and NET_RAW and
+    nothing else; it exits before any app container starts."""
+    return {
+        "name": c.PROXY_INIT_CONTAINER_NAME,
+        "image": image,
+        "args": ["init"],
+        "env": [
+            {"name": "SAILPLAN_PROXY_UID", "value": str(c.PROXY_UID)},
+            {"name": "SAILPLAN_OUTBOUND_PORT", "value": str(c.PROXY_OUTBOUND_PORT)},
+            {"name": "SAILPLAN_INBOUND_PORT", "value": str(c.PROXY_INBOUND_PORT)},
+            {
+                "name": "SAILPLAN_EXCLUDE_INBOUND_PORTS",
+                "value": f"{c.PROXY_ADMIN_PORT},{c.PROXY_HEALTH_PORT}",
+            },
+        ],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "16Mi"},
+            "limits": {"cpu": "100m", "memory": "64Mi"},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": False,
+            "runAsUser": 0,
+            "runAsGroup": 0,
+        },
+    }
+
+
+def config_map(
+    mesh: Mesh, name: str, labels: dict[str, str], config: ProxyConfig
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(mesh, name, labels),
+        "data": dict(sorted(config.files.items())),
+    }
+
+
+def inject(deployment: dict[str, Any], image: str) -> dict[str, Any]:
+    """A copy of an app Deployment with the init container, the sidecar and their volumes."""
+    injected = copy.deepcopy(deployment)
+    pod = injected["spec"]["template"]["spec"]
+    pod["initContainers"] = [
+        init_container(image),
+        sidecar_container(image),
+        *pod.get("initContainers", []),
+    ]
+    pod["volumes"] = [
+        *pod.get("volumes", []),
+        *proxy_volumes(proxy_config_map_name(injected["metadata"]["name"])),
+    ]
+    return injected
+
+
+def headless_service(mesh: Mesh, service_name: str, version: str) -> dict[str, Any]:
+    """`<service>-<version>`: the DNS name callers' proxies resolve to find a version's pods."""
+    service = mesh.services[service_name]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(
+            mesh, workload_name(service_name, version), service_labels(mesh, service_name)
+        ),
+        "spec": {
+            "clusterIP": "None",
+            "selector": {c.APP_LABEL: service_name, c.WORKLOAD_VERSION_LABEL: version},
+            "ports": [
+                {
+                    "name": port_name(service),
+                    "port": service.port,
+                    "targetPort": port_name(service),
+                    "protocol": "TCP",
+                }
+            ],
+            "publishNotReadyAddresses": False,
+        },
+    }
+
+
+def gateway_objects(mesh: Mesh, image: str, endpoints: DnsEndpoints) -> list[dict[str, Any]]:
+    assert mesh.ingress is not None
+    name = gateway_name(mesh)
+    labels = ingress_labels(mesh)
+    pod_labels = dict(sorted({**labels, c.APP_LABEL: name}.items()))
+    config = compile_gateway(
+        mesh,
+        endpoints=endpoints,
+        listen_port=GATEWAY_LISTEN_PORT,
+        config_dir=CONFIG_DIR,
+        runtime_dir=RUNTIME_DIR,
+    )
+    container = proxy_container(
+        image,
+        "gateway",
+        [{"name": "http", "containerPort": GATEWAY_LISTEN_PORT, "protocol": "TCP"}],
+    )
+    service_port: dict[str, Any] = {
+        "name": f"http-{mesh.ingress.port}",
+        "port": mesh.ingress.port,
+        "targetPort": "http",
+        "protocol": "TCP",
+        "appProtocol": "http",
+    }
+    if mesh.ingress.node_port is not None:
+        service_port["nodePort"] = mesh.ingress.node_port
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": metadata(mesh, name, labels),
+            "automountServiceAccountToken": False,
+        },
+        config_map(mesh, proxy_config_map_name(name), labels, config),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata(mesh, name, labels),
+            "spec": {
+                "type": "NodePort" if mesh.ingress.node_port is not None else "LoadBalancer",
+                "selector": {c.APP_LABEL: name},
+                "ports": [service_port],
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": metadata(mesh, name, labels),
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {c.APP_LABEL: name}},
+                "template": {
+                    "metadata": {"labels": pod_labels},
+                    "spec": {
+                        "serviceAccountName": name,
+                        "automountServiceAccountToken": False,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [container],
+                        "volumes": proxy_volumes(proxy_config_map_name(name)),
+                    },
+                },
+            },
+        },
+    ]
+
+
+def render_builtin(
+    mesh: Mesh, kubernetes_objects: list[dict[str, Any]], *, proxy_image: str
+) -> list[dict[str, Any]]:
+    """The shared Kubernetes objects with sidecars injected, plus per workload a ConfigMap and a
+    headless Service, plus the ingress gateway."""
+    endpoints = DnsEndpoints(namespace=mesh.target_namespace)
+    objects: list[dict[str, Any]] = []
+    for manifest in kubernetes_objects:
+        if manifest["kind"] != "Deployment":
+            objects.append(manifest)
+            continue
+        objects.append(inject(manifest, proxy_image))
+        labels = manifest["spec"]["selector"]["matchLabels"]
+        service_name, version = labels[c.APP_LABEL], labels[c.WORKLOAD_VERSION_LABEL]
+        config = compile_sidecar(
+            mesh,
+            service_name,
+            version,
+            endpoints=endpoints,
+            config_dir=CONFIG_DIR,
+            runtime_dir=RUNTIME_DIR,
+        )
+        workload = workload_name(service_name, version)
+        objects.append(
+            config_map(
+                mesh, proxy_config_map_name(workload), service_labels(mesh, service_name), config
+            )
+        )
+        objects.append(headless_service(mesh, service_name, version))
+    if mesh.ingress is not None:
+        objects += gateway_objects(mesh, proxy_image, endpoints)
+    return objects

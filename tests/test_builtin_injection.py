@@ -1,0 +1,154 @@
+"""The builtin data plane in Kubernetes: injected pods, proxy ConfigMaps, headless Services, gateway."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DEMO_MESH, EXAMPLE_MESHES, GOLDEN
+from golden_support import check_golden
+from proxy_support import HAPROXY
+from schema_support import validate_manifest
+
+import sailplan
+from sailplan.render.manifests import render_manifests
+
+SCENARIOS = [DEMO_MESH, *EXAMPLE_MESHES]
+
+
+def _find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def demo() -> list[dict[str, Any]]:
+    return render_manifests(sailplan.load_mesh(DEMO_MESH))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.stem)
+def test_golden(scenario: Path, update_golden: bool) -> None:
+    manifests = render_manifests(sailplan.load_mesh(scenario), "builtin")
+    check_golden(GOLDEN / "builtin" / f"{scenario.stem}.yaml", manifests, update_golden)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.stem)
+def test_every_object_validates_strictly(scenario: Path) -> None:
+    for manifest in render_manifests(sailplan.load_mesh(scenario), "builtin"):
+        validate_manifest(manifest)
+
+
+@pytest.mark.haproxy
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.stem)
+def test_every_proxy_config_passes_haproxy_check(scenario: Path) -> None:
+    config_maps = [
+        m
+        for m in render_manifests(sailplan.load_mesh(scenario), "builtin")
+        if m["kind"] == "ConfigMap"
+    ]
+    assert config_maps
+    # Unix socket paths are limited to ~100 bytes: keep the stand-in for /var/run/sailplan short.
+    root = Path(tempfile.mkdtemp(prefix="sp-"))
+    for index, config_map in enumerate(config_maps):
+        directory = root / str(index)
+        directory.mkdir()
+        for name, text in config_map["data"].items():
+            # The config names its files under /etc/sailplan, where the ConfigMap is mounted.
+            (directory / name).write_text(
+                text.replace("/etc/sailplan", str(directory)).replace(
+                    "/var/run/sailplan", str(directory)
+                )
+            )
+        check = subprocess.run(
+            [HAPROXY, "-c", "-f", str(directory / "haproxy.cfg")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert check.returncode == 0, (
+            f"{config_map['metadata']['name']}: {check.stdout}{check.stderr}"
+        )
+        assert "[WARNING]" not in check.stdout + check.stderr, check.stdout + check.stderr
+    shutil.rmtree(root)
+
+
+def test_pod_gets_init_container_and_native_sidecar(demo: list[dict[str, Any]]) -> None:
+    pod = _find(demo, "Deployment", "service1-v1")["spec"]["template"]["spec"]
+    init, sidecar = pod["initContainers"]
+    assert init["name"] == "sailplan-init"
+    assert init["args"] == ["init"]
+    assert init["securityContext"]["capabilities"] == {
+        "add": ["NET_ADMIN", "NET_RAW"],
+        "drop": ["ALL"],
+    }
+    assert init["securityContext"]["allowPrivilegeEscalation"] is False
+    assert sidecar["name"] == "sailplan-proxy"
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar["securityContext"]["runAsUser"] == 1337
+    assert sidecar["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    assert [p["containerPort"] for p in sidecar["ports"]] == [15001, 15006, 15020, 15021]
+    assert sidecar["readinessProbe"]["httpGet"] == {"path": "/healthz/ready", "port": 15021}
+    assert {v["name"]: v for v in pod["volumes"]}["sailplan-config"] == {
+        "name": "sailplan-config",
+        "configMap": {"name": "service1-v1-proxy"},
+    }
+    mounts = {m["name"]: m for m in sidecar["volumeMounts"]}
+    assert mounts["sailplan-config"] == {
+        "name": "sailplan-config",
+        "mountPath": "/etc/sailplan",
+        "readOnly": True,
+    }
+    assert "subPath" not in mounts["sailplan-config"]
+    assert pod["containers"][0]["name"] == "service1"
+
+
+def test_config_map_holds_the_compiled_proxy_config(demo: list[dict[str, Any]]) -> None:
+    data = _find(demo, "ConfigMap", "service2-v1-proxy")["data"]
+    assert sorted(data) == ["503.http", "504.http", "haproxy.cfg"]
+    cfg = data["haproxy.cfg"]
+    assert "server-template v1- 10 service1-v1.demo.svc.cluster.local:8088 resolvers kubedns" in cfg
+    assert "bind 0.0.0.0:15001" in cfg and "bind 0.0.0.0:15006" in cfg
+    assert "server app 127.0.0.1:8880" in cfg
+
+
+def test_headless_service_per_version(demo: list[dict[str, Any]]) -> None:
+    spec = _find(demo, "Service", "service1-v2")["spec"]
+    assert spec["clusterIP"] == "None"
+    assert spec["selector"] == {"app": "service1", "version": "v2"}
+
+
+def test_gateway_is_a_node_port_service_when_asked(demo: list[dict[str, Any]]) -> None:
+    service = _find(demo, "Service", "demo-gateway")
+    assert service["spec"]["type"] == "NodePort"
+    assert service["spec"]["ports"][0]["nodePort"] == 32000
+    assert service["spec"]["ports"][0]["port"] == 80
+    assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "ingress-gateway"
+    gateway = _find(demo, "Deployment", "demo-gateway")["spec"]["template"]["spec"]["containers"][0]
+    assert gateway["args"] == ["gateway"]
+    assert gateway["securityContext"]["runAsUser"] == 1337
+    cfg = _find(demo, "ConfigMap", "demo-gateway-proxy")["data"]["haproxy.cfg"]
+    assert "bind 0.0.0.0:8080" in cfg
+
+
+def test_gateway_without_node_port_is_a_load_balancer() -> None:
+    text = DEMO_MESH.read_text().replace("  nodePort: 32000\n", "")
+    objects = render_manifests(sailplan.load_mesh_text(text))
+    assert _find(objects, "Service", "demo-gateway")["spec"]["type"] == "LoadBalancer"
+
+
+def test_a_route_change_touches_only_config_maps(demo: list[dict[str, Any]]) -> None:
+    text = DEMO_MESH.read_text().replace("{v1: 80, v2: 20}", "{v1: 50, v2: 50}")
+    changed = render_manifests(sailplan.load_mesh_text(text))
+    assert [(o["kind"], o["metadata"]["name"]) for o in changed] == [
+        (o["kind"], o["metadata"]["name"]) for o in demo
+    ]
+    differing = {o["kind"] for o, p in zip(demo, changed, strict=True) if o != p}
+    assert differing == {"ConfigMap"}
+
+
+def test_render_is_deterministic(demo: list[dict[str, Any]]) -> None:
+    assert render_manifests(sailplan.load_mesh(DEMO_MESH)) == demo

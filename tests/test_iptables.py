@@ -1,0 +1,155 @@
+"""The init container's iptables rules, applied for real in a network namespace this test creates."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from conftest import REPO
+
+SCRIPT = REPO / "proxy_image" / "init-iptables.sh"
+pytestmark = pytest.mark.timeout(60)
+
+
+def _run(*command: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=20, check=False, **kwargs
+    )  # type: ignore[call-overload, no-any-return]
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    if os.geteuid() != 0:
+        pytest.skip("creating a network namespace needs root")
+    if not shutil.which("ip") or not shutil.which("iptables"):
+        pytest.skip("iproute2 and iptables are needed (make os-deps installs them)")
+    name = f"sailplan-test-{uuid.uuid4().hex[:8]}"
+    created = _run("ip", "netns", "add", name)
+    if created.returncode != 0:
+        pytest.skip(f"cannot create a network namespace here: {created.stderr.strip()}")
+    try:
+        _run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+        yield name
+    finally:
+        _run("ip", "netns", "delete", name)
+
+
+def _apply(netns: str) -> subprocess.CompletedProcess[str]:
+    return _run("ip", "netns", "exec", netns, "sh", str(SCRIPT))
+
+
+def _nat(netns: str) -> list[str]:
+    return _run("ip", "netns", "exec", netns, "iptables-save", "-t", "nat").stdout.splitlines()
+
+
+def test_rules_redirect_outbound_and_inbound_and_spare_the_proxy(netns: str) -> None:
+    applied = _apply(netns)
+    assert applied.returncode == 0, applied.stderr
+    rules = [line for line in _nat(netns) if line.startswith("-A")]
+    assert "-A PREROUTING -p tcp -j SAILPLAN_INBOUND" in rules
+    assert "-A OUTPUT -p tcp -j SAILPLAN_OUTPUT" in rules
+    assert "-A SAILPLAN_REDIRECT -p tcp -j REDIRECT --to-ports 15001" in rules
+    assert "-A SAILPLAN_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006" in rules
+    for port in ("15020", "15021"):
+        assert f"-A SAILPLAN_INBOUND -p tcp -m tcp --dport {port} -j RETURN" in rules
+    assert "-A SAILPLAN_OUTPUT -m owner --uid-owner 1337 -j RETURN" in rules
+    assert "-A SAILPLAN_OUTPUT -m owner --gid-owner 1337 -j RETURN" in rules
+    assert rules[-1] == "-A SAILPLAN_REDIRECT -p tcp -j REDIRECT --to-ports 15001"
+
+
+def test_running_twice_changes_nothing(netns: str) -> None:
+    assert _apply(netns).returncode == 0
+    first = [line for line in _nat(netns) if line.startswith("-A")]
+    assert _apply(netns).returncode == 0
+    assert [line for line in _nat(netns) if line.startswith("-A")] == first
+
+
+_PROBE = """
+import encodings.idna, os, socket, sys  # imported before dropping root: the stdlib may be unreadable after
+address, port, uid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.setgid(uid); os.setuid(uid)
+with socket.create_connection((address, port), timeout=3) as conn:
+    print(conn.recv(64).decode())
+"""
+
+_LISTENER = """
+import socket, sys
+name, port = sys.argv[1], int(sys.argv[2])
+server = socket.socket(); server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("0.0.0.0", port)); server.listen()
+print("ready", flush=True)
+while True:
+    conn, _ = server.accept(); conn.sendall(name.encode()); conn.close()
+"""
+
+
+def test_outbound_connections_reach_the_proxy_except_the_proxys_own(netns: str) -> None:
+    # A second namespace, joined by a veth pair, is the remote service at 10.255.0.2:8080;
+    # the pod's namespace listens on 15001 as its proxy would.
+    remote = f"{netns}-remote"
+    assert _run("ip", "netns", "add", remote).returncode == 0
+    listeners: list[subprocess.Popen[str]] = []
+    try:
+        pod_if, remote_if = f"p{netns[-8:]}", f"r{netns[-8:]}"
+        steps = [
+            (
+                "ip",
+                "link",
+                "add",
+                pod_if,
+                "netns",
+                netns,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                remote_if,
+                "netns",
+                remote,
+            ),
+            ("ip", "netns", "exec", netns, "ip", "addr", "add", "10.255.0.1/24", "dev", pod_if),
+            ("ip", "netns", "exec", remote, "ip", "addr", "add", "10.255.0.2/24", "dev", remote_if),
+            ("ip", "netns", "exec", netns, "ip", "link", "set", pod_if, "up"),
+            ("ip", "netns", "exec", remote, "ip", "link", "set", remote_if, "up"),
+            ("ip", "netns", "exec", remote, "ip", "link", "set", "lo", "up"),
+        ]
+        for step in steps:
+            done = _run(*step)
+            if done.returncode != 0:
+                pytest.skip(
+                    f"cannot build the test network: {' '.join(step)}: {done.stderr.strip()}"
+                )
+        assert _apply(netns).returncode == 0
+        for namespace, name, port in ((netns, "proxy", 15001), (remote, "original", 8080)):
+            listener = subprocess.Popen(
+                ["ip", "netns", "exec", namespace, "python3", "-c", _LISTENER, name, str(port)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            listeners.append(listener)
+            assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        app = _run(
+            "ip", "netns", "exec", netns, "python3", "-c", _PROBE, "10.255.0.2", "8080", "1000"
+        )
+        proxy = _run(
+            "ip", "netns", "exec", netns, "python3", "-c", _PROBE, "10.255.0.2", "8080", "1337"
+        )
+        local = _run(
+            "ip", "netns", "exec", netns, "python3", "-c", _PROBE, "127.0.0.1", "15001", "1000"
+        )
+        assert app.stdout.strip() == "proxy", app.stderr
+        assert proxy.stdout.strip() == "original", proxy.stderr
+        assert local.stdout.strip() == "proxy", local.stderr
+    finally:
+        for listener in listeners:
+            listener.kill()
+            listener.wait(timeout=5)
+        _run("ip", "netns", "delete", remote)
+
+
+def test_the_script_is_valid_posix_sh() -> None:
+    assert _run("sh", "-n", str(SCRIPT)).returncode == 0
