@@ -1,0 +1,47 @@
+"""The Pulumi program: deploy the stack's mesh file. Stack config (stacks/Pulumi.<stack>.yaml):
+
+sailplan:meshFile      the mesh file, relative to this directory (default stacks/demo.mesh.yaml)
+sailplan:dataPlane     builtin | istio, overriding the file's dataPlane
+sailplan:proxyImage    an existing proxy image (builtin); else proxyRepository builds one
+sailplan:proxyRepository, sailplan:pushProxyImage
+sailplan:istioVersion  the Istio charts' version (istio)
+"""
+
+import sys
+from pathlib import Path
+
+import pulumi
+
+from sailplan.components import IstioControlPlaneArgs, Mesh, MeshArgs, ProxyImageArgs
+from sailplan.model import SpecError
+
+config = pulumi.Config("sailplan")
+mesh_file = Path(__file__).parent / (config.get("meshFile") or "stacks/demo.mesh.yaml")
+repository = config.get("proxyRepository")
+try:
+    mesh = Mesh(
+        "mesh",
+        MeshArgs(
+            spec=mesh_file,
+            data_plane=config.get("dataPlane"),  # type: ignore[arg-type]
+            proxy_image=config.get("proxyImage"),
+            build_proxy_image=ProxyImageArgs(
+                repository=repository, push=config.get_bool("pushProxyImage") or False
+            )
+            if repository
+            else None,
+            istio=IstioControlPlaneArgs(
+                version=config.get("istioVersion") or IstioControlPlaneArgs.version
+            ),
+        ),
+    )
+except SpecError as error:
+    print(f"error: {len(error.problems)} problem(s) in {mesh_file}:", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  {problem}", file=sys.stderr)
+    sys.exit(2)
+
+pulumi.export("namespace", mesh.namespace)
+pulumi.export("ingress_address", mesh.ingress_address)
+pulumi.export("control_plane_revision", mesh.control_plane_revision)
+pulumi.export("proxy_image", mesh.proxy_image)
