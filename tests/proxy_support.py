@@ -39,6 +39,13 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients (and proxies) closing early are part of the tests, not failures
+
+
 @dataclass
 class Backend:
     """An HTTP server answering `<name>` (200). `/status/<code>` answers that status,
@@ -86,7 +93,7 @@ class Backend:
 
             do_GET = do_POST = do_PUT = do_DELETE = _answer
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server = _QuietServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
         self.port = int(server.server_address[1])
         self._server = server

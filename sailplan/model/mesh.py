@@ -47,7 +47,9 @@ class Mesh(SpecModel):
         try:
             return cls.model_validate(data)
         except ValidationError as error:
-            raise SpecError(problems_from_validation_error(error, cls)) from None
+            problems = problems_from_validation_error(error, cls)
+            problems += [p for p in _problems_of_valid_parts(data) if p not in problems]
+            raise SpecError(problems) from None
 
     def with_data_plane(self, data_plane: DataPlane) -> Mesh:
         """The same mesh rendered for another data plane (re-validated as a whole)."""
@@ -161,4 +163,32 @@ def _catch_all_problems(at: str, routes: Any) -> list[Problem]:
                 )
             )
             break
+    return problems
+
+
+def _problems_of_valid_parts(data: dict[str, Any]) -> list[Problem]:
+    """Cross-object problems of the parts that did validate, so that a typo in one place does not
+    hide an unknown version or a bad split in another."""
+    services = data.get("services")
+    if not isinstance(services, dict):
+        return []
+    problems: list[Problem] = []
+    for name, raw in services.items():
+        try:
+            service = Service.model_validate(raw)
+        except ValidationError:
+            continue
+        problems += _route_problems(f"services.{name}", service)
+    ingress = data.get("ingress")
+    routes = ingress.get("routes") if isinstance(ingress, dict) else None
+    for index, route in enumerate(routes if isinstance(routes, list) else []):
+        target = route.get("service") if isinstance(route, dict) else None
+        if isinstance(target, str) and target not in services:
+            known = ", ".join(sorted(str(s) for s in services))
+            problems.append(
+                Problem(
+                    f"ingress.routes[{index}].service",
+                    f"unknown service {target!r}; services are: {known}",
+                )
+            )
     return problems

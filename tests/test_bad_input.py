@@ -1,0 +1,458 @@
+"""Every bad spec gets every problem reported, each at its path with a plain sentence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from model_support import DELETE, edited
+
+import sailplan
+
+R0 = "services.service1.routes[0]"
+V1 = "services.service1.versions.v1"
+
+CASES: list[tuple[str, dict[str, Any], list[str]]] = [
+    # -- names
+    (
+        "mesh name not DNS",
+        {"name": "Demo_Mesh"},
+        [
+            "name: 'Demo_Mesh' is not a valid name: use lowercase letters, digits and '-', start and end with a letter or digit, at most 63 characters"
+        ],
+    ),
+    (
+        "namespace too long",
+        {"namespace": "n" * 64},
+        [
+            f"namespace: '{'n' * 64}' is not a valid name: use lowercase letters, digits and '-', start and end with a letter or digit, at most 63 characters"
+        ],
+    ),
+    (
+        "service name uppercase",
+        {"services.Service3": {"port": 80, "versions": {"v1": {"image": "x"}}}},
+        [
+            "services.Service3: 'Service3' is not a valid name: use lowercase letters, digits and '-', start and end with a letter or digit, at most 63 characters"
+        ],
+    ),
+    (
+        "service name starts with digit",
+        {"services.3d": {"port": 80, "versions": {"v1": {"image": "x"}}}},
+        ["services.3d: '3d' is not a valid service name: it must start with a letter"],
+    ),
+    (
+        "workload name too long",
+        {"services.service1.versions." + "v" * 60: {"image": "x"}},
+        [
+            f"services.service1.versions.{'v' * 60}: the workload name 'service1-{'v' * 60}' is longer than 63 characters; shorten the service or version name"
+        ],
+    ),
+    (
+        "route name invalid",
+        {f"{R0}.name": "Canary!"},
+        [
+            f"{R0}.name: 'Canary!' is not a valid name: use lowercase letters, digits and '-', start and end with a letter or digit, at most 63 characters"
+        ],
+    ),
+    # -- ports
+    (
+        "port zero",
+        {"services.service1.port": 0},
+        ["services.service1.port: 0 is not a valid port: use a number from 1 to 65535"],
+    ),
+    (
+        "port too big",
+        {"services.service1.port": 70000},
+        ["services.service1.port: 70000 is not a valid port: use a number from 1 to 65535"],
+    ),
+    (
+        "port as text",
+        {"services.service1.port": "http"},
+        ["services.service1.port: must be a whole number, got 'http'"],
+    ),
+    (
+        "ingress port",
+        {"ingress.port": -1},
+        ["ingress.port: -1 is not a valid port: use a number from 1 to 65535"],
+    ),
+    (
+        "node port range",
+        {"ingress.nodePort": 8080},
+        ["ingress.nodePort: 8080 is outside the NodePort range 30000-32767"],
+    ),
+    # -- references
+    (
+        "route to unknown version",
+        {f"{R0}.split": DELETE, f"{R0}.to": "v3"},
+        [f"{R0}.to: unknown version 'v3'; this service has: v1, v2"],
+    ),
+    (
+        "split with unknown version",
+        {f"{R0}.split": {"v1": 80, "v9": 20}},
+        [f"{R0}.split.v9: unknown version 'v9'; this service has: v1, v2"],
+    ),
+    (
+        "mirror unknown version",
+        {f"{R0}.mirror": {"to": "v7"}},
+        [f"{R0}.mirror.to: unknown version 'v7'; this service has: v1, v2"],
+    ),
+    (
+        "mirror to its own destination",
+        {f"{R0}.split": DELETE, f"{R0}.to": "v2", f"{R0}.mirror": {"to": "v2"}},
+        [
+            f"{R0}.mirror.to: 'v2' already receives this route's requests; mirror to a version the route does not send to"
+        ],
+    ),
+    (
+        "ingress unknown service",
+        {"ingress.routes[0].service": "service9"},
+        ["ingress.routes[0].service: unknown service 'service9'; services are: service1, service2"],
+    ),
+    # -- splits and routes
+    (
+        "split sums to 90",
+        {f"{R0}.split": {"v1": 80, "v2": 10}},
+        [f"{R0}.split: weights add up to 90, they must add up to 100"],
+    ),
+    (
+        "split sums to 110",
+        {f"{R0}.split": {"v1": 90, "v2": 20}},
+        [f"{R0}.split: weights add up to 110, they must add up to 100"],
+    ),
+    (
+        "negative weight",
+        {f"{R0}.split": {"v1": 110, "v2": -10}},
+        [
+            f"{R0}.split.v1: must be at most 100, got 110",
+            f"{R0}.split.v2: must be at least 0, got -10",
+        ],
+    ),
+    ("empty split", {f"{R0}.split": {}}, [f"{R0}.split: a split needs at least one version"]),
+    ("to and split", {f"{R0}.to": "v1"}, [f"{R0}: give either `to` or `split`, not both"]),
+    (
+        "no destination",
+        {f"{R0}.split": DELETE},
+        [f"{R0}: a route needs a destination: `to: <version>` or a `split`"],
+    ),
+    (
+        "duplicate route names",
+        {
+            "services.service1.routes[1]": {
+                "name": "canary",
+                "to": "v1",
+                "match": [{"path": {"prefix": "/a"}}],
+            }
+        },
+        [
+            f"{R0}: this route matches every request, so routes[1] after it can never match; move it last or give it a match",
+            "services.service1.routes[1].name: route name 'canary' is already used by routes[0]",
+        ],
+    ),
+    (
+        "catch-all first",
+        {"services.service1.routes[1]": {"to": "v1", "match": [{"path": {"prefix": "/a"}}]}},
+        [
+            f"{R0}: this route matches every request, so routes[1] after it can never match; move it last or give it a match"
+        ],
+    ),
+    ("empty match list", {f"{R0}.match": []}, [f"{R0}.match: must not be empty"]),
+    (
+        "ingress catch-all first",
+        {
+            "ingress.routes[0].match": DELETE,
+            "ingress.routes[1]": {"service": "service1", "match": {"path": {"prefix": "/x"}}},
+        },
+        [
+            "ingress.routes[0]: this route matches every request, so routes[1] after it can never match; move it last or give it a match"
+        ],
+    ),
+    # -- matches
+    (
+        "two string kinds",
+        {f"{R0}.match": [{"path": {"exact": "/a", "prefix": "/b"}}]},
+        [f"{R0}.match[0].path: give exactly one of exact, prefix or regex (found: exact, prefix)"],
+    ),
+    (
+        "no string kind",
+        {f"{R0}.match": [{"path": {}}]},
+        [f"{R0}.match[0].path: give exactly one of exact, prefix or regex (found: none)"],
+    ),
+    (
+        "relative path",
+        {f"{R0}.match": [{"path": {"prefix": "api"}}]},
+        [f"{R0}.match[0].path: 'api' must start with '/'"],
+    ),
+    (
+        "bad regex",
+        {f"{R0}.match": [{"path": {"regex": "/(a"}}]},
+        [
+            f"{R0}.match[0].path.regex: '/(a' is not a valid regular expression: missing ), unterminated subpattern at position 1"
+        ],
+    ),
+    (
+        "lookahead regex",
+        {f"{R0}.match": [{"path": {"regex": "/(?!admin)"}}]},
+        [
+            f"{R0}.match[0].path.regex: '/(?!admin)' uses lookaround or a backreference, which RE2 (Envoy) does not support"
+        ],
+    ),
+    (
+        "uppercase header",
+        {f"{R0}.match": [{"headers": {"End-User": "jason"}}]},
+        [
+            f"{R0}.match[0].headers.End-User: 'End-User' is not a valid header name: use lowercase letters, digits and '-'"
+        ],
+    ),
+    (
+        "unknown method",
+        {f"{R0}.match": [{"method": "FETCH"}]},
+        [
+            f"{R0}.match[0].method: 'FETCH' is not an HTTP method: use one of CONNECT, DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT, TRACE"
+        ],
+    ),
+    # -- faults
+    (
+        "abort status 600",
+        {f"{R0}.fault": {"abort": {"status": 600}}},
+        [f"{R0}.fault.abort.status: 600 is not an HTTP status to abort with: use 200 to 599"],
+    ),
+    (
+        "abort status 199",
+        {f"{R0}.fault": {"abort": {"status": 199}}},
+        [f"{R0}.fault.abort.status: 199 is not an HTTP status to abort with: use 200 to 599"],
+    ),
+    (
+        "abort percent 150",
+        {f"{R0}.fault": {"abort": {"status": 503, "percent": 150}}},
+        [f"{R0}.fault.abort.percent: 150 is not a percentage: use a number from 0 to 100"],
+    ),
+    (
+        "delay percent negative",
+        {f"{R0}.fault": {"delay": {"fixed": "1s", "percent": -1}}},
+        [f"{R0}.fault.delay.percent: -1 is not a percentage: use a number from 0 to 100"],
+    ),
+    (
+        "percent too small",
+        {f"{R0}.fault": {"delay": {"fixed": "1s", "percent": 0.00001}}},
+        [f"{R0}.fault.delay.percent: 1e-05 is too small: use 0 or at least 0.0001"],
+    ),
+    ("empty fault", {f"{R0}.fault": {}}, [f"{R0}.fault: a fault needs a delay, an abort or both"]),
+    (
+        "delay without duration",
+        {f"{R0}.fault": {"delay": {"percent": 10}}},
+        [f"{R0}.fault.delay.fixed: is required"],
+    ),
+    # -- durations
+    (
+        "duration without unit",
+        {f"{R0}.timeout": 2},
+        [f"{R0}.timeout: 2 has no unit: write 2s or 2ms"],
+    ),
+    (
+        "duration decimal",
+        {f"{R0}.timeout": "1.5s"},
+        [
+            f"{R0}.timeout: '1.5s' is not a duration: write a whole number with a unit, such as 500ms, 2s, 1m or 1h"
+        ],
+    ),
+    (
+        "duration unknown unit",
+        {f"{R0}.timeout": "2d"},
+        [
+            f"{R0}.timeout: '2d' is not a duration: write a whole number with a unit, such as 500ms, 2s, 1m or 1h"
+        ],
+    ),
+    (
+        "duration zero",
+        {f"{R0}.timeout": "0s"},
+        [f"{R0}.timeout: '0s' is too short: a duration must be at least 1ms"],
+    ),
+    (
+        "outlier interval bad",
+        {"services.service1.policy": {"outlierDetection": {"interval": "soon"}}},
+        [
+            "services.service1.policy.outlierDetection.interval: 'soon' is not a duration: write a whole number with a unit, such as 500ms, 2s, 1m or 1h"
+        ],
+    ),
+    # -- retries
+    (
+        "retries zero with perTryTimeout",
+        {f"{R0}.retries": {"attempts": 0, "perTryTimeout": "1s"}},
+        [
+            f"{R0}.retries: attempts is 0, so perTryTimeout and on have no effect: set attempts to 1 or more, or remove them"
+        ],
+    ),
+    (
+        "unknown retry condition",
+        {f"{R0}.retries": {"attempts": 2, "on": ["5xx", "timeouts"]}},
+        [
+            f"{R0}.retries.on: 'timeouts' is not a retry condition: use 5xx, gateway-error, reset, connect-failure or a status code among 401, 403, 404, 408, 425, 500, 501, 502, 503, 504"
+        ],
+    ),
+    (
+        "negative attempts",
+        {f"{R0}.retries": {"attempts": -1}},
+        [f"{R0}.retries.attempts: must be at least 0, got -1"],
+    ),
+    # -- policy
+    (
+        "unknown load balancer",
+        {"services.service1.policy": {"loadBalancer": "fastest"}},
+        [
+            "services.service1.policy.loadBalancer.algorithm: 'fastest' is not allowed: use one of 'round-robin', 'random' or 'least-request'"
+        ],
+    ),
+    (
+        "zero max connections",
+        {"services.service1.policy": {"connectionPool": {"maxConnections": 0}}},
+        ["services.service1.policy.connectionPool.maxConnections: must be at least 1, got 0"],
+    ),
+    (
+        "max ejection percent",
+        {"services.service1.policy": {"outlierDetection": {"maxEjectionPercent": 101}}},
+        [
+            "services.service1.policy.outlierDetection.maxEjectionPercent: must be at most 100, got 101"
+        ],
+    ),
+    # -- versions
+    ("missing image", {f"{V1}.image": DELETE}, [f"{V1}.image: is required"]),
+    ("negative replicas", {f"{V1}.replicas": -1}, [f"{V1}.replicas: must be at least 0, got -1"]),
+    (
+        "bad env name",
+        {f"{V1}.env": {"1BAD": "x"}},
+        [
+            f"{V1}.env.1BAD: '1BAD' is not a valid environment variable name: use letters, digits and '_', not starting with a digit"
+        ],
+    ),
+    (
+        "reserved PORT",
+        {f"{V1}.env": {"PORT": "1"}},
+        [f"{V1}.env: PORT is set by sailplan to the service port; remove it"],
+    ),
+    (
+        "bad cpu quantity",
+        {f"{V1}.resources": {"limits": {"cpu": "lots"}}},
+        [
+            f"{V1}.resources.limits.cpu: 'lots' is not a Kubernetes quantity: write e.g. 100m or 0.5 for CPU, 128Mi for memory"
+        ],
+    ),
+    (
+        "empty local command",
+        {f"{V1}.local": {"command": []}},
+        [f"{V1}.local.command: must not be empty"],
+    ),
+    (
+        "no versions",
+        {"services.service2.versions": {}},
+        ["services.service2.versions: must not be empty"],
+    ),
+    (
+        "versions as list",
+        {"services.service2.versions": ["v1"]},
+        ["services.service2.versions: must be a mapping, got a list"],
+    ),
+    (
+        "unknown protocol",
+        {"services.service1.protocol": "udp"},
+        ["services.service1.protocol: 'udp' is not allowed: use one of 'http', 'tcp' or 'grpc'"],
+    ),
+    (
+        "http features on tcp",
+        {"services.service1.protocol": "tcp", f"{R0}.timeout": "1s"},
+        [f"{R0}.timeout: timeout needs protocol http or grpc; this service is tcp"],
+    ),
+    # -- unknown keys
+    (
+        "typo in version",
+        {f"{V1}.replicaz": 2},
+        [f"{V1}.replicaz: unknown key; did you mean 'replicas'?"],
+    ),
+    (
+        "typo in route",
+        {f"{R0}.timout": "1s"},
+        [f"{R0}.timout: unknown key; did you mean 'timeout'?"],
+    ),
+    (
+        "unknown top-level key",
+        {"sidecars": True},
+        [
+            "sidecars: unknown key; allowed keys here: apiVersion, kind, name, namespace, dataPlane, mtls, services, ingress"
+        ],
+    ),
+    # -- top level
+    (
+        "wrong api version",
+        {"apiVersion": "sailplan/v2"},
+        ["apiVersion: 'sailplan/v2' is not allowed: use one of 'sailplan/v1'"],
+    ),
+    ("wrong kind", {"kind": "Cluster"}, ["kind: 'Cluster' is not allowed: use one of 'Mesh'"]),
+    (
+        "unknown data plane",
+        {"dataPlane": "linkerd"},
+        ["dataPlane: 'linkerd' is not allowed: use one of 'builtin' or 'istio'"],
+    ),
+    (
+        "strict mtls on builtin",
+        {"mtls": "strict"},
+        [
+            "mtls: strict mTLS needs the istio data plane; the builtin data plane supports permissive or disable"
+        ],
+    ),
+    ("missing services", {"services": DELETE}, ["services: is required"]),
+    (
+        "bad ingress host",
+        {"ingress.hosts": ["shop_example.com"]},
+        [
+            "ingress.hosts[0]: 'shop_example.com' is not a valid host: use a DNS name such as 'shop.example.com', '*.example.com' or '*'"
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("edits", "expected"), [(e, x) for _, e, x in CASES], ids=[c[0] for c in CASES]
+)
+def test_bad_spec_reports_every_problem_at_its_path(
+    edits: dict[str, Any], expected: list[str]
+) -> None:
+    text = yaml.safe_dump(edited(edits))
+    with pytest.raises(sailplan.SpecError) as error:
+        sailplan.load_mesh_text(text)
+    assert [str(problem) for problem in error.value.problems] == expected
+
+
+def test_there_are_at_least_forty_cases() -> None:
+    assert len([case for case in CASES if case[2]]) >= 40
+
+
+def test_problems_anywhere_in_the_file_are_reported_together() -> None:
+    edits = {
+        f"{V1}.replicaz": 2,
+        f"{R0}.split": {"v1": 80, "v2": 10},
+        "ingress.nodePort": 1,
+        "services.service2.port": 0,
+    }
+    with pytest.raises(sailplan.SpecError) as error:
+        sailplan.load_mesh_text(yaml.safe_dump(edited(edits)))
+    assert [str(problem) for problem in error.value.problems] == [
+        "services.service1.versions.v1.replicaz: unknown key; did you mean 'replicas'?",
+        "services.service1.routes[0].split: weights add up to 90, they must add up to 100",
+        "services.service2.port: 0 is not a valid port: use a number from 1 to 65535",
+        "ingress.nodePort: 1 is outside the NodePort range 30000-32767",
+    ]
+
+
+def test_a_typo_does_not_hide_a_reference_problem_elsewhere() -> None:
+    edits = {
+        "services.service2.versions.v1.replicaz": 2,
+        f"{R0}.split": {"v1": 80, "v3": 20},
+        "ingress.routes[0].service": "nope",
+    }
+    with pytest.raises(sailplan.SpecError) as error:
+        sailplan.load_mesh_text(yaml.safe_dump(edited(edits)))
+    assert [str(problem) for problem in error.value.problems] == [
+        "services.service2.versions.v1.replicaz: unknown key; did you mean 'replicas'?",
+        "services.service1.routes[0].split.v3: unknown version 'v3'; this service has: v1, v2",
+        "ingress.routes[0].service: unknown service 'nope'; services are: service1, service2",
+    ]

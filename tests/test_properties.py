@@ -1,0 +1,168 @@
+"""Property-based: generated valid specs validate and render; one corrupted field is reported at its path."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sailplan
+from sailplan.render.manifests import render_manifests
+
+NAMES = st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True)
+DURATIONS = st.builds(
+    lambda n, unit: f"{n}{unit}", st.integers(1, 999), st.sampled_from(["ms", "s", "m"])
+)
+PERCENT = st.one_of(
+    st.integers(0, 100), st.floats(0.001, 100, allow_nan=False).map(lambda f: round(f, 3))
+)
+STRING_MATCH = st.one_of(
+    st.builds(lambda v: {"exact": f"/{v}"}, NAMES),
+    st.builds(lambda v: {"prefix": f"/{v}"}, NAMES),
+    st.builds(lambda v: {"regex": f"^/{v}[0-9]*$"}, NAMES),
+)
+MATCH = st.fixed_dictionaries(
+    {},
+    optional={
+        "path": STRING_MATCH,
+        "headers": st.dictionaries(
+            st.sampled_from(["end-user", "x-canary"]), NAMES.map(lambda v: {"exact": v}), max_size=2
+        ),
+        "method": st.sampled_from(["GET", "POST"]),
+    },
+).filter(lambda m: any(m.values()))
+
+
+def _weights(versions: list[str]) -> st.SearchStrategy[dict[str, int]]:
+    def split(cuts: list[int]) -> dict[str, int]:
+        bounds = [0, *sorted(cuts), 100]
+        return {v: bounds[i + 1] - bounds[i] for i, v in enumerate(versions)}
+
+    return st.lists(
+        st.integers(0, 100), min_size=len(versions) - 1, max_size=len(versions) - 1
+    ).map(split)
+
+
+@st.composite
+def routes(draw: st.DrawFn, versions: list[str]) -> list[dict[str, Any]]:
+    result = []
+    count = draw(st.integers(0, 3))
+    for index in range(count):
+        route: dict[str, Any] = {}
+        if index < count - 1 or draw(st.booleans()):
+            route["match"] = draw(st.lists(MATCH, min_size=1, max_size=2))
+        if draw(st.booleans()):
+            route["to"] = draw(st.sampled_from(versions))
+        else:
+            route["split"] = draw(_weights(versions))
+        if draw(st.booleans()):
+            route["fault"] = {
+                "abort": {"status": draw(st.integers(200, 599)), "percent": draw(PERCENT)}
+            }
+        if draw(st.booleans()):
+            route["timeout"] = draw(DURATIONS)
+        if draw(st.booleans()):
+            route["retries"] = {
+                "attempts": draw(st.integers(1, 5)),
+                "perTryTimeout": draw(DURATIONS),
+                "on": ["5xx"],
+            }
+        result.append(route)
+    return result
+
+
+@st.composite
+def meshes(draw: st.DrawFn) -> dict[str, Any]:
+    service_names = draw(st.lists(NAMES, min_size=1, max_size=4, unique=True))
+    services = {}
+    for name in service_names:
+        versions = draw(
+            st.lists(
+                st.sampled_from(["v1", "v2", "v3", "canary"]), min_size=1, max_size=3, unique=True
+            )
+        )
+        services[name] = {
+            "port": draw(st.integers(1, 65535)),
+            "versions": {
+                v: {"image": f"{name}:{v}", "replicas": draw(st.integers(0, 3))} for v in versions
+            },
+            "routes": draw(routes(versions)),
+        }
+    spec: dict[str, Any] = {
+        "apiVersion": "sailplan/v1",
+        "kind": "Mesh",
+        "name": draw(NAMES),
+        "services": services,
+    }
+    if draw(st.booleans()):
+        spec["ingress"] = {
+            "routes": [
+                {
+                    "match": {"path": {"prefix": "/"}},
+                    "service": draw(st.sampled_from(service_names)),
+                }
+            ]
+        }
+    return spec
+
+
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(meshes())
+def test_generated_valid_specs_validate_and_render(spec: dict[str, Any]) -> None:
+    mesh = sailplan.load_mesh_text(yaml.safe_dump(spec))
+    assert mesh.to_dict()["services"].keys() == spec["services"].keys()
+    for plane in ("istio", "builtin"):
+        assert render_manifests(mesh, plane)
+
+
+CORRUPTIONS = ["port", "replicas", "unknown-key", "timeout", "split", "abort-status", "name"]
+
+
+@FAST
+@given(meshes(), st.sampled_from(CORRUPTIONS), st.data())
+def test_one_corrupted_field_is_reported_at_its_path(
+    spec: dict[str, Any], corruption: str, data: st.DataObject
+) -> None:
+    bad = copy.deepcopy(spec)
+    service = data.draw(st.sampled_from(sorted(bad["services"])))
+    at = f"services.{service}"
+    target = bad["services"][service]
+    routes = target["routes"]
+    if corruption == "port":
+        target["port"], path = data.draw(st.sampled_from([0, 65536, -80])), f"{at}.port"
+    elif corruption == "replicas":
+        version = sorted(target["versions"])[0]
+        target["versions"][version]["replicas"], path = -1, f"{at}.versions.{version}.replicas"
+    elif corruption == "unknown-key":
+        target["versions"][sorted(target["versions"])[0]]["imagee"] = "x"
+        path = f"{at}.versions.{sorted(target['versions'])[0]}.imagee"
+    elif corruption == "name":
+        bad["name"], path = "Not_A_Name", "name"
+    elif not routes:
+        target["port"], path = 0, f"{at}.port"
+    else:
+        index = data.draw(st.integers(0, len(routes) - 1))
+        route = routes[index]
+        if corruption == "timeout":
+            route["timeout"], path = "1.5 s", f"{at}.routes[{index}].timeout"
+        elif corruption == "abort-status":
+            route["fault"], path = (
+                {"abort": {"status": 700}},
+                f"{at}.routes[{index}].fault.abort.status",
+            )
+        else:
+            route.pop("to", None)
+            route["split"] = {sorted(target["versions"])[0]: 99}
+            path = f"{at}.routes[{index}].split"
+    try:
+        sailplan.load_mesh_text(yaml.safe_dump(bad))
+    except sailplan.SpecError as error:
+        assert [p.path for p in error.problems] == [path]
+    else:
+        raise AssertionError(f"corrupting {path} was not reported")
