@@ -480,6 +480,9 @@ class _Compiler:
         body = [f"bind {self.ports.bind_address}:{self.ports.outbound}"]
         if any(r.mirror for s in self.mesh.services.values() for r in s.routes):
             body.append("option http-buffer-request")
+        if passthrough == "host-header":
+            # An explicit proxy receives `GET http://host/path`; apps expect origin form.
+            body.append("http-request set-uri %[pathq] if { url_reg ^[a-zA-Z][a-zA-Z0-9+.-]*:// }")
         body += self.host_lines()
         body += self.routing_body(http_services)
         body.append("default_backend passthrough")

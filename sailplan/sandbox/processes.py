@@ -1,0 +1,116 @@
+"""Starting, watching and stopping the sandbox's processes. Every process gets its own process
+group, so stopping it also stops whatever it started; nothing outlives the sandbox."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+
+class SandboxError(Exception):
+    """A runtime failure of the sandbox (exit 1), said in one sentence."""
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+
+class Supervisor:
+    def __init__(self, *, quiet: bool = False, out: IO[str] | None = None) -> None:
+        self.processes: list[Process] = []
+        self.quiet = quiet
+        self.out = out or sys.stdout
+        self._print_lock = threading.Lock()
+        self._width = 12
+
+    def say(self, text: str) -> None:
+        with self._print_lock:
+            print(text, file=self.out, flush=True)
+
+    def start(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Process:
+        try:
+            popen = subprocess.Popen(
+                list(command),
+                cwd=cwd,
+                env=dict(env) if env is not None else None,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as error:
+            raise SandboxError(
+                f"{name}: cannot start {command[0]!r}: {error.strerror or error}"
+            ) from None
+        process = Process(name, popen)
+        self.processes.append(process)
+        self._width = max(self._width, len(name))
+        threading.Thread(target=self._pump, args=(process,), daemon=True).start()
+        return process
+
+    def _pump(self, process: Process) -> None:
+        assert process.popen.stdout is not None
+        for raw in process.popen.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            process.log_tail.append(line)
+            if not self.quiet:
+                self.say(f"{process.name:<{self._width}} | {line}")
+
+    def dead(self) -> list[Process]:
+        return [p for p in self.processes if p.popen.poll() is not None]
+
+    def describe_death(self, process: Process) -> str:
+        code = process.popen.returncode
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        tail = "\n".join(f"    {line}" for line in list(process.log_tail)[-10:])
+        return f"{process.name} {how}" + (f"; its last output:\n{tail}" if tail else "")
+
+    def signal_all(self, signum: int, names: Callable[[str], bool] = lambda _: True) -> None:
+        for process in self.processes:
+            if names(process.name) and process.popen.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signum)
+
+    def stop_all(self, grace: float = 5.0) -> None:
+        """SIGTERM to every process group, then SIGKILL to what is left after `grace` seconds."""
+        for process in reversed(self.processes):
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in self.processes:
+            remaining = max(0.0, deadline - time.monotonic())
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(timeout=remaining)
+        for process in self.processes:
+            # The group too: a child the app started must not survive it.
+            _signal_group(process, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(timeout=5)
+
+
+def _signal_group(process: Process, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
