@@ -41,6 +41,7 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # clients (and proxies) closing early are part of the tests, not failures
@@ -63,6 +64,7 @@ class Backend:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

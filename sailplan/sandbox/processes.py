@@ -26,6 +26,8 @@ class Process:
     name: str
     popen: subprocess.Popen[bytes]
     log_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
+    # HAProxy's master says "Loading success." each time a config took effect.
+    loads: int = 0
 
     @property
     def pid(self) -> int:
@@ -77,6 +79,8 @@ class Supervisor:
         for raw in process.popen.stdout:
             line = raw.decode(errors="replace").rstrip()
             process.log_tail.append(line)
+            if "Loading success." in line:
+                process.loads += 1
             if not self.quiet:
                 self.say(f"{process.name:<{self._width}} | {line}")
 

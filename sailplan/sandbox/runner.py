@@ -26,6 +26,7 @@ from sailplan.sandbox.processes import SandboxError, Supervisor
 STARTUP_TIMEOUT = 30.0
 POLL_SECONDS = 0.2
 WATCH_SECONDS = 0.5
+RELOAD_TIMEOUT = 10.0
 
 
 def haproxy_binary() -> str:
@@ -235,10 +236,22 @@ class Sandbox:
         for _name, directory, config in staged:
             write_config(directory, config)
             check_config(self.haproxy, directory)
+        proxies = [p for p in self.supervisor.processes if p.name in self.proxy_dirs]
+        before = {p.name: p.loads for p in proxies}
         # SIGUSR2: each master re-reads its config and hands its listening sockets to new workers.
         self.supervisor.signal_all(signal.SIGUSR2, lambda name: name in self.proxy_dirs)
         self.mesh = mesh
-        self.supervisor.say(f"watch: {self.mesh_file} changed; reloaded {len(staged)} proxies")
+        # Say "reloaded" only once every new worker serves: a request sent after it sees the change.
+        deadline = time.monotonic() + RELOAD_TIMEOUT
+        while any(p.loads <= before[p.name] for p in proxies) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        late = [p.name for p in proxies if p.loads <= before[p.name]]
+        if late:
+            self.supervisor.say(
+                f"watch: {self.mesh_file} changed; still reloading: {', '.join(late)}"
+            )
+        else:
+            self.supervisor.say(f"watch: {self.mesh_file} changed; reloaded {len(staged)} proxies")
 
     # -- the whole run -----------------------------------------------------------------------------
 
