@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import math
 import sys
 import threading
 import time
@@ -70,7 +71,7 @@ def percentile(sorted_seconds: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile of an ascending list."""
     if not sorted_seconds:
         return 0.0
-    rank = max(1, min(len(sorted_seconds), round(fraction * len(sorted_seconds) + 0.5)))
+    rank = max(1, min(len(sorted_seconds), math.ceil(fraction * len(sorted_seconds))))
     return sorted_seconds[rank - 1]
 
 

@@ -1,0 +1,113 @@
+"""Run `sailplan sandbox` as a real process for end-to-end tests, and always stop it by PID."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from conftest import REPO
+
+import sailplan
+
+MESHES = REPO / "examples" / "meshes"
+
+
+def runnable_copy(path: Path, **overrides: Any) -> str:
+    """A mesh file whose local commands still find the demo apps from any directory."""
+    data = sailplan.load_mesh(path).to_dict()
+    data.update(overrides)
+    for service in data["services"].values():
+        for version in service["versions"].values():
+            if "local" in version:
+                version["local"]["cwd"] = str(MESHES)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process whose parent chain leads to `pid` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        children = {child for child, parent in parents.items() if parent in frontier}
+        frontier = children - found
+        found |= children
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class SandboxProcess:
+    def __init__(self, mesh_file: Path, *extra: str) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sailplan", "sandbox", str(mesh_file), "--quiet", *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            cwd=REPO,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+        self.children: set[int] = set()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip())
+            self._queue.put(line.rstrip())
+
+    def wait_for(self, prefix: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if self.process.poll() is not None and self._queue.empty():
+                    raise AssertionError(
+                        f"sandbox exited {self.process.returncode}: {self.lines}"
+                    ) from None
+                continue
+            if line.startswith(prefix):
+                self.children = descendants(self.process.pid) or self.children
+                return line
+        raise AssertionError(f"no line starting {prefix!r} within {timeout}s: {self.lines}")
+
+    def url(self) -> str:
+        ready = next(line for line in self.lines if line.startswith("ready: "))
+        return ready.split("ready: ", 1)[1]
+
+    def stop(self, signum: int = signal.SIGINT) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        for pid in self.children:
+            if alive(pid):  # a leak: end it, and let the test fail on it
+                os.kill(pid, signal.SIGKILL)
+        return self.process.returncode

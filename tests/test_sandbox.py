@@ -1,0 +1,220 @@
+"""`sailplan sandbox`, end to end with real processes: the walkthrough's experiments, a header
+route through the ingress, a live edit under --watch, and every way starting can fail."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from sandbox_support import MESHES, SandboxProcess, alive, runnable_copy
+
+from sailplan.traffic import Outcome, parse_target, send_all
+
+pytestmark = [pytest.mark.haproxy, pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+def _traffic(
+    url: str, count: int, concurrency: int, headers: dict[str, str] | None = None
+) -> list[Outcome]:
+    return send_all(parse_target(url), count, concurrency, "GET", headers or {}, None, 10.0)
+
+
+def _shares(outcomes: list[Outcome]) -> Counter[str]:
+    counts = Counter(o.label for o in outcomes)
+    return Counter({label: 100 * n / len(outcomes) for label, n in counts.items()})
+
+
+@pytest.fixture(scope="module")
+def walkthrough(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SandboxProcess, Path]]:
+    directory = tmp_path_factory.mktemp("walkthrough")
+    watched = directory / "mesh.yaml"
+    baseline = yaml.safe_load(runnable_copy(MESHES / "even-split.yaml"))
+    baseline["services"]["service1"]["routes"] = []
+    watched.write_text(yaml.safe_dump(baseline))
+    sandbox = SandboxProcess(watched, "--watch")
+    try:
+        sandbox.wait_for("ready: ")
+        for outcome in send_all(
+            parse_target(f"{sandbox.url()}/api/users"), 2, 1, "POST", {}, b'{"username": "a"}', 10.0
+        ):
+            assert outcome.label.startswith("201 "), outcome
+        yield sandbox, watched
+    finally:
+        sandbox.stop()
+        leaked = [pid for pid in sandbox.children if alive(pid)]
+        assert not leaked, f"processes left running: {leaked}"
+
+
+def _apply(walkthrough: tuple[SandboxProcess, Path], mesh: Path) -> str:
+    sandbox, watched = walkthrough
+    text = runnable_copy(mesh)
+    if watched.exists() and watched.read_text() == text:
+        return "watch: unchanged, already reloaded"
+    watched.write_text(text)
+    return sandbox.wait_for("watch:", 20)
+
+
+def test_even_split(walkthrough: tuple[SandboxProcess, Path]) -> None:
+    assert "reloaded" in _apply(walkthrough, MESHES / "even-split.yaml")
+    shares = _shares(_traffic(f"{walkthrough[0].url()}/api/users/1", 400, 8))
+    assert set(shares) == {"200 Hello, a v1", "200 Hello, a v2"}
+    assert 40 <= shares["200 Hello, a v2"] <= 60
+
+
+def test_80_20_split_over_1000_requests(walkthrough: tuple[SandboxProcess, Path]) -> None:
+    assert "reloaded" in _apply(walkthrough, MESHES / "split-80-20.yaml")
+    shares = _shares(_traffic(f"{walkthrough[0].url()}/api/users/1", 1000, 8))
+    assert 75 <= shares["200 Hello, a v1"] <= 85
+    assert 15 <= shares["200 Hello, a v2"] <= 25
+
+
+def test_delay_and_abort(walkthrough: tuple[SandboxProcess, Path]) -> None:
+    assert "reloaded" in _apply(walkthrough, MESHES / "fault-delay-abort.yaml")
+    outcomes = _traffic(f"{walkthrough[0].url()}/api/users/1", 60, 30)
+    shares = _shares(outcomes)
+    assert set(shares) == {"200 Hello, a v1", "200 error"}
+    assert 30 <= shares["200 error"] <= 70
+    assert all(1.9 <= o.seconds < 3.5 for o in outcomes)
+
+
+def test_timeout_answers_504_after_one_second(walkthrough: tuple[SandboxProcess, Path]) -> None:
+    assert "reloaded" in _apply(walkthrough, MESHES / "timeout.yaml")
+    outcomes = _traffic(f"{walkthrough[0].url()}/api/users/1", 20, 10)
+    assert {o.label for o in outcomes} == {"504 upstream request timeout"}
+    assert all(0.9 <= o.seconds < 1.6 for o in outcomes)
+
+
+def test_header_match_through_the_ingress(walkthrough: tuple[SandboxProcess, Path]) -> None:
+    assert "reloaded" in _apply(walkthrough, MESHES / "header-match.yaml")
+    url = f"{walkthrough[0].url()}/api/users/1"
+    assert {o.label for o in _traffic(url, 30, 5, {"end-user": "jason"})} == {"200 Hello, a v2"}
+    assert {o.label for o in _traffic(url, 30, 5, {"end-user": "bob"})} == {"200 Hello, a v1"}
+    assert {o.label for o in _traffic(url, 30, 5)} == {"200 Hello, a v1"}
+
+
+def test_invalid_edit_is_reported_and_ignored(walkthrough: tuple[SandboxProcess, Path]) -> None:
+    sandbox, watched = walkthrough
+    _apply(walkthrough, MESHES / "header-match.yaml")
+    watched.write_text(watched.read_text().replace("to: v2", "to: v9"))
+    line = sandbox.wait_for("watch:", 20)
+    assert "is invalid; keeping the running mesh" in line
+    assert (
+        "services.service1.routes[0].to: unknown version 'v9'; this service has: v1, v2"
+        in "\n".join(sandbox.lines[-5:])
+    )
+    url = f"{sandbox.url()}/api/users/1"
+    assert {o.label for o in _traffic(url, 10, 2, {"end-user": "jason"})} == {"200 Hello, a v2"}
+
+
+def test_split_edited_while_traffic_flows_drops_nothing(
+    walkthrough: tuple[SandboxProcess, Path],
+) -> None:
+    sandbox, _ = walkthrough
+    _apply(walkthrough, MESHES / "split-80-20.yaml")
+    url = f"{sandbox.url()}/api/users/1"
+    outcomes: list[Outcome] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            outcomes.extend(_traffic(url, 20, 4))
+
+    worker = threading.Thread(target=client)
+    worker.start()
+    try:
+        time.sleep(1)
+        _apply(walkthrough, MESHES / "even-split.yaml")
+        time.sleep(0.5)
+        mark = len(outcomes)
+        time.sleep(2)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert {o.label for o in outcomes} <= {"200 Hello, a v1", "200 Hello, a v2"}, Counter(
+        o.label for o in outcomes
+    )
+    after = _shares(outcomes[mark:])
+    assert 35 <= after["200 Hello, a v2"] <= 65
+
+
+def _mesh_file(tmp_path: Path, **changes: object) -> Path:
+    data = yaml.safe_load(runnable_copy(MESHES / "even-split.yaml"))
+    data.update(changes)
+    path = tmp_path / "mesh.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_a_version_that_exits_at_start_stops_everything(tmp_path: Path) -> None:
+    path = _mesh_file(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["services"]["service1"]["versions"]["v2"]["local"]["command"] = [
+        "python",
+        "-c",
+        "import sys; print('boom'); sys.exit(3)",
+    ]
+    path.write_text(yaml.safe_dump(data))
+    sandbox = SandboxProcess(path)
+    code = sandbox.process.wait(timeout=60)
+    time.sleep(0.5)
+    output = "\n".join(sandbox.lines)
+    assert code == 1
+    assert "error: service1-v2-0 exited with status 3; its last output:" in output
+    assert "boom" in output
+    assert not [pid for pid in sandbox.children if alive(pid)]
+
+
+def test_a_taken_ingress_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        sandbox = SandboxProcess(_mesh_file(tmp_path), "--ingress-port", str(port))
+        assert sandbox.process.wait(timeout=30) == 1
+    time.sleep(0.2)
+    assert sandbox.lines == [
+        f"error: 127.0.0.1:{port} is already in use; choose another --ingress-port"
+    ]
+
+
+def test_an_invalid_mesh_starts_nothing(tmp_path: Path) -> None:
+    path = _mesh_file(tmp_path)
+    path.write_text(path.read_text().replace("v1: 50", "v1: 40"))
+    sandbox = SandboxProcess(path)
+    assert sandbox.process.wait(timeout=30) == 2
+    time.sleep(0.2)
+    assert sandbox.lines == [
+        f"error: 1 problem in {path}:",
+        "  services.service1.routes[0].split: weights add up to 90, they must add up to 100",
+    ]
+
+
+def test_a_version_without_local_command_is_bad_input(tmp_path: Path) -> None:
+    path = _mesh_file(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    del data["services"]["service2"]["versions"]["v1"]["local"]
+    path.write_text(yaml.safe_dump(data))
+    sandbox = SandboxProcess(path)
+    assert sandbox.process.wait(timeout=30) == 2
+    time.sleep(0.2)
+    assert sandbox.lines[1] == (
+        "  services.service2.versions.v1.local: the sandbox needs a local command to run this version, "
+        "e.g. local: {command: [python, app.py]}"
+    )
+
+
+def test_sigterm_stops_everything(tmp_path: Path) -> None:
+    import signal
+
+    sandbox = SandboxProcess(_mesh_file(tmp_path))
+    sandbox.wait_for("ready: ")
+    children = set(sandbox.children)
+    assert len(children) >= 8  # 3 apps, 4 haproxy masters (+ workers)
+    assert sandbox.stop(signal.SIGTERM) == 0
+    assert not [pid for pid in children if alive(pid)]
