@@ -1,0 +1,1 @@
+"""sailplan's benchmarks: `make bench` (python -m bench). Results go to bench/RESULTS.md."""

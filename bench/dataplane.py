@@ -1,0 +1,335 @@
+"""The builtin data plane under load: the direct path, one sidecar, and two sidecars, side by side.
+
+Every process runs on 127.0.0.1 with ports the kernel hands out, and is ended by its PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sailplan.loader import load_mesh
+from sailplan.model import Mesh
+from sailplan.render.haproxy import ProxyConfig, ProxyPorts, StaticEndpoints, compile_sidecar
+
+HERE = Path(__file__).resolve().parent
+MESH_FILE = HERE / "bench.mesh.yaml"
+WRK_SCRIPT = HERE / "measure.wrk.lua"
+RESPONSE_BYTES = 1024
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# The app: answers every request with 1 KiB at once. HAProxy's `http-request return` is the
+# fastest honest server on the machine, so the costs measured are the sidecars', not the app's.
+BACKEND_CFG = """\
+global
+    nbthread 1
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+frontend app
+    bind 127.0.0.1:{port}
+    http-request return status 200 content-type text/plain string "{body}"
+"""
+
+PATHS = ("direct", "one-sidecar", "two-sidecars")
+
+
+def haproxy_binary() -> str:
+    found = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.access(found, os.X_OK):
+        raise RuntimeError("haproxy is not installed: run `make bench-deps`")
+    return found
+
+
+def wrk_binary() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise RuntimeError("wrk is not installed: run `make bench-deps`")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            probe.settimeout(0.2)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (HAProxy workers, when it runs as master-worker)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with suppress(OSError):
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of the process and its descendants, every thread included."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / CLK_TCK
+
+
+def peak_rss_kib(pid: int) -> int:
+    """VmHWM summed over the process and its descendants."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total
+
+
+@dataclass
+class Proxy:
+    name: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextmanager
+def run_haproxy(name: str, directory: Path, files: dict[str, str], port: int) -> Iterator[Proxy]:
+    directory.mkdir(parents=True, exist_ok=True)
+    for file_name, content in files.items():
+        (directory / file_name).write_text(content)
+    haproxy = haproxy_binary()
+    checked = subprocess.run(
+        [haproxy, "-c", "-q", "-f", str(directory / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if checked.returncode != 0:
+        raise RuntimeError(f"haproxy rejected the {name} config: {checked.stderr.strip()}")
+    log = (directory / "haproxy.log").open("wb")
+    process = subprocess.Popen(
+        [haproxy, "-db", "-f", str(directory / "haproxy.cfg")],
+        cwd=directory,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port)
+        yield Proxy(name, process)
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        log.close()
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where wrk sends a path's load, and the Host header the mesh routes on."""
+
+    port: int
+    host: str
+
+
+@dataclass
+class Topology:
+    targets: dict[str, Target]
+    proxies: list[Proxy] = field(default_factory=list)
+
+
+def sidecar_configs(
+    mesh: Mesh, backend_port: int, runtime: Path
+) -> tuple[dict[str, ProxyPorts], dict[str, ProxyConfig]]:
+    """The callee's (service1-v1) and the caller's (service2-v1) sidecars, as the mesh runs them."""
+
+    def ports() -> ProxyPorts:
+        return ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+
+    callee, caller = ports(), ports()
+    # Both of service1's versions are the one callee sidecar: the canary's draw is still made.
+    endpoints = StaticEndpoints(
+        {
+            "service1": {
+                "v1": [("127.0.0.1", callee.inbound)],
+                "v2": [("127.0.0.1", callee.inbound)],
+            },
+            "service2": {"v1": [("127.0.0.1", caller.inbound)]},
+        }
+    )
+    configs = {}
+    for name, service, own_ports, app_port in (
+        ("callee", "service1", callee, backend_port),
+        ("caller", "service2", caller, free_port()),
+    ):
+        directory = runtime / name
+        configs[name] = compile_sidecar(
+            mesh,
+            service,
+            "v1",
+            endpoints=endpoints,
+            ports=own_ports,
+            app_port=app_port,
+            config_dir=str(directory),
+            runtime_dir=str(directory),
+            passthrough="host-header",
+        )
+    return {"callee": callee, "caller": caller}, configs
+
+
+@contextmanager
+def topology(mesh: Mesh) -> Iterator[Topology]:
+    with ExitStack() as stack:
+        runtime = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sailplan-bench-")))
+        backend_port = free_port()
+        body = "x" * RESPONSE_BYTES
+        backend = stack.enter_context(
+            run_haproxy(
+                "backend",
+                runtime / "backend",
+                {"haproxy.cfg": BACKEND_CFG.format(port=backend_port, body=body)},
+                backend_port,
+            )
+        )
+        ports, configs = sidecar_configs(mesh, backend_port, runtime)
+        callee = stack.enter_context(
+            run_haproxy(
+                "callee", runtime / "callee", dict(configs["callee"].files), ports["callee"].inbound
+            )
+        )
+        caller = stack.enter_context(
+            run_haproxy(
+                "caller",
+                runtime / "caller",
+                dict(configs["caller"].files),
+                ports["caller"].outbound,
+            )
+        )
+        service_host = f"service1:{mesh.services['service1'].port}"
+        yield Topology(
+            {
+                "direct": Target(backend_port, f"127.0.0.1:{backend_port}"),
+                "one-sidecar": Target(ports["callee"].inbound, service_host),
+                "two-sidecars": Target(ports["caller"].outbound, service_host),
+            },
+            [backend, callee, caller],
+        )
+
+
+def run_wrk(
+    target: Target, *, seconds: float, connections: int, delay_ms: float = 0
+) -> dict[str, float]:
+    """One wrk run (one thread) against the target; the script's JSON summary."""
+    command = [
+        wrk_binary(),
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(WRK_SCRIPT),
+        "-H",
+        f"Host: {target.host}",
+        f"http://127.0.0.1:{target.port}/",
+    ]
+    env = dict(os.environ, BENCH_DELAY_MS=f"{delay_ms:g}")
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=seconds + 30, check=False
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCHJSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
+    result: dict[str, float] = json.loads(line.removeprefix("BENCHJSON "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    if result["errors"] or result["non2xx"]:
+        raise RuntimeError(f"{target} answered with errors under load: {result}")
+    return result
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    runs: int = 3
+    saturate_seconds: float = 4
+    saturate_connections: int = 32
+    fixed_seconds: float = 6
+    fixed_rate: int = 1000
+    # Paced connections: each waits delay_ms between a response and its next request.
+    fixed_connections: int = 20
+
+
+def fixed_rate_delay_ms(settings: LoadSettings) -> float:
+    return settings.fixed_connections * 1000 / settings.fixed_rate
+
+
+def measure(mesh: Mesh | None = None, settings: LoadSettings = LoadSettings()) -> dict[str, object]:
+    """Runs of (saturated, fixed-rate) per path, interleaved so each path sits next to its direct
+    measurement; CPU per proxy during the fixed-rate window of the two-sidecar path; peak RSS."""
+    mesh = mesh or load_mesh(MESH_FILE)
+    runs: list[dict[str, dict[str, dict[str, float]]]] = []
+    with topology(mesh) as topo:
+        # Warm-up: connections, haproxy's pools, page cache.
+        for path in PATHS:
+            run_wrk(topo.targets[path], seconds=1, connections=settings.saturate_connections)
+        for _ in range(settings.runs):
+            run: dict[str, dict[str, dict[str, float]]] = {}
+            for path in PATHS:
+                saturated = run_wrk(
+                    topo.targets[path],
+                    seconds=settings.saturate_seconds,
+                    connections=settings.saturate_connections,
+                )
+                before = {p.name: cpu_seconds(p.pid) for p in topo.proxies}
+                started = time.monotonic()
+                fixed = run_wrk(
+                    topo.targets[path],
+                    seconds=settings.fixed_seconds,
+                    connections=settings.fixed_connections,
+                    delay_ms=fixed_rate_delay_ms(settings),
+                )
+                elapsed = time.monotonic() - started
+                cpu = {
+                    p.name: (cpu_seconds(p.pid) - before[p.name]) / elapsed for p in topo.proxies
+                }
+                run[path] = {"saturated": saturated, "fixed": fixed, "vcpu": cpu}
+            runs.append(run)
+        rss = {p.name: peak_rss_kib(p.pid) for p in topo.proxies}
+    return {"runs": runs, "peak_rss_kib": rss, "settings": settings.__dict__}
