@@ -26,9 +26,10 @@ def test_a_path_or_yaml_text() -> None:
 
 
 def test_yaml_syntax_errors_name_line_and_column() -> None:
-    assert _problems("name: demo\nservices:\n  a: [1, 2\n") == [
-        "mesh.yaml:4:1: YAML syntax error: expected ',' or ']', but got '<stream end>'"
-    ]
+    # libyaml and the pure-Python parser word it differently; both name the place and the fix.
+    [problem] = _problems("name: demo\nservices:\n  a: [1, 2\n")
+    assert problem.startswith("mesh.yaml:4:1: YAML syntax error: ")
+    assert "expected ',' or ']'" in problem
 
 
 def test_tabs_are_a_syntax_error() -> None:
