@@ -16,7 +16,7 @@ from typing import Any
 
 from sailplan import constants as c
 from sailplan.model import Mesh
-from sailplan.render.haproxy import DnsEndpoints, ProxyConfig, compile_gateway, compile_sidecar
+from sailplan.render.haproxy import DnsEndpoints, ProxyConfig, SidecarCompiler, compile_gateway
 from sailplan.render.istio import gateway_name, ingress_labels
 from sailplan.render.kubernetes import metadata, port_name, service_labels, workload_name
 
@@ -251,6 +251,9 @@ def render_builtin(
     """The shared Kubernetes objects with sidecars injected, plus per workload a ConfigMap and a
     headless Service, plus the ingress gateway."""
     endpoints = DnsEndpoints(namespace=mesh.target_namespace)
+    sidecars = SidecarCompiler(
+        mesh, endpoints=endpoints, config_dir=CONFIG_DIR, runtime_dir=RUNTIME_DIR
+    )
     objects: list[dict[str, Any]] = []
     for manifest in kubernetes_objects:
         if manifest["kind"] != "Deployment":
@@ -259,14 +262,7 @@ def render_builtin(
         objects.append(inject(manifest, proxy_image))
         labels = manifest["spec"]["selector"]["matchLabels"]
         service_name, version = labels[c.APP_LABEL], labels[c.WORKLOAD_VERSION_LABEL]
-        config = compile_sidecar(
-            mesh,
-            service_name,
-            version,
-            endpoints=endpoints,
-            config_dir=CONFIG_DIR,
-            runtime_dir=RUNTIME_DIR,
-        )
+        config = sidecars.sidecar(service_name, version)
         workload = workload_name(service_name, version)
         objects.append(
             config_map(

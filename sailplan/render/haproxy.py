@@ -576,6 +576,42 @@ def all_versions_backend(service_name: str) -> str:
     return _ident(service_name, "all")
 
 
+class SidecarCompiler:
+    """Compiles the sidecars of one mesh that share endpoints and ports (a cluster's pods).
+
+    Every sidecar carries the same outbound section (client-side routing of every service), so it
+    is rendered once; each sidecar adds only its inbound listener.
+    """
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        *,
+        endpoints: Endpoints,
+        ports: ProxyPorts = ProxyPorts(),
+        config_dir: str = "/etc/sailplan",
+        runtime_dir: str = "/var/run/sailplan",
+        passthrough: Passthrough = "original-destination",
+    ) -> None:
+        self.mesh = mesh
+        self._compiler = _Compiler(mesh, endpoints, ports, config_dir, runtime_dir)
+        head = _Writer()
+        self._compiler.globals(head)
+        self._globals = head.lines
+        tail = _Writer()
+        self._compiler.outbound(tail, passthrough)
+        self._outbound = tail.lines
+
+    def sidecar(self, service: str, version: str, app_port: int | None = None) -> ProxyConfig:
+        if service not in self.mesh.services or version not in self.mesh.services[service].versions:
+            raise KeyError(f"the mesh has no workload {service}-{version}")
+        out = _Writer()
+        out.lines = list(self._globals)
+        self._compiler.inbound(out, app_port or self.mesh.services[service].port)
+        out.lines += ["", *self._outbound]
+        return self._compiler.files(out.text())
+
+
 def compile_sidecar(
     mesh: Mesh,
     service: str,
@@ -589,14 +625,15 @@ def compile_sidecar(
     passthrough: Passthrough = "original-destination",
 ) -> ProxyConfig:
     """The sidecar of one workload: inbound to its app, outbound through every service's routes."""
-    if service not in mesh.services or version not in mesh.services[service].versions:
-        raise KeyError(f"the mesh has no workload {service}-{version}")
-    compiler = _Compiler(mesh, endpoints, ports, config_dir, runtime_dir)
-    out = _Writer()
-    compiler.globals(out)
-    compiler.inbound(out, app_port or mesh.services[service].port)
-    compiler.outbound(out, passthrough)
-    return compiler.files(out.text())
+    compiler = SidecarCompiler(
+        mesh,
+        endpoints=endpoints,
+        ports=ports,
+        config_dir=config_dir,
+        runtime_dir=runtime_dir,
+        passthrough=passthrough,
+    )
+    return compiler.sidecar(service, version, app_port)
 
 
 def compile_gateway(
