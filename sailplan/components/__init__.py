@@ -19,3 +19,5 @@ __all__ = [
     "ProxyImage",
     "ProxyImageArgs",
 ]
+
+# lead notice: see the commit message of this change
