@@ -10,7 +10,6 @@ import yaml
 
 from sailplan.model import Mesh, Problem, SpecError
 
-
 # libyaml's parser when PyYAML was built with it: ten times faster on large meshes.
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
