@@ -83,6 +83,16 @@ def cross_object_problems(mesh: Mesh) -> list[Problem]:
                         f"unknown service {ingress_route.service!r}; services are: {known}",
                     )
                 )
+    if mesh.data_plane == "builtin":
+        for service_name, service in mesh.services.items():
+            if service.protocol != "http":
+                problems.append(
+                    Problem(
+                        f"services.{service_name}.protocol",
+                        f"protocol {service.protocol} needs the istio data plane; "
+                        "the builtin data plane proxies http only",
+                    )
+                )
     if mesh.mtls == "strict" and mesh.data_plane == "builtin":
         problems.append(
             Problem(
