@@ -359,8 +359,16 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     (
         "http features on tcp",
-        {"services.service1.protocol": "tcp", f"{R0}.timeout": "1s"},
+        {"dataPlane": "istio", "services.service1.protocol": "tcp", f"{R0}.timeout": "1s"},
         [f"{R0}.timeout: timeout needs protocol http or grpc; this service is tcp"],
+    ),
+    (
+        "grpc on the builtin plane",
+        {"services.service2.protocol": "grpc"},
+        [
+            "services.service2.protocol: protocol grpc needs the istio data plane; "
+            "the builtin data plane proxies http only"
+        ],
     ),
     # -- unknown keys
     (
