@@ -82,6 +82,13 @@ class Sandbox:
                 self.process.wait(timeout=5)
 
 
+def publish(path: Path, text: str) -> None:
+    """Replace the watched file in one step, as an editor's atomic save does."""
+    staged = path.with_name(f".{path.name}.new")
+    staged.write_text(text)
+    os.replace(staged, path)
+
+
 def shares(outcomes: list[Any]) -> Counter[str]:
     counts = Counter(o.label for o in outcomes)
     return Counter({label: 100 * n / len(outcomes) for label, n in counts.items()})
@@ -97,8 +104,10 @@ def experiment(
     concurrency: int,
 ) -> Counter[str]:
     print(f"\n== {title}  ({mesh_file.relative_to(HERE.parent)})")
-    watched.write_text(runnable_copy(mesh_file, name="walkthrough", namespace="walkthrough"))
-    sandbox.wait_for("watch:", 15)
+    publish(watched, runnable_copy(mesh_file, name="walkthrough", namespace="walkthrough"))
+    line = sandbox.wait_for("watch:", 15)
+    if "reloaded" not in line:
+        raise RuntimeError(line)
     mesh = sailplan.load_mesh(mesh_file)
     policy = {
         name: [r.to_dict() for r in s.routes] for name, s in mesh.services.items() if s.routes

@@ -3,6 +3,7 @@ route through the ingress, a live edit under --watch, and every way starting can
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -56,7 +57,9 @@ def _apply(walkthrough: tuple[SandboxProcess, Path], mesh: Path) -> str:
     text = runnable_copy(mesh)
     if watched.exists() and watched.read_text() == text:
         return "watch: unchanged, already reloaded"
-    watched.write_text(text)
+    staged = watched.with_name(".mesh.yaml.new")
+    staged.write_text(text)
+    os.replace(staged, watched)
     return sandbox.wait_for("watch:", 20)
 
 

@@ -253,6 +253,21 @@ class Sandbox:
         else:
             self.supervisor.say(f"watch: {self.mesh_file} changed; reloaded {len(staged)} proxies")
 
+    def _settled_text(self) -> str:
+        """The mesh file once it stops changing: an editor that truncates, then writes, must not
+        have its half-written file reported as invalid."""
+        previous = None
+        for _ in range(10):
+            try:
+                text = read_mesh_file(self.mesh_file)
+            except SpecError:
+                return self.text
+            if text == previous:
+                return text
+            previous = text
+            time.sleep(0.1)
+        return previous or self.text
+
     # -- the whole run -----------------------------------------------------------------------------
 
     def run(self, watch: bool, stop: threading.Event) -> int:
@@ -274,10 +289,7 @@ class Sandbox:
                     raise SandboxError(self.supervisor.describe_death(dead[0]))
                 if watch and time.monotonic() >= next_watch:
                     next_watch = time.monotonic() + WATCH_SECONDS
-                    try:
-                        text = read_mesh_file(self.mesh_file)
-                    except SpecError:
-                        text = self.text
+                    text = self._settled_text()
                     current = hashlib.sha256(text.encode()).hexdigest()
                     if current != fingerprint:
                         fingerprint = current
