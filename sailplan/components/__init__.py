@@ -19,5 +19,3 @@ __all__ = [
     "ProxyImage",
     "ProxyImageArgs",
 ]
-
-# lead notice: see the commit message of this change

@@ -653,5 +653,3 @@ def compile_gateway(
     compiler.globals(out)
     compiler.ingress(out, listen_port)
     return compiler.files(out.text())
-
-# lead notice: see the commit message of this change
