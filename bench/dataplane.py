@@ -333,3 +333,64 @@ def measure(mesh: Mesh | None = None, settings: LoadSettings = LoadSettings()) -
             runs.append(run)
         rss = {p.name: peak_rss_kib(p.pid) for p in topo.proxies}
     return {"runs": runs, "peak_rss_kib": rss, "settings": settings.__dict__}
+
+
+def outbound_cost(services: int, dispatch: bool, settings: LoadSettings) -> dict[str, float]:
+    """One caller sidecar's outbound in a generated mesh of `services` services, calling the
+    service its routing rules list last, straight to the app: how per-request cost grows with
+    the mesh. `dispatch` measures the O(1) rewrite of bench/dispatch.py instead of the compiled
+    flat frontend."""
+    from bench.dispatch import rewrite_outbound
+    from bench.meshgen import generated_mesh_yaml, service_name
+    from sailplan.loader import load_mesh_text
+
+    mesh = load_mesh_text(generated_mesh_yaml(services))
+    with tempfile.TemporaryDirectory(prefix="sailplan-bench-") as temporary:
+        runtime = Path(temporary)
+        backend_port = free_port()
+        caller = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        endpoints = StaticEndpoints(
+            {
+                name: {v: [("127.0.0.1", backend_port)] for v in ("v1", "v2")}
+                for name in mesh.services
+            }
+        )
+        directory = runtime / "caller"
+        config = compile_sidecar(
+            mesh,
+            service_name(0),
+            "v1",
+            endpoints=endpoints,
+            ports=caller,
+            app_port=free_port(),
+            config_dir=str(directory),
+            runtime_dir=str(directory),
+            passthrough="host-header",
+        )
+        files = dict(config.files)
+        if dispatch:
+            files["haproxy.cfg"], extra = rewrite_outbound(config.haproxy_cfg, str(directory))
+            files.update(extra)
+        backend_cfg = BACKEND_CFG.format(port=backend_port, body="x" * RESPONSE_BYTES)
+        with (
+            run_haproxy("backend", runtime / "backend", {"haproxy.cfg": backend_cfg}, backend_port),
+            run_haproxy("caller", directory, files, caller.outbound),
+        ):
+            target = Target(caller.outbound, f"{service_name(services - 1)}:8080")
+            run_wrk(target, seconds=1, connections=settings.saturate_connections)
+            saturated = run_wrk(
+                target, seconds=settings.saturate_seconds, connections=settings.saturate_connections
+            )
+            fixed = run_wrk(
+                target,
+                seconds=settings.saturate_seconds,
+                connections=settings.fixed_connections,
+                delay_ms=fixed_rate_delay_ms(settings),
+            )
+    return {
+        "config_bytes": float(len(files["haproxy.cfg"])),
+        "saturated_rps": saturated["rps"],
+        "fixed_rps": fixed["rps"],
+        "fixed_p50_us": fixed["p50_us"],
+        "fixed_p99_us": fixed["p99_us"],
+    }

@@ -1,0 +1,49 @@
+"""`make bench`: the builtin data plane's cost and rendering's scaling -> bench/RESULTS.md.
+
+BENCH_RUNS (default 3) sets the number of data-plane runs. Prints progress, then the summary line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from bench import dataplane, report, scale
+
+RENDER_SIZES = {"istio": [10, 100, 1000, 5000], "builtin": [10, 100, 300, 1000]}
+SIDECAR_SIZES = [100, 1000]
+PULUMI_SIZES = [100, 1000]
+OUTBOUND_SIZES = [10, 100, 1000]
+
+
+def main() -> int:
+    started = time.monotonic()
+    settings = dataplane.LoadSettings(runs=int(os.environ.get("BENCH_RUNS", "3")))
+    try:
+        print(f"data plane: {settings.runs} runs x 3 paths (saturated + ~1,000 req/s)", flush=True)
+        plane = dataplane.measure(settings=settings)
+        print("outbound sidecar cost vs mesh size", flush=True)
+        outbound = {
+            f"{mode}/{size}": dataplane.outbound_cost(size, mode == "dispatch", settings)
+            for mode in ("flat", "dispatch")
+            for size in OUTBOUND_SIZES
+        }
+    except RuntimeError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
+    print("rendering at scale", flush=True)
+    scaling = scale.run(RENDER_SIZES, SIDECAR_SIZES, PULUMI_SIZES)
+    data = {"dataplane": plane, "outbound": outbound, "scale": scaling}
+    (report.HERE / "results.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    line = report.write(data)
+    print(
+        f"wrote bench/RESULTS.md, bench/results.png, bench/results.json in {time.monotonic() - started:.0f} s"
+    )
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""From raw measurements to the figures we report: pure, so it is unit-tested."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bench.stats import growth_exponent, median, paired
+
+PATHS = ("direct", "one-sidecar", "two-sidecars")
+
+# Our targets (bench/RESULTS.md explains where they come from).
+TARGET_THROUGHPUT_RATIO = 0.45
+TARGET_ADDED_P50_MS = 0.3
+TARGET_ADDED_P99_MS = 1.0
+TARGET_SIDECAR_VCPU = 0.05
+TARGET_SIDECAR_RSS_MB = 20
+TARGET_RENDER_1000_S = 1.0
+
+
+def dataplane_figures(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per path: medians over runs, and ratios/differences to the direct path run by run."""
+    figures: dict[str, dict[str, float]] = {}
+    direct_rps = [run["direct"]["saturated"]["rps"] for run in runs]
+    for path in PATHS:
+        saturated = [run[path]["saturated"] for run in runs]
+        fixed = [run[path]["fixed"] for run in runs]
+        row = {
+            "saturated_rps": median([s["rps"] for s in saturated]),
+            "throughput_ratio": paired([s["rps"] for s in saturated], direct_rps).ratio_median,
+            "fixed_rps": median([f["rps"] for f in fixed]),
+        }
+        for percentile in ("p50", "p90", "p99"):
+            values = [f[f"{percentile}_us"] / 1000 for f in fixed]
+            direct = [run["direct"]["fixed"][f"{percentile}_us"] / 1000 for run in runs]
+            row[f"{percentile}_ms"] = median(values)
+            row[f"added_{percentile}_ms"] = paired(values, direct).difference_median
+        figures[path] = row
+    return figures
+
+
+def sidecar_figures(
+    runs: Sequence[Mapping[str, Any]], peak_rss_kib: Mapping[str, int]
+) -> dict[str, float]:
+    """CPU of each sidecar while the two-sidecar path carries the fixed rate, and peak RSS."""
+    vcpu = [run["two-sidecars"]["vcpu"] for run in runs]
+    return {
+        "caller_vcpu": median([v["caller"] for v in vcpu]),
+        "callee_vcpu": median([v["callee"] for v in vcpu]),
+        "backend_vcpu": median([v["backend"] for v in vcpu]),
+        "caller_rss_mb": peak_rss_kib["caller"] / 1024,
+        "callee_rss_mb": peak_rss_kib["callee"] / 1024,
+        "backend_rss_mb": peak_rss_kib["backend"] / 1024,
+    }
+
+
+def render_growth(render: Mapping[str, Mapping[str, Any]], plane: str) -> float | None:
+    """How render time grows with services (1 linear, 2 quadratic), over the sizes that ran."""
+    points = sorted(
+        (int(key.split("/")[1]), value["render_s"])
+        for key, value in render.items()
+        if key.startswith(f"{plane}/") and "render_s" in value and int(key.split("/")[1]) >= 100
+    )
+    if len(points) < 2:
+        return None
+    return growth_exponent([p[0] for p in points], [p[1] for p in points])
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def summary_line(
+    figures: Mapping[str, Mapping[str, float]],
+    sidecar: Mapping[str, float],
+    render_1000_s: float | None,
+) -> str:
+    two = figures["two-sidecars"]
+    vcpu = max(sidecar["caller_vcpu"], sidecar["callee_vcpu"])
+    rss = max(sidecar["caller_rss_mb"], sidecar["callee_rss_mb"])
+    render = "not measured" if render_1000_s is None else f"{render_1000_s:.2f} s"
+    return (
+        f"summary: 2-hop throughput {two['throughput_ratio']:.2f}x direct, "
+        f"+{two['added_p50_ms']:.2f} ms p50, +{two['added_p99_ms']:.2f} ms p99 @1000rps, "
+        f"sidecar {vcpu:.3f} vCPU / {rss:.0f} MB, render 1000 services {render} (builtin)"
+    )
