@@ -1,0 +1,157 @@
+"""The compiled HAProxy config's shape, for both endpoint kinds, and `haproxy -c` on all of it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_MESH, EXAMPLE_MESHES
+from proxy_support import HAPROXY
+
+import sailplan
+from sailplan.render.haproxy import (
+    DnsEndpoints,
+    ProxyPorts,
+    StaticEndpoints,
+    compile_gateway,
+    compile_sidecar,
+)
+
+STATIC = StaticEndpoints(
+    {
+        "service1": {"v1": [("127.0.0.1", 9001)], "v2": [("127.0.0.1", 9002), ("127.0.0.1", 9003)]},
+        "service2": {"v1": [("127.0.0.1", 9004)]},
+    }
+)
+
+
+def _check(files: dict[str, str]) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="sp-"))
+    try:
+        for name, text in files.items():
+            (directory / name).write_text(
+                text.replace("/etc/sailplan", str(directory)).replace(
+                    "/var/run/sailplan", str(directory)
+                )
+            )
+        done = subprocess.run(
+            [HAPROXY, "-c", "-f", str(directory / "haproxy.cfg")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "[WARNING]" not in done.stdout + done.stderr, done.stdout + done.stderr
+    finally:
+        shutil.rmtree(directory)
+
+
+@pytest.mark.haproxy
+@pytest.mark.parametrize("scenario", [DEMO_MESH, *EXAMPLE_MESHES], ids=lambda p: p.stem)
+def test_sandbox_mode_configs_pass_haproxy_check(scenario: Path) -> None:
+    mesh = sailplan.load_mesh(scenario)
+    ports = ProxyPorts(20001, 20002, 20003, 20004, "127.0.0.1")
+    _check(
+        dict(
+            compile_sidecar(
+                mesh,
+                "service2",
+                "v1",
+                endpoints=STATIC,
+                ports=ports,
+                app_port=20005,
+                passthrough="host-header",
+            ).files
+        )
+    )
+    _check(dict(compile_gateway(mesh, endpoints=STATIC, listen_port=20006, ports=ports).files))
+
+
+def test_static_endpoints_become_servers_per_version() -> None:
+    cfg = compile_sidecar(
+        sailplan.load_mesh(DEMO_MESH), "service2", "v1", endpoints=STATIC
+    ).haproxy_cfg
+    assert (
+        "backend service1__r0__v2\n    retries 1\n    retry-on conn-failure\n    server v2-0 127.0.0.1:9002\n    server v2-1 127.0.0.1:9003\n"
+        in cfg
+    )
+    assert (
+        "use_backend service1__r0__v1 if { var(txn.route) -m str service1.0 } { var(txn.draw) -m int lt 80 }"
+        in cfg
+    )
+    assert "use_backend service1__r0__v2 if { var(txn.route) -m str service1.0 }" in cfg
+
+
+def test_dns_endpoints_use_full_names_and_the_cluster_resolver() -> None:
+    cfg = compile_sidecar(
+        sailplan.load_mesh(DEMO_MESH),
+        "service2",
+        "v1",
+        endpoints=DnsEndpoints("demo", "corp.local", 4),
+    ).haproxy_cfg
+    assert "resolvers kubedns\n    parse-resolv-conf" in cfg
+    assert (
+        "server-template v1- 4 service1-v1.demo.svc.corp.local:8088 resolvers kubedns init-addr none resolve-prefer ipv4"
+        in cfg
+    )
+    assert "service1.demo.svc.corp.local" in cfg
+    assert "server original-destination 0.0.0.0:0" in cfg
+
+
+def test_comments_name_the_spec_path_each_block_comes_from() -> None:
+    cfg = compile_sidecar(
+        sailplan.load_mesh(DEMO_MESH), "service2", "v1", endpoints=STATIC
+    ).haproxy_cfg
+    assert "# services.service1.routes[0] canary" in cfg
+    assert "# services.service1.routes[0] -> v2" in cfg
+
+
+def test_lua_is_loaded_only_when_a_route_needs_it() -> None:
+    plain = compile_sidecar(sailplan.load_mesh(DEMO_MESH), "service2", "v1", endpoints=STATIC)
+    assert "mesh.lua" not in plain.files and "lua-load" not in plain.haproxy_cfg
+    faulty = compile_sidecar(
+        sailplan.load_mesh(EXAMPLE_MESHES[1]), "service2", "v1", endpoints=STATIC
+    )
+    assert "sailplan_delay" in faulty.files["mesh.lua"]
+    assert "lua-load /etc/sailplan/mesh.lua" in faulty.haproxy_cfg
+
+
+def test_percentages_with_decimals_draw_from_a_million() -> None:
+    text = DEMO_MESH.read_text().replace(
+        "split: {v1: 80, v2: 20}",
+        "split: {v1: 80, v2: 20}\n        fault: {abort: {status: 503, percent: 0.5}}",
+    )
+    cfg = compile_sidecar(
+        sailplan.load_mesh_text(text), "service2", "v1", endpoints=STATIC
+    ).haproxy_cfg
+    assert "{ rand(1000000) -m int lt 5000 }" in cfg
+
+
+def test_values_are_quoted_literally() -> None:
+    text = DEMO_MESH.read_text().replace(
+        "      - name: canary\n",
+        '      - name: canary\n        match: [{headers: {x-env: "it\'s $HOME"}}]\n',
+    )
+    text += ""
+    cfg = compile_sidecar(
+        sailplan.load_mesh_text(text.replace("split: {v1: 80, v2: 20}", "to: v2")),
+        "service2",
+        "v1",
+        endpoints=STATIC,
+    ).haproxy_cfg
+    assert "{ req.hdr(x-env) -m str 'it'\\''s $HOME' }" in cfg
+
+
+def test_compilation_is_deterministic() -> None:
+    mesh = sailplan.load_mesh(DEMO_MESH)
+    assert compile_sidecar(mesh, "service1", "v2", endpoints=STATIC) == compile_sidecar(
+        sailplan.load_mesh(DEMO_MESH), "service1", "v2", endpoints=STATIC
+    )
+
+
+def test_unknown_workload_is_an_error() -> None:
+    with pytest.raises(KeyError, match="the mesh has no workload service1-v9"):
+        compile_sidecar(sailplan.load_mesh(DEMO_MESH), "service1", "v9", endpoints=STATIC)
