@@ -1,6 +1,7 @@
 """`make bench`: the builtin data plane's cost and rendering's scaling -> bench/RESULTS.md.
 
-BENCH_RUNS (default 3) sets the number of data-plane runs. Prints progress, then the summary line.
+BENCH_RUNS (default 3) sets the number of data-plane runs; `--report` only rewrites the report
+from bench/results.json. Prints progress, then the summary line.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ PULUMI_SIZES = [100, 1000]
 OUTBOUND_SIZES = [10, 100, 1000]
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    if argv == ["--report"]:
+        # Rewrite RESULTS.md and the chart from the last run's bench/results.json.
+        data = json.loads((report.HERE / "results.json").read_text())
+        print(report.write(data))
+        return 0
     started = time.monotonic()
     settings = dataplane.LoadSettings(runs=int(os.environ.get("BENCH_RUNS", "3")))
     try:
@@ -35,7 +41,7 @@ def main() -> int:
         return 1
     print("rendering at scale", flush=True)
     scaling = scale.run(RENDER_SIZES, SIDECAR_SIZES, PULUMI_SIZES)
-    data = {"dataplane": plane, "outbound": outbound, "scale": scaling}
+    data = {"machine": report.machine(), "dataplane": plane, "outbound": outbound, "scale": scaling}
     (report.HERE / "results.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     line = report.write(data)
     print(
@@ -46,4 +52,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
