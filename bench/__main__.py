@@ -1,6 +1,6 @@
 """`make bench`: the builtin data plane's cost and rendering's scaling -> bench/RESULTS.md.
 
-BENCH_RUNS (default 3) sets the number of data-plane runs; `--report` only rewrites the report
+BENCH_RUNS (default 5) sets the number of data-plane runs; `--report` only rewrites the report
 from bench/results.json. Prints progress, then the summary line.
 """
 
@@ -26,10 +26,13 @@ def main(argv: list[str]) -> int:
         print(report.write(data))
         return 0
     started = time.monotonic()
-    settings = dataplane.LoadSettings(runs=int(os.environ.get("BENCH_RUNS", "3")))
+    settings = dataplane.LoadSettings(runs=int(os.environ.get("BENCH_RUNS", "5")))
     try:
         print(f"data plane: {settings.runs} runs x 3 paths (saturated + ~1,000 req/s)", flush=True)
+        load_before = os.getloadavg()[0]
         plane = dataplane.measure(settings=settings)
+        # Other processes on the machine skew latency: say how busy it was.
+        plane["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
         print("outbound sidecar cost vs mesh size", flush=True)
         outbound = {
             f"{mode}/{size}": dataplane.outbound_cost(size, mode == "dispatch", settings)

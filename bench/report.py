@@ -238,6 +238,10 @@ def write(data: Mapping[str, Any]) -> str:
         "",
         "## Data plane: direct vs one sidecar vs two sidecars",
         "",
+        f"1-minute load average before / after these runs: {plane.get('load_average', {}).get('before', float('nan')):.2f}"
+        f" / {plane.get('load_average', {}).get('after', float('nan')):.2f} (the load itself counts; a much higher value means"
+        " other work shared the cores).",
+        "",
         f"{settings['runs']} runs; in each run the three paths are measured one after the other, and every ratio or",
         "difference is taken against the direct measurement of the same run, then the median over runs is reported.",
         "",
