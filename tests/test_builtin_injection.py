@@ -108,7 +108,8 @@ def test_pod_gets_init_container_and_native_sidecar(demo: list[dict[str, Any]]) 
 
 def test_config_map_holds_the_compiled_proxy_config(demo: list[dict[str, Any]]) -> None:
     data = _find(demo, "ConfigMap", "service2-v1-proxy")["data"]
-    assert sorted(data) == ["503.http", "504.http", "haproxy.cfg"]
+    assert sorted(data) == ["503.http", "504.http", "haproxy.cfg", "hosts.map"]
+    assert "service1.demo.svc.cluster.local service1\n" in data["hosts.map"]
     cfg = data["haproxy.cfg"]
     assert "server-template v1- 10 service1-v1.demo.svc.cluster.local:8088 resolvers kubedns" in cfg
     assert "bind 0.0.0.0:15001" in cfg and "bind 0.0.0.0:15006" in cfg

@@ -86,19 +86,35 @@ def test_static_endpoints_become_servers_per_version() -> None:
 
 
 def test_dns_endpoints_use_full_names_and_the_cluster_resolver() -> None:
-    cfg = compile_sidecar(
+    config = compile_sidecar(
         sailplan.load_mesh(DEMO_MESH),
         "service2",
         "v1",
         endpoints=DnsEndpoints("demo", "corp.local", 4),
-    ).haproxy_cfg
+    )
+    cfg = config.haproxy_cfg
     assert "resolvers kubedns\n    parse-resolv-conf" in cfg
     assert (
         "server-template v1- 4 service1-v1.demo.svc.corp.local:8088 resolvers kubedns init-addr none resolve-prefer ipv4"
         in cfg
     )
-    assert "service1.demo.svc.corp.local" in cfg
     assert "server original-destination 0.0.0.0:0" in cfg
+    assert config.files["hosts.map"].splitlines()[:4] == [
+        "service1 service1",
+        "service1.demo service1",
+        "service1.demo.svc service1",
+        "service1.demo.svc.corp.local service1",
+    ]
+
+
+def test_one_lookup_dispatches_to_each_service_routing_frontend() -> None:
+    cfg = compile_sidecar(
+        sailplan.load_mesh(DEMO_MESH), "service2", "v1", endpoints=STATIC
+    ).haproxy_cfg
+    assert "http-request set-var(txn.svc) var(txn.host),map_str(/etc/sailplan/hosts.map)" in cfg
+    assert "use_backend %[var(txn.svc),concat(,,__hop)] if { var(txn.svc) -m found }" in cfg
+    assert "backend service1__hop\n    server routes unix@/var/run/sailplan/o0.sock\n" in cfg
+    assert "frontend service1__routes\n    bind unix@/var/run/sailplan/o0.sock mode 600\n" in cfg
 
 
 def test_comments_name_the_spec_path_each_block_comes_from() -> None:
