@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,15 @@ def _diff(expected: Any, actual: Any, path: str = "") -> list[str]:
         for index, (e, a) in enumerate(zip(expected, actual, strict=False)):
             lines += _diff(e, a, f"{path}[{index}]")
         return lines
-    return [] if expected == actual else [f"{path}: {actual!r}, golden has {expected!r}"]
+    if expected == actual:
+        return []
+    if isinstance(expected, str) and isinstance(actual, str) and "\n" in expected + actual:
+        # A proxy config inside a ConfigMap: show the changed lines, not two walls of text.
+        changed = difflib.unified_diff(
+            expected.splitlines(), actual.splitlines(), "golden", "rendered", lineterm="", n=1
+        )
+        return [f"{path}:", *(f"    {line}" for line in list(changed)[2:])]
+    return [f"{path}: {actual!r}, golden has {expected!r}"]
 
 
 def check_golden(path: Path, manifests: list[dict[str, Any]], update: bool) -> None:
