@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -19,7 +20,14 @@ PULUMI_SIZES = [100, 1000]
 OUTBOUND_SIZES = [10, 100, 1000]
 
 
+def _stop(signum: int, frame: object) -> None:
+    # Unwind, so every context manager ends the processes it started.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)  # a background job starts with SIGINT ignored
     if argv == ["--report"]:
         # Rewrite RESULTS.md and the chart from the last run's bench/results.json.
         data = json.loads((report.HERE / "results.json").read_text())
@@ -34,11 +42,7 @@ def main(argv: list[str]) -> int:
         # Other processes on the machine skew latency: say how busy it was.
         plane["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
         print("outbound sidecar cost vs mesh size", flush=True)
-        outbound = {
-            f"{mode}/{size}": dataplane.outbound_cost(size, mode == "dispatch", settings)
-            for mode in ("flat", "dispatch")
-            for size in OUTBOUND_SIZES
-        }
+        outbound = {str(size): dataplane.outbound_cost(size, settings) for size in OUTBOUND_SIZES}
     except RuntimeError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1

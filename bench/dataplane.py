@@ -335,12 +335,9 @@ def measure(mesh: Mesh | None = None, settings: LoadSettings = LoadSettings()) -
     return {"runs": runs, "peak_rss_kib": rss, "settings": settings.__dict__}
 
 
-def outbound_cost(services: int, dispatch: bool, settings: LoadSettings) -> dict[str, float]:
+def outbound_cost(services: int, settings: LoadSettings) -> dict[str, float]:
     """One caller sidecar's outbound in a generated mesh of `services` services, calling the
-    service its routing rules list last, straight to the app: how per-request cost grows with
-    the mesh. `dispatch` measures the O(1) rewrite of bench/dispatch.py instead of the compiled
-    flat frontend."""
-    from bench.dispatch import rewrite_outbound
+    service whose rules come last, straight to the app: how per-request cost grows with the mesh."""
     from bench.meshgen import generated_mesh_yaml, service_name
     from sailplan.loader import load_mesh_text
 
@@ -367,14 +364,10 @@ def outbound_cost(services: int, dispatch: bool, settings: LoadSettings) -> dict
             runtime_dir=str(directory),
             passthrough="host-header",
         )
-        files = dict(config.files)
-        if dispatch:
-            files["haproxy.cfg"], extra = rewrite_outbound(config.haproxy_cfg, str(directory))
-            files.update(extra)
         backend_cfg = BACKEND_CFG.format(port=backend_port, body="x" * RESPONSE_BYTES)
         with (
             run_haproxy("backend", runtime / "backend", {"haproxy.cfg": backend_cfg}, backend_port),
-            run_haproxy("caller", directory, files, caller.outbound),
+            run_haproxy("caller", directory, dict(config.files), caller.outbound),
         ):
             target = Target(caller.outbound, f"{service_name(services - 1)}:8080")
             run_wrk(target, seconds=1, connections=settings.saturate_connections)
@@ -388,7 +381,7 @@ def outbound_cost(services: int, dispatch: bool, settings: LoadSettings) -> dict
                 delay_ms=fixed_rate_delay_ms(settings),
             )
     return {
-        "config_bytes": float(len(files["haproxy.cfg"])),
+        "config_bytes": float(sum(len(text) for text in config.files.values())),
         "saturated_rps": saturated["rps"],
         "fixed_rps": fixed["rps"],
         "fixed_p50_us": fixed["p50_us"],

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.dispatch import rewrite_outbound
 from bench.meshgen import generated_mesh_document, generated_mesh_yaml, service_name
 from bench.stats import growth_exponent, median, medians_by_key, paired, percentile
 from bench.summary import dataplane_figures, summary_line
 from sailplan.loader import load_mesh_text
-from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
 
 
 def test_percentile_interpolates_between_closest_ranks() -> None:
@@ -97,31 +95,3 @@ def test_generated_mesh_is_valid_with_matches_faults_and_retries() -> None:
 def test_generated_mesh_needs_a_service() -> None:
     with pytest.raises(ValueError, match=r"^a generated mesh needs at least one service$"):
         generated_mesh_document(0)
-
-
-def test_dispatch_rewrite_keeps_every_rule_and_maps_every_host() -> None:
-    mesh = load_mesh_text(generated_mesh_yaml(3))
-    endpoints = StaticEndpoints(
-        {name: {"v1": [("127.0.0.1", 1)], "v2": [("127.0.0.1", 2)]} for name in mesh.services}
-    )
-    config = compile_sidecar(
-        mesh,
-        service_name(0),
-        "v1",
-        endpoints=endpoints,
-        ports=ProxyPorts(1, 2, 3, 4, "127.0.0.1"),
-        config_dir="/c",
-    ).haproxy_cfg
-    rewritten, extra = rewrite_outbound(config, "/c")
-    routed = [
-        line
-        for line in config.splitlines()
-        if "txn.route" in line and not line.strip().startswith("#")
-    ]
-    assert all(line in rewritten.splitlines() for line in routed)
-    assert "map_str(/c/hosts.map)" in rewritten
-    assert (
-        f"{service_name(2)}.bench.svc.cluster.local {service_name(2)}"
-        in extra["hosts.map"].splitlines()
-    )
-    assert len(extra["hosts.map"].splitlines()) == 3 * 4
