@@ -14,7 +14,13 @@ import yaml
 from proxy_support import Backend, Reply, backends, free_port, many, request, running_haproxy
 
 import sailplan
-from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_gateway, compile_sidecar
+from sailplan.render.haproxy import (
+    FLAT_SERVICE_LIMIT,
+    ProxyPorts,
+    StaticEndpoints,
+    compile_gateway,
+    compile_sidecar,
+)
 
 pytestmark = [pytest.mark.haproxy, pytest.mark.timeout(60)]
 
@@ -279,3 +285,56 @@ def test_gateway_routes_to_the_service_and_applies_its_routes(tmp_path: Path) ->
             assert request(listen, "/api/users", headers={"end-user": "jason"}).body == "v2"
             missing = request(listen, "/elsewhere")
             assert (missing.status, missing.body) == (404, "no route")
+
+
+def test_a_large_mesh_routes_through_per_service_frontends(tmp_path: Path) -> None:
+    """Past FLAT_SERVICE_LIMIT services the compiler hops to a routing frontend per service."""
+    extra = {
+        f"extra{i}": {"port": 9100 + i, "versions": {"v1": {"image": "x"}}}
+        for i in range(FLAT_SERVICE_LIMIT)
+    }
+    spec = yaml.safe_load(yaml.safe_dump(_mesh([]).to_dict()))
+    spec["services"].update(extra)
+    spec["services"]["service1"]["routes"] = [
+        {"match": [{"headers": {"end-user": "jason"}}], "to": "v2"},
+        {"split": {"v1": 80, "v2": 20}, "timeout": "300ms"},
+    ]
+    spec["ingress"] = {"routes": [{"match": {"path": {"prefix": "/api"}}, "service": "service1"}]}
+    mesh = sailplan.load_mesh_text(yaml.safe_dump(spec))
+    with backends("v1", "v2") as started:
+        endpoints = StaticEndpoints(
+            {"service1": {v: [("127.0.0.1", b.port)] for v, b in started.items()}}
+        )
+        ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        sidecar = compile_sidecar(
+            mesh,
+            "caller",
+            "v1",
+            endpoints=endpoints,
+            ports=ports,
+            app_port=free_port(),
+            config_dir=str(tmp_path),
+            runtime_dir=str(tmp_path),
+            passthrough="host-header",
+        )
+        assert "__hop" in sidecar.haproxy_cfg
+        with running_haproxy(sidecar.files, tmp_path, [ports.outbound]):
+            replies = many(1000, lambda: request(ports.outbound, "/"), concurrency=16)
+            assert 75 <= _share(replies, lambda r: r.body == "v1") <= 85
+            assert request(ports.outbound, "/", headers={"end-user": "jason"}).body == "v2"
+            timed_out = request(ports.outbound, "/sleep/1000")
+            assert (timed_out.status, timed_out.body) == (504, "upstream request timeout")
+        gateway_dir = tmp_path / "gw"
+        listen = free_port()
+        gateway_ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        gateway = compile_gateway(
+            mesh,
+            endpoints=endpoints,
+            listen_port=listen,
+            ports=gateway_ports,
+            config_dir=str(gateway_dir),
+            runtime_dir=str(gateway_dir),
+        )
+        with running_haproxy(gateway.files, gateway_dir, [listen]):
+            assert request(listen, "/api/x", headers={"end-user": "jason"}).body == "v2"
+            assert request(listen, "/other").status == 404

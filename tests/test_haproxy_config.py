@@ -8,11 +8,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import DEMO_MESH, EXAMPLE_MESHES
 from proxy_support import HAPROXY
 
 import sailplan
 from sailplan.render.haproxy import (
+    FLAT_SERVICE_LIMIT,
     DnsEndpoints,
     ProxyPorts,
     StaticEndpoints,
@@ -107,14 +109,37 @@ def test_dns_endpoints_use_full_names_and_the_cluster_resolver() -> None:
     ]
 
 
-def test_one_lookup_dispatches_to_each_service_routing_frontend() -> None:
+def test_small_meshes_route_in_one_flat_frontend() -> None:
     cfg = compile_sidecar(
         sailplan.load_mesh(DEMO_MESH), "service2", "v1", endpoints=STATIC
     ).haproxy_cfg
     assert "http-request set-var(txn.svc) var(txn.host),map_str(/etc/sailplan/hosts.map)" in cfg
+    assert (
+        "http-request set-var(txn.route) str(service1.0) if { var(txn.svc) -m str service1 } !{ var(txn.route) -m found }"
+        in cfg
+    )
+    assert "use_backend service1__all if { var(txn.svc) -m str service1 }" in cfg
+    assert "__hop" not in cfg and "unix@" not in cfg
+
+
+def test_large_meshes_hop_to_a_routing_frontend_per_service() -> None:
+    data = yaml.safe_load(DEMO_MESH.read_text())
+    for index in range(FLAT_SERVICE_LIMIT):
+        data["services"][f"extra{index}"] = {
+            "port": 9000 + index,
+            "versions": {"v1": {"image": "x"}},
+        }
+    cfg = compile_sidecar(
+        sailplan.load_mesh_text(yaml.safe_dump(data)), "service2", "v1", endpoints=STATIC
+    ).haproxy_cfg
     assert "use_backend %[var(txn.svc),concat(,,__hop)] if { var(txn.svc) -m found }" in cfg
-    assert "backend service1__hop\n    server routes unix@/var/run/sailplan/o0.sock\n" in cfg
-    assert "frontend service1__routes\n    bind unix@/var/run/sailplan/o0.sock mode 600\n" in cfg
+    index = sorted(data["services"]).index("service1")
+    assert f"backend service1__hop\n    server routes unix@/var/run/sailplan/o{index}.sock\n" in cfg
+    assert (
+        f"frontend service1__routes\n    bind unix@/var/run/sailplan/o{index}.sock mode 600\n"
+        in cfg
+    )
+    assert "http-request set-var(txn.route) str(service1.0) if !{ var(txn.route) -m found }" in cfg
 
 
 def test_comments_name_the_spec_path_each_block_comes_from() -> None:

@@ -54,6 +54,8 @@ _RETRY_ON = {
 _BALANCE = {"round-robin": "roundrobin", "random": "random", "least-request": "leastconn"}
 _DEFAULT_SERVER_TIMEOUT = "300s"
 _HOP_SUFFIX = "__hop"
+# Up to this many services, one flat list of rules is cheaper than a hop per request.
+FLAT_SERVICE_LIMIT = 16
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,10 @@ def _quote(text: str) -> str:
 
 def _ident(*parts: str) -> str:
     return "__".join(re.sub(r"[^A-Za-z0-9_.-]", "_", part) for part in parts)
+
+
+def _flat(service_names: Sequence[str]) -> bool:
+    return len(service_names) <= FLAT_SERVICE_LIMIT
 
 
 def _percent_condition(percent: float) -> str:
@@ -285,11 +291,13 @@ class _Compiler:
 
     # -- service routing -------------------------------------------------------------------------
 
-    def service_routing(self, service_name: str) -> list[str]:
+    def service_routing(self, service_name: str, *, guarded: bool = False) -> list[str]:
         """The rules of the service's routing frontend: pick the route, apply its faults. Shared by
         the sidecar's outbound and the gateway's ingress."""
         service = self.mesh.services[service_name]
         unset = "!{ var(txn.route) -m found }"
+        # In a flat frontend every service's rules share one list: each rule checks its service.
+        prefix = [f"{{ var(txn.svc) -m str {service_name} }}", unset] if guarded else [unset]
         lines = [f"# services.{service_name}"]
         for index, route in enumerate(service.routes):
             label = f"{service_name}.{index}"
@@ -297,7 +305,7 @@ class _Compiler:
             lines.append(f"# services.{service_name}.routes[{index}]{name}")
             lines.append(
                 f"http-request set-var(txn.route) str({label})"
-                + _or([unset], _alternatives(route.match))
+                + _or(prefix, _alternatives(route.match))
             )
             on_route = f"{{ var(txn.route) -m str {label} }}"
             lines += self.faults(route, on_route)
@@ -327,7 +335,7 @@ class _Compiler:
             )
         return lines
 
-    def backend_choice(self, service_name: str) -> list[str]:
+    def backend_choice(self, service_name: str, *, guarded: bool = False) -> list[str]:
         """`use_backend` lines: the route's split over versions, else every version."""
         service = self.mesh.services[service_name]
         lines = []
@@ -344,7 +352,12 @@ class _Compiler:
                     lines.append(
                         f"use_backend {backend} if {on_route} {{ var(txn.draw) -m int lt {bound} }}"
                     )
-        lines.append(f"default_backend {all_versions_backend(service_name)}")
+        if guarded:
+            lines.append(
+                f"use_backend {all_versions_backend(service_name)} if {{ var(txn.svc) -m str {service_name} }}"
+            )
+        else:
+            lines.append(f"default_backend {all_versions_backend(service_name)}")
         return lines
 
     def pool_lines(self, service: Service) -> list[str]:
@@ -454,32 +467,51 @@ class _Compiler:
     def http_services(self) -> list[str]:
         return [s for s in sorted(self.mesh.services) if self.mesh.services[s].protocol != "tcp"]
 
-    def dispatch_lines(self) -> list[str]:
-        """One lookup picks the service's routing frontend, whatever the size of the mesh."""
-        return [
-            f"use_backend %[var(txn.svc),concat(,,{_HOP_SUFFIX})] if {{ var(txn.svc) -m found }}"
-        ]
+    def dispatch_lines(self, service_names: Sequence[str]) -> list[str]:
+        """Rules of the front listener once `txn.svc` is known.
+
+        Small meshes: every service's rules in one flat list, guarded by service. Past
+        FLAT_SERVICE_LIMIT services one lookup hops into the service's own routing frontend, so a
+        request walks only its service's rules. Flat, every request walked every rule: 1,000
+        services cut throughput 70-fold; the hop costs about 0.02 vCPU at 1,000 rps, more than
+        the flat list of a small mesh does (bench/FINDINGS.md).
+        """
+        if not _flat(service_names):
+            return [
+                f"use_backend %[var(txn.svc),concat(,,{_HOP_SUFFIX})] if {{ var(txn.svc) -m found }}"
+            ]
+        services = [self.mesh.services[name] for name in service_names]
+        lines = []
+        if any(route.mirror for service in services for route in service.routes):
+            lines.append("option http-buffer-request")
+        if any(len(route.weights) > 1 for service in services for route in service.routes):
+            lines.append("http-request set-var(txn.draw) rand(100) if { var(txn.svc) -m found }")
+        for name in service_names:
+            lines += self.service_routing(name, guarded=True)
+        for name in service_names:
+            lines += self.backend_choice(name, guarded=True)
+        return lines
 
     def service_frontends(self, out: _Writer, service_names: Sequence[str], tag: str) -> None:
-        """Per service: a hop into its own routing frontend, so a request walks only the rules of
-        the service it is for (a flat frontend made every request walk every service's rules:
-        1,000 services cut throughput 70-fold, bench/RESULTS.md)."""
+        """The backends of every service and, past FLAT_SERVICE_LIMIT services, a routing
+        frontend per service reached through a unix socket."""
         for index, service_name in enumerate(service_names):
-            socket = f"unix@{self.runtime_dir}/{tag}{index}.sock"
-            out.section(
-                f"backend {service_name}{_HOP_SUFFIX}",
-                f"server routes {socket}",
-                comment=f"services.{service_name}: into its routing frontend",
-            )
-            service = self.mesh.services[service_name]
-            body = [f"bind {socket} mode 600"]
-            if any(route.mirror for route in service.routes):
-                body.append("option http-buffer-request")
-            if any(len(route.weights) > 1 for route in service.routes):
-                body.append("http-request set-var(txn.draw) rand(100)")
-            body += self.service_routing(service_name)
-            body += self.backend_choice(service_name)
-            out.section(f"frontend {service_name}__routes", *body)
+            if not _flat(service_names):
+                socket = f"unix@{self.runtime_dir}/{tag}{index}.sock"
+                out.section(
+                    f"backend {service_name}{_HOP_SUFFIX}",
+                    f"server routes {socket}",
+                    comment=f"services.{service_name}: into its routing frontend",
+                )
+                service = self.mesh.services[service_name]
+                body = [f"bind {socket} mode 600"]
+                if any(route.mirror for route in service.routes):
+                    body.append("option http-buffer-request")
+                if any(len(route.weights) > 1 for route in service.routes):
+                    body.append("http-request set-var(txn.draw) rand(100)")
+                body += self.service_routing(service_name)
+                body += self.backend_choice(service_name)
+                out.section(f"frontend {service_name}__routes", *body)
             self.backends(out, service_name)
 
     def inbound(self, out: _Writer, app_port: int) -> None:
@@ -503,7 +535,7 @@ class _Compiler:
         body += [
             "http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
             f"http-request set-var(txn.svc) var(txn.host),map_str({self.config_dir}/hosts.map)",
-            *self.dispatch_lines(),
+            *self.dispatch_lines(self.http_services()),
             "default_backend passthrough",
         ]
         out.section("frontend outbound", *body)
@@ -546,7 +578,7 @@ class _Compiler:
         for index, ingress_route in enumerate(ingress.routes):
             body.append(self.ingress_route_line(ingress_route, index))
         targets = sorted({r.service for r in ingress.routes})
-        body += self.dispatch_lines()
+        body += self.dispatch_lines(targets)
         body.append("default_backend no_route")
         out.section("frontend ingress", *body, comment="ingress: the mesh's front door")
         out.section(
