@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from sailplan.gc_pause import paused_gc
 from sailplan.model import Mesh, Problem, SpecError
 
 # libyaml's parser when PyYAML was built with it: ten times faster on large meshes.
@@ -50,7 +51,8 @@ _StrictLoader.add_constructor(
 def parse_yaml(text: str, source: str = "<text>") -> Any:
     """YAML text -> plain data; syntax errors become a SpecError naming the line and column."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)
+        with paused_gc():
+            return yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -79,7 +81,8 @@ def load_mesh_text(text: str, source: str = "<text>") -> Mesh:
                 )
             ]
         )
-    return Mesh.parse(data)
+    with paused_gc():
+        return Mesh.parse(data)
 
 
 def read_mesh_file(path: str | Path) -> str:

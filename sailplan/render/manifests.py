@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sailplan import constants as c
+from sailplan.gc_pause import paused_gc
 from sailplan.model import DataPlane, Mesh
+from sailplan.render.builtin import render_builtin
 from sailplan.render.istio import render_istio
 from sailplan.render.kubernetes import render_kubernetes
 
@@ -37,11 +39,12 @@ def render_manifests(
     """Every object of the mesh. `data_plane` overrides the mesh's own (re-validated for it)."""
     if data_plane is not None and data_plane != mesh.data_plane:
         mesh = mesh.with_data_plane(data_plane)
-    if mesh.data_plane == "istio":
-        objects = render_kubernetes(mesh, "istio") + render_istio(mesh)
-    else:
-        from sailplan.render.builtin import render_builtin
-
-        objects = render_builtin(mesh, render_kubernetes(mesh, "builtin"), proxy_image=proxy_image)
+    with paused_gc():
+        if mesh.data_plane == "istio":
+            objects = render_kubernetes(mesh, "istio") + render_istio(mesh)
+        else:
+            objects = render_builtin(
+                mesh, render_kubernetes(mesh, "builtin"), proxy_image=proxy_image
+            )
     # A stable sort: within a kind, the renderers' own (sorted) order is kept.
     return sorted(objects, key=_rank)
