@@ -9,6 +9,7 @@ import http.client
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -178,3 +179,26 @@ def request(
 def many(count: int, send: Callable[[], Reply], concurrency: int = 16) -> list[Reply]:
     with ThreadPoolExecutor(concurrency) as pool:
         return list(pool.map(lambda _: send(), range(count)))
+
+
+def check_config(files: Mapping[str, str], what: str = "config") -> None:
+    """`haproxy -c` on compiled files, moved from their in-pod paths into a short temporary
+    directory (unix socket paths must stay under ~100 bytes). Warnings count as failures."""
+    directory = Path(tempfile.mkdtemp(prefix="sp-"))
+    try:
+        for name, text in files.items():
+            local = text.replace("/etc/sailplan", str(directory)).replace(
+                "/var/run/sailplan", str(directory)
+            )
+            (directory / name).write_text(local)
+        done = subprocess.run(
+            [HAPROXY, "-c", "-f", str(directory / "haproxy.cfg")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, f"{what}: {output}"
+        assert "[WARNING]" not in output, f"{what}: {output}"
+    finally:
+        shutil.rmtree(directory)

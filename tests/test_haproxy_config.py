@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import DEMO_MESH, EXAMPLE_MESHES
-from proxy_support import HAPROXY
+from proxy_support import check_config
 
 import sailplan
 from sailplan.render.haproxy import (
@@ -30,33 +27,12 @@ STATIC = StaticEndpoints(
 )
 
 
-def _check(files: dict[str, str]) -> None:
-    directory = Path(tempfile.mkdtemp(prefix="sp-"))
-    try:
-        for name, text in files.items():
-            (directory / name).write_text(
-                text.replace("/etc/sailplan", str(directory)).replace(
-                    "/var/run/sailplan", str(directory)
-                )
-            )
-        done = subprocess.run(
-            [HAPROXY, "-c", "-f", str(directory / "haproxy.cfg")],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "[WARNING]" not in done.stdout + done.stderr, done.stdout + done.stderr
-    finally:
-        shutil.rmtree(directory)
-
-
 @pytest.mark.haproxy
 @pytest.mark.parametrize("scenario", [DEMO_MESH, *EXAMPLE_MESHES], ids=lambda p: p.stem)
-def test_sandbox_mode_configs_pass_haproxy_check(scenario: Path) -> None:
+def test_sandbox_mode_configs_pass_haproxycheck_config(scenario: Path) -> None:
     mesh = sailplan.load_mesh(scenario)
     ports = ProxyPorts(20001, 20002, 20003, 20004, "127.0.0.1")
-    _check(
+    check_config(
         dict(
             compile_sidecar(
                 mesh,
@@ -69,7 +45,9 @@ def test_sandbox_mode_configs_pass_haproxy_check(scenario: Path) -> None:
             ).files
         )
     )
-    _check(dict(compile_gateway(mesh, endpoints=STATIC, listen_port=20006, ports=ports).files))
+    check_config(
+        dict(compile_gateway(mesh, endpoints=STATIC, listen_port=20006, ports=ports).files)
+    )
 
 
 def test_static_endpoints_become_servers_per_version() -> None:
