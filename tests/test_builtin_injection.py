@@ -129,3 +129,19 @@ def test_a_route_change_touches_only_config_maps(demo: list[dict[str, Any]]) -> 
 
 def test_render_is_deterministic(demo: list[dict[str, Any]]) -> None:
     assert render_manifests(sailplan.load_mesh(DEMO_MESH)) == demo
+
+
+def test_a_proxy_config_over_the_config_map_limit_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sailplan.render import builtin
+
+    monkeypatch.setattr(builtin, "CONFIG_MAP_LIMIT_BYTES", 1024)
+    with pytest.raises(sailplan.SpecError) as error:
+        render_manifests(sailplan.load_mesh(DEMO_MESH))
+    [problem] = error.value.problems
+    assert problem.path == "services"
+    assert problem.message.startswith(
+        "the builtin proxy config of service1-v1-proxy would be 0.0 MiB, over"
+    )
+    assert problem.message.endswith("split the mesh or use the istio data plane")

@@ -15,7 +15,7 @@ import copy
 from typing import Any
 
 from sailplan import constants as c
-from sailplan.model import Mesh
+from sailplan.model import Mesh, Problem, SpecError
 from sailplan.render.haproxy import DnsEndpoints, ProxyConfig, SidecarCompiler, compile_gateway
 from sailplan.render.istio import gateway_name, ingress_labels
 from sailplan.render.kubernetes import metadata, port_name, service_labels, workload_name
@@ -124,9 +124,25 @@ def init_container(image: str) -> dict[str, Any]:
     }
 
 
+# Kubernetes refuses a ConfigMap whose data passes 1 MiB; fail at render time, before anything is applied.
+CONFIG_MAP_LIMIT_BYTES = 1024 * 1024
+
+
 def config_map(
     mesh: Mesh, name: str, labels: dict[str, str], config: ProxyConfig
 ) -> dict[str, Any]:
+    size = sum(len(key) + len(text.encode()) for key, text in config.files.items())
+    if size > CONFIG_MAP_LIMIT_BYTES:
+        raise SpecError(
+            [
+                Problem(
+                    "services",
+                    f"the builtin proxy config of {name} would be {size / 1024 / 1024:.1f} MiB, over "
+                    "Kubernetes' 1 MiB ConfigMap limit: every sidecar carries every service's routes, so "
+                    "split the mesh or use the istio data plane",
+                )
+            ]
+        )
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
