@@ -21,6 +21,7 @@ from pathlib import Path
 from sailplan.loader import load_mesh
 from sailplan.model import Mesh
 from sailplan.render.haproxy import ProxyConfig, ProxyPorts, StaticEndpoints, compile_sidecar
+from sailplan.sandbox.runner import free_port
 
 HERE = Path(__file__).resolve().parent
 MESH_FILE = HERE / "bench.mesh.yaml"
@@ -59,12 +60,6 @@ def wrk_binary() -> str:
     if found is None:
         raise RuntimeError("wrk is not installed: run `make bench-deps`")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:

@@ -21,10 +21,6 @@ EXIT_RUNTIME = 1
 EXIT_INVALID = 2
 
 
-class UsageError(Exception):
-    """Bad input that is not a mesh problem (a flag value, an option clash): exit 2."""
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sailplan",
@@ -131,9 +127,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {count} problem{'s' if count != 1 else ''}{where}:", file=sys.stderr)
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
-        return EXIT_INVALID
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         return 130

@@ -16,7 +16,8 @@ from conftest import REPO
 from proxy_support import backends, free_port, request, wait_for_port
 
 import sailplan
-from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
+from sailplan.render.haproxy import ProxyConfig, ProxyPorts, StaticEndpoints, compile_sidecar
+from sailplan.sandbox.runner import write_config
 
 ENTRYPOINT = REPO / "proxy_image" / "entrypoint.sh"
 pytestmark = [pytest.mark.haproxy, pytest.mark.timeout(90)]
@@ -41,10 +42,7 @@ def _mesh(route: dict[str, object]) -> sailplan.Mesh:
 
 def _publish(config_dir: Path, files: dict[str, str]) -> None:
     """Swap the files in atomically, as kubelet updates a ConfigMap volume."""
-    for name, text in files.items():
-        staged = config_dir / f".{name}.new"
-        staged.write_text(text)
-        os.replace(staged, config_dir / name)
+    write_config(config_dir, ProxyConfig(files))
 
 
 def test_config_changes_reload_without_failing_a_request(tmp_path: Path) -> None:

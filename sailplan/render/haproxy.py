@@ -480,38 +480,41 @@ class _Compiler:
             return [
                 f"use_backend %[var(txn.svc),concat(,,{_HOP_SUFFIX})] if {{ var(txn.svc) -m found }}"
             ]
+        return self.routing_rules(service_names, guarded=True)
+
+    def routing_rules(self, service_names: Sequence[str], *, guarded: bool) -> list[str]:
+        """The services' route picking, faults and backend choice; `guarded` when several services
+        share one frontend, so each rule checks its service and the draw waits for a service."""
         services = [self.mesh.services[name] for name in service_names]
         lines = []
         if any(route.mirror for service in services for route in service.routes):
             lines.append("option http-buffer-request")
         if any(len(route.weights) > 1 for service in services for route in service.routes):
-            lines.append("http-request set-var(txn.draw) rand(100) if { var(txn.svc) -m found }")
+            when = " if { var(txn.svc) -m found }" if guarded else ""
+            lines.append(f"http-request set-var(txn.draw) rand(100){when}")
         for name in service_names:
-            lines += self.service_routing(name, guarded=True)
+            lines += self.service_routing(name, guarded=guarded)
         for name in service_names:
-            lines += self.backend_choice(name, guarded=True)
+            lines += self.backend_choice(name, guarded=guarded)
         return lines
 
     def service_frontends(self, out: _Writer, service_names: Sequence[str], tag: str) -> None:
         """The backends of every service and, past FLAT_SERVICE_LIMIT services, a routing
         frontend per service reached through a unix socket."""
+        hop = not _flat(service_names)
         for index, service_name in enumerate(service_names):
-            if not _flat(service_names):
+            if hop:
                 socket = f"unix@{self.runtime_dir}/{tag}{index}.sock"
                 out.section(
                     f"backend {service_name}{_HOP_SUFFIX}",
                     f"server routes {socket}",
                     comment=f"services.{service_name}: into its routing frontend",
                 )
-                service = self.mesh.services[service_name]
-                body = [f"bind {socket} mode 600"]
-                if any(route.mirror for route in service.routes):
-                    body.append("option http-buffer-request")
-                if any(len(route.weights) > 1 for route in service.routes):
-                    body.append("http-request set-var(txn.draw) rand(100)")
-                body += self.service_routing(service_name)
-                body += self.backend_choice(service_name)
-                out.section(f"frontend {service_name}__routes", *body)
+                out.section(
+                    f"frontend {service_name}__routes",
+                    f"bind {socket} mode 600",
+                    *self.routing_rules([service_name], guarded=False),
+                )
             self.backends(out, service_name)
 
     def inbound(self, out: _Writer, app_port: int) -> None:

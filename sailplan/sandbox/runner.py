@@ -224,7 +224,7 @@ class Sandbox:
                 f"watch: {self.mesh_file} is invalid; keeping the running mesh:\n{lines}"
             )
             return
-        if make_plan(mesh, lambda: 0).topology() != make_plan(self.mesh, lambda: 0).topology() or (
+        if make_plan(mesh, lambda: 0).topology() != self.plan.topology() or (
             (mesh.ingress is None) != (self.mesh.ingress is None)
         ):
             self.supervisor.say(
