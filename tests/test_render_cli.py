@@ -56,3 +56,12 @@ def test_unknown_data_plane_is_a_usage_error(capsys: pytest.CaptureFixture[str])
         main(["render", str(DEMO_MESH), "--data-plane", "linkerd"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'linkerd'" in capsys.readouterr().err
+
+
+def test_an_unwritable_output_directory_is_a_runtime_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["render", str(DEMO_MESH), "-o", str(blocker / "out")]) == 1
+    assert capsys.readouterr().err == f"error: {blocker / 'out'}: Not a directory\n"
