@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 DEMO_MESH = REPO / "stacks" / "demo.mesh.yaml"
 EXAMPLE_MESHES = sorted((REPO / "examples" / "meshes").glob("*.yaml"))
 GOLDEN = Path(__file__).resolve().parent / "golden"
