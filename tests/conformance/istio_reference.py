@@ -1,0 +1,400 @@
+"""A reference evaluator of rendered Istio objects: what Envoy would answer for one request.
+
+Written from Istio's and Envoy's documentation, not from sailplan's renderer: it takes the rendered
+manifests (Services, Deployments, VirtualServices, DestinationRules, Gateway) as its only input.
+Each rule below cites the documented behaviour it encodes.
+
+The upstream apps are the conformance backends (tests/conformance/builtin_runner.py): every pod
+answers 200 with the body `<service>/<version>`; `/status/<code>` answers that code; `/sleep/<ms>`
+answers after that long; `/flaky/<n>` answers 503 to the first n requests it sees on that path.
+
+Out of scope (no scenario relies on them yet): mirrors, connection pools, outlier detection,
+consistent-hash load balancing, TLS.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import re2
+
+from .scenarios import label
+
+# Envoy's router answers these itself; bodies as Envoy writes them.
+NO_ROUTE = 404  # "If no route matches, Envoy responds with a 404 (NR response flag)."
+FAULT_ABORT_BODY = "fault filter abort"  # Envoy HTTP fault filter, abort response body
+TIMEOUT_BODY = "upstream request timeout"  # Envoy router, 504 on route/per-try timeout
+
+# Istio's mesh-wide default retry policy, applied to every HTTP route whose VirtualService sets no
+# `retries` (MeshConfig.defaultHttpRetryPolicy; the route config istiod generates shows
+# numRetries 2, retryOn "connect-failure,refused-stream,unavailable,cancelled,
+# retriable-status-codes" and no retriableStatusCodes): twice, on connection problems only; a
+# status code an app answers, 503 included, is not retried.
+ISTIO_DEFAULT_RETRIES = {
+    "attempts": 2,
+    "retryOn": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+}
+ISTIO_DEFAULT_RETRIABLE_CODES: frozenset[int] = frozenset()
+
+_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def duration_ms(text: str) -> float:
+    return sum(float(n) * _UNIT_MS[u] for n, u in _GO_DURATION_PART.findall(text))
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str = "/"
+    method: str = "GET"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    host: str = ""  # the Host/:authority header; for mesh requests the service name by default
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One way a request can end, with its probability."""
+
+    probability: float
+    status: int
+    body: str
+    elapsed_ms: float  # the modelled time to the answer (delays, timeouts, backend sleeps)
+    attempts: int = 0  # upstream attempts made
+
+
+@dataclass(frozen=True)
+class Outcome:
+    branches: tuple[Branch, ...]
+
+    def shares(self) -> dict[str, float]:
+        """Label (see scenarios.label) -> probability."""
+        shares: dict[str, float] = {}
+        for branch in self.branches:
+            key = label(branch.status, branch.body)
+            shares[key] = shares.get(key, 0.0) + branch.probability
+        return shares
+
+
+class Cluster:
+    """The rendered objects, indexed the way Envoy's configuration is built from them."""
+
+    def __init__(self, manifests: Iterable[Mapping[str, Any]]) -> None:
+        self.virtual_services: list[Mapping[str, Any]] = []
+        self.destination_rules: dict[str, Mapping[str, Any]] = {}
+        self.services: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self.deployments: list[Mapping[str, Any]] = []
+        self.gateways: dict[str, Mapping[str, Any]] = {}
+        for manifest in manifests:
+            kind = manifest["kind"]
+            meta = manifest["metadata"]
+            if kind == "VirtualService":
+                self.virtual_services.append(manifest)
+            elif kind == "DestinationRule":
+                self.destination_rules[manifest["spec"]["host"]] = manifest
+            elif kind == "Service":
+                self.services[(meta["namespace"], meta["name"])] = manifest
+            elif kind == "Deployment":
+                self.deployments.append(manifest)
+            elif kind == "Gateway":
+                self.gateways[f"{meta['namespace']}/{meta['name']}"] = manifest
+
+    # -- hosts -----------------------------------------------------------------------------
+
+    def fqdn(self, host: str, namespace: str) -> str | None:
+        """The Service FQDN a sidecar's outbound route for `host` serves. Istio builds one virtual
+        host per Service with the domains `name`, `name.ns`, `name.ns.svc`,
+        `name.ns.svc.cluster.local` (each also with `:port`); the short forms only for callers in
+        the same namespace (Istio traffic management, "Virtual services: hosts")."""
+        name = host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
+        parts = name.split(".")
+        if len(parts) == 1:
+            parts += [namespace]
+        if len(parts) == 2:
+            parts += ["svc"]
+        if len(parts) == 3 and parts[2] == "svc":
+            parts += ["cluster", "local"]
+        fqdn = ".".join(parts)
+        service_name, service_ns = parts[0], parts[1]
+        if (service_ns, service_name) not in self.services:
+            return None
+        return fqdn
+
+    def endpoints(self, fqdn: str, labels: Mapping[str, str] | None) -> list[str]:
+        """`<service>/<version>` per pod the Service (narrowed to a subset's labels) selects."""
+        name, namespace = fqdn.split(".")[:2]
+        service = self.services[(namespace, name)]
+        selector = dict(service["spec"].get("selector", {}))
+        selector.update(labels or {})
+        pods = []
+        for deployment in self.deployments:
+            if deployment["metadata"]["namespace"] != namespace:
+                continue
+            pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+            if all(pod_labels.get(k) == v for k, v in selector.items()):
+                version = pod_labels.get("version", "")
+                pods += [f"{name}/{version}"] * int(deployment["spec"].get("replicas", 1))
+        return pods
+
+    def subset_labels(self, fqdn: str, subset: str) -> Mapping[str, str]:
+        rule = self.destination_rules[fqdn]
+        for entry in rule["spec"]["subsets"]:
+            if entry["name"] == subset:
+                return dict(entry.get("labels", {}))
+        raise KeyError(f"DestinationRule for {fqdn} has no subset {subset}")
+
+    # -- which VirtualService --------------------------------------------------------------
+
+    def mesh_virtual_service(self, fqdn: str) -> Mapping[str, Any] | None:
+        """VirtualServices without `gateways` apply to sidecars ("mesh") only (Istio VirtualService
+        reference, `gateways`: "If this field is omitted, the default gateway (mesh) will be
+        used")."""
+        for vs in self.virtual_services:
+            gateways = vs["spec"].get("gateways", ["mesh"])
+            if "mesh" in gateways and fqdn in vs["spec"]["hosts"]:
+                return vs
+        return None
+
+    def gateway_virtual_service(self, gateway: str, host: str) -> Mapping[str, Any] | None:
+        name = host.rsplit(":", 1)[0].lower()
+        for vs in self.virtual_services:
+            if gateway in vs["spec"].get("gateways", []) and any(
+                pattern == "*"
+                or pattern == name
+                or (pattern.startswith("*.") and name.endswith(pattern[1:]))
+                for pattern in vs["spec"]["hosts"]
+            ):
+                return vs
+        return None
+
+
+# -- matching (Istio HTTPMatchRequest) --------------------------------------------------------
+
+
+def string_matches(rule: Mapping[str, str], value: str | None) -> bool:
+    """StringMatch: `exact`, `prefix`, or `regex` ("RE2 style regex-based match"). Envoy's
+    safe_regex matches the WHOLE value, not a substring (Envoy RegexMatcher: "The regex match
+    string... is matched against the full string")."""
+    if value is None:
+        return False
+    if "exact" in rule:
+        return value == rule["exact"]
+    if "prefix" in rule:
+        return value.startswith(rule["prefix"])
+    if "regex" in rule:
+        return re2.fullmatch(rule["regex"], value) is not None
+    raise ValueError(f"unknown StringMatch {rule}")
+
+
+def request_matches(match: Mapping[str, Any], request: Request) -> bool:
+    """ "All conditions inside a single match block have AND semantics" (HTTPMatchRequest)."""
+    split = urlsplit(request.path)
+    if "uri" in match and not string_matches(match["uri"], split.path):
+        return False
+    if "method" in match and not string_matches(match["method"], request.method):
+        return False
+    # Header names are compared lowercased; the value is the whole header value as sent (Envoy
+    # does not split a header value on commas for matching).
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    for name, rule in match.get("headers", {}).items():
+        if not string_matches(rule, headers.get(name)):
+            return False
+    query = dict(parse_qsl(split.query, keep_blank_values=True))
+    return all(
+        string_matches(rule, query.get(name)) for name, rule in match.get("queryParams", {}).items()
+    )
+
+
+def rule_matches(rule: Mapping[str, Any], request: Request) -> bool:
+    """ "...while the list of match blocks have OR semantics"; no `match` matches everything."""
+    blocks = rule.get("match")
+    if not blocks:
+        return True
+    return any(request_matches(block, request) for block in blocks)
+
+
+# -- the upstream ------------------------------------------------------------------------------
+
+
+@dataclass
+class Upstreams:
+    """The conformance backends' answers, with the `/flaky/<n>` counters they keep per pod."""
+
+    flaky_seen: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def answer(self, pod: str, path: str) -> tuple[int, str, float]:
+        """(status, body, milliseconds) of one attempt."""
+        parts = urlsplit(path).path.strip("/").split("/")
+        if parts[0] == "status" and len(parts) > 1:
+            return int(parts[1]), pod, 0.0
+        if parts[0] == "sleep" and len(parts) > 1:
+            return 200, pod, float(parts[1])
+        if parts[0] == "flaky" and len(parts) > 1:
+            key = (pod, path)
+            self.flaky_seen[key] = self.flaky_seen.get(key, 0) + 1
+            return (503 if self.flaky_seen[key] <= int(parts[1]) else 200), pod, 0.0
+        return 200, pod, 0.0
+
+
+def _should_retry(retry_on: set[str], status: int | None, codes: frozenset[int]) -> bool:
+    """Envoy's x-envoy-retry-on conditions (Envoy router filter docs). `status None` = the
+    attempt timed out (per-try timeout): covered by 5xx and gateway-error."""
+    if status is None:
+        return bool(retry_on & {"5xx", "gateway-error"})
+    if "5xx" in retry_on and status >= 500:
+        return True
+    if "gateway-error" in retry_on and status in (502, 503, 504):
+        return True
+    return "retriable-status-codes" in retry_on and status in codes
+
+
+def _attempts(
+    rule: Mapping[str, Any], pod: str, request: Request, upstreams: Upstreams
+) -> tuple[int, str, float, int]:
+    """Envoy's router with the rule's timeout and retry policy against one pod.
+
+    Route `timeout` bounds the whole request *including retries* (Envoy RouteAction.timeout: "the
+    timeout includes all retries"); on expiry Envoy answers 504 "upstream request timeout".
+    `perTryTimeout` bounds each attempt ("Timeout per attempt for a given request, including the
+    initial call and any retries"). Retry back-off (25 ms base) is not modelled in elapsed time.
+    """
+    retries = rule.get("retries", ISTIO_DEFAULT_RETRIES)
+    codes = ISTIO_DEFAULT_RETRIABLE_CODES if "retries" not in rule else frozenset()
+    max_attempts = 1 + int(retries.get("attempts", 0))
+    retry_on = {token.strip() for token in retries.get("retryOn", "").split(",") if token}
+    total = duration_ms(rule["timeout"]) if "timeout" in rule else float("inf")
+    per_try = duration_ms(retries["perTryTimeout"]) if "perTryTimeout" in retries else total
+    elapsed = 0.0
+    for attempt in range(1, max_attempts + 1):
+        status, body, took = upstreams.answer(pod, request.path)
+        budget = min(per_try, total - elapsed)
+        if took >= budget:
+            elapsed += budget
+            if elapsed >= total:
+                return 504, TIMEOUT_BODY, total, attempt
+            if attempt < max_attempts and _should_retry(retry_on, None, codes):
+                continue
+            return 504, TIMEOUT_BODY, elapsed, attempt
+        elapsed += took
+        if attempt < max_attempts and _should_retry(retry_on, status, codes):
+            continue
+        return status, body, elapsed, attempt
+    raise AssertionError("unreachable")
+
+
+def _route(
+    cluster: Cluster, rule: Mapping[str, Any], request: Request, upstreams: Upstreams
+) -> list[Branch]:
+    """`route`: weighted destinations ("If there is only one destination in a rule, the weight
+    value is assumed to be 100"); a destination without `subset` spreads over every endpoint of
+    the host (round robin: in proportion to pods)."""
+    destinations = rule["route"]
+    total_weight = sum(d.get("weight", 100 if len(destinations) == 1 else 0) for d in destinations)
+    branches = []
+    for destination in destinations:
+        weight = destination.get("weight", 100 if len(destinations) == 1 else 0)
+        if weight == 0:
+            continue
+        host = destination["destination"]["host"]
+        subset = destination["destination"].get("subset")
+        labels = cluster.subset_labels(host, subset) if subset else None
+        pods = cluster.endpoints(host, labels)
+        if not pods:  # Envoy: no healthy upstream
+            branches.append(
+                Branch(weight / total_weight, 503, "no healthy upstream", 0.0, attempts=0)
+            )
+            continue
+        for pod in sorted(set(pods)):
+            share = weight / total_weight * pods.count(pod) / len(pods)
+            status, body, elapsed, attempts = _attempts(rule, pod, request, upstreams)
+            branches.append(Branch(share, status, body, elapsed, attempts))
+    return branches
+
+
+def _apply_rule(
+    cluster: Cluster, rule: Mapping[str, Any], request: Request, upstreams: Upstreams
+) -> list[Branch]:
+    """HTTPFaultInjection: a delay is injected first, then an abort ("delay and abort can be
+    specified together"); an aborted request never reaches the upstream."""
+    fault = rule.get("fault", {})
+    delay_ms, delayed = 0.0, 0.0
+    if "delay" in fault:
+        delay_ms = duration_ms(fault["delay"]["fixedDelay"])
+        delayed = fault["delay"].get("percentage", {}).get("value", 100.0) / 100
+    aborted = 0.0
+    if "abort" in fault:
+        aborted = fault["abort"].get("percentage", {}).get("value", 100.0) / 100
+    branches: list[Branch] = []
+    routed = _route(cluster, rule, request, upstreams) if aborted < 1 else []
+    for is_delayed, p_delay in ((True, delayed), (False, 1 - delayed)):
+        if p_delay <= 0:
+            continue
+        extra = delay_ms if is_delayed else 0.0
+        if aborted > 0:
+            status = int(fault["abort"]["httpStatus"])
+            branches.append(Branch(p_delay * aborted, status, FAULT_ABORT_BODY, extra))
+        if aborted < 1:
+            for branch in routed:
+                branches.append(
+                    Branch(
+                        branch.probability * p_delay * (1 - aborted),
+                        branch.status,
+                        branch.body,
+                        branch.elapsed_ms + extra,
+                        branch.attempts,
+                    )
+                )
+    return branches
+
+
+def _first_rule(vs: Mapping[str, Any], request: Request) -> Mapping[str, Any] | None:
+    """ "The first rule matching an incoming request is used" (VirtualService.http)."""
+    for rule in vs["spec"].get("http", []):
+        if rule_matches(rule, request):
+            return rule
+    return None
+
+
+def evaluate_mesh(
+    cluster: Cluster,
+    request: Request,
+    *,
+    caller_namespace: str,
+    upstreams: Upstreams | None = None,
+) -> Outcome:
+    """A request sent by an app through its sidecar to `request.host`."""
+    upstreams = upstreams or Upstreams()
+    fqdn = cluster.fqdn(request.host, caller_namespace)
+    if fqdn is None:
+        raise ValueError(f"{request.host!r} is not a service of the mesh")
+    vs = cluster.mesh_virtual_service(fqdn)
+    if vs is None:
+        # No VirtualService: Istio's default route sends the request to every endpoint.
+        rule: Mapping[str, Any] = {"route": [{"destination": {"host": fqdn}}]}
+    else:
+        found = _first_rule(vs, request)
+        if found is None:
+            return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))
+        rule = found
+    return Outcome(tuple(_apply_rule(cluster, rule, request, upstreams)))
+
+
+def evaluate_gateway(
+    cluster: Cluster, request: Request, *, upstreams: Upstreams | None = None
+) -> Outcome:
+    """A request arriving at the ingress gateway: only VirtualServices bound to a Gateway apply
+    there ("The names of gateways and sidecars that should apply these routes")."""
+    upstreams = upstreams or Upstreams()
+    for gateway in sorted(cluster.gateways):
+        vs = cluster.gateway_virtual_service(gateway, request.host or "any.example")
+        if vs is None:
+            continue
+        found = _first_rule(vs, request)
+        if found is None:
+            return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))
+        return Outcome(tuple(_apply_rule(cluster, found, request, upstreams)))
+    return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))

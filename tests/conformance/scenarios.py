@@ -1,0 +1,269 @@
+"""Conformance scenarios: a mesh, the requests sent to it, and what must come back on every plane.
+
+A reply's label is its body for a 200 (`<service>/<version>`, the pod that answered), `404` for
+"no route" (Envoy sends no body, the builtin gateway says "no route"), else `<status> <body>`.
+`diverges` names a plane that does not yet do what the spec says, with the divergence's id from the
+conformance issue: the scenario then must fail there (a strict xfail), so closing a divergence
+shows up as an unexpected pass.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Via = Literal["mesh", "ingress"]
+
+
+@dataclass(frozen=True)
+class Send:
+    path: str = "/"
+    host: str = "service1"
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    via: Via = "mesh"
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Expect:
+    shares: dict[str, float]
+    # Allowed |observed - expected| share on the sampled (builtin) plane: at least 4.5 standard
+    # deviations of the sample, so a correct plane fails about once in 150,000 runs.
+    tolerance: float = 0.0
+    seconds: tuple[float, float] | None = None  # every reply's time, lower and upper bound
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    spec: dict[str, Any]
+    steps: list[tuple[Send, Expect]]
+    diverges: dict[str, str] = field(default_factory=dict)
+
+
+def label(status: int, body: str) -> str:
+    if status == 200:
+        return body
+    if status == 404:
+        return "404"
+    return f"{status} {body}"
+
+
+def mesh(
+    service1_routes: list[dict[str, Any]] | None = None,
+    *,
+    ingress: dict[str, Any] | None = None,
+    replicas: dict[str, int] | None = None,
+    service2: bool = False,
+) -> dict[str, Any]:
+    """service1 with v1/v2 (and the routes given), a caller to send from, optionally service2."""
+    versions = {
+        name: {"image": f"example/{name}", "replicas": (replicas or {}).get(name, 1)}
+        for name in ("v1", "v2")
+    }
+    services: dict[str, Any] = {
+        "service1": {"port": 8088, "versions": versions},
+        "caller": {"port": 9000, "versions": {"v1": {"image": "example/caller"}}},
+    }
+    if service1_routes is not None:
+        services["service1"]["routes"] = copy.deepcopy(service1_routes)
+    if service2:
+        services["service2"] = {"port": 8880, "versions": {"v1": {"image": "example/greeter"}}}
+    spec: dict[str, Any] = {
+        "apiVersion": "sailplan/v1",
+        "kind": "Mesh",
+        "name": "conformance",
+        "services": services,
+    }
+    if ingress is not None:
+        spec["ingress"] = ingress
+    return spec
+
+
+V1, V2 = "service1/v1", "service1/v2"
+EVEN = {V1: 0.5, V2: 0.5}
+
+SCENARIOS = [
+    Scenario(
+        "split-80-20",
+        mesh([{"name": "canary", "split": {"v1": 80, "v2": 20}}]),
+        [(Send(count=600), Expect({V1: 0.8, V2: 0.2}, tolerance=0.075))],
+    ),
+    Scenario(
+        "header-match-then-default",
+        mesh(
+            [
+                {"name": "testers", "match": [{"headers": {"end-user": "jason"}}], "to": "v2"},
+                {"name": "default", "to": "v1"},
+            ]
+        ),
+        [
+            (Send(headers={"end-user": "jason"}), Expect({V2: 1.0})),
+            (Send(headers={"end-user": "jasonx"}), Expect({V1: 1.0})),
+            (Send(), Expect({V1: 1.0})),
+        ],
+    ),
+    Scenario(
+        "path-method-and-query-matches-in-order",
+        mesh(
+            [
+                {"match": [{"path": {"exact": "/exact"}}], "to": "v2"},
+                {"match": [{"method": "POST", "path": {"prefix": "/api/"}}], "to": "v2"},
+                {"match": [{"query": {"beta": "1"}}], "to": "v2"},
+                {"match": [{"path": {"regex": "/items/[0-9]+"}}], "to": "v2"},
+                {"to": "v1"},
+            ]
+        ),
+        [
+            (Send("/exact"), Expect({V2: 1.0})),
+            (Send("/exact/more"), Expect({V1: 1.0})),
+            (Send("/api/users", method="POST"), Expect({V2: 1.0})),
+            (Send("/api/users"), Expect({V1: 1.0})),
+            (Send("/list?beta=1"), Expect({V2: 1.0})),
+            (Send("/list?beta=10"), Expect({V1: 1.0})),
+            (Send("/items/42"), Expect({V2: 1.0})),
+            (Send("/items/x"), Expect({V1: 1.0})),
+        ],
+    ),
+    Scenario(
+        "unmatched-requests-reach-every-version",
+        mesh([{"match": [{"path": {"prefix": "/only"}}], "to": "v2"}]),
+        [
+            (Send("/only/this"), Expect({V2: 1.0})),
+            (Send("/other", count=200), Expect(EVEN, tolerance=0.16)),
+        ],
+    ),
+    Scenario(
+        "no-routes-spread-by-pods",
+        mesh(replicas={"v1": 3, "v2": 1}),
+        [(Send(count=400), Expect({V1: 0.75, V2: 0.25}, tolerance=0.07))],
+    ),
+    Scenario(
+        "abort-half",
+        mesh([{"to": "v1", "fault": {"abort": {"status": 400, "percent": 50}}}]),
+        [
+            (
+                Send(count=600),
+                Expect({V1: 0.5, "400 fault filter abort": 0.5}, tolerance=0.09),
+            )
+        ],
+    ),
+    Scenario(
+        "delay-every-request",
+        mesh([{"to": "v2", "fault": {"delay": {"fixed": "300ms", "percent": 100}}}]),
+        [(Send(count=3), Expect({V2: 1.0}, seconds=(0.29, 0.9)))],
+    ),
+    Scenario(
+        "timeout-answers-504",
+        mesh([{"to": "v1", "timeout": "300ms"}]),
+        [
+            (
+                Send("/sleep/1500"),
+                Expect({"504 upstream request timeout": 1.0}, seconds=(0.29, 0.9)),
+            ),
+            (Send("/sleep/20"), Expect({V1: 1.0}, seconds=(0.0, 0.29))),
+        ],
+    ),
+    Scenario(
+        "retries-turn-flaky-into-success",
+        mesh([{"to": "v1", "retries": {"attempts": 3, "on": ["5xx"]}}]),
+        [
+            (Send("/flaky/2"), Expect({V1: 1.0})),
+            (Send("/flaky/9"), Expect({"503 service1/v1": 1.0})),
+        ],
+    ),
+    Scenario(
+        "experiment-fault-delay-abort",
+        mesh(
+            [
+                {
+                    "name": "chaos",
+                    "to": "v1",
+                    "fault": {
+                        "delay": {"fixed": "200ms", "percent": 100},
+                        "abort": {"status": 400, "percent": 50},
+                    },
+                }
+            ]
+        ),
+        [
+            (
+                Send(count=200),
+                Expect(
+                    {V1: 0.5, "400 fault filter abort": 0.5}, tolerance=0.16, seconds=(0.19, 1.5)
+                ),
+            )
+        ],
+    ),
+    Scenario(
+        "ingress-picks-the-service-then-its-rules",
+        mesh(
+            [
+                {"match": [{"headers": {"end-user": "jason"}}], "to": "v2"},
+                {"to": "v1"},
+            ],
+            ingress={
+                "port": 80,
+                "routes": [{"match": {"path": {"prefix": "/api"}}, "service": "service1"}],
+            },
+        ),
+        [
+            (Send("/api/users", via="ingress", host="shop.example"), Expect({V1: 1.0})),
+            (
+                Send("/api/users", via="ingress", headers={"end-user": "jason"}),
+                Expect({V2: 1.0}),
+            ),
+            (Send("/elsewhere", via="ingress"), Expect({"404": 1.0})),
+        ],
+    ),
+    # -- the divergences found by probing (issue: one spec, one behaviour) ----------------------
+    Scenario(
+        "D1-path-regex-matches-the-whole-path",
+        mesh([{"match": [{"path": {"regex": "/api/v[0-9]"}}], "to": "v2"}, {"to": "v1"}]),
+        [
+            (Send("/api/v1"), Expect({V2: 1.0})),
+            (Send("/api/v1/users"), Expect({V1: 1.0})),
+            (Send("/xx/api/v1"), Expect({V1: 1.0})),
+        ],
+        diverges={"builtin": "D1: HAProxy -m reg searches instead of matching the whole path"},
+    ),
+    Scenario(
+        "D3-timeout-bounds-the-request-including-retries",
+        mesh(
+            [
+                {
+                    "to": "v1",
+                    "timeout": "1s",
+                    "retries": {"attempts": 3, "perTryTimeout": "400ms", "on": ["5xx"]},
+                }
+            ]
+        ),
+        [
+            (
+                Send("/sleep/2000"),
+                Expect({"504 upstream request timeout": 1.0}, seconds=(0.95, 1.3)),
+            )
+        ],
+        diverges={"builtin": "D3: the builtin timeout bounds each attempt, not the request"},
+    ),
+    Scenario(
+        "D6-regex-service-rule-behind-an-ingress-prefix",
+        mesh(
+            [{"match": [{"path": {"regex": "/api/v1/.*"}}], "to": "v2"}, {"to": "v1"}],
+            ingress={
+                "port": 80,
+                "routes": [{"match": {"path": {"prefix": "/api"}}, "service": "service1"}],
+            },
+        ),
+        [(Send("/api/v1/users", via="ingress"), Expect({V2: 1.0}))],
+        diverges={"istio": "D6: the Istio ingress VirtualService omits the regex rule"},
+    ),
+    Scenario(
+        "D16-header-exact-compares-the-whole-value",
+        mesh([{"match": [{"headers": {"end-user": "jason"}}], "to": "v2"}, {"to": "v1"}]),
+        [(Send(headers={"end-user": "bob, jason"}), Expect({V1: 1.0}))],
+        diverges={"builtin": "D16: HAProxy splits header values on commas"},
+    ),
+]

@@ -1,0 +1,96 @@
+"""Every scenario on both data planes: builtin on real haproxy, istio through the reference
+evaluator of the rendered Istio objects. Both must meet the scenario's expectation."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from proxy_support import Reply, many
+
+import sailplan
+from sailplan.render.manifests import render_manifests
+
+from .builtin_runner import builtin_plane
+from .istio_reference import Cluster, Outcome, Request, Upstreams, evaluate_gateway, evaluate_mesh
+from .scenarios import SCENARIOS, Expect, Scenario, Send, label
+
+PLANES = ("istio", "builtin")
+
+
+def _cases() -> list[object]:
+    cases = []
+    for scenario in SCENARIOS:
+        for plane in PLANES:
+            marks = []
+            if plane in scenario.diverges:
+                marks.append(pytest.mark.xfail(reason=scenario.diverges[plane], strict=True))
+            if plane == "builtin":
+                marks.append(pytest.mark.haproxy)
+            cases.append(pytest.param(scenario, plane, id=f"{scenario.name}-{plane}", marks=marks))
+    return cases
+
+
+def _load(scenario: Scenario) -> sailplan.Mesh:
+    return sailplan.load_mesh_text(yaml.safe_dump(scenario.spec))
+
+
+def _check_istio(outcome: Outcome, send: Send, expect: Expect) -> None:
+    observed = {key: round(value, 9) for key, value in outcome.shares().items() if value > 0}
+    assert observed == expect.shares, f"{send}: istio answers {observed}"
+    if expect.seconds is not None:
+        low, high = expect.seconds
+        for branch in outcome.branches:
+            assert low <= branch.elapsed_ms / 1000 <= high, f"{send}: istio takes {branch}"
+
+
+def _check_samples(replies: list[tuple[str, float]], send: Send, expect: Expect) -> None:
+    counts = Counter(text for text, _ in replies)
+    observed = {key: count / len(replies) for key, count in counts.items()}
+    unexpected = set(observed) - set(expect.shares)
+    assert not unexpected, f"{send}: builtin answers {observed}"
+    for key, share in expect.shares.items():
+        assert abs(observed.get(key, 0.0) - share) <= expect.tolerance, (
+            f"{send}: builtin answers {observed}, expected {expect.shares}"
+        )
+    if expect.seconds is not None:
+        low, high = expect.seconds
+        for text, seconds in replies:
+            assert low <= seconds <= high, f"{send}: builtin answered {text!r} in {seconds:.3f}s"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("scenario", "plane"), _cases())
+def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
+    mesh = _load(scenario)
+    if plane == "istio":
+        cluster = Cluster(render_manifests(mesh, "istio"))
+        upstreams = Upstreams()
+        for send, expect in scenario.steps:
+            request = Request(send.path, send.method, send.headers, send.host)
+            # The evaluator gives the exact distribution: one evaluation stands for `count` sends.
+            if send.via == "mesh":
+                outcome = evaluate_mesh(
+                    cluster, request, caller_namespace=mesh.target_namespace, upstreams=upstreams
+                )
+            else:
+                outcome = evaluate_gateway(cluster, request, upstreams=upstreams)
+            _check_istio(outcome, send, expect)
+        return
+    with builtin_plane(mesh, tmp_path) as builtin:
+        for send, expect in scenario.steps:
+
+            def one(send: Send = send) -> Reply:
+                return builtin.send(
+                    send.path,
+                    via=send.via,
+                    host=send.host,
+                    method=send.method,
+                    headers=send.headers,
+                )
+
+            # Requests with count 1 go one by one: their order matters (e.g. /flaky counters).
+            replies = many(send.count, one, concurrency=16) if send.count > 1 else [one()]
+            _check_samples([(label(r.status, r.body), r.seconds) for r in replies], send, expect)

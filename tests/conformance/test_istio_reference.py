@@ -1,0 +1,182 @@
+"""The reference evaluator on hand-written Istio objects: a wrong evaluator would make every
+conformance scenario void."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .istio_reference import (
+    Cluster,
+    Request,
+    Upstreams,
+    evaluate_gateway,
+    evaluate_mesh,
+    rule_matches,
+)
+
+
+def _objects(
+    http: list[dict[str, Any]], *, gateway_http: list[dict[str, Any]] | None = None
+) -> Cluster:
+    host = "reviews.shop.svc.cluster.local"
+    objects: list[dict[str, Any]] = [
+        {
+            "kind": "Service",
+            "metadata": {"name": "reviews", "namespace": "shop"},
+            "spec": {"selector": {"app": "reviews"}},
+        },
+        {
+            "kind": "DestinationRule",
+            "metadata": {"name": "reviews", "namespace": "shop"},
+            "spec": {
+                "host": host,
+                "subsets": [
+                    {"name": "a", "labels": {"version": "v1"}},
+                    {"name": "b", "labels": {"version": "v2"}},
+                ],
+            },
+        },
+        {
+            "kind": "VirtualService",
+            "metadata": {"name": "reviews", "namespace": "shop"},
+            "spec": {"hosts": [host], "http": http},
+        },
+    ]
+    for version, replicas in (("v1", 1), ("v2", 3)):
+        objects.append(
+            {
+                "kind": "Deployment",
+                "metadata": {"name": f"reviews-{version}", "namespace": "shop"},
+                "spec": {
+                    "replicas": replicas,
+                    "template": {"metadata": {"labels": {"app": "reviews", "version": version}}},
+                },
+            }
+        )
+    if gateway_http is not None:
+        objects += [
+            {"kind": "Gateway", "metadata": {"name": "gw", "namespace": "shop"}, "spec": {}},
+            {
+                "kind": "VirtualService",
+                "metadata": {"name": "edge", "namespace": "shop"},
+                "spec": {"hosts": ["*.example.com"], "gateways": ["shop/gw"], "http": gateway_http},
+            },
+        ]
+    return Cluster(objects)
+
+
+def _to(subset: str | None = None, weight: int | None = None) -> dict[str, Any]:
+    destination: dict[str, Any] = {"host": "reviews.shop.svc.cluster.local"}
+    if subset:
+        destination["subset"] = subset
+    entry: dict[str, Any] = {"destination": destination}
+    if weight is not None:
+        entry["weight"] = weight
+    return entry
+
+
+def _mesh(cluster: Cluster, request: Request) -> dict[str, float]:
+    return evaluate_mesh(cluster, request, caller_namespace="shop").shares()
+
+
+@pytest.mark.parametrize(
+    ("match", "request_", "expected"),
+    [
+        ({"uri": {"regex": "/api/v[0-9]"}}, Request("/api/v1"), True),
+        ({"uri": {"regex": "/api/v[0-9]"}}, Request("/api/v1/users"), False),
+        ({"uri": {"prefix": "/api"}}, Request("/api/v1?x=1"), True),
+        ({"uri": {"exact": "/api"}}, Request("/api?x=1"), True),
+        (
+            {"headers": {"end-user": {"exact": "jason"}}},
+            Request(headers={"End-User": "jason"}),
+            True,
+        ),
+        (
+            {"headers": {"end-user": {"exact": "jason"}}},
+            Request(headers={"end-user": "bob, jason"}),
+            False,
+        ),
+        ({"headers": {"end-user": {"prefix": "ja"}}}, Request(), False),
+        ({"queryParams": {"beta": {"exact": "1"}}}, Request("/?beta=1&x=2"), True),
+        ({"queryParams": {"beta": {"exact": "1"}}}, Request("/?beta=10"), False),
+        ({"method": {"exact": "POST"}, "uri": {"prefix": "/"}}, Request(method="GET"), False),
+    ],
+)
+def test_match_semantics(match: dict[str, Any], request_: Request, expected: bool) -> None:
+    assert rule_matches({"match": [match]}, request_) is expected
+
+
+def test_match_blocks_are_alternatives() -> None:
+    rule = {"match": [{"uri": {"exact": "/a"}}, {"uri": {"exact": "/b"}}]}
+    assert rule_matches(rule, Request("/b"))
+    assert not rule_matches(rule, Request("/c"))
+
+
+def test_first_matching_rule_wins_and_weights_split() -> None:
+    cluster = _objects(
+        [
+            {"match": [{"uri": {"prefix": "/x"}}], "route": [_to("b")]},
+            {"route": [_to("a", 70), _to("b", 30)]},
+        ]
+    )
+    assert _mesh(cluster, Request("/x/1", host="reviews")) == {"reviews/v2": 1.0}
+    shares = _mesh(cluster, Request("/", host="reviews.shop.svc:9080"))
+    assert shares == pytest.approx({"reviews/v1": 0.7, "reviews/v2": 0.3})
+
+
+def test_no_subset_spreads_by_pods_and_no_match_is_404() -> None:
+    cluster = _objects([{"match": [{"uri": {"prefix": "/x"}}], "route": [_to()]}])
+    assert _mesh(cluster, Request("/x", host="reviews")) == pytest.approx(
+        {"reviews/v1": 0.25, "reviews/v2": 0.75}
+    )
+    assert _mesh(cluster, Request("/y", host="reviews")) == {"404": 1.0}
+
+
+def test_fault_delay_then_abort() -> None:
+    fault = {
+        "delay": {"fixedDelay": "2s", "percentage": {"value": 100.0}},
+        "abort": {"httpStatus": 400, "percentage": {"value": 25.0}},
+    }
+    cluster = _objects([{"fault": fault, "route": [_to("a")]}])
+    outcome = evaluate_mesh(cluster, Request(host="reviews"), caller_namespace="shop")
+    assert outcome.shares() == pytest.approx({"reviews/v1": 0.75, "400 fault filter abort": 0.25})
+    assert {branch.elapsed_ms for branch in outcome.branches} == {2000.0}
+
+
+def test_route_timeout_includes_retries() -> None:
+    retries = {"attempts": 3, "perTryTimeout": "400ms", "retryOn": "5xx"}
+    cluster = _objects([{"timeout": "1s", "retries": retries, "route": [_to("a")]}])
+    outcome = evaluate_mesh(
+        cluster, Request("/sleep/2000", host="reviews"), caller_namespace="shop"
+    )
+    (branch,) = outcome.branches
+    assert (branch.status, branch.body, branch.elapsed_ms, branch.attempts) == (
+        504,
+        "upstream request timeout",
+        1000.0,
+        3,
+    )
+
+
+def test_retries_and_the_istio_default() -> None:
+    upstreams = Upstreams()
+    retried = _objects([{"retries": {"attempts": 2, "retryOn": "5xx"}, "route": [_to("a")]}])
+    outcome = evaluate_mesh(
+        retried, Request("/flaky/2", host="reviews"), caller_namespace="shop", upstreams=upstreams
+    )
+    assert outcome.shares() == {"reviews/v1": 1.0}
+    # Without `retries` Istio's default retries connection failures only: a 503 comes back.
+    default = _objects([{"route": [_to("a")]}])
+    outcome = evaluate_mesh(default, Request("/flaky/1", host="reviews"), caller_namespace="shop")
+    assert outcome.shares() == {"503 reviews/v1": 1.0}
+
+
+def test_gateway_binding() -> None:
+    cluster = _objects([{"route": [_to("a")]}], gateway_http=[{"route": [_to("b")]}])
+    assert evaluate_gateway(cluster, Request(host="shop.example.com")).shares() == {
+        "reviews/v2": 1.0
+    }
+    assert evaluate_gateway(cluster, Request(host="other.org")).shares() == {"404": 1.0}
+    assert _mesh(cluster, Request(host="reviews")) == {"reviews/v1": 1.0}
