@@ -13,9 +13,17 @@ from sailplan.model.match import Match, as_match_list
 class IngressRoute(SpecModel):
     """Which service a request entering the mesh goes to; that service's routes then pick the version."""
 
-    name: DnsLabel | None = None
-    match: Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match_list)] | None = None
-    service: DnsLabel
+    name: DnsLabel | None = Field(
+        default=None, description="An optional name for the rule, shown in rendered output."
+    )
+    match: Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match_list)] | None = (
+        Field(
+            default=None,
+            description="Alternatives (OR) of request conditions; a single mapping is a list of "
+            "one. Default: every request.",
+        )
+    )
+    service: DnsLabel = Field(description="The service of this mesh that matching requests go to.")
 
     @property
     def is_catch_all(self) -> bool:
@@ -23,10 +31,24 @@ class IngressRoute(SpecModel):
 
 
 class Ingress(SpecModel):
-    port: Port = 80
-    node_port: int | None = None
-    hosts: Annotated[list[Host], Field(min_length=1)] = ["*"]
-    routes: Annotated[list[IngressRoute], Field(min_length=1)]
+    """The gateway that takes requests from outside the mesh and routes them to its services."""
+
+    port: Port = Field(
+        default=80, description="The port the gateway listens on, from 1 to 65535. Default: 80."
+    )
+    node_port: int | None = Field(
+        default=None,
+        description="Expose the gateway on this port of every node (a NodePort Service), in the "
+        "range 30000-32767. Default: none, a LoadBalancer Service.",
+    )
+    hosts: Annotated[list[Host], Field(min_length=1)] = Field(
+        default=["*"],
+        description="The host names the gateway answers, such as `shop.example.com` or "
+        "`*.example.com`. Default: `*`, every host.",
+    )
+    routes: Annotated[list[IngressRoute], Field(min_length=1)] = Field(
+        description="Ordered rules: the first whose `match` holds picks the service. At least one."
+    )
 
     @field_validator("node_port")
     @classmethod

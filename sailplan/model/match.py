@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import field_validator, model_serializer, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from sailplan.model.base import HeaderName, SpecModel
 
@@ -18,9 +18,13 @@ HTTP_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", 
 class StringMatch(SpecModel):
     """Exactly one of `exact`, `prefix` or `regex`; a plain string means `exact`."""
 
-    exact: str | None = None
-    prefix: str | None = None
-    regex: str | None = None
+    exact: str | None = Field(default=None, description="The whole value equals this text.")
+    prefix: str | None = Field(default=None, description="The value starts with this text.")
+    regex: str | None = Field(
+        default=None,
+        description="The whole value matches this regular expression, in RE2 syntax "
+        "(no lookaround, no backreferences).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -79,10 +83,22 @@ class StringMatch(SpecModel):
 class Match(SpecModel):
     """One alternative: every field given must hold (AND). A route's `match` is a list of these (OR)."""
 
-    path: StringMatch | None = None
-    headers: dict[HeaderName, StringMatch] | None = None
-    method: StringMatch | None = None
-    query: dict[str, StringMatch] | None = None
+    path: StringMatch | None = Field(
+        default=None,
+        description="The request path, without the query string. An exact or prefix path starts "
+        "with `/`.",
+    )
+    headers: dict[HeaderName, StringMatch] | None = Field(
+        default=None,
+        description="Request headers by lowercase name; each must be present and match.",
+    )
+    method: StringMatch | None = Field(
+        default=None, description="The HTTP method, such as `GET`; an exact method is upper case."
+    )
+    query: dict[str, StringMatch] | None = Field(
+        default=None,
+        description="Query parameters by name; each must be present and match.",
+    )
 
     @field_validator("path")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from sailplan.model.base import DnsLabel, ServiceName, SpecModel
 from sailplan.model.errors import Problem, SpecError, problems_from_validation_error
@@ -17,14 +17,42 @@ MtlsMode = Literal["strict", "permissive", "disable"]
 
 
 class Mesh(SpecModel):
-    api_version: Literal["sailplan/v1"] = "sailplan/v1"
-    kind: Literal["Mesh"] = "Mesh"
-    name: DnsLabel
-    namespace: DnsLabel | None = None
-    data_plane: DataPlane = "builtin"
-    mtls: MtlsMode = "permissive"
-    services: dict[ServiceName, Service]
-    ingress: Ingress | None = None
+    """A mesh file: every service of one application, how requests reach them, and the plane."""
+
+    api_version: Literal["sailplan/v1"] = Field(
+        default="sailplan/v1",
+        description="The version of the mesh file format; `sailplan/v1` is the only one.",
+    )
+    kind: Literal["Mesh"] = Field(
+        default="Mesh", description="What the file describes; always `Mesh`."
+    )
+    name: DnsLabel = Field(
+        description="The mesh's name: lowercase letters, digits and `-`, at most 63 characters. "
+        "Labels every rendered object, and names the namespace unless `namespace` is given."
+    )
+    namespace: DnsLabel | None = Field(
+        default=None,
+        description="The Kubernetes namespace every object is deployed to. Default: the mesh's "
+        "`name`.",
+    )
+    data_plane: DataPlane = Field(
+        default="builtin",
+        description="Which proxies carry the traffic: `builtin` (sailplan's HAProxy sidecar) or "
+        "`istio` (Istio's Envoy sidecars). Default: `builtin`.",
+    )
+    mtls: MtlsMode = Field(
+        default="permissive",
+        description="Mutual TLS between services: `strict`, `permissive` or `disable`. `strict` "
+        "needs the istio data plane. Default: `permissive`.",
+    )
+    services: dict[ServiceName, Service] = Field(
+        description="The services of the mesh by name (a DNS label starting with a letter)."
+    )
+    ingress: Ingress | None = Field(
+        default=None,
+        description="The gateway that lets requests in from outside. Default: none, the mesh is "
+        "reachable only from inside the cluster.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Mesh:

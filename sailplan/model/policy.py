@@ -14,8 +14,15 @@ Algorithm = Literal["round-robin", "random", "least-request"]
 class LoadBalancer(SpecModel):
     """`round-robin`, `random`, `least-request`, or `{hashHeader: <header>}` for sticky routing."""
 
-    algorithm: Algorithm | None = None
-    hash_header: HeaderName | None = None
+    algorithm: Algorithm | None = Field(
+        default=None,
+        description="How an endpoint is picked: `round-robin`, `random` or `least-request`.",
+    )
+    hash_header: HeaderName | None = Field(
+        default=None,
+        description="Sticky routing: requests with the same value of this header go to the same "
+        "endpoint.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -42,20 +49,55 @@ class LoadBalancer(SpecModel):
 class ConnectionPool(SpecModel):
     """Limits per caller: beyond them a request is answered 503 at once instead of queuing."""
 
-    max_connections: int = Field(ge=1)
-    max_pending_requests: int = Field(default=0, ge=0)
+    max_connections: int = Field(
+        ge=1, description="The most connections open to the service at once, at least 1."
+    )
+    max_pending_requests: int = Field(
+        default=0,
+        ge=0,
+        description="How many requests may wait for a connection once `maxConnections` is "
+        "reached. Default: 0.",
+    )
 
 
 class OutlierDetection(SpecModel):
     """Eject an endpoint after consecutive 5xx answers; let it back in after `baseEjectionTime`."""
 
-    consecutive_5xx_errors: int = Field(default=5, ge=1, alias="consecutive5xxErrors")
-    interval: Duration = Duration(10_000)
-    base_ejection_time: Duration = Duration(30_000)
-    max_ejection_percent: int = Field(default=10, ge=0, le=100)
+    consecutive_5xx_errors: int = Field(
+        default=5,
+        ge=1,
+        alias="consecutive5xxErrors",
+        description="How many 5xx answers in a row eject an endpoint, at least 1. Default: 5.",
+    )
+    interval: Duration = Field(
+        default=Duration(10_000),
+        description="How often endpoints are assessed, as a duration. Default: `10s`.",
+    )
+    base_ejection_time: Duration = Field(
+        default=Duration(30_000),
+        description="How long an ejected endpoint stays out, as a duration. Default: `30s`.",
+    )
+    max_ejection_percent: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="The most endpoints that may be ejected at once, in percent (0-100). "
+        "Default: 10.",
+    )
 
 
 class Policy(SpecModel):
-    load_balancer: LoadBalancer | None = None
-    connection_pool: ConnectionPool | None = None
-    outlier_detection: OutlierDetection | None = None
+    """How callers of a service treat its endpoints."""
+
+    load_balancer: LoadBalancer | None = Field(
+        default=None,
+        description="How a request picks an endpoint: an algorithm name or "
+        "`{hashHeader: <header>}`. Default: the data plane's own default.",
+    )
+    connection_pool: ConnectionPool | None = Field(
+        default=None, description="Connection limits per caller. Default: no limits."
+    )
+    outlier_detection: OutlierDetection | None = Field(
+        default=None,
+        description="Eject endpoints that keep failing. Default: no ejection.",
+    )

@@ -15,13 +15,25 @@ RETRY_STATUS_CODES = (401, 403, 404, 408, 425, 500, 501, 502, 503, 504)
 
 
 class Delay(SpecModel):
-    fixed: Duration
-    percent: Percent = 100
+    """Hold requests for a fixed time before passing them on."""
+
+    fixed: Duration = Field(description="How long to hold a request, such as `500ms` or `2s`.")
+    percent: Percent = Field(
+        default=100,
+        description="The share of requests delayed, from 0 to 100 (fractions allowed). "
+        "Default: 100.",
+    )
 
 
 class Abort(SpecModel):
-    status: int
-    percent: Percent = 100
+    """Answer requests at once with an HTTP status instead of passing them on."""
+
+    status: int = Field(description="The HTTP status to answer with, from 200 to 599.")
+    percent: Percent = Field(
+        default=100,
+        description="The share of requests aborted, from 0 to 100 (fractions allowed). "
+        "Default: 100.",
+    )
 
     @field_validator("status")
     @classmethod
@@ -34,8 +46,8 @@ class Abort(SpecModel):
 class Fault(SpecModel):
     """Injected faults: a delay, an abort, or both (the delay comes first)."""
 
-    delay: Delay | None = None
-    abort: Abort | None = None
+    delay: Delay | None = Field(default=None, description="Delay some requests.")
+    abort: Abort | None = Field(default=None, description="Answer some requests with an error.")
 
     @model_validator(mode="after")
     def _something_to_inject(self) -> Fault:
@@ -45,9 +57,22 @@ class Fault(SpecModel):
 
 
 class Retries(SpecModel):
-    attempts: int = Field(ge=0)
-    per_try_timeout: Duration | None = None
-    on: tuple[str, ...] | None = None
+    """Try a failed request again, on another endpoint when there is one."""
+
+    attempts: int = Field(
+        ge=0, description="How many times a failed request is retried; 0 turns retries off."
+    )
+    per_try_timeout: Duration | None = Field(
+        default=None,
+        description="How long each attempt may take, as a duration. Default: no limit per "
+        "attempt beyond the route's `timeout`.",
+    )
+    on: tuple[str, ...] | None = Field(
+        default=None,
+        description="What is retried: `5xx`, `gateway-error`, `reset`, `connect-failure`, or a "
+        "status code among 401, 403, 404, 408, 425, 500-504. Default: `5xx` and "
+        "`connect-failure`.",
+    )
 
     @field_validator("on")
     @classmethod
@@ -81,8 +106,14 @@ class Retries(SpecModel):
 class Mirror(SpecModel):
     """Send a copy of the route's requests to another version; its answers are dropped."""
 
-    to: DnsLabel
-    percent: Percent = 100
+    to: DnsLabel = Field(
+        description="The version that receives the copies; not one the route sends requests to."
+    )
+    percent: Percent = Field(
+        default=100,
+        description="The share of requests copied, from 0 to 100 (fractions allowed). "
+        "Default: 100.",
+    )
 
 
 Weight = Annotated[int, Field(ge=0, le=100)]
@@ -92,14 +123,39 @@ MatchList = Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match
 class Route(SpecModel):
     """An ordered routing rule of a service. The first rule whose `match` holds decides."""
 
-    name: DnsLabel | None = None
-    match: MatchList | None = None
-    to: DnsLabel | None = None
-    split: dict[DnsLabel, Weight] | None = None
-    fault: Fault | None = None
-    timeout: Duration | None = None
-    retries: Retries | None = None
-    mirror: Mirror | None = None
+    name: DnsLabel | None = Field(
+        default=None,
+        description="A name for the rule, unique within the service; shown in rendered output.",
+    )
+    match: MatchList | None = Field(
+        default=None,
+        description="Alternatives (OR) of request conditions; a single mapping is a list of one. "
+        "Default: every request. Not for tcp services.",
+    )
+    to: DnsLabel | None = Field(
+        default=None,
+        description="Send every matching request to this version. Give `to` or `split`.",
+    )
+    split: dict[DnsLabel, Weight] | None = Field(
+        default=None,
+        description="Spread matching requests over versions by weight: version -> percent "
+        "(0-100), adding up to 100. Give `to` or `split`.",
+    )
+    fault: Fault | None = Field(
+        default=None, description="Inject delays or errors, for testing resilience. HTTP only."
+    )
+    timeout: Duration | None = Field(
+        default=None,
+        description="How long a request may take before the caller gets a 504, as a duration. "
+        "Default: no timeout. HTTP only.",
+    )
+    retries: Retries | None = Field(
+        default=None, description="Retry failed requests. Default: no retries. HTTP only."
+    )
+    mirror: Mirror | None = Field(
+        default=None,
+        description="Copy matching requests to another version and drop its answers. HTTP only.",
+    )
 
     @field_validator("split")
     @classmethod

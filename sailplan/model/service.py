@@ -29,29 +29,59 @@ Quantity = Annotated[str, AfterValidator(_check_quantity)]
 
 
 class ResourceAmounts(SpecModel):
-    cpu: Quantity | None = None
-    memory: Quantity | None = None
+    """CPU and memory amounts, written as Kubernetes quantities."""
+
+    cpu: Quantity | None = Field(
+        default=None,
+        description="CPU as a Kubernetes quantity: cores such as `0.5` or millicores such as `100m`.",
+    )
+    memory: Quantity | None = Field(
+        default=None,
+        description="Memory as a Kubernetes quantity with a binary or decimal suffix, such as "
+        "`128Mi` or `1G`.",
+    )
 
 
 class Resources(SpecModel):
     """Requests and limits of the app container. Defaults are small and always set."""
 
-    requests: ResourceAmounts = ResourceAmounts(cpu="50m", memory="64Mi")
-    limits: ResourceAmounts = ResourceAmounts(cpu="500m", memory="256Mi")
+    requests: ResourceAmounts = Field(
+        default=ResourceAmounts(cpu="50m", memory="64Mi"),
+        description="What the scheduler reserves for the app container. Default: cpu `50m`, "
+        "memory `64Mi`.",
+    )
+    limits: ResourceAmounts = Field(
+        default=ResourceAmounts(cpu="500m", memory="256Mi"),
+        description="The most the app container may use: CPU is throttled above it, and the "
+        "container is killed above the memory limit. Default: cpu `500m`, memory `256Mi`.",
+    )
 
 
 class LocalRun(SpecModel):
     """How `sailplan sandbox` runs this version on a laptop. The process must listen on $PORT."""
 
-    command: Annotated[list[str], Field(min_length=1)]
-    cwd: str | None = None
-    env: dict[EnvName, EnvValue] | None = None
+    command: Annotated[list[str], Field(min_length=1)] = Field(
+        description="The program and its arguments, as a list (no shell). At least one item."
+    )
+    cwd: str | None = Field(
+        default=None,
+        description="The working directory of the process, relative to the mesh file's folder. "
+        "Default: the mesh file's folder.",
+    )
+    env: dict[EnvName, EnvValue] | None = Field(
+        default=None,
+        description="Environment variables for the sandbox only, added over the version's `env`.",
+    )
 
 
 class Readiness(SpecModel):
     """An HTTP GET the app answers with 2xx once it can take traffic."""
 
-    path: str = "/healthz"
+    path: str = Field(
+        default="/healthz",
+        description="The path probed on the service port; it must start with `/`. "
+        "Default: `/healthz`.",
+    )
 
     @field_validator("path")
     @classmethod
@@ -62,12 +92,37 @@ class Readiness(SpecModel):
 
 
 class Version(SpecModel):
-    image: str = Field(min_length=1)
-    replicas: int = Field(default=1, ge=0)
-    env: dict[EnvName, EnvValue] | None = None
-    resources: Resources = Resources()
-    readiness: Readiness | None = None
-    local: LocalRun | None = None
+    """One deployable version of a service: its own image, replicas and settings."""
+
+    image: str = Field(
+        min_length=1,
+        description="The container image that runs this version, e.g. `registry/app:1.2.0`.",
+    )
+    replicas: int = Field(
+        default=1,
+        ge=0,
+        description="How many pods run this version; 0 keeps it defined but stopped. Default: 1.",
+    )
+    env: dict[EnvName, EnvValue] | None = Field(
+        default=None,
+        description="Environment variables of the app container. Names are letters, digits and "
+        "`_`; numbers are taken as text. `PORT` is reserved: sailplan sets it to the service port.",
+    )
+    resources: Resources = Field(
+        default=Resources(),
+        description="CPU and memory requests and limits of the app container. Default: requests "
+        "`50m`/`64Mi`, limits `500m`/`256Mi`.",
+    )
+    readiness: Readiness | None = Field(
+        default=None,
+        description="An HTTP readiness check of the app. Default: none, the pod is ready once "
+        "it runs.",
+    )
+    local: LocalRun | None = Field(
+        default=None,
+        description="How `sailplan sandbox` starts this version as a local process. A version "
+        "without it (and with replicas above 0) cannot run in the sandbox.",
+    )
 
     @field_validator("env")
     @classmethod
@@ -82,8 +137,27 @@ Protocol = Literal["http", "tcp", "grpc"]
 
 
 class Service(SpecModel):
-    port: Port
-    protocol: Protocol = "http"
-    versions: Annotated[dict[DnsLabel, Version], Field(min_length=1)]
-    routes: list[Route] = []
-    policy: Policy | None = None
+    """A named service: one port, one or more versions, and the routes that choose among them."""
+
+    port: Port = Field(
+        description="The port the service is reached on, and the port its app listens on "
+        "(given to the app as `$PORT`). From 1 to 65535."
+    )
+    protocol: Protocol = Field(
+        default="http",
+        description="What the service speaks: `http`, `grpc` or `tcp`. The builtin data plane "
+        "proxies `http` only. Default: `http`.",
+    )
+    versions: Annotated[dict[DnsLabel, Version], Field(min_length=1)] = Field(
+        description="The versions of the service by name (a DNS label such as `v1`). At least one."
+    )
+    routes: list[Route] = Field(
+        default=[],
+        description="Ordered routing rules: the first whose `match` holds decides where a request "
+        "goes. Default: none, requests are spread over every version.",
+    )
+    policy: Policy | None = Field(
+        default=None,
+        description="How callers treat the service's endpoints: load balancing, connection "
+        "limits, outlier detection. Default: none.",
+    )
