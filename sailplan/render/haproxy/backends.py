@@ -1,0 +1,151 @@
+"""Backends: a route's split over versions, its retries and timeouts, the service's load balancing,
+connection pool and outlier detection."""
+
+from __future__ import annotations
+
+from sailplan.model import Route, Service
+
+from .context import Context, Writer
+from .endpoints import servers
+from .globals import OVERFLOW_BODY
+from .quoting import ident, quote
+
+# HAProxy 2.6 retry-on keywords for each condition of the spec (Envoy's meaning of each).
+_RETRY_ON = {
+    "5xx": (
+        "500",
+        "501",
+        "502",
+        "503",
+        "504",
+        "conn-failure",
+        "empty-response",
+        "response-timeout",
+    ),
+    "gateway-error": ("502", "503", "504"),
+    "reset": ("empty-response", "junk-response", "response-timeout"),
+    "connect-failure": ("conn-failure",),
+}
+_BALANCE = {"round-robin": "roundrobin", "random": "random", "least-request": "leastconn"}
+
+
+def route_backend(service_name: str, route_index: int, version: str) -> str:
+    return ident(service_name, f"r{route_index}", version)
+
+
+def all_versions_backend(service_name: str) -> str:
+    return ident(service_name, "all")
+
+
+def backend_choice(ctx: Context, service_name: str, *, guarded: bool = False) -> list[str]:
+    """`use_backend` lines: the route's split over versions, else every version."""
+    service = ctx.mesh.services[service_name]
+    lines = []
+    for index, route in enumerate(service.routes):
+        on_route = f"{{ var(txn.route) -m str {service_name}.{index} }}"
+        weights = [(v, w) for v, w in route.weights.items() if w > 0]
+        bound = 0
+        for position, (version, weight) in enumerate(weights):
+            backend = route_backend(service_name, index, version)
+            if position == len(weights) - 1:
+                lines.append(f"use_backend {backend} if {on_route}")
+            else:
+                bound += weight
+                lines.append(
+                    f"use_backend {backend} if {on_route} {{ var(txn.draw) -m int lt {bound} }}"
+                )
+    if guarded:
+        lines.append(
+            f"use_backend {all_versions_backend(service_name)} if {{ var(txn.svc) -m str {service_name} }}"
+        )
+    else:
+        lines.append(f"default_backend {all_versions_backend(service_name)}")
+    return lines
+
+
+def _pool_lines(service: Service) -> list[str]:
+    policy = service.policy
+    lines = []
+    if policy is not None and policy.load_balancer is not None:
+        lb = policy.load_balancer
+        if lb.algorithm is not None:
+            lines.append(f"balance {_BALANCE[lb.algorithm]}")
+        else:
+            lines += [f"balance hdr({lb.hash_header})", "hash-type consistent"]
+    if policy is not None and policy.connection_pool is not None:
+        # Envoy answers at once when the pool and its pending queue are full; maxqueue alone
+        # would only redispatch, so check the queue explicitly.
+        pending = policy.connection_pool.max_pending_requests
+        full = f"{{ be_conn() gt {policy.connection_pool.max_connections + pending} }}"
+        lines.append(
+            f"http-request return status 503 content-type text/plain string {quote(OVERFLOW_BODY)} if {full}"
+        )
+    return lines
+
+
+def _server_options(service: Service) -> str:
+    options = []
+    policy = service.policy
+    if policy is not None and policy.connection_pool is not None:
+        options.append(f"maxconn {policy.connection_pool.max_connections}")
+    if policy is not None and policy.outlier_detection is not None:
+        outlier = policy.outlier_detection
+        # A server is marked down after N consecutive 5xx seen on live traffic (HAProxy
+        # watches every response, so Istio's sweep `interval` has no counterpart). Two passing
+        # TCP checks one ejection time apart let it back in: it stays out between one and
+        # two ejection times, where Envoy keeps it out for the ejection time times ejections.
+        ejection = outlier.base_ejection_time.ms
+        options.append(
+            f"check observe layer7 error-limit {outlier.consecutive_5xx_errors} on-error mark-down "
+            f"inter {ejection}ms fastinter {ejection}ms downinter {ejection}ms rise 2 fall 1"
+        )
+    return " ".join(options)
+
+
+def backends(ctx: Context, out: Writer, service_name: str) -> None:
+    """A backend per (route, version) the route sends traffic to, and one of every version."""
+    service = ctx.mesh.services[service_name]
+    options = _server_options(service)
+    for index, route in enumerate(service.routes):
+        for version, weight in route.weights.items():
+            if weight <= 0:
+                continue
+            body = [*_pool_lines(service), *_attempt_lines(route)]
+            body += servers(ctx, service_name, version, options)
+            out.section(
+                f"backend {route_backend(service_name, index, version)}",
+                *body,
+                comment=f"services.{service_name}.routes[{index}] -> {version}",
+            )
+    body = list(_pool_lines(service))
+    for version in sorted(service.versions):
+        body += servers(ctx, service_name, version, options)
+    out.section(
+        f"backend {all_versions_backend(service_name)}",
+        *body,
+        comment=f"services.{service_name}: every version, for requests no route matched",
+    )
+
+
+def _attempt_lines(route: Route) -> list[str]:
+    """Timeout and retries of a route. HAProxy's `timeout server` bounds each attempt, so a
+    route with retries gets its per-try timeout (or the route timeout) per attempt."""
+    lines = []
+    per_try = route.retries.per_try_timeout if route.retries else None
+    attempt_timeout = min(
+        (d for d in (per_try, route.timeout) if d is not None), default=None, key=lambda d: d.ms
+    )
+    if attempt_timeout is not None:
+        lines.append(f"timeout server {attempt_timeout.ms}ms")
+    retries = route.retries
+    if retries is not None and retries.attempts > 0:
+        keywords: list[str] = []
+        for condition in retries.conditions:
+            for keyword in _RETRY_ON.get(condition, (condition,)):
+                if keyword not in keywords:
+                    keywords.append(keyword)
+        lines += [f"retries {retries.attempts}", f"retry-on {' '.join(keywords)}"]
+    else:
+        # Only failed connections are retried (once), never a request the app has seen.
+        lines += ["retries 1", "retry-on conn-failure"]
+    return lines

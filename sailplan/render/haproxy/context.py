@@ -1,0 +1,104 @@
+"""What every part of the compiler shares: where the proxy listens, where endpoints come from, the
+compiled files, and the mesh being compiled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Literal
+
+from sailplan import constants as c
+from sailplan.model import Mesh
+
+# Up to this many services, one flat list of rules is cheaper than a hop per request.
+FLAT_SERVICE_LIMIT = 16
+
+
+@dataclass(frozen=True)
+class ProxyPorts:
+    """Where the proxy listens."""
+
+    outbound: int = c.PROXY_OUTBOUND_PORT
+    inbound: int = c.PROXY_INBOUND_PORT
+    admin: int = c.PROXY_ADMIN_PORT
+    health: int = c.PROXY_HEALTH_PORT
+    bind_address: str = "0.0.0.0"
+
+
+@dataclass(frozen=True)
+class DnsEndpoints:
+    """Kubernetes: each version's pods behind the headless Service `<service>-<version>`."""
+
+    namespace: str
+    cluster_domain: str = "cluster.local"
+    slots: int = 10
+
+
+@dataclass(frozen=True)
+class StaticEndpoints:
+    """Sandbox and benchmarks: explicit addresses, service -> version -> [(host, port)]."""
+
+    addresses: Mapping[str, Mapping[str, Sequence[tuple[str, int]]]]
+
+
+Endpoints = DnsEndpoints | StaticEndpoints
+Passthrough = Literal["original-destination", "host-header"]
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """File name -> content; `haproxy.cfg` always, `mesh.lua` when a route needs Lua."""
+
+    files: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def haproxy_cfg(self) -> str:
+        return self.files["haproxy.cfg"]
+
+
+def lua_source() -> str:
+    return resources.files("sailplan.render").joinpath("mesh.lua").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Context:
+    """One compilation: the mesh and where its proxies find endpoints, listen and keep files."""
+
+    mesh: Mesh
+    endpoints: Endpoints
+    ports: ProxyPorts
+    config_dir: str
+    runtime_dir: str
+
+    def uses_lua(self) -> bool:
+        return any(
+            route.mirror is not None or (route.fault is not None and route.fault.delay is not None)
+            for service in self.mesh.services.values()
+            for route in service.routes
+        )
+
+    def http_services(self) -> list[str]:
+        return [s for s in sorted(self.mesh.services) if self.mesh.services[s].protocol != "tcp"]
+
+
+def flat(service_names: Sequence[str]) -> bool:
+    return len(service_names) <= FLAT_SERVICE_LIMIT
+
+
+class Writer:
+    """haproxy.cfg text, one section at a time."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def section(self, header: str, *body: str, comment: str | None = None) -> None:
+        if self.lines:
+            self.lines.append("")
+        if comment:
+            self.lines.append(f"# {comment}")
+        self.lines.append(header)
+        self.lines.extend(f"    {line}" for line in body if line)
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"

@@ -1,0 +1,38 @@
+"""Where a version's pods are: `server` lines for static addresses, a `server-template` resolved
+through the version's headless Service in a cluster."""
+
+from __future__ import annotations
+
+from .context import Context, DnsEndpoints
+
+
+def servers(ctx: Context, service_name: str, version: str, options: str) -> list[str]:
+    service = ctx.mesh.services[service_name]
+    suffix = f" {options}" if options else ""
+    if isinstance(ctx.endpoints, DnsEndpoints):
+        host = (
+            f"{service_name}-{version}.{ctx.endpoints.namespace}.svc.{ctx.endpoints.cluster_domain}"
+        )
+        return [
+            f"server-template {version}- {ctx.endpoints.slots} {host}:{service.port} "
+            f"resolvers kubedns init-addr none resolve-prefer ipv4{suffix}"
+        ]
+    addresses = ctx.endpoints.addresses.get(service_name, {}).get(version, ())
+    return [
+        f"server {version}-{index} {host}:{port}{suffix}"
+        for index, (host, port) in enumerate(addresses)
+    ]
+
+
+def mirror_base(ctx: Context, service_name: str, version: str) -> str | None:
+    service = ctx.mesh.services[service_name]
+    if isinstance(ctx.endpoints, DnsEndpoints):
+        return (
+            f"http://{service_name}-{version}.{ctx.endpoints.namespace}"
+            f".svc.{ctx.endpoints.cluster_domain}:{service.port}"
+        )
+    addresses = ctx.endpoints.addresses.get(service_name, {}).get(version, ())
+    if not addresses:
+        return None
+    host, port = addresses[0]
+    return f"http://{host}:{port}"

@@ -1,0 +1,49 @@
+"""The ingress gateway's front door: its hosts, then the ingress routes pick a service, then the
+same service routing the sidecars use."""
+
+from __future__ import annotations
+
+from sailplan.model.ingress import IngressRoute
+
+from .conditions import alternatives, any_of
+from .context import Context, Writer
+from .globals import NO_ROUTE_BODY
+from .quoting import quote
+from .routing import dispatch_lines, service_frontends
+
+
+def ingress(ctx: Context, out: Writer, listen_port: int) -> None:
+    assert ctx.mesh.ingress is not None
+    spec = ctx.mesh.ingress
+    body = [f"bind {ctx.ports.bind_address}:{listen_port}"]
+    if "*" not in spec.hosts:
+        body.append("http-request set-var(txn.host) req.hdr(host),field(1,:),lower")
+        allowed = []
+        for host in spec.hosts:
+            if host.startswith("*."):
+                allowed.append(f"{{ var(txn.host) -m end {host[1:]} }}")
+            else:
+                allowed.append(f"{{ var(txn.host) -m str {host} }}")
+        body.append(
+            f"http-request return status 404 content-type text/plain string {quote(NO_ROUTE_BODY)} "
+            f"unless {' or '.join(allowed)}"
+        )
+    for index, ingress_route in enumerate(spec.routes):
+        body.append(_ingress_route_line(ingress_route, index))
+    targets = sorted({r.service for r in spec.routes})
+    body += dispatch_lines(ctx, targets)
+    body.append("default_backend no_route")
+    out.section("frontend ingress", *body, comment="ingress: the mesh's front door")
+    out.section(
+        "backend no_route",
+        f"http-request return status 404 content-type text/plain string {quote(NO_ROUTE_BODY)}",
+        comment="no ingress route matched",
+    )
+    service_frontends(ctx, out, targets, "g")
+
+
+def _ingress_route_line(ingress_route: IngressRoute, index: int) -> str:
+    unset = "!{ var(txn.svc) -m found }"
+    return f"http-request set-var(txn.svc) str({ingress_route.service})" + any_of(
+        [unset], alternatives(ingress_route.match)
+    )

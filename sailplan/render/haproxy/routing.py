@@ -1,0 +1,187 @@
+"""Frontends and route rules: the Host header names a service, that service's routes in order
+pick a route, the route's faults apply, and its split picks a version backend.
+
+Routing decisions are kept in transaction variables (`txn.svc`, `txn.route`, `txn.draw`), so a
+split is drawn once per request and every later rule sees the same number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sailplan.model import Route
+
+from .backends import backend_choice, backends
+from .conditions import alternatives, any_of, percent_condition, when
+from .context import Context, DnsEndpoints, Passthrough, Writer, flat
+from .endpoints import mirror_base
+from .globals import ABORT_BODY
+from .quoting import quote
+
+HOP_SUFFIX = "__hop"
+
+
+def service_routing(ctx: Context, service_name: str, *, guarded: bool = False) -> list[str]:
+    """The rules of the service's routing frontend: pick the route, apply its faults. Shared by
+    the sidecar's outbound and the gateway's ingress."""
+    service = ctx.mesh.services[service_name]
+    unset = "!{ var(txn.route) -m found }"
+    # In a flat frontend every service's rules share one list: each rule checks its service.
+    prefix = [f"{{ var(txn.svc) -m str {service_name} }}", unset] if guarded else [unset]
+    lines = [f"# services.{service_name}"]
+    for index, route in enumerate(service.routes):
+        label = f"{service_name}.{index}"
+        name = f" {route.name}" if route.name else ""
+        lines.append(f"# services.{service_name}.routes[{index}]{name}")
+        lines.append(
+            f"http-request set-var(txn.route) str({label})"
+            + any_of(prefix, alternatives(route.match))
+        )
+        on_route = f"{{ var(txn.route) -m str {label} }}"
+        lines += _faults(route, on_route)
+        if route.mirror is not None:
+            base = mirror_base(ctx, service_name, route.mirror.to)
+            if base is not None:
+                lines.append(
+                    f"http-request lua.sailplan_mirror {base}"
+                    + when([on_route, percent_condition(route.mirror.percent)])
+                )
+    return lines
+
+
+def _faults(route: Route, on_route: str) -> list[str]:
+    if route.fault is None:
+        return []
+    lines = []
+    if route.fault.delay is not None:
+        lines.append(
+            f"http-request lua.sailplan_delay {route.fault.delay.fixed.ms}"
+            + when([on_route, percent_condition(route.fault.delay.percent)])
+        )
+    if route.fault.abort is not None:
+        lines.append(
+            f"http-request return status {route.fault.abort.status} content-type text/plain "
+            f"string {quote(ABORT_BODY)}"
+            + when([on_route, percent_condition(route.fault.abort.percent)])
+        )
+    return lines
+
+
+def hosts_map(ctx: Context) -> str:
+    """Host -> service: short name, name.ns, name.ns.svc, FQDN (the port is stripped first)."""
+    namespace = ctx.mesh.target_namespace
+    domain = (
+        ctx.endpoints.cluster_domain if isinstance(ctx.endpoints, DnsEndpoints) else "cluster.local"
+    )
+    lines = []
+    for service_name in ctx.http_services():
+        for name in (
+            service_name,
+            f"{service_name}.{namespace}",
+            f"{service_name}.{namespace}.svc",
+            f"{service_name}.{namespace}.svc.{domain}",
+        ):
+            lines.append(f"{name} {service_name}")
+    return "\n".join(lines) + "\n"
+
+
+def dispatch_lines(ctx: Context, service_names: Sequence[str]) -> list[str]:
+    """Rules of the front listener once `txn.svc` is known.
+
+    Small meshes: every service's rules in one flat list, guarded by service. Past
+    FLAT_SERVICE_LIMIT services one lookup hops into the service's own routing frontend, so a
+    request walks only its service's rules. Flat, every request walked every rule: 1,000
+    services cut throughput 70-fold; the hop costs about 0.02 vCPU at 1,000 rps, more than
+    the flat list of a small mesh does (bench/FINDINGS.md).
+    """
+    if not flat(service_names):
+        return [
+            f"use_backend %[var(txn.svc),concat(,,{HOP_SUFFIX})] if {{ var(txn.svc) -m found }}"
+        ]
+    return routing_rules(ctx, service_names, guarded=True)
+
+
+def routing_rules(ctx: Context, service_names: Sequence[str], *, guarded: bool) -> list[str]:
+    """The services' route picking, faults and backend choice; `guarded` when several services
+    share one frontend, so each rule checks its service and the draw waits for a service."""
+    services = [ctx.mesh.services[name] for name in service_names]
+    lines = []
+    if any(route.mirror for service in services for route in service.routes):
+        lines.append("option http-buffer-request")
+    if any(len(route.weights) > 1 for service in services for route in service.routes):
+        condition = " if { var(txn.svc) -m found }" if guarded else ""
+        lines.append(f"http-request set-var(txn.draw) rand(100){condition}")
+    for name in service_names:
+        lines += service_routing(ctx, name, guarded=guarded)
+    for name in service_names:
+        lines += backend_choice(ctx, name, guarded=guarded)
+    return lines
+
+
+def service_frontends(ctx: Context, out: Writer, service_names: Sequence[str], tag: str) -> None:
+    """The backends of every service and, past FLAT_SERVICE_LIMIT services, a routing
+    frontend per service reached through a unix socket."""
+    hop = not flat(service_names)
+    for index, service_name in enumerate(service_names):
+        if hop:
+            socket = f"unix@{ctx.runtime_dir}/{tag}{index}.sock"
+            out.section(
+                f"backend {service_name}{HOP_SUFFIX}",
+                f"server routes {socket}",
+                comment=f"services.{service_name}: into its routing frontend",
+            )
+            out.section(
+                f"frontend {service_name}__routes",
+                f"bind {socket} mode 600",
+                *routing_rules(ctx, [service_name], guarded=False),
+            )
+        backends(ctx, out, service_name)
+
+
+def inbound(ctx: Context, out: Writer, app_port: int) -> None:
+    """The callee's side (15006): straight to the app."""
+    bind = ctx.ports.bind_address
+    out.section(
+        "frontend inbound",
+        f"bind {bind}:{ctx.ports.inbound}",
+        "default_backend inbound_app",
+    )
+    out.section(
+        "backend inbound_app",
+        f"server app 127.0.0.1:{app_port}",
+        comment="the app this sidecar sits next to",
+    )
+
+
+def outbound(ctx: Context, out: Writer, passthrough: Passthrough) -> None:
+    """The caller's side (15001): the Host picks a service; unknown hosts pass through."""
+    body = [f"bind {ctx.ports.bind_address}:{ctx.ports.outbound}"]
+    if passthrough == "host-header":
+        # An explicit proxy receives `GET http://host/path`; apps expect origin form.
+        body.append("http-request set-uri %[pathq] if { url_reg ^[a-zA-Z][a-zA-Z0-9+.-]*:// }")
+    body += [
+        "http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
+        f"http-request set-var(txn.svc) var(txn.host),map_str({ctx.config_dir}/hosts.map)",
+        *dispatch_lines(ctx, ctx.http_services()),
+        "default_backend passthrough",
+    ]
+    out.section("frontend outbound", *body)
+    if passthrough == "original-destination":
+        # After iptables REDIRECT, 0.0.0.0:0 means the address the caller originally dialled.
+        out.section(
+            "backend passthrough",
+            "server original-destination 0.0.0.0:0",
+            comment="unknown destinations go where the caller sent them",
+        )
+    else:
+        # Explicit proxy (sandbox): the Host names the destination; literal IPs only.
+        out.section(
+            "backend passthrough",
+            "http-request set-var(txn.dport) req.hdr(host),field(2,:)",
+            "http-request set-var(txn.dport) str(80) if !{ var(txn.dport) -m found } or { var(txn.dport) -m len 0 }",
+            "http-request set-dst req.hdr(host),field(1,:)",
+            "http-request set-dst-port var(txn.dport)",
+            "server host-header 0.0.0.0:0",
+            comment="unknown destinations go to the host:port the request names",
+        )
+    service_frontends(ctx, out, ctx.http_services(), "o")
