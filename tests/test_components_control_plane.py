@@ -105,8 +105,8 @@ def test_the_build_uses_proxy_image_and_keeps_the_password_secret() -> None:
     )
     engine, ref = register(lambda: ProxyImage("proxy", args).ref)
     image = engine.of_type("docker-build:index:Image")[0].inputs
-    assert image["context"]["location"].endswith("/proxy_image")
-    assert image["dockerfile"]["location"].endswith("/proxy_image/Dockerfile")
+    assert image["context"]["location"].endswith("/sailplan/proxy_image")
+    assert image["dockerfile"]["location"].endswith("/sailplan/proxy_image/Dockerfile")
     assert image["platforms"] == ["linux/amd64"]
     assert image["push"] is True
     # The credentials travel as a Pulumi secret: masked in previews, encrypted in state.

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import REPO
 
-SCRIPT = REPO / "proxy_image" / "init-iptables.sh"
+SCRIPT = REPO / "sailplan" / "proxy_image" / "init-iptables.sh"
 pytestmark = pytest.mark.timeout(60)
 
 

@@ -19,7 +19,7 @@ import sailplan
 from sailplan.render.haproxy import ProxyConfig, ProxyPorts, StaticEndpoints, compile_sidecar
 from sailplan.sandbox.runner import write_config
 
-ENTRYPOINT = REPO / "proxy_image" / "entrypoint.sh"
+ENTRYPOINT = REPO / "sailplan" / "proxy_image" / "entrypoint.sh"
 pytestmark = [pytest.mark.haproxy, pytest.mark.timeout(90)]
 
 

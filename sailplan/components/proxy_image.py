@@ -1,15 +1,25 @@
-"""The builtin data plane's companion image: built from `proxy_image/`, or an existing reference."""
+"""The builtin data plane's companion image: built from `sailplan/proxy_image/`, or an existing
+reference."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import pulumi
 import pulumi_docker_build as docker_build
 
-# The repository's proxy_image/ directory, next to the sailplan package in a checkout.
-DEFAULT_CONTEXT = Path(__file__).resolve().parents[2] / "proxy_image"
+
+def default_context() -> Path:
+    """The build context shipped as package data: `<site-packages>/sailplan/proxy_image/`.
+
+    Found through importlib.resources so that a plain (non-editable) install builds from the
+    installed files, not from a checkout that may not exist.
+    """
+    context = resources.files("sailplan").joinpath("proxy_image")
+    # docker-build needs a directory on disk; sailplan is never installed zipped (no zip-safe).
+    return Path(str(context))
 
 
 @dataclass(frozen=True)
@@ -36,10 +46,11 @@ class ProxyImage(pulumi.ComponentResource):
             raise ValueError(
                 "ProxyImage needs either image= (an existing reference) or repository= (to build)"
             )
-        context = Path(args.context) if args.context else DEFAULT_CONTEXT
+        context = Path(args.context) if args.context else default_context()
         if args.image is None and not (context / "Dockerfile").exists():
             raise ValueError(
-                f"no Dockerfile in {context}: pass context= pointing at sailplan's proxy_image/"
+                f"no Dockerfile in {context}: pass context= pointing at sailplan's proxy_image/ "
+                "(sailplan/proxy_image/ in a checkout)"
             )
         super().__init__("sailplan:index:ProxyImage", name, None, opts)
         if args.image is not None:
