@@ -53,7 +53,13 @@ def routes(draw: st.DrawFn, versions: list[str]) -> list[dict[str, Any]]:
     for index in range(count):
         route: dict[str, Any] = {}
         if index < count - 1 or draw(st.booleans()):
-            route["match"] = draw(st.lists(MATCH, min_size=1, max_size=2))
+            alternatives = draw(st.lists(MATCH, min_size=1, max_size=2, unique_by=repr))
+            # A header only this route asks for keeps an earlier route from taking all of its
+            # requests (check refuses unreachable rules).
+            route["match"] = [
+                {**m, "headers": {**m.get("headers", {}), "x-route": str(index)}}
+                for m in alternatives
+            ]
         if draw(st.booleans()):
             route["to"] = draw(st.sampled_from(versions))
         else:
@@ -87,7 +93,7 @@ def meshes(draw: st.DrawFn) -> dict[str, Any]:
         services[name] = {
             "port": draw(st.integers(1, 65535)),
             "versions": {
-                v: {"image": f"{name}:{v}", "replicas": draw(st.integers(0, 3))} for v in versions
+                v: {"image": f"{name}:{v}", "replicas": draw(st.integers(1, 3))} for v in versions
             },
             "routes": draw(routes(versions)),
         }

@@ -11,8 +11,8 @@ from golden_support import check_golden
 from schema_support import validate_manifest
 
 import sailplan
-from sailplan.model import Duration, Match
-from sailplan.render.istio import istio_duration, merge_match, render_istio
+from sailplan.model import Duration
+from sailplan.render.istio import istio_duration, render_istio
 from sailplan.render.manifests import render_manifests
 from sailplan.render.yaml_output import dump_all
 
@@ -238,19 +238,6 @@ def test_durations_are_strings_at_millisecond_precision() -> None:
     assert istio_duration(Duration(500)) == "0.5s"
     assert istio_duration(Duration(1234567)) == "1234.567s"
     assert istio_duration(Duration(3_600_000)) == "3600s"
-
-
-def test_matches_that_cannot_both_hold_are_dropped() -> None:
-    api = Match.model_validate({"path": {"prefix": "/api"}})
-    users = Match.model_validate({"path": {"prefix": "/api/users"}})
-    admin = Match.model_validate({"path": {"exact": "/admin"}})
-    assert merge_match(api, users) == users
-    assert merge_match(users, admin) is None
-    jason = Match.model_validate({"headers": {"end-user": "jason"}})
-    assert merge_match(jason, users) == Match.model_validate(
-        {"path": {"prefix": "/api/users"}, "headers": {"end-user": "jason"}}
-    )
-    assert merge_match(jason, Match.model_validate({"headers": {"end-user": "bob"}})) is None
 
 
 def test_strict_mtls_with_the_builtin_plane_is_rejected() -> None:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from sailplan.model.analysis import analysis_problems
 from sailplan.model.base import DnsLabel, ServiceName, SpecModel
 from sailplan.model.errors import Problem, SpecError, problems_from_validation_error
 from sailplan.model.ingress import Ingress
@@ -121,6 +122,7 @@ def cross_object_problems(mesh: Mesh) -> list[Problem]:
                         "the builtin data plane proxies http only",
                     )
                 )
+    problems += analysis_problems(mesh)
     if mesh.mtls == "strict" and mesh.data_plane == "builtin":
         problems.append(
             Problem(

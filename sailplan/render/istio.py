@@ -11,6 +11,7 @@ from typing import Any
 from sailplan import constants as c
 from sailplan.model import Duration, Match, Mesh, Route, Service, StringMatch
 from sailplan.model.ingress import IngressRoute
+from sailplan.model.intersect import Inexpressible, intersect_lists
 from sailplan.render.kubernetes import mesh_labels, metadata, service_labels
 
 NETWORKING = "networking.istio.io/v1"
@@ -138,7 +139,10 @@ def service_http_rules(
     service = mesh.services[service_name]
     rules = []
     for index, route in enumerate(service.routes):
-        matches = combine_matches(within, route.match)
+        matches = intersect_lists(within, route.match)
+        if isinstance(matches, Inexpressible):
+            # check() refuses such meshes for the istio plane (model/analysis.py).
+            raise ValueError(f"services.{service_name}.routes[{index}]: {matches.reason}")
         if matches == []:
             continue  # this rule can never see a request the ingress route sends here
         rules.append(
@@ -147,60 +151,6 @@ def service_http_rules(
     if not service.routes or not service.routes[-1].is_catch_all:
         rules.append(_fallthrough(mesh, service_name, prefix + "all-versions", within))
     return rules
-
-
-def combine_matches(outer: list[Match] | None, inner: list[Match] | None) -> list[Match] | None:
-    """Alternatives that satisfy both lists (None means "any request"); [] when none can."""
-    if outer is None:
-        return inner
-    if inner is None:
-        return outer
-    combined = []
-    for a in outer:
-        for b in inner:
-            merged = merge_match(a, b)
-            if merged is not None and merged not in combined:
-                combined.append(merged)
-    return combined
-
-
-def merge_match(a: Match, b: Match) -> Match | None:
-    """One alternative requiring both `a` and `b`, or None when no request can satisfy both."""
-    path = _merge_string(a.path, b.path)
-    method = _merge_string(a.method, b.method)
-    headers = _merge_maps(a.headers, b.headers)
-    query = _merge_maps(a.query, b.query)
-    if path is False or method is False or headers is False or query is False:
-        return None
-    return Match(path=path, method=method, headers=headers, query=query)
-
-
-def _merge_string(a: StringMatch | None, b: StringMatch | None) -> StringMatch | bool | None:
-    if a is None or b is None or a == b:
-        return a or b
-    kinds = {a.kind, b.kind}
-    if kinds == {"prefix"}:
-        longer, shorter = sorted((a, b), key=lambda m: len(m.value), reverse=True)
-        return longer if longer.value.startswith(shorter.value) else False
-    if kinds == {"exact", "prefix"}:
-        exact, prefix = (a, b) if a.kind == "exact" else (b, a)
-        return exact if exact.value.startswith(prefix.value) else False
-    # Two different exact values, or a regex with anything else: Istio cannot AND two matches on
-    # one field, so keep the more specific one only when it is exact and provably inside the other.
-    return False
-
-
-def _merge_maps(
-    a: dict[str, StringMatch] | None, b: dict[str, StringMatch] | None
-) -> dict[str, StringMatch] | bool | None:
-    if not a or not b:
-        return a or b
-    merged = dict(a)
-    for key, value in b.items():
-        if key in merged and merged[key] != value:
-            return False
-        merged[key] = value
-    return merged
 
 
 def virtual_service(mesh: Mesh, service_name: str) -> dict[str, Any]:

@@ -257,8 +257,10 @@ SCENARIOS = [
                 "routes": [{"match": {"path": {"prefix": "/api"}}, "service": "service1"}],
             },
         ),
-        [(Send("/api/v1/users", via="ingress"), Expect({V2: 1.0}))],
-        diverges={"istio": "D6: the Istio ingress VirtualService omits the regex rule"},
+        [
+            (Send("/api/v1/users", via="ingress"), Expect({V2: 1.0})),
+            (Send("/api/v2/users", via="ingress"), Expect({V1: 1.0})),
+        ],
     ),
     Scenario(
         "D16-header-exact-compares-the-whole-value",
