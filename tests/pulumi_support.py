@@ -89,6 +89,8 @@ def fresh_engine(live: dict[str, dict[str, Any]] | None = None, preview: bool = 
     ENGINE._pending.clear()
     ENGINE.reads.clear()
     ENGINE.live = dict(live or {})
+    # Stack config a previous program set would leak into this one.
+    pulumi.runtime.set_all_config({})
     monitor = RecordingMonitor(ENGINE)
     monitor.engine = ENGINE
     pulumi.runtime.set_mocks(

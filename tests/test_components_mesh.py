@@ -371,3 +371,24 @@ def test_the_program_refuses_a_wrong_stack_config_with_exit_2(
     assert engine.registrations == [] or all(
         r.type == "pulumi:pulumi:Stack" for r in engine.registrations
     )
+
+
+@pytest.mark.parametrize("stack", sorted((REPO / "stacks").glob("Pulumi.*.yaml")), ids=str)
+def test_every_stack_config_deploys_its_mesh(stack: Path) -> None:
+    config = yaml.safe_load(stack.read_text())["config"]
+
+    def program() -> Any:
+        for key, value in config.items():
+            pulumi.runtime.set_config(key, str(value))
+        runpy.run_path(str(REPO / "__main__.py"))
+        return 1
+
+    engine, _ = register(program)
+    assert [r.name for r in engine.of_type("sailplan:index:Mesh")] == ["mesh"]
+    plane = config.get("sailplan:dataPlane", "builtin")
+    charts = engine.of_type(CHART)
+    assert len(charts) == (3 if plane == "istio" else 0)
+    if "sailplan:istioVersion" in config:
+        assert {c.inputs["version"] for c in charts} == {config["sailplan:istioVersion"]}
+    builds = engine.of_type("docker-build:index:Image")
+    assert len(builds) == (1 if "sailplan:proxyRepository" in config else 0)

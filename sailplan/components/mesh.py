@@ -55,8 +55,10 @@ class MeshArgs:
 
     istio data plane only:
     control_plane: an `IstioControlPlane` to use. Without it, every istio-plane Mesh in the
-        program (per Kubernetes provider) shares one, created once as "sailplan-istio" from
-        `istio` (`IstioControlPlaneArgs`; meshes that share it must agree on them).
+        program shares one, created once as the top-level "sailplan-istio" from `istio`
+        (`IstioControlPlaneArgs`; meshes that share it must agree on them). "Program" means one
+        deployment (one `pulumi up`; in tests, one `set_mocks`) and one Kubernetes provider
+        (the `provider=`/`providers=` in the Mesh's opts: "sailplan-istio-<provider name>").
     install_control_plane: False when Istio is installed some other way (no charts deployed).
 
     Every argument is checked on construction, and against the data plane when `Mesh` is
