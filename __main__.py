@@ -12,33 +12,42 @@ from pathlib import Path
 
 import pulumi
 
-from sailplan.components import IstioControlPlaneArgs, Mesh, MeshArgs, ProxyImageArgs
+from sailplan.components import ArgsError, IstioControlPlaneArgs, Mesh, MeshArgs, ProxyImageArgs
+from sailplan.loader import load_mesh
 from sailplan.model import SpecError
 
 config = pulumi.Config("sailplan")
 mesh_file = Path(__file__).parent / (config.get("meshFile") or "stacks/demo.mesh.yaml")
 repository = config.get("proxyRepository")
+istio_version = config.get("istioVersion")
 try:
+    spec = load_mesh(mesh_file)
+    data_plane = config.get("dataPlane") or spec.data_plane
+    # Each data plane takes only its own arguments (MeshArgs refuses the other plane's).
+    builtin = data_plane == "builtin"
     mesh = Mesh(
         "mesh",
         MeshArgs(
-            spec=mesh_file,
-            data_plane=config.get("dataPlane"),  # type: ignore[arg-type]
-            proxy_image=config.get("proxyImage"),
+            spec=spec,
+            data_plane=data_plane,  # type: ignore[arg-type]
+            proxy_image=config.get("proxyImage") if builtin else None,
             build_proxy_image=ProxyImageArgs(
                 repository=repository, push=config.get_bool("pushProxyImage") or False
             )
-            if repository
+            if builtin and repository and not config.get("proxyImage")
             else None,
-            istio=IstioControlPlaneArgs(
-                version=config.get("istioVersion") or IstioControlPlaneArgs.version
-            ),
+            istio=IstioControlPlaneArgs(version=istio_version)
+            if not builtin and istio_version
+            else None,
         ),
     )
 except SpecError as error:
     print(f"error: {len(error.problems)} problem(s) in {mesh_file}:", file=sys.stderr)
     for problem in error.problems:
         print(f"  {problem}", file=sys.stderr)
+    sys.exit(2)
+except ArgsError as error:
+    print(f"error: stack config: {error}", file=sys.stderr)
     sys.exit(2)
 
 pulumi.export("namespace", mesh.namespace)

@@ -23,14 +23,21 @@ class Registration:
     parent: str
     dependencies: list[str]
     custom: bool
+    provider: str = ""
 
 
 @dataclass
 class Engine(pulumi.runtime.Mocks):
     registrations: list[Registration] = field(default_factory=list)
     _pending: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # Live state returned when the program reads an existing object (`Resource.get`), by its id.
+    live: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reads: list[tuple[str, str]] = field(default_factory=list)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.resource_id:
+            self.reads.append((args.typ, args.resource_id))
+            return args.resource_id, dict(self.live.get(args.resource_id, {}))
         state = dict(args.inputs)
         if args.typ.startswith("kubernetes:") and "metadata" in state:
             state["metadata"] = {"name": args.name, **(state["metadata"] or {})}
@@ -46,6 +53,7 @@ class Engine(pulumi.runtime.Mocks):
                 parent=meta.get("parent", ""),
                 dependencies=meta.get("dependencies", []),
                 custom=args.custom,
+                provider=args.provider or "",
             )
         )
         return f"{args.name}-id", state
@@ -76,23 +84,33 @@ class RecordingMonitor(MockMonitor):
 ENGINE = Engine()
 
 
-def fresh_engine() -> Engine:
+def fresh_engine(live: dict[str, dict[str, Any]] | None = None, preview: bool = False) -> Engine:
     ENGINE.registrations.clear()
     ENGINE._pending.clear()
+    ENGINE.reads.clear()
+    ENGINE.live = dict(live or {})
+    # Stack config a previous program set would leak into this one.
+    pulumi.runtime.set_all_config({})
     monitor = RecordingMonitor(ENGINE)
     monitor.engine = ENGINE
     pulumi.runtime.set_mocks(
-        ENGINE, project="sailplan", stack="test", preview=False, monitor=monitor
+        ENGINE, project="sailplan", stack="test", preview=preview, monitor=monitor
     )
     return ENGINE
 
 
-def register(build: Callable[[], Any]) -> tuple[Engine, Any]:
+def register(
+    build: Callable[[], Any],
+    live: dict[str, dict[str, Any]] | None = None,
+    preview: bool = False,
+) -> tuple[Engine, Any]:
     """Run `build` under a fresh mock engine and wait for every registration and output.
 
+    `live` is the state of existing objects the program reads, by id ("<namespace>/<name>");
+    `preview` runs it as `pulumi preview` does (outputs of new resources unknown).
     Returns the engine and the resolved value of what `build` returned (an Output or plain value).
     """
-    engine = fresh_engine()
+    engine = fresh_engine(live, preview)
     resolved: dict[str, Any] = {}
 
     @pulumi.runtime.test

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pulumi
 import pytest
+from conftest import REPO
 from pulumi_support import register
 
 from sailplan.components import IstioControlPlane, IstioControlPlaneArgs, ProxyImage, ProxyImageArgs
 from sailplan.components.istio_control_plane import WEBHOOK_DRIFT_FIELDS, ignore_webhook_drift
+from sailplan.components.proxy_image import default_context
 
 REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 
@@ -116,10 +118,85 @@ def test_the_build_uses_proxy_image_and_keeps_the_password_secret() -> None:
     assert ref.startswith("reg.example/proxy:2@sha256:")
 
 
-def test_image_or_repository_is_required() -> None:
-    with pytest.raises(ValueError) as error:
-        ProxyImage("proxy", ProxyImageArgs())
-    assert (
-        str(error.value)
-        == "ProxyImage needs either image= (an existing reference) or repository= (to build)"
+def test_an_image_from_another_resource_is_accepted_as_an_output() -> None:
+    def build() -> pulumi.Output[str]:
+        built = ProxyImage("built", ProxyImageArgs(repository="reg.example/proxy", tag="7"))
+        return ProxyImage("reused", ProxyImageArgs(image=built.ref)).ref
+
+    engine, ref = register(build)
+    assert ref == f"reg.example/proxy:7@sha256:{'0' * 64}"
+    assert len(engine.of_type("docker-build:index:Image")) == 1
+
+
+def test_the_build_context_is_the_packaged_one() -> None:
+    context = default_context()
+    assert context == REPO / "sailplan" / "proxy_image"
+    assert sorted(p.name for p in context.iterdir()) == [
+        "Dockerfile",
+        "entrypoint.sh",
+        "init-iptables.sh",
+    ]
+
+
+LOAD_BALANCER = {
+    "spec": {"type": "LoadBalancer", "ports": [{"name": "http2", "port": 80, "nodePort": 31380}]},
+    "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}},
+}
+GATEWAY_ID = "istio-ingress/istio-ingressgateway"
+
+
+def test_the_gateway_address_is_read_from_the_charts_service() -> None:
+    engine, address = register(
+        lambda: IstioControlPlane("istio").gateway_address, live={GATEWAY_ID: LOAD_BALANCER}
     )
+    assert address == "203.0.113.7:80"
+    assert engine.reads == [("kubernetes:core/v1:Service", GATEWAY_ID)]
+
+
+def test_a_load_balancer_without_an_address_yet_gives_none() -> None:
+    pending = {"spec": LOAD_BALANCER["spec"], "status": {"loadBalancer": {}}}
+    _, address = register(
+        lambda: IstioControlPlane("istio").gateway_address, live={GATEWAY_ID: pending}
+    )
+    assert address is None
+
+
+def test_a_node_port_gateway_address_uses_the_allocated_node_port() -> None:
+    live = {GATEWAY_ID: {"spec": {"type": "NodePort", "ports": [
+        {"name": "status-port", "port": 15021, "nodePort": 30021},
+        {"name": "http2", "port": 80, "nodePort": 31380},
+    ]}}}  # fmt: skip
+    args = IstioControlPlaneArgs(gateway_service_type="NodePort")
+    _, address = register(lambda: IstioControlPlane("istio", args).gateway_address, live=live)
+    assert address == "<any node address>:31380"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            IstioControlPlaneArgs(gateway_service_type="NodePort", gateway_node_port=32080),
+            "<any node address>:32080",
+        ),
+        (
+            IstioControlPlaneArgs(gateway_service_type="ClusterIP", gateway_port=8080),
+            "istio-ingressgateway.istio-ingress.svc.cluster.local:8080",
+        ),
+        (IstioControlPlaneArgs(install_gateway=False), None),
+    ],
+)
+def test_a_gateway_address_the_arguments_fix_needs_no_read(
+    args: IstioControlPlaneArgs, expected: str | None
+) -> None:
+    engine, address = register(lambda: IstioControlPlane("istio", args).gateway_address)
+    assert address == expected
+    assert engine.reads == []
+
+
+def test_a_preview_does_not_read_the_service_the_chart_has_not_created() -> None:
+    seen: list[object] = []
+    engine, _ = register(
+        lambda: IstioControlPlane("istio").gateway_address.apply(seen.append), preview=True
+    )
+    assert engine.reads == []
+    assert seen == []  # unknown in a preview: the apply never runs

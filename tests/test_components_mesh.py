@@ -7,14 +7,29 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 import pytest
 import yaml
 from conftest import DEMO_MESH, REPO
-from pulumi_support import fresh_engine, register
+from pulumi_support import Engine, fresh_engine, register
 
 import sailplan
-from sailplan.components import Mesh, MeshArgs, ProxyImageArgs
+from sailplan.components import (
+    ArgsError,
+    IngressGateway,
+    IstioControlPlane,
+    IstioControlPlaneArgs,
+    Mesh,
+    MeshArgs,
+    MeshService,
+    ProxyImage,
+    ProxyImageArgs,
+    group_manifests,
+)
 from sailplan.render.manifests import render_manifests
+
+CHART = "kubernetes:helm.sh/v4:Chart"
+GATEWAY_ID = "istio-ingress/istio-ingressgateway"
 
 
 def _outputs(mesh: Mesh) -> pulumi.Output[list[Any]]:
@@ -84,8 +99,8 @@ def test_istio_workloads_and_routes_wait_for_the_control_plane() -> None:
         lambda: Mesh("demo", MeshArgs(spec=DEMO_MESH, data_plane="istio")).control_plane_revision
     )
     assert revision == "default"
-    istiod = engine.by_name("demo-istio-istiod").urn
-    base = engine.by_name("demo-istio-base").urn
+    istiod = engine.by_name("sailplan-istio-istiod").urn
+    base = engine.by_name("sailplan-istio-base").urn
     for component in ("demo-service1", "demo-service2", "demo-ingress"):
         dependencies = engine.by_name(component).dependencies
         assert istiod in dependencies and base in dependencies, component
@@ -164,3 +179,216 @@ def test_the_program_deploys_the_stack_mesh() -> None:
     engine, _ = register(program)
     assert ("sailplan:index:Mesh", "mesh") in [(r.type, r.name) for r in engine.registrations]
     assert engine.by_name("mesh-service1-deployment-service1-v1").inputs["spec"]["replicas"] == 1
+
+
+def _istio(name: str, opts: pulumi.ResourceOptions | None = None, **kwargs: Any) -> Mesh:
+    return Mesh(
+        name, MeshArgs(spec=DEMO_MESH, data_plane="istio", name_prefix=name, **kwargs), opts
+    )
+
+
+def _chart_names(engine: Engine) -> list[str]:
+    return sorted(r.name for r in engine.of_type(CHART))
+
+
+def test_istio_meshes_of_one_program_share_one_control_plane() -> None:
+    def build() -> pulumi.Output[list[Any]]:
+        shop, blog = _istio("shop"), _istio("blog", istio=IstioControlPlaneArgs())
+        assert shop.control_plane is blog.control_plane
+        return pulumi.Output.all(shop.control_plane_revision, blog.control_plane_revision)
+
+    engine, revisions = register(build)
+    assert revisions == ["default", "default"]
+    assert _chart_names(engine) == [
+        "sailplan-istio-base",
+        "sailplan-istio-gateway",
+        "sailplan-istio-istiod",
+    ]
+    control_plane = engine.by_name("sailplan-istio")
+    # Top level, not the first Mesh's child: removing that Mesh must not replace Istio.
+    assert control_plane.parent.endswith("pulumi:pulumi:Stack::sailplan-test")
+    istiod = engine.by_name("sailplan-istio-istiod").urn
+    for mesh in ("shop", "blog"):
+        assert istiod in engine.by_name(f"{mesh}-service1").dependencies, mesh
+
+
+def test_meshes_that_disagree_on_the_shared_control_plane_are_refused() -> None:
+    def build() -> str:
+        _istio("shop")
+        with pytest.raises(ArgsError) as error:
+            _istio("blog", istio=IstioControlPlaneArgs(version="1.29.2"))
+        return str(error.value)
+
+    engine, message = register(build)
+    assert message == (
+        "MeshArgs.istio: differs from the arguments of the control plane another Mesh in this "
+        "program already created ('sailplan-istio'): give them the same istio=, or create an "
+        "IstioControlPlane and pass it to each Mesh as control_plane="
+    )
+    assert [r.name for r in engine.of_type("sailplan:index:Mesh")] == ["shop"]
+
+
+def test_an_explicit_control_plane_is_used_instead_of_the_shared_one() -> None:
+    def build() -> Any:
+        canary = IstioControlPlane("canary", IstioControlPlaneArgs(revision="canary"))
+        shop = _istio("shop", control_plane=canary)
+        plain = _istio("blog", install_control_plane=False)
+        assert plain.control_plane is None
+        return pulumi.Output.all(shop.control_plane_revision, plain.control_plane_revision)
+
+    engine, revisions = register(build)
+    assert revisions == ["canary", None]
+    assert _chart_names(engine) == ["canary-base", "canary-gateway", "canary-istiod"]
+    assert engine.by_name("canary-istiod").urn in engine.by_name("shop-service1").dependencies
+    assert engine.by_name("blog-service1").dependencies == [
+        engine.by_name("blog-namespace-demo").urn
+    ]
+
+
+def test_each_kubernetes_provider_gets_its_own_shared_control_plane() -> None:
+    def build() -> int:
+        for cluster in ("east", "west"):
+            provider = k8s.Provider(cluster, context=cluster)
+            for mesh in ("shop", "blog"):
+                _istio(f"{cluster}-{mesh}", opts=pulumi.ResourceOptions(provider=provider))
+        return 0
+
+    engine, _ = register(build)
+    assert sorted(r.name for r in engine.of_type("sailplan:index:IstioControlPlane")) == [
+        "sailplan-istio-east",
+        "sailplan-istio-west",
+    ]
+    for cluster in ("east", "west"):
+        charts = [
+            r for r in engine.of_type(CHART) if r.name.startswith(f"sailplan-istio-{cluster}-")
+        ]
+        assert len(charts) == 3
+        assert {r.provider.split("::")[-2:] == [cluster, f"{cluster}-id"] for r in charts} == {True}
+
+
+def test_an_existing_namespace_gets_only_the_labels_the_data_plane_needs() -> None:
+    engine, namespace = register(lambda: _istio("shop", create_namespace=False).namespace)
+    assert namespace == "demo"
+    namespaces = engine.of_type("kubernetes:core/v1:Namespace")
+    assert sorted(r.inputs["metadata"]["name"] for r in namespaces) == [
+        "istio-ingress",
+        "istio-system",
+    ]
+    patch = engine.by_name("shop-namespacepatch-demo")
+    assert patch.type == "kubernetes:core/v1:NamespacePatch"
+    assert patch.inputs["metadata"] == {"name": "demo", "labels": {"istio-injection": "enabled"}}
+    assert patch.urn in engine.by_name("shop-service1").dependencies
+
+    engine, _ = register(
+        lambda: (
+            Mesh(
+                "demo", MeshArgs(spec=DEMO_MESH, proxy_image="p:1", create_namespace=False)
+            ).namespace
+        )
+    )
+    kinds = {r.type for r in engine.registrations}
+    assert "kubernetes:core/v1:Namespace" not in kinds
+    assert "kubernetes:core/v1:NamespacePatch" not in kinds
+
+
+def test_a_name_prefix_names_every_child() -> None:
+    engine, _ = register(
+        lambda: (
+            Mesh(
+                "demo", MeshArgs(spec=DEMO_MESH, proxy_image="p:1", name_prefix="team-a")
+            ).namespace
+        )
+    )
+    children = [r for r in engine.registrations if r.name != "demo"]
+    assert children and all(r.name.startswith("team-a-") for r in children)
+    assert engine.by_name("team-a-service1-deployment-service1-v1").urn.endswith(
+        "::team-a-service1-deployment-service1-v1"
+    )
+
+
+def test_a_proxy_image_from_another_resource_reaches_every_pod() -> None:
+    def build() -> pulumi.Output[Any]:
+        image = ProxyImage("proxy", ProxyImageArgs(repository="reg.example/proxy", tag="9"))
+        return Mesh("demo", MeshArgs(spec=DEMO_MESH, proxy_image=image.ref)).proxy_image
+
+    engine, ref = register(build)
+    assert ref == f"reg.example/proxy:9@sha256:{'0' * 64}"
+    pod = engine.by_name("demo-service1-deployment-service1-v1").inputs["spec"]["template"]["spec"]
+    assert {container["image"] for container in pod["initContainers"]} == {ref}
+    assert "sailplan.invalid" not in str([r.inputs for r in engine.registrations])
+
+
+def test_the_istio_ingress_address_is_the_gateway_services() -> None:
+    live = {
+        GATEWAY_ID: {
+            "spec": {"type": "LoadBalancer", "ports": [{"name": "http2", "port": 80}]},
+            "status": {"loadBalancer": {"ingress": [{"hostname": "lb.example"}]}},
+        }
+    }
+    _, address = register(lambda: _istio("shop").ingress_address, live=live)
+    assert address == "lb.example:80"
+
+
+def test_the_grouping_helper_composes_the_parts_without_mesh() -> None:
+    def build() -> pulumi.Output[Any]:
+        groups = group_manifests(render_manifests(sailplan.load_mesh(DEMO_MESH), proxy_image="p:1"))
+        for service, objects in sorted(groups.services.items()):
+            MeshService(f"shop-{service}", objects)
+        return IngressGateway("shop-ingress", groups.ingress).address
+
+    engine, address = register(build)
+    assert address == "<any node address>:32000"
+    assert sorted(r.name for r in engine.of_type("sailplan:index:MeshService")) == [
+        "shop-service1",
+        "shop-service2",
+    ]
+    groups = group_manifests(render_manifests(sailplan.load_mesh(DEMO_MESH)))
+    assert [m["kind"] for m in groups.mesh_wide] == ["Namespace"]
+    assert {m["kind"] for m in groups.ingress} == {
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+    }
+
+
+def test_the_program_refuses_a_wrong_stack_config_with_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def program() -> Any:
+        pulumi.runtime.set_config("sailplan:meshFile", "stacks/demo.mesh.yaml")
+        pulumi.runtime.set_config("sailplan:dataPlane", "Istio")
+        with pytest.raises(SystemExit) as exit_:
+            runpy.run_path(str(REPO / "__main__.py"))
+        return exit_.value.code
+
+    engine, code = register(program)
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "error: stack config: MeshArgs.data_plane: 'Istio' is not a data plane: use one of "
+        "'builtin', 'istio' (did you mean 'istio'?)\n"
+    )
+    assert engine.registrations == [] or all(
+        r.type == "pulumi:pulumi:Stack" for r in engine.registrations
+    )
+
+
+@pytest.mark.parametrize("stack", sorted((REPO / "stacks").glob("Pulumi.*.yaml")), ids=str)
+def test_every_stack_config_deploys_its_mesh(stack: Path) -> None:
+    config = yaml.safe_load(stack.read_text())["config"]
+
+    def program() -> Any:
+        for key, value in config.items():
+            pulumi.runtime.set_config(key, str(value))
+        runpy.run_path(str(REPO / "__main__.py"))
+        return 1
+
+    engine, _ = register(program)
+    assert [r.name for r in engine.of_type("sailplan:index:Mesh")] == ["mesh"]
+    plane = config.get("sailplan:dataPlane", "builtin")
+    charts = engine.of_type(CHART)
+    assert len(charts) == (3 if plane == "istio" else 0)
+    if "sailplan:istioVersion" in config:
+        assert {c.inputs["version"] for c in charts} == {config["sailplan:istioVersion"]}
+    builds = engine.of_type("docker-build:index:Image")
+    assert len(builds) == (1 if "sailplan:proxyRepository" in config else 0)

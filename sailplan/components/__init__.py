@@ -1,21 +1,31 @@
 """Pulumi components: the only part of sailplan that imports pulumi.
 
 `Mesh` deploys a whole spec; `IstioControlPlane`, `ProxyImage`, `MeshService` and `IngressGateway`
-are the parts it is made of, for other IaC repos to compose.
+are the parts it is made of, for other IaC repos to compose (`group_manifests` sorts rendered
+manifests into the parts). Wrong arguments raise `ArgsError` on construction.
 """
 
+from sailplan.components.args import ArgsError
 from sailplan.components.istio_control_plane import IstioControlPlane, IstioControlPlaneArgs
 from sailplan.components.mesh import Mesh, MeshArgs
-from sailplan.components.mesh_service import IngressGateway, MeshService
+from sailplan.components.mesh_service import (
+    IngressGateway,
+    ManifestGroups,
+    MeshService,
+    group_manifests,
+)
 from sailplan.components.proxy_image import ProxyImage, ProxyImageArgs
 
 __all__ = [
+    "ArgsError",
     "IngressGateway",
     "IstioControlPlane",
     "IstioControlPlaneArgs",
+    "ManifestGroups",
     "Mesh",
     "MeshArgs",
     "MeshService",
     "ProxyImage",
     "ProxyImageArgs",
+    "group_manifests",
 ]

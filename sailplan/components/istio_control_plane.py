@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from sailplan import constants as c
+from sailplan.components.args import (
+    ArgsError,
+    require_bool,
+    require_choice,
+    require_dict,
+    require_dns_label,
+    require_port,
+    require_str,
+)
+from sailplan.components.mesh_service import service_address, unknown_in_preview
 
 ISTIO_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 DEFAULT_ISTIO_VERSION = "1.30.3"
@@ -21,8 +32,27 @@ _WEBHOOK_TYPES = (
 WEBHOOK_DRIFT_FIELDS = ["webhooks[*].failurePolicy", "webhooks[*].clientConfig.caBundle"]
 
 
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+_CHART_VERSION = re.compile(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?")
+
+
 @dataclass(frozen=True)
 class IstioControlPlaneArgs:
+    """How `IstioControlPlane` installs Istio from its official Helm charts.
+
+    version: the charts' version, a string such as "1.30.3" (a float like 1.30 would lose digits).
+    revision: an Istio revision name for canary upgrades; None installs the default revision.
+    repository: the Helm repository the charts come from.
+    system_namespace / gateway_namespace: where istiod / the ingress gateway run (both created).
+    install_gateway: also install the `gateway` chart (the mesh's `ingress` needs it).
+    istiod_resources, mesh_config, extra_istiod_values: passed into the istiod chart's values.
+    gateway_service_type: "ClusterIP", "NodePort" or "LoadBalancer" for the gateway's Service.
+    gateway_port: the Service port for HTTP; gateway_node_port pins its node port (NodePort or
+    LoadBalancer only).
+
+    Every argument is checked on construction; a wrong one raises `ArgsError` naming it.
+    """
+
     version: str = DEFAULT_ISTIO_VERSION
     revision: str | None = None
     repository: str = ISTIO_CHART_REPOSITORY
@@ -35,6 +65,44 @@ class IstioControlPlaneArgs:
     gateway_port: int = 80
     gateway_node_port: int | None = None
     extra_istiod_values: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        where = "IstioControlPlaneArgs"
+        if not isinstance(self.version, str):
+            raise ArgsError(
+                f"{where}.version",
+                "give the version as a string such as '1.30.3', "
+                f"not the {type(self.version).__name__} {self.version!r}",
+            )
+        if not _CHART_VERSION.fullmatch(self.version):
+            raise ArgsError(
+                f"{where}.version",
+                f"{self.version!r} is not a chart version: give major.minor.patch such as '1.30.3'",
+            )
+        if self.revision is not None:
+            require_dns_label(f"{where}.revision", self.revision, "a revision name")
+        require_str(f"{where}.repository", self.repository, "a Helm repository URL")
+        require_dns_label(f"{where}.system_namespace", self.system_namespace, "a namespace name")
+        require_dns_label(f"{where}.gateway_namespace", self.gateway_namespace, "a namespace name")
+        require_bool(f"{where}.install_gateway", self.install_gateway)
+        require_dict(f"{where}.istiod_resources", self.istiod_resources)
+        require_dict(f"{where}.mesh_config", self.mesh_config)
+        require_dict(f"{where}.extra_istiod_values", self.extra_istiod_values, optional=False)
+        require_choice(
+            f"{where}.gateway_service_type",
+            self.gateway_service_type,
+            SERVICE_TYPES,
+            "a Service type",
+        )
+        require_port(f"{where}.gateway_port", self.gateway_port)
+        if self.gateway_node_port is not None:
+            require_port(f"{where}.gateway_node_port", self.gateway_node_port)
+            if self.gateway_service_type == "ClusterIP":
+                raise ArgsError(
+                    f"{where}.gateway_node_port",
+                    "a ClusterIP Service has no node port: "
+                    "set gateway_service_type='NodePort' or 'LoadBalancer', or drop the node port",
+                )
 
 
 def ignore_webhook_drift(
@@ -86,11 +154,22 @@ def gateway_values(args: IstioControlPlaneArgs) -> dict[str, Any]:
 
 
 class IstioControlPlane(pulumi.ComponentResource):
-    """istio/base, then istio/istiod, then istio/gateway, each from the pinned release charts."""
+    """Istio's control plane: istio/base (CRDs), then istiod, then the ingress gateway, each from
+    the pinned release charts (`IstioControlPlaneArgs`), with istiod's webhook drift ignored.
+
+    Create one and pass it to every istio-plane `Mesh` as `MeshArgs(control_plane=...)` to choose
+    its name and arguments; a `Mesh` given none shares one created for the whole program.
+
+    Outputs: `revision`, `system_namespace`, `gateway_service` ("<namespace>/<name>", "" without
+    a gateway) and `gateway_address` (where the gateway listens: "<ip or host>:<port>" once the
+    load balancer has one, "<any node address>:<nodePort>" for NodePort, the in-cluster DNS name
+    for ClusterIP, None without a gateway). `ready` lists the charts pods must wait for.
+    """
 
     revision: pulumi.Output[str]
     system_namespace: pulumi.Output[str]
     gateway_service: pulumi.Output[str]
+    gateway_address: pulumi.Output[str | None]
     ready: list[pulumi.Resource]
 
     def __init__(
@@ -99,8 +178,14 @@ class IstioControlPlane(pulumi.ComponentResource):
         args: IstioControlPlaneArgs | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("sailplan:index:IstioControlPlane", name, None, opts)
         args = args or IstioControlPlaneArgs()
+        if not isinstance(args, IstioControlPlaneArgs):
+            raise ArgsError(
+                "IstioControlPlane.args",
+                f"must be IstioControlPlaneArgs, not {type(args).__name__}",
+            )
+        super().__init__("sailplan:index:IstioControlPlane", name, None, opts)
+        self.args = args
         child = pulumi.ResourceOptions(parent=self)
         repository = k8s.helm.v4.RepositoryOptsArgs(repo=args.repository)
         system_ns = k8s.core.v1.Namespace(
@@ -127,6 +212,7 @@ class IstioControlPlane(pulumi.ComponentResource):
             ),
         )
         self.ready = [self.base, self.istiod]
+        self.gateway_address = pulumi.Output.from_input(None)
         if args.install_gateway:
             gateway_ns = k8s.core.v1.Namespace(
                 f"{name}-gateway-namespace", metadata={"name": args.gateway_namespace}, opts=child
@@ -143,6 +229,7 @@ class IstioControlPlane(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.istiod, gateway_ns]),
             )
             self.ready.append(self.gateway)
+            self.gateway_address = self._gateway_address(name, args)
         self.revision = pulumi.Output.from_input(args.revision or "default")
         self.system_namespace = pulumi.Output.from_input(args.system_namespace)
         self.gateway_service = pulumi.Output.from_input(
@@ -153,5 +240,29 @@ class IstioControlPlane(pulumi.ComponentResource):
                 "revision": self.revision,
                 "system_namespace": self.system_namespace,
                 "gateway_service": self.gateway_service,
+                "gateway_address": self.gateway_address,
             }
+        )
+
+    def _gateway_address(self, name: str, args: IstioControlPlaneArgs) -> pulumi.Output[str | None]:
+        """Known from the arguments when they fix it; else read from the chart's Service."""
+        service_name = c.ISTIO_GATEWAY_RELEASE
+        if args.gateway_service_type == "ClusterIP":
+            return pulumi.Output.from_input(
+                f"{service_name}.{args.gateway_namespace}.svc.cluster.local:{args.gateway_port}"
+            )
+        if args.gateway_service_type == "NodePort" and args.gateway_node_port is not None:
+            return pulumi.Output.from_input(f"<any node address>:{args.gateway_node_port}")
+        # A first preview would read a Service the chart has not created yet and fail.
+        if pulumi.runtime.is_dry_run():
+            return unknown_in_preview()
+        service = k8s.core.v1.Service.get(
+            f"{name}-gateway-service",
+            id=f"{args.gateway_namespace}/{service_name}",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+        )
+        return pulumi.Output.all(service.spec, service.status).apply(
+            lambda spec_status: service_address(
+                args.gateway_service_type, "http2", args.gateway_port, *spec_status
+            )
         )

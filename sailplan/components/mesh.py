@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
+from pulumi.runtime.settings import get_monitor
 
 from sailplan import constants as c
+from sailplan.components.args import (
+    ArgsError,
+    require_bool,
+    require_choice,
+    require_input_str,
+    require_instance,
+    require_name_prefix,
+)
 from sailplan.components.istio_control_plane import IstioControlPlane, IstioControlPlaneArgs
-from sailplan.components.mesh_service import IngressGateway, MeshService
+from sailplan.components.mesh_service import IngressGateway, MeshService, group_manifests
 from sailplan.components.proxy_image import ProxyImage, ProxyImageArgs
 from sailplan.components.resources import create_resource
 from sailplan.loader import load_mesh
@@ -19,44 +29,183 @@ from sailplan.model import DataPlane
 from sailplan.model import Mesh as MeshSpec
 from sailplan.render.manifests import render_manifests
 
-# Rendered in place of an image reference that is only known once ProxyImage has built it.
+# Rendered in place of an image reference that is only known at deploy time (a build, an Output).
 _IMAGE_PLACEHOLDER = "sailplan.invalid/proxy-image-placeholder:0"
+# The name of the control plane istio-plane meshes share when given none (per Kubernetes provider).
+SHARED_CONTROL_PLANE_NAME = "sailplan-istio"
+# Namespace labels a data plane needs on a namespace sailplan does not create.
+_NAMESPACE_LABELS_TO_PATCH = (c.ISTIO_NAMESPACE_INJECTION_LABEL,)
 
 
 @dataclass(frozen=True)
 class MeshArgs:
-    """`spec` is a validated Mesh or the path of a mesh file.
+    """What `Mesh` deploys.
 
-    builtin: `proxy_image` names an existing image; else `build_proxy_image` builds one.
-    istio: `control_plane` reuses an installed IstioControlPlane; else one is created from `istio`
-    unless `install_control_plane` is False (an Istio installed some other way).
+    spec: a validated `sailplan.Mesh` or the path of a mesh file.
+    data_plane: "builtin" or "istio", overriding the spec's `dataPlane`.
+    create_namespace: False targets a namespace that already exists (sailplan only adds the
+        labels the data plane needs, e.g. istio-injection, with a server-side patch).
+    name_prefix: the prefix of every child resource's Pulumi name (default: the Mesh's name), so
+        URNs stay put when the component is renamed and two meshes never collide.
+
+    builtin data plane only:
+    proxy_image: the proxy image to run (a string, or an Output such as a digest from another
+        resource); else `build_proxy_image` builds one (`ProxyImageArgs`); else sailplan's
+        published image.
+
+    istio data plane only:
+    control_plane: an `IstioControlPlane` to use. Without it, every istio-plane Mesh in the
+        program shares one, created once as the top-level "sailplan-istio" from `istio`
+        (`IstioControlPlaneArgs`; meshes that share it must agree on them). "Program" means one
+        deployment (one `pulumi up`; in tests, one `set_mocks`) and one Kubernetes provider
+        (the `provider=`/`providers=` in the Mesh's opts: "sailplan-istio-<provider name>").
+    install_control_plane: False when Istio is installed some other way (no charts deployed).
+
+    Every argument is checked on construction, and against the data plane when `Mesh` is
+    created; a wrong one raises `ArgsError` naming it, before anything is registered.
     """
 
     spec: MeshSpec | str | Path
     data_plane: DataPlane | None = None
-    proxy_image: str | None = None
+    proxy_image: pulumi.Input[str] | None = None
     build_proxy_image: ProxyImageArgs | None = None
     control_plane: IstioControlPlane | None = None
     install_control_plane: bool = True
     istio: IstioControlPlaneArgs | None = None
+    create_namespace: bool = True
+    name_prefix: str | None = None
 
+    def __post_init__(self) -> None:
+        where = "MeshArgs"
+        if not isinstance(self.spec, MeshSpec | str | Path):
+            raise ArgsError(
+                f"{where}.spec",
+                f"give a sailplan.Mesh or the path of a mesh file, not {type(self.spec).__name__}",
+            )
+        if self.data_plane is not None:
+            require_choice(
+                f"{where}.data_plane", self.data_plane, ("builtin", "istio"), "a data plane"
+            )
+        if self.proxy_image is not None:
+            require_input_str(f"{where}.proxy_image", self.proxy_image, "an image reference")
+        require_instance(
+            f"{where}.build_proxy_image", self.build_proxy_image, ProxyImageArgs, "ProxyImageArgs"
+        )
+        if self.proxy_image is not None and self.build_proxy_image is not None:
+            raise ArgsError(
+                f"{where}.build_proxy_image",
+                "give proxy_image= (an existing image) or build_proxy_image= (build one), not both",
+            )
+        require_instance(
+            f"{where}.control_plane",
+            self.control_plane,
+            IstioControlPlane,
+            "an IstioControlPlane resource",
+        )
+        require_instance(
+            f"{where}.istio", self.istio, IstioControlPlaneArgs, "IstioControlPlaneArgs"
+        )
+        require_bool(f"{where}.install_control_plane", self.install_control_plane)
+        if self.control_plane is not None and self.istio is not None:
+            raise ArgsError(
+                f"{where}.istio",
+                "istio= configures a control plane for this Mesh to create, but control_plane= "
+                "gives one already created: set its arguments on that IstioControlPlane",
+            )
+        if not self.install_control_plane and (
+            self.control_plane is not None or self.istio is not None
+        ):
+            raise ArgsError(
+                f"{where}.install_control_plane",
+                "False says Istio is installed some other way, "
+                "so control_plane= and istio= would not be used: drop them",
+            )
+        require_bool(f"{where}.create_namespace", self.create_namespace)
+        if self.name_prefix is not None:
+            require_name_prefix(f"{where}.name_prefix", self.name_prefix)
 
-def group_manifests(
-    manifests: Sequence[dict[str, Any]],
-) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
-    """(mesh-wide objects, objects per service, ingress objects), by the renderers' labels."""
-    mesh_wide: list[dict[str, Any]] = []
-    per_service: dict[str, list[dict[str, Any]]] = {}
-    ingress: list[dict[str, Any]] = []
-    for manifest in manifests:
-        labels = manifest["metadata"].get("labels", {})
-        if labels.get(c.COMPONENT_LABEL) == "ingress-gateway":
-            ingress.append(manifest)
-        elif c.NAME_LABEL in labels:
-            per_service.setdefault(labels[c.NAME_LABEL], []).append(manifest)
+    def check_data_plane(self, data_plane: DataPlane) -> None:
+        """The arguments that only one data plane uses, against the mesh's data plane."""
+        if data_plane == "builtin":
+            for field, given in (
+                ("control_plane", self.control_plane is not None),
+                ("istio", self.istio is not None),
+                ("install_control_plane", not self.install_control_plane),
+            ):
+                if given:
+                    raise ArgsError(
+                        f"MeshArgs.{field}",
+                        "only the istio data plane has a control plane, and this mesh uses the "
+                        "builtin data plane: drop it, or set data_plane='istio'",
+                    )
         else:
-            mesh_wide.append(manifest)
-    return mesh_wide, per_service, ingress
+            for field, given in (
+                ("proxy_image", self.proxy_image is not None),
+                ("build_proxy_image", self.build_proxy_image is not None),
+            ):
+                if given:
+                    raise ArgsError(
+                        f"MeshArgs.{field}",
+                        "only the builtin data plane runs sailplan's proxy, and this mesh uses "
+                        "the istio data plane, whose sidecar Istio injects: drop it, "
+                        "or set data_plane='builtin'",
+                    )
+
+
+@dataclass
+class _Shared:
+    # The monitor and provider are held so that their ids, the registry's key, are never reused.
+    monitor: object
+    provider: pulumi.ProviderResource | None
+    control_plane: IstioControlPlane
+    args: IstioControlPlaneArgs
+
+
+# One implicit control plane per Pulumi deployment (its resource monitor) and Kubernetes provider:
+# two control planes on one cluster would both install Istio's CRDs and claim istio-system.
+_SHARED: dict[tuple[int, int], _Shared] = {}
+
+
+def _kubernetes_provider(opts: pulumi.ResourceOptions | None) -> pulumi.ProviderResource | None:
+    if opts is None:
+        return None
+    candidates: list[pulumi.ProviderResource] = []
+    if opts.provider is not None:
+        candidates.append(opts.provider)
+    if isinstance(opts.providers, Mapping):
+        candidates += opts.providers.values()
+    elif opts.providers:
+        candidates += opts.providers
+    return next((p for p in candidates if getattr(p, "package", None) == "kubernetes"), None)
+
+
+def _shared_control_plane(
+    args: IstioControlPlaneArgs | None, opts: pulumi.ResourceOptions | None
+) -> IstioControlPlane:
+    monitor = get_monitor()
+    provider = _kubernetes_provider(opts)
+    key = (id(monitor), id(provider))
+    shared = _SHARED.get(key)
+    if shared is not None:
+        if args is not None and args != shared.args:
+            raise ArgsError(
+                "MeshArgs.istio",
+                "differs from the arguments of the control plane another Mesh in this program "
+                f"already created ({SHARED_CONTROL_PLANE_NAME!r}): give them the same istio=, or "
+                "create an IstioControlPlane and pass it to each Mesh as control_plane=",
+            )
+        return shared.control_plane
+    args = args or IstioControlPlaneArgs()
+    name = SHARED_CONTROL_PLANE_NAME
+    if provider is not None:
+        name = f"{name}-{provider.pulumi_resource_name}"
+    # A top-level resource, not a child of the first Mesh: removing that Mesh later must not
+    # replace the control plane the others use.
+    control_plane = IstioControlPlane(
+        name, args, pulumi.ResourceOptions(provider=provider) if provider else None
+    )
+    _SHARED[key] = _Shared(monitor, provider, control_plane, args)
+    return control_plane
 
 
 def _substitute(value: Any, placeholder: str, replacement: Any) -> Any:
@@ -70,73 +219,100 @@ def _substitute(value: Any, placeholder: str, replacement: Any) -> Any:
 
 
 class Mesh(pulumi.ComponentResource):
+    """Everything one sailplan spec describes, deployed as one Pulumi component.
+
+    The spec is validated and rendered before anything is registered, so an invalid spec or a
+    wrong argument (see `MeshArgs`) deploys nothing. Children, named "<name_prefix>-...":
+    a `MeshService` per service, an `IngressGateway`, the mesh-wide objects and the namespace;
+    on the builtin data plane a `ProxyImage` when building one; on the istio data plane the
+    workloads wait for the control plane (shared by every istio-plane Mesh of the program unless
+    `MeshArgs.control_plane` names one).
+
+    Outputs: `namespace`, `ingress_address` (where the ingress listens, see
+    `IstioControlPlane.gateway_address`; None without an ingress), `control_plane_revision`
+    (istio) and `proxy_image` (builtin).
+    """
+
     namespace: pulumi.Output[str]
     ingress_address: pulumi.Output[str | None]
     control_plane_revision: pulumi.Output[str | None]
     proxy_image: pulumi.Output[str | None]
+    control_plane: IstioControlPlane | None
 
     def __init__(
         self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        if not isinstance(args, MeshArgs):
+            raise ArgsError("Mesh.args", f"must be MeshArgs, not {type(args).__name__}")
         # Validate and render before registering anything: an invalid spec deploys nothing.
         spec = args.spec if isinstance(args.spec, MeshSpec) else load_mesh(Path(args.spec))
         if args.data_plane is not None and args.data_plane != spec.data_plane:
             spec = spec.with_data_plane(args.data_plane)
-        building = (
-            spec.data_plane == "builtin"
-            and args.proxy_image is None
-            and args.build_proxy_image is not None
+        args.check_data_plane(spec.data_plane)
+        builtin = spec.data_plane == "builtin"
+        building = builtin and args.build_proxy_image is not None
+        deferred_image = building or (
+            args.proxy_image is not None and not isinstance(args.proxy_image, str)
         )
-        image = args.proxy_image or (_IMAGE_PLACEHOLDER if building else c.PROXY_IMAGE_DEFAULT)
+        image = c.PROXY_IMAGE_DEFAULT
+        if deferred_image:
+            image = _IMAGE_PLACEHOLDER
+        elif isinstance(args.proxy_image, str):
+            image = args.proxy_image
         manifests = render_manifests(spec, proxy_image=image)
+        prefix = args.name_prefix or name
+        self.control_plane = None
+        if not builtin:
+            self.control_plane = args.control_plane
+            if self.control_plane is None and args.install_control_plane:
+                # May refuse the arguments, so before this Mesh registers.
+                self.control_plane = _shared_control_plane(args.istio, opts)
         super().__init__("sailplan:index:Mesh", name, None, opts)
 
-        self.proxy_image = pulumi.Output.from_input(image if spec.data_plane == "builtin" else None)
+        self.proxy_image = pulumi.Output.from_input(image if builtin else None)
         if building:
             assert args.build_proxy_image is not None
             built = ProxyImage(
-                f"{name}-proxy-image", args.build_proxy_image, pulumi.ResourceOptions(parent=self)
+                f"{prefix}-proxy-image", args.build_proxy_image, pulumi.ResourceOptions(parent=self)
             )
-            manifests = [_substitute(m, _IMAGE_PLACEHOLDER, built.ref) for m in manifests]
             self.proxy_image = built.ref
+        elif deferred_image:
+            assert args.proxy_image is not None
+            self.proxy_image = pulumi.Output.from_input(args.proxy_image)
+        if deferred_image:
+            manifests = [_substitute(m, _IMAGE_PLACEHOLDER, self.proxy_image) for m in manifests]
 
         prerequisites: list[pulumi.Resource] = []
         self.control_plane_revision = pulumi.Output.from_input(None)
-        if spec.data_plane == "istio":
-            control_plane = args.control_plane
-            if control_plane is None and args.install_control_plane:
-                control_plane = IstioControlPlane(
-                    f"{name}-istio",
-                    args.istio or IstioControlPlaneArgs(),
-                    pulumi.ResourceOptions(parent=self),
-                )
-            if control_plane is not None:
-                # A pod created before the injector is ready runs without a sidecar; CRs need the CRDs.
-                prerequisites += control_plane.ready
-                self.control_plane_revision = control_plane.revision
+        if self.control_plane is not None:
+            # A pod created before the injector is ready runs without a sidecar; CRs need the CRDs.
+            prerequisites += self.control_plane.ready
+            self.control_plane_revision = self.control_plane.revision
 
-        mesh_wide, per_service, ingress = group_manifests(manifests)
-        namespaces = [m for m in mesh_wide if m["kind"] == "Namespace"]
+        groups = group_manifests(manifests)
         namespace_resources = [
-            create_resource(
-                name, m, pulumi.ResourceOptions(parent=self, depends_on=prerequisites[:1])
-            )
-            for m in namespaces
+            self._namespace(prefix, m, args.create_namespace, prerequisites[:1])
+            for m in groups.mesh_wide
+            if m["kind"] == "Namespace"
         ]
         after = pulumi.ResourceOptions(
-            parent=self, depends_on=[*namespace_resources, *prerequisites]
+            parent=self,
+            depends_on=[*(r for r in namespace_resources if r is not None), *prerequisites],
         )
         self.services = {
-            service: MeshService(f"{name}-{service}", objects, after)
-            for service, objects in sorted(per_service.items())
+            service: MeshService(f"{prefix}-{service}", objects, after)
+            for service, objects in sorted(groups.services.items())
         }
         self.mesh_wide = [
-            create_resource(name, m, after) for m in mesh_wide if m["kind"] != "Namespace"
+            create_resource(prefix, m, after) for m in groups.mesh_wide if m["kind"] != "Namespace"
         ]
         self.ingress_address = pulumi.Output.from_input(None)
-        if ingress:
-            gateway = IngressGateway(f"{name}-ingress", ingress, after)
+        if groups.ingress:
+            gateway = IngressGateway(f"{prefix}-ingress", groups.ingress, after)
             self.ingress_address = gateway.address
+            if self.control_plane is not None:
+                # Istio's Gateway object has no address: the gateway chart's Service has.
+                self.ingress_address = self.control_plane.gateway_address
         self.namespace = pulumi.Output.from_input(spec.target_namespace)
         self.register_outputs(
             {
@@ -145,4 +321,29 @@ class Mesh(pulumi.ComponentResource):
                 "control_plane_revision": self.control_plane_revision,
                 "proxy_image": self.proxy_image,
             }
+        )
+
+    def _namespace(
+        self,
+        prefix: str,
+        manifest: dict[str, Any],
+        create: bool,
+        depends_on: list[pulumi.Resource],
+    ) -> pulumi.Resource | None:
+        opts = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
+        if create:
+            return create_resource(prefix, manifest, opts)
+        labels = {
+            key: value
+            for key, value in manifest["metadata"].get("labels", {}).items()
+            if key in _NAMESPACE_LABELS_TO_PATCH
+        }
+        if not labels:
+            return None
+        # Server-side apply of just these labels; it fails when the namespace does not exist, and
+        # `pulumi destroy` removes only these labels, never the namespace.
+        return k8s.core.v1.NamespacePatch(
+            f"{prefix}-namespacepatch-{manifest['metadata']['name']}",
+            metadata={"name": manifest["metadata"]["name"], "labels": labels},
+            opts=opts,
         )

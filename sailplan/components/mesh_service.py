@@ -3,11 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import pulumi
 
+from sailplan import constants as c
 from sailplan.components.resources import create_resource
+
+
+class ManifestGroups(NamedTuple):
+    """Rendered manifests sorted by what deploys them (see `group_manifests`)."""
+
+    mesh_wide: list[dict[str, Any]]
+    """Namespace, PeerAuthentication and other objects of the whole mesh."""
+    services: dict[str, list[dict[str, Any]]]
+    """Service name -> its objects, for one `MeshService` each."""
+    ingress: list[dict[str, Any]]
+    """The ingress gateway's objects, for `IngressGateway`."""
+
+
+def group_manifests(manifests: Sequence[dict[str, Any]]) -> ManifestGroups:
+    """Group manifests from `sailplan.render.manifests.render_manifests` by the labels the
+    renderers put on them, for composing `MeshService` / `IngressGateway` without `Mesh`:
+
+        groups = group_manifests(render_manifests(spec, proxy_image="..."))
+        for service, objects in sorted(groups.services.items()):
+            MeshService(f"shop-{service}", objects)
+        IngressGateway("shop-ingress", groups.ingress)
+
+    Order within each group is the renderers' order, so resource names stay deterministic.
+    """
+    groups = ManifestGroups([], {}, [])
+    for manifest in manifests:
+        labels = manifest["metadata"].get("labels", {})
+        if labels.get(c.COMPONENT_LABEL) == "ingress-gateway":
+            groups.ingress.append(manifest)
+        elif c.NAME_LABEL in labels:
+            groups.services.setdefault(labels[c.NAME_LABEL], []).append(manifest)
+        else:
+            groups.mesh_wide.append(manifest)
+    return groups
 
 
 class _ManifestGroup(pulumi.ComponentResource):
@@ -53,39 +88,68 @@ class IngressGateway(_ManifestGroup):
         self.address = pulumi.Output.from_input(None)
         for manifest, resource in zip(manifests, self.children, strict=True):
             if manifest["kind"] == "Service":
-                self.address = _service_address(resource, manifest)
+                self.address = _created_service_address(resource, manifest)
         self.register_outputs({"address": self.address})
 
 
-def _service_address(
+def _created_service_address(
     resource: pulumi.CustomResource, manifest: dict[str, Any]
 ) -> pulumi.Output[str | None]:
-    ports = manifest["spec"]["ports"]
-    node_port = ports[0].get("nodePort")
-    if manifest["spec"].get("type") == "NodePort" and node_port:
-        return pulumi.Output.from_input(f"<any node address>:{node_port}")
+    spec = manifest["spec"]
+    first = spec["ports"][0]
+    service_type = spec.get("type", "ClusterIP")
+    if service_type == "NodePort" and first.get("nodePort"):
+        return pulumi.Output.from_input(f"<any node address>:{first['nodePort']}")
+    state: pulumi.Output[Any] = pulumi.Output.all(
+        resource.spec,  # type: ignore[attr-defined]
+        resource.status,  # type: ignore[attr-defined]
+    )
+    return state.apply(
+        lambda spec_status: service_address(
+            service_type, first.get("name"), first["port"], *spec_status
+        )
+    )
 
-    def first_ingress(status: Any) -> str | None:
-        ingress = ((status or {}).get("loadBalancer") or {}).get("ingress") or []
-        if not ingress:
-            return None
-        entry = ingress[0]
-        host = entry.get("ip") or entry.get("hostname")
-        return f"{host}:{ports[0]['port']}" if host else None
 
-    status: pulumi.Output[Any] = resource.status  # type: ignore[attr-defined]
-    return status.apply(lambda s: first_ingress(_as_dict(s)))
+def _field(value: Any, wire: str, python: str) -> Any:
+    """A field of live state: plain data with the wire names, plain data the SDK translated to
+    snake_case, or a typed output object (snake_case attributes)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value[wire] if wire in value else value.get(python)
+    return getattr(value, python, None)
 
 
-def _as_dict(value: Any) -> Any:
-    if value is None or isinstance(value, dict):
-        return value
-    # Typed outputs (ServiceStatus) -> plain data with the wire names.
-    return {
-        "loadBalancer": {
-            "ingress": [
-                {"ip": getattr(i, "ip", None), "hostname": getattr(i, "hostname", None)}
-                for i in (getattr(getattr(value, "load_balancer", None), "ingress", None) or [])
-            ]
-        }
-    }
+def service_address(
+    service_type: str, port_name: str | None, port: int, spec: Any, status: Any
+) -> str | None:
+    """Where a Service of this type is reached from outside the cluster, from its live state:
+    "<ip or hostname>:<port>" of a LoadBalancer, "<any node address>:<nodePort>" of a NodePort
+    Service; None while the load balancer has no address yet, and for ClusterIP.
+    """
+    if service_type == "NodePort":
+        for entry in _field(spec, "ports", "ports") or []:
+            if port_name is None or _field(entry, "name", "name") == port_name:
+                node_port = _field(entry, "nodePort", "node_port")
+                return f"<any node address>:{node_port}" if node_port else None
+        return None
+    if service_type == "LoadBalancer":
+        ingress = _field(_field(status, "loadBalancer", "load_balancer"), "ingress", "ingress")
+        for entry in ingress or []:
+            host = _field(entry, "ip", "ip") or _field(entry, "hostname", "hostname")
+            if host:
+                return f"{host}:{port}"
+    return None
+
+
+def unknown_in_preview() -> pulumi.Output[str | None]:
+    """An Output shown as "output<string>" in a preview: the value exists only after `up`."""
+
+    async def value() -> None:
+        return None
+
+    async def known() -> bool:
+        return False
+
+    return pulumi.Output(set(), value(), known())
