@@ -247,3 +247,66 @@ def test_strict_mtls_with_the_builtin_plane_is_rejected() -> None:
     assert str(error.value) == (
         "mtls: strict mTLS needs the istio data plane; the builtin data plane supports permissive or disable"
     )
+
+
+TCP = """
+apiVersion: sailplan/v1
+kind: Mesh
+name: shop
+dataPlane: istio
+services:
+  db:
+    port: 5432
+    protocol: tcp
+    versions: {v1: {image: pg:15}, v2: {image: pg:16}}
+    routes: [{split: {v1: 90, v2: 10}}]
+  cache:
+    port: 6379
+    protocol: tcp
+    versions: {v1: {image: redis:7}}
+"""
+
+
+def test_a_tcp_split_becomes_a_tcp_route() -> None:
+    """D5: the split of a tcp service was dropped (only a DestinationRule was rendered)."""
+    objects = render_istio(sailplan.load_mesh_text(TCP))
+    virtual_services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "VirtualService"}
+    assert set(virtual_services) == {"db"}  # cache has no route: the Service spreads connections
+    assert virtual_services["db"]["spec"] == {
+        "hosts": ["db.shop.svc.cluster.local"],
+        "tcp": [
+            {
+                "route": [
+                    {
+                        "destination": {
+                            "host": "db.shop.svc.cluster.local",
+                            "port": {"number": 5432},
+                            "subset": "v1",
+                        },
+                        "weight": 90,
+                    },
+                    {
+                        "destination": {
+                            "host": "db.shop.svc.cluster.local",
+                            "port": {"number": 5432},
+                            "subset": "v2",
+                        },
+                        "weight": 10,
+                    },
+                ]
+            }
+        ],
+    }
+    for manifest in objects:
+        validate_manifest(manifest)
+
+
+def test_the_ingress_cannot_route_to_a_tcp_service() -> None:
+    """D5: an ingress route to a tcp service was rendered as an HTTP route."""
+    text = TCP + "ingress: {routes: [{service: db}]}\n"
+    with pytest.raises(sailplan.SpecError) as error:
+        sailplan.load_mesh_text(text)
+    assert [f"{p.path}: {p.message}" for p in error.value.problems] == [
+        "ingress.routes[0].service: 'db' speaks tcp, and the ingress routes HTTP requests; "
+        "point the ingress at an http or grpc service"
+    ]

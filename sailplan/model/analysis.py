@@ -26,6 +26,7 @@ def analysis_problems(mesh: Mesh) -> list[Problem]:
         problems += empty_version_problems(at, service)
     if mesh.ingress is not None:
         problems += shadowed_route_problems("ingress", mesh.ingress.routes)
+        problems += ingress_protocol_problems(mesh)
         if mesh.data_plane == "istio":
             problems += istio_gateway_problems(mesh)
     return problems
@@ -142,4 +143,21 @@ def istio_gateway_problems(mesh: Mesh) -> list[Problem]:
                         f"{folded.field} with one condition, and {folded.reason}",
                     )
                 )
+    return problems
+
+
+def ingress_protocol_problems(mesh: Mesh) -> list[Problem]:
+    """The ingress gateway routes HTTP requests; a tcp service has none to route."""
+    assert mesh.ingress is not None
+    problems = []
+    for index, ingress_route in enumerate(mesh.ingress.routes):
+        service = mesh.services.get(ingress_route.service)
+        if service is not None and service.protocol == "tcp":
+            problems.append(
+                Problem(
+                    f"ingress.routes[{index}].service",
+                    f"{ingress_route.service!r} speaks tcp, and the ingress routes HTTP requests; "
+                    "point the ingress at an http or grpc service",
+                )
+            )
     return problems

@@ -275,14 +275,37 @@ def peer_authentication(mesh: Mesh) -> dict[str, Any]:
     }
 
 
+def tcp_virtual_service(mesh: Mesh, service_name: str) -> dict[str, Any] | None:
+    """A tcp service's route splits connections (a tcp route has no match, so only one applies);
+    without a route, connections spread over every pod as the Kubernetes Service spreads them."""
+    service = mesh.services[service_name]
+    if not service.routes:
+        return None
+    weights = {v: w for v, w in service.routes[0].weights.items() if w > 0}
+    route = [
+        {"destination": _destination(mesh, service_name, version), "weight": weight}
+        for version, weight in weights.items()
+    ]
+    if len(route) == 1:
+        del route[0]["weight"]
+    return {
+        "apiVersion": NETWORKING,
+        "kind": "VirtualService",
+        "metadata": metadata(mesh, service_name, service_labels(mesh, service_name)),
+        "spec": {"hosts": [fqdn(mesh, service_name)], "tcp": [{"route": route}]},
+    }
+
+
 def render_istio(mesh: Mesh) -> list[dict[str, Any]]:
-    """Per service (sorted): DestinationRule, VirtualService (tcp services: DestinationRule only);
-    then the Gateway and its VirtualService; then PeerAuthentication."""
+    """Per service (sorted): DestinationRule, VirtualService (tcp services: one only when they
+    route); then the Gateway and its VirtualService; then PeerAuthentication."""
     objects: list[dict[str, Any]] = []
     for service_name in sorted(mesh.services):
         objects.append(destination_rule(mesh, service_name))
         if mesh.services[service_name].protocol != "tcp":
             objects.append(virtual_service(mesh, service_name))
+        elif (tcp := tcp_virtual_service(mesh, service_name)) is not None:
+            objects.append(tcp)
     if mesh.ingress is not None:
         objects.append(gateway(mesh))
         objects.append(ingress_virtual_service(mesh))
