@@ -230,7 +230,12 @@ def test_meshes_that_disagree_on_the_shared_control_plane_are_refused() -> None:
 
 def test_an_explicit_control_plane_is_used_instead_of_the_shared_one() -> None:
     def build() -> Any:
-        canary = IstioControlPlane("canary", IstioControlPlaneArgs(revision="canary"))
+        canary = IstioControlPlane(
+            "canary",
+            IstioControlPlaneArgs(
+                revision="canary", gateway_service_type="NodePort", gateway_node_port=32000
+            ),
+        )
         shop = _istio("shop", control_plane=canary)
         plain = _istio("blog", install_control_plane=False)
         assert plain.control_plane is None
@@ -325,8 +330,55 @@ def test_the_istio_ingress_address_is_the_gateway_services() -> None:
             "status": {"loadBalancer": {"ingress": [{"hostname": "lb.example"}]}},
         }
     }
-    _, address = register(lambda: _istio("shop").ingress_address, live=live)
+    without_node_port = sailplan.load_mesh_text(
+        DEMO_MESH.read_text(encoding="utf-8").replace("  nodePort: 32000\n", "")
+    )
+    assert without_node_port.ingress is not None and without_node_port.ingress.node_port is None
+
+    def build() -> pulumi.Output[Any]:
+        args = MeshArgs(spec=without_node_port, data_plane="istio", name_prefix="shop")
+        return Mesh("shop", args).ingress_address
+
+    _, address = register(build, live=live)
     assert address == "lb.example:80"
+
+
+def test_the_istio_gateway_service_exposes_the_ingress_port_and_node_port() -> None:
+    """D8: the gateway chart's Service did not expose `ingress.port` / `ingress.nodePort`, so the
+    Gateway listened on a port nothing reached (istioctl analyze IST0162)."""
+    spec = sailplan.load_mesh_text(
+        DEMO_MESH.read_text(encoding="utf-8").replace("  port: 80\n", "  port: 8080\n")
+    )
+
+    def build() -> pulumi.Output[Any]:
+        return Mesh("shop", MeshArgs(spec=spec, data_plane="istio")).ingress_address
+
+    engine, address = register(build)
+    assert address == "<any node address>:32000"
+    (gateway,) = [r for r in engine.of_type(CHART) if r.name.endswith("-gateway")]
+    service = gateway.inputs["values"]["service"]
+    assert service["type"] == "NodePort"
+    assert {
+        "name": "http2",
+        "port": 8080,
+        "protocol": "TCP",
+        "targetPort": 80,
+        "nodePort": 32000,
+    } in (service["ports"])
+
+
+def test_a_control_plane_whose_gateway_does_not_fit_the_ingress_is_refused() -> None:
+    def build() -> None:
+        plane = IstioControlPlane("istio", IstioControlPlaneArgs(gateway_port=8443))
+        _istio("shop", control_plane=plane)
+
+    with pytest.raises(ArgsError) as error:
+        register(build)
+    assert str(error.value) == (
+        "MeshArgs.control_plane: its gateway Service exposes port 8443, but the mesh's ingress "
+        "listens on port 80: Istio would bind nothing (IST0162); set gateway_port=80 in the "
+        "IstioControlPlaneArgs"
+    )
 
 
 def test_the_grouping_helper_composes_the_parts_without_mesh() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +208,51 @@ def _shared_control_plane(
     return control_plane
 
 
+def _gateway_for(
+    spec: MeshSpec, args: IstioControlPlaneArgs | None
+) -> IstioControlPlaneArgs | None:
+    """The control plane a Mesh creates exposes the spec's ingress port and node port on the
+    gateway chart's Service (Istio binds a Gateway server only to a port that Service exposes:
+    istioctl analyze IST0162); arguments the user set are kept, and checked afterwards."""
+    if spec.ingress is None:
+        return args
+    base = args or IstioControlPlaneArgs()
+    changes: dict[str, Any] = {}
+    if base.gateway_port == IstioControlPlaneArgs.gateway_port:
+        changes["gateway_port"] = spec.ingress.port
+    if spec.ingress.node_port is not None and base.gateway_node_port is None:
+        changes["gateway_node_port"] = spec.ingress.node_port
+        if base.gateway_service_type == IstioControlPlaneArgs.gateway_service_type:
+            # `nodePort` means a NodePort Service, as on the builtin plane.
+            changes["gateway_service_type"] = "NodePort"
+    if all(getattr(base, key) == value for key, value in changes.items()):
+        return args  # nothing to add: meshes that need nothing more share one control plane
+    return replace(base, **changes)
+
+
+def _check_gateway_service(spec: MeshSpec, args: IstioControlPlaneArgs) -> None:
+    if spec.ingress is None:
+        return
+    if not args.install_gateway:
+        return  # the user runs their own gateway; its Service is theirs to match
+    if args.gateway_port != spec.ingress.port:
+        raise ArgsError(
+            "MeshArgs.control_plane",
+            f"its gateway Service exposes port {args.gateway_port}, but the mesh's ingress "
+            f"listens on port {spec.ingress.port}: Istio would bind nothing (IST0162); set "
+            f"gateway_port={spec.ingress.port} in the IstioControlPlaneArgs",
+        )
+    node_port = spec.ingress.node_port
+    if node_port is not None and args.gateway_node_port != node_port:
+        raise ArgsError(
+            "MeshArgs.control_plane",
+            f"the mesh's ingress asks for node port {node_port}, but the gateway Service "
+            f"{'has ' + str(args.gateway_node_port) if args.gateway_node_port else 'pins none'}; "
+            f"set gateway_node_port={node_port} and gateway_service_type='NodePort' in the "
+            "IstioControlPlaneArgs",
+        )
+
+
 def _substitute(value: Any, placeholder: str, replacement: Any) -> Any:
     if value == placeholder:
         return replacement
@@ -266,7 +311,9 @@ class Mesh(pulumi.ComponentResource):
             self.control_plane = args.control_plane
             if self.control_plane is None and args.install_control_plane:
                 # May refuse the arguments, so before this Mesh registers.
-                self.control_plane = _shared_control_plane(args.istio, opts)
+                self.control_plane = _shared_control_plane(_gateway_for(spec, args.istio), opts)
+            if self.control_plane is not None:
+                _check_gateway_service(spec, self.control_plane.args)
         super().__init__("sailplan:index:Mesh", name, None, opts)
 
         self.proxy_image = pulumi.Output.from_input(image if builtin else None)
