@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,19 +53,105 @@ class Plan:
         return StaticEndpoints(addresses)
 
 
-def check_runnable(mesh: Mesh) -> None:
-    """Every version the sandbox starts needs a `local` command."""
-    problems = [
-        Problem(
-            f"services.{service_name}.versions.{version_name}.local",
-            "the sandbox needs a local command to run this version, e.g. local: {command: [python, app.py]}",
+# What the sandbox can request as a readiness URL path: printable ASCII, no space.
+_URL_PATH = re.compile(r"/[\x21-\x7e]*")
+
+
+def _shown(value: str) -> str:
+    """A rejected value, quoted and cut short: a problem is one readable line."""
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def check_runnable(mesh: Mesh, base: Path | None = None) -> None:
+    """What the sandbox needs beyond a valid mesh, and what it cannot honour, as problems (exit 2).
+
+    The model refuses most of these too; the sandbox checks again so that nothing it is handed can
+    crash it. `base` is the mesh file's directory: given, each version's `local.cwd` must exist."""
+    problems: list[Problem] = []
+    if mesh.mtls == "strict":
+        problems.append(
+            Problem(
+                "mtls",
+                "the sandbox runs plaintext HAProxy sidecars and cannot enforce strict mTLS; "
+                "run a copy with mtls: permissive or disable",
+            )
         )
-        for service_name, service in mesh.services.items()
-        for version_name, version in service.versions.items()
-        if version.local is None and version.replicas > 0
-    ]
+    if mesh.data_plane != "builtin":
+        problems += _builtin_problems(mesh)
+    for service_name, service in mesh.services.items():
+        for version_name, version in service.versions.items():
+            at = f"services.{service_name}.versions.{version_name}"
+            if version.local is None:
+                if version.replicas > 0:
+                    problems.append(
+                        Problem(
+                            f"{at}.local",
+                            "the sandbox needs a local command to run this version, "
+                            "e.g. local: {command: [python, app.py]}",
+                        )
+                    )
+                continue
+            problems += _process_problems(at, version.env, version.local.env)
+            problems += [
+                Problem(f"{at}.local.command[{index}]", "contains a NUL byte, which no command can")
+                for index, argument in enumerate(version.local.command)
+                if "\0" in argument
+            ]
+            if version.readiness is not None and not _URL_PATH.fullmatch(version.readiness.path):
+                problems.append(
+                    Problem(
+                        f"{at}.readiness.path",
+                        f"the sandbox cannot request {_shown(version.readiness.path)}: a URL path "
+                        "has no spaces or control characters; percent-encode them (a space is %20)",
+                    )
+                )
+            if base is not None and version.local.cwd is not None:
+                cwd = base / version.local.cwd
+                if "\0" in version.local.cwd or not cwd.is_dir():
+                    problems.append(
+                        Problem(f"{at}.local.cwd", f"no such directory: {_shown(str(cwd))}")
+                    )
     if problems:
         raise SpecError(problems)
+
+
+def _process_problems(at: str, *envs: Mapping[str, object] | None) -> list[Problem]:
+    where = (f"{at}.env", f"{at}.local.env")
+    return [
+        Problem(f"{prefix}.{name}", "contains a NUL byte, which no process environment can hold")
+        for prefix, env in zip(where, envs, strict=True)
+        for name, value in (env or {}).items()
+        if isinstance(value, str) and "\0" in value
+    ]
+
+
+def _builtin_problems(mesh: Mesh) -> list[Problem]:
+    """An istio mesh runs in the sandbox on the builtin plane: what that plane cannot compile."""
+    data = {**mesh.to_dict(), "dataPlane": "builtin", "mtls": "disable"}
+    try:
+        Mesh.parse(data)
+    except SpecError as error:
+        return [
+            Problem(p.path, f"{p.message} (the sandbox runs builtin HAProxy sidecars)")
+            for p in error.problems
+        ]
+    return []
+
+
+def sandbox_notes(mesh: Mesh) -> list[str]:
+    """One line for each thing the sandbox runs differently from the cluster: said, not hidden."""
+    notes = []
+    if mesh.data_plane == "istio":
+        notes.append(
+            "note: dataPlane is istio; the sandbox runs the builtin HAProxy sidecars in Envoy's "
+            "place, with the same routes and policies"
+        )
+    if mesh.mtls == "permissive":
+        notes.append(
+            "note: mtls is permissive; traffic in the sandbox is plaintext (permissive accepts "
+            "plaintext), nothing is encrypted"
+        )
+    return notes
 
 
 def make_plan(mesh: Mesh, next_port: Callable[[], int], ingress_port: int = 0) -> Plan:

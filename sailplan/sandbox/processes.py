@@ -28,6 +28,8 @@ class Process:
     log_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
     # HAProxy's master says "Loading success." each time a config took effect.
     loads: int = 0
+    # ... and "Loading failure!" when a reload did not (it then keeps its previous workers).
+    failures: int = 0
 
     @property
     def pid(self) -> int:
@@ -81,6 +83,8 @@ class Supervisor:
             process.log_tail.append(line)
             if "Loading success." in line:
                 process.loads += 1
+            elif "Loading failure!" in line:
+                process.failures += 1
             if not self.quiet:
                 self.say(f"{process.name:<{self._width}} | {line}")
 
