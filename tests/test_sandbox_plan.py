@@ -50,8 +50,8 @@ def test_configs_point_each_sidecar_at_its_own_app(tmp_path: Path) -> None:
     ports = itertools.count(20000)
     plan = make_plan(mesh, lambda: next(ports))
     configs = {
-        name: (directory, config)
-        for name, directory, config in compile_configs(mesh, plan, tmp_path)
+        proxy.name: (proxy.config_dir, proxy.config)
+        for proxy in compile_configs(mesh, plan, tmp_path)
     }
     assert sorted(configs) == [
         "gateway",
@@ -63,7 +63,7 @@ def test_configs_point_each_sidecar_at_its_own_app(tmp_path: Path) -> None:
     cfg = configs["service1-v1-0-proxy"][1].haproxy_cfg
     assert f"server app 127.0.0.1:{instance.app_port}" in cfg
     assert f"bind 127.0.0.1:{instance.sidecar.outbound}" in cfg
-    assert f"stats socket {tmp_path}/service1-v1-0/admin.sock" in cfg
+    assert f"stats socket {tmp_path}/run/0/admin.sock" in cfg
 
 
 def test_versions_need_a_local_command() -> None:

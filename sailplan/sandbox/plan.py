@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from sailplan.model import Mesh, Problem, SpecError
 from sailplan.render.haproxy import (
@@ -171,16 +172,27 @@ def make_plan(mesh: Mesh, next_port: Callable[[], int], ingress_port: int = 0) -
     return Plan(instances, ingress_port or next_port(), proxy_ports())
 
 
-def compile_configs(
-    mesh: Mesh, plan: Plan, runtime_root: Path
-) -> Iterator[tuple[str, Path, ProxyConfig]]:
-    """(process name, its config directory, its config) for every sidecar and the gateway."""
+class Proxy(NamedTuple):
+    """One HAProxy the sandbox runs: a sidecar or the gateway."""
+
+    name: str
+    # Its config files, in a directory named after it, for a person to read.
+    config_dir: Path
+    # Its unix sockets, in a short directory: a socket path must stay under 97 characters.
+    runtime_dir: Path
+    config: ProxyConfig
+
+
+def compile_configs(mesh: Mesh, plan: Plan, runtime_root: Path) -> Iterator[Proxy]:
+    """Every sidecar and the gateway, with where their files and sockets go under runtime_root."""
     endpoints = plan.endpoints()
-    for instance in plan.instances:
+    for index, instance in enumerate(plan.instances):
         directory = runtime_root / instance.name
-        yield (
+        sockets = runtime_root / "run" / str(index)
+        yield Proxy(
             f"{instance.name}-proxy",
             directory,
+            sockets,
             compile_sidecar(
                 mesh,
                 instance.service,
@@ -189,21 +201,23 @@ def compile_configs(
                 ports=instance.sidecar,
                 app_port=instance.app_port,
                 config_dir=str(directory),
-                runtime_dir=str(directory),
+                runtime_dir=str(sockets),
                 passthrough="host-header",
             ),
         )
     if plan.gateway is not None and plan.gateway_port is not None:
         directory = runtime_root / "gateway"
-        yield (
+        sockets = runtime_root / "run" / "gw"
+        yield Proxy(
             "gateway",
             directory,
+            sockets,
             compile_gateway(
                 mesh,
                 endpoints=endpoints,
                 listen_port=plan.gateway_port,
                 ports=plan.gateway,
                 config_dir=str(directory),
-                runtime_dir=str(directory),
+                runtime_dir=str(sockets),
             ),
         )

@@ -105,13 +105,17 @@ class Supervisor:
 
     def stop_all(self, grace: float = 5.0) -> None:
         """SIGTERM to every process group, then SIGKILL to what is left after `grace` seconds."""
-        for process in reversed(self.processes):
-            _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        for process in self.processes:
-            remaining = max(0.0, deadline - time.monotonic())
+        while True:
+            # Again each round: an HAProxy master re-executing itself for a reload loses a signal
+            # that arrives before its handlers are back.
+            running = [p for p in reversed(self.processes) if p.popen.poll() is None]
+            for process in running:
+                _signal_group(process, signal.SIGTERM)
+            if not running or time.monotonic() >= deadline:
+                break
             with contextlib.suppress(subprocess.TimeoutExpired):
-                process.popen.wait(timeout=remaining)
+                running[0].popen.wait(timeout=min(0.25, max(0.0, deadline - time.monotonic())))
         for process in self.processes:
             # The group too: a child the app started must not survive it.
             _signal_group(process, signal.SIGKILL)

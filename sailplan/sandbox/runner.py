@@ -21,6 +21,7 @@ from sailplan.model import Mesh, SpecError
 from sailplan.render.haproxy import ProxyConfig
 from sailplan.sandbox.plan import (
     Plan,
+    Proxy,
     check_runnable,
     compile_configs,
     make_plan,
@@ -60,6 +61,14 @@ def ensure_free(port: int) -> None:
             raise SandboxError(
                 f"127.0.0.1:{port} is already in use; choose another --ingress-port"
             ) from None
+
+
+def runtime_base() -> str:
+    """Where the runtime directory goes: the temporary directory, unless its path is so long that
+    HAProxy's socket paths (at most 97 characters) would not fit under it; then /tmp."""
+    base = tempfile.gettempdir()
+    # <base>/sailplan-XXXXXXXX/.staging/run/NNN/master.sock must stay within 97 characters.
+    return base if len(base) <= 40 or not os.access("/tmp", os.W_OK) else "/tmp"
 
 
 def write_config(directory: Path, config: ProxyConfig) -> None:
@@ -135,7 +144,7 @@ class Sandbox:
         self.stop = stop
         # Made by run(), inside its clean-up: nothing is left behind, whenever a stop comes.
         self.runtime_root = Path()
-        self.proxy_dirs: dict[str, Path] = {}
+        self.proxies: dict[str, Proxy] = {}
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -158,10 +167,11 @@ class Sandbox:
         }
 
     def start(self) -> None:
-        for name, directory, config in compile_configs(self.mesh, self.plan, self.runtime_root):
-            write_config(directory, config)
-            check_config(self.haproxy, name, directory)
-            self.proxy_dirs[name] = directory
+        for proxy in compile_configs(self.mesh, self.plan, self.runtime_root):
+            write_config(proxy.config_dir, proxy.config)
+            proxy.runtime_dir.mkdir(parents=True, exist_ok=True)
+            check_config(self.haproxy, proxy.name, proxy.config_dir)
+            self.proxies[proxy.name] = proxy
             self.stop.check()
         for instance in self.plan.instances:
             local = self.mesh.services[instance.service].versions[instance.version].local
@@ -175,7 +185,7 @@ class Sandbox:
                 ),
             )
             self.stop.check()
-        for name, directory in self.proxy_dirs.items():
+        for name, proxy in self.proxies.items():
             self.stop.check()
             self.supervisor.start(
                 name,
@@ -184,9 +194,9 @@ class Sandbox:
                     "-W",
                     "-db",
                     "-S",
-                    str(directory / "master.sock"),
+                    str(proxy.runtime_dir / "master.sock"),
                     "-f",
-                    str(directory / "haproxy.cfg"),
+                    str(proxy.config_dir / "haproxy.cfg"),
                 ],
             )
 
@@ -286,9 +296,9 @@ class Sandbox:
         # new config passed `haproxy -c`, so a refused edit leaves nothing half-applied.
         staging = self.runtime_root / ".staging"
         try:
-            for name, directory, config in compile_configs(mesh, self.plan, staging):
-                write_config(directory, config)
-                check_config(self.haproxy, name, directory)
+            for proxy in compile_configs(mesh, self.plan, staging):
+                write_config(proxy.config_dir, proxy.config)
+                check_config(self.haproxy, proxy.name, proxy.config_dir)
         except (SpecError, SandboxError) as error:
             return str(error)
         finally:
@@ -298,12 +308,12 @@ class Sandbox:
 
     def _apply(self, mesh: Mesh, text: str) -> None:
         staged = list(compile_configs(mesh, self.plan, self.runtime_root))
-        for _name, directory, config in staged:
-            write_config(directory, config)
-        proxies = [p for p in self.supervisor.processes if p.name in self.proxy_dirs]
+        for proxy in staged:
+            write_config(proxy.config_dir, proxy.config)
+        proxies = [p for p in self.supervisor.processes if p.name in self.proxies]
         before = {p.name: (p.loads, p.failures) for p in proxies}
         # SIGUSR2: each master re-reads its config and hands its listening sockets to new workers.
-        self.supervisor.signal_all(signal.SIGUSR2, lambda name: name in self.proxy_dirs)
+        self.supervisor.signal_all(signal.SIGUSR2, lambda name: name in self.proxies)
         for note in sandbox_notes(mesh):
             if note not in sandbox_notes(self.mesh):
                 self.supervisor.say(note)
@@ -355,7 +365,7 @@ class Sandbox:
 
     def run(self, watch: bool) -> int:
         try:
-            self.runtime_root = Path(tempfile.mkdtemp(prefix="sailplan-"))
+            self.runtime_root = Path(tempfile.mkdtemp(prefix="sailplan-", dir=runtime_base()))
             try:
                 self.start()
                 self.wait_until_healthy()
