@@ -161,3 +161,14 @@ def test_a_good_edit_after_bad_ones_applies(running: Running) -> None:
     assert line == f"watch: {running.watched} changed; reloaded 4 proxies"
     assert _labels(running.url, 12, {"end-user": "bob"}) == Counter({V2: 12})
     assert _labels(running.url, 12, {"end-user": "jason"}) == Counter({V1: 12})
+
+
+def test_an_app_change_is_said_to_need_a_restart(running: Running) -> None:
+    data = yaml.safe_load(MESH_A.replace("jason", "bob"))
+    data["services"]["service1"]["versions"]["v2"]["env"]["GREETING"] = "Hi"
+    line = running.edit(yaml.safe_dump(data, sort_keys=False).encode())
+    assert line == (
+        f"watch: {running.watched} changed; reloaded 4 proxies; restart the sandbox to apply "
+        "the command, env or readiness of service1.v2"
+    )
+    assert _labels(running.url, 12, {"end-user": "bob"}) == Counter({V2: 12})

@@ -108,10 +108,10 @@ def check_runnable(mesh: Mesh, base: Path | None = None) -> None:
                 )
             if base is not None and version.local.cwd is not None:
                 cwd = base / version.local.cwd
-                if "\0" in version.local.cwd or not cwd.is_dir():
-                    problems.append(
-                        Problem(f"{at}.local.cwd", f"no such directory: {_shown(str(cwd))}")
-                    )
+                if "\0" in version.local.cwd:
+                    problems.append(Problem(f"{at}.local.cwd", "contains a NUL byte"))
+                elif not cwd.is_dir():
+                    problems.append(Problem(f"{at}.local.cwd", f"no such directory: {cwd}"))
     if problems:
         raise SpecError(problems)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sailplan.loader import load_mesh_text, read_mesh_file
 from sailplan.model import Mesh, SpecError
+from sailplan.model.service import Version
 from sailplan.render.haproxy import ProxyConfig
 from sailplan.sandbox.plan import (
     Plan,
@@ -110,6 +111,10 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _app_fields(version: Version) -> object:
+    return (version.env, version.local, version.readiness)
+
+
 @dataclass(frozen=True)
 class Unreadable:
     """The watched file as it could not be read (missing, not UTF-8, ...): a state, like a text."""
@@ -135,6 +140,8 @@ class Sandbox:
         # The text of the mesh that runs: the last good one once edits are reloaded.
         self.text = read_mesh_file(mesh_file)
         self.mesh: Mesh = load_mesh_text(self.text, str(mesh_file))
+        # The mesh the apps were started with: a reload changes proxies, never a running app.
+        self.started = self.mesh
         check_runnable(self.mesh, self.base)
         self.haproxy = haproxy_binary()
         if ingress_port:
@@ -340,7 +347,25 @@ class Sandbox:
                 f"watch: {self.mesh_file} changed; still reloading: {', '.join(late)}"
             )
         else:
-            self.supervisor.say(f"watch: {self.mesh_file} changed; reloaded {len(staged)} proxies")
+            self.supervisor.say(
+                f"watch: {self.mesh_file} changed; reloaded {len(staged)} proxies"
+                + self._apps_behind(mesh)
+            )
+
+    def _apps_behind(self, mesh: Mesh) -> str:
+        """The apps keep running as started: say which ones the file now describes otherwise."""
+        changed = [
+            f"{service_name}.{version_name}"
+            for service_name, service in mesh.services.items()
+            for version_name, version in service.versions.items()
+            if _app_fields(version)
+            != _app_fields(self.started.services[service_name].versions[version_name])
+        ]
+        if not changed:
+            return ""
+        return (
+            f"; restart the sandbox to apply the command, env or readiness of {', '.join(changed)}"
+        )
 
     def _settled_state(self) -> str | Unreadable:
         """The mesh file once it stops changing: an editor that truncates, then writes, must not
