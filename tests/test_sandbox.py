@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sandbox_support import MESHES, SandboxProcess, alive, runnable_copy
+from sandbox_support import MESHES, SandboxProcess, alive, descendants, runnable_copy
 
 from sailplan.traffic import Outcome, parse_target, send_all
 
@@ -276,3 +278,43 @@ def test_values_no_process_can_take_are_bad_input_not_a_crash(
     assert sandbox.lines[0] == f"error: 1 problem in {path}:", sandbox.lines
     assert sandbox.lines[1].startswith(f"  services.service1.versions.v1.{'.'.join(where)}: ")
     assert len(sandbox.lines) == 2
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_an_ingress_port_that_is_no_port_is_bad_input(tmp_path: Path, port: str) -> None:
+    sandbox = SandboxProcess(_mesh_file(tmp_path), "--ingress-port", port)
+    assert sandbox.process.wait(timeout=30) == 2
+    time.sleep(0.2)
+    assert sandbox.lines == [
+        f"error: --ingress-port {port} is not a port; use 1 to 65535, or leave it out for any "
+        "free port"
+    ]
+
+
+def test_a_closed_stdout_neither_stops_nor_breaks_the_sandbox(tmp_path: Path) -> None:
+    """`sailplan sandbox mesh.yaml | head`: the logs that follow go nowhere, without a traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sailplan", "sandbox", str(_mesh_file(tmp_path))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        url = next(line for line in process.stdout if line.startswith("ready: "))[7:].strip()
+        process.stdout.close()
+        # Each request makes the apps and proxies log: lines for the closed pipe.
+        outcomes = _traffic(f"{url}/api/users", 40, 4)
+        assert all(o.label.startswith("200 ") for o in outcomes), outcomes
+        time.sleep(0.5)
+        assert process.poll() is None
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+        errors = process.stderr.read()
+        assert "Traceback" not in errors and "Exception" not in errors, errors
+    finally:
+        if process.poll() is None:  # the test failed: end it and what it started, by PID
+            for pid in [process.pid, *descendants(process.pid)]:
+                os.kill(pid, signal.SIGKILL)
+            process.wait(timeout=5)

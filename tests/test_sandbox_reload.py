@@ -134,6 +134,15 @@ def test_a_deleted_file_keeps_the_last_good_mesh(running: Running) -> None:
     running.serves_a()
 
 
+def test_the_running_mesh_restored_reloads_nothing(running: Running) -> None:
+    if running.watched.exists():
+        running.edit(None)
+    assert running.edit(MESH_A.encode()) == (
+        f"watch: {running.watched} is the running mesh again; nothing to reload"
+    )
+    running.serves_a()
+
+
 def test_a_file_that_is_not_utf8_keeps_the_last_good_mesh(running: Running) -> None:
     line = running.edit(b"\xff\xfe" + MESH_A.encode("utf-16-le"))
     assert line == _stays(running) + (

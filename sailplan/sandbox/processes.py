@@ -42,11 +42,24 @@ class Supervisor:
         self.quiet = quiet
         self.out = out or sys.stdout
         self._print_lock = threading.Lock()
+        self._out_gone = False
         self._width = 12
 
     def say(self, text: str) -> None:
         with self._print_lock:
-            print(text, file=self.out, flush=True)
+            if self._out_gone:
+                return
+            try:
+                print(text, file=self.out, flush=True)
+            except (OSError, ValueError):
+                # The reader went away (`sailplan sandbox … | head`): run on, silently, rather than
+                # fail in a log pump thread with a traceback.
+                self._out_gone = True
+                if self.out is sys.stdout:
+                    # Python's own flush at exit must not fail on the closed pipe either.
+                    with contextlib.suppress(OSError, ValueError):
+                        devnull = os.open(os.devnull, os.O_WRONLY)
+                        os.dup2(devnull, sys.stdout.fileno())
 
     def start(
         self,

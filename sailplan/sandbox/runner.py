@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import http.client
 import os
 import shutil
@@ -58,9 +59,14 @@ def ensure_free(port: int) -> None:
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
-        except OSError:
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise SandboxError(
+                    f"127.0.0.1:{port} is already in use; choose another --ingress-port"
+                ) from None
             raise SandboxError(
-                f"127.0.0.1:{port} is already in use; choose another --ingress-port"
+                f"cannot listen on 127.0.0.1:{port}: {error.strerror or error}; "
+                "choose another --ingress-port"
             ) from None
 
 
@@ -275,6 +281,11 @@ class Sandbox:
     def reload(self, state: str | Unreadable) -> None:
         """Apply an edit, or say in one line why not: the running mesh then stays exactly as it
         was, the last good one, and serves on undisturbed."""
+        if state == self.text:  # e.g. a deleted file restored, a bad edit undone
+            self.supervisor.say(
+                f"watch: {self.mesh_file} is the running mesh again; nothing to reload"
+            )
+            return
         refused = self._refusal(state) if isinstance(state, str) else state.reason
         if refused is not None:
             self.supervisor.say(
@@ -283,6 +294,15 @@ class Sandbox:
 
     def _refusal(self, text: str) -> str | None:
         """None once `text` runs; otherwise why it was left out."""
+        try:
+            return self._try(text)
+        except Exception as error:
+            return (
+                f"sailplan failed on it ({type(error).__name__}: {error}); "
+                "this is a bug in sailplan, please report it"
+            )
+
+    def _try(self, text: str) -> str | None:
         try:
             mesh = load_mesh_text(text, str(self.mesh_file))
             check_runnable(mesh)
@@ -308,6 +328,8 @@ class Sandbox:
                 check_config(self.haproxy, proxy.name, proxy.config_dir)
         except (SpecError, SandboxError) as error:
             return str(error)
+        except OSError as error:
+            return f"cannot write its configs: {error.strerror or error}"
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         self._apply(mesh, text)
@@ -315,8 +337,16 @@ class Sandbox:
 
     def _apply(self, mesh: Mesh, text: str) -> None:
         staged = list(compile_configs(mesh, self.plan, self.runtime_root))
-        for proxy in staged:
-            write_config(proxy.config_dir, proxy.config)
+        try:
+            for proxy in staged:
+                write_config(proxy.config_dir, proxy.config)
+        except OSError as error:
+            # Nothing signalled: the proxies run on; the next edit that applies rewrites every file.
+            self.supervisor.say(
+                f"watch: {self.mesh_file} not applied, the running mesh stays: "
+                f"cannot write its configs: {error.strerror or error}"
+            )
+            return
         proxies = [p for p in self.supervisor.processes if p.name in self.proxies]
         before = {p.name: (p.loads, p.failures) for p in proxies}
         # SIGUSR2: each master re-reads its config and hands its listening sockets to new workers.
@@ -429,6 +459,13 @@ class Sandbox:
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
+    if not 0 <= args.ingress_port <= 65535:
+        print(
+            f"error: --ingress-port {args.ingress_port} is not a port; use 1 to 65535, or leave it "
+            "out for any free port",
+            file=sys.stderr,
+        )
+        return 2
     with StopSignal() as stop:
         try:
             sandbox = Sandbox(Path(args.file), args.ingress_port, args.quiet, stop)
