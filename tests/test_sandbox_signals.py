@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -110,3 +112,53 @@ def _edit_when_ready(sandbox: SandboxProcess, mesh: Path) -> None:
 @pytest.mark.parametrize("delay", [0, 0.05, 0.15, 0.3, 0.5, 0.7, 1.0])
 def test_sigint_during_a_reload(tmp_path: Path, delay: float) -> None:
     _interrupt(tmp_path, _edit_when_ready, delay, "--watch")
+
+
+# Signals flood the main thread while it sleeps in `wait` thousands of times: a handler that takes a
+# lock the sleeping thread can hold hangs (or recurses) sooner or later; the sandbox's must not.
+_FLOOD = """
+import os, signal, sys, threading, time
+if sys.argv[1] == "event":  # the handler the sandbox once had
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    wait, requested = stop.wait, stop.is_set
+else:
+    from sailplan.sandbox.stop import StopSignal
+    handler = StopSignal().__enter__()
+    wait, requested = handler.wait, lambda: handler.requested
+done = threading.Event()
+def flood():
+    while not done.is_set():
+        os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=flood, daemon=True).start()
+end = time.monotonic() + 1
+while time.monotonic() < end:
+    wait(0.0005)
+done.set()
+print("ok" if requested() else "no stop seen")
+"""
+
+
+def _flood(kind: str) -> tuple[int | None, str]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", _FLOOD, kind],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        out, _ = process.communicate(timeout=5)
+        return process.returncode, out.strip()
+    except subprocess.TimeoutExpired:
+        process.kill()  # hung: what the old handler did
+        process.wait(timeout=5)
+        return None, ""
+
+
+def test_the_stop_handler_survives_a_signal_flood() -> None:
+    assert _flood("stop") == (0, "ok")
+
+
+def test_the_flood_catches_a_handler_that_takes_a_lock() -> None:
+    # The same flood against `Event.set()` in the handler does not end well: this test has teeth.
+    assert _flood("event") != (0, "ok")
