@@ -171,3 +171,13 @@ def test_a_missing_working_directory_is_a_problem(tmp_path: Path) -> None:
         f"services.service1.versions.v1.local.cwd: no such directory: {tmp_path}/gone"
     ]
     check_runnable(mesh)  # without a base directory, nothing is looked up
+
+
+def test_an_ingress_for_named_hosts_says_which_host_to_send() -> None:
+    data = sailplan.load_mesh(DEMO_MESH).to_dict()
+    data["mtls"] = "disable"
+    data["ingress"]["hosts"] = ["*.shop.example", "shop.example"]
+    assert sandbox_notes(sailplan.Mesh.parse(data)) == [
+        "note: the ingress answers only for hosts *.shop.example, shop.example; send one, "
+        "e.g. curl -H 'Host: a.shop.example' <the ready URL>"
+    ]

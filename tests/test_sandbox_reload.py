@@ -152,6 +152,16 @@ def test_a_file_that_is_not_utf8_keeps_the_last_good_mesh(running: Running) -> N
     running.serves_a()
 
 
+def test_a_fifo_in_place_of_the_file_keeps_the_last_good_mesh(running: Running) -> None:
+    # Reading a FIFO would block the sandbox (and its Ctrl-C) until someone writes to it.
+    fifo = running.watched.with_name("mesh.fifo")
+    os.mkfifo(fifo)
+    os.replace(fifo, running.watched)
+    line = running.sandbox.wait_for("watch:", 20)
+    assert line == _stays(running) + f"{running.watched}: is not a regular file"
+    running.serves_a()
+
+
 @pytest.mark.parametrize(
     "garbage",
     [b"{{{ ]]] :::\n\t- -", b"\x00\x01\x02binary\x7f", b"just a string\n", b""],

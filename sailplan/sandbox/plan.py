@@ -152,6 +152,14 @@ def sandbox_notes(mesh: Mesh) -> list[str]:
             "note: mtls is permissive; traffic in the sandbox is plaintext (permissive accepts "
             "plaintext), nothing is encrypted"
         )
+    if mesh.ingress is not None and "*" not in mesh.ingress.hosts:
+        # As in the cluster, the gateway answers 404 to any other Host, 127.0.0.1 included.
+        hosts = mesh.ingress.hosts
+        example = hosts[0].replace("*", "a", 1)
+        notes.append(
+            f"note: the ingress answers only for host{'s' if len(hosts) > 1 else ''} "
+            f"{', '.join(hosts)}; send one, e.g. curl -H 'Host: {example}' <the ready URL>"
+        )
     return notes
 
 

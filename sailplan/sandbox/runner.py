@@ -412,6 +412,9 @@ class Sandbox:
 
     def _read_state(self) -> str | Unreadable:
         try:
+            # A FIFO or a device would block the loop (and Ctrl-C with it) or never end.
+            if self.mesh_file.exists() and not self.mesh_file.is_file():
+                return Unreadable(f"{self.mesh_file}: is not a regular file")
             return read_mesh_file(self.mesh_file)
         except SpecError as error:
             return Unreadable(str(error))
