@@ -58,8 +58,31 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def processes_with_env(marker: str) -> list[int]:
+    """Live processes whose environment holds `marker` (e.g. "TMPDIR=/a/unique/dir"): every process
+    a sandbox starts inherits its environment, so this finds them even once they were orphaned."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if marker.encode() in environ.split(b"\0") and alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def sigcgt(pid: int) -> int:
+    """The mask of signals `pid` has a handler for (from /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
 class SandboxProcess:
-    def __init__(self, mesh_file: Path, *extra: str) -> None:
+    def __init__(self, mesh_file: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.lines: list[str] = []
         self._queue: queue.Queue[str] = queue.Queue()
         self.process = subprocess.Popen(
@@ -69,6 +92,7 @@ class SandboxProcess:
             text=True,
             start_new_session=True,
             cwd=REPO,
+            env={**os.environ, **(env or {})},
         )
         threading.Thread(target=self._pump, daemon=True).start()
         self.children: set[int] = set()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from sailplan.model import Mesh, Problem, SpecError
 from sailplan.render.haproxy import (
@@ -52,19 +54,113 @@ class Plan:
         return StaticEndpoints(addresses)
 
 
-def check_runnable(mesh: Mesh) -> None:
-    """Every version the sandbox starts needs a `local` command."""
-    problems = [
-        Problem(
-            f"services.{service_name}.versions.{version_name}.local",
-            "the sandbox needs a local command to run this version, e.g. local: {command: [python, app.py]}",
+# What the sandbox can request as a readiness URL path: printable ASCII, no space.
+_URL_PATH = re.compile(r"/[\x21-\x7e]*")
+
+
+def _shown(value: str) -> str:
+    """A rejected value, quoted and cut short: a problem is one readable line."""
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def check_runnable(mesh: Mesh, base: Path | None = None) -> None:
+    """What the sandbox needs beyond a valid mesh, and what it cannot honour, as problems (exit 2).
+
+    The model refuses most of these too; the sandbox checks again so that nothing it is handed can
+    crash it. `base` is the mesh file's directory: given, each version's `local.cwd` must exist."""
+    problems: list[Problem] = []
+    if mesh.mtls == "strict":
+        problems.append(
+            Problem(
+                "mtls",
+                "the sandbox runs plaintext HAProxy sidecars and cannot enforce strict mTLS; "
+                "run a copy with mtls: permissive or disable",
+            )
         )
-        for service_name, service in mesh.services.items()
-        for version_name, version in service.versions.items()
-        if version.local is None and version.replicas > 0
-    ]
+    if mesh.data_plane != "builtin":
+        problems += _builtin_problems(mesh)
+    for service_name, service in mesh.services.items():
+        for version_name, version in service.versions.items():
+            at = f"services.{service_name}.versions.{version_name}"
+            if version.local is None:
+                if version.replicas > 0:
+                    problems.append(
+                        Problem(
+                            f"{at}.local",
+                            "the sandbox needs a local command to run this version, "
+                            "e.g. local: {command: [python, app.py]}",
+                        )
+                    )
+                continue
+            problems += _process_problems(at, version.env, version.local.env)
+            problems += [
+                Problem(f"{at}.local.command[{index}]", "contains a NUL byte, which no command can")
+                for index, argument in enumerate(version.local.command)
+                if "\0" in argument
+            ]
+            if version.readiness is not None and not _URL_PATH.fullmatch(version.readiness.path):
+                problems.append(
+                    Problem(
+                        f"{at}.readiness.path",
+                        f"the sandbox cannot request {_shown(version.readiness.path)}: a URL path "
+                        "has no spaces or control characters; percent-encode them (a space is %20)",
+                    )
+                )
+            if base is not None and version.local.cwd is not None:
+                cwd = base / version.local.cwd
+                if "\0" in version.local.cwd:
+                    problems.append(Problem(f"{at}.local.cwd", "contains a NUL byte"))
+                elif not cwd.is_dir():
+                    problems.append(Problem(f"{at}.local.cwd", f"no such directory: {cwd}"))
     if problems:
         raise SpecError(problems)
+
+
+def _process_problems(at: str, *envs: Mapping[str, object] | None) -> list[Problem]:
+    where = (f"{at}.env", f"{at}.local.env")
+    return [
+        Problem(f"{prefix}.{name}", "contains a NUL byte, which no process environment can hold")
+        for prefix, env in zip(where, envs, strict=True)
+        for name, value in (env or {}).items()
+        if isinstance(value, str) and "\0" in value
+    ]
+
+
+def _builtin_problems(mesh: Mesh) -> list[Problem]:
+    """An istio mesh runs in the sandbox on the builtin plane: what that plane cannot compile."""
+    data = {**mesh.to_dict(), "dataPlane": "builtin", "mtls": "disable"}
+    try:
+        Mesh.parse(data)
+    except SpecError as error:
+        return [
+            Problem(p.path, f"{p.message} (the sandbox runs builtin HAProxy sidecars)")
+            for p in error.problems
+        ]
+    return []
+
+
+def sandbox_notes(mesh: Mesh) -> list[str]:
+    """One line for each thing the sandbox runs differently from the cluster: said, not hidden."""
+    notes = []
+    if mesh.data_plane == "istio":
+        notes.append(
+            "note: dataPlane is istio; the sandbox runs the builtin HAProxy sidecars in Envoy's "
+            "place, with the same routes and policies"
+        )
+    if mesh.mtls == "permissive":
+        notes.append(
+            "note: mtls is permissive; traffic in the sandbox is plaintext (permissive accepts "
+            "plaintext), nothing is encrypted"
+        )
+    if mesh.ingress is not None and "*" not in mesh.ingress.hosts:
+        # As in the cluster, the gateway answers 404 to any other Host, 127.0.0.1 included.
+        hosts = mesh.ingress.hosts
+        example = hosts[0].replace("*", "a", 1)
+        notes.append(
+            f"note: the ingress answers only for host{'s' if len(hosts) > 1 else ''} "
+            f"{', '.join(hosts)}; send one, e.g. curl -H 'Host: {example}' <the ready URL>"
+        )
+    return notes
 
 
 def make_plan(mesh: Mesh, next_port: Callable[[], int], ingress_port: int = 0) -> Plan:
@@ -84,16 +180,27 @@ def make_plan(mesh: Mesh, next_port: Callable[[], int], ingress_port: int = 0) -
     return Plan(instances, ingress_port or next_port(), proxy_ports())
 
 
-def compile_configs(
-    mesh: Mesh, plan: Plan, runtime_root: Path
-) -> Iterator[tuple[str, Path, ProxyConfig]]:
-    """(process name, its config directory, its config) for every sidecar and the gateway."""
+class Proxy(NamedTuple):
+    """One HAProxy the sandbox runs: a sidecar or the gateway."""
+
+    name: str
+    # Its config files, in a directory named after it, for a person to read.
+    config_dir: Path
+    # Its unix sockets, in a short directory: a socket path must stay under 97 characters.
+    runtime_dir: Path
+    config: ProxyConfig
+
+
+def compile_configs(mesh: Mesh, plan: Plan, runtime_root: Path) -> Iterator[Proxy]:
+    """Every sidecar and the gateway, with where their files and sockets go under runtime_root."""
     endpoints = plan.endpoints()
-    for instance in plan.instances:
+    for index, instance in enumerate(plan.instances):
         directory = runtime_root / instance.name
-        yield (
+        sockets = runtime_root / "run" / str(index)
+        yield Proxy(
             f"{instance.name}-proxy",
             directory,
+            sockets,
             compile_sidecar(
                 mesh,
                 instance.service,
@@ -102,21 +209,23 @@ def compile_configs(
                 ports=instance.sidecar,
                 app_port=instance.app_port,
                 config_dir=str(directory),
-                runtime_dir=str(directory),
+                runtime_dir=str(sockets),
                 passthrough="host-header",
             ),
         )
     if plan.gateway is not None and plan.gateway_port is not None:
         directory = runtime_root / "gateway"
-        yield (
+        sockets = runtime_root / "run" / "gw"
+        yield Proxy(
             "gateway",
             directory,
+            sockets,
             compile_gateway(
                 mesh,
                 endpoints=endpoints,
                 listen_port=plan.gateway_port,
                 ports=plan.gateway,
                 config_dir=str(directory),
-                runtime_dir=str(directory),
+                runtime_dir=str(sockets),
             ),
         )

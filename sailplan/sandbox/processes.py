@@ -28,6 +28,8 @@ class Process:
     log_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
     # HAProxy's master says "Loading success." each time a config took effect.
     loads: int = 0
+    # ... and "Loading failure!" when a reload did not (it then keeps its previous workers).
+    failures: int = 0
 
     @property
     def pid(self) -> int:
@@ -40,11 +42,24 @@ class Supervisor:
         self.quiet = quiet
         self.out = out or sys.stdout
         self._print_lock = threading.Lock()
+        self._out_gone = False
         self._width = 12
 
     def say(self, text: str) -> None:
         with self._print_lock:
-            print(text, file=self.out, flush=True)
+            if self._out_gone:
+                return
+            try:
+                print(text, file=self.out, flush=True)
+            except (OSError, ValueError):
+                # The reader went away (`sailplan sandbox … | head`): run on, silently, rather than
+                # fail in a log pump thread with a traceback.
+                self._out_gone = True
+                if self.out is sys.stdout:
+                    # Python's own flush at exit must not fail on the closed pipe either.
+                    with contextlib.suppress(OSError, ValueError):
+                        devnull = os.open(os.devnull, os.O_WRONLY)
+                        os.dup2(devnull, sys.stdout.fileno())
 
     def start(
         self,
@@ -81,6 +96,8 @@ class Supervisor:
             process.log_tail.append(line)
             if "Loading success." in line:
                 process.loads += 1
+            elif "Loading failure!" in line:
+                process.failures += 1
             if not self.quiet:
                 self.say(f"{process.name:<{self._width}} | {line}")
 
@@ -101,13 +118,17 @@ class Supervisor:
 
     def stop_all(self, grace: float = 5.0) -> None:
         """SIGTERM to every process group, then SIGKILL to what is left after `grace` seconds."""
-        for process in reversed(self.processes):
-            _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        for process in self.processes:
-            remaining = max(0.0, deadline - time.monotonic())
+        while True:
+            # Again each round: an HAProxy master re-executing itself for a reload loses a signal
+            # that arrives before its handlers are back.
+            running = [p for p in reversed(self.processes) if p.popen.poll() is None]
+            for process in running:
+                _signal_group(process, signal.SIGTERM)
+            if not running or time.monotonic() >= deadline:
+                break
             with contextlib.suppress(subprocess.TimeoutExpired):
-                process.popen.wait(timeout=remaining)
+                running[0].popen.wait(timeout=min(0.25, max(0.0, deadline - time.monotonic())))
         for process in self.processes:
             # The group too: a child the app started must not survive it.
             _signal_group(process, signal.SIGKILL)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
+import errno
+import http.client
 import os
 import shutil
 import signal
@@ -11,17 +12,25 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 from sailplan.loader import load_mesh_text, read_mesh_file
 from sailplan.model import Mesh, SpecError
+from sailplan.model.service import Version
 from sailplan.render.haproxy import ProxyConfig
-from sailplan.sandbox.plan import Plan, check_runnable, compile_configs, make_plan
-from sailplan.sandbox.processes import SandboxError, Supervisor
+from sailplan.sandbox.plan import (
+    Plan,
+    Proxy,
+    check_runnable,
+    compile_configs,
+    make_plan,
+    sandbox_notes,
+)
+from sailplan.sandbox.processes import Process, SandboxError, Supervisor
+from sailplan.sandbox.stop import StopRequested, StopSignal
 
 STARTUP_TIMEOUT = 30.0
 POLL_SECONDS = 0.2
@@ -50,10 +59,23 @@ def ensure_free(port: int) -> None:
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
-        except OSError:
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise SandboxError(
+                    f"127.0.0.1:{port} is already in use; choose another --ingress-port"
+                ) from None
             raise SandboxError(
-                f"127.0.0.1:{port} is already in use; choose another --ingress-port"
+                f"cannot listen on 127.0.0.1:{port}: {error.strerror or error}; "
+                "choose another --ingress-port"
             ) from None
+
+
+def runtime_base() -> str:
+    """Where the runtime directory goes: the temporary directory, unless its path is so long that
+    HAProxy's socket paths (at most 97 characters) would not fit under it; then /tmp."""
+    base = tempfile.gettempdir()
+    # <base>/sailplan-XXXXXXXX/.staging/run/NNN/master.sock must stay within 97 characters.
+    return base if len(base) <= 40 or not os.access("/tmp", os.W_OK) else "/tmp"
 
 
 def write_config(directory: Path, config: ProxyConfig) -> None:
@@ -65,17 +87,45 @@ def write_config(directory: Path, config: ProxyConfig) -> None:
         os.replace(staged, directory / name)
 
 
-def check_config(haproxy: str, directory: Path) -> None:
+def check_config(haproxy: str, name: str, directory: Path) -> None:
+    """`haproxy -c`; its first alert, in one line, if it refuses the config."""
+    # Not -q: with it, HAProxy 2.6 prints nothing at all when it refuses a config.
     done = subprocess.run(
-        [haproxy, "-c", "-q", "-f", str(directory / "haproxy.cfg")],
+        [haproxy, "-c", "-f", str(directory / "haproxy.cfg")],
         capture_output=True,
         text=True,
+        errors="replace",
         timeout=30,
     )
     if done.returncode != 0:
-        raise SandboxError(
-            f"haproxy rejected the config in {directory}: {done.stderr.strip() or done.stdout.strip()}"
-        )
+        # The config's own directory is the runtime's (or a staging one): name just the file.
+        reason = _first_alert(done.stderr).replace(f"{directory}{os.sep}", "")
+        raise SandboxError(f"haproxy refuses the config of {name}: {reason}")
+
+
+def _first_alert(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    alert = next((line for line in lines if line.startswith("[ALERT]")), None)
+    if alert is None:
+        return lines[0] if lines else "no reason given"
+    # "[ALERT]    (1234) : config : parsing [...]" -> "parsing [...]"
+    return alert.split(" : ", 2)[-1].strip()
+
+
+def one_line(text: str) -> str:
+    """A report that must stay one line, whatever a problem echoes."""
+    return " ".join(text.split())
+
+
+def _app_fields(version: Version) -> object:
+    return (version.env, version.local, version.readiness)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """The watched file as it could not be read (missing, not UTF-8, ...): a state, like a text."""
+
+    reason: str
 
 
 def _http_ok(port: int, path: str) -> bool:
@@ -84,23 +134,30 @@ def _http_ok(port: int, path: str) -> bool:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(f"http://127.0.0.1:{port}{path}", timeout=1) as response:
             return 200 <= int(response.status) < 300
-    except OSError:
+    except (OSError, ValueError, http.client.HTTPException):
+        # ValueError and HTTPException too: a path urllib cannot send is "not healthy", not a crash.
         return False
 
 
 class Sandbox:
-    def __init__(self, mesh_file: Path, ingress_port: int, quiet: bool) -> None:
+    def __init__(self, mesh_file: Path, ingress_port: int, quiet: bool, stop: StopSignal) -> None:
         self.mesh_file = mesh_file
+        self.base = mesh_file.resolve().parent
+        # The text of the mesh that runs: the last good one once edits are reloaded.
         self.text = read_mesh_file(mesh_file)
         self.mesh: Mesh = load_mesh_text(self.text, str(mesh_file))
-        check_runnable(self.mesh)
+        # The mesh the apps were started with: a reload changes proxies, never a running app.
+        self.started = self.mesh
+        check_runnable(self.mesh, self.base)
         self.haproxy = haproxy_binary()
         if ingress_port:
             ensure_free(ingress_port)
         self.plan: Plan = make_plan(self.mesh, free_port, ingress_port)
         self.supervisor = Supervisor(quiet=quiet)
-        self.runtime_root = Path(tempfile.mkdtemp(prefix="sailplan-"))
-        self.proxy_dirs: dict[str, Path] = {}
+        self.stop = stop
+        # Made by run(), inside its clean-up: nothing is left behind, whenever a stop comes.
+        self.runtime_root = Path()
+        self.proxies: dict[str, Proxy] = {}
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -123,23 +180,26 @@ class Sandbox:
         }
 
     def start(self) -> None:
-        for name, directory, config in compile_configs(self.mesh, self.plan, self.runtime_root):
-            write_config(directory, config)
-            check_config(self.haproxy, directory)
-            self.proxy_dirs[name] = directory
-        base = self.mesh_file.resolve().parent
+        for proxy in compile_configs(self.mesh, self.plan, self.runtime_root):
+            write_config(proxy.config_dir, proxy.config)
+            proxy.runtime_dir.mkdir(parents=True, exist_ok=True)
+            check_config(self.haproxy, proxy.name, proxy.config_dir)
+            self.proxies[proxy.name] = proxy
+            self.stop.check()
         for instance in self.plan.instances:
             local = self.mesh.services[instance.service].versions[instance.version].local
             assert local is not None
             self.supervisor.start(
                 instance.name,
                 local.command,
-                cwd=base / local.cwd if local.cwd else base,
+                cwd=self.base / local.cwd if local.cwd else self.base,
                 env=self.app_env(
                     instance.service, instance.version, instance.app_port, instance.sidecar.outbound
                 ),
             )
-        for name, directory in self.proxy_dirs.items():
+            self.stop.check()
+        for name, proxy in self.proxies.items():
+            self.stop.check()
             self.supervisor.start(
                 name,
                 [
@@ -147,9 +207,9 @@ class Sandbox:
                     "-W",
                     "-db",
                     "-S",
-                    str(directory / "master.sock"),
+                    str(proxy.runtime_dir / "master.sock"),
                     "-f",
-                    str(directory / "haproxy.cfg"),
+                    str(proxy.config_dir / "haproxy.cfg"),
                 ],
             )
 
@@ -170,13 +230,17 @@ class Sandbox:
             dead = self.supervisor.dead()
             if dead:
                 raise SandboxError(self.supervisor.describe_death(dead[0]))
-            pending = [check for check in pending if not self._healthy(*check)]
+            pending = [
+                check for check in pending if not self.stop.requested and not self._healthy(*check)
+            ]
+            self.stop.check()
             if not pending:
                 return
             if time.monotonic() > deadline:
                 names = ", ".join(name for name, _, _ in pending)
                 raise SandboxError(f"not healthy after {STARTUP_TIMEOUT:.0f}s: {names}")
-            time.sleep(POLL_SECONDS)
+            if self.stop.wait(POLL_SECONDS):
+                raise StopRequested
 
     @staticmethod
     def _healthy(name: str, port: int, path: str | None) -> bool:
@@ -214,111 +278,212 @@ class Sandbox:
 
     # -- hot reload ------------------------------------------------------------------------------
 
-    def reload(self, text: str) -> None:
+    def reload(self, state: str | Unreadable) -> None:
+        """Apply an edit, or say in one line why not: the running mesh then stays exactly as it
+        was, the last good one, and serves on undisturbed."""
+        if state == self.text:  # e.g. a deleted file restored, a bad edit undone
+            self.supervisor.say(
+                f"watch: {self.mesh_file} is the running mesh again; nothing to reload"
+            )
+            return
+        refused = self._refusal(state) if isinstance(state, str) else state.reason
+        if refused is not None:
+            self.supervisor.say(
+                one_line(f"watch: {self.mesh_file} not applied, the running mesh stays: {refused}")
+            )
+
+    def _refusal(self, text: str) -> str | None:
+        """None once `text` runs; otherwise why it was left out."""
+        try:
+            return self._try(text)
+        except Exception as error:
+            return (
+                f"sailplan failed on it ({type(error).__name__}: {error}); "
+                "this is a bug in sailplan, please report it"
+            )
+
+    def _try(self, text: str) -> str | None:
         try:
             mesh = load_mesh_text(text, str(self.mesh_file))
             check_runnable(mesh)
         except SpecError as error:
-            lines = "\n".join(f"  {problem}" for problem in error.problems)
-            self.supervisor.say(
-                f"watch: {self.mesh_file} is invalid; keeping the running mesh:\n{lines}"
-            )
-            return
+            shown = "; ".join(str(problem) for problem in error.problems[:3])
+            more = len(error.problems) - 3
+            if more > 0:
+                shown += f" (and {more} more: sailplan check {self.mesh_file} lists them)"
+            return shown
         if make_plan(mesh, lambda: 0).topology() != self.plan.topology() or (
             (mesh.ingress is None) != (self.mesh.ingress is None)
         ):
+            return (
+                "services, versions, replicas or the ingress changed; restart the sandbox to apply "
+                "them (routes and policies reload live)"
+            )
+        # Compiled and checked aside first: the live config files change only once every proxy's
+        # new config passed `haproxy -c`, so a refused edit leaves nothing half-applied.
+        staging = self.runtime_root / ".staging"
+        try:
+            for proxy in compile_configs(mesh, self.plan, staging):
+                write_config(proxy.config_dir, proxy.config)
+                check_config(self.haproxy, proxy.name, proxy.config_dir)
+        except (SpecError, SandboxError) as error:
+            return str(error)
+        except OSError as error:
+            return f"cannot write its configs: {error.strerror or error}"
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._apply(mesh, text)
+        return None
+
+    def _apply(self, mesh: Mesh, text: str) -> None:
+        staged = list(compile_configs(mesh, self.plan, self.runtime_root))
+        try:
+            for proxy in staged:
+                write_config(proxy.config_dir, proxy.config)
+        except OSError as error:
+            # Nothing signalled: the proxies run on; the next edit that applies rewrites every file.
             self.supervisor.say(
-                "watch: services, versions, replicas or the ingress changed; restart the sandbox to apply "
-                "them (routes and policies reload live). Keeping the running mesh."
+                f"watch: {self.mesh_file} not applied, the running mesh stays: "
+                f"cannot write its configs: {error.strerror or error}"
             )
             return
-        staged = list(compile_configs(mesh, self.plan, self.runtime_root))
-        for _name, directory, config in staged:
-            write_config(directory, config)
-            check_config(self.haproxy, directory)
-        proxies = [p for p in self.supervisor.processes if p.name in self.proxy_dirs]
-        before = {p.name: p.loads for p in proxies}
+        proxies = [p for p in self.supervisor.processes if p.name in self.proxies]
+        before = {p.name: (p.loads, p.failures) for p in proxies}
         # SIGUSR2: each master re-reads its config and hands its listening sockets to new workers.
-        self.supervisor.signal_all(signal.SIGUSR2, lambda name: name in self.proxy_dirs)
+        self.supervisor.signal_all(signal.SIGUSR2, lambda name: name in self.proxies)
+        for note in sandbox_notes(mesh):
+            if note not in sandbox_notes(self.mesh):
+                self.supervisor.say(note)
         self.mesh = mesh
+        self.text = text
         # Say "reloaded" only once every new worker serves: a request sent after it sees the change.
         deadline = time.monotonic() + RELOAD_TIMEOUT
-        while any(p.loads <= before[p.name] for p in proxies) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        late = [p.name for p in proxies if p.loads <= before[p.name]]
-        if late:
+
+        def settled(p: Process) -> bool:
+            return p.loads > before[p.name][0] or p.failures > before[p.name][1]
+
+        while not all(settled(p) for p in proxies) and time.monotonic() < deadline:
+            if self.stop.wait(0.05):
+                return
+        failed = [p.name for p in proxies if p.failures > before[p.name][1]]
+        late = [p.name for p in proxies if not settled(p)]
+        if failed:
+            self.supervisor.say(
+                f"watch: {self.mesh_file} changed; {', '.join(failed)} could not load it and "
+                "keep serving the previous config"
+            )
+        elif late:
             self.supervisor.say(
                 f"watch: {self.mesh_file} changed; still reloading: {', '.join(late)}"
             )
         else:
-            self.supervisor.say(f"watch: {self.mesh_file} changed; reloaded {len(staged)} proxies")
+            self.supervisor.say(
+                f"watch: {self.mesh_file} changed; reloaded {len(staged)} proxies"
+                + self._apps_behind(mesh)
+            )
 
-    def _settled_text(self) -> str:
+    def _apps_behind(self, mesh: Mesh) -> str:
+        """The apps keep running as started: say which ones the file now describes otherwise."""
+        changed = [
+            f"{service_name}.{version_name}"
+            for service_name, service in mesh.services.items()
+            for version_name, version in service.versions.items()
+            if _app_fields(version)
+            != _app_fields(self.started.services[service_name].versions[version_name])
+        ]
+        if not changed:
+            return ""
+        return (
+            f"; restart the sandbox to apply the command, env or readiness of {', '.join(changed)}"
+        )
+
+    def _settled_state(self) -> str | Unreadable:
         """The mesh file once it stops changing: an editor that truncates, then writes, must not
         have its half-written file reported as invalid."""
-        previous = None
+        previous: str | Unreadable | None = None
         for _ in range(10):
-            try:
-                text = read_mesh_file(self.mesh_file)
-            except SpecError:
-                return self.text
-            if text == previous:
-                return text
-            previous = text
-            time.sleep(0.1)
-        return previous or self.text
+            state = self._read_state()
+            if state == previous:
+                return state
+            previous = state
+            if self.stop.wait(0.1):
+                break
+        return self._read_state() if previous is None else previous
+
+    def _read_state(self) -> str | Unreadable:
+        try:
+            # A FIFO or a device would block the loop (and Ctrl-C with it) or never end.
+            if self.mesh_file.exists() and not self.mesh_file.is_file():
+                return Unreadable(f"{self.mesh_file}: is not a regular file")
+            return read_mesh_file(self.mesh_file)
+        except SpecError as error:
+            return Unreadable(str(error))
 
     # -- the whole run -----------------------------------------------------------------------------
 
-    def run(self, watch: bool, stop: threading.Event) -> int:
+    def run(self, watch: bool) -> int:
         try:
-            self.start()
-            self.wait_until_healthy()
+            self.runtime_root = Path(tempfile.mkdtemp(prefix="sailplan-", dir=runtime_base()))
+            try:
+                self.start()
+                self.wait_until_healthy()
+            except StopRequested:
+                self.supervisor.say("stopping")
+                return 0
             url = (
                 f"http://127.0.0.1:{self.plan.gateway_port}"
                 if self.plan.gateway_port
                 else "(no ingress)"
             )
             self.supervisor.say(self.table())
+            for note in sandbox_notes(self.mesh):
+                self.supervisor.say(note)
             self.supervisor.say(f"ready: {url}")
-            fingerprint = hashlib.sha256(self.text.encode()).hexdigest()
+            seen: str | Unreadable = self.text
             next_watch = time.monotonic()
-            while not stop.is_set():
+            while not self.stop.requested:
                 dead = self.supervisor.dead()
                 if dead:
                     raise SandboxError(self.supervisor.describe_death(dead[0]))
                 if watch and time.monotonic() >= next_watch:
                     next_watch = time.monotonic() + WATCH_SECONDS
-                    text = self._settled_text()
-                    current = hashlib.sha256(text.encode()).hexdigest()
-                    if current != fingerprint:
-                        fingerprint = current
-                        self.reload(text)
-                stop.wait(POLL_SECONDS)
+                    state = self._settled_state()
+                    # Each change is handled once: a refused edit is reported once, not every poll.
+                    if state != seen and not self.stop.requested:
+                        seen = state
+                        self.reload(state)
+                self.stop.wait(POLL_SECONDS)
             self.supervisor.say("stopping")
             return 0
         finally:
             self.supervisor.stop_all()
-            shutil.rmtree(self.runtime_root, ignore_errors=True)
+            if self.runtime_root != Path():
+                shutil.rmtree(self.runtime_root, ignore_errors=True)
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        sandbox = Sandbox(Path(args.file), args.ingress_port, args.quiet)
+    if not 0 <= args.ingress_port <= 65535:
+        print(
+            f"error: --ingress-port {args.ingress_port} is not a port; use 1 to 65535, or leave it "
+            "out for any free port",
+            file=sys.stderr,
+        )
+        return 2
+    with StopSignal() as stop:
         try:
-            return sandbox.run(args.watch, stop)
+            sandbox = Sandbox(Path(args.file), args.ingress_port, args.quiet, stop)
+            return sandbox.run(args.watch)
         except SandboxError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-    except SandboxError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        except (SpecError, OSError):
+            raise  # the CLI reports these: bad input exits 2, an I/O failure 1
+        except Exception as error:
+            print(
+                one_line(
+                    f"error: the sandbox failed unexpectedly ({type(error).__name__}: {error}); "
+                    "this is a bug in sailplan, please report it"
+                ),
+                file=sys.stderr,
+            )
+            return 1
