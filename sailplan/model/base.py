@@ -6,8 +6,17 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    WithJsonSchema,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 
@@ -93,13 +102,35 @@ def _numbers_as_text(value: Any) -> Any:
     return value
 
 
-DnsLabel = Annotated[str, AfterValidator(check_label)]
-ServiceName = Annotated[str, AfterValidator(check_service_name)]
-Host = Annotated[str, AfterValidator(check_host)]
-EnvName = Annotated[str, AfterValidator(check_env_name)]
-EnvValue = Annotated[str, BeforeValidator(_numbers_as_text)]
-HeaderName = Annotated[str, AfterValidator(check_header_name)]
-Percent = Annotated[float, AfterValidator(_check_percent)]
+# The JSON Schema of each value type says what its validator checks, so editors flag the same
+# mistakes; WithJsonSchema changes the schema only, never validation.
+def _text(pattern: re.Pattern[str], max_length: int | None = None) -> WithJsonSchema:
+    schema: dict[str, Any] = {"type": "string", "pattern": pattern.pattern}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return WithJsonSchema(schema)
+
+
+DnsLabel = Annotated[str, AfterValidator(check_label), _text(_LABEL, 63)]
+ServiceName = Annotated[str, AfterValidator(check_service_name), _text(_DNS1035, 63)]
+Host = Annotated[str, AfterValidator(check_host), _text(_HOST, 253)]
+EnvName = Annotated[str, AfterValidator(check_env_name), _text(_ENV_NAME)]
+EnvValue = Annotated[
+    str, BeforeValidator(_numbers_as_text), WithJsonSchema({"type": ["string", "number"]})
+]
+HeaderName = Annotated[str, AfterValidator(check_header_name), _text(_HEADER_NAME)]
+Percent = Annotated[
+    float,
+    AfterValidator(_check_percent),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 100,
+            "not": {"exclusiveMinimum": 0, "exclusiveMaximum": 0.0001},
+        }
+    ),
+]
 
 
 def _check_port(value: int) -> int:
@@ -108,7 +139,11 @@ def _check_port(value: int) -> int:
     return value
 
 
-Port = Annotated[int, AfterValidator(_check_port)]
+Port = Annotated[
+    int,
+    AfterValidator(_check_port),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535}),
+]
 
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
@@ -162,3 +197,14 @@ class Duration:
             cls._validate,
             serialization=core_schema.plain_serializer_function_ser_schema(str),
         )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # What `parse` accepts, less zero (refused after parsing): digits, then a unit.
+        return {
+            "type": "string",
+            "pattern": r"^\s*0*[1-9][0-9]*(ms|s|m|h)\s*$",
+            "examples": ["500ms", "2s", "1m", "1h"],
+        }

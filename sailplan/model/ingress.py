@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, field_validator
 
 from sailplan.model.base import DnsLabel, Host, Port, SpecModel
-from sailplan.model.match import Match, as_match_list
+from sailplan.model.match import Match, OneOrList, as_match_list
 
 
 class IngressRoute(SpecModel):
@@ -16,12 +16,13 @@ class IngressRoute(SpecModel):
     name: DnsLabel | None = Field(
         default=None, description="An optional name for the rule, shown in rendered output."
     )
-    match: Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match_list)] | None = (
-        Field(
-            default=None,
-            description="Alternatives (OR) of request conditions; a single mapping is a list of "
-            "one. Default: every request.",
-        )
+    match: (
+        Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match_list), OneOrList()]
+        | None
+    ) = Field(
+        default=None,
+        description="Alternatives (OR) of request conditions; a single mapping is a list of "
+        "one. Default: every request.",
     )
     service: DnsLabel = Field(description="The service of this mesh that matching requests go to.")
 
@@ -40,6 +41,7 @@ class Ingress(SpecModel):
         default=None,
         description="Expose the gateway on this port of every node (a NodePort Service), in the "
         "range 30000-32767. Default: none, a LoadBalancer Service.",
+        json_schema_extra={"minimum": 30000, "maximum": 32767},
     )
     hosts: Annotated[list[Host], Field(min_length=1)] = Field(
         default=["*"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from sailplan.model.analysis import analysis_problems
 from sailplan.model.base import DnsLabel, ServiceName, SpecModel
@@ -19,6 +19,23 @@ MtlsMode = Literal["strict", "permissive", "disable"]
 
 class Mesh(SpecModel):
     """A mesh file: every service of one application, how requests reach them, and the plane."""
+
+    # What only the istio data plane offers, in the JSON Schema too, so editors flag it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {
+                "not": {"required": ["dataPlane"], "properties": {"dataPlane": {"const": "istio"}}}
+            },
+            "then": {
+                "properties": {
+                    "mtls": {"not": {"const": "strict"}},
+                    "services": {
+                        "additionalProperties": {"properties": {"protocol": {"const": "http"}}}
+                    },
+                }
+            },
+        }
+    )
 
     api_version: Literal["sailplan/v1"] = Field(
         default="sailplan/v1",

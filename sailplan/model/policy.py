@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import Field, model_serializer, model_validator
+from pydantic import ConfigDict, Field, model_serializer, model_validator
 
 from sailplan.model.base import Duration, HeaderName, SpecModel
 
 Algorithm = Literal["round-robin", "random", "least-request"]
 
 
+def _name_or_one_key(schema: dict[str, Any]) -> None:
+    """JSON Schema of a LoadBalancer as the validator reads it: an algorithm's name, or a mapping
+    with exactly one of algorithm or hashHeader."""
+    mapping = {key: schema.pop(key) for key in ("type", "properties", "additionalProperties")}
+    schema["anyOf"] = [
+        {"enum": list(get_args(Algorithm))},
+        {**mapping, "minProperties": 1, "maxProperties": 1},
+    ]
+
+
 class LoadBalancer(SpecModel):
     """`round-robin`, `random`, `least-request`, or `{hashHeader: <header>}` for sticky routing."""
+
+    model_config = ConfigDict(json_schema_extra=_name_or_one_key)
 
     algorithm: Algorithm | None = Field(
         default=None,

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from sailplan.model.base import DnsLabel, Duration, Percent, SpecModel
-from sailplan.model.match import Match, as_match_list
+from sailplan.model.match import Match, OneOrList, as_match_list
 
 # Retry conditions both data planes honour. HAProxy 2.6 retries on these status codes only.
 RETRY_CONDITIONS = ("5xx", "gateway-error", "reset", "connect-failure")
 RETRY_STATUS_CODES = (401, 403, 404, 408, 425, 500, 501, 502, 503, 504)
+_RETRY_TOKENS = RETRY_CONDITIONS + tuple(map(str, RETRY_STATUS_CODES))
 
 
 class Delay(SpecModel):
@@ -28,7 +36,10 @@ class Delay(SpecModel):
 class Abort(SpecModel):
     """Answer requests at once with an HTTP status instead of passing them on."""
 
-    status: int = Field(description="The HTTP status to answer with, from 200 to 599.")
+    status: int = Field(
+        description="The HTTP status to answer with, from 200 to 599.",
+        json_schema_extra={"minimum": 200, "maximum": 599},
+    )
     percent: Percent = Field(
         default=100,
         description="The share of requests aborted, from 0 to 100 (fractions allowed). "
@@ -45,6 +56,8 @@ class Abort(SpecModel):
 
 class Fault(SpecModel):
     """Injected faults: a delay, an abort, or both (the delay comes first)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
     delay: Delay | None = Field(default=None, description="Delay some requests.")
     abort: Abort | None = Field(default=None, description="Answer some requests with an error.")
@@ -67,7 +80,7 @@ class Retries(SpecModel):
         description="How long each attempt may take, as a duration. Default: no limit per "
         "attempt beyond the route's `timeout`.",
     )
-    on: tuple[str, ...] | None = Field(
+    on: tuple[Annotated[str, WithJsonSchema({"enum": list(_RETRY_TOKENS)})], ...] | None = Field(
         default=None,
         description="What is retried: `5xx`, `gateway-error`, `reset`, `connect-failure`, or a "
         "status code among 401, 403, 404, 408, 425, 500-504. Default: `5xx` and "
@@ -117,11 +130,15 @@ class Mirror(SpecModel):
 
 
 Weight = Annotated[int, Field(ge=0, le=100)]
-MatchList = Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match_list)]
+MatchList = Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match_list), OneOrList()]
 
 
 class Route(SpecModel):
     """An ordered routing rule of a service. The first rule whose `match` holds decides."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["to"]}, {"required": ["split"]}]}
+    )
 
     name: DnsLabel | None = Field(
         default=None,
@@ -140,6 +157,7 @@ class Route(SpecModel):
         default=None,
         description="Spread matching requests over versions by weight: version -> percent "
         "(0-100), adding up to 100. Give `to` or `split`.",
+        json_schema_extra={"minProperties": 1},
     )
     fault: Fault | None = Field(
         default=None, description="Inject delays or errors, for testing resilience. HTTP only."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, field_validator
 
 from sailplan.model.base import DnsLabel, EnvName, EnvValue, Port, SpecModel
 from sailplan.model.policy import Policy
@@ -25,7 +25,11 @@ def _check_quantity(value: str) -> str:
     return value
 
 
-Quantity = Annotated[str, AfterValidator(_check_quantity)]
+Quantity = Annotated[
+    str,
+    AfterValidator(_check_quantity),
+    WithJsonSchema({"type": "string", "pattern": _QUANTITY.pattern}),
+]
 
 
 class ResourceAmounts(SpecModel):
@@ -81,6 +85,7 @@ class Readiness(SpecModel):
         default="/healthz",
         description="The path probed on the service port; it must start with `/`. "
         "Default: `/healthz`.",
+        json_schema_extra={"pattern": "^/"},
     )
 
     @field_validator("path")
@@ -107,6 +112,7 @@ class Version(SpecModel):
         default=None,
         description="Environment variables of the app container. Names are letters, digits and "
         "`_`; numbers are taken as text. `PORT` is reserved: sailplan sets it to the service port.",
+        json_schema_extra={"propertyNames": {"not": {"enum": list(RESERVED_ENV)}}},
     )
     resources: Resources = Field(
         default=Resources(),
