@@ -19,6 +19,16 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
+# The key, in a field's JSON Schema, of what each data plane does with the field: kept next to the
+# field so the spec reference (docs/spec.md) is generated from it and cannot miss a field.
+DATA_PLANES_KEY = "x-data-planes"
+
+
+def planes(*, istio: str, builtin: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A field's `json_schema_extra`: what the istio and builtin data planes do with the field,
+    plus any JSON Schema keywords its validators need (`schema`)."""
+    return {**(schema or {}), DATA_PLANES_KEY: {"istio": istio, "builtin": builtin}}
+
 
 class SpecModel(BaseModel):
     """Frozen, strict about unknown keys, snake_case in Python and camelCase in YAML."""
@@ -147,6 +157,8 @@ Port = Annotated[
 
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
+# The JSON Schema of a duration: what `Duration.parse` accepts, less zero (refused after parsing).
+DURATION_PATTERN = r"^\s*0*[1-9][0-9]*(ms|s|m|h)\s*$"
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
 
@@ -202,9 +214,8 @@ class Duration:
     def __get_pydantic_json_schema__(
         cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        # What `parse` accepts, less zero (refused after parsing): digits, then a unit.
         return {
             "type": "string",
-            "pattern": r"^\s*0*[1-9][0-9]*(ms|s|m|h)\s*$",
+            "pattern": DURATION_PATTERN,
             "examples": ["500ms", "2s", "1m", "1h"],
         }

@@ -16,7 +16,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
-from sailplan.model.base import HeaderName, SpecModel
+from sailplan.model.base import HeaderName, SpecModel, planes
 
 # Constructs Envoy's RE2 rejects but Python's `re` accepts: catch them here rather than at apply time.
 _NON_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]")
@@ -46,12 +46,30 @@ class StringMatch(SpecModel):
 
     model_config = ConfigDict(json_schema_extra=_string_or_one_kind)
 
-    exact: str | None = Field(default=None, description="The whole value equals this text.")
-    prefix: str | None = Field(default=None, description="The value starts with this text.")
+    exact: str | None = Field(
+        default=None,
+        description="The whole value equals this text.",
+        examples=["/api/users"],
+        json_schema_extra=planes(istio="`exact`.", builtin="HAProxy's `-m str`."),
+    )
+    prefix: str | None = Field(
+        default=None,
+        description="The value starts with this text.",
+        examples=["/api/"],
+        json_schema_extra=planes(istio="`prefix`.", builtin="HAProxy's `-m beg`."),
+    )
     regex: str | None = Field(
         default=None,
-        description="The whole value matches this regular expression, in RE2 syntax "
-        "(no lookaround, no backreferences).",
+        description="The value matches this regular expression, in RE2 syntax (no lookaround, "
+        "no backreferences). Anchor it with `^` and `$` for the same meaning on both data planes.",
+        examples=["^/api/v[0-9]+/.*$"],
+        json_schema_extra=planes(
+            istio="`regex`: Envoy matches the whole value.",
+            builtin=(
+                "HAProxy's `-m reg`, which matches anywhere in the value: anchor with `^` and"
+                " `$` to behave as on istio."
+            ),
+        ),
     )
 
     @model_validator(mode="before")
@@ -115,20 +133,39 @@ class Match(SpecModel):
         default=None,
         description="The request path, without the query string. An exact or prefix path starts "
         "with `/`.",
-        json_schema_extra=_exact_and_prefix({"pattern": "^/"}, ("exact", "prefix")),
+        json_schema_extra=planes(
+            istio="`uri` of the match.",
+            builtin="A condition on HAProxy's `path`.",
+            schema=_exact_and_prefix({"pattern": "^/"}, ("exact", "prefix")),
+        ),
+        examples=[{"prefix": "/api/"}],
     )
     headers: dict[HeaderName, StringMatch] | None = Field(
         default=None,
         description="Request headers by lowercase name; each must be present and match.",
+        examples=[{"end-user": "jason"}],
+        json_schema_extra=planes(
+            istio="`headers` of the match.", builtin="A condition on `req.hdr(<name>)` per header."
+        ),
     )
     method: StringMatch | None = Field(
         default=None,
         description="The HTTP method, such as `GET`; an exact method is upper case.",
-        json_schema_extra=_exact_and_prefix({"enum": list(HTTP_METHODS)}, ("exact",)),
+        json_schema_extra=planes(
+            istio="`method` of the match.",
+            builtin="A condition on HAProxy's `method`.",
+            schema=_exact_and_prefix({"enum": list(HTTP_METHODS)}, ("exact",)),
+        ),
+        examples=["POST"],
     )
     query: dict[str, StringMatch] | None = Field(
         default=None,
         description="Query parameters by name; each must be present and match.",
+        examples=[{"debug": "1"}],
+        json_schema_extra=planes(
+            istio="`queryParams` of the match.",
+            builtin="A condition on `url_param(<name>)` per parameter.",
+        ),
     )
 
     @field_validator("path")
