@@ -107,6 +107,10 @@ and non-http protocols need istio). The JSON Schema (`sailplan schema`, or
 [`sailplan/mesh.schema.json`](../sailplan/mesh.schema.json)) holds the same descriptions for
 editors; see [the README](../README.md#completion-and-checking-in-your-editor).
 
+Where the two planes do not yet behave alike, the field says so as a *known difference* with its
+id; each is a scenario of [`tests/conformance/scenarios.py`](../tests/conformance/scenarios.py)
+that runs on both planes.
+
 Examples of whole mesh files: [`examples/meshes/`](../examples/meshes/) and
 [`stacks/demo.mesh.yaml`](../stacks/demo.mesh.yaml).
 """

@@ -36,7 +36,8 @@ class IngressRoute(SpecModel):
         json_schema_extra=planes(
             istio=(
                 "Combined with each of the service's rules' matches in the gateway's "
-                "VirtualService."
+                "VirtualService. A rule whose match cannot be combined exactly, such as a regex "
+                "path under an ingress path, is left out (known difference D6)."
             ),
             builtin=(
                 "HAProxy conditions in the gateway's `ingress` listener, as for a route's match."

@@ -67,7 +67,7 @@ class StringMatch(SpecModel):
             istio="`regex`: Envoy matches the whole value.",
             builtin=(
                 "HAProxy's `-m reg`, which matches anywhere in the value: anchor with `^` and"
-                " `$` to behave as on istio."
+                " `$` to behave as on istio (known difference D1)."
             ),
         ),
     )
@@ -145,7 +145,10 @@ class Match(SpecModel):
         description="Request headers by lowercase name; each must be present and match.",
         examples=[{"end-user": "jason"}],
         json_schema_extra=planes(
-            istio="`headers` of the match.", builtin="A condition on `req.hdr(<name>)` per header."
+            istio="`headers` of the match.",
+            builtin="A condition on `req.hdr(<name>)` per header. HAProxy splits a header's "
+            "value at commas and compares each part, so `exact: jason` also matches "
+            "`bob, jason` (known difference D16).",
         ),
     )
     method: StringMatch | None = Field(

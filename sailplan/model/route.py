@@ -287,7 +287,7 @@ class Route(SpecModel):
             builtin=(
                 "HAProxy's `timeout server` on the route's backends, which bounds each "
                 "attempt (with retries, the shorter of this and `perTryTimeout`). An expired "
-                "timeout answers 504 `upstream request timeout`."
+                "timeout answers 504 `upstream request timeout` (known difference D3)."
             ),
         ),
     )
