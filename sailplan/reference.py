@@ -101,9 +101,10 @@ is required), a YAML example, and what each data plane does with it: **istio** r
 resources, **builtin** renders sailplan's HAProxy sidecar (and `sailplan sandbox` runs the same
 proxy configs locally).
 
-`sailplan check FILE` applies every rule below plus the rules across objects (a route's versions
-exist, a split adds up to 100, route names are unique, a catch-all route comes last, strict mTLS
-and non-http protocols need istio). The JSON Schema (`sailplan schema`, or
+`sailplan check FILE` applies every rule below plus the rules across objects: a route's versions
+exist and have replicas, a split adds up to 100, route names are unique, no route is unreachable
+behind an earlier one, strict mTLS and non-http protocols need istio, and on istio every ingress
+route folds into the gateway's rules. The JSON Schema (`sailplan schema`, or
 [`sailplan/mesh.schema.json`](../sailplan/mesh.schema.json)) holds the same descriptions for
 editors; see [the README](../README.md#completion-and-checking-in-your-editor).
 

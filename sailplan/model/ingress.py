@@ -35,9 +35,9 @@ class IngressRoute(SpecModel):
         examples=[{"path": {"prefix": "/api/"}}],
         json_schema_extra=planes(
             istio=(
-                "Combined with each of the service's rules' matches in the gateway's "
-                "VirtualService. A rule whose match cannot be combined exactly, such as a regex "
-                "path under an ingress path, is left out (known difference D6)."
+                "Folded with each of the service's rules' matches into one rule of the "
+                "gateway's VirtualService, one condition per field; `sailplan check` refuses, "
+                "on istio, a pair that no single condition can say exactly."
             ),
             builtin=(
                 "HAProxy conditions in the gateway's `ingress` listener, as for a route's match."
