@@ -68,7 +68,11 @@ class Ingress(SpecModel):
         description="The port the gateway listens on, from 1 to 65535. Default: 80.",
         examples=[80],
         json_schema_extra=planes(
-            istio="The Gateway server's port, named `http-<port>`, protocol HTTP.",
+            istio=(
+                "The Gateway server's port, named `http-<port>`, protocol HTTP: the gateway "
+                "pods listen on it. The gateway Service `IstioControlPlane` installs forwards to "
+                "pod port 80, so another port is not reachable through that Service."
+            ),
             builtin="The port of the gateway's Service; the gateway pod itself listens on 8080.",
         ),
     )
