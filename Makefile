@@ -54,5 +54,10 @@ demo: $(STAMP) os-deps
 bench: $(STAMP) bench-deps
 	PATH="$(CURDIR)/$(VENV)/bin:/usr/sbin:/sbin:$$PATH" $(PY) -m bench
 
+# Regenerate the files rendered from the spec models; tests fail when they are stale.
+.PHONY: docs
+docs: $(STAMP)
+	$(PY) -m sailplan.reference
+
 clean:
 	rm -rf $(VENV) rendered .pytest_cache .mypy_cache .ruff_cache

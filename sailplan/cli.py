@@ -1,4 +1,4 @@
-"""`sailplan check|render|sandbox|traffic`.
+"""`sailplan check|render|sandbox|traffic|schema`.
 
 Exit codes: 0 success, 1 a runtime failure (said in one line), 2 invalid input (every problem listed).
 """
@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     traffic.add_argument(
         "--timeout", type=float, default=10.0, help="per-request timeout in seconds"
     )
+    commands.add_parser(
+        "schema",
+        help="print the JSON Schema of mesh files, for editors",
+        description="Print the JSON Schema of mesh files (draft 2020-12), for editors and CI.",
+    )
     return parser
 
 
@@ -109,11 +114,19 @@ def _traffic(args: argparse.Namespace) -> int:
     return run_traffic(args)
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from sailplan.reference import schema_text
+
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Any] = {
     "check": _check,
     "render": _render,
     "sandbox": _sandbox,
     "traffic": _traffic,
+    "schema": _schema,
 }
 
 

@@ -6,9 +6,28 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    WithJsonSchema,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
+
+# The key, in a field's JSON Schema, of what each data plane does with the field: kept next to the
+# field so the spec reference (docs/spec.md) is generated from it and cannot miss a field.
+DATA_PLANES_KEY = "x-data-planes"
+
+
+def planes(*, istio: str, builtin: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A field's `json_schema_extra`: what the istio and builtin data planes do with the field,
+    plus any JSON Schema keywords its validators need (`schema`)."""
+    return {**(schema or {}), DATA_PLANES_KEY: {"istio": istio, "builtin": builtin}}
 
 
 class SpecModel(BaseModel):
@@ -93,13 +112,35 @@ def _numbers_as_text(value: Any) -> Any:
     return value
 
 
-DnsLabel = Annotated[str, AfterValidator(check_label)]
-ServiceName = Annotated[str, AfterValidator(check_service_name)]
-Host = Annotated[str, AfterValidator(check_host)]
-EnvName = Annotated[str, AfterValidator(check_env_name)]
-EnvValue = Annotated[str, BeforeValidator(_numbers_as_text)]
-HeaderName = Annotated[str, AfterValidator(check_header_name)]
-Percent = Annotated[float, AfterValidator(_check_percent)]
+# The JSON Schema of each value type says what its validator checks, so editors flag the same
+# mistakes; WithJsonSchema changes the schema only, never validation.
+def _text(pattern: re.Pattern[str], max_length: int | None = None) -> WithJsonSchema:
+    schema: dict[str, Any] = {"type": "string", "pattern": pattern.pattern}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return WithJsonSchema(schema)
+
+
+DnsLabel = Annotated[str, AfterValidator(check_label), _text(_LABEL, 63)]
+ServiceName = Annotated[str, AfterValidator(check_service_name), _text(_DNS1035, 63)]
+Host = Annotated[str, AfterValidator(check_host), _text(_HOST, 253)]
+EnvName = Annotated[str, AfterValidator(check_env_name), _text(_ENV_NAME)]
+EnvValue = Annotated[
+    str, BeforeValidator(_numbers_as_text), WithJsonSchema({"type": ["string", "number"]})
+]
+HeaderName = Annotated[str, AfterValidator(check_header_name), _text(_HEADER_NAME)]
+Percent = Annotated[
+    float,
+    AfterValidator(_check_percent),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 100,
+            "not": {"exclusiveMinimum": 0, "exclusiveMaximum": 0.0001},
+        }
+    ),
+]
 
 
 def _check_port(value: int) -> int:
@@ -108,10 +149,16 @@ def _check_port(value: int) -> int:
     return value
 
 
-Port = Annotated[int, AfterValidator(_check_port)]
+Port = Annotated[
+    int,
+    AfterValidator(_check_port),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535}),
+]
 
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
+# The JSON Schema of a duration: what `Duration.parse` accepts, less zero (refused after parsing).
+DURATION_PATTERN = r"^\s*0*[1-9][0-9]*(ms|s|m|h)\s*$"
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
 
@@ -162,3 +209,13 @@ class Duration:
             cls._validate,
             serialization=core_schema.plain_serializer_function_ser_schema(str),
         )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "examples": ["500ms", "2s", "1m", "1h"],
+        }

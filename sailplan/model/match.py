@@ -5,9 +5,18 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_serializer, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
-from sailplan.model.base import HeaderName, SpecModel
+from sailplan.model.base import HeaderName, SpecModel, planes
 
 # Constructs Envoy's RE2 rejects but Python's `re` accepts: catch them here rather than at apply time.
 _NON_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]")
@@ -15,15 +24,52 @@ _NON_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]")
 HTTP_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
 
 
+def _string_or_one_kind(schema: dict[str, Any]) -> None:
+    """JSON Schema of a StringMatch as the validator reads it: a plain string, or a mapping with
+    exactly one of exact, prefix or regex."""
+    mapping = {key: schema.pop(key) for key in ("type", "properties", "additionalProperties")}
+    schema["anyOf"] = [{"type": "string"}, {**mapping, "minProperties": 1, "maxProperties": 1}]
+
+
+def _exact_and_prefix(rule: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any]:
+    """JSON Schema that holds when the given kinds of a StringMatch (a plain string is `exact`)
+    satisfy `rule`."""
+    return {
+        "if": {"type": "string"},
+        "then": rule,
+        "else": {"properties": dict.fromkeys(kinds, rule)},
+    }
+
+
 class StringMatch(SpecModel):
     """Exactly one of `exact`, `prefix` or `regex`; a plain string means `exact`."""
 
-    exact: str | None = Field(default=None, description="The whole value equals this text.")
-    prefix: str | None = Field(default=None, description="The value starts with this text.")
+    model_config = ConfigDict(json_schema_extra=_string_or_one_kind)
+
+    exact: str | None = Field(
+        default=None,
+        description="The whole value equals this text.",
+        examples=["/api/users"],
+        json_schema_extra=planes(istio="`exact`.", builtin="HAProxy's `-m str`."),
+    )
+    prefix: str | None = Field(
+        default=None,
+        description="The value starts with this text.",
+        examples=["/api/"],
+        json_schema_extra=planes(istio="`prefix`.", builtin="HAProxy's `-m beg`."),
+    )
     regex: str | None = Field(
         default=None,
-        description="The whole value matches this regular expression, in RE2 syntax "
-        "(no lookaround, no backreferences).",
+        description="The value matches this regular expression, in RE2 syntax (no lookaround, "
+        "no backreferences). Anchor it with `^` and `$` for the same meaning on both data planes.",
+        examples=["^/api/v[0-9]+/.*$"],
+        json_schema_extra=planes(
+            istio="`regex`: Envoy matches the whole value.",
+            builtin=(
+                "HAProxy's `-m reg`, which matches anywhere in the value: anchor with `^` and"
+                " `$` to behave as on istio (known difference D1)."
+            ),
+        ),
     )
 
     @model_validator(mode="before")
@@ -87,17 +133,42 @@ class Match(SpecModel):
         default=None,
         description="The request path, without the query string. An exact or prefix path starts "
         "with `/`.",
+        json_schema_extra=planes(
+            istio="`uri` of the match.",
+            builtin="A condition on HAProxy's `path`.",
+            schema=_exact_and_prefix({"pattern": "^/"}, ("exact", "prefix")),
+        ),
+        examples=[{"prefix": "/api/"}],
     )
     headers: dict[HeaderName, StringMatch] | None = Field(
         default=None,
         description="Request headers by lowercase name; each must be present and match.",
+        examples=[{"end-user": "jason"}],
+        json_schema_extra=planes(
+            istio="`headers` of the match.",
+            builtin="A condition on `req.hdr(<name>)` per header. HAProxy splits a header's "
+            "value at commas and compares each part, so `exact: jason` also matches "
+            "`bob, jason` (known difference D16).",
+        ),
     )
     method: StringMatch | None = Field(
-        default=None, description="The HTTP method, such as `GET`; an exact method is upper case."
+        default=None,
+        description="The HTTP method, such as `GET`; an exact method is upper case.",
+        json_schema_extra=planes(
+            istio="`method` of the match.",
+            builtin="A condition on HAProxy's `method`.",
+            schema=_exact_and_prefix({"enum": list(HTTP_METHODS)}, ("exact",)),
+        ),
+        examples=["POST"],
     )
     query: dict[str, StringMatch] | None = Field(
         default=None,
         description="Query parameters by name; each must be present and match.",
+        examples=[{"debug": "1"}],
+        json_schema_extra=planes(
+            istio="`queryParams` of the match.",
+            builtin="A condition on `url_param(<name>)` per parameter.",
+        ),
     )
 
     @field_validator("path")
@@ -138,3 +209,13 @@ def as_match_list(value: Any) -> Any:
     if isinstance(value, dict):
         return [value]
     return value
+
+
+class OneOrList:
+    """JSON Schema of what `as_match_list` reads: a list, or one item standing for a list of one."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        as_list = handler(schema)
+        return {"anyOf": [as_list["items"], as_list]}

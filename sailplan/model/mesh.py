@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from sailplan.model.analysis import analysis_problems
-from sailplan.model.base import DnsLabel, ServiceName, SpecModel
+from sailplan.model.base import DnsLabel, ServiceName, SpecModel, planes
 from sailplan.model.errors import Problem, SpecError, problems_from_validation_error
 from sailplan.model.ingress import Ingress
 from sailplan.model.route import Route
@@ -20,39 +20,141 @@ MtlsMode = Literal["strict", "permissive", "disable"]
 class Mesh(SpecModel):
     """A mesh file: every service of one application, how requests reach them, and the plane."""
 
+    # What only the istio data plane offers, in the JSON Schema too, so editors flag it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {
+                "not": {"required": ["dataPlane"], "properties": {"dataPlane": {"const": "istio"}}}
+            },
+            "then": {
+                "properties": {
+                    "mtls": {"not": {"const": "strict"}},
+                    "services": {
+                        "additionalProperties": {"properties": {"protocol": {"const": "http"}}}
+                    },
+                }
+            },
+        }
+    )
+
     api_version: Literal["sailplan/v1"] = Field(
         default="sailplan/v1",
         description="The version of the mesh file format; `sailplan/v1` is the only one.",
+        examples=["sailplan/v1"],
+        json_schema_extra=planes(istio="Checked, not rendered.", builtin="Checked, not rendered."),
     )
     kind: Literal["Mesh"] = Field(
-        default="Mesh", description="What the file describes; always `Mesh`."
+        default="Mesh",
+        description="What the file describes; always `Mesh`.",
+        examples=["Mesh"],
+        json_schema_extra=planes(istio="Checked, not rendered.", builtin="Checked, not rendered."),
     )
     name: DnsLabel = Field(
         description="The mesh's name: lowercase letters, digits and `-`, at most 63 characters. "
-        "Labels every rendered object, and names the namespace unless `namespace` is given."
+        "Labels every rendered object, and names the namespace unless `namespace` is given.",
+        examples=["shop"],
+        json_schema_extra=planes(
+            istio=(
+                "The `app.kubernetes.io/part-of` label of every object; names the Gateway "
+                "`<name>-gateway` and its VirtualService `<name>-ingress`, and the namespace "
+                "unless `namespace` is given."
+            ),
+            builtin=(
+                "The `app.kubernetes.io/part-of` label of every object; names the ingress "
+                "gateway `<name>-gateway` (Deployment, Service, ServiceAccount) and its "
+                "ConfigMap `<name>-gateway-proxy`, and the namespace unless `namespace` is "
+                "given."
+            ),
+        ),
     )
     namespace: DnsLabel | None = Field(
         default=None,
         description="The Kubernetes namespace every object is deployed to. Default: the mesh's "
         "`name`.",
+        examples=["shop-prod"],
+        json_schema_extra=planes(
+            istio=(
+                "The Namespace object, labelled `istio-injection: enabled`; every object and "
+                "every host (`<service>.<namespace>.svc.cluster.local`) is in it."
+            ),
+            builtin=(
+                "The Namespace object; every object is in it, and sidecars resolve versions "
+                "as `<service>-<version>.<namespace>.svc.cluster.local`."
+            ),
+        ),
     )
     data_plane: DataPlane = Field(
         default="builtin",
         description="Which proxies carry the traffic: `builtin` (sailplan's HAProxy sidecar) or "
         "`istio` (Istio's Envoy sidecars). Default: `builtin`.",
+        examples=["istio"],
+        json_schema_extra=planes(
+            istio=(
+                "Istio resources next to the Kubernetes objects; pods carry "
+                '`sidecar.istio.io/inject: "true"`. Needs Istio\'s control plane (the '
+                "`IstioControlPlane` component)."
+            ),
+            builtin=(
+                "sailplan's HAProxy sidecar and its iptables init container injected into "
+                "every Deployment, with a ConfigMap and a headless Service per workload. No "
+                "control plane."
+            ),
+        ),
     )
     mtls: MtlsMode = Field(
         default="permissive",
         description="Mutual TLS between services: `strict`, `permissive` or `disable`. `strict` "
         "needs the istio data plane. Default: `permissive`.",
+        examples=["strict"],
+        json_schema_extra=planes(
+            istio=(
+                "A PeerAuthentication `default` in the namespace, mode STRICT, PERMISSIVE or "
+                "DISABLE."
+            ),
+            builtin=(
+                "Sidecars speak plain HTTP to each other: `permissive` and `disable` behave "
+                "alike, `strict` is refused."
+            ),
+        ),
     )
     services: dict[ServiceName, Service] = Field(
-        description="The services of the mesh by name (a DNS label starting with a letter)."
+        description="The services of the mesh by name (a DNS label starting with a letter).",
+        examples=[
+            {
+                "users": {
+                    "port": 8080,
+                    "versions": {"v1": {"image": "registry.example.com/users:1.4.0"}},
+                }
+            }
+        ],
+        json_schema_extra=planes(
+            istio=(
+                "Per service: a ServiceAccount and a Service named after it, a Deployment per"
+                " version, a DestinationRule, and a VirtualService unless the service is tcp."
+            ),
+            builtin=(
+                "Per service: a ServiceAccount and a Service named after it; per version a "
+                "Deployment with the sidecar, a ConfigMap `<service>-<version>-proxy` and a "
+                "headless Service `<service>-<version>`."
+            ),
+        ),
     )
     ingress: Ingress | None = Field(
         default=None,
         description="The gateway that lets requests in from outside. Default: none, the mesh is "
         "reachable only from inside the cluster.",
+        examples=[{"hosts": ["shop.example.com"], "routes": [{"service": "web"}]}],
+        json_schema_extra=planes(
+            istio=(
+                "A Gateway `<name>-gateway` on the pods of Istio's gateway chart (`istio: "
+                "ingressgateway`) and a VirtualService `<name>-ingress` bound to it."
+            ),
+            builtin=(
+                "A gateway of its own: Deployment, Service and ServiceAccount "
+                "`<name>-gateway` running the proxy image in gateway mode, configured by the "
+                "ConfigMap `<name>-gateway-proxy`."
+            ),
+        ),
     )
 
     @model_validator(mode="after")

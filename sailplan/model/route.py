@@ -4,35 +4,68 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from sailplan.model.base import DnsLabel, Duration, Percent, SpecModel
-from sailplan.model.match import Match, as_match_list
+from sailplan.model.base import DnsLabel, Duration, Percent, SpecModel, planes
+from sailplan.model.match import Match, OneOrList, as_match_list
 
 # Retry conditions both data planes honour. HAProxy 2.6 retries on these status codes only.
 RETRY_CONDITIONS = ("5xx", "gateway-error", "reset", "connect-failure")
 RETRY_STATUS_CODES = (401, 403, 404, 408, 425, 500, 501, 502, 503, 504)
+_RETRY_TOKENS = RETRY_CONDITIONS + tuple(map(str, RETRY_STATUS_CODES))
 
 
 class Delay(SpecModel):
     """Hold requests for a fixed time before passing them on."""
 
-    fixed: Duration = Field(description="How long to hold a request, such as `500ms` or `2s`.")
+    fixed: Duration = Field(
+        description="How long to hold a request, such as `500ms` or `2s`.",
+        examples=["2s"],
+        json_schema_extra=planes(
+            istio="`fixedDelay`, in seconds with millisecond decimals.",
+            builtin="The Lua delay, in milliseconds.",
+        ),
+    )
     percent: Percent = Field(
         default=100,
         description="The share of requests delayed, from 0 to 100 (fractions allowed). "
         "Default: 100.",
+        examples=[50],
+        json_schema_extra=planes(
+            istio="`percentage.value` of the delay.",
+            builtin="A draw out of a million per request, so fractions down to 0.0001 hold.",
+        ),
     )
 
 
 class Abort(SpecModel):
     """Answer requests at once with an HTTP status instead of passing them on."""
 
-    status: int = Field(description="The HTTP status to answer with, from 200 to 599.")
+    status: int = Field(
+        description="The HTTP status to answer with, from 200 to 599.",
+        json_schema_extra=planes(
+            istio="`httpStatus` of the abort.",
+            builtin="The status the proxy answers with.",
+            schema={"minimum": 200, "maximum": 599},
+        ),
+        examples=[503],
+    )
     percent: Percent = Field(
         default=100,
         description="The share of requests aborted, from 0 to 100 (fractions allowed). "
         "Default: 100.",
+        examples=[10],
+        json_schema_extra=planes(
+            istio="`percentage.value` of the abort.",
+            builtin="A draw out of a million per request, so fractions down to 0.0001 hold.",
+        ),
     )
 
     @field_validator("status")
@@ -46,8 +79,29 @@ class Abort(SpecModel):
 class Fault(SpecModel):
     """Injected faults: a delay, an abort, or both (the delay comes first)."""
 
-    delay: Delay | None = Field(default=None, description="Delay some requests.")
-    abort: Abort | None = Field(default=None, description="Answer some requests with an error.")
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    delay: Delay | None = Field(
+        default=None,
+        description="Delay some requests.",
+        examples=[{"fixed": "2s", "percent": 50}],
+        json_schema_extra=planes(
+            istio="`fault.delay` of the rule.",
+            builtin="A Lua action holds the request before it is forwarded.",
+        ),
+    )
+    abort: Abort | None = Field(
+        default=None,
+        description="Answer some requests with an error.",
+        examples=[{"status": 503, "percent": 10}],
+        json_schema_extra=planes(
+            istio="`fault.abort` of the rule.",
+            builtin=(
+                "The proxy answers at once with the status and the body `fault filter abort`,"
+                " as Envoy does."
+            ),
+        ),
+    )
 
     @model_validator(mode="after")
     def _something_to_inject(self) -> Fault:
@@ -60,18 +114,42 @@ class Retries(SpecModel):
     """Try a failed request again, on another endpoint when there is one."""
 
     attempts: int = Field(
-        ge=0, description="How many times a failed request is retried; 0 turns retries off."
+        ge=0,
+        description="How many times a failed request is retried; 0 turns retries off.",
+        examples=[3],
+        json_schema_extra=planes(
+            istio="`retries.attempts`; 0 turns retries off.",
+            builtin=(
+                "`retries` of the route's backends; with 0, only a failed connection is "
+                "retried, once."
+            ),
+        ),
     )
     per_try_timeout: Duration | None = Field(
         default=None,
         description="How long each attempt may take, as a duration. Default: no limit per "
         "attempt beyond the route's `timeout`.",
+        examples=["500ms"],
+        json_schema_extra=planes(
+            istio="`retries.perTryTimeout`.",
+            builtin=(
+                "`timeout server` of the route's backends, when shorter than the route's `timeout`."
+            ),
+        ),
     )
-    on: tuple[str, ...] | None = Field(
+    on: tuple[Annotated[str, WithJsonSchema({"enum": list(_RETRY_TOKENS)})], ...] | None = Field(
         default=None,
         description="What is retried: `5xx`, `gateway-error`, `reset`, `connect-failure`, or a "
         "status code among 401, 403, 404, 408, 425, 500-504. Default: `5xx` and "
         "`connect-failure`.",
+        examples=[["5xx", "connect-failure"]],
+        json_schema_extra=planes(
+            istio="`retries.retryOn`, comma-separated.",
+            builtin=(
+                "HAProxy `retry-on` keywords with Envoy's meaning of each condition: `5xx` is"
+                " 500-504, failed connections, empty answers and answer timeouts."
+            ),
+        ),
     )
 
     @field_validator("on")
@@ -107,54 +185,135 @@ class Mirror(SpecModel):
     """Send a copy of the route's requests to another version; its answers are dropped."""
 
     to: DnsLabel = Field(
-        description="The version that receives the copies; not one the route sends requests to."
+        description="The version that receives the copies; not one the route sends requests to.",
+        examples=["v2"],
+        json_schema_extra=planes(
+            istio="`mirror`: the service's host, subset `<version>`.",
+            builtin="Copies go to the version's headless Service.",
+        ),
     )
     percent: Percent = Field(
         default=100,
         description="The share of requests copied, from 0 to 100 (fractions allowed). "
         "Default: 100.",
+        examples=[10],
+        json_schema_extra=planes(
+            istio="`mirrorPercentage.value`.",
+            builtin="A draw out of a million per request, so fractions down to 0.0001 hold.",
+        ),
     )
 
 
 Weight = Annotated[int, Field(ge=0, le=100)]
-MatchList = Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match_list)]
+MatchList = Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match_list), OneOrList()]
 
 
 class Route(SpecModel):
     """An ordered routing rule of a service. The first rule whose `match` holds decides."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["to"]}, {"required": ["split"]}]}
+    )
+
     name: DnsLabel | None = Field(
         default=None,
         description="A name for the rule, unique within the service; shown in rendered output.",
+        examples=["canary"],
+        json_schema_extra=planes(
+            istio=(
+                "The rule's `name` in the VirtualService (`route-<index>` when not given); in"
+                " the gateway's VirtualService it follows the ingress route's name."
+            ),
+            builtin="A comment above the rule in the HAProxy config.",
+        ),
     )
     match: MatchList | None = Field(
         default=None,
         description="Alternatives (OR) of request conditions; a single mapping is a list of one. "
         "Default: every request. Not for tcp services.",
+        examples=[[{"headers": {"end-user": "jason"}}]],
+        json_schema_extra=planes(
+            istio="The rule's `match` list (`uri`, `method`, `headers`, `queryParams`).",
+            builtin=(
+                "HAProxy conditions on `path`, `method`, `req.hdr()` and `url_param()`: ANDed"
+                " within an alternative, ORed across alternatives."
+            ),
+        ),
     )
     to: DnsLabel | None = Field(
         default=None,
         description="Send every matching request to this version. Give `to` or `split`.",
+        examples=["v2"],
+        json_schema_extra=planes(
+            istio="One `route` destination: the service's host and port, subset `<version>`.",
+            builtin=(
+                "The route's backend: the version's endpoints, found through its headless Service."
+            ),
+        ),
     )
     split: dict[DnsLabel, Weight] | None = Field(
         default=None,
         description="Spread matching requests over versions by weight: version -> percent "
         "(0-100), adding up to 100. Give `to` or `split`.",
+        json_schema_extra=planes(
+            istio="Weighted `route` destinations, one per version with a weight above 0.",
+            builtin=(
+                "One draw from 0 to 99 per request picks a version's backend by cumulative "
+                "weight; a version with weight 0 gets no backend."
+            ),
+            schema={"minProperties": 1},
+        ),
+        examples=[{"v1": 80, "v2": 20}],
     )
     fault: Fault | None = Field(
-        default=None, description="Inject delays or errors, for testing resilience. HTTP only."
+        default=None,
+        description="Inject delays or errors, for testing resilience. HTTP only.",
+        examples=[{"abort": {"status": 503, "percent": 10}}],
+        json_schema_extra=planes(
+            istio="The rule's `fault`.",
+            builtin=(
+                "Applied by the caller's proxy before the request is forwarded, with Envoy's "
+                "answer texts."
+            ),
+        ),
     )
     timeout: Duration | None = Field(
         default=None,
         description="How long a request may take before the caller gets a 504, as a duration. "
         "Default: no timeout. HTTP only.",
+        examples=["2s"],
+        json_schema_extra=planes(
+            istio="The rule's `timeout`: the whole request, retries included.",
+            builtin=(
+                "HAProxy's `timeout server` on the route's backends, which bounds each "
+                "attempt (with retries, the shorter of this and `perTryTimeout`). An expired "
+                "timeout answers 504 `upstream request timeout` (known difference D3)."
+            ),
+        ),
     )
     retries: Retries | None = Field(
-        default=None, description="Retry failed requests. Default: no retries. HTTP only."
+        default=None,
+        description="Retry failed requests. Default: no retries. HTTP only.",
+        examples=[{"attempts": 3, "perTryTimeout": "500ms"}],
+        json_schema_extra=planes(
+            istio="The rule's `retries`; without it Istio's default retry policy applies.",
+            builtin=(
+                "`retries` and `retry-on` on the route's backends. Without it a failed "
+                "connection is still retried, once."
+            ),
+        ),
     )
     mirror: Mirror | None = Field(
         default=None,
         description="Copy matching requests to another version and drop its answers. HTTP only.",
+        examples=[{"to": "v2", "percent": 10}],
+        json_schema_extra=planes(
+            istio="The rule's `mirror` (subset `<version>`) and `mirrorPercentage`.",
+            builtin=(
+                "The caller's proxy sends a copy to the version's headless Service from Lua "
+                "and drops its answer; the request body is buffered."
+            ),
+        ),
     )
 
     @field_validator("split")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, field_validator
 
-from sailplan.model.base import DnsLabel, EnvName, EnvValue, Port, SpecModel
+from sailplan.model.base import DnsLabel, EnvName, EnvValue, Port, SpecModel, planes
 from sailplan.model.policy import Policy
 from sailplan.model.route import Route
 
@@ -25,7 +25,11 @@ def _check_quantity(value: str) -> str:
     return value
 
 
-Quantity = Annotated[str, AfterValidator(_check_quantity)]
+Quantity = Annotated[
+    str,
+    AfterValidator(_check_quantity),
+    WithJsonSchema({"type": "string", "pattern": _QUANTITY.pattern}),
+]
 
 
 class ResourceAmounts(SpecModel):
@@ -34,11 +38,19 @@ class ResourceAmounts(SpecModel):
     cpu: Quantity | None = Field(
         default=None,
         description="CPU as a Kubernetes quantity: cores such as `0.5` or millicores such as `100m`.",
+        examples=["250m"],
+        json_schema_extra=planes(
+            istio="The `cpu` amount, as written.", builtin="The `cpu` amount, as written."
+        ),
     )
     memory: Quantity | None = Field(
         default=None,
         description="Memory as a Kubernetes quantity with a binary or decimal suffix, such as "
         "`128Mi` or `1G`.",
+        examples=["256Mi"],
+        json_schema_extra=planes(
+            istio="The `memory` amount, as written.", builtin="The `memory` amount, as written."
+        ),
     )
 
 
@@ -49,11 +61,21 @@ class Resources(SpecModel):
         default=ResourceAmounts(cpu="50m", memory="64Mi"),
         description="What the scheduler reserves for the app container. Default: cpu `50m`, "
         "memory `64Mi`.",
+        examples=[{"cpu": "100m", "memory": "128Mi"}],
+        json_schema_extra=planes(
+            istio="`resources.requests` of the app container.",
+            builtin="`resources.requests` of the app container.",
+        ),
     )
     limits: ResourceAmounts = Field(
         default=ResourceAmounts(cpu="500m", memory="256Mi"),
         description="The most the app container may use: CPU is throttled above it, and the "
         "container is killed above the memory limit. Default: cpu `500m`, memory `256Mi`.",
+        examples=[{"cpu": "1", "memory": "512Mi"}],
+        json_schema_extra=planes(
+            istio="`resources.limits` of the app container.",
+            builtin="`resources.limits` of the app container.",
+        ),
     )
 
 
@@ -61,16 +83,35 @@ class LocalRun(SpecModel):
     """How `sailplan sandbox` runs this version on a laptop. The process must listen on $PORT."""
 
     command: Annotated[list[str], Field(min_length=1)] = Field(
-        description="The program and its arguments, as a list (no shell). At least one item."
+        description="The program and its arguments, as a list (no shell). At least one item.",
+        examples=[["python", "../apps/users/app.py"]],
+        json_schema_extra=planes(
+            istio="Not rendered; only `sailplan sandbox` reads it.",
+            builtin=(
+                "Not rendered; only `sailplan sandbox` reads it. It runs the command with "
+                "`PORT` set to a free port and `HTTP_PROXY` pointing at the version's "
+                "sidecar."
+            ),
+        ),
     )
     cwd: str | None = Field(
         default=None,
         description="The working directory of the process, relative to the mesh file's folder. "
         "Default: the mesh file's folder.",
+        examples=["../apps/users"],
+        json_schema_extra=planes(
+            istio="Not rendered; only `sailplan sandbox` reads it.",
+            builtin="Not rendered; only `sailplan sandbox` reads it.",
+        ),
     )
     env: dict[EnvName, EnvValue] | None = Field(
         default=None,
         description="Environment variables for the sandbox only, added over the version's `env`.",
+        examples=[{"DEBUG": "1"}],
+        json_schema_extra=planes(
+            istio="Not rendered; only `sailplan sandbox` reads it.",
+            builtin="Not rendered; only `sailplan sandbox` reads it.",
+        ),
     )
 
 
@@ -81,6 +122,12 @@ class Readiness(SpecModel):
         default="/healthz",
         description="The path probed on the service port; it must start with `/`. "
         "Default: `/healthz`.",
+        json_schema_extra=planes(
+            istio="The probe's `httpGet.path`.",
+            builtin="The probe's `httpGet.path`; the sandbox polls the same path.",
+            schema={"pattern": "^/"},
+        ),
+        examples=["/ready"],
     )
 
     @field_validator("path")
@@ -97,31 +144,83 @@ class Version(SpecModel):
     image: str = Field(
         min_length=1,
         description="The container image that runs this version, e.g. `registry/app:1.2.0`.",
+        examples=["registry.example.com/users:1.4.0"],
+        json_schema_extra=planes(
+            istio="The app container's image.",
+            builtin="The app container's image; the sidecar runs the proxy image beside it.",
+        ),
     )
     replicas: int = Field(
         default=1,
         ge=0,
         description="How many pods run this version; 0 keeps it defined but stopped. Default: 1.",
+        examples=[3],
+        json_schema_extra=planes(
+            istio="The Deployment's `replicas`.",
+            builtin="The Deployment's `replicas`; the sandbox starts as many processes.",
+        ),
     )
     env: dict[EnvName, EnvValue] | None = Field(
         default=None,
         description="Environment variables of the app container. Names are letters, digits and "
         "`_`; numbers are taken as text. `PORT` is reserved: sailplan sets it to the service port.",
+        json_schema_extra=planes(
+            istio="The app container's environment, sorted by name, with `PORT` added.",
+            builtin=(
+                "The app container's environment, sorted by name, with `PORT` added; the "
+                "sandbox passes it to the process too."
+            ),
+            schema={"propertyNames": {"not": {"enum": list(RESERVED_ENV)}}},
+        ),
+        examples=[{"LOG_LEVEL": "debug"}],
     )
     resources: Resources = Field(
         default=Resources(),
         description="CPU and memory requests and limits of the app container. Default: requests "
         "`50m`/`64Mi`, limits `500m`/`256Mi`.",
+        examples=[
+            {
+                "requests": {"cpu": "100m", "memory": "128Mi"},
+                "limits": {"cpu": "1", "memory": "512Mi"},
+            }
+        ],
+        json_schema_extra=planes(
+            istio="The app container's `resources`; Istio's injected sidecar sets its own.",
+            builtin=(
+                "The app container's `resources`; the sidecar has its own (requests 50m/32Mi,"
+                " limits 1/128Mi)."
+            ),
+        ),
     )
     readiness: Readiness | None = Field(
         default=None,
         description="An HTTP readiness check of the app. Default: none, the pod is ready once "
         "it runs.",
+        examples=[{"path": "/ready"}],
+        json_schema_extra=planes(
+            istio=(
+                "A `readinessProbe` of the app container: HTTP GET on the service port every "
+                "5s, unready after 3 failures."
+            ),
+            builtin=(
+                "A `readinessProbe` of the app container: HTTP GET on the service port every "
+                "5s, unready after 3 failures; the sandbox waits for it before it reports "
+                "ready."
+            ),
+        ),
     )
     local: LocalRun | None = Field(
         default=None,
         description="How `sailplan sandbox` starts this version as a local process. A version "
         "without it (and with replicas above 0) cannot run in the sandbox.",
+        examples=[{"command": ["python", "app.py"]}],
+        json_schema_extra=planes(
+            istio="Not rendered; only `sailplan sandbox` reads it.",
+            builtin=(
+                "Not rendered; only `sailplan sandbox` reads it. The sandbox runs the builtin"
+                " sidecar."
+            ),
+        ),
     )
 
     @field_validator("env")
@@ -141,23 +240,76 @@ class Service(SpecModel):
 
     port: Port = Field(
         description="The port the service is reached on, and the port its app listens on "
-        "(given to the app as `$PORT`). From 1 to 65535."
+        "(given to the app as `$PORT`). From 1 to 65535.",
+        examples=[8080],
+        json_schema_extra=planes(
+            istio=(
+                "The Service port and the container port (named `<protocol>-<port>`), `PORT` "
+                "in the app's environment, and the port of every route destination."
+            ),
+            builtin=(
+                "The Service port and the container port, `PORT` in the app's environment; "
+                "the sidecar's inbound listener forwards to it and callers' sidecars dial "
+                "versions on it."
+            ),
+        ),
     )
     protocol: Protocol = Field(
         default="http",
         description="What the service speaks: `http`, `grpc` or `tcp`. The builtin data plane "
         "proxies `http` only. Default: `http`.",
+        examples=["grpc"],
+        json_schema_extra=planes(
+            istio=(
+                "The port's name prefix and `appProtocol`, from which Istio picks how to "
+                "proxy it; a tcp service gets a DestinationRule and no VirtualService."
+            ),
+            builtin="Only `http` is supported; `tcp` and `grpc` are refused.",
+        ),
     )
     versions: Annotated[dict[DnsLabel, Version], Field(min_length=1)] = Field(
-        description="The versions of the service by name (a DNS label such as `v1`). At least one."
+        description="The versions of the service by name (a DNS label such as `v1`). At least one.",
+        examples=[
+            {
+                "v1": {"image": "registry.example.com/users:1.4.0"},
+                "v2": {"image": "registry.example.com/users:1.5.0"},
+            }
+        ],
+        json_schema_extra=planes(
+            istio=(
+                "A Deployment `<service>-<version>` each, its pods labelled `version: "
+                "<version>`, and a subset per version in the DestinationRule."
+            ),
+            builtin=(
+                "A Deployment `<service>-<version>` each, with a headless Service of the same"
+                " name that callers' sidecars resolve."
+            ),
+        ),
     )
     routes: list[Route] = Field(
         default=[],
         description="Ordered routing rules: the first whose `match` holds decides where a request "
         "goes. Default: none, requests are spread over every version.",
+        examples=[[{"split": {"v1": 90, "v2": 10}}]],
+        json_schema_extra=planes(
+            istio=(
+                "The ordered `http` rules of the service's VirtualService; unless the last "
+                "rule matches every request, a final `all-versions` rule sends the rest to "
+                "every version."
+            ),
+            builtin=(
+                "Ordered rules in the outbound listener of every sidecar (and in the "
+                "gateway); requests no rule matched go to a backend of every version."
+            ),
+        ),
     )
     policy: Policy | None = Field(
         default=None,
         description="How callers treat the service's endpoints: load balancing, connection "
         "limits, outlier detection. Default: none.",
+        examples=[{"loadBalancer": "least-request"}],
+        json_schema_extra=planes(
+            istio="The `trafficPolicy` of the service's DestinationRule.",
+            builtin="Options of the service's backends in every caller's sidecar.",
+        ),
     )
