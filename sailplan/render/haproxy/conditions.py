@@ -52,8 +52,12 @@ def alternatives(matches: Sequence[Match] | None, scope: str) -> tuple[list[str]
         names = []
         for index, (fetch, string_match) in enumerate(_fetches(match)):
             name = acl_name(scope, f"m{number}", str(index))
+            value = string_match.value
+            if string_match.kind == "regex":
+                # Envoy's safe_regex matches the whole value; HAProxy's `-m reg` searches in it.
+                value = f"^(?:{value})$"
             declarations.append(
-                f"acl {name} {fetch} -m {_METHOD[string_match.kind]} -- {quote(string_match.value)}"
+                f"acl {name} {fetch} -m {_METHOD[string_match.kind]} -- {quote(value)}"
             )
             names.append(name)
         groups.append(names)
