@@ -41,6 +41,15 @@ def _fetches(match: Match) -> list[tuple[str, StringMatch]]:
     return fetches
 
 
+def _pattern(kind: str, value: str) -> str:
+    # HAProxy loads no pattern from an empty word: `-m str ''` would match nothing at all.
+    if value == "" and kind == "exact":
+        return "-m len 0"
+    if value == "" and kind == "prefix":
+        return "-m found"
+    return f"-m {_METHOD[kind]} -- {quote(value)}"
+
+
 def alternatives(matches: Sequence[Match] | None, scope: str) -> tuple[list[str], list[list[str]]]:
     """The ACL declarations and the OR of ANDs of their names; [[]] means every request.
     `scope` keeps the names unique within a frontend."""
@@ -56,9 +65,7 @@ def alternatives(matches: Sequence[Match] | None, scope: str) -> tuple[list[str]
             if string_match.kind == "regex":
                 # Envoy's safe_regex matches the whole value; HAProxy's `-m reg` searches in it.
                 value = f"^(?:{value})$"
-            declarations.append(
-                f"acl {name} {fetch} -m {_METHOD[string_match.kind]} -- {quote(value)}"
-            )
+            declarations.append(f"acl {name} {fetch} {_pattern(string_match.kind, value)}")
             names.append(name)
         groups.append(names)
     return declarations, groups
@@ -69,7 +76,10 @@ def when(*groups: Sequence[str]) -> str:
     return f" if {text}" if text else ""
 
 
-def any_of(prefix: Sequence[str], alternatives: list[list[str]]) -> str:
-    """`prefix AND (alt1 OR alt2 ...)`, repeating the prefix in each branch as HAProxy requires."""
-    branches = [" ".join([*prefix, *alternative]) for alternative in alternatives]
-    return " if " + " or ".join(branches)
+def rule_per_alternative(
+    rule: str, prefix: Sequence[str], alternatives: list[list[str]]
+) -> list[str]:
+    """`rule if prefix AND (alt1 OR alt2 ...)` as one line per alternative. Every prefix here
+    checks that the variable the rule sets is still unset, so the lines act as one OR; one line
+    would outgrow HAProxy's 64 words per line after a few alternatives."""
+    return [rule + when(prefix, alternative) for alternative in alternatives]

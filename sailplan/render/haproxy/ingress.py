@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sailplan.model.ingress import IngressRoute
 
-from .conditions import alternatives, any_of
+from .conditions import alternatives, rule_per_alternative
 from .context import Context, Writer
 from .globals import NO_ROUTE_BODY
 from .quoting import acl_name, bare, quote
@@ -46,5 +46,5 @@ def _ingress_route_lines(ingress_route: IngressRoute, index: int) -> list[str]:
     unset = "!{ var(txn.svc) -m found }"
     # `:` cannot occur in a service name, so these ACL names never meet a service's.
     acls, groups = alternatives(ingress_route.match, acl_name(f"ingress:r{index}"))
-    rule = f"http-request set-var(txn.svc) str({ingress_route.service})" + any_of([unset], groups)
-    return [*acls, rule]
+    rule = f"http-request set-var(txn.svc) str({ingress_route.service})"
+    return [*acls, *rule_per_alternative(rule, [unset], groups)]

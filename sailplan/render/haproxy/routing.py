@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from sailplan.model import Route
 
 from .backends import backend_choice, backends
-from .conditions import alternatives, any_of, percent_condition, when
+from .conditions import alternatives, percent_condition, rule_per_alternative, when
 from .context import Context, DnsEndpoints, Passthrough, Writer, flat
 from .endpoints import mirror_base
 from .globals import ABORT_BODY
@@ -35,7 +35,8 @@ def service_routing(ctx: Context, service_name: str, *, guarded: bool = False) -
         lines.append(f"# services.{service_name}.routes[{index}]{name}")
         acls, groups = alternatives(route.match, acl_name(service_name, f"r{index}"))
         lines += acls
-        lines.append(f"http-request set-var(txn.route) str({label})" + any_of(prefix, groups))
+        rule = f"http-request set-var(txn.route) str({label})"
+        lines += rule_per_alternative(rule, prefix, groups)
         on_route = f"{{ var(txn.route) -m str {label} }}"
         lines += _faults(route, on_route)
         if route.mirror is not None:
