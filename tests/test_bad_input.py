@@ -187,7 +187,7 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         "bad regex",
         {f"{R0}.match": [{"path": {"regex": "/(a"}}]},
         [
-            f"{R0}.match[0].path.regex: '/(a' is not a valid regular expression: missing ), unterminated subpattern at position 1"
+            f"{R0}.match[0].path.regex: '/(a' is not a valid regular expression (RE2 syntax): missing ): /(a"
         ],
     ),
     (

@@ -161,7 +161,7 @@ def test_values_are_quoted_literally() -> None:
         "v1",
         endpoints=STATIC,
     ).haproxy_cfg
-    assert "{ req.hdr(x-env) -m str 'it'\\''s $HOME' }" in cfg
+    assert "req.fhdr(x-env) -m str -- 'it'\\''s $HOME'" in cfg
 
 
 def test_compilation_is_deterministic() -> None:

@@ -48,15 +48,18 @@ class SpecModel(BaseModel):
 
 
 # A DNS-1123 label; Kubernetes Service names must in addition start with a letter (DNS-1035).
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HEADER_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
+# Every check uses fullmatch: `$` would also accept a value ending in a newline.
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_HOST = re.compile(r"\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# RFC 9110 token characters (lower case), without the three HAProxy reads as syntax in an
+# unquoted word: `#` (comment), `$` (environment variable) and `'` (quote).
+_HEADER_NAME = re.compile(r"[a-z0-9!%&*+.^_`|~-]+")
 
 
 def check_label(value: str) -> str:
-    if not _LABEL.match(value) or len(value) > 63:
+    if not _LABEL.fullmatch(value) or len(value) > 63:
         raise ValueError(
             f"{value!r} is not a valid name: use lowercase letters, digits and '-', "
             "start and end with a letter or digit, at most 63 characters"
@@ -66,13 +69,13 @@ def check_label(value: str) -> str:
 
 def check_service_name(value: str) -> str:
     check_label(value)
-    if not _DNS1035.match(value):
+    if not _DNS1035.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid service name: it must start with a letter")
     return value
 
 
 def check_host(value: str) -> str:
-    if not _HOST.match(value) or len(value) > 253:
+    if not _HOST.fullmatch(value) or len(value) > 253:
         raise ValueError(
             f"{value!r} is not a valid host: use a DNS name such as 'shop.example.com', "
             "'*.example.com' or '*'"
@@ -81,7 +84,7 @@ def check_host(value: str) -> str:
 
 
 def check_env_name(value: str) -> str:
-    if not _ENV_NAME.match(value):
+    if not _ENV_NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid environment variable name: use letters, digits and '_', "
             "not starting with a digit"
@@ -90,7 +93,7 @@ def check_env_name(value: str) -> str:
 
 
 def check_header_name(value: str) -> str:
-    if not _HEADER_NAME.match(value):
+    if not _HEADER_NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid header name: use lowercase letters, digits and '-'"
         )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import re2
 from pydantic import (
+    AfterValidator,
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
@@ -18,8 +20,38 @@ from pydantic_core import core_schema
 
 from sailplan.model.base import HeaderName, SpecModel, planes
 
-# Constructs Envoy's RE2 rejects but Python's `re` accepts: catch them here rather than at apply time.
+# Lookaround and backreferences: what users most often bring from other engines; named in the
+# problem, as RE2's own message ("invalid perl operator") does not say what to do.
 _NON_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]")
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the problem reports the error; RE2 would also print it to stderr
+# C0 controls and DEL: no request carries them in a path, header or query, and a newline or NUL
+# has no place in a proxy config.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What a request target carries unencoded (HAProxy answers 400 to anything else); a path ends
+# at `?`, a query value at `&` (and `;` for HAProxy's url_param), `#` never reaches the proxy,
+# and url_param does not find a value holding a `?`.
+_PATH_TEXT = re.compile(r"[!-~]*")
+_PATH_STOPS = "?#"
+_QUERY_STOPS = "#&;?"
+# Query parameter names: RFC 9110 token characters without `#`, `$`, `'` (HAProxy syntax) and
+# `&` (the parameter separator).
+_QUERY_NAME = re.compile(r"[A-Za-z0-9!%*+.^_`|~-]+")
+_METHOD_TEXT = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]*")
+# HAProxy reads at most 64 words on a line: a match's conditions share one rule line.
+MAX_CONDITIONS = 32
+
+
+def check_query_name(value: str) -> str:
+    if not _QUERY_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid query parameter name: use letters, digits and "
+            "- _ . ~ ! * + ^ ` | %"
+        )
+    return value
+
+
+QueryName = Annotated[str, AfterValidator(check_query_name)]
 
 HTTP_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
 
@@ -87,19 +119,36 @@ class StringMatch(SpecModel):
             raise ValueError(f"give exactly one of exact, prefix or regex (found: {found})")
         return self
 
+    @field_validator("exact", "prefix", "regex")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        if value is not None and _CONTROL.search(value):
+            raise ValueError(
+                f"{value!r} contains a control character (such as a newline, tab or NUL), "
+                "which no request can match"
+            )
+        return value
+
     @field_validator("regex")
     @classmethod
     def _regex_compiles(cls, value: str | None) -> str | None:
+        """RE2 is Envoy's engine: accept exactly what Istio accepts."""
         if value is None:
             return value
         try:
-            re.compile(value)
-        except re.error as error:
-            raise ValueError(f"{value!r} is not a valid regular expression: {error}") from None
-        if _NON_RE2.search(value):
+            re2.compile(value, _RE2_OPTIONS)
+        except re2.error as error:
+            if _NON_RE2.search(value):
+                raise ValueError(
+                    f"{value!r} uses lookaround or a backreference, "
+                    "which RE2 (Envoy) does not support"
+                ) from None
+            reason = error.args[0]
+            if isinstance(reason, bytes):
+                reason = reason.decode("utf-8", "replace")
             raise ValueError(
-                f"{value!r} uses lookaround or a backreference, which RE2 (Envoy) does not support"
-            )
+                f"{value!r} is not a valid regular expression (RE2 syntax): {reason}"
+            ) from None
         return value
 
     @property
@@ -126,6 +175,31 @@ class StringMatch(SpecModel):
         return f"~{self.value}"
 
 
+def _check_header_value(match: StringMatch) -> StringMatch:
+    if match.kind != "regex" and match.value != match.value.strip(" "):
+        raise ValueError(
+            f"{match.value!r} starts or ends with a space, which HTTP strips from every header "
+            "value, so no request could match"
+        )
+    return match
+
+
+def _check_query_value(match: StringMatch) -> StringMatch:
+    text = match.value
+    if match.kind != "regex" and (
+        not _PATH_TEXT.fullmatch(text) or any(c in text for c in _QUERY_STOPS)
+    ):
+        raise ValueError(
+            f"{text!r} cannot be a query value: use printable ASCII without spaces, '#', '&', ';' "
+            "or '?', and percent-encode the rest (a space is %20)"
+        )
+    return match
+
+
+HeaderValueMatch = Annotated[StringMatch, AfterValidator(_check_header_value)]
+QueryValueMatch = Annotated[StringMatch, AfterValidator(_check_query_value)]
+
+
 class Match(SpecModel):
     """One alternative: every field given must hold (AND). A route's `match` is a list of these (OR)."""
 
@@ -140,7 +214,7 @@ class Match(SpecModel):
         ),
         examples=[{"prefix": "/api/"}],
     )
-    headers: dict[HeaderName, StringMatch] | None = Field(
+    headers: dict[HeaderName, HeaderValueMatch] | None = Field(
         default=None,
         description="Request headers by lowercase name; each must be present and match.",
         examples=[{"end-user": "jason"}],
@@ -161,7 +235,7 @@ class Match(SpecModel):
         ),
         examples=["POST"],
     )
-    query: dict[str, StringMatch] | None = Field(
+    query: dict[QueryName, QueryValueMatch] | None = Field(
         default=None,
         description="Query parameters by name; each must be present and match.",
         examples=[{"debug": "1"}],
@@ -174,8 +248,15 @@ class Match(SpecModel):
     @field_validator("path")
     @classmethod
     def _path_is_absolute(cls, value: StringMatch | None) -> StringMatch | None:
-        if value is not None and value.kind != "regex" and not value.value.startswith("/"):
+        if value is None or value.kind == "regex":
+            return value
+        if not value.value.startswith("/"):
             raise ValueError(f"{value.value!r} must start with '/'")
+        if not _PATH_TEXT.fullmatch(value.value) or any(c in value.value for c in _PATH_STOPS):
+            raise ValueError(
+                f"{value.value!r} cannot be a request path: use printable ASCII without spaces, "
+                "'?' or '#', and percent-encode the rest (a space is %20)"
+            )
         return value
 
     @field_validator("method")
@@ -185,7 +266,20 @@ class Match(SpecModel):
             raise ValueError(
                 f"{value.value!r} is not an HTTP method: use one of {', '.join(HTTP_METHODS)}"
             )
+        if value is not None and value.kind == "prefix" and not _METHOD_TEXT.fullmatch(value.value):
+            raise ValueError(
+                f"{value.value!r} cannot start an HTTP method: use letters, digits and '-'"
+            )
         return value
+
+    @model_validator(mode="after")
+    def _fits_one_rule(self) -> Match:
+        count = len(self.headers or {}) + len(self.query or {})
+        if count > MAX_CONDITIONS:
+            raise ValueError(
+                f"{count} header and query conditions in one match: use at most {MAX_CONDITIONS}"
+            )
+        return self
 
     @property
     def is_catch_all(self) -> bool:

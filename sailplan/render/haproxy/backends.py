@@ -8,7 +8,7 @@ from sailplan.model import Route, Service
 from .context import Context, Writer
 from .endpoints import servers
 from .globals import OVERFLOW_BODY
-from .quoting import ident, quote
+from .quoting import bare, ident, quote
 
 # HAProxy 2.6 retry-on keywords for each condition of the spec (Envoy's meaning of each).
 _RETRY_ON = {
@@ -70,8 +70,8 @@ def _pool_lines(service: Service) -> list[str]:
         lb = policy.load_balancer
         if lb.algorithm is not None:
             lines.append(f"balance {_BALANCE[lb.algorithm]}")
-        else:
-            lines += [f"balance hdr({lb.hash_header})", "hash-type consistent"]
+        elif lb.hash_header is not None:
+            lines += [f"balance hdr({bare(lb.hash_header)})", "hash-type consistent"]
     if policy is not None and policy.connection_pool is not None:
         # Envoy answers at once when the pool and its pending queue are full; maxqueue alone
         # would only redispatch, so check the queue explicitly.

@@ -1,4 +1,10 @@
-"""A route's match as HAProxy ACL conditions, and the random draws of percentages."""
+"""A route's match as HAProxy ACLs, and the random draws of percentages.
+
+Every match value becomes a named ACL (`acl <name> <fetch> -m <method> -- '<value>'`) rather than
+an anonymous `{ ... }` block: inside braces HAProxy ends the block at any word `}` and reads a
+word starting with `-` as a flag, even quoted, so a value could close the condition or vanish.
+In a named ACL `--` ends the flags and every word after it is a pattern.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,11 @@ from collections.abc import Sequence
 
 from sailplan.model import Match, StringMatch
 
-from .quoting import quote
+from .quoting import acl_name, bare, quote
 
 # A route's percentages allow decimals down to 0.0001: draw from a million.
 _DRAW_RANGE = 1_000_000
+_METHOD = {"exact": "str", "prefix": "beg", "regex": "reg"}
 
 
 def percent_condition(percent: float) -> str:
@@ -20,32 +27,48 @@ def percent_condition(percent: float) -> str:
     return f"{{ rand({_DRAW_RANGE}) -m int lt {threshold} }}"
 
 
-def _string_condition(fetch: str, match: StringMatch) -> str:
-    if match.kind == "exact":
-        return f"{{ {fetch} -m str {quote(match.value)} }}"
-    if match.kind == "prefix":
-        return f"{{ {fetch} -m beg {quote(match.value)} }}"
-    return f"{{ {fetch} -m reg {quote(match.value)} }}"
-
-
-def _match_conditions(match: Match) -> list[str]:
-    conditions = []
+def _fetches(match: Match) -> list[tuple[str, StringMatch]]:
+    fetches = []
     if match.path is not None:
-        conditions.append(_string_condition("path", match.path))
+        fetches.append(("path", match.path))
     if match.method is not None:
-        conditions.append(_string_condition("method", match.method))
+        fetches.append(("method", match.method))
+    # fhdr: the whole header value; hdr would split it at commas and match the pieces.
     for name, header in sorted((match.headers or {}).items()):
-        conditions.append(_string_condition(f"req.hdr({name})", header))
+        fetches.append((f"req.fhdr({bare(name)})", header))
     for name, param in sorted((match.query or {}).items()):
-        conditions.append(_string_condition(f"url_param({name})", param))
-    return conditions
+        fetches.append((f"url_param({bare(name)})", param))
+    return fetches
 
 
-def alternatives(matches: Sequence[Match] | None) -> list[list[str]]:
-    """OR of ANDs, as HAProxy condition groups; [[]] means every request."""
+def _pattern(kind: str, value: str) -> str:
+    # HAProxy loads no pattern from an empty word: `-m str ''` would match nothing at all.
+    if value == "" and kind == "exact":
+        return "-m len 0"
+    if value == "" and kind == "prefix":
+        return "-m found"
+    return f"-m {_METHOD[kind]} -- {quote(value)}"
+
+
+def alternatives(matches: Sequence[Match] | None, scope: str) -> tuple[list[str], list[list[str]]]:
+    """The ACL declarations and the OR of ANDs of their names; [[]] means every request.
+    `scope` keeps the names unique within a frontend."""
     if not matches:
-        return [[]]
-    return [_match_conditions(m) for m in matches]
+        return [], [[]]
+    declarations: list[str] = []
+    groups: list[list[str]] = []
+    for number, match in enumerate(matches):
+        names = []
+        for index, (fetch, string_match) in enumerate(_fetches(match)):
+            name = acl_name(scope, f"m{number}", str(index))
+            value = string_match.value
+            if string_match.kind == "regex":
+                # Envoy's safe_regex matches the whole value; HAProxy's `-m reg` searches in it.
+                value = f"^(?:{value})$"
+            declarations.append(f"acl {name} {fetch} {_pattern(string_match.kind, value)}")
+            names.append(name)
+        groups.append(names)
+    return declarations, groups
 
 
 def when(*groups: Sequence[str]) -> str:
@@ -53,7 +76,10 @@ def when(*groups: Sequence[str]) -> str:
     return f" if {text}" if text else ""
 
 
-def any_of(prefix: Sequence[str], alternatives: list[list[str]]) -> str:
-    """`prefix AND (alt1 OR alt2 ...)`, repeating the prefix in each branch as HAProxy requires."""
-    branches = [" ".join([*prefix, *alternative]) for alternative in alternatives]
-    return " if " + " or ".join(branches)
+def rule_per_alternative(
+    rule: str, prefix: Sequence[str], alternatives: list[list[str]]
+) -> list[str]:
+    """`rule if prefix AND (alt1 OR alt2 ...)` as one line per alternative. Every prefix here
+    checks that the variable the rule sets is still unset, so the lines act as one OR; one line
+    would outgrow HAProxy's 64 words per line after a few alternatives."""
+    return [rule + when(prefix, alternative) for alternative in alternatives]

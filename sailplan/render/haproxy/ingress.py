@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sailplan.model.ingress import IngressRoute
 
-from .conditions import alternatives, any_of
+from .conditions import alternatives, rule_per_alternative
 from .context import Context, Writer
 from .globals import NO_ROUTE_BODY
-from .quoting import quote
+from .quoting import acl_name, bare, quote
 from .routing import dispatch_lines, service_frontends
 
 
@@ -21,15 +21,15 @@ def ingress(ctx: Context, out: Writer, listen_port: int) -> None:
         allowed = []
         for host in spec.hosts:
             if host.startswith("*."):
-                allowed.append(f"{{ var(txn.host) -m end {host[1:]} }}")
+                allowed.append(f"{{ var(txn.host) -m end {bare(host[1:])} }}")
             else:
-                allowed.append(f"{{ var(txn.host) -m str {host} }}")
+                allowed.append(f"{{ var(txn.host) -m str {bare(host)} }}")
         body.append(
             f"http-request return status 404 content-type text/plain string {quote(NO_ROUTE_BODY)} "
             f"unless {' or '.join(allowed)}"
         )
     for index, ingress_route in enumerate(spec.routes):
-        body.append(_ingress_route_line(ingress_route, index))
+        body += _ingress_route_lines(ingress_route, index)
     targets = sorted({r.service for r in spec.routes})
     body += dispatch_lines(ctx, targets)
     body.append("default_backend no_route")
@@ -42,8 +42,9 @@ def ingress(ctx: Context, out: Writer, listen_port: int) -> None:
     service_frontends(ctx, out, targets, "g")
 
 
-def _ingress_route_line(ingress_route: IngressRoute, index: int) -> str:
+def _ingress_route_lines(ingress_route: IngressRoute, index: int) -> list[str]:
     unset = "!{ var(txn.svc) -m found }"
-    return f"http-request set-var(txn.svc) str({ingress_route.service})" + any_of(
-        [unset], alternatives(ingress_route.match)
-    )
+    # `:` cannot occur in a service name, so these ACL names never meet a service's.
+    acls, groups = alternatives(ingress_route.match, acl_name(f"ingress:r{index}"))
+    rule = f"http-request set-var(txn.svc) str({ingress_route.service})"
+    return [*acls, *rule_per_alternative(rule, [unset], groups)]

@@ -1,14 +1,49 @@
-"""The boundary between spec values and proxy config text."""
+"""The one boundary between spec values and proxy config text.
+
+Every value from a mesh that reaches haproxy.cfg, a map file or a Lua action's arguments goes
+through one of these functions. The model refuses bad values first, with the path of the field;
+these checks are the last line, so a value that slipped past validation fails the render loudly
+instead of becoming config syntax.
+"""
 
 from __future__ import annotations
 
 import re
 
+# HAProxy reads a config line by line; C0 controls and DEL are never meaningful in a match value
+# and a newline would start a new directive.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Unquoted words HAProxy takes literally: RFC 9110 token characters without `#` (comment),
+# `$` (environment expansion) and `'` (quoting); also none of `(),` that end a fetch argument.
+_BARE_WORD = re.compile(r"[A-Za-z0-9!%&*+.^_`|~-]+")
+_ACL_PART = re.compile(r"[A-Za-z0-9_.:-]+")
+
+
+class UnsafeValue(ValueError):
+    """A spec value that cannot be written into the proxy config as data."""
+
 
 def quote(text: str) -> str:
     """One HAProxy argument, taken literally: single quotes stop escapes and `$VAR` expansion;
     a single quote inside is closed, escaped and reopened, as in a shell."""
+    if _CONTROL.search(text):
+        raise UnsafeValue(f"{text!r} contains a control character")
     return "'" + text.replace("'", "'\\''") + "'"
+
+
+def bare(word: str) -> str:
+    """A name written unquoted, such as a header name inside `req.fhdr(...)`."""
+    if not _BARE_WORD.fullmatch(word):
+        raise UnsafeValue(f"{word!r} is not safe unquoted in a proxy config")
+    return word
+
+
+def acl_name(*parts: str) -> str:
+    """A named ACL; HAProxy allows letters, digits, `-_.:` in the name."""
+    name = ".".join(parts)
+    if not _ACL_PART.fullmatch(name):
+        raise UnsafeValue(f"{name!r} is not a valid ACL name")
+    return name
 
 
 def ident(*parts: str) -> str:

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from sailplan.model import Route
 
 from .backends import backend_choice, backends
-from .conditions import alternatives, any_of, percent_condition, when
+from .conditions import alternatives, percent_condition, rule_per_alternative, when
 from .context import Context, DnsEndpoints, Passthrough, Writer, flat
 from .endpoints import mirror_base
 from .globals import ABORT_BODY
-from .quoting import quote
+from .quoting import acl_name, bare, quote
 
 HOP_SUFFIX = "__hop"
 
@@ -33,17 +33,17 @@ def service_routing(ctx: Context, service_name: str, *, guarded: bool = False) -
         label = f"{service_name}.{index}"
         name = f" {route.name}" if route.name else ""
         lines.append(f"# services.{service_name}.routes[{index}]{name}")
-        lines.append(
-            f"http-request set-var(txn.route) str({label})"
-            + any_of(prefix, alternatives(route.match))
-        )
+        acls, groups = alternatives(route.match, acl_name(service_name, f"r{index}"))
+        lines += acls
+        rule = f"http-request set-var(txn.route) str({label})"
+        lines += rule_per_alternative(rule, prefix, groups)
         on_route = f"{{ var(txn.route) -m str {label} }}"
         lines += _faults(route, on_route)
         if route.mirror is not None:
             base = mirror_base(ctx, service_name, route.mirror.to)
             if base is not None:
                 lines.append(
-                    f"http-request lua.sailplan_mirror {base}"
+                    f"http-request lua.sailplan_mirror {quote(base)}"
                     + when([on_route, percent_condition(route.mirror.percent)])
                 )
     return lines
@@ -81,7 +81,7 @@ def hosts_map(ctx: Context) -> str:
             f"{service_name}.{namespace}.svc",
             f"{service_name}.{namespace}.svc.{domain}",
         ):
-            lines.append(f"{name} {service_name}")
+            lines.append(f"{bare(name)} {service_name}")
     return "\n".join(lines) + "\n"
 
 
