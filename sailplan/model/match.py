@@ -92,15 +92,12 @@ class StringMatch(SpecModel):
     )
     regex: str | None = Field(
         default=None,
-        description="The value matches this regular expression, in RE2 syntax (no lookaround, "
-        "no backreferences). Anchor it with `^` and `$` for the same meaning on both data planes.",
+        description="The whole value matches this regular expression, in RE2 syntax (no "
+        "lookaround, no backreferences).",
         examples=["^/api/v[0-9]+/.*$"],
         json_schema_extra=planes(
             istio="`regex`: Envoy matches the whole value.",
-            builtin=(
-                "HAProxy's `-m reg`, which matches anywhere in the value: anchor with `^` and"
-                " `$` to behave as on istio (known difference D1)."
-            ),
+            builtin="HAProxy's `-m reg` on `^(?:<regex>)$`: the whole value, as on istio.",
         ),
     )
 
@@ -220,9 +217,8 @@ class Match(SpecModel):
         examples=[{"end-user": "jason"}],
         json_schema_extra=planes(
             istio="`headers` of the match.",
-            builtin="A condition on `req.hdr(<name>)` per header. HAProxy splits a header's "
-            "value at commas and compares each part, so `exact: jason` also matches "
-            "`bob, jason` (known difference D16).",
+            builtin="A condition on `req.fhdr(<name>)` per header: the whole value as sent, "
+            "so `exact: jason` does not match `bob, jason`, as on istio.",
         ),
     )
     method: StringMatch | None = Field(
