@@ -118,7 +118,8 @@ def _numbers_as_text(value: Any) -> Any:
 # The JSON Schema of each value type says what its validator checks, so editors flag the same
 # mistakes; WithJsonSchema changes the schema only, never validation.
 def _text(pattern: re.Pattern[str], max_length: int | None = None) -> WithJsonSchema:
-    schema: dict[str, Any] = {"type": "string", "pattern": pattern.pattern}
+    # The validators use fullmatch; a JSON Schema pattern searches, so it is anchored here.
+    schema: dict[str, Any] = {"type": "string", "pattern": f"^(?:{pattern.pattern})$"}
     if max_length is not None:
         schema["maxLength"] = max_length
     return WithJsonSchema(schema)
