@@ -442,7 +442,8 @@ def test_problems_anywhere_in_the_file_are_reported_together() -> None:
         "services.service2.port": 0,
     }
     with pytest.raises(sailplan.SpecError) as error:
-        sailplan.load_mesh_text(yaml.safe_dump(edited(edits)))
+        sailplan.load_mesh_text(yaml.safe_dump(edited(edits), sort_keys=False))
+    # In the order of the file (keys kept in the demo's order), not the order of the checks.
     assert [str(problem) for problem in error.value.problems] == [
         "services.service1.versions.v1.replicaz: unknown key; did you mean 'replicas'?",
         "services.service1.routes[0].split: weights add up to 90, they must add up to 100",
@@ -458,9 +459,9 @@ def test_a_typo_does_not_hide_a_reference_problem_elsewhere() -> None:
         "ingress.routes[0].service": "nope",
     }
     with pytest.raises(sailplan.SpecError) as error:
-        sailplan.load_mesh_text(yaml.safe_dump(edited(edits)))
+        sailplan.load_mesh_text(yaml.safe_dump(edited(edits), sort_keys=False))
     assert [str(problem) for problem in error.value.problems] == [
-        "services.service2.versions.v1.replicaz: unknown key; did you mean 'replicas'?",
         "services.service1.routes[0].split.v3: unknown version 'v3'; this service has: v1, v2",
+        "services.service2.versions.v1.replicaz: unknown key; did you mean 'replicas'?",
         "ingress.routes[0].service: unknown service 'nope'; services are: service1, service2",
     ]

@@ -6,19 +6,72 @@ import difflib
 import types
 import typing
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+# A problem quotes at most this many characters of a rejected value: a 10 MiB string or an alias
+# bomb must not turn into megabytes of output.
+CLIP = 80
+MESSAGE_LIMIT = 6 * CLIP
+
+
+def clip(text: str, limit: int = CLIP) -> str:
+    """`text`, cut to `limit` characters with an ellipsis when longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown(value: Any) -> str:
+    """The repr of a rejected value as a problem quotes it: clipped, so never huge."""
+    if isinstance(value, str):
+        return repr(clip(value))
+    if isinstance(value, list | dict | tuple):
+        # repr of a shared, alias-expanded structure could be enormous: never build it whole.
+        return clip(_bounded_repr(value, CLIP + 1))
+    return clip(repr(value))
+
+
+def _bounded_repr(value: Any, budget: int) -> str:
+    """A repr that stops producing text once about `budget` characters are out."""
+    if isinstance(value, dict):
+        opening, closing = "{", "}"
+        items: list[Any] = list(value.items())
+    elif isinstance(value, list | tuple):
+        opening, closing = ("[", "]") if isinstance(value, list) else ("(", ")")
+        items = list(value)
+    else:
+        return repr(value)[:budget]
+    text = opening
+    for index, item in enumerate(items):
+        if len(text) >= budget:
+            return text + "…"
+        text += ", " if index else ""
+        if isinstance(value, dict):
+            key, item = item
+            text += _bounded_repr(key, budget - len(text)) + ": "
+        text += _bounded_repr(item, budget - len(text))
+    return text + closing
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
+    """One problem: the YAML path it is at, a sentence, and the file's line for the path (when
+    known; not part of equality, so the same problem found twice is reported once)."""
+
     path: str
     message: str
+    line: int | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        # The last guard on output size, whatever a validator quoted: no sentence needs more.
+        object.__setattr__(self, "message", clip(self.message, MESSAGE_LIMIT))
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "message": self.message, "line": self.line}
 
 
 class SpecError(Exception):
@@ -35,7 +88,8 @@ def format_path(loc: Sequence[str | int]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else str(part)
+            # A key can be any text the file holds: quote at most CLIP characters of it.
+            text += f".{clip(str(part))}" if text else clip(str(part))
     return text
 
 
@@ -52,6 +106,15 @@ def problems_from_validation_error(error: ValidationError, root: type[BaseModel]
 
 
 def _sentence(detail: Any, root: type[BaseModel], loc: list[str | int]) -> str:
+    message = _plain_sentence(detail, root, loc)
+    given = detail.get("input")
+    if isinstance(given, str) and len(given) > CLIP:
+        # Validators quote the value with !r: clip it wherever it appears in their sentence.
+        message = message.replace(repr(given), repr(clip(given)))
+    return message
+
+
+def _plain_sentence(detail: Any, root: type[BaseModel], loc: list[str | int]) -> str:
     kind = detail["type"]
     ctx = detail.get("ctx") or {}
     given = detail.get("input")
@@ -70,13 +133,13 @@ def _sentence(detail: Any, root: type[BaseModel], loc: list[str | int]) -> str:
     if kind in ("value_error", "assertion_error"):
         return str(ctx.get("error", detail["msg"]))
     if kind == "literal_error":
-        return f"{given!r} is not allowed: use one of {ctx.get('expected', '')}"
+        return f"{shown(given)} is not allowed: use one of {ctx.get('expected', '')}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"must be a whole number, got {given!r}"
+        return f"must be a whole number, got {shown(given)}"
     if kind in ("float_type", "float_parsing"):
-        return f"must be a number, got {given!r}"
+        return f"must be a number, got {shown(given)}"
     if kind == "string_type":
-        return f"must be text, got {given!r}"
+        return f"must be text, got {shown(given)}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"must be a mapping, got {_describe(given)}"
     if kind in ("list_type", "tuple_type"):
@@ -86,9 +149,9 @@ def _sentence(detail: Any, root: type[BaseModel], loc: list[str | int]) -> str:
     if kind in ("string_too_short",):
         return "must not be empty"
     if kind == "greater_than_equal":
-        return f"must be at least {ctx['ge']}, got {given!r}"
+        return f"must be at least {ctx['ge']}, got {shown(given)}"
     if kind == "less_than_equal":
-        return f"must be at most {ctx['le']}, got {given!r}"
+        return f"must be at most {ctx['le']}, got {shown(given)}"
     msg = str(detail["msg"])
     return msg[:1].lower() + msg[1:]
 
@@ -97,12 +160,12 @@ def _describe(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, str):
-        return f"the text {value!r}"
+        return f"the text {shown(value)}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return repr(value)
+    return shown(value)
 
 
 def _allowed_keys(root: type[BaseModel], loc: list[str | int]) -> list[str]:
