@@ -17,7 +17,7 @@ from typing import Any
 from sailplan import __version__
 from sailplan.loader import MAX_SIZE, load_mesh
 from sailplan.model import Mesh, Problem, SpecError
-from sailplan.summary import summarize
+from sailplan.summary import secret_warnings, summarize
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -112,22 +112,26 @@ def _source(args: argparse.Namespace) -> str:
 def _check(args: argparse.Namespace) -> int:
     if args.format == "json":
         try:
-            load_mesh(args.file, args.max_size)
+            mesh = load_mesh(args.file, args.max_size)
         except SpecError as error:
-            _print_json(args, error.problems)
+            _print_json(args, error.problems, [])
             return EXIT_INVALID
-        _print_json(args, [])
+        _print_json(args, [], secret_warnings(mesh))
         return EXIT_OK
     mesh = load_mesh(args.file, args.max_size)
     print(summarize(mesh, _source(args)))
+    # Warnings do not fail the check: a demo's password may well be meant to be inline.
+    for warning in secret_warnings(mesh):
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 
-def _print_json(args: argparse.Namespace, problems: list[Problem]) -> None:
+def _print_json(args: argparse.Namespace, problems: list[Problem], warnings: list[Problem]) -> None:
     report = {
         "file": _source(args),
         "valid": not problems,
         "problems": [problem.to_json() for problem in problems],
+        "warnings": [warning.to_json() for warning in warnings],
     }
     print(json.dumps(report, indent=2, ensure_ascii=False))
 

@@ -40,8 +40,10 @@ def test_an_invalid_mesh_lists_every_problem_and_exits_2(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.splitlines() == [
-        f"error: 2 problems in {bad}:",
+        f"error: 3 problems in {bad}:",
         "  line 24: services.service1.routes[0].split: weights add up to 90, they must add up to 100",
+        "  line 24: services.service1.routes[0].split.v3: unknown version 'v3'; this service has: "
+        "v1, v2",
         "  line 26: services.service2.port: 0 is not a valid port: use a number from 1 to 65535",
     ]
 
@@ -111,7 +113,7 @@ def test_problems_from_standard_input_name_stdin() -> None:
     assert done.stderr.splitlines() == [
         "error: 1 problem in <stdin>:",
         "  line 3: bogus: unknown key; allowed keys here: apiVersion, kind, name, namespace, "
-        "dataPlane, mtls, services, ingress",
+        "allowSystemNamespace, dataPlane, mtls, services, ingress",
     ]
 
 
@@ -141,6 +143,7 @@ def test_check_json_lists_problems_with_paths_and_lines(
                 "line": 26,
             },
         ],
+        "warnings": [],
     }
 
 
@@ -150,6 +153,7 @@ def test_check_json_of_a_valid_mesh(capsys: pytest.CaptureFixture[str]) -> None:
         "file": str(DEMO_MESH),
         "valid": True,
         "problems": [],
+        "warnings": [],
     }
 
 
@@ -235,3 +239,31 @@ def test_no_bytes_make_check_or_render_fail_unexpectedly(
     assert main([command, str(mesh)]) in (0, 2)
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
+
+
+def test_inline_values_that_look_like_secrets_are_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mesh = tmp_path / "mesh.yaml"
+    mesh.write_text(
+        DEMO_MESH.read_text().replace(
+            "env: {SERVICE_VERSION: v1}",
+            "env: {SERVICE_VERSION: v1, DB_PASSWORD: hunter2, api_token: abc, "
+            "SIGNING_KEY: {secretKeyRef: {name: keys, key: signing}}}",
+            1,
+        )
+    )
+    assert main(["check", str(mesh)]) == 0
+    at = "services.service1.versions.v1.env"
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {at}.DB_PASSWORD: looks like a secret but is written inline; keep it in a "
+        "Secret and refer to it: DB_PASSWORD: {secretKeyRef: {name: <secret>, key: <key>}}",
+        f"warning: {at}.api_token: looks like a secret but is written inline; keep it in a "
+        "Secret and refer to it: api_token: {secretKeyRef: {name: <secret>, key: <key>}}",
+    ]
+    assert main(["check", "--format", "json", str(mesh)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["valid"], [w["path"] for w in report["warnings"]]) == (
+        True,
+        [f"{at}.DB_PASSWORD", f"{at}.api_token"],
+    )

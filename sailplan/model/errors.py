@@ -14,6 +14,13 @@ from pydantic import BaseModel, ValidationError
 # A problem quotes at most this many characters of a rejected value: a 10 MiB string or an alias
 # bomb must not turn into megabytes of output.
 CLIP = 80
+
+# Tags of the two forms of an env value (text, or a Secret/ConfigMap reference). pydantic puts the
+# tag in an error's location; problem paths leave it out. The space keeps a tag from ever equalling
+# a key of the file (no name in a mesh file can hold a space).
+ENV_TEXT = "env text"
+ENV_REFERENCE = "env reference"
+_UNION_TAGS = (ENV_TEXT, ENV_REFERENCE)
 MESSAGE_LIMIT = 6 * CLIP
 
 
@@ -97,11 +104,17 @@ def problems_from_validation_error(error: ValidationError, root: type[BaseModel]
     """Turn pydantic's errors into problems with YAML paths and plain sentences."""
     problems = []
     for detail in error.errors(include_url=False):
-        loc = list(detail["loc"])
+        loc = [part for part in detail["loc"] if part not in _UNION_TAGS]
         if loc and loc[-1] == "[key]":
             # A mapping key (a service or version name) failed: the path ends at the key itself.
             loc = loc[:-1]
-        problems.append(Problem(format_path(loc), _sentence(detail, root, loc)))
+        message = _sentence(detail, root, loc)
+        if ENV_TEXT in detail["loc"] and detail["type"] == "string_type":
+            message = (
+                "must be text or a reference such as {secretKeyRef: {name: db, key: password}}, "
+                f"got {shown(detail.get('input'))}"
+            )
+        problems.append(Problem(format_path(loc), message))
     return problems
 
 
@@ -205,6 +218,9 @@ def _strip(annotation: Any) -> Any:
             annotation = typing.get_args(annotation)[0]
         elif origin in (typing.Union, types.UnionType):
             options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            models = [a for a in options if _unwrap_model(a) is not None]
+            # Text or a mapping (an env value): the keys a mapping may have are the model's.
+            options = models if len(models) == 1 else options
             annotation = options[0] if len(options) == 1 else annotation
             if len(options) != 1:
                 return annotation

@@ -6,7 +6,7 @@ VirtualService per service, faults always with `percentage`, durations at millis
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sailplan import constants as c
 from sailplan.model import Duration, Match, Mesh, Route, Service, StringMatch
@@ -175,7 +175,9 @@ def merge_match(a: Match, b: Match) -> Match | None:
     return Match(path=path, method=method, headers=headers, query=query)
 
 
-def _merge_string(a: StringMatch | None, b: StringMatch | None) -> StringMatch | bool | None:
+def _merge_string(
+    a: StringMatch | None, b: StringMatch | None
+) -> StringMatch | Literal[False] | None:
     if a is None or b is None or a == b:
         return a or b
     kinds = {a.kind, b.kind}
@@ -192,7 +194,7 @@ def _merge_string(a: StringMatch | None, b: StringMatch | None) -> StringMatch |
 
 def _merge_maps(
     a: dict[str, StringMatch] | None, b: dict[str, StringMatch] | None
-) -> dict[str, StringMatch] | bool | None:
+) -> dict[str, StringMatch] | Literal[False] | None:
     if not a or not b:
         return a or b
     merged = dict(a)

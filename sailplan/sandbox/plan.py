@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from sailplan.model import Mesh, Problem, SpecError
+from sailplan.model.service import EnvRef
 from sailplan.render.haproxy import (
     ProxyConfig,
     ProxyPorts,
@@ -52,19 +54,120 @@ class Plan:
         return StaticEndpoints(addresses)
 
 
-def check_runnable(mesh: Mesh) -> None:
-    """Every version the sandbox starts needs a `local` command."""
-    problems = [
-        Problem(
-            f"services.{service_name}.versions.{version_name}.local",
-            "the sandbox needs a local command to run this version, e.g. local: {command: [python, app.py]}",
-        )
-        for service_name, service in mesh.services.items()
-        for version_name, version in service.versions.items()
-        if version.local is None and version.replicas > 0
-    ]
+def check_runnable(
+    mesh: Mesh, base_dir: Path | None = None, environ: Mapping[str, str] | None = None
+) -> None:
+    """Every version the sandbox starts needs a `local` command and, when `base_dir` (the mesh
+    file's folder) is given, a value for each variable the cluster reads from a Secret or
+    ConfigMap. Every problem is raised at once."""
+    problems = []
+    for service_name, service in mesh.services.items():
+        for version_name, version in service.versions.items():
+            if version.replicas == 0:
+                continue
+            if version.local is None:
+                problems.append(
+                    Problem(
+                        f"services.{service_name}.versions.{version_name}.local",
+                        "the sandbox needs a local command to run this version, e.g. local: {command: [python, app.py]}",
+                    )
+                )
+            elif base_dir is not None:
+                try:
+                    local_env(mesh, service_name, version_name, base_dir, environ or {})
+                except SpecError as error:
+                    problems += error.problems
     if problems:
         raise SpecError(problems)
+
+
+# `NAME=value`, optionally after `export `; the value may be in single or double quotes.
+_ENV_LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
+
+
+def read_env_file(path: Path, at: str) -> dict[str, str]:
+    """The variables of a `.env`-style file: `NAME=value` lines, blank lines and `#` comments.
+
+    Quotes around a whole value are removed (nothing inside is expanded); `at` is the spec path
+    that named the file, for the problem when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([Problem(at, f"the env file {str(path)!r} does not exist")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "it is not UTF-8 text"
+        raise SpecError(
+            [Problem(at, f"cannot read the env file {str(path)!r}: {reason}")]
+        ) from None
+    variables: dict[str, str] = {}
+    problems = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        found = _ENV_LINE.fullmatch(line)
+        if not found or "\x00" in line:
+            problems.append(
+                Problem(
+                    f"{path}:{number}",
+                    "not a NAME=value line (names are letters, digits and '_'; # starts a comment)",
+                    number,
+                )
+            )
+            continue
+        name, value = found.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        variables[name] = value
+    if problems:
+        raise SpecError(problems)
+    return variables
+
+
+def local_env(
+    mesh: Mesh, service: str, version: str, base_dir: Path, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """The variables the sandbox sets for a version's process over the developer's environment.
+
+    The version's inline `env`, then `local.env`, win over everything; a variable the cluster
+    reads from a Secret or ConfigMap takes its value from the environment or, failing that, from
+    `local.envFile` (as docker compose and dotenv do, the environment wins over the file). The
+    file's other variables are set too unless the environment has them: they stand in for
+    `envFrom`. A reference with no value anywhere is a problem: the app would start without it."""
+    spec = mesh.services[service].versions[version]
+    at = f"services.{service}.versions.{version}"
+    env_file = spec.local.env_file if spec.local else None
+    file_env = (
+        read_env_file(base_dir / env_file, f"{at}.local.envFile") if env_file is not None else {}
+    )
+    env = {name: value for name, value in file_env.items() if name not in environ}
+    problems = []
+    for name, value in (spec.env or {}).items():
+        if not isinstance(value, EnvRef):
+            env[name] = value
+        elif name in environ:
+            env[name] = environ[name]
+        elif name in file_env:
+            env[name] = file_env[name]
+        else:
+            source = "Secret" if value.kind == "secretKeyRef" else "ConfigMap"
+            where = (
+                f"add it to {env_file}"
+                if env_file is not None
+                else "name a file that has it in local: {envFile: .env}"
+            )
+            problems.append(
+                Problem(
+                    f"{at}.env.{name}",
+                    f"the sandbox has no value for {name} (in a cluster: {source} "
+                    f"{value.ref.name!r}, key {value.ref.key!r}); set it in your environment or "
+                    f"{where}",
+                )
+            )
+    if problems:
+        raise SpecError(problems)
+    env.update((spec.local.env if spec.local else None) or {})
+    return env
 
 
 def make_plan(mesh: Mesh, next_port: Callable[[], int], ingress_port: int = 0) -> Plan:

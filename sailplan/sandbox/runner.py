@@ -20,7 +20,7 @@ from types import FrameType
 from sailplan.loader import load_mesh_text, read_mesh_file
 from sailplan.model import Mesh, SpecError
 from sailplan.render.haproxy import ProxyConfig
-from sailplan.sandbox.plan import Plan, check_runnable, compile_configs, make_plan
+from sailplan.sandbox.plan import Plan, check_runnable, compile_configs, local_env, make_plan
 from sailplan.sandbox.processes import SandboxError, Supervisor
 
 STARTUP_TIMEOUT = 30.0
@@ -93,7 +93,7 @@ class Sandbox:
         self.mesh_file = mesh_file
         self.text = read_mesh_file(mesh_file)
         self.mesh: Mesh = load_mesh_text(self.text, str(mesh_file))
-        check_runnable(self.mesh)
+        check_runnable(self.mesh, mesh_file.resolve().parent, os.environ)
         self.haproxy = haproxy_binary()
         if ingress_port:
             ensure_free(ingress_port)
@@ -105,13 +105,12 @@ class Sandbox:
     # -- starting ------------------------------------------------------------------------------
 
     def app_env(self, service: str, version: str, app_port: int, outbound: int) -> dict[str, str]:
-        spec = self.mesh.services[service].versions[version]
+        base = self.mesh_file.resolve().parent
         proxy = f"http://127.0.0.1:{outbound}"
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         return {
             **os.environ,
-            **(spec.env or {}),
-            **((spec.local.env if spec.local else None) or {}),
+            **local_env(self.mesh, service, version, base, os.environ),
             "PORT": str(app_port),
             "HTTP_PROXY": proxy,
             "http_proxy": proxy,
@@ -217,7 +216,7 @@ class Sandbox:
     def reload(self, text: str) -> None:
         try:
             mesh = load_mesh_text(text, str(self.mesh_file))
-            check_runnable(mesh)
+            check_runnable(mesh, self.mesh_file.resolve().parent, os.environ)
         except SpecError as error:
             lines = "\n".join(f"  {problem}" for problem in error.problems)
             self.supervisor.say(
