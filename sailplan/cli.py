@@ -102,6 +102,21 @@ def _parser() -> argparse.ArgumentParser:
     traffic.add_argument(
         "--timeout", type=float, default=10.0, help="per-request timeout in seconds"
     )
+    traffic.add_argument(
+        "--expect-status",
+        action="append",
+        default=[],
+        metavar="CODES",
+        help="statuses that count as success, e.g. 200 or 200,204 (repeatable); any other "
+        "answer is a failure",
+    )
+    traffic.add_argument(
+        "--max-failures",
+        type=int,
+        metavar="N",
+        help="exit 1 when more than N requests fail (default: 0 with --expect-status, "
+        "otherwise exit 1 only when every request failed)",
+    )
     return parser
 
 
