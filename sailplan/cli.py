@@ -6,19 +6,48 @@ Exit codes: 0 success, 1 a runtime failure (said in one line), 2 invalid input (
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sailplan import __version__
-from sailplan.loader import load_mesh
-from sailplan.model import Mesh, SpecError
-from sailplan.summary import summarize
+from sailplan.loader import MAX_SIZE, load_mesh
+from sailplan.model import Mesh, Problem, SpecError
+from sailplan.summary import secret_warnings, summarize
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_INVALID = 2
+# What a shell reports for a process that a closed pipe stopped: 128 + SIGPIPE.
+EXIT_PIPE_CLOSED = 141
+
+_SIZE = re.compile(r"^(\d+)\s*(|k|ki|kib|m|mi|mib|g|gi|gib)b?$", re.IGNORECASE)
+_UNIT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _byte_size(text: str) -> int:
+    """`--max-size 20MiB` (or 20M, 20m, 20971520): units are binary, as Kubernetes' Mi."""
+    found = _SIZE.match(text.strip())
+    if not found:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size: write bytes or a number with KiB, MiB or GiB, e.g. 20MiB"
+        )
+    return int(found.group(1)) * _UNIT[found.group(2)[:1].lower()]
+
+
+def _mesh_file_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("file", help="the mesh file (YAML); - reads standard input")
+    command.add_argument(
+        "--max-size",
+        type=_byte_size,
+        default=MAX_SIZE,
+        metavar="SIZE",
+        help="refuse mesh files larger than this (default 10MiB)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,10 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser("check", help="validate a mesh file and summarise it")
-    check.add_argument("file", type=Path, help="the mesh file (YAML)")
+    _mesh_file_arguments(check)
+    check.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: print {file, valid, problems: [{path, message, line}]} on stdout",
+    )
 
     render = commands.add_parser("render", help="render Kubernetes manifests for a mesh")
-    render.add_argument("file", type=Path, help="the mesh file (YAML)")
+    _mesh_file_arguments(render)
     render.add_argument("-o", "--output-dir", type=Path, help="write one file per object here")
     render.add_argument(
         "--data-plane",
@@ -67,6 +102,21 @@ def _parser() -> argparse.ArgumentParser:
     traffic.add_argument(
         "--timeout", type=float, default=10.0, help="per-request timeout in seconds"
     )
+    traffic.add_argument(
+        "--expect-status",
+        action="append",
+        default=[],
+        metavar="CODES",
+        help="statuses that count as success, e.g. 200 or 200,204 (repeatable); any other "
+        "answer is a failure",
+    )
+    traffic.add_argument(
+        "--max-failures",
+        type=int,
+        metavar="N",
+        help="exit 1 when more than N requests fail (default: 0 with --expect-status, "
+        "otherwise exit 1 only when every request failed)",
+    )
     commands.add_parser(
         "schema",
         help="print the JSON Schema of mesh files, for editors",
@@ -75,22 +125,52 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _source(args: argparse.Namespace) -> str:
+    return "<stdin>" if args.file == "-" else str(args.file)
+
+
 def _check(args: argparse.Namespace) -> int:
-    mesh = load_mesh(args.file)
-    print(summarize(mesh, str(args.file)))
+    if args.format == "json":
+        try:
+            mesh = load_mesh(args.file, args.max_size)
+        except SpecError as error:
+            _print_json(args, error.problems, [])
+            return EXIT_INVALID
+        _print_json(args, [], secret_warnings(mesh))
+        return EXIT_OK
+    mesh = load_mesh(args.file, args.max_size)
+    print(summarize(mesh, _source(args)))
+    # Warnings do not fail the check: a demo's password may well be meant to be inline.
+    for warning in secret_warnings(mesh):
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
+
+
+def _print_json(args: argparse.Namespace, problems: list[Problem], warnings: list[Problem]) -> None:
+    report = {
+        "file": _source(args),
+        "valid": not problems,
+        "problems": [problem.to_json() for problem in problems],
+        "warnings": [warning.to_json() for warning in warnings],
+    }
+    print(json.dumps(report, indent=2, ensure_ascii=False))
 
 
 def _render(args: argparse.Namespace) -> int:
     from sailplan.render.manifests import render_manifests
     from sailplan.render.yaml_output import dump, dump_all, object_file_name
 
-    mesh: Mesh = load_mesh(args.file)
+    out: Path | None = args.output_dir
+    # Before the work: a mistyped -o must not cost a render, nor leave half the files behind.
+    not_directory = _not_a_directory(out) if out is not None else None
+    if not_directory is not None:
+        print(f"error: -o {out}: {not_directory}", file=sys.stderr)
+        return EXIT_INVALID
+    mesh: Mesh = load_mesh(args.file, args.max_size)
     manifests = render_manifests(mesh, args.data_plane)
-    if args.output_dir is None:
+    if out is None:
         sys.stdout.write(dump_all(manifests))
         return EXIT_OK
-    out: Path = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     wanted = {object_file_name(i, m): m for i, m in enumerate(manifests)}
     for stale in out.glob("[0-9][0-9][0-9]-*.yaml"):
@@ -100,6 +180,20 @@ def _render(args: argparse.Namespace) -> int:
         (out / name).write_text(dump(manifest), encoding="utf-8")
     print(f"wrote {len(wanted)} objects to {out}")
     return EXIT_OK
+
+
+def _not_a_directory(out: Path) -> str | None:
+    """Why `out` cannot be the output directory, or None when it is one or can be made."""
+    for path in [out, *out.parents]:
+        if path.exists():
+            if path.is_dir():
+                return None
+            if path == out:
+                return (
+                    "is a file, not a directory; -o takes a directory to write one file per object"
+                )
+            return f"{path} is a file, so the directory cannot be created"
+    return None
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -136,13 +230,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = _COMMANDS[args.command](args)
     except SpecError as error:
         count = len(error.problems)
-        where = f" in {args.file}" if getattr(args, "file", None) else ""
+        where = f" in {_source(args)}" if getattr(args, "file", None) else ""
         print(f"error: {count} problem{'s' if count != 1 else ''}{where}:", file=sys.stderr)
         for problem in error.problems:
-            print(f"  {problem}", file=sys.stderr)
+            line = f"line {problem.line}: " if problem.line is not None else ""
+            print(f"  {line}{problem}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`sailplan render x | head`): not an error worth a message. Point
+        # stdout at /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         print(f"error: {where}{error.strerror or error}", file=sys.stderr)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import yaml
 
 from sailplan.gc_pause import paused_gc
 from sailplan.model import Mesh, Problem, SpecError
+from sailplan.model.errors import clip
 
 # libyaml's parser when PyYAML was built with it: ten times faster on large meshes.
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -48,22 +51,158 @@ _StrictLoader.add_constructor(
 )
 
 
-def parse_yaml(text: str, source: str = "<text>") -> Any:
-    """YAML text -> plain data; syntax errors become a SpecError naming the line and column."""
+# Limits that keep a hostile or mistaken file from stalling `check`: a mesh file is a few hundred
+# lines, the largest benchmarked (5,000 services) is 2 MiB. Each limit is far above real use.
+MAX_SIZE = 10 * 1024 * 1024
+# Values that aliases may add beyond those written out: a 510-byte "billion laughs" file expands
+# to 387 million values, a mesh sharing a version block through anchors to a few thousand.
+ALIAS_BUDGET = 100_000
+# A mesh is at most ~10 levels deep; pydantic recurses per level and hits Python's limit near 500.
+MAX_DEPTH = 100
+
+
+def _node_problem(root: yaml.Node, source: str) -> Problem | None:
+    """Refuse alias expansion beyond the budget, self-referring aliases and absurd nesting.
+
+    Walks the composed node graph once, counting each node's expanded size (aliases share node
+    objects, so a memo makes this linear in the file, not in the expansion)."""
+    expanded: dict[int, int] = {}
+    distinct = 0
+    # Iterative post-order walk: (node, depth, children pushed yet?).
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    active: set[int] = set()
+    while stack:
+        node, depth, visited = stack.pop()
+        key = id(node)
+        if visited:
+            active.discard(key)
+            expanded[key] = 1 + sum(expanded[id(child)] for child in _children(node))
+            continue
+        if key in expanded:
+            continue
+        if key in active:
+            mark = node.start_mark
+            return Problem(
+                f"{source}:{mark.line + 1}:{mark.column + 1}",
+                "a YAML alias refers to the value that contains it; a mesh file cannot be recursive",
+                mark.line + 1,
+            )
+        if depth > MAX_DEPTH:
+            mark = node.start_mark
+            return Problem(
+                f"{source}:{mark.line + 1}:{mark.column + 1}",
+                f"values are nested more than {MAX_DEPTH} levels deep; a mesh file needs about 10",
+                mark.line + 1,
+            )
+        distinct += 1
+        active.add(key)
+        stack.append((node, depth, True))
+        stack.extend(
+            (child, depth + 1, False) for child in _children(node) if id(child) not in expanded
+        )
+    total = expanded[id(root)]
+    if total - distinct > ALIAS_BUDGET:
+        return Problem(
+            source,
+            f"YAML aliases expand this file from {distinct:,} to {total:,} values; aliases may add "
+            f"at most {ALIAS_BUDGET:,} (write repeated parts out, or repeat them less)",
+        )
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _compose(text: str, source: str) -> yaml.Node | None:
+    """The node graph of the single document in `text`, checked against the limits above."""
+    loader = _StrictLoader(text)
     try:
-        with paused_gc():
-            return yaml.load(text, Loader=_StrictLoader)
-    except yaml.MarkedYAMLError as error:
+        node: yaml.Node | None = loader.get_single_node()
+    finally:
+        loader.dispose()
+    if node is not None:
+        problem = _node_problem(node, source)
+        if problem is not None:
+            raise SpecError([problem])
+    return node
+
+
+def _construct(node: yaml.Node) -> Any:
+    loader = _StrictLoader("")
+    try:
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _syntax_error(error: yaml.YAMLError, source: str) -> SpecError:
+    if isinstance(error, yaml.MarkedYAMLError):
         mark = error.problem_mark or error.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        what = error.problem or error.context or "invalid YAML"
-        raise SpecError([Problem(where, f"YAML syntax error: {what}")]) from None
+        what = clip(error.problem or error.context or "invalid YAML")
+        line = mark.line + 1 if mark else None
+        return SpecError([Problem(where, f"YAML syntax error: {what}", line)])
+    return SpecError([Problem(source, f"YAML syntax error: {clip(str(error))}")])
+
+
+def parse_yaml(text: str, source: str = "<text>") -> Any:
+    """YAML text -> plain data; syntax errors become a SpecError naming the line and column."""
+    return parse_yaml_with_nodes(text, source)[0]
+
+
+def parse_yaml_with_nodes(text: str, source: str = "<text>") -> tuple[Any, yaml.Node | None]:
+    """Like `parse_yaml`, also returning the node graph, whose marks give each value's line."""
+    try:
+        with paused_gc():
+            node = _compose(text, source)
+            return (None if node is None else _construct(node)), node
     except yaml.YAMLError as error:
-        raise SpecError([Problem(source, f"YAML syntax error: {error}")]) from None
+        raise _syntax_error(error, source) from None
+
+
+def line_of(root: yaml.Node | None, path: str) -> int | None:
+    """The 1-based line of the value at a problem's path (`services.a.routes[0].to`), or of the
+    nearest enclosing value the file has (a missing key points at its parent mapping)."""
+    node = root
+    rest = path
+    line = None if node is None else node.start_mark.line + 1
+    while node is not None and rest:
+        rest = rest.removeprefix(".")
+        found: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            # Keys may hold dots themselves (header names): take the longest key that fits.
+            best = -1
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                fits = rest == key or rest.startswith((key + ".", key + "["))
+                if fits and len(key) > best:
+                    best, found, line = len(key), value_node, key_node.start_mark.line + 1
+            rest = rest[best:] if found is not None else rest
+        elif isinstance(node, yaml.SequenceNode) and rest.startswith("["):
+            index_text, _, after = rest[1:].partition("]")
+            if index_text.isdigit() and int(index_text) < len(node.value):
+                found = node.value[int(index_text)]
+                line = found.start_mark.line + 1
+                rest = after
+        node = found
+    return line
 
 
 def load_mesh_text(text: str, source: str = "<text>") -> Mesh:
-    data = parse_yaml(text, source)
+    """Validate YAML text as a mesh. Problems carry the line of their path where the file has one,
+    and are listed in the order they appear in the file."""
+    if "\x00" in text:
+        # libyaml stops at the first NUL and would report a confusing error further on.
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise SpecError(
+            [Problem(f"{source}:{line}", "the file contains a NUL byte; is it binary?", line)]
+        )
+    data, root = parse_yaml_with_nodes(text, source)
     if data is None:
         raise SpecError(
             [
@@ -81,29 +220,74 @@ def load_mesh_text(text: str, source: str = "<text>") -> Mesh:
                 )
             ]
         )
-    with paused_gc():
-        return Mesh.parse(data)
-
-
-def read_mesh_file(path: str | Path) -> str:
-    """The text of a mesh file; a missing or unreadable file is a SpecError with one problem."""
-    path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        with paused_gc():
+            return Mesh.parse(data)
+    except SpecError as error:
+        raise SpecError(in_document_order(error.problems, root)) from None
+
+
+def in_document_order(problems: list[Problem], root: yaml.Node | None) -> list[Problem]:
+    """Each problem with its line, sorted by line (a stable sort keeps same-line ones in order)."""
+    located = [
+        problem if problem.line is not None else replace(problem, line=line_of(root, problem.path))
+        for problem in problems
+    ]
+    return sorted(located, key=lambda p: (p.line is None, p.line or 0))
+
+
+def read_mesh_file(path: str | Path, max_size: int = MAX_SIZE) -> str:
+    """The text of a mesh file (`-` is standard input); a missing, unreadable or oversized file is
+    a SpecError with one problem."""
+    name = str(path)
+    try:
+        if name == "-":
+            # Read one byte past the limit to know it was passed, without reading all of it.
+            data = sys.stdin.buffer.read(max_size + 1)
+            name = "<stdin>"
+        else:
+            with Path(path).open("rb") as stream:
+                data = stream.read(max_size + 1)
     except FileNotFoundError:
-        raise SpecError([Problem(str(path), "no such file")]) from None
+        raise SpecError([Problem(name, "no such file")]) from None
     except IsADirectoryError:
-        raise SpecError([Problem(str(path), "is a directory, not a mesh file")]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        raise SpecError([Problem(str(path), f"cannot read the file: {reason}")]) from None
+        raise SpecError([Problem(name, "is a directory, not a mesh file")]) from None
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise SpecError([Problem(name, f"cannot read the file: {reason}")]) from None
+    if len(data) > max_size:
+        raise SpecError(
+            [
+                Problem(
+                    name,
+                    f"the file is larger than {_size(max_size)}; a mesh file is rarely over "
+                    "1 MiB (pass --max-size to raise the limit)",
+                )
+            ]
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise SpecError(
+            [Problem(f"{name}:{line}", "cannot read the file: it is not UTF-8 text", line)]
+        ) from None
 
 
-def load_mesh(path_or_text: str | Path) -> Mesh:
-    """Load a mesh from a file path or from YAML text.
+def _size(count: int) -> str:
+    if count % (1024 * 1024) == 0:
+        return f"{count // (1024 * 1024)} MiB"
+    if count % 1024 == 0:
+        return f"{count // 1024} KiB"
+    return f"{count:,} bytes"
+
+
+def load_mesh(path_or_text: str | Path, max_size: int = MAX_SIZE) -> Mesh:
+    """Load a mesh from a file path (`-` for standard input) or from YAML text.
 
     A `Path`, or a one-line string, is a file path; a string with line breaks is YAML text.
     """
     if isinstance(path_or_text, str) and "\n" in path_or_text:
         return load_mesh_text(path_or_text)
-    return load_mesh_text(read_mesh_file(path_or_text), str(path_or_text))
+    source = "<stdin>" if str(path_or_text) == "-" else str(path_or_text)
+    return load_mesh_text(read_mesh_file(path_or_text, max_size), source)

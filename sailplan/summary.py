@@ -2,7 +2,31 @@
 
 from __future__ import annotations
 
-from sailplan.model import Mesh, Route
+import re
+
+from sailplan.model import EnvRef, Mesh, Problem, Route
+
+# Variable names that usually hold a credential.
+_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|KEY", re.IGNORECASE)
+
+
+def secret_warnings(mesh: Mesh) -> list[Problem]:
+    """Inline env values whose names suggest a credential: the mesh file (and the Deployment
+    rendered from it, readable by anyone who can read the namespace) would hold it in clear."""
+    warnings = []
+    for service_name, service in sorted(mesh.services.items()):
+        for version_name, version in sorted(service.versions.items()):
+            for name, value in sorted((version.env or {}).items()):
+                if not isinstance(value, EnvRef) and value and _SECRET_NAME.search(name):
+                    warnings.append(
+                        Problem(
+                            f"services.{service_name}.versions.{version_name}.env.{name}",
+                            "looks like a secret but is written inline; keep it in a Secret "
+                            f"and refer to it: {name}: {{secretKeyRef: {{name: <secret>, key: "
+                            "<key>}}",
+                        )
+                    )
+    return warnings
 
 
 def _plural(count: int, word: str) -> str:

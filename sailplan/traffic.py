@@ -38,6 +38,51 @@ class Target:
 class Outcome:
     label: str
     seconds: float
+    # The HTTP status, or None when no answer came (refused, reset, timed out).
+    status: int | None = None
+
+
+def parse_statuses(raw: Sequence[str]) -> frozenset[int]:
+    """`--expect-status 200 --expect-status 201,204`: every status a script accepts."""
+    statuses = set()
+    for item in raw:
+        for part in item.split(","):
+            text = part.strip()
+            if not text.isdigit() or not 100 <= int(text) <= 599:
+                raise TrafficUsageError(
+                    f"--expect-status {item!r}: give HTTP statuses from 100 to 599, e.g. 200,204"
+                )
+            statuses.add(int(text))
+    return frozenset(statuses)
+
+
+def failures(outcomes: Sequence[Outcome], expected: frozenset[int]) -> list[Outcome]:
+    """Requests that got no answer, or (when statuses are expected) an answer not among them."""
+    return [o for o in outcomes if o.status is None or (expected and o.status not in expected)]
+
+
+def verdict(
+    outcomes: Sequence[Outcome], expected: frozenset[int], max_failures: int | None
+) -> str | None:
+    """Why the run failed, or None. Without --expect-status and --max-failures, only a run where
+    no request got an answer fails: the table already shows what the answers were. With
+    --expect-status, any other answer is a failure, and none is allowed unless --max-failures
+    says how many."""
+    failed = failures(outcomes, expected)
+    total = len(outcomes)
+    what = (
+        f"got no answer or an answer other than {', '.join(map(str, sorted(expected)))}"
+        if expected
+        else "got no answer"
+    )
+    if max_failures is None and not expected:
+        if len(failed) == total:
+            return f"all {total} requests failed ({failed[0].label.removeprefix('failed: ')})"
+        return None
+    allowed = max_failures or 0
+    if len(failed) > allowed:
+        return f"{len(failed)} of {total} requests {what}; at most {allowed} allowed"
+    return None
 
 
 def parse_target(url: str) -> Target:
@@ -116,7 +161,9 @@ class _Client:
                 connection.close()
                 self.local.connection = None
             return Outcome(
-                f"{response.status} {one_line(text)}".rstrip(), time.monotonic() - started
+                f"{response.status} {one_line(text)}".rstrip(),
+                time.monotonic() - started,
+                response.status,
             )
         except (OSError, http.client.HTTPException) as error:
             if connection is not None:
@@ -172,6 +219,9 @@ def run_traffic(args: argparse.Namespace) -> int:
             raise TrafficUsageError("-n must be at least 1")
         if args.concurrency < 1:
             raise TrafficUsageError("-c must be at least 1")
+        expected = parse_statuses(args.expect_status)
+        if args.max_failures is not None and args.max_failures < 0:
+            raise TrafficUsageError("--max-failures must be 0 or more")
     except TrafficUsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -188,4 +238,8 @@ def run_traffic(args: argparse.Namespace) -> int:
         args.timeout,
     )
     print(table(outcomes))
+    failed = verdict(outcomes, expected, args.max_failures)
+    if failed is not None:
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
     return 0

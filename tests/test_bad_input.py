@@ -385,7 +385,7 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         "unknown top-level key",
         {"sidecars": True},
         [
-            "sidecars: unknown key; allowed keys here: apiVersion, kind, name, namespace, dataPlane, mtls, services, ingress"
+            "sidecars: unknown key; allowed keys here: apiVersion, kind, name, namespace, allowSystemNamespace, dataPlane, mtls, services, ingress"
         ],
     ),
     # -- top level
@@ -408,6 +408,167 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ],
     ),
     ("missing services", {"services": DELETE}, ["services: is required"]),
+    # -- strict types: no quiet coercion of text or booleans into numbers, nor the reverse
+    (
+        "replicas true",
+        {f"{V1}.replicas": True},
+        [f"{V1}.replicas: must be a whole number, got True"],
+    ),
+    (
+        "replicas as text",
+        {f"{V1}.replicas": "2"},
+        [f"{V1}.replicas: must be a whole number, got '2'"],
+    ),
+    (
+        "replicas float",
+        {f"{V1}.replicas": 2.0},
+        [f"{V1}.replicas: must be a whole number, got 2.0"],
+    ),
+    (
+        "port as text",
+        {"services.service2.port": "8880"},
+        ["services.service2.port: must be a whole number, got '8880'"],
+    ),
+    (
+        "weight true",
+        {f"{R0}.split": {"v1": True, "v2": 99}},
+        [f"{R0}.split.v1: must be a whole number, got True"],
+    ),
+    (
+        "percent as text",
+        {f"{R0}.fault": {"abort": {"status": 503, "percent": "50"}}},
+        [f"{R0}.fault.abort.percent: must be a number, got '50'"],
+    ),
+    (
+        "abort status as text",
+        {f"{R0}.fault": {"abort": {"status": "503"}}},
+        [f"{R0}.fault.abort.status: must be a whole number, got '503'"],
+    ),
+    (
+        "allowSystemNamespace as text",
+        {"allowSystemNamespace": "yes"},
+        ["allowSystemNamespace: input should be a valid boolean"],
+    ),
+    (
+        "env value true",
+        {f"{V1}.env": {"DEBUG": True}},
+        [
+            f"{V1}.env.DEBUG: must be text or a reference such as {{secretKeyRef: {{name: db, key: password}}}}, got True"
+        ],
+    ),
+    # -- Kubernetes and proxy limits
+    (
+        "kube-system namespace",
+        {"namespace": "kube-system"},
+        [
+            "namespace: 'kube-system' is a namespace Kubernetes itself uses: sailplan creates, labels and on destroy deletes the mesh's namespace, with everything in it. Choose another namespace, or set allowSystemNamespace: true if you mean it"
+        ],
+    ),
+    (
+        "default namespace through the mesh name",
+        {"name": "default", "namespace": DELETE},
+        [
+            "name: 'default' is a namespace Kubernetes itself uses: sailplan creates, labels and on destroy deletes the mesh's namespace, with everything in it. Choose another namespace, or set allowSystemNamespace: true if you mean it"
+        ],
+    ),
+    (
+        "kube-public allowed explicitly",
+        {"namespace": "kube-public", "allowSystemNamespace": True},
+        [],
+    ),
+    (
+        "gateway name over 63",
+        {"name": "m" * 63, "namespace": "demo"},
+        [
+            f"name: the ingress gateway's Service would be named '{'m' * 63}-gateway', longer than the 63 characters Kubernetes allows; shorten the mesh name to 55 characters"
+        ],
+    ),
+    ("gateway name at 63", {"name": "m" * 55, "namespace": "demo"}, []),
+    (
+        "app port on the sidecar's outbound port",
+        {"services.service2.port": 15001},
+        [
+            "services.service2.port: 15001 is a port the builtin sidecar listens on in every pod (15001, 15006, 15020, 15021); choose another port for the app"
+        ],
+    ),
+    (
+        "app port on istio's prometheus port",
+        {"dataPlane": "istio", "services.service2.port": 15090},
+        [
+            "services.service2.port: 15090 is a port the istio sidecar listens on in every pod (15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090); choose another port for the app"
+        ],
+    ),
+    (
+        "readiness path with a space",
+        {f"{V1}.readiness.path": "/health check"},
+        [
+            f"{V1}.readiness.path: '/health check' is not a URL path: use visible ASCII characters and percent-encode the rest (a space is %20)"
+        ],
+    ),
+    (
+        "readiness path with a newline",
+        {f"{V1}.readiness.path": "/healthz\nX: y"},
+        [
+            f"{V1}.readiness.path: '/healthz\\nX: y' is not a URL path: use visible ASCII characters and percent-encode the rest (a space is %20)"
+        ],
+    ),
+    (
+        "env value with NUL",
+        {f"{V1}.env.MODE": "a\x00b"},
+        [f"{V1}.env.MODE: an environment value cannot contain a NUL character"],
+    ),
+    (
+        "local env value with NUL",
+        {f"{V1}.local.env": {"MODE": "a\x00b"}},
+        [f"{V1}.local.env.MODE: an environment value cannot contain a NUL character"],
+    ),
+    # -- secrets by reference
+    (
+        "secret reference",
+        {f"{V1}.env.DB_PASSWORD": {"secretKeyRef": {"name": "db", "key": "password"}}},
+        [],
+    ),
+    (
+        "secret reference without key",
+        {f"{V1}.env.DB_PASSWORD": {"secretKeyRef": {"name": "db"}}},
+        [f"{V1}.env.DB_PASSWORD.secretKeyRef.key: is required"],
+    ),
+    (
+        "secret reference typo",
+        {f"{V1}.env.DB_PASSWORD": {"secretKeyRf": {"name": "db", "key": "k"}}},
+        [f"{V1}.env.DB_PASSWORD.secretKeyRf: unknown key; did you mean 'secretKeyRef'?"],
+    ),
+    (
+        "two references in one value",
+        {
+            f"{V1}.env.DB": {
+                "secretKeyRef": {"name": "db", "key": "k"},
+                "configMapKeyRef": {"name": "c", "key": "k"},
+            }
+        },
+        [f"{V1}.env.DB: give exactly one of secretKeyRef or configMapKeyRef"],
+    ),
+    (
+        "bad secret name and key",
+        {f"{V1}.env.DB": {"configMapKeyRef": {"name": "Db", "key": "a b"}}},
+        [
+            # In the file's order: safe_dump sorts `key` before `name`.
+            f"{V1}.env.DB.configMapKeyRef.key: 'a b' is not a valid Secret or ConfigMap key: use letters, digits, '-', '_' and '.', at most 253 characters",
+            f"{V1}.env.DB.configMapKeyRef.name: 'Db' is not a valid Secret or ConfigMap name: use lowercase letters, digits, '-' and '.', at most 253 characters",
+        ],
+    ),
+    (
+        "envFrom with neither source",
+        {f"{V1}.envFrom": [{"prefix": "DB_"}]},
+        [f"{V1}.envFrom[0]: give exactly one of secretRef or configMapRef"],
+    ),
+    (
+        "envFrom with a bad prefix",
+        {f"{V1}.envFrom": [{"secretRef": {"name": "db"}, "prefix": "1X"}]},
+        [
+            f"{V1}.envFrom[0].prefix: '1X' is not a valid environment variable name: use letters, digits and '_', not starting with a digit"
+        ],
+    ),
     (
         "bad ingress host",
         {"ingress.hosts": ["shop_example.com"]},
@@ -425,6 +586,10 @@ def test_bad_spec_reports_every_problem_at_its_path(
     edits: dict[str, Any], expected: list[str]
 ) -> None:
     text = yaml.safe_dump(edited(edits))
+    if not expected:
+        # A case that must stay valid: the limits above must not refuse their neighbours.
+        assert sailplan.load_mesh_text(text)
+        return
     with pytest.raises(sailplan.SpecError) as error:
         sailplan.load_mesh_text(text)
     assert [str(problem) for problem in error.value.problems] == expected
@@ -442,7 +607,8 @@ def test_problems_anywhere_in_the_file_are_reported_together() -> None:
         "services.service2.port": 0,
     }
     with pytest.raises(sailplan.SpecError) as error:
-        sailplan.load_mesh_text(yaml.safe_dump(edited(edits)))
+        sailplan.load_mesh_text(yaml.safe_dump(edited(edits), sort_keys=False))
+    # In the order of the file (keys kept in the demo's order), not the order of the checks.
     assert [str(problem) for problem in error.value.problems] == [
         "services.service1.versions.v1.replicaz: unknown key; did you mean 'replicas'?",
         "services.service1.routes[0].split: weights add up to 90, they must add up to 100",
@@ -458,9 +624,20 @@ def test_a_typo_does_not_hide_a_reference_problem_elsewhere() -> None:
         "ingress.routes[0].service": "nope",
     }
     with pytest.raises(sailplan.SpecError) as error:
-        sailplan.load_mesh_text(yaml.safe_dump(edited(edits)))
+        sailplan.load_mesh_text(yaml.safe_dump(edited(edits), sort_keys=False))
     assert [str(problem) for problem in error.value.problems] == [
-        "services.service2.versions.v1.replicaz: unknown key; did you mean 'replicas'?",
         "services.service1.routes[0].split.v3: unknown version 'v3'; this service has: v1, v2",
+        "services.service2.versions.v1.replicaz: unknown key; did you mean 'replicas'?",
         "ingress.routes[0].service: unknown service 'nope'; services are: service1, service2",
+    ]
+
+
+def test_an_unknown_version_is_reported_beside_a_wrong_sum() -> None:
+    edits = {f"{R0}.split": {"v1": 80, "v3": 10}, f"{R0}.mirror": {"to": "v9"}}
+    with pytest.raises(sailplan.SpecError) as error:
+        sailplan.load_mesh_text(yaml.safe_dump(edited(edits), sort_keys=False))
+    assert [str(problem) for problem in error.value.problems] == [
+        f"{R0}.split: weights add up to 90, they must add up to 100",
+        f"{R0}.split.v3: unknown version 'v3'; this service has: v1, v2",
+        f"{R0}.mirror.to: unknown version 'v9'; this service has: v1, v2",
     ]

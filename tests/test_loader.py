@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_MESH, EXAMPLE_MESHES
+from conftest import DEMO_MESH, EXAMPLE_MESHES, REPO
 
 import sailplan
 
@@ -78,4 +82,177 @@ def test_binary_garbage(tmp_path: Path) -> None:
     garbage.write_bytes(b"\xff\xfe\x00\x01binary")
     with pytest.raises(sailplan.SpecError) as error:
         sailplan.load_mesh(garbage)
-    assert str(error.value).startswith(f"{garbage}: cannot read the file:")
+    assert str(error.value) == f"{garbage}:1: cannot read the file: it is not UTF-8 text"
+
+
+def test_text_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"name: demo\nservices:\n  caf\xe9: {}\n")
+    with pytest.raises(sailplan.SpecError) as error:
+        sailplan.load_mesh(latin1)
+    [problem] = error.value.problems
+    assert (str(problem), problem.line) == (
+        f"{latin1}:3: cannot read the file: it is not UTF-8 text",
+        3,
+    )
+
+
+def test_a_nul_byte_is_refused_with_its_line() -> None:
+    assert _problems("name: demo\nservices: {}\n\x00\n") == [
+        "mesh.yaml:3: the file contains a NUL byte; is it binary?"
+    ]
+
+
+# -- bounded input: a hostile or mistaken file is refused fast and small, never expanded.
+
+# "Billion laughs": 9 levels of 9 aliases in under 520 bytes, that would expand to 926 million values.
+ALIAS_BOMB = "\n".join(
+    [
+        "apiVersion: sailplan/v1",
+        "name: bomb",
+        'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+        *(
+            f"{level}: &{level} [{', '.join(['*' + previous] * 9)}]"
+            for previous, level in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        "services: {s: {port: 80, versions: {v: {image: *i}}}}",
+        "",
+    ]
+)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_an_alias_bomb_is_refused_at_once_without_expanding_it() -> None:
+    assert len(ALIAS_BOMB) < 520
+    started = time.monotonic()
+    problems = _problems(ALIAS_BOMB)
+    elapsed = time.monotonic() - started
+    assert problems == [
+        "mesh.yaml: YAML aliases expand this file from 43 to 926,177,129 values; aliases may add "
+        "at most 100,000 (write repeated parts out, or repeat them less)"
+    ]
+    assert elapsed < 0.5
+
+
+def test_the_alias_bomb_from_the_command_line_stays_small(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(ALIAS_BOMB)
+    # A fresh interpreter, so its peak memory is the command's own.
+    script = (
+        "import resource, sys, time; from sailplan.cli import main; t = time.monotonic(); "
+        f"code = main(['check', {str(bomb)!r}]); "
+        "print(code, time.monotonic() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    code, seconds, peak_kib = done.stdout.split()
+    assert code == "2"
+    assert float(seconds) < 0.5
+    assert int(peak_kib) < 100 * 1024
+    assert len(done.stderr) < 200 + 2 * len(str(bomb))
+
+
+def test_anchors_that_share_a_block_stay_allowed() -> None:
+    text = "\n".join(
+        [
+            "name: shared",
+            "base: &base {image: app:1, replicas: 2, env: {MODE: prod}}",
+            "services:",
+            *(f"  s{i}: {{port: 80, versions: {{v1: *base}}}}" for i in range(50)),
+            "",
+        ]
+    )
+    # `base` is not a mesh key: the aliases expanded fine and validation found the one typo.
+    assert _problems(text) == [
+        "base: unknown key; allowed keys here: apiVersion, kind, name, namespace, allowSystemNamespace, dataPlane, "
+        "mtls, services, ingress"
+    ]
+
+
+def test_a_recursive_alias_is_refused() -> None:
+    assert _problems("name: demo\nservices:\n  a: &loop [*loop]\n") == [
+        "mesh.yaml:3:6: a YAML alias refers to the value that contains it; "
+        "a mesh file cannot be recursive"
+    ]
+
+
+def test_nesting_beyond_any_mesh_is_refused() -> None:
+    text = "name: demo\nservices: " + "[" * 150 + "]" * 150 + "\n"
+    assert _problems(text) == [
+        "mesh.yaml:2:110: values are nested more than 100 levels deep; a mesh file needs about 10"
+    ]
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("# padding\n" * 200 + DEMO_MESH.read_text())
+    with pytest.raises(sailplan.SpecError) as error:
+        sailplan.load_mesh(big, max_size=1024)
+    assert str(error.value) == (
+        f"{big}: the file is larger than 1 KiB; a mesh file is rarely over 1 MiB "
+        "(pass --max-size to raise the limit)"
+    )
+    assert sailplan.load_mesh(big, max_size=64 * 1024).name == "demo"
+
+
+def test_dev_zero_is_refused_by_size() -> None:
+    started = time.monotonic()
+    with pytest.raises(sailplan.SpecError) as error:
+        sailplan.load_mesh("/dev/zero")
+    assert str(error.value) == (
+        "/dev/zero: the file is larger than 10 MiB; a mesh file is rarely over 1 MiB "
+        "(pass --max-size to raise the limit)"
+    )
+    assert time.monotonic() - started < 1
+
+
+def test_a_long_rejected_value_is_quoted_in_80_characters() -> None:
+    long_name = "A" * 5_000_000
+    [problem] = _problems(f"name: {long_name}\nservices: {{}}\n")
+    assert problem == (
+        f"name: '{'A' * 79}…' is not a valid name: use lowercase letters, digits and '-', "
+        "start and end with a letter or digit, at most 63 characters"
+    )
+
+
+def test_long_keys_and_structures_are_clipped_too() -> None:
+    key = "k" * 1000
+    problems = _problems(
+        f"name: demo\n{key}: 1\nservices: {{s: {{port: [{', '.join(['1'] * 999)}]}}}}\n"
+    )
+    assert problems == [
+        f"{'k' * 79}…: unknown key; allowed keys here: apiVersion, kind, name, namespace, "
+        "allowSystemNamespace, dataPlane, mtls, services, ingress",
+        "services.s.port: must be a whole number, got "
+        "[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, …",
+        "services.s.versions: is required",
+    ]
+
+
+def test_problems_carry_their_line_and_come_in_document_order() -> None:
+    text = (
+        DEMO_MESH.read_text()
+        .replace("port: 8880", "port: 0")
+        .replace(
+            "image: sailplan/demo-users:0.1.0\n        env: {SERVICE_VERSION: v1}",
+            "image: ''\n        env: {SERVICE_VERSION: v1}",
+        )
+    )
+    with pytest.raises(sailplan.SpecError) as error:
+        sailplan.load_mesh_text(text, "mesh.yaml")
+    assert [(p.line, str(p)) for p in error.value.problems] == [
+        (13, "services.service1.versions.v1.image: must not be empty"),
+        (26, "services.service2.port: 0 is not a valid port: use a number from 1 to 65535"),
+    ]
+
+
+def test_a_missing_key_points_at_its_parent() -> None:
+    text = DEMO_MESH.read_text().replace("    port: 8880\n", "")
+    with pytest.raises(sailplan.SpecError) as error:
+        sailplan.load_mesh_text(text, "mesh.yaml")
+    [problem] = error.value.problems
+    assert (problem.line, str(problem)) == (25, "services.service2.port: is required")

@@ -58,10 +58,25 @@ def test_unknown_data_plane_is_a_usage_error(capsys: pytest.CaptureFixture[str])
     assert "invalid choice: 'linkerd'" in capsys.readouterr().err
 
 
-def test_an_unwritable_output_directory_is_a_runtime_error(
+def test_an_output_directory_under_a_file_is_refused_before_rendering(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    assert main(["render", str(DEMO_MESH), "-o", str(blocker / "out")]) == 1
-    assert capsys.readouterr().err == f"error: {blocker / 'out'}: Not a directory\n"
+    assert main(["render", str(DEMO_MESH), "-o", str(blocker / "out")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: -o {blocker / 'out'}: {blocker} is a file, so the directory cannot be created\n"
+    )
+
+
+def test_output_to_a_file_says_o_takes_a_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "out.yaml"
+    target.write_text("keep me")
+    assert main(["render", str(DEMO_MESH), "-o", str(target)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: -o {target}: is a file, not a directory; -o takes a directory to write one "
+        "file per object\n"
+    )
+    assert target.read_text() == "keep me"

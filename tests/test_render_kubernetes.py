@@ -10,6 +10,7 @@ from schema_support import validate_manifest
 
 import sailplan
 from sailplan.render.kubernetes import render_kubernetes
+from sailplan.render.manifests import render_manifests
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +104,35 @@ def test_builtin_pods_carry_no_istio_label() -> None:
     ]
     assert "sidecar.istio.io/inject" not in pod_labels
     assert "istio-injection" not in _find(objects, "Namespace", "demo")["metadata"]["labels"]
+
+
+SECRET_ENV = """        env:
+          SERVICE_VERSION: v1
+          DB_PASSWORD: {secretKeyRef: {name: db, key: password}}
+          MODE: {configMapKeyRef: {name: settings, key: mode}}
+        envFrom:
+          - secretRef: {name: db}
+          - {configMapRef: {name: settings}, prefix: APP_}"""
+
+
+@pytest.mark.parametrize("data_plane", ["builtin", "istio"])
+def test_secret_and_config_map_references_render_value_from_and_env_from(
+    data_plane: str,
+) -> None:
+    text = DEMO_MESH.read_text().replace("        env: {SERVICE_VERSION: v1}", SECRET_ENV, 1)
+    manifests = render_manifests(sailplan.load_mesh_text(text), data_plane)  # type: ignore[arg-type]
+    deployment = _find(manifests, "Deployment", "service1-v1")
+    app = next(
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "service1"
+    )
+    assert app["env"] == [
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+        {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
+        {"name": "PORT", "value": "8088"},
+        {"name": "SERVICE_VERSION", "value": "v1"},
+    ]
+    assert app["envFrom"] == [
+        {"secretRef": {"name": "db"}},
+        {"configMapRef": {"name": "settings"}, "prefix": "APP_"},
+    ]
+    validate_manifest(deployment)

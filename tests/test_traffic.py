@@ -75,9 +75,39 @@ def test_traffic_against_a_real_server(capsys: pytest.CaptureFixture[str]) -> No
     assert "503 hello      5  100.0%" in out
 
 
-def test_refused_connections_are_an_outcome(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["traffic", "http://127.0.0.1:1/", "-n", "3"]) == 0
-    assert "failed: connection refused      3  100.0%" in capsys.readouterr().out
+def test_when_every_request_fails_the_exit_code_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["traffic", "http://127.0.0.1:1/", "-n", "3"]) == 1
+    captured = capsys.readouterr()
+    assert "failed: connection refused      3  100.0%" in captured.out
+    assert captured.err == "error: all 3 requests failed (connection refused)\n"
+
+
+def test_expected_statuses_and_a_failure_budget_let_a_script_assert(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with backends("hello") as started:
+        base = f"http://127.0.0.1:{started['hello'].port}"
+        # Answers of any status are a success by default: the table tells what they were.
+        assert main(["traffic", f"{base}/status/503", "-n", "4"]) == 0
+        assert main(["traffic", f"{base}/status/503", "-n", "4", "--expect-status", "200"]) == 1
+        assert capsys.readouterr().err == (
+            "error: 4 of 4 requests got no answer or an answer other than 200; at most 0 allowed\n"
+        )
+        assert main(["traffic", f"{base}/", "-n", "4", "--expect-status", "204,200"]) == 0
+        assert (
+            main(
+                [
+                    *("traffic", f"{base}/status/503", "-n", "4"),
+                    *("--expect-status", "200", "--max-failures", "4"),
+                ]
+            )
+            == 0
+        )
+    capsys.readouterr()
+    assert main(["traffic", "http://127.0.0.1:1/", "-n", "3", "--max-failures", "2"]) == 1
+    assert capsys.readouterr().err == ("error: 3 of 3 requests got no answer; at most 2 allowed\n")
 
 
 @pytest.mark.parametrize(
@@ -88,6 +118,14 @@ def test_refused_connections_are_an_outcome(capsys: pytest.CaptureFixture[str]) 
         (
             ["traffic", "http://127.0.0.1/", "-H", "novalue"],
             "error: header 'novalue' is not of the form 'Name: value'",
+        ),
+        (
+            ["traffic", "http://127.0.0.1/", "--expect-status", "ok"],
+            "error: --expect-status 'ok': give HTTP statuses from 100 to 599, e.g. 200,204",
+        ),
+        (
+            ["traffic", "http://127.0.0.1/", "--max-failures", "-1"],
+            "error: --max-failures must be 0 or more",
         ),
     ],
 )

@@ -11,6 +11,9 @@ from sailplan.model.mesh import DataPlane, Mesh, MtlsMode
 from sailplan.model.policy import ConnectionPool, LoadBalancer, OutlierDetection, Policy
 from sailplan.model.route import Abort, Delay, Fault, Mirror, Retries, Route
 from sailplan.model.service import (
+    EnvFrom,
+    EnvRef,
+    KeyRef,
     LocalRun,
     Readiness,
     ResourceAmounts,
@@ -25,9 +28,12 @@ __all__ = [
     "DataPlane",
     "Delay",
     "Duration",
+    "EnvFrom",
+    "EnvRef",
     "Fault",
     "Ingress",
     "IngressRoute",
+    "KeyRef",
     "LoadBalancer",
     "LocalRun",
     "Match",

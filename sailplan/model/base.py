@@ -31,11 +31,15 @@ def planes(*, istio: str, builtin: str, schema: dict[str, Any] | None = None) ->
 
 
 class SpecModel(BaseModel):
-    """Frozen, strict about unknown keys, snake_case in Python and camelCase in YAML."""
+    """Frozen, strict about unknown keys and types, snake_case in Python and camelCase in YAML.
+
+    Strict types: `replicas: "2"` or `replicas: true` is a mistake to point at, not to coerce
+    (a quoted number is often a templating slip; true is 1 only to Python)."""
 
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
+        strict=True,
         alias_generator=to_camel,
         populate_by_name=True,
         validate_default=True,

@@ -6,9 +6,10 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from sailplan import constants as c
 from sailplan.model.analysis import analysis_problems
 from sailplan.model.base import DnsLabel, ServiceName, SpecModel, planes
-from sailplan.model.errors import Problem, SpecError, problems_from_validation_error
+from sailplan.model.errors import Problem, SpecError, clip, problems_from_validation_error, shown
 from sailplan.model.ingress import Ingress
 from sailplan.model.route import Route
 from sailplan.model.service import Service
@@ -82,6 +83,12 @@ class Mesh(SpecModel):
                 "as `<service>-<version>.<namespace>.svc.cluster.local`."
             ),
         ),
+    )
+    allow_system_namespace: bool = Field(
+        default=False,
+        description="Let the mesh use `default` or a `kube-*` namespace. sailplan creates, "
+        "labels and (when the mesh is destroyed) deletes its namespace, so these are refused "
+        "unless this is `true`. Default: `false`.",
     )
     data_plane: DataPlane = Field(
         default="builtin",
@@ -187,11 +194,56 @@ class Mesh(SpecModel):
         return Mesh.parse({**self.to_dict(), "dataPlane": data_plane})
 
 
+# Ports the sidecar binds in every pod (builtin: sailplan/constants.py; istio: Envoy and its agent,
+# istio.io "Application requirements"). An app on one of them fails to start or is never reached.
+SIDECAR_PORTS: dict[str, tuple[int, ...]] = {
+    "builtin": (
+        c.PROXY_OUTBOUND_PORT,
+        c.PROXY_INBOUND_PORT,
+        c.PROXY_ADMIN_PORT,
+        c.PROXY_HEALTH_PORT,
+    ),
+    "istio": (15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090),
+}
+
+
+def is_system_namespace(name: str) -> bool:
+    return name == "default" or name.startswith("kube-")
+
+
 def cross_object_problems(mesh: Mesh) -> list[Problem]:
     """Rules that span objects: references, ordering, names that must stay unique or short."""
     problems: list[Problem] = []
+    if is_system_namespace(mesh.target_namespace) and not mesh.allow_system_namespace:
+        problems.append(
+            Problem(
+                "namespace" if mesh.namespace is not None else "name",
+                f"{mesh.target_namespace!r} is a namespace Kubernetes itself uses: sailplan "
+                "creates, labels and on destroy deletes the mesh's namespace, with everything in "
+                "it. Choose another namespace, or set allowSystemNamespace: true if you mean it",
+            )
+        )
+    if mesh.data_plane == "builtin" and mesh.ingress is not None:
+        gateway = f"{mesh.name}-gateway"
+        if len(gateway) > 63:
+            problems.append(
+                Problem(
+                    "name",
+                    f"the ingress gateway's Service would be named {gateway!r}, longer than the "
+                    "63 characters Kubernetes allows; shorten the mesh name to 55 characters",
+                )
+            )
+    reserved = SIDECAR_PORTS[mesh.data_plane]
     for service_name, service in mesh.services.items():
         at = f"services.{service_name}"
+        if service.port in reserved:
+            problems.append(
+                Problem(
+                    f"{at}.port",
+                    f"{service.port} is a port the {mesh.data_plane} sidecar listens on in every "
+                    f"pod ({', '.join(map(str, reserved))}); choose another port for the app",
+                )
+            )
         for version_name in service.versions:
             workload = f"{service_name}-{version_name}"
             if len(workload) > 63:
@@ -319,6 +371,7 @@ def _problems_of_valid_parts(data: dict[str, Any]) -> list[Problem]:
         try:
             service = Service.model_validate(raw)
         except ValidationError:
+            problems += _raw_reference_problems(f"services.{clip(str(name))}", raw)
             continue
         problems += _route_problems(f"services.{name}", service)
     ingress = data.get("ingress")
@@ -330,7 +383,37 @@ def _problems_of_valid_parts(data: dict[str, Any]) -> list[Problem]:
             problems.append(
                 Problem(
                     f"ingress.routes[{index}].service",
-                    f"unknown service {target!r}; services are: {known}",
+                    f"unknown service {shown(target)}; services are: {clip(known)}",
                 )
             )
+    return problems
+
+
+def _raw_reference_problems(at: str, raw: Any) -> list[Problem]:
+    """Unknown versions in the routes of a service that did not validate (say, a split whose
+    weights are off), read from the plain data so one problem does not hide the other."""
+    versions = raw.get("versions") if isinstance(raw, dict) else None
+    routes = raw.get("routes") if isinstance(raw, dict) else None
+    if not isinstance(versions, dict) or not isinstance(routes, list):
+        return []
+    known = ", ".join(sorted(str(v) for v in versions))
+    problems = []
+
+    def unknown(path: str, version: Any) -> None:
+        if isinstance(version, str) and version not in versions:
+            problems.append(
+                Problem(path, f"unknown version {shown(version)}; this service has: {clip(known)}")
+            )
+
+    for index, route in enumerate(routes):
+        if not isinstance(route, dict):
+            continue
+        route_at = f"{at}.routes[{index}]"
+        unknown(f"{route_at}.to", route.get("to"))
+        split = route.get("split")
+        for version in split if isinstance(split, dict) else ():
+            unknown(f"{route_at}.split.{clip(str(version))}", version)
+        mirror = route.get("mirror")
+        if isinstance(mirror, dict):
+            unknown(f"{route_at}.mirror.to", mirror.get("to"))
     return problems

@@ -139,6 +139,8 @@ class Retries(SpecModel):
     )
     on: tuple[Annotated[str, WithJsonSchema({"enum": list(_RETRY_TOKENS)})], ...] | None = Field(
         default=None,
+        # Strict tuples take only Python tuples; YAML gives a list. The items stay strict text.
+        strict=False,
         description="What is retried: `5xx`, `gateway-error`, `reset`, `connect-failure`, or a "
         "status code among 401, 403, 404, 408, 425, 500-504. Default: `5xx` and "
         "`connect-failure`.",

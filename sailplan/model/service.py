@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from sailplan.model.base import DnsLabel, EnvName, EnvValue, Port, SpecModel, planes
+from sailplan.model.errors import ENV_REFERENCE, ENV_TEXT
 from sailplan.model.policy import Policy
 from sailplan.model.route import Route
 
@@ -30,6 +39,113 @@ Quantity = Annotated[
     AfterValidator(_check_quantity),
     WithJsonSchema({"type": "string", "pattern": _QUANTITY.pattern}),
 ]
+
+# Secret and ConfigMap names are DNS subdomains; their keys are letters, digits, '-', '_' and '.'.
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DATA_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def _check_object_name(value: str) -> str:
+    if not _OBJECT_NAME.fullmatch(value) or len(value) > 253:
+        raise ValueError(
+            f"{value!r} is not a valid Secret or ConfigMap name: use lowercase letters, digits, "
+            "'-' and '.', at most 253 characters"
+        )
+    return value
+
+
+def _check_data_key(value: str) -> str:
+    if not _DATA_KEY.fullmatch(value) or len(value) > 253:
+        raise ValueError(
+            f"{value!r} is not a valid Secret or ConfigMap key: use letters, digits, '-', '_' "
+            "and '.', at most 253 characters"
+        )
+    return value
+
+
+def _check_env_text(value: str) -> str:
+    # The kernel passes environment strings NUL-terminated: a NUL cannot reach the app.
+    if "\x00" in value:
+        raise ValueError("an environment value cannot contain a NUL character")
+    return value
+
+
+ObjectName = Annotated[str, AfterValidator(_check_object_name)]
+DataKey = Annotated[str, AfterValidator(_check_data_key)]
+EnvText = Annotated[EnvValue, AfterValidator(_check_env_text)]
+
+
+class KeyRef(SpecModel):
+    """One key of a Secret or ConfigMap in the mesh's namespace."""
+
+    name: ObjectName = Field(description="The Secret's or ConfigMap's name.")
+    key: DataKey = Field(description="The key within it whose value the variable takes.")
+
+
+class EnvRef(SpecModel):
+    """A value kept out of the mesh file: read from a Secret or ConfigMap key when the pod starts.
+
+    The sandbox takes it from the developer's environment or from `local.envFile` instead."""
+
+    secret_key_ref: KeyRef | None = Field(
+        default=None,
+        description="Take the value from a key of a Secret: `{name: db, key: password}`.",
+    )
+    config_map_key_ref: KeyRef | None = Field(
+        default=None,
+        description="Take the value from a key of a ConfigMap: `{name: settings, key: mode}`.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> EnvRef:
+        if (self.secret_key_ref is None) == (self.config_map_key_ref is None):
+            raise ValueError("give exactly one of secretKeyRef or configMapKeyRef")
+        return self
+
+    @property
+    def kind(self) -> Literal["secretKeyRef", "configMapKeyRef"]:
+        return "secretKeyRef" if self.secret_key_ref is not None else "configMapKeyRef"
+
+    @property
+    def ref(self) -> KeyRef:
+        ref = self.secret_key_ref or self.config_map_key_ref
+        assert ref is not None
+        return ref
+
+
+def _env_kind(value: Any) -> str:
+    return ENV_REFERENCE if isinstance(value, dict | EnvRef) else ENV_TEXT
+
+
+# An env value: text (numbers are taken as text) or a reference to a Secret or ConfigMap key.
+EnvEntry = Annotated[
+    Annotated[EnvText, Tag(ENV_TEXT)] | Annotated[EnvRef, Tag(ENV_REFERENCE)],
+    Discriminator(_env_kind),
+]
+
+
+class NameRef(SpecModel):
+    name: ObjectName = Field(description="The Secret's or ConfigMap's name.")
+
+
+class EnvFrom(SpecModel):
+    """Every key of a Secret or ConfigMap as an environment variable of the app."""
+
+    secret_ref: NameRef | None = Field(
+        default=None, description="Every key of this Secret: `{name: db}`."
+    )
+    config_map_ref: NameRef | None = Field(
+        default=None, description="Every key of this ConfigMap: `{name: settings}`."
+    )
+    prefix: EnvName | None = Field(
+        default=None, description="Put before every variable name, e.g. `DB_`. Default: none."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> EnvFrom:
+        if (self.secret_ref is None) == (self.config_map_ref is None):
+            raise ValueError("give exactly one of secretRef or configMapRef")
+        return self
 
 
 class ResourceAmounts(SpecModel):
@@ -104,7 +220,7 @@ class LocalRun(SpecModel):
             builtin="Not rendered; only `sailplan sandbox` reads it.",
         ),
     )
-    env: dict[EnvName, EnvValue] | None = Field(
+    env: dict[EnvName, EnvText] | None = Field(
         default=None,
         description="Environment variables for the sandbox only, added over the version's `env`.",
         examples=[{"DEBUG": "1"}],
@@ -113,6 +229,17 @@ class LocalRun(SpecModel):
             builtin="Not rendered; only `sailplan sandbox` reads it.",
         ),
     )
+    env_file: str | None = Field(
+        default=None,
+        description="A `.env`-style file (`NAME=value` lines, relative to the mesh file's "
+        "folder) whose variables the process gets, and where values the cluster reads from "
+        "Secrets or ConfigMaps (`secretKeyRef`, `configMapKeyRef`) are found. Variables set in "
+        "your environment win over the file. Default: none.",
+    )
+
+
+# Visible ASCII: what a request line may carry without encoding.
+_URL_PATH = re.compile(r"/[!-~]*")
 
 
 class Readiness(SpecModel):
@@ -135,6 +262,13 @@ class Readiness(SpecModel):
     def _absolute(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError(f"{value!r} must start with '/'")
+        if not _URL_PATH.fullmatch(value):
+            # A space or control character ends the request line early: the kubelet's probe
+            # and HAProxy would send a malformed request.
+            raise ValueError(
+                f"{value!r} is not a URL path: use visible ASCII characters and percent-encode "
+                "the rest (a space is %20)"
+            )
         return value
 
 
@@ -160,19 +294,35 @@ class Version(SpecModel):
             builtin="The Deployment's `replicas`; the sandbox starts as many processes.",
         ),
     )
-    env: dict[EnvName, EnvValue] | None = Field(
+    env: dict[EnvName, EnvEntry] | None = Field(
         default=None,
         description="Environment variables of the app container. Names are letters, digits and "
-        "`_`; numbers are taken as text. `PORT` is reserved: sailplan sets it to the service port.",
+        "`_`; numbers are taken as text. `PORT` is reserved: sailplan sets it to the service port. "
+        "Keep secrets out of the file with a reference: `DB_PASSWORD: {secretKeyRef: {name: db, "
+        "key: password}}` (or `configMapKeyRef`).",
         json_schema_extra=planes(
-            istio="The app container's environment, sorted by name, with `PORT` added.",
+            istio="The app container's environment, sorted by name, with `PORT` added; "
+            "references become `valueFrom`.",
             builtin=(
-                "The app container's environment, sorted by name, with `PORT` added; the "
-                "sandbox passes it to the process too."
+                "The app container's environment, sorted by name, with `PORT` added; "
+                "references become `valueFrom`. The sandbox passes it to the process, taking "
+                "referenced values from the developer's environment or `local.envFile`."
             ),
             schema={"propertyNames": {"not": {"enum": list(RESERVED_ENV)}}},
         ),
         examples=[{"LOG_LEVEL": "debug"}],
+    )
+    env_from: list[EnvFrom] | None = Field(
+        default=None,
+        description="Whole Secrets or ConfigMaps whose every key becomes a variable of the app: "
+        "`[{secretRef: {name: db}}, {configMapRef: {name: settings}, prefix: APP_}]`. "
+        "Default: none.",
+        json_schema_extra=planes(
+            istio="The app container's `envFrom`.",
+            builtin="The app container's `envFrom`; the sandbox reads the variables from the "
+            "developer's environment or `local.envFile`.",
+        ),
+        examples=[[{"secretRef": {"name": "db"}}]],
     )
     resources: Resources = Field(
         default=Resources(),
@@ -225,7 +375,7 @@ class Version(SpecModel):
 
     @field_validator("env")
     @classmethod
-    def _not_reserved(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+    def _not_reserved(cls, value: dict[str, str | EnvRef] | None) -> dict[str, str | EnvRef] | None:
         for name in RESERVED_ENV:
             if value and name in value:
                 raise ValueError(f"{name} is set by sailplan to the service port; remove it")

@@ -10,6 +10,7 @@ from typing import Any
 
 from sailplan import constants as c
 from sailplan.model import DataPlane, Mesh, Service, Version
+from sailplan.model.service import EnvRef
 
 # The uid/gid apps run as when the image does not say: any non-root id works with runAsNonRoot.
 APP_UID = 10001
@@ -101,11 +102,20 @@ def pod_labels(
 
 def app_container(service_name: str, service: Service, version: Version) -> dict[str, Any]:
     env = {**(version.env or {}), c.APP_PORT_ENV: str(service.port)}
+    env_list = [
+        {"name": name, "value": value}
+        if not isinstance(value, EnvRef)
+        else {
+            "name": name,
+            "valueFrom": {value.kind: {"name": value.ref.name, "key": value.ref.key}},
+        }
+        for name, value in sorted(env.items())
+    ]
     container: dict[str, Any] = {
         "name": service_name,
         "image": version.image,
         "ports": [{"name": port_name(service), "containerPort": service.port, "protocol": "TCP"}],
-        "env": [{"name": name, "value": value} for name, value in sorted(env.items())],
+        "env": env_list,
         "resources": version.resources.to_dict(),
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -117,6 +127,21 @@ def app_container(service_name: str, service: Service, version: Version) -> dict
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+    if version.env_from:
+        # In the order given: Kubernetes lets a later source win over an earlier one.
+        container["envFrom"] = [
+            {
+                **(
+                    {"secretRef": {"name": source.secret_ref.name}}
+                    if source.secret_ref is not None
+                    else {"configMapRef": {"name": source.config_map_ref.name}}
+                    if source.config_map_ref is not None
+                    else {}
+                ),
+                **({"prefix": source.prefix} if source.prefix else {}),
+            }
+            for source in version.env_from
+        ]
     if version.readiness is not None:
         container["readinessProbe"] = {
             "httpGet": {"path": version.readiness.path, "port": port_name(service)},

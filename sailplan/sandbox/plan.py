@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sailplan.model import Mesh, Problem, SpecError
+from sailplan.model.service import EnvRef
 from sailplan.render.haproxy import (
     ProxyConfig,
     ProxyPorts,
@@ -63,11 +64,15 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
 
 
-def check_runnable(mesh: Mesh, base: Path | None = None) -> None:
+def check_runnable(
+    mesh: Mesh, base: Path | None = None, environ: Mapping[str, str] | None = None
+) -> None:
     """What the sandbox needs beyond a valid mesh, and what it cannot honour, as problems (exit 2).
 
     The model refuses most of these too; the sandbox checks again so that nothing it is handed can
-    crash it. `base` is the mesh file's directory: given, each version's `local.cwd` must exist."""
+    crash it. `base` is the mesh file's directory: given, each version's `local.cwd` must exist
+    and each variable the cluster reads from a Secret or ConfigMap needs a value (`environ`, then
+    `local.envFile`)."""
     problems: list[Problem] = []
     if mesh.mtls == "strict":
         problems.append(
@@ -112,6 +117,11 @@ def check_runnable(mesh: Mesh, base: Path | None = None) -> None:
                     problems.append(Problem(f"{at}.local.cwd", "contains a NUL byte"))
                 elif not cwd.is_dir():
                     problems.append(Problem(f"{at}.local.cwd", f"no such directory: {cwd}"))
+            if base is not None and version.replicas > 0:
+                try:
+                    local_env(mesh, service_name, version_name, base, environ or {})
+                except SpecError as error:
+                    problems += error.problems
     if problems:
         raise SpecError(problems)
 
@@ -161,6 +171,95 @@ def sandbox_notes(mesh: Mesh) -> list[str]:
             f"{', '.join(hosts)}; send one, e.g. curl -H 'Host: {example}' <the ready URL>"
         )
     return notes
+
+
+# `NAME=value`, optionally after `export `; the value may be in single or double quotes.
+_ENV_LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
+
+
+def read_env_file(path: Path, at: str) -> dict[str, str]:
+    """The variables of a `.env`-style file: `NAME=value` lines, blank lines and `#` comments.
+
+    Quotes around a whole value are removed (nothing inside is expanded); `at` is the spec path
+    that named the file, for the problem when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([Problem(at, f"the env file {str(path)!r} does not exist")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "it is not UTF-8 text"
+        raise SpecError(
+            [Problem(at, f"cannot read the env file {str(path)!r}: {reason}")]
+        ) from None
+    variables: dict[str, str] = {}
+    problems = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        found = _ENV_LINE.fullmatch(line)
+        if not found or "\x00" in line:
+            problems.append(
+                Problem(
+                    f"{path}:{number}",
+                    "not a NAME=value line (names are letters, digits and '_'; # starts a comment)",
+                    number,
+                )
+            )
+            continue
+        name, value = found.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        variables[name] = value
+    if problems:
+        raise SpecError(problems)
+    return variables
+
+
+def local_env(
+    mesh: Mesh, service: str, version: str, base_dir: Path, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """The variables the sandbox sets for a version's process over the developer's environment.
+
+    The version's inline `env`, then `local.env`, win over everything; a variable the cluster
+    reads from a Secret or ConfigMap takes its value from the environment or, failing that, from
+    `local.envFile` (as docker compose and dotenv do, the environment wins over the file). The
+    file's other variables are set too unless the environment has them: they stand in for
+    `envFrom`. A reference with no value anywhere is a problem: the app would start without it."""
+    spec = mesh.services[service].versions[version]
+    at = f"services.{service}.versions.{version}"
+    env_file = spec.local.env_file if spec.local else None
+    file_env = (
+        read_env_file(base_dir / env_file, f"{at}.local.envFile") if env_file is not None else {}
+    )
+    env = {name: value for name, value in file_env.items() if name not in environ}
+    problems = []
+    for name, value in (spec.env or {}).items():
+        if not isinstance(value, EnvRef):
+            env[name] = value
+        elif name in environ:
+            env[name] = environ[name]
+        elif name in file_env:
+            env[name] = file_env[name]
+        else:
+            source = "Secret" if value.kind == "secretKeyRef" else "ConfigMap"
+            where = (
+                f"add it to {env_file}"
+                if env_file is not None
+                else "name a file that has it in local: {envFile: .env}"
+            )
+            problems.append(
+                Problem(
+                    f"{at}.env.{name}",
+                    f"the sandbox has no value for {name} (in a cluster: {source} "
+                    f"{value.ref.name!r}, key {value.ref.key!r}); set it in your environment or "
+                    f"{where}",
+                )
+            )
+    if problems:
+        raise SpecError(problems)
+    env.update((spec.local.env if spec.local else None) or {})
+    return env
 
 
 def make_plan(mesh: Mesh, next_port: Callable[[], int], ingress_port: int = 0) -> Plan:

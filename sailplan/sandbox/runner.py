@@ -26,6 +26,7 @@ from sailplan.sandbox.plan import (
     Proxy,
     check_runnable,
     compile_configs,
+    local_env,
     make_plan,
     sandbox_notes,
 )
@@ -148,7 +149,7 @@ class Sandbox:
         self.mesh: Mesh = load_mesh_text(self.text, str(mesh_file))
         # The mesh the apps were started with: a reload changes proxies, never a running app.
         self.started = self.mesh
-        check_runnable(self.mesh, self.base)
+        check_runnable(self.mesh, self.base, os.environ)
         self.haproxy = haproxy_binary()
         if ingress_port:
             ensure_free(ingress_port)
@@ -162,13 +163,12 @@ class Sandbox:
     # -- starting ------------------------------------------------------------------------------
 
     def app_env(self, service: str, version: str, app_port: int, outbound: int) -> dict[str, str]:
-        spec = self.mesh.services[service].versions[version]
+        base = self.mesh_file.resolve().parent
         proxy = f"http://127.0.0.1:{outbound}"
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         return {
             **os.environ,
-            **(spec.env or {}),
-            **((spec.local.env if spec.local else None) or {}),
+            **local_env(self.mesh, service, version, base, os.environ),
             "PORT": str(app_port),
             "HTTP_PROXY": proxy,
             "http_proxy": proxy,
@@ -305,7 +305,7 @@ class Sandbox:
     def _try(self, text: str) -> str | None:
         try:
             mesh = load_mesh_text(text, str(self.mesh_file))
-            check_runnable(mesh)
+            check_runnable(mesh, self.mesh_file.resolve().parent, os.environ)
         except SpecError as error:
             shown = "; ".join(str(problem) for problem in error.problems[:3])
             more = len(error.problems) - 3
