@@ -69,9 +69,10 @@ class Ingress(SpecModel):
         examples=[80],
         json_schema_extra=planes(
             istio=(
-                "The Gateway server's port, named `http-<port>`, protocol HTTP: the gateway "
-                "pods listen on it. The gateway Service `IstioControlPlane` installs forwards to "
-                "pod port 80, so another port is not reachable through that Service."
+                "The Gateway server's port, named `http-<port>`, protocol HTTP. The control "
+                "plane a `Mesh` creates exposes it on the gateway chart's Service; a given "
+                "`control_plane` whose gateway Service does not is refused (Istio would bind "
+                "nothing, istioctl analyze IST0162)."
             ),
             builtin="The port of the gateway's Service; the gateway pod itself listens on 8080.",
         ),
@@ -82,8 +83,9 @@ class Ingress(SpecModel):
         "range 30000-32767. Default: none, a LoadBalancer Service.",
         json_schema_extra=planes(
             istio=(
-                "Not in the mesh's resources: the gateway Service belongs to the control "
-                "plane (`IstioControlPlane`'s `gateway_node_port`)."
+                "The control plane a `Mesh` creates makes the gateway chart's Service a "
+                "NodePort Service on this port, as on builtin; a given `control_plane` whose "
+                "gateway Service has another node port is refused."
             ),
             builtin=(
                 "The gateway Service becomes a NodePort Service on this port (a LoadBalancer "
