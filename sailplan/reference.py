@@ -161,6 +161,8 @@ def type_text(schema: dict[str, Any]) -> str:
         if len(parts) == 2 and parts[1].get("items") == parts[0]:
             return f"{type_text(parts[0])}, or a list of them{_count(parts[1], 'items')}"
         return " or ".join(type_text(part) for part in parts)
+    if "oneOf" in schema and "type" not in schema and "properties" not in schema:
+        return " or ".join(type_text(part) for part in schema["oneOf"])
     if "enum" in schema:
         return "one of " + ", ".join(f"`{value}`" for value in schema["enum"])
     if "const" in schema:
@@ -177,6 +179,8 @@ def type_text(schema: dict[str, Any]) -> str:
         if "maxLength" in schema:
             text += f", at most {schema['maxLength']} characters"
         return text
+    if kind == "boolean":
+        return "boolean"
     if kind == "integer":
         return "integer" + _bounds(schema)
     if kind == "number":
@@ -209,7 +213,7 @@ def _children(schema: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(path suffix, model) for each model a field's value holds: itself, list items, map values."""
     if "$ref" in schema:
         yield "", _ref_name(schema)
-    for part in schema.get("anyOf", []):
+    for part in [*schema.get("anyOf", []), *schema.get("oneOf", [])]:
         yield from _children(part)
     if isinstance(schema.get("items"), dict):
         for suffix, name in _children(schema["items"]):

@@ -124,12 +124,16 @@ def test_types_read_as_words() -> None:
         "integer, at least 30000"
     )
     assert type_text({"enum": ["http", "tcp"]}) == "one of `http`, `tcp`"
+    assert type_text({"type": "boolean"}) == "boolean"
+    assert type_text({"oneOf": [{"type": "string"}, {"$ref": "#/$defs/EnvRef"}]}) == (
+        "string or [EnvRef](#envref-object)"
+    )
     assert type_text({"type": "string", "pattern": "^a`b$"}) == "string matching `` ^a`b$ ``"
     assert type_text({"type": "array", "items": {"$ref": "#/$defs/Route"}, "minItems": 1}) == (
         "list of [Route](#route-object), at least one item"
     )
     with pytest.raises(ValueError, match="no words for the JSON Schema"):
-        type_text({"type": "boolean"})
+        type_text({"type": "null"})
 
 
 def test_known_differences_are_the_open_conformance_divergences() -> None:

@@ -89,6 +89,11 @@ class Mesh(SpecModel):
         description="Let the mesh use `default` or a `kube-*` namespace. sailplan creates, "
         "labels and (when the mesh is destroyed) deletes its namespace, so these are refused "
         "unless this is `true`. Default: `false`.",
+        examples=[True],
+        json_schema_extra=planes(
+            istio="Not rendered; lets `namespace` be `default` or `kube-*`.",
+            builtin="Not rendered; lets `namespace` be `default` or `kube-*`.",
+        ),
     )
     data_plane: DataPlane = Field(
         default="builtin",

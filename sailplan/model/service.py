@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -70,16 +71,43 @@ def _check_env_text(value: str) -> str:
     return value
 
 
-ObjectName = Annotated[str, AfterValidator(_check_object_name)]
-DataKey = Annotated[str, AfterValidator(_check_data_key)]
-EnvText = Annotated[EnvValue, AfterValidator(_check_env_text)]
+ObjectName = Annotated[
+    str,
+    AfterValidator(_check_object_name),
+    WithJsonSchema(
+        {"type": "string", "pattern": f"^(?:{_OBJECT_NAME.pattern})$", "maxLength": 253}
+    ),
+]
+DataKey = Annotated[
+    str,
+    AfterValidator(_check_data_key),
+    WithJsonSchema({"type": "string", "pattern": f"^(?:{_DATA_KEY.pattern})$", "maxLength": 253}),
+]
+EnvText = Annotated[
+    EnvValue,
+    AfterValidator(_check_env_text),
+    WithJsonSchema({"type": ["string", "number"], "pattern": "^[^\\x00]*$"}),
+]
+_REF_PLANES = planes(
+    istio="The app container's `valueFrom`.",
+    builtin="The app container's `valueFrom`; the sandbox reads the variable from your "
+    "environment or `local.envFile`.",
+)
 
 
 class KeyRef(SpecModel):
     """One key of a Secret or ConfigMap in the mesh's namespace."""
 
-    name: ObjectName = Field(description="The Secret's or ConfigMap's name.")
-    key: DataKey = Field(description="The key within it whose value the variable takes.")
+    name: ObjectName = Field(
+        description="The Secret's or ConfigMap's name.",
+        examples=["db"],
+        json_schema_extra=_REF_PLANES,
+    )
+    key: DataKey = Field(
+        description="The key within it whose value the variable takes.",
+        examples=["password"],
+        json_schema_extra=_REF_PLANES,
+    )
 
 
 class EnvRef(SpecModel):
@@ -87,13 +115,20 @@ class EnvRef(SpecModel):
 
     The sandbox takes it from the developer's environment or from `local.envFile` instead."""
 
+    # Exactly one of the two, for editors as for the validator below.
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
     secret_key_ref: KeyRef | None = Field(
         default=None,
         description="Take the value from a key of a Secret: `{name: db, key: password}`.",
+        examples=[{"name": "db", "key": "password"}],
+        json_schema_extra=_REF_PLANES,
     )
     config_map_key_ref: KeyRef | None = Field(
         default=None,
         description="Take the value from a key of a ConfigMap: `{name: settings, key: mode}`.",
+        examples=[{"name": "settings", "key": "mode"}],
+        json_schema_extra=_REF_PLANES,
     )
 
     @model_validator(mode="after")
@@ -124,21 +159,52 @@ EnvEntry = Annotated[
 ]
 
 
+_ENV_FROM_PLANES = planes(
+    istio="The app container's `envFrom`.",
+    builtin="The app container's `envFrom`; the sandbox reads the variables from your "
+    "environment or `local.envFile`.",
+)
+
+
 class NameRef(SpecModel):
-    name: ObjectName = Field(description="The Secret's or ConfigMap's name.")
+    """A Secret or ConfigMap in the mesh's namespace, by name."""
+
+    name: ObjectName = Field(
+        description="The Secret's or ConfigMap's name.",
+        examples=["db"],
+        json_schema_extra=_ENV_FROM_PLANES,
+    )
 
 
 class EnvFrom(SpecModel):
     """Every key of a Secret or ConfigMap as an environment variable of the app."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["secretRef"], "not": {"required": ["configMapRef"]}},
+                {"required": ["configMapRef"], "not": {"required": ["secretRef"]}},
+            ]
+        }
+    )
+
     secret_ref: NameRef | None = Field(
-        default=None, description="Every key of this Secret: `{name: db}`."
+        default=None,
+        description="Every key of this Secret: `{name: db}`.",
+        examples=[{"name": "db"}],
+        json_schema_extra=_ENV_FROM_PLANES,
     )
     config_map_ref: NameRef | None = Field(
-        default=None, description="Every key of this ConfigMap: `{name: settings}`."
+        default=None,
+        description="Every key of this ConfigMap: `{name: settings}`.",
+        examples=[{"name": "settings"}],
+        json_schema_extra=_ENV_FROM_PLANES,
     )
     prefix: EnvName | None = Field(
-        default=None, description="Put before every variable name, e.g. `DB_`. Default: none."
+        default=None,
+        description="Put before every variable name, e.g. `DB_`. Default: none.",
+        examples=["DB_"],
+        json_schema_extra=_ENV_FROM_PLANES,
     )
 
     @model_validator(mode="after")
@@ -235,6 +301,11 @@ class LocalRun(SpecModel):
         "folder) whose variables the process gets, and where values the cluster reads from "
         "Secrets or ConfigMaps (`secretKeyRef`, `configMapKeyRef`) are found. Variables set in "
         "your environment win over the file. Default: none.",
+        examples=[".env"],
+        json_schema_extra=planes(
+            istio="Not rendered; only `sailplan sandbox` reads it.",
+            builtin="Not rendered; only `sailplan sandbox` reads it.",
+        ),
     )
 
 
@@ -252,7 +323,7 @@ class Readiness(SpecModel):
         json_schema_extra=planes(
             istio="The probe's `httpGet.path`.",
             builtin="The probe's `httpGet.path`; the sandbox polls the same path.",
-            schema={"pattern": "^/"},
+            schema={"pattern": f"^(?:{_URL_PATH.pattern})$"},
         ),
         examples=["/ready"],
     )
