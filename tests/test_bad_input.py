@@ -269,6 +269,13 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         [f"{R0}.timeout: '0s' is too short: a duration must be at least 1ms"],
     ),
     (
+        # 900h passed check and made haproxy refuse the config (timer overflow past 24.8 days).
+        "duration past a day",
+        {f"{R0}.timeout": "900h"},
+        [f"{R0}.timeout: '900h' is too long: a duration must be at most 24h"],
+    ),
+    ("duration of a day", {f"{R0}.timeout": "24h"}, []),
+    (
         "outlier interval bad",
         {"services.service1.policy": {"outlierDetection": {"interval": "soon"}}},
         [

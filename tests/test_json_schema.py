@@ -36,6 +36,7 @@ NOT_EXPRESSIBLE = {
     "lookahead regex",
     "retries zero with perTryTimeout",
     "http features on tcp",
+    "duration past a day",
     # JSON Schema counts 2.0 as an integer; pydantic's strict mode does not.
     "replicas float",
     # Across fields: the namespace defaults to the name, allowSystemNamespace lifts the rule,

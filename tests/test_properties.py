@@ -91,7 +91,8 @@ def meshes(draw: st.DrawFn) -> dict[str, Any]:
             )
         )
         services[name] = {
-            "port": draw(st.integers(1, 65535)),
+            # Not the sidecars' own ports (15000-15090), which check reserves.
+            "port": draw(st.integers(1, 65535).filter(lambda p: not 15000 <= p <= 15090)),
             "versions": {
                 v: {"image": f"{name}:{v}", "replicas": draw(st.integers(1, 3))} for v in versions
             },

@@ -4,6 +4,7 @@ route through the ingress, a live edit under --watch, and every way starting can
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -196,7 +197,7 @@ def test_an_invalid_mesh_starts_nothing(tmp_path: Path) -> None:
     time.sleep(0.2)
     assert sandbox.lines == [
         f"error: 1 problem in {path}:",
-        "  services.service1.routes[0].split: weights add up to 90, they must add up to 100",
+        "  line 24: services.service1.routes[0].split: weights add up to 90, they must add up to 100",
     ]
 
 
@@ -276,7 +277,10 @@ def test_values_no_process_can_take_are_bad_input_not_a_crash(
     time.sleep(0.2)
     # The model may refuse it first, in its words; either way: one problem at the path, exit 2.
     assert sandbox.lines[0] == f"error: 1 problem in {path}:", sandbox.lines
-    assert sandbox.lines[1].startswith(f"  services.service1.versions.v1.{'.'.join(where)}: ")
+    assert re.match(
+        rf"  line \d+: services\.service1\.versions\.v1\.{re.escape('.'.join(where))}: ",
+        sandbox.lines[1],
+    ), sandbox.lines
     assert len(sandbox.lines) == 2
 
 

@@ -168,6 +168,9 @@ _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
 # The JSON Schema of a duration: what `Duration.parse` accepts, less zero (refused after parsing).
 DURATION_PATTERN = r"^\s*0*[1-9][0-9]*(ms|s|m|h)\s*$"
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+# HAProxy's timers stop at 2^31-1 ms (about 24.8 days) and refuse a config past it; sums of
+# durations (retries, delays) must stay below that too. A day bounds every real timeout.
+MAX_DURATION_MS = 24 * 3_600_000
 
 
 @dataclass(frozen=True, order=True)
@@ -187,6 +190,8 @@ class Duration:
         duration = cls(int(found.group(1)) * _UNIT_MS[found.group(2)])
         if duration.ms < 1:
             raise ValueError(f"{text!r} is too short: a duration must be at least 1ms")
+        if duration.ms > MAX_DURATION_MS:
+            raise ValueError(f"{text!r} is too long: a duration must be at most 24h")
         return duration
 
     @property
