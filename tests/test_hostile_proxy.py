@@ -349,12 +349,25 @@ def _expected(routes: list[Case], req: Request) -> int:
 )
 @given(st.lists(cases(), min_size=1, max_size=6, unique=True))
 def test_any_string_is_refused_or_routes_exactly_as_written(drawn: list[Case]) -> None:
-    accepted = [case for case in drawn if _accepted(case)]
+    fallback = {"to": "v1", "fault": {"abort": {"status": NO_ROUTE_STATUS}}}
+    accepted: list[Case] = []
+    routes: list[dict[str, Any]] = []
+    for case in drawn:
+        if not _accepted(case):
+            continue
+        route = _abort_route(case.match(), FIRST_STATUS + len(accepted))
+        try:
+            _load([*routes, route, fallback])
+        except sailplan.SpecError as error:
+            # An earlier drawn rule that already takes all of this one's requests: check refuses
+            # the unreachable rule (model/analysis.py); leave it out.
+            assert all("can never match" in p.message for p in error.problems), error
+            continue
+        accepted.append(case)
+        routes.append(route)
     if not accepted:
         return
-    routes = [_abort_route(case.match(), FIRST_STATUS + i) for i, case in enumerate(accepted)]
-    routes.append({"to": "v1", "fault": {"abort": {"status": NO_ROUTE_STATUS}}})
-    mesh = _load(routes)
+    mesh = _load([*routes, fallback])
     # running_haproxy runs `haproxy -c` on the files before it starts the proxy.
     with sidecar(mesh) as port:
         for case in accepted:
