@@ -151,7 +151,9 @@ def test_the_alias_bomb_from_the_command_line_stays_small(tmp_path: Path) -> Non
     )
     code, seconds, peak_kib = done.stdout.split()
     assert code == "2"
-    assert float(seconds) < 0.5
+    # The unbounded loader took 4.7 s and 1.2 GB; the bound is loose so that a busy machine
+    # (CI on 2 cores) cannot fail it, while a regression to expanding the aliases still does.
+    assert float(seconds) < 2.0
     assert int(peak_kib) < 100 * 1024
     assert len(done.stderr) < 200 + 2 * len(str(bomb))
 
