@@ -88,7 +88,7 @@ def test_config_map_holds_the_compiled_proxy_config(demo: list[dict[str, Any]]) 
     assert "service1.demo.svc.cluster.local service1\n" in data["hosts.map"]
     cfg = data["haproxy.cfg"]
     assert "server-template v1- 10 service1-v1.demo.svc.cluster.local:8088 resolvers kubedns" in cfg
-    assert "bind 0.0.0.0:15001" in cfg and "bind 0.0.0.0:15006" in cfg
+    assert "bind 127.0.0.1:15001" in cfg and "bind 0.0.0.0:15006" in cfg
     assert "server app 127.0.0.1:8880" in cfg
 
 
