@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import re2
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from proxy_support import check_config, free_port, running_haproxy
 
 import sailplan
@@ -184,3 +187,26 @@ def test_accepted_patterns_answer_hostile_values_at_once() -> None:
                 # 50 requests of 4 KB: milliseconds when linear; one catastrophic match alone
                 # takes seconds (bench/RESULTS.md, ReDoS).
                 assert time.monotonic() - started < 5, pattern
+
+
+_QUIET = re2.Options()
+_QUIET.log_errors = False
+# Mostly regex syntax, so most drawn patterns are valid RE2 with structure worth checking.
+_SYNTAX = st.sampled_from([*"ab.*+?|()[]{}^$\\,0123-:", "\\w", "\\d", "\\pL", "(?:", "(?i)"])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.one_of(
+        st.lists(_SYNTAX, max_size=14).map("".join),
+        st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=16),
+    )
+)
+def test_the_backtracking_check_answers_every_re2_pattern(pattern: str) -> None:
+    """Whatever RE2 accepts, the check gives an answer (a reason or None), never an exception."""
+    try:
+        re2.compile(pattern, _QUIET)
+    except re2.error:
+        return
+    risk = backtracking_risk(pattern)
+    assert risk is None or isinstance(risk, str)
