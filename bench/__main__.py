@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 
-from bench import dataplane, report, scale
+from bench import dataplane, redos, report, scale
 
 RENDER_SIZES = {"istio": [10, 100, 1000, 5000], "builtin": [10, 100, 300, 1000]}
 SIDECAR_SIZES = [100, 1000]
@@ -43,12 +43,20 @@ def main(argv: list[str]) -> int:
         plane["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
         print("outbound sidecar cost vs mesh size", flush=True)
         outbound = {str(size): dataplane.outbound_cost(size, settings) for size in OUTBOUND_SIZES}
+        print("ReDoS: hostile vs benign regex routes", flush=True)
+        regexes = redos.measure()
     except RuntimeError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1
     print("rendering at scale", flush=True)
     scaling = scale.run(RENDER_SIZES, SIDECAR_SIZES, PULUMI_SIZES)
-    data = {"machine": report.machine(), "dataplane": plane, "outbound": outbound, "scale": scaling}
+    data = {
+        "machine": report.machine(),
+        "dataplane": plane,
+        "outbound": outbound,
+        "scale": scaling,
+        "redos": regexes,
+    }
     (report.HERE / "results.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     line = report.write(data)
     print(

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench import redos
 from bench import summary as s
 
 HERE = Path(__file__).resolve().parent
@@ -237,6 +238,7 @@ def write(data: Mapping[str, Any]) -> str:
         "| rendering grows linearly | growth exponent (log-log slope, 100+ services): "
         + ", ".join(f"{p} {g:.2f}" if g is not None else f"{p} n/a" for p, g in growth.items())
         + f" | {s.verdict(all(g is not None and g < 1.3 for g in growth.values()))} |",
+        *redos.target_rows(data.get("redos")),
         "",
         "Anchors (research/proxy.md, research/istio.md): an Istio 1.24 Envoy sidecar uses about 0.20 vCPU and",
         "60 MB at 1,000 rps; Istio 1.20 reports +0.228 ms p90 / +0.298 ms p99 for two proxies; linkerd2-proxy",
@@ -309,6 +311,8 @@ def write(data: Mapping[str, Any]) -> str:
             + ("-" if flat is None else f"{flat:,}")
             + " |"
         )
+    if "redos" in data:
+        out += ["", *redos.report_lines(data["redos"])]
     out += [
         "",
         "## Rendering at scale",

@@ -88,7 +88,7 @@ def test_config_map_holds_the_compiled_proxy_config(demo: list[dict[str, Any]]) 
     assert "service1.demo.svc.cluster.local service1\n" in data["hosts.map"]
     cfg = data["haproxy.cfg"]
     assert "server-template v1- 10 service1-v1.demo.svc.cluster.local:8088 resolvers kubedns" in cfg
-    assert "bind 0.0.0.0:15001" in cfg and "bind 0.0.0.0:15006" in cfg
+    assert "bind 127.0.0.1:15001" in cfg and "bind 0.0.0.0:15006" in cfg
     assert "server app 127.0.0.1:8880" in cfg
 
 
@@ -145,3 +145,27 @@ def test_a_proxy_config_over_the_config_map_limit_is_refused(
         "the builtin proxy config of service1-v1-proxy would be 0.0 MiB, over"
     )
     assert problem.message.endswith("split the mesh or use the istio data plane")
+
+
+def test_server_slots_follow_replicas() -> None:
+    """Every pod gets traffic: `replicas: 25` plus a rolling update's surge (25%, rounded up)
+    needs 32 slots; a small version keeps the 10-slot floor."""
+    text = DEMO_MESH.read_text()
+    mesh = sailplan.load_mesh_text(text, str(DEMO_MESH))
+    service1 = mesh.services["service1"]
+    v1 = service1.versions["v1"].model_copy(update={"replicas": 25})
+    bigger = mesh.model_copy(
+        update={
+            "services": {
+                **mesh.services,
+                "service1": service1.model_copy(
+                    update={"versions": {**service1.versions, "v1": v1}}
+                ),
+            }
+        }
+    )
+    manifests = render_manifests(bigger)
+    cfg = _find(manifests, "ConfigMap", "service2-v1-proxy")["data"]["haproxy.cfg"]
+    assert "server-template v1- 32 service1-v1.demo.svc.cluster.local:8088 " in cfg
+    assert "server-template v2- 10 service1-v2.demo.svc.cluster.local:8088 " in cfg
+    check_config(_find(manifests, "ConfigMap", "service2-v1-proxy")["data"], "25 replicas")

@@ -398,3 +398,56 @@ def test_any_regex_is_refused_or_passes_haproxy_check(pattern: str) -> None:
     endpoints = StaticEndpoints({"service1": {"v1": [("127.0.0.1", 9)]}})
     check_config(compile_sidecar(mesh, "caller", "v1", endpoints=endpoints).files, repr(pattern))
     re2.compile(pattern)  # accepted means RE2 (Envoy) accepts it too
+
+
+NAME_FIELDS = ("mesh", "namespace", "service", "version", "route", "host", "hash-header")
+
+
+def _named_spec(field_name: str, text: str) -> dict[str, Any]:
+    service: dict[str, Any] = {
+        "port": 8088,
+        "versions": {"v1": {"image": "a"}},
+        "routes": [{"name": "r", "to": "v1"}],
+    }
+    spec: dict[str, Any] = {
+        "apiVersion": "sailplan/v1",
+        "kind": "Mesh",
+        "name": "names",
+        "services": {"service1": service},
+        "ingress": {"port": 80, "hosts": ["shop.example.com"], "routes": [{"service": "service1"}]},
+    }
+    if field_name == "mesh":
+        spec["name"] = text
+    elif field_name == "namespace":
+        spec["namespace"] = text
+    elif field_name == "service":
+        spec["services"] = {text: service}
+        spec["ingress"]["routes"] = [{"service": text}]
+    elif field_name == "version":
+        service["versions"] = {text: {"image": "a"}}
+        service["routes"] = [{"name": "r", "to": text}]
+    elif field_name == "route":
+        service["routes"] = [{"name": text, "to": "v1"}]
+    elif field_name == "host":
+        spec["ingress"]["hosts"] = [text]
+    else:
+        service["policy"] = {"loadBalancer": {"hashHeader": text}}
+    return spec
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.sampled_from(NAME_FIELDS), st.one_of(_printable, _printable.map(str.lower), _text))
+def test_any_name_is_refused_or_compiles(field_name: str, text: str) -> None:
+    """Names reach the config as section names, map keys, DNS names and comments."""
+    try:
+        mesh = sailplan.load_mesh_text(yaml.safe_dump(_named_spec(field_name, text)))
+    except sailplan.SpecError as error:
+        assert error.problems
+        return
+    from sailplan.render.haproxy import DnsEndpoints, compile_gateway
+
+    endpoints = DnsEndpoints(mesh.target_namespace)
+    service = next(iter(mesh.services))
+    version = next(iter(mesh.services[service].versions))
+    check_config(compile_sidecar(mesh, service, version, endpoints=endpoints).files, repr(text))
+    check_config(compile_gateway(mesh, endpoints=endpoints).files, repr(text))

@@ -97,7 +97,10 @@ class StringMatch(SpecModel):
         examples=["^/api/v[0-9]+/.*$"],
         json_schema_extra=planes(
             istio="`regex`: Envoy matches the whole value.",
-            builtin="HAProxy's `-m reg` on `^(?:<regex>)$`: the whole value, as on istio.",
+            builtin="HAProxy's `-m reg` on `^(?:<regex>)$`: the whole value, as on istio. "
+            "HAProxy's matcher backtracks, so patterns that could take it super-linear time "
+            "(a repeated part of varying length, repeated alternatives that start alike, two "
+            "repetitions of the same characters in a row) are refused, with a rewrite hint.",
         ),
     )
 

@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from sailplan import constants as c
 from sailplan.model.analysis import analysis_problems
+from sailplan.model.backtracking import backtracking_problems
 from sailplan.model.base import DnsLabel, ServiceName, SpecModel, planes
 from sailplan.model.errors import Problem, SpecError, clip, problems_from_validation_error, shown
 from sailplan.model.ingress import Ingress
@@ -282,6 +283,8 @@ def cross_object_problems(mesh: Mesh) -> list[Problem]:
                     )
                 )
     problems += analysis_problems(mesh)
+    if mesh.data_plane == "builtin":
+        problems += backtracking_problems(mesh)
     if mesh.mtls == "strict" and mesh.data_plane == "builtin":
         problems.append(
             Problem(

@@ -18,6 +18,8 @@ rules() {
   done
   echo "-A SAILPLAN_REDIRECT -p tcp -j REDIRECT --to-ports $outbound"
   echo "-A SAILPLAN_IN_REDIRECT -p tcp -j REDIRECT --to-ports $inbound"
+  # Peers reach the proxy's own ports unredirected; the outbound port listens on loopback only,
+  # so a peer dialling <pod IP>:$outbound is refused (no relay through this pod).
   for port in $(echo "$exclude,$outbound,$inbound" | tr ',' ' '); do
     echo "-A SAILPLAN_INBOUND -p tcp --dport $port -j RETURN"
   done

@@ -17,7 +17,8 @@ route rules), `backends` (splits, retries, timeouts, pool, outlier), `ingress` (
 
 from __future__ import annotations
 
-from sailplan.model import Mesh
+from sailplan.model import Mesh, SpecError
+from sailplan.model.backtracking import backtracking_problems
 
 from .backends import all_versions_backend, route_backend
 from .context import (
@@ -68,6 +69,14 @@ __all__ = [
 DEFAULT_PORTS = ProxyPorts()
 
 
+def _refuse_stalling_regexes(mesh: Mesh) -> None:
+    """A mesh validated for istio can still reach HAProxy (the sandbox runs every mesh on it):
+    its regexes must not be able to stall the proxy either."""
+    problems = backtracking_problems(mesh)
+    if problems:
+        raise SpecError(problems)
+
+
 class SidecarCompiler:
     """Compiles the sidecars of one mesh that share endpoints and ports (a cluster's pods).
 
@@ -85,6 +94,7 @@ class SidecarCompiler:
         runtime_dir: str = "/var/run/sailplan",
         passthrough: Passthrough = "original-destination",
     ) -> None:
+        _refuse_stalling_regexes(mesh)
         self.mesh = mesh
         self._ctx = Context(mesh, endpoints, ports, config_dir, runtime_dir)
         head = Writer()
@@ -141,6 +151,7 @@ def compile_gateway(
     """The ingress gateway: ingress routes pick a service, that service's routes pick the version."""
     if mesh.ingress is None:
         raise ValueError(f"mesh {mesh.name!r} has no ingress")
+    _refuse_stalling_regexes(mesh)
     ctx = Context(mesh, endpoints, ports, config_dir, runtime_dir)
     out = Writer()
     global_sections(ctx, out)

@@ -28,7 +28,8 @@ class ProxyPorts:
 
 @dataclass(frozen=True)
 class DnsEndpoints:
-    """Kubernetes: each version's pods behind the headless Service `<service>-<version>`."""
+    """Kubernetes: each version's pods behind the headless Service `<service>-<version>`.
+    `slots` is the least number of server slots per version; more when `replicas` needs them."""
 
     namespace: str
     cluster_domain: str = "cluster.local"

@@ -3,18 +3,29 @@ through the version's headless Service in a cluster."""
 
 from __future__ import annotations
 
+import math
+
 from .context import Context, DnsEndpoints
+from .quoting import bare
+
+
+def slot_count(replicas: int, minimum: int) -> int:
+    """Server slots for a version: every pod during a rolling update (Kubernetes' default
+    maxSurge adds a quarter of the replicas, rounded up, while the old pods still run), and at
+    least `minimum`, so a `kubectl scale` past the spec still gets traffic up to it."""
+    return max(minimum, replicas + math.ceil(replicas / 4))
 
 
 def servers(ctx: Context, service_name: str, version: str, options: str) -> list[str]:
     service = ctx.mesh.services[service_name]
     suffix = f" {options}" if options else ""
     if isinstance(ctx.endpoints, DnsEndpoints):
-        host = (
+        host = bare(
             f"{service_name}-{version}.{ctx.endpoints.namespace}.svc.{ctx.endpoints.cluster_domain}"
         )
+        slots = slot_count(service.versions[version].replicas, ctx.endpoints.slots)
         return [
-            f"server-template {version}- {ctx.endpoints.slots} {host}:{service.port} "
+            f"server-template {version}- {slots} {host}:{service.port} "
             f"resolvers kubedns init-addr none resolve-prefer ipv4{suffix}"
         ]
     addresses = ctx.endpoints.addresses.get(service_name, {}).get(version, ())

@@ -155,7 +155,10 @@ def inbound(ctx: Context, out: Writer, app_port: int) -> None:
 
 def outbound(ctx: Context, out: Writer, passthrough: Passthrough) -> None:
     """The caller's side (15001): the Host picks a service; unknown hosts pass through."""
-    body = [f"bind {ctx.ports.bind_address}:{ctx.ports.outbound}"]
+    # Loopback only: the pod's own connections reach it through iptables REDIRECT, which sends
+    # locally generated traffic to 127.0.0.1; another pod dialling <pod IP>:15001 finds nothing
+    # listening there, so the sidecar is no relay for the rest of the cluster.
+    body = [f"bind 127.0.0.1:{ctx.ports.outbound}"]
     if passthrough == "host-header":
         # An explicit proxy receives `GET http://host/path`; apps expect origin form.
         body.append("http-request set-uri %[pathq] if { url_reg ^[a-zA-Z][a-zA-Z0-9+.-]*:// }")
