@@ -183,9 +183,15 @@ def test_a_recursive_alias_is_refused() -> None:
 
 
 def test_nesting_beyond_any_mesh_is_refused() -> None:
-    text = "name: demo\nservices: " + "[" * 150 + "]" * 150 + "\n"
-    assert _problems(text) == [
-        "mesh.yaml:2:110: values are nested more than 100 levels deep; a mesh file needs about 10"
+    message = "values are nested too deeply; a mesh file needs about 10 levels"
+    # With anchors the node walk stops at 100 levels, with the place.
+    deep = "name: demo\nx: &a 1\nservices: " + "[" * 150 + "]" * 150 + "\n"
+    assert _problems(deep) == [f"mesh.yaml:3:110: {message}"]
+    # Without, libyaml allows 1,000 levels and validation's recursion limit is caught.
+    deeper = "name: demo\nservices: " + "{a: " * 990 + "1" + "}" * 990 + "\n"
+    assert _problems(deeper) == [f"mesh.yaml: {message}"]
+    assert _problems("name: demo\nservices: " + "[" * 1001 + "]" * 1001 + "\n") == [
+        "mesh.yaml:2:1010: YAML syntax error: exceeded maximum nesting depth"
     ]
 
 
