@@ -136,3 +136,27 @@ def test_secret_and_config_map_references_render_value_from_and_env_from(
         {"configMapRef": {"name": "settings"}, "prefix": "APP_"},
     ]
     validate_manifest(deployment)
+
+
+def test_names_at_the_limits_render_objects_kubernetes_accepts() -> None:
+    # The longest names check accepts: a 63-character workload (its headless Service is a DNS
+    # label) and a 55-character mesh (its gateway Service `<mesh>-gateway` is 63). The sidecar's
+    # ConfigMap `<workload>-proxy` is longer, which Kubernetes allows: ConfigMap names are DNS
+    # subdomains of up to 253 characters.
+    version = "v" * (63 - len("service1-"))
+    text = (
+        DEMO_MESH.read_text()
+        .replace("name: demo", f"name: {'m' * 55}")
+        .replace("      v2:", f"      {version}:")
+        .replace("{v1: 80, v2: 20}", f"{{v1: 80, {version}: 20}}")
+    )
+    manifests = render_manifests(sailplan.load_mesh_text(text), "builtin")
+    names = {(m["kind"], m["metadata"]["name"]) for m in manifests}
+    assert ("Service", f"service1-{version}") in names
+    assert ("ConfigMap", f"service1-{version}-proxy") in names
+    assert ("Service", f"{'m' * 55}-gateway") in names
+    for manifest in manifests:
+        validate_manifest(manifest)
+        # What the schemas above do not check: Services and Namespaces are named by DNS labels.
+        if manifest["kind"] in ("Service", "Namespace"):
+            assert len(manifest["metadata"]["name"]) <= 63, manifest["metadata"]["name"]
