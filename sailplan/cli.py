@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sailplan import __version__
-from sailplan.loader import MAX_SIZE, load_mesh
+from sailplan.loader import MAX_SIZE, load_mesh, load_mesh_text, located, read_mesh_file
 from sailplan.model import Mesh, Problem, SpecError
 from sailplan.summary import secret_warnings, summarize
 
@@ -130,20 +130,28 @@ def _source(args: argparse.Namespace) -> str:
 
 
 def _check(args: argparse.Namespace) -> int:
-    if args.format == "json":
-        try:
-            mesh = load_mesh(args.file, args.max_size)
-        except SpecError as error:
-            _print_json(args, error.problems, [])
-            return EXIT_INVALID
-        _print_json(args, [], secret_warnings(mesh))
-        return EXIT_OK
-    mesh = load_mesh(args.file, args.max_size)
-    print(summarize(mesh, _source(args)))
+    source = _source(args)
+    try:
+        text = read_mesh_file(args.file, args.max_size)
+        mesh = load_mesh_text(text, source)
+    except SpecError as error:
+        if args.format != "json":
+            raise
+        _print_json(args, error.problems, [])
+        return EXIT_INVALID
     # Warnings do not fail the check: a demo's password may well be meant to be inline.
-    for warning in secret_warnings(mesh):
-        print(f"warning: {warning}", file=sys.stderr)
+    warnings = located(secret_warnings(mesh), text, source)
+    if args.format == "json":
+        _print_json(args, [], warnings)
+        return EXIT_OK
+    print(summarize(mesh, source))
+    for warning in warnings:
+        print(f"warning: {_with_line(warning)}", file=sys.stderr)
     return EXIT_OK
+
+
+def _with_line(problem: Problem) -> str:
+    return f"line {problem.line}: {problem}" if problem.line is not None else str(problem)
 
 
 def _print_json(args: argparse.Namespace, problems: list[Problem], warnings: list[Problem]) -> None:
@@ -233,8 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" in {_source(args)}" if getattr(args, "file", None) else ""
         print(f"error: {count} problem{'s' if count != 1 else ''}{where}:", file=sys.stderr)
         for problem in error.problems:
-            line = f"line {problem.line}: " if problem.line is not None else ""
-            print(f"  {line}{problem}", file=sys.stderr)
+            print(f"  {_with_line(problem)}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         return 130

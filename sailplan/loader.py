@@ -244,6 +244,13 @@ def in_document_order(problems: list[Problem], root: yaml.Node | None) -> list[P
     return sorted(located, key=lambda p: (p.line is None, p.line or 0))
 
 
+def located(problems: list[Problem], text: str, source: str = "<text>") -> list[Problem]:
+    """Problems found after loading (warnings), with their lines in `text`, in document order."""
+    if not problems:
+        return problems
+    return in_document_order(problems, _compose(text, source))
+
+
 def read_mesh_file(path: str | Path, max_size: int = MAX_SIZE) -> str:
     """The text of a mesh file (`-` is standard input); a missing, unreadable or oversized file is
     a SpecError with one problem."""

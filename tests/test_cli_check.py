@@ -256,14 +256,14 @@ def test_inline_values_that_look_like_secrets_are_warned_about(
     assert main(["check", str(mesh)]) == 0
     at = "services.service1.versions.v1.env"
     assert capsys.readouterr().err.splitlines() == [
-        f"warning: {at}.DB_PASSWORD: looks like a secret but is written inline; keep it in a "
-        "Secret and refer to it: DB_PASSWORD: {secretKeyRef: {name: <secret>, key: <key>}}",
-        f"warning: {at}.api_token: looks like a secret but is written inline; keep it in a "
-        "Secret and refer to it: api_token: {secretKeyRef: {name: <secret>, key: <key>}}",
+        f"warning: line 14: {at}.DB_PASSWORD: looks like a secret but is written inline; keep it "
+        "in a Secret and refer to it: DB_PASSWORD: {secretKeyRef: {name: <secret>, key: <key>}}",
+        f"warning: line 14: {at}.api_token: looks like a secret but is written inline; keep it "
+        "in a Secret and refer to it: api_token: {secretKeyRef: {name: <secret>, key: <key>}}",
     ]
     assert main(["check", "--format", "json", str(mesh)]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert (report["valid"], [w["path"] for w in report["warnings"]]) == (
+    assert (report["valid"], [(w["path"], w["line"]) for w in report["warnings"]]) == (
         True,
-        [f"{at}.DB_PASSWORD", f"{at}.api_token"],
+        [(f"{at}.DB_PASSWORD", 14), (f"{at}.api_token", 14)],
     )
