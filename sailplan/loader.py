@@ -52,10 +52,10 @@ _StrictLoader.add_constructor(
 
 
 # Limits that keep a hostile or mistaken file from stalling `check`: a mesh file is a few hundred
-# lines, the largest benchmarked (5,000 services) is 2 MiB. Each limit is far above real use.
+# lines, the benchmark's 5,000-service mesh is 5.5 MB. Each limit is far above real use.
 MAX_SIZE = 10 * 1024 * 1024
-# Values that aliases may add beyond those written out: a 510-byte "billion laughs" file expands
-# to 387 million values, a mesh sharing a version block through anchors to a few thousand.
+# Values that aliases may add beyond those written out: a 500-byte "billion laughs" file expands
+# to nearly a billion values, a mesh sharing a version block through anchors by a few thousand.
 ALIAS_BUDGET = 100_000
 # A mesh is at most ~10 levels deep; pydantic recurses per level and hits Python's limit near 500.
 # Without anchors, libyaml's own limit (1,000 levels) holds and a RecursionError is caught instead.
