@@ -151,7 +151,10 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _with_line(problem: Problem) -> str:
-    return f"line {problem.line}: {problem}" if problem.line is not None else str(problem)
+    # A problem about the file itself (a syntax error) names `file:line:column` already.
+    if problem.line is None or ":" in problem.path:
+        return str(problem)
+    return f"line {problem.line}: {problem}"
 
 
 def _print_json(args: argparse.Namespace, problems: list[Problem], warnings: list[Problem]) -> None:

@@ -19,12 +19,14 @@ _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 
 
 class _StrictLoader(_BaseLoader):  # type: ignore[valid-type, misc]
-    """SafeLoader that rejects duplicate keys (PyYAML would keep the last one) and reads booleans
-    as YAML 1.2 does: only true/false. YAML 1.1 turns `on:` (the retries key) into True."""
+    """SafeLoader that rejects duplicate keys (PyYAML would keep the last one) and reads plain
+    scalars as YAML 1.2 does: only true/false are booleans (YAML 1.1 turns `on:`, the retries
+    key, into True), and there are no timestamps (`RELEASE: 2024-12-01` is text, not a date)."""
 
 
+_YAML_11_ONLY = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
 _StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML_11_ONLY]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _StrictLoader.add_implicit_resolver(
@@ -169,6 +171,15 @@ def parse_yaml_with_nodes(text: str, source: str = "<text>") -> tuple[Any, yaml.
         raise _syntax_error(error, source) from None
     except RecursionError:
         raise SpecError([Problem(source, _TOO_DEEP)]) from None
+    except ValueError as error:
+        # Raised while building a value the grammar accepted: an integer past Python's digit
+        # limit, or an explicitly tagged value such as `!!timestamp 2024-13-45`.
+        reason = (
+            f"a number has more than {sys.get_int_max_str_digits()} digits"
+            if "integer string conversion" in str(error)
+            else clip(str(error))
+        )
+        raise SpecError([Problem(source, f"a value cannot be read: {reason}")]) from None
 
 
 def line_of(root: yaml.Node | None, path: str) -> int | None:

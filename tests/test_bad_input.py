@@ -465,6 +465,16 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     # -- Kubernetes and proxy limits
     (
+        "replicas beyond int32",
+        {f"{V1}.replicas": 2**31},
+        [f"{V1}.replicas: must be at most 2147483647, got 2147483648"],
+    ),
+    (
+        "retry attempts beyond int32",
+        {f"{R0}.retries": {"attempts": 2**40}},
+        [f"{R0}.retries.attempts: must be at most 2147483647, got 1099511627776"],
+    ),
+    (
         "kube-system namespace",
         {"namespace": "kube-system"},
         [

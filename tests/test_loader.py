@@ -97,6 +97,20 @@ def test_text_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
     )
 
 
+def test_dates_are_text_as_in_yaml_1_2() -> None:
+    data = sailplan.loader.parse_yaml("RELEASE: 2024-12-01\nAT: 2001-12-14t21:59:43.10-05:00\n")
+    assert data == {"RELEASE": "2024-12-01", "AT": "2001-12-14t21:59:43.10-05:00"}
+
+
+def test_values_yaml_cannot_build_are_problems_not_tracebacks() -> None:
+    assert _problems(f"name: demo\nservices: {{s: {{port: 1{'0' * 5000}}}}}\n") == [
+        "mesh.yaml: a value cannot be read: a number has more than 4300 digits"
+    ]
+    assert _problems("name: demo\nx: !!timestamp 2024-13-45\nservices: {}\n") == [
+        "mesh.yaml: a value cannot be read: month must be in 1..12"
+    ]
+
+
 def test_a_nul_byte_is_refused_with_its_line() -> None:
     assert _problems("name: demo\nservices: {}\n\x00\n") == [
         "mesh.yaml:3: the file contains a NUL byte; is it binary?"

@@ -164,6 +164,8 @@ Port = Annotated[
 ]
 
 
+# Kubernetes' replicas and Istio's counters are 32-bit: a larger number is refused at apply time.
+INT32_MAX = 2**31 - 1
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
 # The JSON Schema of a duration: what `Duration.parse` accepts, less zero (refused after parsing).
 DURATION_PATTERN = r"^\s*0*[1-9][0-9]*(ms|s|m|h)\s*$"

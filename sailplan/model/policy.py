@@ -6,7 +6,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, model_serializer, model_validator
 
-from sailplan.model.base import Duration, HeaderName, SpecModel, planes
+from sailplan.model.base import INT32_MAX, Duration, HeaderName, SpecModel, planes
 
 Algorithm = Literal["round-robin", "random", "least-request"]
 
@@ -73,6 +73,7 @@ class ConnectionPool(SpecModel):
 
     max_connections: int = Field(
         ge=1,
+        le=INT32_MAX,
         description="The most connections open to the service at once, at least 1.",
         examples=[100],
         json_schema_extra=planes(
@@ -83,6 +84,7 @@ class ConnectionPool(SpecModel):
     max_pending_requests: int = Field(
         default=0,
         ge=0,
+        le=INT32_MAX,
         description="How many requests may wait for a connection once `maxConnections` is "
         "reached. Default: 0.",
         examples=[10],
@@ -105,6 +107,7 @@ class OutlierDetection(SpecModel):
     consecutive_5xx_errors: int = Field(
         default=5,
         ge=1,
+        le=INT32_MAX,
         alias="consecutive5xxErrors",
         description="How many 5xx answers in a row eject an endpoint, at least 1. Default: 5.",
         examples=[3],

@@ -13,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from sailplan.model.base import DnsLabel, Duration, Percent, SpecModel, planes
+from sailplan.model.base import INT32_MAX, DnsLabel, Duration, Percent, SpecModel, planes
 from sailplan.model.match import Match, OneOrList, as_match_list
 
 # Retry conditions both data planes honour. HAProxy 2.6 retries on these status codes only.
@@ -115,6 +115,7 @@ class Retries(SpecModel):
 
     attempts: int = Field(
         ge=0,
+        le=INT32_MAX,
         description="How many times a failed request is retried; 0 turns retries off.",
         examples=[3],
         json_schema_extra=planes(

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from sailplan.model.base import DnsLabel, EnvName, EnvValue, Port, SpecModel, planes
+from sailplan.model.base import INT32_MAX, DnsLabel, EnvName, EnvValue, Port, SpecModel, planes
 from sailplan.model.errors import ENV_REFERENCE, ENV_TEXT
 from sailplan.model.policy import Policy
 from sailplan.model.route import Route
@@ -358,6 +358,7 @@ class Version(SpecModel):
     replicas: int = Field(
         default=1,
         ge=0,
+        le=INT32_MAX,
         description="How many pods run this version; 0 keeps it defined but stopped. Default: 1.",
         examples=[3],
         json_schema_extra=planes(
