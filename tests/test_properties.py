@@ -13,6 +13,7 @@ import sailplan
 from sailplan.render.manifests import render_manifests
 
 NAMES = st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True)
+
 DURATIONS = st.builds(
     lambda n, unit: f"{n}{unit}", st.integers(1, 999), st.sampled_from(["ms", "s", "m"])
 )
@@ -101,7 +102,7 @@ def meshes(draw: st.DrawFn) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "apiVersion": "sailplan/v1",
         "kind": "Mesh",
-        "name": draw(NAMES),
+        "name": draw(NAMES.filter(lambda name: name != "default")),
         "services": services,
     }
     if draw(st.booleans()):
