@@ -169,7 +169,12 @@ def _print_json(args: argparse.Namespace, problems: list[Problem], warnings: lis
 
 def _render(args: argparse.Namespace) -> int:
     from sailplan.render.manifests import render_manifests
-    from sailplan.render.yaml_output import dump, dump_all, object_file_name
+    from sailplan.render.yaml_output import (
+        RENDERED_FILE_PATTERNS,
+        dump,
+        dump_all,
+        object_file_name,
+    )
 
     out: Path | None = args.output_dir
     # Before the work: a mistyped -o must not cost a render, nor leave half the files behind.
@@ -183,10 +188,11 @@ def _render(args: argparse.Namespace) -> int:
         sys.stdout.write(dump_all(manifests))
         return EXIT_OK
     out.mkdir(parents=True, exist_ok=True)
-    wanted = {object_file_name(i, m): m for i, m in enumerate(manifests)}
-    for stale in out.glob("[0-9][0-9][0-9]-*.yaml"):
-        if stale.name not in wanted:
-            stale.unlink()
+    wanted = {object_file_name(m): m for m in manifests}
+    for pattern in RENDERED_FILE_PATTERNS:
+        for stale in out.glob(pattern):
+            if stale.name not in wanted:
+                stale.unlink()
     for name, manifest in wanted.items():
         (out / name).write_text(dump(manifest), encoding="utf-8")
     print(f"wrote {len(wanted)} objects to {out}")
