@@ -1,4 +1,4 @@
-"""`sailplan check|render|sandbox|traffic|schema`.
+"""`sailplan check|render|diff|graph|sandbox|traffic|schema`.
 
 Exit codes: 0 success, 1 a runtime failure (said in one line), 2 invalid input (every problem listed).
 """
@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=("builtin", "istio"),
         help="override the mesh file's dataPlane",
     )
+
+    diff = commands.add_parser("diff", help="what a mesh change does, for a review")
+    diff.add_argument("old", help="the mesh before: a file, - for stdin, or git:REV:PATH")
+    diff.add_argument("new", help="the mesh after: a file, - for stdin, or git:REV:PATH")
+    diff.add_argument("--format", choices=("text", "markdown", "json"), default="text")
 
     sandbox = commands.add_parser("sandbox", help="run the mesh locally on 127.0.0.1")
     sandbox.add_argument("file", type=Path, help="the mesh file (YAML)")
@@ -213,6 +218,19 @@ def _not_a_directory(out: Path) -> str | None:
     return None
 
 
+def _diff(args: argparse.Namespace) -> int:
+    from sailplan.review.report import render_review, review
+    from sailplan.review.sources import load_source
+
+    meshes = []
+    for source in (args.old, args.new):
+        args.file = source  # names the source in the problems main() prints
+        meshes.append(load_source(source))
+    result = review(meshes[0], meshes[1], args.old, args.new)
+    sys.stdout.write(render_review(result, args.format))
+    return EXIT_RUNTIME if result.changed else EXIT_OK  # like diff(1): 1 means "they differ"
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from sailplan.sandbox.runner import run_sandbox
 
@@ -235,6 +253,7 @@ def _schema(args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, Any] = {
     "check": _check,
     "render": _render,
+    "diff": _diff,
     "sandbox": _sandbox,
     "traffic": _traffic,
     "schema": _schema,
