@@ -80,6 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("old", help="the mesh before: a file, - for stdin, or git:REV:PATH")
     diff.add_argument("new", help="the mesh after: a file, - for stdin, or git:REV:PATH")
     diff.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    diff.add_argument("--graph", action="store_true", help="add a mermaid graph, changes marked")
+
+    graph = commands.add_parser("graph", help="draw the mesh: ingress, services, versions")
+    graph.add_argument("file", help="the mesh file (YAML), - for stdin, or git:REV:PATH")
+    graph.add_argument("--format", choices=("mermaid", "dot", "svg", "png"), default="mermaid")
+    graph.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    graph.add_argument("--changes-from", metavar="OLD", help="mark what changed since OLD")
 
     sandbox = commands.add_parser("sandbox", help="run the mesh locally on 127.0.0.1")
     sandbox.add_argument("file", type=Path, help="the mesh file (YAML)")
@@ -219,6 +226,7 @@ def _not_a_directory(out: Path) -> str | None:
 
 
 def _diff(args: argparse.Namespace) -> int:
+    from sailplan.review.graph import graph_diff, to_mermaid
     from sailplan.review.report import render_review, review
     from sailplan.review.sources import load_source
 
@@ -226,9 +234,35 @@ def _diff(args: argparse.Namespace) -> int:
     for source in (args.old, args.new):
         args.file = source  # names the source in the problems main() prints
         meshes.append(load_source(source))
-    result = review(meshes[0], meshes[1], args.old, args.new)
+    drawn = to_mermaid(graph_diff(meshes[0], meshes[1])) if args.graph else ""
+    result = review(meshes[0], meshes[1], args.old, args.new, drawn)
     sys.stdout.write(render_review(result, args.format))
     return EXIT_RUNTIME if result.changed else EXIT_OK  # like diff(1): 1 means "they differ"
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from sailplan.review.graph import as_text, graph_diff, mesh_graph
+    from sailplan.review.picture import GraphvizError, draw
+    from sailplan.review.sources import load_source
+
+    mesh = load_source(args.file)
+    if args.changes_from is not None:
+        file, args.file = args.file, args.changes_from  # names OLD in the problems main() prints
+        drawn = graph_diff(load_source(args.changes_from), mesh)
+        args.file = file
+    else:
+        drawn = mesh_graph(mesh)
+    text = as_text(drawn, args.format)
+    try:
+        data = draw(text, args.format) if args.format in ("svg", "png") else text.encode()
+    except GraphvizError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_RUNTIME
+    if args.output is None:
+        sys.stdout.buffer.write(data)
+    else:
+        args.output.write_bytes(data)
+    return EXIT_OK
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -254,6 +288,7 @@ _COMMANDS: dict[str, Any] = {
     "check": _check,
     "render": _render,
     "diff": _diff,
+    "graph": _graph,
     "sandbox": _sandbox,
     "traffic": _traffic,
     "schema": _schema,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -507,3 +508,31 @@ def test_a_bad_git_source_is_invalid_input(
         f"error: 1 problem in {source}:",
         f"  {message}",
     ]
+
+
+def _readme_change(text: str) -> str:
+    """The change the README reviews: a testers route, a 70/30 canary with a timeout, an image."""
+    return text.replace(
+        "      - name: canary\n        split: {v1: 80, v2: 20}",
+        "      - name: testers\n        match: {headers: {end-user: jason}}\n        to: v2\n"
+        "      - name: canary\n        split: {v1: 70, v2: 30}\n        timeout: 2s",
+    ).replace("demo-greeter:0.1.0", "demo-greeter:0.2.0")
+
+
+def test_the_readme_shows_real_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (DEMO_MESH.parent.parent / "README.md").read_text()
+    command = "sailplan diff git:main:stacks/demo.mesh.yaml stacks/demo.mesh.yaml"
+    shown = re.search(rf"\$ {re.escape(command)}\n(.*?)```", readme, flags=re.DOTALL)
+    assert shown
+    (tmp_path / "stacks").mkdir()
+    mesh = tmp_path / "stacks" / "demo.mesh.yaml"
+    mesh.write_text(DEMO_MESH.read_text())
+    _git(tmp_path, "init", "-q", "-b", "main")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "demo")
+    mesh.write_text(_readme_change(DEMO_MESH.read_text()))
+    monkeypatch.chdir(tmp_path)
+    assert main(command.split()[1:]) == 1
+    assert capsys.readouterr().out == shown.group(1)
