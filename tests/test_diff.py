@@ -176,6 +176,16 @@ CASES: list[tuple[str, Callable[[Data], None], list[str]]] = [
         ["service1 v1: env SERVICE_VERSION v1 → one; DEBUG added: 1 — pods restart"],
     ),
     (
+        "env from a secret",
+        lambda d: d["services"]["service1"]["versions"]["v1"]["env"].update(
+            DB_PASSWORD={"secretKeyRef": {"name": "db", "key": "password"}}
+        ),
+        [
+            "service1 v1: env DB_PASSWORD.secretKeyRef.name added: db; "
+            "DB_PASSWORD.secretKeyRef.key added: password — pods restart"
+        ],
+    ),
+    (
         "readiness",
         lambda d: d["services"]["service1"]["versions"]["v1"].update(readiness={"path": "/ready"}),
         ["service1 v1: readiness.path /healthz → /ready — pods restart"],

@@ -262,7 +262,7 @@ def test_an_invalid_mesh_draws_nothing(tmp_path: Path, capsys: pytest.CaptureFix
     assert captured.out == ""
     assert captured.err.splitlines() == [
         f"error: 1 problem in {bad}:",
-        "  services.service1.routes[0].split.v3: unknown version 'v3'; this service has: v1, v2",
+        "  line 24: services.service1.routes[0].split.v3: unknown version 'v3'; this service has: v1, v2",
     ]
 
 
