@@ -79,14 +79,30 @@ def _parser() -> argparse.ArgumentParser:
     diff = commands.add_parser("diff", help="what a mesh change does, for a review")
     diff.add_argument("old", help="the mesh before: a file, - for stdin, or git:REV:PATH")
     diff.add_argument("new", help="the mesh after: a file, - for stdin, or git:REV:PATH")
-    diff.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    diff.add_argument(
+        "--format",
+        choices=("text", "markdown", "json"),
+        default="text",
+        help="markdown: for a pull-request comment (default: text)",
+    )
     diff.add_argument("--graph", action="store_true", help="add a mermaid graph, changes marked")
+    diff.add_argument(
+        "--max-size", type=_byte_size, default=MAX_SIZE, metavar="SIZE", help="as for check"
+    )
 
     graph = commands.add_parser("graph", help="draw the mesh: ingress, services, versions")
     graph.add_argument("file", help="the mesh file (YAML), - for stdin, or git:REV:PATH")
-    graph.add_argument("--format", choices=("mermaid", "dot", "svg", "png"), default="mermaid")
+    graph.add_argument(
+        "--format",
+        choices=("mermaid", "dot", "svg", "png"),
+        default="mermaid",
+        help="svg and png are drawn by Graphviz's dot (default: mermaid)",
+    )
     graph.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     graph.add_argument("--changes-from", metavar="OLD", help="mark what changed since OLD")
+    graph.add_argument(
+        "--max-size", type=_byte_size, default=MAX_SIZE, metavar="SIZE", help="as for check"
+    )
 
     sandbox = commands.add_parser("sandbox", help="run the mesh locally on 127.0.0.1")
     sandbox.add_argument("file", type=Path, help="the mesh file (YAML)")
@@ -233,7 +249,7 @@ def _diff(args: argparse.Namespace) -> int:
     meshes = []
     for source in (args.old, args.new):
         args.file = source  # names the source in the problems main() prints
-        meshes.append(load_source(source))
+        meshes.append(load_source(source, args.max_size))
     drawn = to_mermaid(graph_diff(meshes[0], meshes[1])) if args.graph else ""
     result = review(meshes[0], meshes[1], args.old, args.new, drawn)
     sys.stdout.write(render_review(result, args.format))
@@ -245,10 +261,10 @@ def _graph(args: argparse.Namespace) -> int:
     from sailplan.review.picture import GraphvizError, draw
     from sailplan.review.sources import load_source
 
-    mesh = load_source(args.file)
+    mesh = load_source(args.file, args.max_size)
     if args.changes_from is not None:
         file, args.file = args.file, args.changes_from  # names OLD in the problems main() prints
-        drawn = graph_diff(load_source(args.changes_from), mesh)
+        drawn = graph_diff(load_source(args.changes_from, args.max_size), mesh)
         args.file = file
     else:
         drawn = mesh_graph(mesh)

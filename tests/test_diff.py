@@ -546,3 +546,13 @@ def test_the_readme_shows_real_output(
     monkeypatch.chdir(tmp_path)
     assert main(command.split()[1:]) == 1
     assert capsys.readouterr().out == shown.group(1)
+
+
+def test_a_git_source_is_bounded_like_a_file(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["diff", "git:HEAD~1:mesh.yaml", "mesh.yaml", "--max-size", "100"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: 1 problem in git:HEAD~1:mesh.yaml:",
+        "  git:HEAD~1:mesh.yaml: larger than 100 bytes (see --max-size)",
+    ]

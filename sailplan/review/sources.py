@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import subprocess
 
-from sailplan.loader import load_mesh_text, read_mesh_file
+from sailplan.loader import MAX_SIZE, load_mesh_text, read_mesh_file
 from sailplan.model import Mesh, Problem, SpecError
 
 GIT_PREFIX = "git:"
 
 
-def read_source(source: str) -> str:
+def read_source(source: str, max_size: int = MAX_SIZE) -> str:
     """The text of a mesh source. A git revision or path that does not exist is bad input (a
     SpecError); git itself missing is a runtime failure (the OSError propagates)."""
     if not source.startswith(GIT_PREFIX):
-        return read_mesh_file(source)  # `-` is standard input
+        return read_mesh_file(source, max_size)  # `-` is standard input
     revision, colon, path = source[len(GIT_PREFIX) :].partition(":")
     if not colon or not revision or not path:
         raise SpecError(
@@ -27,9 +27,11 @@ def read_source(source: str) -> str:
     if done.returncode != 0:
         reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
         raise SpecError([Problem(source, f"git show {revision}:{path}: {reason}")])
+    if len(done.stdout.encode()) > max_size:
+        raise SpecError([Problem(source, f"larger than {max_size} bytes (see --max-size)")])
     return done.stdout
 
 
-def load_source(source: str) -> Mesh:
+def load_source(source: str, max_size: int = MAX_SIZE) -> Mesh:
     label = "<stdin>" if source == "-" else source
-    return load_mesh_text(read_source(source), label)
+    return load_mesh_text(read_source(source, max_size), label)
