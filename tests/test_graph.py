@@ -224,3 +224,19 @@ def test_the_readme_shows_the_demos_mermaid(capsys: pytest.CaptureFixture[str]) 
     assert shown
     assert main(["graph", str(DEMO_MESH)]) == 0
     assert capsys.readouterr().out == shown.group(1)
+
+
+def test_inserting_a_route_marks_only_that_route() -> None:
+    old_data = _data()
+    for route in old_data["services"]["service1"]["routes"]:
+        del route["name"]
+    new_data = copy.deepcopy(old_data)
+    new_data["services"]["service1"]["routes"].insert(
+        0, {"match": {"path": {"prefix": "/beta/"}}, "to": "v2"}
+    )
+    new_data["ingress"]["routes"].insert(
+        0, {"match": {"path": {"prefix": "/v2/"}}, "service": "service1"}
+    )
+    graph = graph_diff(Mesh.parse(old_data), Mesh.parse(new_data))
+    marked = [(edge.lines[0], edge.state) for edge in graph.edges if edge.state]
+    assert marked == [("/v2/*", "added"), ("when /beta/*", "added")]

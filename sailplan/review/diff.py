@@ -206,16 +206,6 @@ ROUTE_OF = " › "  # noqa: RUF001
 AnyRoute = Route | IngressRoute
 
 
-def _keys(routes: Sequence[AnyRoute]) -> list[str]:
-    """A name, or for an unnamed route its conditions (repeats numbered): stable under inserts."""
-    keys, seen = [], dict[str, int]()
-    for route in routes:
-        key = f"name:{route.name}" if route.name else f"when:{words.conditions(route.match)}"
-        seen[key] = seen.get(key, 0) + 1
-        keys.append(key if seen[key] == 1 else f"{key}#{seen[key]}")
-    return keys
-
-
 def _label(routes: Sequence[AnyRoute], index: int) -> str:
     route = routes[index]
     return route.name or f"routes[{index}]"
@@ -225,7 +215,7 @@ def _route_list_changes(
     subject: str, at: str, old: Sequence[AnyRoute], new: Sequence[AnyRoute]
 ) -> list[Change]:
     category: Category = "ingress" if subject == "ingress" else "traffic"
-    old_keys, new_keys = _keys(old), _keys(new)
+    old_keys, new_keys = words.route_keys(old), words.route_keys(new)
     # An unnamed route whose conditions changed keeps its place: pair it with the old one there.
     for index, key in enumerate(new_keys):
         unnamed = not new[index].name and index < len(old) and not old[index].name

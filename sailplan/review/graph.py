@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
-from sailplan.model import IngressRoute, Mesh, Route, Service
+from sailplan.model import Mesh, Service
 from sailplan.review import words
 
 State = Literal["", "added", "changed", "removed"]
@@ -71,10 +71,6 @@ def _signature(*values: object) -> str:
     return json.dumps(values, sort_keys=True, default=str)
 
 
-def _route_key(route: Route | IngressRoute, index: int) -> str:
-    return route.name or f"{index}:{words.conditions(route.match)}"
-
-
 def _service_node(name: str, service: Service) -> Node:
     lines = [name, f":{service.port}/{service.protocol}"]
     policy = service.policy
@@ -115,10 +111,12 @@ def _route_edges(name: str, service: Service) -> list[Edge]:
                     "",
                 )
             )
-    for index, route in enumerate(service.routes):
-        key = _route_key(route, index)
-        label = route.name or f"routes[{index}]"
-        when = () if route.match is None else (f"when {words.conditions(route.match)}",)
+    for key, route in zip(words.route_keys(service.routes), service.routes, strict=True):
+        # An unnamed route is called by its conditions, not its index: an index shifts whenever a
+        # route is inserted before it, which would mark every later route as changed.
+        conditions = words.conditions(route.match)
+        label = route.name or (f"when {conditions}" if route.match else "any request")
+        when = (f"when {conditions}",) if route.name and route.match else ()
         extras = tuple(words.route_extras(route))
         mirror_free = tuple(e for e in extras if not e.startswith("mirror "))
         for version, weight in route.weights.items():
@@ -131,7 +129,7 @@ def _route_edges(name: str, service: Service) -> list[Edge]:
                     "route",
                     (f"{label}{share}", *when, *mirror_free),
                     route.fault is not None,
-                    _signature(route.to_dict(), index),
+                    _signature(route.to_dict()),
                 )
             )
         if route.mirror:
@@ -143,7 +141,7 @@ def _route_edges(name: str, service: Service) -> list[Edge]:
                     "mirror",
                     (f"{label}: mirror {route.mirror.percent:g}%",),
                     False,
-                    _signature(route.to_dict(), index),
+                    _signature(route.to_dict()),
                 )
             )
     return edges
@@ -161,18 +159,19 @@ def mesh_graph(mesh: Mesh) -> Graph:
         lines.append(f"hosts {', '.join(ingress.hosts)}")
         signature = _signature({k: v for k, v in ingress.to_dict().items() if k != "routes"})
         nodes.append(Node("ingress", "ingress", tuple(lines), "", signature))
-        for index, route in enumerate(ingress.routes):
+        keys = words.route_keys(ingress.routes)
+        for key, route in zip(keys, ingress.routes, strict=True):
             target = _node_id("svc", route.service)
             label = (route.name + ": ") if route.name else ""
             edges.append(
                 Edge(
-                    f"ingress>{route.service}#{_route_key(route, index)}",
+                    f"ingress>{route.service}#{key}",
                     "ingress",
                     target,
                     "ingress",
                     (f"{label}{words.conditions(route.match)}",),
                     False,
-                    _signature(route.to_dict(), index),
+                    _signature(route.to_dict()),
                 )
             )
     for name, service in mesh.services.items():
@@ -347,7 +346,7 @@ def to_dot(graph: Graph) -> str:
     out = [
         "digraph mesh {",
         f'  graph [rankdir=LR, fontname="{_FONT}", fontsize=13, labelloc=t, labeljust=l, '
-        f'label=<{_title_and_legend(graph)}>, nodesep=0.35, ranksep=1.1, pad=0.3, bgcolor="white", '
+        f'label=<{_title_and_legend(graph)}>, nodesep=0.5, ranksep=1.1, pad=0.3, bgcolor="white", '
         "newrank=true]",
         f'  node [shape=box, style="rounded,filled", fontname="{_FONT}", fontsize=12, '
         f'fontcolor="{TEXT_COLOUR}", margin="0.18,0.08", penwidth=1.2]',

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sailplan.model import Fault, IngressRoute, Match, Retries, Route
@@ -97,3 +98,14 @@ def field_changes(old: Any, new: Any) -> list[str]:
         elif before[key] != after[key]:
             texts.append(f"{key} {value_text(before[key])} → {value_text(after[key])}")
     return texts
+
+
+def route_keys(routes: Sequence[Route | IngressRoute]) -> list[str]:
+    """Who each route is across two versions of a mesh: its name, or for an unnamed route its
+    conditions (repeats numbered), so that inserting a route does not shift the others' keys."""
+    keys, seen = [], dict[str, int]()
+    for route in routes:
+        key = f"name:{route.name}" if route.name else f"when:{conditions(route.match)}"
+        seen[key] = seen.get(key, 0) + 1
+        keys.append(key if seen[key] == 1 else f"{key}#{seen[key]}")
+    return keys
