@@ -73,7 +73,7 @@ def test_a_change_gets_a_check_and_a_diff_comment_with_the_graph(repo: Path) -> 
     lines = comment.splitlines()
     assert lines[:2] == [
         MARKER,
-        "### sailplan diff: mesh `demo`: 1 change from git:main:mesh.yaml to mesh.yaml",
+        "### sailplan diff: mesh `demo`: 1 change from `git:main:mesh.yaml` to `mesh.yaml`",
     ]
     assert "- **service1 › canary**: v1 80% → 70%, v2 20% → 30%" in lines  # noqa: RUF001
     assert (
@@ -92,7 +92,7 @@ def test_no_change_still_comments_and_succeeds(repo: Path) -> None:
     assert done.returncode == 0, done.stderr
     comment = (repo / "review" / "comment.md").read_text()
     assert comment.splitlines()[1] == (
-        "### sailplan diff: mesh `demo`: no change from git:main:mesh.yaml to mesh.yaml"
+        "### sailplan diff: mesh `demo`: no change from `git:main:mesh.yaml` to `mesh.yaml`"
     )
 
 

@@ -227,6 +227,16 @@ CASES: list[tuple[str, Callable[[Data], None], list[str]]] = [
         ["ingress: removed — the mesh is no longer reachable from outside the cluster"],
     ),
     (
+        "data plane",
+        lambda d: d.update(dataPlane="istio"),
+        ["mesh: dataPlane builtin → istio"],
+    ),
+    (
+        "namespace",
+        lambda d: d.update(namespace="shop"),
+        ["mesh: namespace demo → shop"],
+    ),
+    (
         "mtls",
         lambda d: d.update(mtls="disable"),
         [
@@ -428,7 +438,7 @@ def test_markdown_is_a_pull_request_comment(
     old, new = _pair(tmp_path)
     assert main(["diff", str(old), str(new), "--format", "markdown"]) == 1
     out = capsys.readouterr().out
-    assert out.startswith(f"### sailplan diff: mesh `demo`: 2 changes from {old} to {new}\n")
+    assert out.startswith(f"### sailplan diff: mesh `demo`: 2 changes from `{old}` to `{new}`\n")
     assert "\n**Traffic**\n\n- **service1 › canary**: v1 80% → 70%, v2 20% → 30%\n" in out
     assert "\n| updated | `Deployment demo/service2-v1` | pods restart |\n" in out
     assert "\n**istio: 2 updated** — pods restart: service2-v1\n" in out
@@ -556,3 +566,28 @@ def test_a_git_source_is_bounded_like_a_file(
         "error: 1 problem in git:HEAD~1:mesh.yaml:",
         "  git:HEAD~1:mesh.yaml: larger than 100 bytes (see --max-size)",
     ]
+
+
+def test_markdown_keeps_spec_values_literal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = _base()
+    new = copy.deepcopy(old)
+    _routes(new)[0]["match"] = {"headers": {"end-user": {"regex": "<b>ja.*"}}}
+    new["ingress"]["routes"][0]["match"] = {"path": {"prefix": "/api"}}
+    assert (
+        main(
+            [
+                "diff",
+                str(_write(tmp_path / "my_old.yaml", old)),
+                str(_write(tmp_path / "new.yaml", new)),
+                "--format",
+                "markdown",
+            ]
+        )
+        == 1
+    )
+    out = capsys.readouterr().out
+    assert f"from `{tmp_path / 'my_old.yaml'}` to" in out
+    assert "- **service1 › testers**: match end-user: jason → end-user: \\~\\<b\\>ja.\\*\n" in out
+    assert "- **ingress › routes\\[0\\]**: match /api/users\\* → /api\\*\n" in out

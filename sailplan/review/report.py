@@ -4,6 +4,8 @@ markdown (for a pull-request comment) or JSON."""
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sailplan.model import Mesh
@@ -42,14 +44,14 @@ def review(old: Mesh, new: Mesh, old_source: str, new_source: str, graph: str = 
     )
 
 
-def _title(result: Review) -> str:
+def _title(result: Review, quote: Callable[[str], str] = repr) -> str:
     count = len(result.changes)
+    mesh, old, new = quote(result.mesh), result.old_source, result.new_source
+    if quote is not repr:
+        old, new = quote(old), quote(new)
     if not result.changed:
-        return f"mesh {result.mesh!r}: no change from {result.old_source} to {result.new_source}"
-    return (
-        f"mesh {result.mesh!r}: {count} change{'' if count == 1 else 's'} "
-        f"from {result.old_source} to {result.new_source}"
-    )
+        return f"mesh {mesh}: no change from {old} to {new}"
+    return f"mesh {mesh}: {count} change{'' if count == 1 else 's'} from {old} to {new}"
 
 
 def _plane_title(plane: PlaneChanges) -> str:
@@ -96,12 +98,21 @@ def as_text(result: Review) -> str:
     return "\n".join(lines) + "\n"
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#])")
+
+
+def _md(text: str) -> str:
+    """Spec values as literal text: `/api/users*` or a regex `~ja.*` must not turn into emphasis,
+    nor a header value into HTML, in a pull-request comment."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
 def as_markdown(result: Review) -> str:
-    lines = [f"### sailplan diff: {_title(result).replace(repr(result.mesh), f'`{result.mesh}`')}"]
+    lines = [f"### sailplan diff: {_title(result, lambda text: f'`{text}`')}"]
     for heading, changes in _grouped(result.changes):
         mark = "⚠️ " if heading == "Security" else ""
         lines += ["", f"**{mark}{heading}**", ""]
-        lines += [f"- **{c.subject}**: {c.text}" for c in changes]
+        lines += [f"- **{_md(c.subject)}**: {_md(c.text)}" for c in changes]
     if result.changed:
         lines += ["", "#### Kubernetes objects"]
         for plane in result.planes:
