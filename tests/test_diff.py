@@ -591,3 +591,19 @@ def test_markdown_keeps_spec_values_literal(
     assert f"from `{tmp_path / 'my_old.yaml'}` to" in out
     assert "- **service1 › testers**: match end-user: jason → end-user: \\~\\<b\\>ja.\\*\n" in out
     assert "- **ingress › routes\\[0\\]**: match /api/users\\* → /api\\*\n" in out
+
+
+def test_switching_the_data_plane_shows_what_applying_it_does() -> None:
+    old = _base()
+    new = copy.deepcopy(old)
+    new["dataPlane"] = "istio"
+    planes = object_changes(_mesh(old), _mesh(new))
+    assert [(p.plane, p.current, p.counts) for p in planes] == [
+        ("builtin → istio", True, "7 created, 4 updated, 10 deleted"),
+        ("istio", False, "no change"),
+        ("builtin", False, "no change"),
+    ]
+    switch = {f"{c.action} {c.ref} {c.effect}".strip() for c in planes[0].changes}
+    assert "deleted ConfigMap demo/service1-v1-proxy" in switch
+    assert "updated Deployment demo/service1-v1 pods restart" in switch
+    assert "created VirtualService demo/service1 istiod pushes to the proxies" in switch

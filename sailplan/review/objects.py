@@ -46,7 +46,7 @@ class ObjectChange:
 class PlaneChanges:
     """One data plane's object changes; `note` says why the plane could not be compared."""
 
-    plane: DataPlane
+    plane: str  # `builtin`, `istio`, or `builtin → istio` when the change switches planes
     current: bool
     changes: list[ObjectChange] = field(default_factory=list)
     note: str = ""
@@ -131,11 +131,14 @@ def compare_manifests(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> l
 
 
 def object_changes(old: Mesh, new: Mesh) -> list[PlaneChanges]:
-    """Both planes, NEW's own plane first."""
-    planes = sorted(PLANES, key=lambda plane: plane != new.data_plane)
+    """Both planes, NEW's own plane first. A change of `dataPlane` comes first of all: OLD's
+    objects on its plane against NEW's on its own, which is what applying the change does."""
     result = []
-    for plane in planes:
-        current = plane == new.data_plane
+    if old.data_plane != new.data_plane:
+        switch = compare_manifests(render_manifests(old), render_manifests(new))
+        result.append(PlaneChanges(f"{old.data_plane} → {new.data_plane}", True, switch))
+    for plane in sorted(PLANES, key=lambda plane: plane != new.data_plane):
+        current = plane == new.data_plane and old.data_plane == new.data_plane
         rendered = []
         for which, mesh in (("old", old), ("new", new)):
             try:

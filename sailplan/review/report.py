@@ -55,7 +55,9 @@ def _title(result: Review, quote: Callable[[str], str] = repr) -> str:
 
 
 def _plane_title(plane: PlaneChanges) -> str:
-    own = " (this mesh's data plane)" if plane.current else ""
+    own = " (this mesh's data plane)" if plane.current and "→" not in plane.plane else ""
+    if "→" in plane.plane:
+        own = " (this change switches the data plane)"
     return f"{plane.plane}{own}: {plane.counts}"
 
 
