@@ -607,3 +607,13 @@ def test_switching_the_data_plane_shows_what_applying_it_does() -> None:
     assert "deleted ConfigMap demo/service1-v1-proxy" in switch
     assert "updated Deployment demo/service1-v1 pods restart" in switch
     assert "created VirtualService demo/service1 istiod pushes to the proxies" in switch
+
+
+def test_git_missing_is_a_runtime_failure_said_in_one_line(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(repo / "no-such-bin"))
+    assert main(["diff", "git:HEAD~1:mesh.yaml", "mesh.yaml"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "error: git: not installed; a git:REV:PATH source needs it\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import subprocess
 
 from sailplan.loader import MAX_SIZE, load_mesh_text, read_mesh_file
@@ -21,9 +22,15 @@ def read_source(source: str, max_size: int = MAX_SIZE) -> str:
             [Problem(source, "write a git source as git:REV:PATH, e.g. git:main:mesh.yaml")]
         )
     # `git show REV:PATH` reads PATH from the repository root; `./PATH` is relative to the cwd.
-    done = subprocess.run(
-        ["git", "show", f"{revision}:{path}"], capture_output=True, text=True, timeout=60
-    )
+    try:
+        done = subprocess.run(
+            ["git", "show", f"{revision}:{path}"], capture_output=True, text=True, timeout=60
+        )
+    except FileNotFoundError:
+        # A runtime failure (exit 1), said in one line by the CLI: the input may well be fine.
+        raise OSError(
+            errno.ENOENT, "not installed; a git:REV:PATH source needs it", "git"
+        ) from None
     if done.returncode != 0:
         reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
         raise SpecError([Problem(source, f"git show {revision}:{path}: {reason}")])
