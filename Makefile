@@ -18,10 +18,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the real-proxy tests and the sandbox run: haproxy, iptables, iproute2 (ip netns).
+# Debian packages the real-proxy tests and the sandbox run: haproxy, iptables, iproute2 (ip netns);
+# graphviz (dot) draws `sailplan graph --format svg|png`.
 os-deps:
 	@missing=""; \
-	for pair in haproxy:haproxy iptables:iptables ip:iproute2; do \
+	for pair in haproxy:haproxy iptables:iptables ip:iproute2 dot:graphviz; do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || [ -x /usr/sbin/$${pair%%:*} ] || missing="$$missing $${pair##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -1,4 +1,4 @@
-"""`sailplan check|render|sandbox|traffic|schema`.
+"""`sailplan check|render|diff|graph|sandbox|traffic|schema`.
 
 Exit codes: 0 success, 1 a runtime failure (said in one line), 2 invalid input (every problem listed).
 """
@@ -74,6 +74,34 @@ def _parser() -> argparse.ArgumentParser:
         "--data-plane",
         choices=("builtin", "istio"),
         help="override the mesh file's dataPlane",
+    )
+
+    diff = commands.add_parser("diff", help="what a mesh change does, for a review")
+    diff.add_argument("old", help="the mesh before: a file, - for stdin, or git:REV:PATH")
+    diff.add_argument("new", help="the mesh after: a file, - for stdin, or git:REV:PATH")
+    diff.add_argument(
+        "--format",
+        choices=("text", "markdown", "json"),
+        default="text",
+        help="markdown: for a pull-request comment (default: text)",
+    )
+    diff.add_argument("--graph", action="store_true", help="add a mermaid graph, changes marked")
+    diff.add_argument(
+        "--max-size", type=_byte_size, default=MAX_SIZE, metavar="SIZE", help="as for check"
+    )
+
+    graph = commands.add_parser("graph", help="draw the mesh: ingress, services, versions")
+    graph.add_argument("file", help="the mesh file (YAML), - for stdin, or git:REV:PATH")
+    graph.add_argument(
+        "--format",
+        choices=("mermaid", "dot", "svg", "png"),
+        default="mermaid",
+        help="svg and png are drawn by Graphviz's dot (default: mermaid)",
+    )
+    graph.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    graph.add_argument("--changes-from", metavar="OLD", help="mark what changed since OLD")
+    graph.add_argument(
+        "--max-size", type=_byte_size, default=MAX_SIZE, metavar="SIZE", help="as for check"
     )
 
     sandbox = commands.add_parser("sandbox", help="run the mesh locally on 127.0.0.1")
@@ -169,7 +197,12 @@ def _print_json(args: argparse.Namespace, problems: list[Problem], warnings: lis
 
 def _render(args: argparse.Namespace) -> int:
     from sailplan.render.manifests import render_manifests
-    from sailplan.render.yaml_output import dump, dump_all, object_file_name
+    from sailplan.render.yaml_output import (
+        RENDERED_FILE_PATTERNS,
+        dump,
+        dump_all,
+        object_file_name,
+    )
 
     out: Path | None = args.output_dir
     # Before the work: a mistyped -o must not cost a render, nor leave half the files behind.
@@ -183,10 +216,11 @@ def _render(args: argparse.Namespace) -> int:
         sys.stdout.write(dump_all(manifests))
         return EXIT_OK
     out.mkdir(parents=True, exist_ok=True)
-    wanted = {object_file_name(i, m): m for i, m in enumerate(manifests)}
-    for stale in out.glob("[0-9][0-9][0-9]-*.yaml"):
-        if stale.name not in wanted:
-            stale.unlink()
+    wanted = {object_file_name(m): m for m in manifests}
+    for pattern in RENDERED_FILE_PATTERNS:
+        for stale in out.glob(pattern):
+            if stale.name not in wanted:
+                stale.unlink()
     for name, manifest in wanted.items():
         (out / name).write_text(dump(manifest), encoding="utf-8")
     print(f"wrote {len(wanted)} objects to {out}")
@@ -205,6 +239,46 @@ def _not_a_directory(out: Path) -> str | None:
                 )
             return f"{path} is a file, so the directory cannot be created"
     return None
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from sailplan.review.graph import graph_diff, to_mermaid
+    from sailplan.review.report import render_review, review
+    from sailplan.review.sources import load_source
+
+    meshes = []
+    for source in (args.old, args.new):
+        args.file = source  # names the source in the problems main() prints
+        meshes.append(load_source(source, args.max_size))
+    drawn = to_mermaid(graph_diff(meshes[0], meshes[1])) if args.graph else ""
+    result = review(meshes[0], meshes[1], args.old, args.new, drawn)
+    sys.stdout.write(render_review(result, args.format))
+    return EXIT_RUNTIME if result.changed else EXIT_OK  # like diff(1): 1 means "they differ"
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from sailplan.review.graph import as_text, graph_diff, mesh_graph
+    from sailplan.review.picture import GraphvizError, draw
+    from sailplan.review.sources import load_source
+
+    mesh = load_source(args.file, args.max_size)
+    if args.changes_from is not None:
+        file, args.file = args.file, args.changes_from  # names OLD in the problems main() prints
+        drawn = graph_diff(load_source(args.changes_from, args.max_size), mesh)
+        args.file = file
+    else:
+        drawn = mesh_graph(mesh)
+    text = as_text(drawn, args.format)
+    try:
+        data = draw(text, args.format) if args.format in ("svg", "png") else text.encode()
+    except GraphvizError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_RUNTIME
+    if args.output is None:
+        sys.stdout.buffer.write(data)
+    else:
+        args.output.write_bytes(data)
+    return EXIT_OK
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -229,6 +303,8 @@ def _schema(args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, Any] = {
     "check": _check,
     "render": _render,
+    "diff": _diff,
+    "graph": _graph,
     "sandbox": _sandbox,
     "traffic": _traffic,
     "schema": _schema,

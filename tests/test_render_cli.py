@@ -24,12 +24,16 @@ def test_render_to_a_directory_writes_stable_names_and_removes_stale_files(
 ) -> None:
     out = tmp_path / "rendered"
     out.mkdir()
-    (out / "099-deployment-gone.yaml").write_text("stale")
+    (out / "099-deployment-gone.yaml").write_text("stale: an indexed name of earlier versions")
+    (out / "04-deployment-demo.gone.yaml").write_text("stale")
     (out / "notes.txt").write_text("kept: not ours")
     assert main(["render", str(DEMO_MESH), "--data-plane", "istio", "-o", str(out)]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert "000-namespace-demo.yaml" in names
+    assert "00-namespace-demo.yaml" in names
+    assert "04-deployment-demo.service1-v1.yaml" in names
+    assert "06-virtualservice-demo.demo-ingress.yaml" in names
     assert "099-deployment-gone.yaml" not in names
+    assert "04-deployment-demo.gone.yaml" not in names
     assert "notes.txt" in names
     first = {p.name: p.read_text() for p in out.iterdir()}
     assert main(["render", str(DEMO_MESH), "--data-plane", "istio", "-o", str(out)]) == 0
@@ -80,3 +84,58 @@ def test_output_to_a_file_says_o_takes_a_directory(
         "file per object\n"
     )
     assert target.read_text() == "keep me"
+
+
+def _render_dir(mesh_text: str, tmp_path: Path, plane: str, label: str) -> dict[str, str]:
+    mesh = tmp_path / f"{label}.yaml"
+    mesh.write_text(mesh_text)
+    out = tmp_path / f"{label}-{plane}"
+    assert main(["render", str(mesh), "--data-plane", plane, "-o", str(out)]) == 0
+    return {p.name: p.read_text() for p in out.iterdir()}
+
+
+# A third service that nothing routes to from the ingress: on istio it touches no existing object.
+_THIRD_SERVICE = """
+  service3:
+    port: 9000
+    versions:
+      v1: {image: sailplan/demo-users:0.1.0}
+ingress:"""
+
+
+@pytest.mark.parametrize("plane", ["istio", "builtin"])
+def test_adding_a_service_adds_files_and_renames_none(tmp_path: Path, plane: str) -> None:
+    text = DEMO_MESH.read_text()
+    before = _render_dir(text, tmp_path, plane, "before")
+    after = _render_dir(text.replace("\ningress:", _THIRD_SERVICE, 1), tmp_path, plane, "after")
+    added = sorted(set(after) - set(before))
+    assert set(before) <= set(after)
+    changed = sorted(name for name in before if before[name] != after[name])
+    if plane == "istio":
+        assert added == [
+            "01-serviceaccount-demo.service3.yaml",
+            "03-service-demo.service3.yaml",
+            "04-deployment-demo.service3-v1.yaml",
+            "05-destinationrule-demo.service3.yaml",
+            "06-virtualservice-demo.service3.yaml",
+        ]
+        assert changed == []
+    else:
+        assert added == [
+            "01-serviceaccount-demo.service3.yaml",
+            "02-configmap-demo.service3-v1-proxy.yaml",
+            "03-service-demo.service3-v1.yaml",
+            "03-service-demo.service3.yaml",
+            "04-deployment-demo.service3-v1.yaml",
+        ]
+        # Every sidecar learns the new service's outbound address, in its ConfigMap only.
+        assert changed and all(name.startswith("02-configmap-") for name in changed)
+
+
+def test_file_names_sort_in_apply_order(tmp_path: Path) -> None:
+    names = sorted(_render_dir(DEMO_MESH.read_text(), tmp_path, "istio", "demo"))
+    kinds = [name.split("-")[1] for name in names]
+    assert kinds[0] == "namespace"
+    assert kinds.index("serviceaccount") < kinds.index("deployment")
+    assert kinds.index("service") < kinds.index("deployment")
+    assert kinds[-1] == "peerauthentication"

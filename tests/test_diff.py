@@ -1,0 +1,619 @@
+"""`sailplan diff`: each kind of mesh change in the spec's words, the Kubernetes objects each plane
+changes (and whether pods restart), the formats, the exit codes, and `-` and `git:` sources."""
+
+# The expected output names a route `service1 <angle quote> canary`, on purpose.
+# ruff: noqa: RUF001
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import DEMO_MESH
+
+from sailplan import Mesh
+from sailplan.cli import main
+from sailplan.review.diff import mesh_changes
+from sailplan.review.objects import object_changes
+
+Data = dict[str, Any]
+
+
+def _base() -> Data:
+    """The demo, plus two matched routes before the canary, a timeout and a load balancer."""
+    data: Data = yaml.safe_load(DEMO_MESH.read_text())
+    service1 = data["services"]["service1"]
+    service1["routes"] = [
+        {"name": "testers", "match": {"headers": {"end-user": "jason"}}, "to": "v2"},
+        {"name": "mobile", "match": {"path": {"prefix": "/m/"}}, "to": "v1"},
+        {"name": "canary", "split": {"v1": 80, "v2": 20}, "timeout": "1s"},
+    ]
+    service1["policy"] = {"loadBalancer": "round-robin"}
+    return data
+
+
+def _mesh(data: Data) -> Mesh:
+    return Mesh.parse(data)
+
+
+def _lines(change: Callable[[Data], None], base: Data | None = None) -> list[str]:
+    old = base or _base()
+    new = copy.deepcopy(old)
+    change(new)
+    return [c.line for c in mesh_changes(_mesh(old), _mesh(new))]
+
+
+def _routes(data: Data) -> list[Data]:
+    routes: list[Data] = data["services"]["service1"]["routes"]
+    return routes
+
+
+def _canary(data: Data) -> Data:
+    return _routes(data)[2]
+
+
+def _add_testers_to_the_demo(data: Data) -> None:
+    _routes(data).insert(
+        0, {"name": "testers", "match": {"headers": {"end-user": "jason"}}, "to": "v2"}
+    )
+
+
+CASES: list[tuple[str, Callable[[Data], None], list[str]]] = [
+    (
+        "route removed",
+        lambda d: _routes(d).pop(0),
+        ["service1: route testers removed (was end-user: jason → v2)"],
+    ),
+    (
+        "routes reordered",
+        lambda d: _routes(d).insert(0, _routes(d).pop(1)),
+        [
+            "service1: routes reordered: testers, mobile, canary → mobile, testers, canary "
+            "(the first matching route decides)"
+        ],
+    ),
+    (
+        "weights",
+        lambda d: _canary(d).update(split={"v1": 70, "v2": 30}),
+        ["service1 › canary: v1 80% → 70%, v2 20% → 30%"],
+    ),
+    (
+        "to another version",
+        lambda d: _routes(d)[1].update(to="v2"),
+        ["service1 › mobile: to v1 → v2"],
+    ),
+    (
+        "split to one version",
+        lambda d: (_canary(d).pop("split"), _canary(d).update(to="v1")),
+        ["service1 › canary: v1 80% → 100%, v2 20% → 0%"],
+    ),
+    (
+        "match",
+        lambda d: _routes(d)[0].update(match={"headers": {"end-user": {"regex": "ja.*"}}}),
+        ["service1 › testers: match end-user: jason → end-user: ~ja.*"],
+    ),
+    (
+        "fault added",
+        lambda d: _canary(d).update(fault={"abort": {"status": 503, "percent": 10}}),
+        ["service1 › canary: fault none → abort 503 at 10%"],
+    ),
+    (
+        "timeout",
+        lambda d: _canary(d).update(timeout="2s"),
+        ["service1 › canary: timeout 1s → 2s"],
+    ),
+    (
+        "timeout removed",
+        lambda d: _canary(d).pop("timeout"),
+        ["service1 › canary: timeout 1s → none"],
+    ),
+    (
+        "retries",
+        lambda d: _canary(d).update(retries={"attempts": 3, "perTryTimeout": "500ms"}),
+        ["service1 › canary: retries none → 3 on 5xx, connect-failure, 500ms per try"],
+    ),
+    (
+        "mirror",
+        lambda d: _routes(d)[1].update(mirror={"to": "v2", "percent": 10}),
+        ["service1 › mobile: mirror none → 10% to v2"],
+    ),
+    (
+        "load balancer",
+        lambda d: d["services"]["service1"]["policy"].update(loadBalancer="least-request"),
+        ["service1: load balancer round-robin → least-request"],
+    ),
+    (
+        "connection pool",
+        lambda d: d["services"]["service1"]["policy"].update(
+            connectionPool={"maxConnections": 100}
+        ),
+        [
+            "service1: connection pool (circuit breaker) added: "
+            "maxConnections 100, maxPendingRequests 0"
+        ],
+    ),
+    (
+        "outlier detection",
+        lambda d: d["services"]["service1"].update(
+            policy={
+                "loadBalancer": "round-robin",
+                "outlierDetection": {"consecutive5xxErrors": 3, "interval": "5s"},
+            }
+        ),
+        [
+            "service1: outlier detection (circuit breaker) added: consecutive5xxErrors 3, "
+            "interval 5s, baseEjectionTime 30s, maxEjectionPercent 10"
+        ],
+    ),
+    (
+        "image",
+        lambda d: d["services"]["service2"]["versions"]["v1"].update(
+            image="sailplan/demo-greeter:0.2.0"
+        ),
+        [
+            "service2 v1: image sailplan/demo-greeter:0.1.0 → sailplan/demo-greeter:0.2.0 "
+            "— pods restart"
+        ],
+    ),
+    (
+        "replicas",
+        lambda d: d["services"]["service1"]["versions"]["v2"].update(replicas=3),
+        ["service1 v2: replicas 1 → 3"],
+    ),
+    (
+        "env",
+        lambda d: d["services"]["service1"]["versions"]["v1"].update(
+            env={"SERVICE_VERSION": "one", "DEBUG": 1}
+        ),
+        ["service1 v1: env SERVICE_VERSION v1 → one; DEBUG added: 1 — pods restart"],
+    ),
+    (
+        "env from a secret",
+        lambda d: d["services"]["service1"]["versions"]["v1"]["env"].update(
+            DB_PASSWORD={"secretKeyRef": {"name": "db", "key": "password"}}
+        ),
+        [
+            "service1 v1: env DB_PASSWORD.secretKeyRef.name added: db; "
+            "DB_PASSWORD.secretKeyRef.key added: password — pods restart"
+        ],
+    ),
+    (
+        "readiness",
+        lambda d: d["services"]["service1"]["versions"]["v1"].update(readiness={"path": "/ready"}),
+        ["service1 v1: readiness.path /healthz → /ready — pods restart"],
+    ),
+    (
+        "version added",
+        lambda d: d["services"]["service1"]["versions"].update(
+            v3={"image": "sailplan/demo-users:0.3.0", "replicas": 2}
+        ),
+        ["service1 v3: new version: sailplan/demo-users:0.3.0, 2 replicas"],
+    ),
+    (
+        "service added",
+        lambda d: d["services"].update(
+            service3={"port": 9000, "versions": {"v1": {"image": "registry/s3:1.0"}}}
+        ),
+        ["service3: new service :9000/http, v1 (registry/s3:1.0, 1 replica)"],
+    ),
+    (
+        "ingress route match",
+        lambda d: d["ingress"]["routes"][0].update(match={"path": {"prefix": "/api"}}),
+        ["ingress › routes[0]: match /api/users* → /api*"],
+    ),
+    (
+        "ingress route added",
+        lambda d: d["ingress"]["routes"].insert(
+            0, {"name": "users", "match": {"path": {"prefix": "/users"}}, "service": "service1"}
+        ),
+        ["ingress: new route users (/users* → service1) before routes[1]"],
+    ),
+    (
+        "ingress hosts and node port",
+        lambda d: d["ingress"].update(hosts=["shop.example.com"], nodePort=32001),
+        ["ingress: nodePort 32000 → 32001", "ingress: hosts * → shop.example.com"],
+    ),
+    (
+        "ingress removed",
+        lambda d: d.pop("ingress"),
+        ["ingress: removed — the mesh is no longer reachable from outside the cluster"],
+    ),
+    (
+        "data plane",
+        lambda d: d.update(dataPlane="istio"),
+        ["mesh: dataPlane builtin → istio"],
+    ),
+    (
+        "namespace",
+        lambda d: d.update(namespace="shop"),
+        ["mesh: namespace demo → shop"],
+    ),
+    (
+        "mtls",
+        lambda d: d.update(mtls="disable"),
+        [
+            "mesh: mTLS permissive → disable — security change: traffic between services is plaintext"
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "change", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_each_kind_of_change_is_said_in_the_specs_words(
+    what: str, change: Callable[[Data], None], expected: list[str]
+) -> None:
+    assert _lines(change) == expected
+
+
+def test_a_new_route_says_where_it_goes() -> None:
+    demo: Data = yaml.safe_load(DEMO_MESH.read_text())
+    assert _lines(_add_testers_to_the_demo, demo) == [
+        "service1: new route testers (end-user: jason → v2) before canary"
+    ]
+
+
+def test_an_unnamed_route_whose_match_changes_is_one_change_not_two() -> None:
+    def unnamed(data: Data) -> Data:
+        del _routes(data)[0]["name"]
+        return data
+
+    def change(data: Data) -> None:
+        _routes(data)[0]["match"] = {"headers": {"end-user": "mike"}}
+
+    assert _lines(change, unnamed(_base())) == [
+        "service1 › routes[0]: match end-user: jason → end-user: mike"
+    ]
+
+
+def test_security_changes_come_first_and_are_categorised() -> None:
+    old = _base()
+    new = copy.deepcopy(old)
+    new["dataPlane"] = old["dataPlane"] = "istio"
+    new["mtls"] = "strict"
+    new["services"]["service2"]["versions"]["v1"]["replicas"] = 2
+    changes = mesh_changes(_mesh(old), _mesh(new))
+    assert [(c.category, c.line) for c in changes] == [
+        (
+            "security",
+            "mesh: mTLS permissive → strict — security change: only mutual-TLS callers are "
+            "accepted; plaintext is refused",
+        ),
+        ("workload", "service2 v1: replicas 1 → 2"),
+    ]
+
+
+def test_the_same_mesh_reformatted_is_no_change() -> None:
+    demo = _mesh(yaml.safe_load(DEMO_MESH.read_text()))
+    assert mesh_changes(demo, demo) == []
+    assert all(not plane.changes for plane in object_changes(demo, demo))
+
+
+def _objects(change: Callable[[Data], None]) -> dict[str, list[str]]:
+    old = _base()
+    new = copy.deepcopy(old)
+    change(new)
+    planes = object_changes(_mesh(old), _mesh(new))
+    return {
+        plane.plane: [f"{c.action} {c.ref} {c.effect}".strip() for c in plane.changes]
+        for plane in planes
+    }
+
+
+def test_a_weight_change_reloads_sidecars_and_restarts_nothing() -> None:
+    assert _objects(lambda d: _canary(d).update(split={"v1": 70, "v2": 30})) == {
+        "builtin": [
+            "updated ConfigMap demo/service1-v1-proxy sidecars reload",
+            "updated ConfigMap demo/service1-v2-proxy sidecars reload",
+            "updated ConfigMap demo/service2-v1-proxy sidecars reload",
+        ],
+        "istio": ["updated VirtualService demo/service1 istiod pushes to the proxies"],
+    }
+
+
+def test_an_image_change_restarts_the_versions_pods_on_both_planes() -> None:
+    objects = _objects(
+        lambda d: d["services"]["service2"]["versions"]["v1"].update(image="x/greeter:2")
+    )
+    assert objects == {
+        "builtin": ["updated Deployment demo/service2-v1 pods restart"],
+        "istio": ["updated Deployment demo/service2-v1 pods restart"],
+    }
+
+
+def test_replicas_scale_without_restarting() -> None:
+    objects = _objects(lambda d: d["services"]["service1"]["versions"]["v2"].update(replicas=3))
+    assert objects["istio"] == ["updated Deployment demo/service1-v2 scales 1 → 3"]
+
+
+def test_a_new_service_creates_its_objects() -> None:
+    objects = _objects(
+        lambda d: d["services"].update(
+            service3={"port": 9000, "versions": {"v1": {"image": "registry/s3:1.0"}}}
+        )
+    )
+    assert objects["istio"] == [
+        "created ServiceAccount demo/service3",
+        "created Service demo/service3",
+        "created Deployment demo/service3-v1 pods start",
+        "created DestinationRule demo/service3 istiod pushes to the proxies",
+        "created VirtualService demo/service3 istiod pushes to the proxies",
+    ]
+
+
+def test_a_plane_the_new_mesh_cannot_use_is_said_not_compared() -> None:
+    old = _base()
+    old["dataPlane"] = "istio"
+    new = copy.deepcopy(old)
+    new["mtls"] = "strict"
+    planes = object_changes(_mesh(old), _mesh(new))
+    assert [(p.plane, p.current, p.counts) for p in planes] == [
+        ("istio", True, "1 updated"),
+        ("builtin", False, "not compared"),
+    ]
+    assert planes[1].note == (
+        "the new mesh cannot use this plane: mtls: strict mTLS needs the istio data plane; "
+        "the builtin data plane supports permissive or disable"
+    )
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def _write(path: Path, data: Data) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _pair(tmp_path: Path) -> tuple[Path, Path]:
+    old = _base()
+    new = copy.deepcopy(old)
+    _canary(new)["split"] = {"v1": 70, "v2": 30}
+    new["services"]["service2"]["versions"]["v1"]["image"] = "sailplan/demo-greeter:0.2.0"
+    return _write(tmp_path / "old.yaml", old), _write(tmp_path / "new.yaml", new)
+
+
+def test_text_output_and_exit_1_when_the_meshes_differ(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = _pair(tmp_path)
+    assert main(["diff", str(old), str(new)]) == 1
+    assert capsys.readouterr().out == (
+        f"mesh 'demo': 2 changes from {old} to {new}\n"
+        "\n"
+        "Traffic\n"
+        "  service1 › canary: v1 80% → 70%, v2 20% → 30%\n"
+        "\n"
+        "Workloads\n"
+        "  service2 v1: image sailplan/demo-greeter:0.1.0 → sailplan/demo-greeter:0.2.0 "
+        "— pods restart\n"
+        "\n"
+        "Kubernetes objects\n"
+        "  builtin (this mesh's data plane): 4 updated — pods restart: service2-v1\n"
+        "    updated  ConfigMap demo/service1-v1-proxy  sidecars reload\n"
+        "    updated  ConfigMap demo/service1-v2-proxy  sidecars reload\n"
+        "    updated  ConfigMap demo/service2-v1-proxy  sidecars reload\n"
+        "    updated  Deployment demo/service2-v1       pods restart\n"
+        "  istio: 2 updated — pods restart: service2-v1\n"
+        "    updated  Deployment demo/service2-v1   pods restart\n"
+        "    updated  VirtualService demo/service1  istiod pushes to the proxies\n"
+    )
+
+
+def test_no_change_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = _write(tmp_path / "old.yaml", _base())
+    # The same mesh written differently (flow style, comments) is the same mesh.
+    new = tmp_path / "new.yaml"
+    new.write_text("# reformatted\n" + yaml.safe_dump(_base(), default_flow_style=True))
+    assert main(["diff", str(old), str(new)]) == 0
+    assert capsys.readouterr().out == f"mesh 'demo': no change from {old} to {new}\n"
+
+
+def test_invalid_input_exits_2_naming_the_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, _ = _pair(tmp_path)
+    bad = _base()
+    _canary(bad)["split"] = {"v1": 70, "v2": 20}
+    new = _write(tmp_path / "bad.yaml", bad)
+    assert main(["diff", str(old), str(new)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"error: 1 problem in {new}:",
+        "  line 42: services.service1.routes[2].split: weights add up to 90, they must add up to 100",
+    ]
+
+
+def test_markdown_is_a_pull_request_comment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = _pair(tmp_path)
+    assert main(["diff", str(old), str(new), "--format", "markdown"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"### sailplan diff: mesh `demo`: 2 changes from `{old}` to `{new}`\n")
+    assert "\n**Traffic**\n\n- **service1 › canary**: v1 80% → 70%, v2 20% → 30%\n" in out
+    assert "\n| updated | `Deployment demo/service2-v1` | pods restart |\n" in out
+    assert "\n**istio: 2 updated** — pods restart: service2-v1\n" in out
+
+
+def test_json_carries_every_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old, new = _pair(tmp_path)
+    assert main(["diff", str(old), str(new), "--format", "json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["changed"] is True
+    assert document["changes"][0] == {
+        "category": "traffic",
+        "subject": "service1 › canary",
+        "text": "v1 80% → 70%, v2 20% → 30%",
+        "path": "services.service1.routes[2]",
+    }
+    assert [p["plane"] for p in document["objects"]] == ["builtin", "istio"]
+    assert document["objects"][1]["changes"][0] == {
+        "action": "updated",
+        "kind": "Deployment",
+        "namespace": "demo",
+        "name": "service2-v1",
+        "effect": "pods restart",
+    }
+
+
+def test_stdin_is_dash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = _pair(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(new.read_bytes())))
+    assert main(["diff", str(old), "-", "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["new"] == "-"
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git repository with two commits of mesh.yaml: the base, then a canary at 70/30."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.email", "test@example.com")
+    _git(repo, "config", "user.name", "test")
+    _write(repo / "mesh.yaml", _base())
+    _git(repo, "add", "mesh.yaml")
+    _git(repo, "commit", "-q", "-m", "base")
+    changed = _base()
+    _canary(changed)["split"] = {"v1": 70, "v2": 30}
+    _write(repo / "mesh.yaml", changed)
+    _git(repo, "commit", "-q", "-am", "canary 70/30")
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def test_git_sources_read_a_revision(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "git:HEAD~1:mesh.yaml", "mesh.yaml"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("mesh 'demo': 1 change from git:HEAD~1:mesh.yaml to mesh.yaml\n")
+    assert "  service1 › canary: v1 80% → 70%, v2 20% → 30%\n" in out
+    assert main(["diff", "git:HEAD:mesh.yaml", "mesh.yaml"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "git:nope:mesh.yaml",
+            "git:nope:mesh.yaml: git show nope:mesh.yaml: fatal: invalid object name 'nope'.",
+        ),
+        (
+            "git:HEAD:missing.yaml",
+            "git:HEAD:missing.yaml: git show HEAD:missing.yaml: "
+            "fatal: path 'missing.yaml' does not exist in 'HEAD'",
+        ),
+        ("git:HEAD", "git:HEAD: write a git source as git:REV:PATH, e.g. git:main:mesh.yaml"),
+    ],
+)
+def test_a_bad_git_source_is_invalid_input(
+    repo: Path, capsys: pytest.CaptureFixture[str], source: str, message: str
+) -> None:
+    assert main(["diff", source, "mesh.yaml"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: 1 problem in {source}:",
+        f"  {message}",
+    ]
+
+
+def _readme_change(text: str) -> str:
+    """The change the README reviews: a testers route, a 70/30 canary with a timeout, an image."""
+    return text.replace(
+        "      - name: canary\n        split: {v1: 80, v2: 20}",
+        "      - name: testers\n        match: {headers: {end-user: jason}}\n        to: v2\n"
+        "      - name: canary\n        split: {v1: 70, v2: 30}\n        timeout: 2s",
+    ).replace("demo-greeter:0.1.0", "demo-greeter:0.2.0")
+
+
+def test_the_readme_shows_real_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (DEMO_MESH.parent.parent / "README.md").read_text()
+    command = "sailplan diff git:main:stacks/demo.mesh.yaml stacks/demo.mesh.yaml"
+    shown = re.search(rf"\$ {re.escape(command)}\n(.*?)```", readme, flags=re.DOTALL)
+    assert shown
+    (tmp_path / "stacks").mkdir()
+    mesh = tmp_path / "stacks" / "demo.mesh.yaml"
+    mesh.write_text(DEMO_MESH.read_text())
+    _git(tmp_path, "init", "-q", "-b", "main")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "demo")
+    mesh.write_text(_readme_change(DEMO_MESH.read_text()))
+    monkeypatch.chdir(tmp_path)
+    assert main(command.split()[1:]) == 1
+    assert capsys.readouterr().out == shown.group(1)
+
+
+def test_a_git_source_is_bounded_like_a_file(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["diff", "git:HEAD~1:mesh.yaml", "mesh.yaml", "--max-size", "100"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: 1 problem in git:HEAD~1:mesh.yaml:",
+        "  git:HEAD~1:mesh.yaml: larger than 100 bytes (see --max-size)",
+    ]
+
+
+def test_markdown_keeps_spec_values_literal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = _base()
+    new = copy.deepcopy(old)
+    _routes(new)[0]["match"] = {"headers": {"end-user": {"regex": "<b>ja.*"}}}
+    new["ingress"]["routes"][0]["match"] = {"path": {"prefix": "/api"}}
+    assert (
+        main(
+            [
+                "diff",
+                str(_write(tmp_path / "my_old.yaml", old)),
+                str(_write(tmp_path / "new.yaml", new)),
+                "--format",
+                "markdown",
+            ]
+        )
+        == 1
+    )
+    out = capsys.readouterr().out
+    assert f"from `{tmp_path / 'my_old.yaml'}` to" in out
+    assert "- **service1 › testers**: match end-user: jason → end-user: \\~\\<b\\>ja.\\*\n" in out
+    assert "- **ingress › routes\\[0\\]**: match /api/users\\* → /api\\*\n" in out
+
+
+def test_switching_the_data_plane_shows_what_applying_it_does() -> None:
+    old = _base()
+    new = copy.deepcopy(old)
+    new["dataPlane"] = "istio"
+    planes = object_changes(_mesh(old), _mesh(new))
+    assert [(p.plane, p.current, p.counts) for p in planes] == [
+        ("builtin → istio", True, "7 created, 4 updated, 10 deleted"),
+        ("istio", False, "no change"),
+        ("builtin", False, "no change"),
+    ]
+    switch = {f"{c.action} {c.ref} {c.effect}".strip() for c in planes[0].changes}
+    assert "deleted ConfigMap demo/service1-v1-proxy" in switch
+    assert "updated Deployment demo/service1-v1 pods restart" in switch
+    assert "created VirtualService demo/service1 istiod pushes to the proxies" in switch
+
+
+def test_git_missing_is_a_runtime_failure_said_in_one_line(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(repo / "no-such-bin"))
+    assert main(["diff", "git:HEAD~1:mesh.yaml", "mesh.yaml"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "error: git: not installed; a git:REV:PATH source needs it\n"
