@@ -54,13 +54,22 @@ def routes(draw: st.DrawFn, versions: list[str]) -> list[dict[str, Any]]:
     for index in range(count):
         route: dict[str, Any] = {}
         if index < count - 1 or draw(st.booleans()):
-            alternatives = draw(st.lists(MATCH, min_size=1, max_size=2, unique_by=repr))
             # A header only this route asks for keeps an earlier route from taking all of its
-            # requests (check refuses unreachable rules).
-            route["match"] = [
-                {**m, "headers": {**m.get("headers", {}), "x-route": str(index)}}
-                for m in alternatives
-            ]
+            # requests (check refuses unreachable rules and repeated alternatives).
+            alternatives = draw(
+                st.lists(
+                    MATCH.map(
+                        lambda m, i=index: {
+                            **m,
+                            "headers": {**m.get("headers", {}), "x-route": str(i)},
+                        }
+                    ),
+                    min_size=1,
+                    max_size=2,
+                    unique_by=repr,
+                )
+            )
+            route["match"] = alternatives
         if draw(st.booleans()):
             route["to"] = draw(st.sampled_from(versions))
         else:
