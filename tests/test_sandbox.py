@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -17,7 +19,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sandbox_support import MESHES, SandboxProcess, alive, descendants, runnable_copy
+from sandbox_support import (
+    MESHES,
+    REFUSED,
+    SandboxProcess,
+    alive,
+    descendants,
+    runnable_copy,
+    strict_haproxy,
+    with_refused_route,
+)
 
 from sailplan.traffic import Outcome, parse_target, send_all
 
@@ -322,3 +333,20 @@ def test_a_closed_stdout_neither_stops_nor_breaks_the_sandbox(tmp_path: Path) ->
             for pid in [process.pid, *descendants(process.pid)]:
                 os.kill(pid, signal.SIGKILL)
             process.wait(timeout=5)
+
+
+def test_a_mesh_haproxy_refuses_at_start_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "mesh.yaml"
+    path.write_text(with_refused_route(runnable_copy(MESHES / "header-match.yaml")))
+    runtime = Path(tempfile.mkdtemp(prefix="sbx-", dir="/tmp"))
+    try:
+        path_env = f"{strict_haproxy(tmp_path)}:{os.environ['PATH']}"
+        sandbox = SandboxProcess(path, env={"TMPDIR": str(runtime), "PATH": path_env})
+        assert sandbox.process.wait(timeout=30) == 1
+        time.sleep(0.2)
+        assert sandbox.lines == [
+            f"error: haproxy refuses the config of service1-v1-0-proxy: {REFUSED}"
+        ]
+        assert list(runtime.iterdir()) == []
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)

@@ -100,7 +100,7 @@ def check_config(haproxy: str, name: str, directory: Path) -> None:
     )
     if done.returncode != 0:
         # The config's own directory is the runtime's (or a staging one): name just the file.
-        reason = _first_alert(done.stderr).replace(f"{directory}{os.sep}", "")
+        reason = _first_alert(done.stderr.replace(f"{directory}{os.sep}", ""))
         raise SandboxError(f"haproxy refuses the config of {name}: {reason}")
 
 
@@ -110,7 +110,9 @@ def _first_alert(output: str) -> str:
     if alert is None:
         return lines[0] if lines else "no reason given"
     # "[ALERT]    (1234) : config : parsing [...]" -> "parsing [...]"
-    return alert.split(" : ", 2)[-1].strip()
+    reason = alert.split(" : ", 2)[-1].strip()
+    # Alerts echo the offending line, which can be a whole regex: keep the report readable.
+    return reason if len(reason) <= 400 else reason[:397] + "..."
 
 
 def one_line(text: str) -> str:
@@ -230,10 +232,12 @@ class Sandbox:
             dead = self.supervisor.dead()
             if dead:
                 raise SandboxError(self.supervisor.describe_death(dead[0]))
-            pending = [
-                check for check in pending if not self.stop.requested and not self._healthy(*check)
-            ]
-            self.stop.check()
+            still = []
+            for check in pending:
+                self.stop.check()
+                if not self._healthy(*check):
+                    still.append(check)
+            pending = still
             if not pending:
                 return
             if time.monotonic() > deadline:
