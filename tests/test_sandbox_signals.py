@@ -36,11 +36,12 @@ def _interrupt(
     delay: float,
     *extra: str,
     signals: int = 1,
+    signum: int = signal.SIGINT,
 ) -> None:
     # Short, as a user's TMPDIR is (a long one sends the sandbox to /tmp, out of this test's sight).
     runtime = Path(tempfile.mkdtemp(prefix="sbx-", dir="/tmp"))
     try:
-        _interrupt_in(runtime, tmp_path, before, delay, *extra, signals=signals)
+        _interrupt_in(runtime, tmp_path, before, delay, *extra, signals=signals, signum=signum)
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
 
@@ -52,6 +53,7 @@ def _interrupt_in(
     delay: float,
     *extra: str,
     signals: int,
+    signum: int,
 ) -> None:
     mesh = tmp_path / "mesh.yaml"
     mesh.write_text(runnable_copy(MESHES / "even-split.yaml"))
@@ -70,7 +72,7 @@ def _interrupt_in(
         time.sleep(delay)
         sent = time.monotonic()
         for _ in range(signals):
-            sandbox.process.send_signal(signal.SIGINT)
+            sandbox.process.send_signal(signum)
             time.sleep(0.01)
         code = sandbox.process.wait(timeout=STOP_BOUND)
         took = time.monotonic() - sent
@@ -100,6 +102,13 @@ def test_sigint_during_start_up(tmp_path: Path, delay: float) -> None:
 
 def test_two_quick_sigints_during_start_up(tmp_path: Path) -> None:
     _interrupt(tmp_path, _nothing, 0.2, signals=2)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_during_start_up(tmp_path: Path, signum: int) -> None:
+    # SIGHUP: a closed terminal. The apps and proxies run in sessions of their own and would not
+    # get the hangup themselves.
+    _interrupt(tmp_path, _nothing, 0.2, signum=signum)
 
 
 def _edit_when_ready(sandbox: SandboxProcess, mesh: Path) -> None:

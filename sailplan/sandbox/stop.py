@@ -1,4 +1,4 @@
-"""Stopping on SIGINT/SIGTERM without a lock in a signal handler.
+"""Stopping on SIGINT/SIGTERM/SIGHUP without a lock in a signal handler.
 
 A Python signal handler runs in the main thread between two bytecodes, possibly while that thread
 holds a lock (an `Event.wait()` holds its condition's lock): a handler that takes a lock, as
@@ -16,7 +16,9 @@ import signal
 from types import FrameType, TracebackType
 from typing import Any
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP too: a closed terminal must not leave the apps and proxies (each in its own session, so
+# the terminal's hangup does not reach them) running without the sandbox.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class StopRequested(Exception):
