@@ -37,6 +37,7 @@ STARTUP_TIMEOUT = 30.0
 POLL_SECONDS = 0.2
 WATCH_SECONDS = 0.5
 RELOAD_TIMEOUT = 10.0
+RESIGNAL_SECONDS = 2.0
 
 
 def haproxy_binary() -> str:
@@ -366,9 +367,17 @@ class Sandbox:
         def settled(p: Process) -> bool:
             return p.loads > before[p.name][0] or p.failures > before[p.name][1]
 
+        resend = time.monotonic() + RESIGNAL_SECONDS
         while not all(settled(p) for p in proxies) and time.monotonic() < deadline:
             if self.stop.wait(0.05):
                 return
+            if time.monotonic() >= resend:
+                # A master re-executing itself loses a SIGUSR2 that arrives meanwhile; another
+                # reload of the same files costs nothing.
+                self.supervisor.signal_all(
+                    signal.SIGUSR2, {p.name for p in proxies if not settled(p)}.__contains__
+                )
+                resend = time.monotonic() + RESIGNAL_SECONDS
         failed = [p.name for p in proxies if p.failures > before[p.name][1]]
         late = [p.name for p in proxies if not settled(p)]
         if failed:
