@@ -350,3 +350,30 @@ def test_a_mesh_haproxy_refuses_at_start_is_one_line_and_starts_nothing(tmp_path
         assert list(runtime.iterdir()) == []
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_watching_standard_input_is_bad_input() -> None:
+    sandbox = SandboxProcess(Path("-"), "--watch")
+    assert sandbox.process.wait(timeout=30) == 2
+    time.sleep(0.2)
+    assert sandbox.lines == ["error: --watch needs a mesh file to watch, not standard input (-)"]
+
+
+def test_ctrl_c_ends_a_read_that_blocks(tmp_path: Path) -> None:
+    """A FIFO with no writer blocks the first read: Ctrl-C must still end it (nothing runs yet)."""
+    fifo = tmp_path / "mesh.yaml"
+    os.mkfifo(fifo)
+    sandbox = SandboxProcess(fifo)
+    try:
+        # Blocked opening the FIFO: the kernel says so ("wait_for_partner").
+        wchan = Path(f"/proc/{sandbox.process.pid}/wchan")
+        deadline = time.monotonic() + 20
+        while wchan.read_text() != "wait_for_partner":
+            assert time.monotonic() < deadline and sandbox.process.poll() is None, sandbox.lines
+            time.sleep(0.02)
+        sandbox.process.send_signal(signal.SIGINT)
+        assert sandbox.process.wait(timeout=5) == 130
+    finally:
+        sandbox.stop(signal.SIGKILL)
+    time.sleep(0.2)
+    assert not any("Traceback" in line for line in sandbox.lines), sandbox.lines

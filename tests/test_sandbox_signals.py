@@ -26,8 +26,9 @@ from sandbox_support import (
 
 pytestmark = [pytest.mark.haproxy, pytest.mark.slow, pytest.mark.timeout(60)]
 
-# Every process ends on SIGTERM well before the 5 s after which the sandbox would SIGKILL it.
-STOP_BOUND = 4.5
+# The sandbox gives each process 5 s after SIGTERM, then says so and SIGKILLs it: the bound is
+# generous, for a loaded machine; a process that needed SIGKILL fails the test by its line.
+STOP_BOUND = 15.0
 
 
 def _interrupt(
@@ -148,7 +149,7 @@ print("ok" if requested() else "no stop seen")
 """
 
 
-def _flood(kind: str) -> tuple[int | None, str]:
+def _flood(kind: str, timeout: float) -> tuple[int | None, str]:
     process = subprocess.Popen(
         [sys.executable, "-c", _FLOOD, kind],
         stdout=subprocess.PIPE,
@@ -156,7 +157,7 @@ def _flood(kind: str) -> tuple[int | None, str]:
         text=True,
     )
     try:
-        out, _ = process.communicate(timeout=5)
+        out, _ = process.communicate(timeout=timeout)
         return process.returncode, out.strip()
     except subprocess.TimeoutExpired:
         process.kill()  # hung: what the old handler did
@@ -165,9 +166,10 @@ def _flood(kind: str) -> tuple[int | None, str]:
 
 
 def test_the_stop_handler_survives_a_signal_flood() -> None:
-    assert _flood("stop") == (0, "ok")
+    assert _flood("stop", timeout=30) == (0, "ok")
 
 
 def test_the_flood_catches_a_handler_that_takes_a_lock() -> None:
     # The same flood against `Event.set()` in the handler does not end well: this test has teeth.
-    assert _flood("event") != (0, "ok")
+    # A hang shows as the timeout; a loaded machine only makes it likelier.
+    assert _flood("event", timeout=5) != (0, "ok")

@@ -129,6 +129,9 @@ class Supervisor:
                 break
             with contextlib.suppress(subprocess.TimeoutExpired):
                 running[0].popen.wait(timeout=min(0.25, max(0.0, deadline - time.monotonic())))
+        if running:
+            names = ", ".join(p.name for p in reversed(running))
+            self.say(f"stop: {names} did not end within {grace:g} s of SIGTERM; killing")
         for process in self.processes:
             # The group too: a child the app started must not survive it.
             _signal_group(process, signal.SIGKILL)

@@ -144,7 +144,10 @@ def _http_ok(port: int, path: str) -> bool:
 
 
 class Sandbox:
-    def __init__(self, mesh_file: Path, ingress_port: int, quiet: bool, stop: StopSignal) -> None:
+    # Given by run(): the stop handlers are installed only once the mesh was read and checked.
+    stop: StopSignal
+
+    def __init__(self, mesh_file: Path, ingress_port: int, quiet: bool) -> None:
         self.mesh_file = mesh_file
         self.base = mesh_file.resolve().parent
         # The text of the mesh that runs: the last good one once edits are reloaded.
@@ -158,7 +161,6 @@ class Sandbox:
             ensure_free(ingress_port)
         self.plan: Plan = make_plan(self.mesh, free_port, ingress_port)
         self.supervisor = Supervisor(quiet=quiet)
-        self.stop = stop
         # Made by run(), inside its clean-up: nothing is left behind, whenever a stop comes.
         self.runtime_root = Path()
         self.proxies: dict[str, Proxy] = {}
@@ -301,6 +303,7 @@ class Sandbox:
         """None once `text` runs; otherwise why it was left out."""
         try:
             return self._try(text)
+        # Any failure, a bug included: an edit must never stop a running sandbox.
         except Exception as error:
             return (
                 f"sailplan failed on it ({type(error).__name__}: {error}); "
@@ -434,7 +437,8 @@ class Sandbox:
 
     # -- the whole run -----------------------------------------------------------------------------
 
-    def run(self, watch: bool) -> int:
+    def run(self, watch: bool, stop: StopSignal) -> int:
+        self.stop = stop
         try:
             self.runtime_root = Path(tempfile.mkdtemp(prefix="sailplan-", dir=runtime_base()))
             try:
@@ -482,21 +486,27 @@ def run_sandbox(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    with StopSignal() as stop:
-        try:
-            sandbox = Sandbox(Path(args.file), args.ingress_port, args.quiet, stop)
-            return sandbox.run(args.watch)
-        except SandboxError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        except (SpecError, OSError):
-            raise  # the CLI reports these: bad input exits 2, an I/O failure 1
-        except Exception as error:
-            print(
-                one_line(
-                    f"error: the sandbox failed unexpectedly ({type(error).__name__}: {error}); "
-                    "this is a bug in sailplan, please report it"
-                ),
-                file=sys.stderr,
-            )
-            return 1
+    if args.watch and str(args.file) == "-":
+        print("error: --watch needs a mesh file to watch, not standard input (-)", file=sys.stderr)
+        return 2
+    try:
+        # Read and checked before the stop handlers are in place: nothing runs yet, and Ctrl-C
+        # must still end a read that blocks (a FIFO, a terminal on `-`) the default way.
+        sandbox = Sandbox(Path(args.file), args.ingress_port, args.quiet)
+        with StopSignal() as stop:
+            return sandbox.run(args.watch, stop)
+    except SandboxError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (SpecError, OSError):
+        raise  # the CLI reports these: bad input exits 2, an I/O failure 1
+    # A bug must still end in one line, not a traceback.
+    except Exception as error:
+        print(
+            one_line(
+                f"error: the sandbox failed unexpectedly ({type(error).__name__}: {error}); "
+                "this is a bug in sailplan, please report it"
+            ),
+            file=sys.stderr,
+        )
+        return 1
