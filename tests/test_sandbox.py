@@ -25,6 +25,7 @@ from sandbox_support import (
     SandboxProcess,
     alive,
     descendants,
+    processes_with_env,
     runnable_copy,
     strict_haproxy,
     with_refused_route,
@@ -377,3 +378,23 @@ def test_ctrl_c_ends_a_read_that_blocks(tmp_path: Path) -> None:
         sandbox.stop(signal.SIGKILL)
     time.sleep(0.2)
     assert not any("Traceback" in line for line in sandbox.lines), sandbox.lines
+
+
+def test_a_command_that_cannot_start_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    path = _mesh_file(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["services"]["service2"]["versions"]["v1"]["local"]["command"] = ["no-such-program-here"]
+    path.write_text(yaml.safe_dump(data))
+    runtime = Path(tempfile.mkdtemp(prefix="sbx-", dir="/tmp"))
+    try:
+        sandbox = SandboxProcess(path, env={"TMPDIR": str(runtime)})
+        assert sandbox.process.wait(timeout=30) == 1
+        time.sleep(0.2)
+        # service1's two versions started first: they are stopped again, their directory gone.
+        assert sandbox.lines == [
+            "error: service2-v1-0: cannot start 'no-such-program-here': No such file or directory"
+        ]
+        assert not processes_with_env(f"TMPDIR={runtime}")
+        assert list(runtime.iterdir()) == []
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
