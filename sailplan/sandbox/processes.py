@@ -116,22 +116,28 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signum)
 
-    def stop_all(self, grace: float = 5.0) -> None:
-        """SIGTERM to every process group, then SIGKILL to what is left after `grace` seconds."""
+    def stop_all(self, grace: float = 5.0, hurry: Callable[[], bool] = lambda: False) -> None:
+        """SIGTERM to every process group, then SIGKILL to what is left after `grace` seconds,
+        or as soon as `hurry()` (a second Ctrl-C)."""
         deadline = time.monotonic() + grace
+        hurried = False
         while True:
             # Again each round: an HAProxy master re-executing itself for a reload loses a signal
             # that arrives before its handlers are back.
             running = [p for p in reversed(self.processes) if p.popen.poll() is None]
             for process in running:
                 _signal_group(process, signal.SIGTERM)
-            if not running or time.monotonic() >= deadline:
+            hurried = hurry()
+            if not running or hurried or time.monotonic() >= deadline:
                 break
             with contextlib.suppress(subprocess.TimeoutExpired):
-                running[0].popen.wait(timeout=min(0.25, max(0.0, deadline - time.monotonic())))
+                running[0].popen.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
         if running:
             names = ", ".join(p.name for p in reversed(running))
-            self.say(f"stop: {names} did not end within {grace:g} s of SIGTERM; killing")
+            if hurried:
+                self.say(f"stop: asked again; killing {names}")
+            else:
+                self.say(f"stop: {names} did not end within {grace:g} s of SIGTERM; killing")
         for process in self.processes:
             # The group too: a child the app started must not survive it.
             _signal_group(process, signal.SIGKILL)

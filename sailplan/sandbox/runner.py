@@ -473,7 +473,7 @@ class Sandbox:
             self.supervisor.say("stopping")
             return 0
         finally:
-            self.supervisor.stop_all()
+            self.supervisor.stop_all(hurry=lambda: self.stop.insisted)
             if self.runtime_root != Path():
                 shutil.rmtree(self.runtime_root, ignore_errors=True)
 

@@ -28,6 +28,7 @@ class StopRequested(Exception):
 class StopSignal:
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.count = 0
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
@@ -52,8 +53,14 @@ class StopSignal:
         os.close(self._write)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        # Only an assignment: no lock, no I/O, nothing that can wait.
+        # Only assignments: no lock, no I/O, nothing that can wait.
         self.signum = signum
+        self.count += 1
+
+    @property
+    def insisted(self) -> bool:
+        """A second signal: the user wants it over now, not after the grace period."""
+        return self.count >= 2
 
     @property
     def requested(self) -> bool:
