@@ -38,6 +38,7 @@ POLL_SECONDS = 0.2
 WATCH_SECONDS = 0.5
 RELOAD_TIMEOUT = 10.0
 RESIGNAL_SECONDS = 2.0
+CHECK_TIMEOUT = 30.0
 
 
 def haproxy_binary() -> str:
@@ -92,13 +93,20 @@ def write_config(directory: Path, config: ProxyConfig) -> None:
 def check_config(haproxy: str, name: str, directory: Path) -> None:
     """`haproxy -c`; its first alert, in one line, if it refuses the config."""
     # Not -q: with it, HAProxy 2.6 prints nothing at all when it refuses a config.
-    done = subprocess.run(
-        [haproxy, "-c", "-f", str(directory / "haproxy.cfg")],
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=30,
-    )
+    try:
+        done = subprocess.run(
+            [haproxy, "-c", "-f", str(directory / "haproxy.cfg")],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=CHECK_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise SandboxError(
+            f"haproxy -c did not finish checking the config of {name} in {CHECK_TIMEOUT:g} s"
+        ) from None
+    except OSError as error:
+        raise SandboxError(f"cannot run {haproxy}: {error.strerror or error}") from None
     if done.returncode != 0:
         # The config's own directory is the runtime's (or a staging one): name just the file.
         reason = _first_alert(done.stderr.replace(f"{directory}{os.sep}", ""))
