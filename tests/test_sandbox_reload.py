@@ -191,3 +191,12 @@ def test_an_app_change_is_said_to_need_a_restart(running: Running) -> None:
         "the command, env or readiness of service1.v2"
     )
     assert _labels(running.url, 12, {"end-user": "bob"}) == Counter({V2: 12})
+
+
+def test_a_version_with_no_replicas_may_come_in_a_reload(running: Running) -> None:
+    data = yaml.safe_load(MESH_A)
+    v3 = dict(data["services"]["service1"]["versions"]["v2"], replicas=0)
+    data["services"]["service1"]["versions"]["v3"] = v3
+    line = running.edit(yaml.safe_dump(data, sort_keys=False).encode())
+    assert line == f"watch: {running.watched} changed; reloaded 4 proxies"
+    running.serves_a()

@@ -408,13 +408,18 @@ class Sandbox:
 
     def _apps_behind(self, mesh: Mesh) -> str:
         """The apps keep running as started: say which ones the file now describes otherwise."""
-        changed = [
-            f"{service_name}.{version_name}"
-            for service_name, service in mesh.services.items()
-            for version_name, version in service.versions.items()
-            if _app_fields(version)
-            != _app_fields(self.started.services[service_name].versions[version_name])
-        ]
+        changed = []
+        for service_name, service in mesh.services.items():
+            started = self.started.services.get(service_name)
+            for version_name, version in service.versions.items():
+                # A version with no replicas runs nothing, so it may come and go in a reload.
+                before = started.versions.get(version_name) if started else None
+                if (
+                    before is not None
+                    and before.replicas > 0
+                    and _app_fields(version) != _app_fields(before)
+                ):
+                    changed.append(f"{service_name}.{version_name}")
         if not changed:
             return ""
         return (
