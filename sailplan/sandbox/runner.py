@@ -301,16 +301,30 @@ class Sandbox:
                 f"watch: {self.mesh_file} is the running mesh again; nothing to reload"
             )
             return
-        refused = self._refusal(state) if isinstance(state, str) else state.reason
-        if refused is not None:
+        if isinstance(state, Unreadable):
+            verdict: str | Mesh = state.reason
+        else:
+            verdict = self._verdict(state)
+        if isinstance(verdict, str) or isinstance(state, Unreadable):
             self.supervisor.say(
-                one_line(f"watch: {self.mesh_file} not applied, the running mesh stays: {refused}")
+                one_line(f"watch: {self.mesh_file} not applied, the running mesh stays: {verdict}")
+            )
+            return
+        try:
+            self._apply(verdict, state)
+        # Past the checks, the proxies may already have the new config: say so, and run on.
+        except Exception as error:
+            self.supervisor.say(
+                one_line(
+                    f"watch: {self.mesh_file}: reloading failed midway ({type(error).__name__}: "
+                    f"{error}); this is a bug in sailplan, please report it, and restart the sandbox"
+                )
             )
 
-    def _refusal(self, text: str) -> str | None:
-        """None once `text` runs; otherwise why it was left out."""
+    def _verdict(self, text: str) -> str | Mesh:
+        """The mesh `text` describes, compiled and checked aside; or why it cannot run."""
         try:
-            return self._try(text)
+            return self._check(text)
         # Any failure, a bug included: an edit must never stop a running sandbox.
         except Exception as error:
             return (
@@ -318,7 +332,7 @@ class Sandbox:
                 "this is a bug in sailplan, please report it"
             )
 
-    def _try(self, text: str) -> str | None:
+    def _check(self, text: str) -> str | Mesh:
         try:
             mesh = load_mesh_text(text, str(self.mesh_file))
             check_runnable(mesh, self.mesh_file.resolve().parent, os.environ)
@@ -348,8 +362,7 @@ class Sandbox:
             return f"cannot write its configs: {error.strerror or error}"
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self._apply(mesh, text)
-        return None
+        return mesh
 
     def _apply(self, mesh: Mesh, text: str) -> None:
         staged = list(compile_configs(mesh, self.plan, self.runtime_root))
