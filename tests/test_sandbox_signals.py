@@ -129,6 +129,31 @@ def test_sigint_during_a_reload(tmp_path: Path, delay: float) -> None:
     _interrupt(tmp_path, _edit_when_ready, delay, "--watch")
 
 
+def test_a_killed_sandbox_leaves_nothing_running(tmp_path: Path) -> None:
+    """SIGKILL cannot be handled: the kernel's parent-death signal (setpriv) stops each process."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("util-linux's setpriv is not installed")
+    mesh = tmp_path / "mesh.yaml"
+    mesh.write_text(runnable_copy(MESHES / "even-split.yaml"))
+    runtime = Path(tempfile.mkdtemp(prefix="sbx-", dir="/tmp"))
+    marker = f"TMPDIR={runtime}"
+    sandbox = SandboxProcess(mesh, env={"TMPDIR": str(runtime)})
+    try:
+        sandbox.wait_for("ready: ")
+        assert len(processes_with_env(marker)) >= 8  # 3 apps, 4 haproxy masters (+ workers)
+        sandbox.process.send_signal(signal.SIGKILL)
+        sandbox.process.wait(timeout=5)
+        deadline = time.monotonic() + 10
+        while processes_with_env(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        leaked = processes_with_env(marker)
+        for pid in leaked:
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert not leaked
+
+
 STUBBORN_GREETER = (
     "import runpy, signal, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
     "sys.argv = ['app.py']; runpy.run_path('../apps/greeter/app.py', run_name='__main__')"

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,7 +74,7 @@ class Supervisor:
     ) -> Process:
         try:
             popen = subprocess.Popen(
-                list(command),
+                [*_parent_death_prefix(), _executable(command[0], cwd, env), *command[1:]],
                 cwd=cwd,
                 env=dict(env) if env is not None else None,
                 stdin=subprocess.DEVNULL,
@@ -148,3 +151,38 @@ class Supervisor:
 def _signal_group(process: Process, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)
+
+
+def _executable(program: str, cwd: Path | None, env: Mapping[str, str] | None) -> str:
+    """`program` as exec would find it (the PATH of `env`; relative to `cwd` with a slash), so a
+    missing one is said as such even behind the launcher below."""
+    if os.sep in program:
+        path = Path(cwd or ".") / program
+        if not path.exists():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
+        return str(path)
+    search = (env if env is not None else os.environ).get("PATH", os.defpath)
+    found = shutil.which(program, path=search)
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    return found
+
+
+@functools.cache
+def _parent_death_prefix() -> tuple[str, ...]:
+    """`setpriv --pdeathsig TERM --` where util-linux has it: the kernel then sends each process
+    SIGTERM if the sandbox itself dies without stopping it (SIGKILL, a crash), since processes in
+    sessions of their own would otherwise run on. Without setpriv, nothing: the sandbox's own stop
+    still ends them."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return ()
+    try:
+        usage = subprocess.run(
+            [setpriv, "--help"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return (setpriv, "--pdeathsig", "TERM", "--") if "--pdeathsig" in usage else ()
