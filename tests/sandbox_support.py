@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,3 +136,42 @@ class SandboxProcess:
             if alive(pid):  # a leak: end it, and let the test fail on it
                 os.kill(pid, signal.SIGKILL)
         return self.process.returncode
+
+
+# A route name the haproxy below refuses. check refuses every spec it knows haproxy would refuse,
+# so a refusal can only come from the proxy itself (another HAProxy build, a resource limit): the
+# sandbox must survive that too.
+REFUSED = "refused-by-haproxy"
+
+
+def strict_haproxy(directory: Path) -> Path:
+    """A directory to put first on PATH, holding a `haproxy`: the real one, except that `-c`
+    refuses configs naming REFUSED."""
+    bin_dir = directory / "bin"
+    bin_dir.mkdir()
+    real = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    wrapper = bin_dir / "haproxy"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'for arg in "$@"; do\n'
+        '  if [ "$arg" = "-c" ]; then\n'
+        '    for file in "$@"; do\n'
+        f'      if [ -f "$file" ] && grep -q {REFUSED} "$file"; then\n'
+        f'        echo "[ALERT] parsing [haproxy.cfg:1] : {REFUSED}" >&2; exit 1\n'
+        "      fi\n"
+        "    done\n"
+        "  fi\n"
+        "done\n"
+        f'exec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return bin_dir
+
+
+def with_refused_route(text: str) -> str:
+    """A mesh (with service1 routes) that validates, but that the strict haproxy refuses."""
+    data = yaml.safe_load(text)
+    data["services"]["service1"]["routes"].insert(
+        0, {"name": REFUSED, "match": [{"path": "/refused"}], "to": "v2"}
+    )
+    return yaml.safe_dump(data, sort_keys=False)

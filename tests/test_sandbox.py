@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -17,7 +19,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sandbox_support import MESHES, SandboxProcess, alive, descendants, runnable_copy
+from sandbox_support import (
+    MESHES,
+    REFUSED,
+    SandboxProcess,
+    alive,
+    descendants,
+    processes_with_env,
+    runnable_copy,
+    strict_haproxy,
+    with_refused_route,
+)
 
 from sailplan.traffic import Outcome, parse_target, send_all
 
@@ -322,3 +334,67 @@ def test_a_closed_stdout_neither_stops_nor_breaks_the_sandbox(tmp_path: Path) ->
             for pid in [process.pid, *descendants(process.pid)]:
                 os.kill(pid, signal.SIGKILL)
             process.wait(timeout=5)
+
+
+def test_a_mesh_haproxy_refuses_at_start_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "mesh.yaml"
+    path.write_text(with_refused_route(runnable_copy(MESHES / "header-match.yaml")))
+    runtime = Path(tempfile.mkdtemp(prefix="sbx-", dir="/tmp"))
+    try:
+        path_env = f"{strict_haproxy(tmp_path)}:{os.environ['PATH']}"
+        sandbox = SandboxProcess(path, env={"TMPDIR": str(runtime), "PATH": path_env})
+        assert sandbox.process.wait(timeout=30) == 1
+        time.sleep(0.2)
+        assert sandbox.lines == [
+            f"error: haproxy refuses the config of service1-v1-0-proxy: {REFUSED}"
+        ]
+        assert list(runtime.iterdir()) == []
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_watching_standard_input_is_bad_input() -> None:
+    sandbox = SandboxProcess(Path("-"), "--watch")
+    assert sandbox.process.wait(timeout=30) == 2
+    time.sleep(0.2)
+    assert sandbox.lines == ["error: --watch needs a mesh file to watch, not standard input (-)"]
+
+
+def test_ctrl_c_ends_a_read_that_blocks(tmp_path: Path) -> None:
+    """A FIFO with no writer blocks the first read: Ctrl-C must still end it (nothing runs yet)."""
+    fifo = tmp_path / "mesh.yaml"
+    os.mkfifo(fifo)
+    sandbox = SandboxProcess(fifo)
+    try:
+        # Blocked opening the FIFO: the kernel says so ("wait_for_partner").
+        wchan = Path(f"/proc/{sandbox.process.pid}/wchan")
+        deadline = time.monotonic() + 20
+        while wchan.read_text() != "wait_for_partner":
+            assert time.monotonic() < deadline and sandbox.process.poll() is None, sandbox.lines
+            time.sleep(0.02)
+        sandbox.process.send_signal(signal.SIGINT)
+        assert sandbox.process.wait(timeout=5) == 130
+    finally:
+        sandbox.stop(signal.SIGKILL)
+    time.sleep(0.2)
+    assert not any("Traceback" in line for line in sandbox.lines), sandbox.lines
+
+
+def test_a_command_that_cannot_start_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    path = _mesh_file(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["services"]["service2"]["versions"]["v1"]["local"]["command"] = ["no-such-program-here"]
+    path.write_text(yaml.safe_dump(data))
+    runtime = Path(tempfile.mkdtemp(prefix="sbx-", dir="/tmp"))
+    try:
+        sandbox = SandboxProcess(path, env={"TMPDIR": str(runtime)})
+        assert sandbox.process.wait(timeout=30) == 1
+        time.sleep(0.2)
+        # service1's two versions started first: they are stopped again, their directory gone.
+        assert sandbox.lines == [
+            "error: service2-v1-0: cannot start 'no-such-program-here': No such file or directory"
+        ]
+        assert not processes_with_env(f"TMPDIR={runtime}")
+        assert list(runtime.iterdir()) == []
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)

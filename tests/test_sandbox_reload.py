@@ -5,7 +5,6 @@ every request meanwhile. Real haproxy, real apps."""
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -13,7 +12,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sandbox_support import MESHES, SandboxProcess, alive, runnable_copy
+from sandbox_support import (
+    MESHES,
+    REFUSED,
+    SandboxProcess,
+    alive,
+    runnable_copy,
+    strict_haproxy,
+    with_refused_route,
+)
 
 from sailplan.traffic import Outcome, parse_target, send_all
 
@@ -67,7 +74,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     watched = directory / "mesh.yaml"
     watched.write_text(runnable_copy(MESHES / "even-split.yaml"))
     sandbox = SandboxProcess(
-        watched, "--watch", env={"PATH": f"{_strict_haproxy(directory)}:{os.environ['PATH']}"}
+        watched, "--watch", env={"PATH": f"{strict_haproxy(directory)}:{os.environ['PATH']}"}
     )
     try:
         sandbox.wait_for("ready: ")
@@ -91,33 +98,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 
 MESH_A = runnable_copy(MESHES / "header-match.yaml")
-# A route name the haproxy below refuses. check refuses every spec it knows haproxy would refuse,
-# so a refusal can only come from the proxy itself (another HAProxy build, a resource limit): the
-# sandbox must survive that too.
-REFUSED = "refused-by-haproxy"
-
-
-def _strict_haproxy(directory: Path) -> Path:
-    """A `haproxy` first on PATH: the real one, except that `-c` refuses configs naming REFUSED."""
-    bin_dir = directory / "bin"
-    bin_dir.mkdir()
-    real = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    wrapper = bin_dir / "haproxy"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        'for arg in "$@"; do\n'
-        '  if [ "$arg" = "-c" ]; then\n'
-        '    for file in "$@"; do\n'
-        f'      if [ -f "$file" ] && grep -q {REFUSED} "$file"; then\n'
-        f'        echo "[ALERT] parsing [haproxy.cfg:1] : {REFUSED}" >&2; exit 1\n'
-        "      fi\n"
-        "    done\n"
-        "  fi\n"
-        "done\n"
-        f'exec {real} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    return bin_dir
 
 
 def _mesh_a_with(mutate: object) -> bytes:
@@ -125,11 +105,6 @@ def _mesh_a_with(mutate: object) -> bytes:
     assert callable(mutate)
     mutate(data)
     return yaml.safe_dump(data, sort_keys=False).encode()
-
-
-def _refused_route(data: dict[str, object]) -> None:
-    routes = data["services"]["service1"]["routes"]  # type: ignore[index]
-    routes.insert(0, {"name": REFUSED, "match": [{"path": "/refused"}], "to": "v2"})
 
 
 def _unknown_version(data: dict[str, object]) -> None:
@@ -141,7 +116,7 @@ def _stays(running: Running) -> str:
 
 
 def test_an_edit_haproxy_refuses_keeps_the_last_good_mesh(running: Running) -> None:
-    line = running.edit(_mesh_a_with(_refused_route))
+    line = running.edit(with_refused_route(MESH_A).encode())
     assert line == _stays(running) + f"haproxy refuses the config of service1-v1-0-proxy: {REFUSED}"
     running.serves_a()
 
@@ -216,3 +191,12 @@ def test_an_app_change_is_said_to_need_a_restart(running: Running) -> None:
         "the command, env or readiness of service1.v2"
     )
     assert _labels(running.url, 12, {"end-user": "bob"}) == Counter({V2: 12})
+
+
+def test_a_version_with_no_replicas_may_come_in_a_reload(running: Running) -> None:
+    data = yaml.safe_load(MESH_A)
+    v3 = dict(data["services"]["service1"]["versions"]["v2"], replicas=0)
+    data["services"]["service1"]["versions"]["v3"] = v3
+    line = running.edit(yaml.safe_dump(data, sort_keys=False).encode())
+    assert line == f"watch: {running.watched} changed; reloaded 4 proxies"
+    running.serves_a()

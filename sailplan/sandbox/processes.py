@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,7 +74,7 @@ class Supervisor:
     ) -> Process:
         try:
             popen = subprocess.Popen(
-                list(command),
+                [*_parent_death_prefix(), _executable(command[0], cwd, env), *command[1:]],
                 cwd=cwd,
                 env=dict(env) if env is not None else None,
                 stdin=subprocess.DEVNULL,
@@ -116,19 +119,28 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signum)
 
-    def stop_all(self, grace: float = 5.0) -> None:
-        """SIGTERM to every process group, then SIGKILL to what is left after `grace` seconds."""
+    def stop_all(self, grace: float = 5.0, hurry: Callable[[], bool] = lambda: False) -> None:
+        """SIGTERM to every process group, then SIGKILL to what is left after `grace` seconds,
+        or as soon as `hurry()` (a second Ctrl-C)."""
         deadline = time.monotonic() + grace
+        hurried = False
         while True:
             # Again each round: an HAProxy master re-executing itself for a reload loses a signal
             # that arrives before its handlers are back.
             running = [p for p in reversed(self.processes) if p.popen.poll() is None]
             for process in running:
                 _signal_group(process, signal.SIGTERM)
-            if not running or time.monotonic() >= deadline:
+            hurried = hurry()
+            if not running or hurried or time.monotonic() >= deadline:
                 break
             with contextlib.suppress(subprocess.TimeoutExpired):
-                running[0].popen.wait(timeout=min(0.25, max(0.0, deadline - time.monotonic())))
+                running[0].popen.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+        if running:
+            names = ", ".join(p.name for p in reversed(running))
+            if hurried:
+                self.say(f"stop: asked again; killing {names}")
+            else:
+                self.say(f"stop: {names} did not end within {grace:g} s of SIGTERM; killing")
         for process in self.processes:
             # The group too: a child the app started must not survive it.
             _signal_group(process, signal.SIGKILL)
@@ -139,3 +151,38 @@ class Supervisor:
 def _signal_group(process: Process, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)
+
+
+def _executable(program: str, cwd: Path | None, env: Mapping[str, str] | None) -> str:
+    """`program` as exec would find it (the PATH of `env`; relative to `cwd` with a slash), so a
+    missing one is said as such even behind the launcher below."""
+    if os.sep in program:
+        path = Path(cwd or ".") / program
+        if not path.exists():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
+        return str(path)
+    search = (env if env is not None else os.environ).get("PATH", os.defpath)
+    found = shutil.which(program, path=search)
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    return found
+
+
+@functools.cache
+def _parent_death_prefix() -> tuple[str, ...]:
+    """`setpriv --pdeathsig TERM --` where util-linux has it: the kernel then sends each process
+    SIGTERM if the sandbox itself dies without stopping it (SIGKILL, a crash), since processes in
+    sessions of their own would otherwise run on. Without setpriv, nothing: the sandbox's own stop
+    still ends them."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return ()
+    try:
+        usage = subprocess.run(
+            [setpriv, "--help"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return (setpriv, "--pdeathsig", "TERM", "--") if "--pdeathsig" in usage else ()

@@ -37,6 +37,8 @@ STARTUP_TIMEOUT = 30.0
 POLL_SECONDS = 0.2
 WATCH_SECONDS = 0.5
 RELOAD_TIMEOUT = 10.0
+RESIGNAL_SECONDS = 2.0
+CHECK_TIMEOUT = 30.0
 
 
 def haproxy_binary() -> str:
@@ -91,16 +93,23 @@ def write_config(directory: Path, config: ProxyConfig) -> None:
 def check_config(haproxy: str, name: str, directory: Path) -> None:
     """`haproxy -c`; its first alert, in one line, if it refuses the config."""
     # Not -q: with it, HAProxy 2.6 prints nothing at all when it refuses a config.
-    done = subprocess.run(
-        [haproxy, "-c", "-f", str(directory / "haproxy.cfg")],
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=30,
-    )
+    try:
+        done = subprocess.run(
+            [haproxy, "-c", "-f", str(directory / "haproxy.cfg")],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=CHECK_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise SandboxError(
+            f"haproxy -c did not finish checking the config of {name} in {CHECK_TIMEOUT:g} s"
+        ) from None
+    except OSError as error:
+        raise SandboxError(f"cannot run {haproxy}: {error.strerror or error}") from None
     if done.returncode != 0:
         # The config's own directory is the runtime's (or a staging one): name just the file.
-        reason = _first_alert(done.stderr).replace(f"{directory}{os.sep}", "")
+        reason = _first_alert(done.stderr.replace(f"{directory}{os.sep}", ""))
         raise SandboxError(f"haproxy refuses the config of {name}: {reason}")
 
 
@@ -110,7 +119,9 @@ def _first_alert(output: str) -> str:
     if alert is None:
         return lines[0] if lines else "no reason given"
     # "[ALERT]    (1234) : config : parsing [...]" -> "parsing [...]"
-    return alert.split(" : ", 2)[-1].strip()
+    reason = alert.split(" : ", 2)[-1].strip()
+    # Alerts echo the offending line, which can be a whole regex: keep the report readable.
+    return reason if len(reason) <= 400 else reason[:397] + "..."
 
 
 def one_line(text: str) -> str:
@@ -141,7 +152,10 @@ def _http_ok(port: int, path: str) -> bool:
 
 
 class Sandbox:
-    def __init__(self, mesh_file: Path, ingress_port: int, quiet: bool, stop: StopSignal) -> None:
+    # Given by run(): the stop handlers are installed only once the mesh was read and checked.
+    stop: StopSignal
+
+    def __init__(self, mesh_file: Path, ingress_port: int, quiet: bool) -> None:
         self.mesh_file = mesh_file
         self.base = mesh_file.resolve().parent
         # The text of the mesh that runs: the last good one once edits are reloaded.
@@ -155,7 +169,6 @@ class Sandbox:
             ensure_free(ingress_port)
         self.plan: Plan = make_plan(self.mesh, free_port, ingress_port)
         self.supervisor = Supervisor(quiet=quiet)
-        self.stop = stop
         # Made by run(), inside its clean-up: nothing is left behind, whenever a stop comes.
         self.runtime_root = Path()
         self.proxies: dict[str, Proxy] = {}
@@ -230,10 +243,12 @@ class Sandbox:
             dead = self.supervisor.dead()
             if dead:
                 raise SandboxError(self.supervisor.describe_death(dead[0]))
-            pending = [
-                check for check in pending if not self.stop.requested and not self._healthy(*check)
-            ]
-            self.stop.check()
+            still = []
+            for check in pending:
+                self.stop.check()
+                if not self._healthy(*check):
+                    still.append(check)
+            pending = still
             if not pending:
                 return
             if time.monotonic() > deadline:
@@ -286,23 +301,38 @@ class Sandbox:
                 f"watch: {self.mesh_file} is the running mesh again; nothing to reload"
             )
             return
-        refused = self._refusal(state) if isinstance(state, str) else state.reason
-        if refused is not None:
+        if isinstance(state, Unreadable):
+            verdict: str | Mesh = state.reason
+        else:
+            verdict = self._verdict(state)
+        if isinstance(verdict, str) or isinstance(state, Unreadable):
             self.supervisor.say(
-                one_line(f"watch: {self.mesh_file} not applied, the running mesh stays: {refused}")
+                one_line(f"watch: {self.mesh_file} not applied, the running mesh stays: {verdict}")
+            )
+            return
+        try:
+            self._apply(verdict, state)
+        # Past the checks, the proxies may already have the new config: say so, and run on.
+        except Exception as error:
+            self.supervisor.say(
+                one_line(
+                    f"watch: {self.mesh_file}: reloading failed midway ({type(error).__name__}: "
+                    f"{error}); this is a bug in sailplan, please report it, and restart the sandbox"
+                )
             )
 
-    def _refusal(self, text: str) -> str | None:
-        """None once `text` runs; otherwise why it was left out."""
+    def _verdict(self, text: str) -> str | Mesh:
+        """The mesh `text` describes, compiled and checked aside; or why it cannot run."""
         try:
-            return self._try(text)
+            return self._check(text)
+        # Any failure, a bug included: an edit must never stop a running sandbox.
         except Exception as error:
             return (
                 f"sailplan failed on it ({type(error).__name__}: {error}); "
                 "this is a bug in sailplan, please report it"
             )
 
-    def _try(self, text: str) -> str | None:
+    def _check(self, text: str) -> str | Mesh:
         try:
             mesh = load_mesh_text(text, str(self.mesh_file))
             check_runnable(mesh, self.mesh_file.resolve().parent, os.environ)
@@ -332,8 +362,7 @@ class Sandbox:
             return f"cannot write its configs: {error.strerror or error}"
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self._apply(mesh, text)
-        return None
+        return mesh
 
     def _apply(self, mesh: Mesh, text: str) -> None:
         staged = list(compile_configs(mesh, self.plan, self.runtime_root))
@@ -362,9 +391,17 @@ class Sandbox:
         def settled(p: Process) -> bool:
             return p.loads > before[p.name][0] or p.failures > before[p.name][1]
 
+        resend = time.monotonic() + RESIGNAL_SECONDS
         while not all(settled(p) for p in proxies) and time.monotonic() < deadline:
             if self.stop.wait(0.05):
                 return
+            if time.monotonic() >= resend:
+                # A master re-executing itself loses a SIGUSR2 that arrives meanwhile; another
+                # reload of the same files costs nothing.
+                self.supervisor.signal_all(
+                    signal.SIGUSR2, {p.name for p in proxies if not settled(p)}.__contains__
+                )
+                resend = time.monotonic() + RESIGNAL_SECONDS
         failed = [p.name for p in proxies if p.failures > before[p.name][1]]
         late = [p.name for p in proxies if not settled(p)]
         if failed:
@@ -384,13 +421,18 @@ class Sandbox:
 
     def _apps_behind(self, mesh: Mesh) -> str:
         """The apps keep running as started: say which ones the file now describes otherwise."""
-        changed = [
-            f"{service_name}.{version_name}"
-            for service_name, service in mesh.services.items()
-            for version_name, version in service.versions.items()
-            if _app_fields(version)
-            != _app_fields(self.started.services[service_name].versions[version_name])
-        ]
+        changed = []
+        for service_name, service in mesh.services.items():
+            started = self.started.services.get(service_name)
+            for version_name, version in service.versions.items():
+                # A version with no replicas runs nothing, so it may come and go in a reload.
+                before = started.versions.get(version_name) if started else None
+                if (
+                    before is not None
+                    and before.replicas > 0
+                    and _app_fields(version) != _app_fields(before)
+                ):
+                    changed.append(f"{service_name}.{version_name}")
         if not changed:
             return ""
         return (
@@ -421,7 +463,8 @@ class Sandbox:
 
     # -- the whole run -----------------------------------------------------------------------------
 
-    def run(self, watch: bool) -> int:
+    def run(self, watch: bool, stop: StopSignal) -> int:
+        self.stop = stop
         try:
             self.runtime_root = Path(tempfile.mkdtemp(prefix="sailplan-", dir=runtime_base()))
             try:
@@ -456,7 +499,7 @@ class Sandbox:
             self.supervisor.say("stopping")
             return 0
         finally:
-            self.supervisor.stop_all()
+            self.supervisor.stop_all(hurry=lambda: self.stop.insisted)
             if self.runtime_root != Path():
                 shutil.rmtree(self.runtime_root, ignore_errors=True)
 
@@ -469,21 +512,27 @@ def run_sandbox(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    with StopSignal() as stop:
-        try:
-            sandbox = Sandbox(Path(args.file), args.ingress_port, args.quiet, stop)
-            return sandbox.run(args.watch)
-        except SandboxError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        except (SpecError, OSError):
-            raise  # the CLI reports these: bad input exits 2, an I/O failure 1
-        except Exception as error:
-            print(
-                one_line(
-                    f"error: the sandbox failed unexpectedly ({type(error).__name__}: {error}); "
-                    "this is a bug in sailplan, please report it"
-                ),
-                file=sys.stderr,
-            )
-            return 1
+    if args.watch and str(args.file) == "-":
+        print("error: --watch needs a mesh file to watch, not standard input (-)", file=sys.stderr)
+        return 2
+    try:
+        # Read and checked before the stop handlers are in place: nothing runs yet, and Ctrl-C
+        # must still end a read that blocks (a FIFO, a terminal on `-`) the default way.
+        sandbox = Sandbox(Path(args.file), args.ingress_port, args.quiet)
+        with StopSignal() as stop:
+            return sandbox.run(args.watch, stop)
+    except SandboxError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (SpecError, OSError):
+        raise  # the CLI reports these: bad input exits 2, an I/O failure 1
+    # A bug must still end in one line, not a traceback.
+    except Exception as error:
+        print(
+            one_line(
+                f"error: the sandbox failed unexpectedly ({type(error).__name__}: {error}); "
+                "this is a bug in sailplan, please report it"
+            ),
+            file=sys.stderr,
+        )
+        return 1

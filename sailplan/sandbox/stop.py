@@ -1,4 +1,4 @@
-"""Stopping on SIGINT/SIGTERM without a lock in a signal handler.
+"""Stopping on SIGINT/SIGTERM/SIGHUP without a lock in a signal handler.
 
 A Python signal handler runs in the main thread between two bytecodes, possibly while that thread
 holds a lock (an `Event.wait()` holds its condition's lock): a handler that takes a lock, as
@@ -16,7 +16,9 @@ import signal
 from types import FrameType, TracebackType
 from typing import Any
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP too: a closed terminal must not leave the apps and proxies (each in its own session, so
+# the terminal's hangup does not reach them) running without the sandbox.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class StopRequested(Exception):
@@ -26,6 +28,7 @@ class StopRequested(Exception):
 class StopSignal:
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.count = 0
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
@@ -50,8 +53,14 @@ class StopSignal:
         os.close(self._write)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        # Only an assignment: no lock, no I/O, nothing that can wait.
+        # Only assignments: no lock, no I/O, nothing that can wait.
         self.signum = signum
+        self.count += 1
+
+    @property
+    def insisted(self) -> bool:
+        """A second signal: the user wants it over now, not after the grace period."""
+        return self.count >= 2
 
     @property
     def requested(self) -> bool:
