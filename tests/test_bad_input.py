@@ -191,6 +191,21 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ],
     ),
     (
+        # RE2 takes both; HAProxy's PCRE2 refused them, so builtin pods would crash-loop.
+        "regex too long",
+        {f"{R0}.match": [{"path": {"regex": "/" + "a" * 70_000}}]},
+        [
+            f"{R0}.match[0].path.regex: is 70001 characters long: a regular expression may have at most 1024"
+        ],
+    ),
+    (
+        "regex nested too deep",
+        {f"{R0}.match": [{"path": {"regex": "/" + "(" * 260 + "a" + ")" * 260}}]},
+        [
+            f"{R0}.match[0].path.regex: nests groups 260 deep: a regular expression may nest at most 50"
+        ],
+    ),
+    (
         "lookahead regex",
         {f"{R0}.match": [{"path": {"regex": "/(?!admin)"}}]},
         [

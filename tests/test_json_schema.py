@@ -34,6 +34,7 @@ NOT_EXPRESSIBLE = {
     "ingress catch-all first",
     "bad regex",
     "lookahead regex",
+    "regex nested too deep",
     "retries zero with perTryTimeout",
     "http features on tcp",
     "duration past a day",

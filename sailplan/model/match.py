@@ -23,6 +23,11 @@ from sailplan.model.base import HeaderName, SpecModel, planes
 # Lookaround and backreferences: what users most often bring from other engines; named in the
 # problem, as RE2's own message ("invalid perl operator") does not say what to do.
 _NON_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]")
+# HAProxy's PCRE2 refuses what RE2 takes past these: parentheses nested over 250 deep, and
+# patterns that compile too large (a 70,000-character one). Envoy bounds a regex's program size
+# too; no route needs more.
+MAX_REGEX_LENGTH = 1024
+MAX_REGEX_NESTING = 50
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # the problem reports the error; RE2 would also print it to stderr
 # C0 controls and DEL: no request carries them in a path, header or query, and a newline or NUL
@@ -52,6 +57,31 @@ def check_query_name(value: str) -> str:
 
 
 QueryName = Annotated[str, AfterValidator(check_query_name)]
+
+
+def _nesting(pattern: str) -> int:
+    """How deep the pattern's groups nest (escapes and character classes skipped)."""
+    depth = deepest = 0
+    index, in_class = 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern[index + 1 : index + 2] == "]":
+                index += 1  # a leading `]` is a literal inside the class
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+        index += 1
+    return deepest
+
 
 HTTP_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
 
@@ -93,7 +123,7 @@ class StringMatch(SpecModel):
     regex: str | None = Field(
         default=None,
         description="The whole value matches this regular expression, in RE2 syntax (no "
-        "lookaround, no backreferences).",
+        "lookaround, no backreferences), at most 1024 characters and 50 nested groups.",
         examples=["^/api/v[0-9]+/.*$"],
         json_schema_extra=planes(
             istio="`regex`: Envoy matches the whole value.",
@@ -101,6 +131,7 @@ class StringMatch(SpecModel):
             "HAProxy's matcher backtracks, so patterns that could take it super-linear time "
             "(a repeated part of varying length, repeated alternatives that start alike, two "
             "repetitions of the same characters in a row) are refused, with a rewrite hint.",
+            schema={"maxLength": MAX_REGEX_LENGTH},
         ),
     )
 
@@ -135,6 +166,16 @@ class StringMatch(SpecModel):
         """RE2 is Envoy's engine: accept exactly what Istio accepts."""
         if value is None:
             return value
+        if len(value) > MAX_REGEX_LENGTH:
+            raise ValueError(
+                f"is {len(value)} characters long: a regular expression may have at most "
+                f"{MAX_REGEX_LENGTH}"
+            )
+        if _nesting(value) > MAX_REGEX_NESTING:
+            raise ValueError(
+                f"nests groups {_nesting(value)} deep: a regular expression may nest at most "
+                f"{MAX_REGEX_NESTING}"
+            )
         try:
             re2.compile(value, _RE2_OPTIONS)
         except re2.error as error:

@@ -126,7 +126,8 @@ class Mesh(SpecModel):
             ),
             builtin=(
                 "Sidecars speak plain HTTP to each other: `permissive` and `disable` behave "
-                "alike, `strict` is refused."
+                "alike, `strict` is refused. The sandbox runs builtin sidecars on every plane: "
+                "it refuses `strict` and says that `permissive` traffic is plaintext."
             ),
         ),
     )
