@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from sailplan.model import EnvRef, Mesh, Problem, Route
+from sailplan.model.policy import Policy
 
 # Variable names that usually hold a credential.
 _SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|KEY", re.IGNORECASE)
@@ -54,6 +55,30 @@ def _extras(route: Route) -> list[str]:
     return extras
 
 
+def _policy(policy: Policy) -> str:
+    parts = []
+    if policy.load_balancer is not None:
+        balancer = policy.load_balancer
+        parts.append(
+            f"load balancer {balancer.algorithm}"
+            if balancer.algorithm is not None
+            else f"load balancer hash of header {balancer.hash_header}"
+        )
+    if policy.connection_pool is not None:
+        pool = policy.connection_pool
+        parts.append(
+            f"at most {_plural(pool.max_connections, 'connection')}, "
+            f"{pool.max_pending_requests} pending"
+        )
+    if policy.outlier_detection is not None:
+        outlier = policy.outlier_detection
+        parts.append(
+            f"eject after {outlier.consecutive_5xx_errors} consecutive 5xx "
+            f"for {outlier.base_ejection_time}"
+        )
+    return ", ".join(parts) or "none"
+
+
 def summarize(mesh: Mesh, source: str) -> str:
     routes = sum(len(s.routes) for s in mesh.services.values())
     versions = sum(len(s.versions) for s in mesh.services.values())
@@ -65,10 +90,16 @@ def summarize(mesh: Mesh, source: str) -> str:
         "",
     ]
     for name, service in sorted(mesh.services.items()):
-        version_text = ", ".join(
-            f"{v} ({_plural(spec.replicas, 'replica')})" for v, spec in service.versions.items()
-        )
-        lines.append(f"  {name}  :{service.port}/{service.protocol}  {version_text}")
+        lines.append(f"  {name}  :{service.port}/{service.protocol}")
+        # Images and replicas: a version bump is a change a reviewer must see here too.
+        width = max(len(v) for v in service.versions)
+        for version_name, version in service.versions.items():
+            lines.append(
+                f"    {version_name:<{width}}  {version.image}  "
+                f"{_plural(version.replicas, 'replica')}"
+            )
+        if service.policy is not None:
+            lines.append(f"    policy: {_policy(service.policy)}")
         for index, route in enumerate(service.routes):
             label = route.name or f"routes[{index}]"
             when = " | ".join(m.describe() for m in route.match) if route.match else "any request"
