@@ -1,0 +1,76 @@
+"""docs/conformance.md: the scenarios the suite runs on both planes, and where the planes still
+differ, generated from tests/conformance/scenarios.py (`pytest --update-golden` rewrites it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import REPO
+
+from .scenarios import SCENARIOS, Scenario, Send
+
+REPORT = REPO / "docs" / "conformance.md"
+
+INTRO = """\
+# Conformance: one spec, one behaviour
+
+Generated from `tests/conformance/scenarios.py` by `pytest tests/conformance --update-golden`;
+`make test` fails when this page and the scenarios disagree.
+
+Every scenario runs on both data planes and must give the same answers: on **builtin** for real
+(the sidecar and gateway compiled from the spec, on haproxy, in front of one backend per pod), on
+**istio** through a reference evaluator of the rendered VirtualServices, DestinationRules and
+Gateway, written from Istio's and Envoy's documentation. `tests/conformance/test_random_meshes.py`
+adds random small meshes whose answers the evaluator decides and haproxy must match.
+
+A plane marked *differs* still answers differently there; the suite expects it to fail on that
+plane (a strict xfail), so closing the difference makes the suite say so.
+"""
+
+
+def _request(send: Send) -> str:
+    parts = [send.method, send.path]
+    if send.headers:
+        parts.append(", ".join(f"{k}: {v}" for k, v in send.headers.items()))
+    where = "through the ingress" if send.via == "ingress" else f"to {send.host}"
+    times = f" x{send.count}" if send.count > 1 else ""
+    return f"`{' '.join(parts)}` {where}{times}"
+
+
+def _answer(shares: dict[str, float]) -> str:
+    return ", ".join(f"{label} {share:.0%}" for label, share in shares.items())
+
+
+def _plane(scenario: Scenario, plane: str) -> str:
+    if plane in scenario.diverges:
+        return f"differs: {scenario.diverges[plane]}"
+    return "same"
+
+
+def report() -> str:
+    lines = [
+        INTRO,
+        "| scenario | requests and expected answers | istio | builtin |",
+        "|---|---|---|---|",
+    ]
+    for scenario in SCENARIOS:
+        steps = "<br>".join(
+            f"{_request(send)} → {_answer(expect.shares)}"
+            + (f" in {expect.seconds[0]:g}–{expect.seconds[1]:g} s" if expect.seconds else "")
+            for send, expect in scenario.steps
+        )
+        lines.append(
+            f"| {scenario.name} | {steps} | {_plane(scenario, 'istio')} | "
+            f"{_plane(scenario, 'builtin')} |"
+        )
+    still = sorted({reason for scenario in SCENARIOS for reason in scenario.diverges.values()})
+    lines += ["", "## Where the planes still differ", ""]
+    lines += [f"- {reason}" for reason in still] or ["Nowhere: every scenario answers alike."]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_conformance_page_is_a_fresh_render(update_golden: bool) -> None:
+    text = report()
+    if update_golden:
+        REPORT.write_text(text, encoding="utf-8")
+    assert Path(REPORT).read_text(encoding="utf-8") == text
