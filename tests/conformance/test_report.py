@@ -56,7 +56,7 @@ def report() -> str:
     for scenario in SCENARIOS:
         steps = "<br>".join(
             f"{_request(send)} → {_answer(expect.shares)}"
-            + (f" in {expect.seconds[0]:g}–{expect.seconds[1]:g} s" if expect.seconds else "")
+            + (f" in {expect.seconds[0]:g} to {expect.seconds[1]:g} s" if expect.seconds else "")
             for send, expect in scenario.steps
         )
         lines.append(
