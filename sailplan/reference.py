@@ -172,7 +172,10 @@ def type_text(schema: dict[str, Any]) -> str:
         return " or ".join(kind)
     if kind == "string":
         if schema.get("pattern") == DURATION_PATTERN:
-            return "duration: a whole number and a unit, `ms`, `s`, `m` or `h` (`500ms`, `2s`), 1ms to 24h"
+            return (
+                "duration as Go and Istio write it (`500ms`, `0.5s`, `1m30s`, `2h`), in whole "
+                "milliseconds, 1ms to 24h"
+            )
         text = "string"
         if "pattern" in schema:
             text += f" matching {_code(schema['pattern'])}"

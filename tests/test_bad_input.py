@@ -265,18 +265,23 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         [f"{R0}.timeout: 2 has no unit: write 2s or 2ms"],
     ),
     (
-        "duration decimal",
-        {f"{R0}.timeout": "1.5s"},
+        "duration finer than a millisecond",
+        {f"{R0}.timeout": "1.5ms"},
         [
-            f"{R0}.timeout: '1.5s' is not a duration: write a whole number with a unit, such as 500ms, 2s, 1m or 1h"
+            f"{R0}.timeout: '1.5ms' is finer than a millisecond: Istio takes whole milliseconds, so write 2ms or another whole number of milliseconds"
         ],
     ),
     (
         "duration unknown unit",
         {f"{R0}.timeout": "2d"},
         [
-            f"{R0}.timeout: '2d' is not a duration: write a whole number with a unit, such as 500ms, 2s, 1m or 1h"
+            f"{R0}.timeout: '2d' is not a duration: write a number with a unit, such as 500ms, 0.5s, 1m30s or 2h"
         ],
+    ),
+    (
+        "duration negative",
+        {f"{R0}.timeout": "-1s"},
+        [f"{R0}.timeout: '-1s' is negative: a duration must be at least 1ms"],
     ),
     (
         "duration zero",
@@ -290,11 +295,14 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         [f"{R0}.timeout: '900h' is too long: a duration must be at most 24h"],
     ),
     ("duration of a day", {f"{R0}.timeout": "24h"}, []),
+    # Istio's Request Timeouts task and Go write these; each is a whole number of milliseconds.
+    ("duration with a decimal", {f"{R0}.timeout": "0.5s"}, []),
+    ("duration of two units", {f"{R0}.timeout": "1m30s"}, []),
     (
         "outlier interval bad",
         {"services.service1.policy": {"outlierDetection": {"interval": "soon"}}},
         [
-            "services.service1.policy.outlierDetection.interval: 'soon' is not a duration: write a whole number with a unit, such as 500ms, 2s, 1m or 1h"
+            "services.service1.policy.outlierDetection.interval: 'soon' is not a duration: write a number with a unit, such as 500ms, 0.5s, 1m30s or 2h"
         ],
     ),
     # -- retries

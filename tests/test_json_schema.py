@@ -38,6 +38,7 @@ NOT_EXPRESSIBLE = {
     "retries zero with perTryTimeout",
     "http features on tcp",
     "duration past a day",
+    "duration finer than a millisecond",
     # JSON Schema counts 2.0 as an integer; pydantic's strict mode does not.
     "replicas float",
     # Across fields: the namespace defaults to the name, allowSystemNamespace lifts the rule,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sailplan.model import Duration
@@ -18,6 +20,22 @@ from sailplan.model import Duration
         ("90s", 90_000, "90s"),
         ("1ms", 1, "1ms"),
         (" 3s ", 3000, "3s"),
+        # As Istio's tasks and Go write them (time.ParseDuration, CEL's duration()).
+        ("0.5s", 500, "500ms"),
+        ("1.5s", 1500, "1500ms"),
+        ("1m30s", 90_000, "90s"),
+        ("2h", 7_200_000, "2h"),
+        ("1h30m", 5_400_000, "90m"),
+        (".25s", 250, "250ms"),
+        ("1.s", 1000, "1s"),
+        ("0.001s", 1, "1ms"),
+        ("1s500ms", 1500, "1500ms"),
+        ("+2s", 2000, "2s"),
+        ("2000000ns", 2, "2ms"),
+        ("1000us", 1, "1ms"),
+        ("3000\u00b5s", 3, "3ms"),
+        ("0.5m", 30_000, "30s"),
+        ("24h", 86_400_000, "24h"),
     ],
 )
 def test_durations_parse_to_milliseconds(text: str, ms: int, canonical: str) -> None:
@@ -27,10 +45,52 @@ def test_durations_parse_to_milliseconds(text: str, ms: int, canonical: str) -> 
     assert Duration.parse(str(duration)) == duration
 
 
-@pytest.mark.parametrize("text", ["", "2", "1.5s", "2d", "-1s", "s", "1 s", "1sec"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "2", "2d", "s", "1 s", "1sec", ".s", "1.5.s", "1e3s", "0x10s", "\u0661s", "1s 2s", "--1s"],
+)
 def test_other_duration_texts_are_rejected(text: str) -> None:
-    with pytest.raises(ValueError, match="is not a duration"):
+    with pytest.raises(
+        ValueError, match=f"^{re.escape(repr(text))} is not a duration: write a number"
+    ):
         Duration.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "nearest"),
+    [("1.5ms", "2ms"), ("0.0015s", "2ms"), ("1001us", "1ms"), ("2.0004s", "2s"), ("1ms1ns", "1ms")],
+)
+def test_durations_finer_than_a_millisecond_are_refused(text: str, nearest: str) -> None:
+    # Istio's webhook: "only durations to ms precision are supported".
+    with pytest.raises(ValueError) as refused:
+        Duration.parse(text)
+    assert str(refused.value) == (
+        f"{text!r} is finer than a millisecond: Istio takes whole milliseconds, "
+        f"so write {nearest} or another whole number of milliseconds"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0s", "'0s' is too short: a duration must be at least 1ms"),
+        ("0.9ms", "'0.9ms' is too short: a duration must be at least 1ms"),
+        ("999us", "'999us' is too short: a duration must be at least 1ms"),
+        ("-0s", "'-0s' is too short: a duration must be at least 1ms"),
+        ("-1s", "'-1s' is negative: a duration must be at least 1ms"),
+        ("24h1ms", "'24h1ms' is too long: a duration must be at most 24h"),
+        ("86400.001s", "'86400.001s' is too long: a duration must be at most 24h"),
+        (
+            "9" * 64 + "h",
+            f"'{'9' * 64}h' is not a duration: write a number with a unit, "
+            "such as 500ms, 0.5s, 1m30s or 2h",
+        ),
+    ],
+)
+def test_durations_out_of_range_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        Duration.parse(text)
+    assert str(refused.value) == message
 
 
 def test_durations_order_and_convert() -> None:

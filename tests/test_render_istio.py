@@ -240,6 +240,19 @@ def test_durations_are_strings_at_millisecond_precision() -> None:
     assert istio_duration(Duration(3_600_000)) == "3600s"
 
 
+def test_durations_written_as_istio_writes_them_render_and_validate() -> None:
+    # Istio's Request Timeouts task writes `timeout: 0.5s`; Go durations such as 1m30s too.
+    text = POLICIES.replace("timeout: 2s", "timeout: 0.5s").replace("fixed: 1500ms", "fixed: 1m30s")
+    text = text.replace("perTryTimeout: 250ms", "perTryTimeout: 0.25s")
+    objects = render_istio(sailplan.load_mesh_text(text))
+    http = _find(objects, "VirtualService", "reviews")["spec"]["http"]
+    assert http[0]["retries"]["perTryTimeout"] == "0.25s"
+    assert http[1]["timeout"] == "0.5s"
+    assert http[1]["fault"]["delay"]["fixedDelay"] == "90s"
+    for manifest in objects:
+        validate_manifest(manifest)
+
+
 def test_strict_mtls_with_the_builtin_plane_is_rejected() -> None:
     mesh = sailplan.load_mesh_text(POLICIES)
     with pytest.raises(sailplan.SpecError) as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Annotated, Any
 
 from pydantic import (
@@ -166,35 +167,74 @@ Port = Annotated[
 
 # Kubernetes' replicas and Istio's counters are 32-bit: a larger number is refused at apply time.
 INT32_MAX = 2**31 - 1
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
-# The JSON Schema of a duration: what `Duration.parse` accepts, less zero (refused after parsing).
-DURATION_PATTERN = r"^\s*0*[1-9][0-9]*(ms|s|m|h)\s*$"
+# A duration as Go's time.ParseDuration reads it (Istio's CRDs check durations with CEL's
+# duration(), which is Go's): one or more decimal numbers, each with a unit, such as `1m30s`.
+# [0-9], not \d: \d would take other scripts' digits, which int() then reads.
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_DURATION = re.compile(rf"[+-]?(?:{_DURATION_PART.pattern})+")
+# The JSON Schema of a duration: what `Duration.parse` accepts, less zero, signs and durations
+# finer than a millisecond (refused after parsing).
+# The lookahead asks for a digit other than 0, which refuses zero.
+DURATION_PATTERN = rf"^\s*(?=[^1-9]*[1-9])(?:{_DURATION_PART.pattern})+\s*$"
+# Each unit in nanoseconds, so a fraction of any unit is exact (Fraction, never float).
+_UNIT_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "\u00b5s": 1_000,
+    "\u03bcs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 # HAProxy's timers stop at 2^31-1 ms (about 24.8 days) and refuse a config past it; sums of
 # durations (retries, delays) must stay below that too. A day bounds every real timeout.
 MAX_DURATION_MS = 24 * 3_600_000
+# More digits than any duration up to a day needs: longer numbers are refused before they are
+# turned into integers (Python refuses to read integers of more than 4300 digits).
+_MAX_DURATION_TEXT = 64
+_EXAMPLES = "such as 500ms, 0.5s, 1m30s or 2h"
+
+
+def _rounded(ms: Fraction) -> str:
+    """The nearest whole-millisecond duration, for the message that asks for one."""
+    return str(Duration(max(1, round(ms))))
 
 
 @dataclass(frozen=True, order=True)
 class Duration:
-    """A whole number of milliseconds, written `500ms`, `2s`, `1m` or `1h` in a mesh file."""
+    """A whole number of milliseconds, written as Go and Istio write durations in a mesh file:
+    `500ms`, `0.5s`, `1m30s`, `2h`. Printed as one whole number and unit (`1500ms`, `90s`)."""
 
     ms: int
 
     @classmethod
     def parse(cls, text: str) -> Duration:
-        found = _DURATION.match(text.strip())
-        if not found:
-            raise ValueError(
-                f"{text!r} is not a duration: write a whole number with a unit, "
-                "such as 500ms, 2s, 1m or 1h"
+        """Go's duration syntax (`0.5s`, `1m30s`, `500ms`), as Istio takes it: at least 1ms, in
+        whole milliseconds (Istio refuses finer ones), and at most 24h."""
+        stripped = text.strip()
+        if len(stripped) > _MAX_DURATION_TEXT or not _DURATION.fullmatch(stripped):
+            raise ValueError(f"{text!r} is not a duration: write a number with a unit, {_EXAMPLES}")
+        total = Fraction(0)
+        for number, unit in _DURATION_PART.findall(stripped):
+            whole, _, decimals = number.partition(".")
+            total += (int(whole or "0") + Fraction(int(decimals or "0"), 10 ** len(decimals))) * (
+                _UNIT_NS[unit]
             )
-        duration = cls(int(found.group(1)) * _UNIT_MS[found.group(2)])
-        if duration.ms < 1:
+        ms = total / 1_000_000
+        if stripped.startswith("-") and total > 0:
+            raise ValueError(f"{text!r} is negative: a duration must be at least 1ms")
+        if ms < 1:
             raise ValueError(f"{text!r} is too short: a duration must be at least 1ms")
-        if duration.ms > MAX_DURATION_MS:
+        if ms.denominator != 1:
+            raise ValueError(
+                f"{text!r} is finer than a millisecond: Istio takes whole milliseconds, "
+                f"so write {_rounded(ms)} or another whole number of milliseconds"
+            )
+        if ms > MAX_DURATION_MS:
             raise ValueError(f"{text!r} is too long: a duration must be at most 24h")
-        return duration
+        return cls(int(ms))
 
     @property
     def seconds(self) -> float:
@@ -211,7 +251,7 @@ class Duration:
         if isinstance(value, Duration):
             return value
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ValueError("must be a duration such as 500ms, 2s, 1m or 1h")
+            raise ValueError(f"must be a duration {_EXAMPLES}")
         if not isinstance(value, str):
             raise ValueError(f"{value} has no unit: write {value}s or {value}ms")
         return cls.parse(value)
@@ -232,5 +272,5 @@ class Duration:
         return {
             "type": "string",
             "pattern": DURATION_PATTERN,
-            "examples": ["500ms", "2s", "1m", "1h"],
+            "examples": ["500ms", "0.5s", "1m30s", "2h"],
         }
