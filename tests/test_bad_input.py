@@ -317,8 +317,74 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         "unknown retry condition",
         {f"{R0}.retries": {"attempts": 2, "on": ["5xx", "timeouts"]}},
         [
-            f"{R0}.retries.on: 'timeouts' is not a retry condition: use 5xx, gateway-error, reset, connect-failure or a status code among 401, 403, 404, 408, 425, 500, 501, 502, 503, 504"
+            f"{R0}.retries.on: 'timeouts' is not a retry condition: use 5xx, gateway-error, reset, reset-before-request, connect-failure, retriable-4xx, refused-stream, retriable-status-codes, retriable-headers, envoy-ratelimited, http3-post-connect-failure, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable or an HTTP status code such as 503"
         ],
+    ),
+    (
+        "retry on a status code Go does not name",
+        {f"{R0}.retries": {"attempts": 2, "on": ["599"]}},
+        [
+            f"{R0}.retries.on: '599' is not a retry condition: use 5xx, gateway-error, reset, reset-before-request, connect-failure, retriable-4xx, refused-stream, retriable-status-codes, retriable-headers, envoy-ratelimited, http3-post-connect-failure, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable or an HTTP status code such as 503"
+        ],
+    ),
+    # Istio's VirtualService reference writes `retryOn: gateway-error,connect-failure,refused-stream`.
+    (
+        "retry conditions of Istio's reference",
+        {
+            f"{R0}.retries": {
+                "attempts": 3,
+                "on": ["gateway-error", "connect-failure", "refused-stream"],
+            }
+        },
+        [],
+    ),
+    (
+        "retry conditions HAProxy cannot honour on builtin",
+        {f"{R0}.retries": {"attempts": 2, "on": ["unavailable", "retriable-4xx", "429"]}},
+        [
+            f"{R0}.retries.on[0]: unavailable retries on a gRPC status read from the answer's trailers, which HAProxy cannot do: use the istio data plane, or conditions the builtin data plane honours",
+            f"{R0}.retries.on[1]: retriable-4xx retries answers 409 Conflict, which HAProxy cannot retry on: use the istio data plane, or conditions the builtin data plane honours",
+            f"{R0}.retries.on[2]: HAProxy retries on the status codes 401, 403, 404, 408, 425, 500, 501, 502, 503, 504 only, not 429: use the istio data plane, or one of these",
+        ],
+    ),
+    (
+        "retry headers and rate limits on builtin",
+        {f"{R0}.retries": {"attempts": 2, "on": ["retriable-headers", "envoy-ratelimited"]}},
+        [
+            f"{R0}.retries.on[0]: retriable-headers retries answers carrying the headers the request names in x-envoy-retriable-header-names, which HAProxy cannot do: use the istio data plane, or conditions the builtin data plane honours",
+            f"{R0}.retries.on[1]: envoy-ratelimited retries answers carrying Envoy's x-envoy-ratelimited header, which HAProxy cannot do: use the istio data plane, or conditions the builtin data plane honours",
+        ],
+    ),
+    (
+        "every retry condition of Istio on istio",
+        {
+            "dataPlane": "istio",
+            f"{R0}.retries": {
+                "attempts": 2,
+                "on": [
+                    "5xx",
+                    "gateway-error",
+                    "reset",
+                    "reset-before-request",
+                    "connect-failure",
+                    "retriable-4xx",
+                    "refused-stream",
+                    "retriable-status-codes",
+                    "retriable-headers",
+                    "envoy-ratelimited",
+                    "http3-post-connect-failure",
+                    "cancelled",
+                    "deadline-exceeded",
+                    "internal",
+                    "resource-exhausted",
+                    "unavailable",
+                    "429",
+                    "100",
+                    "511",
+                ],
+            },
+        },
+        [],
     ),
     (
         "negative attempts",

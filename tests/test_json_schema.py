@@ -39,6 +39,9 @@ NOT_EXPRESSIBLE = {
     "http features on tcp",
     "duration past a day",
     "duration finer than a millisecond",
+    # What the builtin plane cannot honour depends on dataPlane.
+    "retry conditions HAProxy cannot honour on builtin",
+    "retry headers and rate limits on builtin",
     # JSON Schema counts 2.0 as an integer; pydantic's strict mode does not.
     "replicas float",
     # Across fields: the namespace defaults to the name, allowSystemNamespace lifts the rule,

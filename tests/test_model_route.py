@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+from pydantic import ValidationError
+
 from sailplan.model import Delay, Duration, Fault, Retries, Route
+from sailplan.model.route import (
+    HTTP_STATUS_CODES,
+    RETRY_CONDITIONS,
+    RETRY_STATUS_CODES,
+    builtin_retry_problem,
+)
 
 
 def test_a_to_route_sends_everything_to_one_version() -> None:
@@ -37,3 +48,30 @@ def test_camel_case_in_yaml_snake_case_in_python() -> None:
     route = Route.model_validate({"to": "v1", "retries": {"attempts": 2, "perTryTimeout": "250ms"}})
     assert route.retries is not None and route.retries.per_try_timeout == Duration(250)
     assert route.to_dict() == {"to": "v1", "retries": {"attempts": 2, "perTryTimeout": "250ms"}}
+
+
+@pytest.mark.parametrize("token", [*RETRY_CONDITIONS, "503", "429", "100", "226", "511"])
+def test_every_retry_condition_istio_documents_is_accepted(token: str) -> None:
+    assert Retries.model_validate({"attempts": 1, "on": [token]}).conditions == (token,)
+
+
+@pytest.mark.parametrize("token", ["5XX", "timeouts", "599", "0503", "+503", "99", "1000", ""])
+def test_other_retry_conditions_are_refused(token: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(f"{token!r} is not a retry condition")):
+        Retries.model_validate({"attempts": 1, "on": [token]})
+
+
+def test_the_builtin_plane_refuses_exactly_what_haproxy_cannot_retry_on() -> None:
+    honoured = {t for t in RETRY_CONDITIONS if builtin_retry_problem(t) is None}
+    assert honoured == {
+        "5xx",
+        "gateway-error",
+        "reset",
+        "reset-before-request",
+        "connect-failure",
+        "refused-stream",
+        "retriable-status-codes",
+        "http3-post-connect-failure",
+    }
+    codes = {code for code in HTTP_STATUS_CODES if builtin_retry_problem(str(code)) is None}
+    assert codes == set(RETRY_STATUS_CODES)

@@ -12,6 +12,7 @@ from sailplan.model.backtracking import backtracking_problems
 from sailplan.model.base import DnsLabel, ServiceName, SpecModel, planes
 from sailplan.model.errors import Problem, SpecError, clip, problems_from_validation_error, shown
 from sailplan.model.ingress import Ingress
+from sailplan.model.policy import builtin_policy_problems
 from sailplan.model.route import Route
 from sailplan.model.service import Service
 
@@ -283,6 +284,9 @@ def cross_object_problems(mesh: Mesh) -> list[Problem]:
                         "the builtin data plane proxies http only",
                     )
                 )
+            problems += builtin_policy_problems(
+                f"services.{service_name}", service.routes, service.policy
+            )
     problems += analysis_problems(mesh)
     if mesh.data_plane == "builtin":
         problems += backtracking_problems(mesh)

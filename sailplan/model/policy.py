@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, model_serializer, model_validator
 
 from sailplan.model.base import INT32_MAX, Duration, HeaderName, SpecModel, planes
+from sailplan.model.errors import Problem
+from sailplan.model.route import Route, builtin_retry_problem
 
 Algorithm = Literal["round-robin", "random", "least-request"]
 
@@ -191,3 +194,19 @@ class Policy(SpecModel):
             builtin="Server checks that watch live responses and mark a failing endpoint down.",
         ),
     )
+
+
+def builtin_policy_problems(
+    at: str, routes: Sequence[Route], policy: Policy | None
+) -> list[Problem]:
+    """What the builtin plane's HAProxy cannot honour in a service's retries and policy: refused
+    by `check`, with the field's path, rather than accepted and ignored."""
+    problems = []
+    for index, route in enumerate(routes):
+        if route.retries is None:
+            continue
+        for position, token in enumerate(route.retries.on or ()):
+            reason = builtin_retry_problem(token)
+            if reason is not None:
+                problems.append(Problem(f"{at}.routes[{index}].retries.on[{position}]", reason))
+    return problems

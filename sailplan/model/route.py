@@ -16,10 +16,79 @@ from pydantic import (
 from sailplan.model.base import INT32_MAX, DnsLabel, Duration, Percent, SpecModel, planes
 from sailplan.model.match import Match, OneOrList, as_match_list
 
-# Retry conditions both data planes honour. HAProxy 2.6 retries on these status codes only.
-RETRY_CONDITIONS = ("5xx", "gateway-error", "reset", "connect-failure")
+# Every retryOn token Istio's webhook accepts besides status codes (agent/validation.go), each
+# with Envoy's meaning (x-envoy-retry-on, x-envoy-retry-grpc-on).
+RETRY_CONDITIONS = (
+    "5xx",
+    "gateway-error",
+    "reset",
+    "reset-before-request",
+    "connect-failure",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+    "retriable-headers",
+    "envoy-ratelimited",
+    "http3-post-connect-failure",
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+)
+# The status codes Istio takes as retryOn tokens: those Go's http.StatusText names.
+HTTP_STATUS_CODES = (
+    *range(100, 104),
+    *range(200, 209),
+    226,
+    *range(300, 306),
+    307,
+    308,
+    *range(400, 419),
+    *range(421, 427),
+    428,
+    429,
+    431,
+    451,
+    *range(500, 509),
+    510,
+    511,
+)
+# HAProxy 2.6 `retry-on` retries on these status codes only.
 RETRY_STATUS_CODES = (401, 403, 404, 408, 425, 500, 501, 502, 503, 504)
-_RETRY_TOKENS = RETRY_CONDITIONS + tuple(map(str, RETRY_STATUS_CODES))
+_RETRY_TOKENS = RETRY_CONDITIONS + tuple(map(str, HTTP_STATUS_CODES))
+_GRPC = "retries on a gRPC status read from the answer's trailers, which HAProxy cannot do"
+# Conditions HAProxy cannot retry on, and why: refused on the builtin plane, never ignored.
+BUILTIN_UNSUPPORTED_RETRIES = {
+    "retriable-4xx": "retries answers 409 Conflict, which HAProxy cannot retry on",
+    "retriable-headers": (
+        "retries answers carrying the headers the request names in "
+        "x-envoy-retriable-header-names, which HAProxy cannot do"
+    ),
+    "envoy-ratelimited": (
+        "retries answers carrying Envoy's x-envoy-ratelimited header, which HAProxy cannot do"
+    ),
+    "cancelled": _GRPC,
+    "deadline-exceeded": _GRPC,
+    "internal": _GRPC,
+    "resource-exhausted": _GRPC,
+    "unavailable": _GRPC,
+}
+
+
+def builtin_retry_problem(token: str) -> str | None:
+    """Why the builtin plane cannot honour a retry condition, or None when it can."""
+    if token in BUILTIN_UNSUPPORTED_RETRIES:
+        return (
+            f"{token} {BUILTIN_UNSUPPORTED_RETRIES[token]}: use the istio data plane, "
+            "or conditions the builtin data plane honours"
+        )
+    if token.isdigit() and int(token) not in RETRY_STATUS_CODES:
+        return (
+            f"HAProxy retries on the status codes {', '.join(map(str, RETRY_STATUS_CODES))} "
+            f"only, not {token}: use the istio data plane, or one of these"
+        )
+    return None
 
 
 class Delay(SpecModel):
@@ -142,15 +211,29 @@ class Retries(SpecModel):
         default=None,
         # Strict tuples take only Python tuples; YAML gives a list. The items stay strict text.
         strict=False,
-        description="What is retried: `5xx`, `gateway-error`, `reset`, `connect-failure`, or a "
-        "status code among 401, 403, 404, 408, 425, 500-504. Default: `5xx` and "
-        "`connect-failure`.",
-        examples=[["5xx", "connect-failure"]],
+        description="What is retried: any of Istio's `retryOn` conditions (`5xx`, "
+        "`gateway-error`, `reset`, `reset-before-request`, `connect-failure`, `retriable-4xx`, "
+        "`refused-stream`, `retriable-status-codes`, `retriable-headers`, `envoy-ratelimited`, "
+        "`http3-post-connect-failure`, and the gRPC `cancelled`, `deadline-exceeded`, "
+        "`internal`, `resource-exhausted`, `unavailable`) or an HTTP status code such as `503`. "
+        "Default: `5xx` and `connect-failure`.",
+        examples=[
+            ["5xx", "connect-failure"],
+            ["gateway-error", "connect-failure", "refused-stream"],
+        ],
         json_schema_extra=planes(
             istio="`retries.retryOn`, comma-separated.",
             builtin=(
                 "HAProxy `retry-on` keywords with Envoy's meaning of each condition: `5xx` is"
-                " 500-504, failed connections, empty answers and answer timeouts."
+                " 500-504, failed connections, empty answers and answer timeouts;"
+                " `gateway-error` 502-504; `reset` empty or broken answers and answer timeouts;"
+                " `connect-failure` and `reset-before-request` a connection that failed before"
+                " the request was sent; status codes 401, 403, 404, 408, 425 and 500-504."
+                " `refused-stream`, `http3-post-connect-failure` and `retriable-status-codes`"
+                " add nothing, as with Envoy to an HTTP/1.1 app: no stream is refused and no"
+                " HTTP/3 is spoken, and the codes are retried as listed. `check` refuses"
+                " `retriable-4xx` (409), `retriable-headers`, `envoy-ratelimited`, the gRPC"
+                " conditions and other status codes, which HAProxy cannot retry on."
             ),
         ),
     )
@@ -159,13 +242,10 @@ class Retries(SpecModel):
     @classmethod
     def _known_conditions(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         for token in value or ():
-            known = token in RETRY_CONDITIONS or (
-                token.isdigit() and int(token) in RETRY_STATUS_CODES
-            )
-            if not known:
+            if token not in _RETRY_TOKENS:
                 raise ValueError(
                     f"{token!r} is not a retry condition: use {', '.join(RETRY_CONDITIONS)} "
-                    f"or a status code among {', '.join(map(str, RETRY_STATUS_CODES))}"
+                    "or an HTTP status code such as 503"
                 )
         return value
 

@@ -4,14 +4,19 @@ connection pool and outlier detection."""
 from __future__ import annotations
 
 from sailplan.model import Route, Service
+from sailplan.model.route import RETRY_STATUS_CODES
 
 from .context import Context, Writer
 from .endpoints import servers
 from .globals import OVERFLOW_BODY
 from .quoting import bare, ident, quote
 
-# HAProxy 2.6 retry-on keywords for each condition of the spec (Envoy's meaning of each).
-_RETRY_ON = {
+# HAProxy 2.6 retry-on keywords for each condition of the spec, with Envoy's meaning of each.
+# Envoy's `reset` covers any reset before an answer, failed connections included. An empty tuple:
+# nothing HAProxy could retry, as for Envoy to an HTTP/1.1 app (no stream is refused, no HTTP/3
+# is spoken; `retriable-status-codes` only says the listed codes are retried). Conditions
+# missing here are refused by `check` on the builtin plane (model/route.py).
+_RETRY_ON: dict[str, tuple[str, ...]] = {
     "5xx": (
         "500",
         "501",
@@ -23,8 +28,13 @@ _RETRY_ON = {
         "response-timeout",
     ),
     "gateway-error": ("502", "503", "504"),
-    "reset": ("empty-response", "junk-response", "response-timeout"),
+    "reset": ("conn-failure", "empty-response", "junk-response", "response-timeout"),
+    "reset-before-request": ("conn-failure",),
     "connect-failure": ("conn-failure",),
+    "refused-stream": (),
+    "http3-post-connect-failure": (),
+    "retriable-status-codes": (),
+    **{str(code): (str(code),) for code in RETRY_STATUS_CODES},
 }
 _BALANCE = {"round-robin": "roundrobin", "random": "random", "least-request": "leastconn"}
 
@@ -141,10 +151,10 @@ def _attempt_lines(route: Route) -> list[str]:
     if retries is not None and retries.attempts > 0:
         keywords: list[str] = []
         for condition in retries.conditions:
-            for keyword in _RETRY_ON.get(condition, (condition,)):
+            for keyword in _RETRY_ON[condition]:
                 if keyword not in keywords:
                     keywords.append(keyword)
-        lines += [f"retries {retries.attempts}", f"retry-on {' '.join(keywords)}"]
+        lines += [f"retries {retries.attempts}", f"retry-on {' '.join(keywords) or 'none'}"]
     else:
         # Only failed connections are retried (once), never a request the app has seen.
         lines += ["retries 1", "retry-on conn-failure"]

@@ -1,0 +1,153 @@
+"""Istio's retryOn conditions and connectionPool fields, proven on Debian's real HAProxy with the
+configs sailplan compiles for the builtin plane."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import pytest
+from proxy_support import backends, check_config, free_port
+from test_haproxy_behaviour import _mesh, sidecar_for
+
+from sailplan.render.haproxy import StaticEndpoints, compile_sidecar
+
+pytestmark = [pytest.mark.haproxy, pytest.mark.timeout(60)]
+
+__all__ = ["sidecar_for"]  # the fixture, shared with the other behaviour tests
+
+
+@contextmanager
+def _closing_server() -> Iterator[tuple[int, list[int]]]:
+    """A server that reads a request and closes without answering (Envoy: a reset before any
+    answer); yields its port and a one-item list counting the connections it took."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    accepted = [0]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            accepted[0] += 1
+            with connection:
+                connection.settimeout(2)
+                with suppress(OSError):
+                    connection.recv(65536)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1]), accepted
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def _retried(on: list[str]) -> dict[str, Any]:
+    return {"to": "v1", "retries": {"attempts": 2, "on": on}}
+
+
+def _backend_lines(routes: list[dict[str, Any]], policy: dict[str, Any] | None = None) -> list[str]:
+    """The lines of service1's route backend for v1, from a config `haproxy -c` accepts."""
+    endpoints = StaticEndpoints({"service1": {"v1": [("127.0.0.1", 9001)]}})
+    config = compile_sidecar(_mesh(routes, policy), "caller", "v1", endpoints=endpoints)
+    check_config(dict(config.files))
+    section = config.haproxy_cfg.split("backend service1__r0__v1\n")[1].split("\n\n")[0]
+    return [line.strip() for line in section.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("on", "keywords"),
+    [
+        (["5xx"], "500 501 502 503 504 conn-failure empty-response response-timeout"),
+        (["gateway-error"], "502 503 504"),
+        (["reset"], "conn-failure empty-response junk-response response-timeout"),
+        (["reset-before-request"], "conn-failure"),
+        (["connect-failure"], "conn-failure"),
+        (["gateway-error", "connect-failure", "refused-stream"], "502 503 504 conn-failure"),
+        (["retriable-status-codes", "404", "425"], "404 425"),
+        (["refused-stream"], "none"),
+        (["http3-post-connect-failure"], "none"),
+        (
+            ["5xx", "503", "reset"],
+            "500 501 502 503 504 conn-failure empty-response response-timeout junk-response",
+        ),
+    ],
+)
+def test_retry_conditions_compile_to_haproxy_retry_on_keywords(
+    on: list[str], keywords: str
+) -> None:
+    assert _backend_lines([_retried(on)])[:2] == ["retries 2", f"retry-on {keywords}"]
+
+
+@pytest.mark.parametrize(
+    ("on", "status", "attempts"),
+    [
+        (["gateway-error"], 502, 3),
+        (["gateway-error"], 504, 3),
+        (["gateway-error"], 500, 1),
+        (["5xx"], 500, 3),
+        (["404"], 404, 3),
+        (["retriable-status-codes", "404"], 404, 3),
+        (["404"], 503, 1),
+        (["connect-failure"], 503, 1),
+        (["reset-before-request"], 503, 1),
+        # Only a refused HTTP/2 stream: an HTTP/1.1 app never refuses one, nothing is retried.
+        (["refused-stream"], 503, 1),
+    ],
+)
+def test_retry_conditions_retry_the_answers_envoy_retries(
+    sidecar_for: Any, on: list[str], status: int, attempts: int
+) -> None:
+    sidecar = sidecar_for(_mesh([_retried(on)]))
+    sidecar.backends["v1"].status_override = status
+    assert sidecar.get("/").status == status
+    assert len(sidecar.backends["v1"].requests) == attempts
+
+
+@pytest.mark.parametrize(
+    ("on", "attempts", "status"),
+    [(["reset"], 3, 502), (["5xx"], 3, 502), (["gateway-error"], 1, 502)],
+)
+def test_a_reset_before_any_answer_is_retried_on_reset_and_5xx_only(
+    sidecar_for: Any, on: list[str], attempts: int, status: int
+) -> None:
+    with _closing_server() as (port, accepted):
+        sidecar = sidecar_for(
+            _mesh([_retried(on)]), endpoint_override={"v1": [("127.0.0.1", port)]}
+        )
+        assert sidecar.get("/").status == status
+        assert accepted[0] == attempts
+
+
+@pytest.mark.parametrize("on", [["connect-failure"], ["reset-before-request"], ["reset"]])
+def test_a_failed_connection_is_retried_on_another_endpoint(
+    sidecar_for: Any, on: list[str]
+) -> None:
+    with backends("live") as extra:
+        dead = free_port()  # nothing listens there: the connection is refused
+        pool = [("127.0.0.1", dead), ("127.0.0.1", extra["live"].port)]
+        sidecar = sidecar_for(_mesh([_retried(on)]), endpoint_override={"v1": pool})
+        replies = [sidecar.get("/") for _ in range(6)]
+    assert [(r.status, r.body) for r in replies] == [(200, "live")] * 6
+
+
+def test_refused_stream_alone_retries_nothing_not_even_a_failed_connection(
+    sidecar_for: Any,
+) -> None:
+    # Envoy retries only what retryOn names; HAProxy's `retry-on none` does the same.
+    with backends("live") as extra:
+        pool = [("127.0.0.1", free_port()), ("127.0.0.1", extra["live"].port)]
+        sidecar = sidecar_for(_mesh([_retried(["refused-stream"])]), endpoint_override={"v1": pool})
+        statuses = [sidecar.get("/").status for _ in range(6)]
+    assert sorted(set(statuses)) == [200, 503]
