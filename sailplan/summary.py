@@ -66,10 +66,12 @@ def _policy(policy: Policy) -> str:
         )
     if policy.connection_pool is not None:
         pool = policy.connection_pool
-        parts.append(
-            f"at most {_plural(pool.max_connections, 'connection')}, "
-            f"{pool.max_pending_requests} pending"
-        )
+        if pool.max_connections is not None:
+            parts.append(
+                f"at most {_plural(pool.max_connections, 'connection')}, "
+                f"{pool.max_pending_requests} pending"
+            )
+        parts += pool.limits()
     if policy.outlier_detection is not None:
         outlier = policy.outlier_detection
         parts.append(

@@ -405,6 +405,67 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ["services.service1.policy.connectionPool.maxConnections: must be at least 1, got 0"],
     ),
     (
+        "empty connection pool",
+        {"services.service1.policy": {"connectionPool": {}}},
+        [
+            "services.service1.policy.connectionPool: a connection pool needs at least one field, such as maxConnections"
+        ],
+    ),
+    # Istio's Circuit Breaking task, as Istio writes it.
+    (
+        "connection pool of the circuit breaking task",
+        {
+            "services.service1.policy": {
+                "connectionPool": {
+                    "maxConnections": 1,
+                    "maxPendingRequests": 1,
+                    "maxRequestsPerConnection": 1,
+                },
+            }
+        },
+        [],
+    ),
+    (
+        "connection pool HAProxy cannot honour on builtin",
+        {
+            "services.service1.policy": {
+                "connectionPool": {
+                    "maxRequestsPerConnection": 10,
+                    "maxRetries": 3,
+                    "idleTimeout": "30s",
+                },
+            }
+        },
+        [
+            "services.service1.policy.connectionPool.idleTimeout: HAProxy does not close a connection to an endpoint after a set idle time, so the builtin data plane cannot honour idleTimeout: remove it or use the istio data plane",
+            "services.service1.policy.connectionPool.maxRequestsPerConnection: HAProxy cannot count requests per connection to an endpoint, so 10 cannot be honoured on the builtin data plane: use 1 (no keep-alive), 0 (no limit), or the istio data plane",
+            "services.service1.policy.connectionPool.maxRetries: HAProxy has no limit on retries in flight to a service, so the builtin data plane cannot honour maxRetries: remove it (a route's retries.attempts bounds each request's retries) or use the istio data plane",
+        ],
+    ),
+    (
+        "every connection pool field on istio",
+        {
+            "dataPlane": "istio",
+            "services.service1.policy": {
+                "connectionPool": {
+                    "maxConnections": 100,
+                    "maxPendingRequests": 10,
+                    "http2MaxRequests": 1000,
+                    "maxRequestsPerConnection": 10,
+                    "maxRetries": 3,
+                    "connectTimeout": "0.25s",
+                    "idleTimeout": "1m30s",
+                },
+            },
+        },
+        [],
+    ),
+    (
+        "negative max retries",
+        {"services.service1.policy": {"connectionPool": {"maxRetries": -1}}},
+        ["services.service1.policy.connectionPool.maxRetries: must be at least 0, got -1"],
+    ),
+    (
         "max ejection percent",
         {"services.service1.policy": {"outlierDetection": {"maxEjectionPercent": 101}}},
         [

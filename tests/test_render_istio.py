@@ -253,6 +253,55 @@ def test_durations_written_as_istio_writes_them_render_and_validate() -> None:
         validate_manifest(manifest)
 
 
+def test_the_circuit_breaking_task_renders_as_istio_writes_it() -> None:
+    # istio.io Circuit Breaking task: DestinationRule httpbin's trafficPolicy.
+    text = POLICIES.replace(
+        "connectionPool: {maxConnections: 50, maxPendingRequests: 5}",
+        "connectionPool: {maxConnections: 1, maxPendingRequests: 1, maxRequestsPerConnection: 1}",
+    ).replace(
+        "outlierDetection: {consecutive5xxErrors: 3, interval: 5s, baseEjectionTime: 1m, "
+        "maxEjectionPercent: 50}",
+        "outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 3m, "
+        "maxEjectionPercent: 100}",
+    )
+    objects = render_istio(sailplan.load_mesh_text(text))
+    policy = _find(objects, "DestinationRule", "reviews")["spec"]["trafficPolicy"]
+    assert policy["connectionPool"] == {
+        "tcp": {"maxConnections": 1},
+        "http": {"http1MaxPendingRequests": 1, "maxRequestsPerConnection": 1},
+    }
+    assert policy["outlierDetection"] == {
+        "consecutive5xxErrors": 1,
+        "interval": "1s",
+        "baseEjectionTime": "180s",
+        "maxEjectionPercent": 100,
+    }
+    for manifest in objects:
+        validate_manifest(manifest)
+
+
+def test_every_connection_pool_field_renders_to_its_istio_field() -> None:
+    pool = (
+        "connectionPool: {http2MaxRequests: 1000, maxRequestsPerConnection: 0, maxRetries: 3, "
+        "connectTimeout: 0.25s, idleTimeout: 1m30s}"
+    )
+    text = POLICIES.replace("connectionPool: {maxConnections: 50, maxPendingRequests: 5}", pool)
+    objects = render_istio(sailplan.load_mesh_text(text))
+    policy = _find(objects, "DestinationRule", "reviews")["spec"]["trafficPolicy"]
+    # No maxConnections and no pending queue given: Envoy's own limits stay.
+    assert policy["connectionPool"] == {
+        "tcp": {"connectTimeout": "0.25s"},
+        "http": {
+            "http2MaxRequests": 1000,
+            "maxRequestsPerConnection": 0,
+            "maxRetries": 3,
+            "idleTimeout": "90s",
+        },
+    }
+    for manifest in objects:
+        validate_manifest(manifest)
+
+
 def test_strict_mtls_with_the_builtin_plane_is_rejected() -> None:
     mesh = sailplan.load_mesh_text(POLICIES)
     with pytest.raises(sailplan.SpecError) as error:

@@ -40,3 +40,16 @@ def test_an_image_bump_changes_the_summary() -> None:
     before = summarize(sailplan.load_mesh_text(MESH), "m")
     after = summarize(sailplan.load_mesh_text(MESH.replace("r:2", "r:3")), "m")
     assert before != after
+
+
+def test_every_connection_pool_limit_is_in_the_summary() -> None:
+    pool = (
+        "connectionPool: {maxRequestsPerConnection: 1, http2MaxRequests: 50, connectTimeout: 0.25s}"
+    )
+    text = MESH.replace("connectionPool: {maxConnections: 100, maxPendingRequests: 10}", pool)
+    assert text != MESH
+    lines = summarize(sailplan.load_mesh_text(text), "m").splitlines()
+    assert (
+        "    policy: load balancer least-request, 1 request per connection, at most 50 requests "
+        "in flight, connect timeout 250ms, eject after 5 consecutive 5xx for 30s"
+    ) in lines

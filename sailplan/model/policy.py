@@ -72,12 +72,17 @@ class LoadBalancer(SpecModel):
 
 
 class ConnectionPool(SpecModel):
-    """Limits per caller: beyond them a request is answered 503 at once instead of queuing."""
+    """Limits per caller, with Istio's names: beyond them a request is answered 503 at once
+    instead of queuing. At least one field."""
 
-    max_connections: int = Field(
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    max_connections: int | None = Field(
+        default=None,
         ge=1,
         le=INT32_MAX,
-        description="The most connections open to the service at once, at least 1.",
+        description="The most connections open to the service at once, at least 1. "
+        "Default: no limit.",
         examples=[100],
         json_schema_extra=planes(
             istio="`connectionPool.tcp.maxConnections`.",
@@ -94,7 +99,7 @@ class ConnectionPool(SpecModel):
         json_schema_extra=planes(
             istio=(
                 "`connectionPool.http.http1MaxPendingRequests`; 0 is rendered as 1, since "
-                "Envoy reads 0 as no limit."
+                "Envoy reads 0 as no limit. Not rendered without `maxConnections` while 0."
             ),
             builtin=(
                 "Once a backend holds more than `maxConnections` plus this many connections, "
@@ -102,6 +107,109 @@ class ConnectionPool(SpecModel):
             ),
         ),
     )
+    http2_max_requests: int | None = Field(
+        default=None,
+        ge=1,
+        le=INT32_MAX,
+        description="The most requests in flight to the service at once, over any HTTP "
+        "version (Envoy's name notwithstanding), at least 1. Default: no limit.",
+        examples=[1000],
+        json_schema_extra=planes(
+            istio="`connectionPool.http.http2MaxRequests`.",
+            builtin=(
+                "Once a backend holds this many requests, the proxy answers 503 at once with "
+                "Envoy's overflow text."
+            ),
+        ),
+    )
+    max_requests_per_connection: int | None = Field(
+        default=None,
+        ge=0,
+        le=INT32_MAX,
+        description="How many requests one connection to an endpoint carries: 1 turns "
+        "keep-alive off, 0 means no limit (the Circuit Breaking task sets 1). Default: no limit.",
+        examples=[1],
+        json_schema_extra=planes(
+            istio="`connectionPool.http.maxRequestsPerConnection`.",
+            builtin=(
+                "1: `option http-server-close`, so each connection to an endpoint carries one "
+                "request (the caller's own connection stays alive); 0: nothing. `check` "
+                "refuses other values: HAProxy 2.6 cannot count requests per HTTP/1.1 "
+                "connection (`max-reuse` is not honoured for it)."
+            ),
+        ),
+    )
+    max_retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=INT32_MAX,
+        description="The most retries in flight to the service at once. Default: Istio's "
+        "(no limit).",
+        examples=[3],
+        json_schema_extra=planes(
+            istio="`connectionPool.http.maxRetries`.",
+            builtin=(
+                "Refused by `check`: HAProxy has no budget of concurrent retries; a route's "
+                "`retries.attempts` bounds the retries of each request."
+            ),
+        ),
+    )
+    connect_timeout: Duration | None = Field(
+        default=None,
+        description="How long opening a connection to an endpoint may take, as a duration. "
+        "Default: `10s` on istio, `5s` on builtin.",
+        examples=["250ms"],
+        json_schema_extra=planes(
+            istio="`connectionPool.tcp.connectTimeout`.",
+            builtin=(
+                "`timeout connect` of the service's backends; a failed connection is retried "
+                "once on another endpoint unless the route's retries say otherwise."
+            ),
+        ),
+    )
+    idle_timeout: Duration | None = Field(
+        default=None,
+        description="How long a connection to an endpoint may stay idle before it is closed, "
+        "as a duration. Default: Istio's `1h`.",
+        examples=["30s"],
+        json_schema_extra=planes(
+            istio=(
+                "`connectionPool.http.idleTimeout`; `connectionPool.tcp.idleTimeout` for a "
+                "tcp service."
+            ),
+            builtin=(
+                "Refused by `check`: HAProxy closes idle connections to servers by halves "
+                "every `pool-purge-delay`, not after a set idle time."
+            ),
+        ),
+    )
+
+    def limits(self) -> list[str]:
+        """The limits besides maxConnections and maxPendingRequests, in words, for summaries."""
+        phrases = []
+        per_connection = self.max_requests_per_connection
+        if per_connection is not None:
+            phrases.append(
+                "any number of requests per connection"
+                if per_connection == 0
+                else f"{per_connection} request{'' if per_connection == 1 else 's'} per connection"
+            )
+        if self.http2_max_requests is not None:
+            phrases.append(f"at most {self.http2_max_requests} requests in flight")
+        if self.max_retries is not None:
+            phrases.append(f"at most {self.max_retries} retries in flight")
+        if self.connect_timeout is not None:
+            phrases.append(f"connect timeout {self.connect_timeout}")
+        if self.idle_timeout is not None:
+            phrases.append(f"idle timeout {self.idle_timeout}")
+        return phrases
+
+    @model_validator(mode="after")
+    def _something_to_limit(self) -> ConnectionPool:
+        # Istio's webhook refuses an empty connectionPool too.
+        if not self.model_fields_set:
+            raise ValueError("a connection pool needs at least one field, such as maxConnections")
+        return self
 
 
 class OutlierDetection(SpecModel):
@@ -179,7 +287,10 @@ class Policy(SpecModel):
     connection_pool: ConnectionPool | None = Field(
         default=None,
         description="Connection limits per caller. Default: no limits.",
-        examples=[{"maxConnections": 100, "maxPendingRequests": 10}],
+        examples=[
+            {"maxConnections": 100, "maxPendingRequests": 10},
+            {"maxConnections": 1, "maxPendingRequests": 1, "maxRequestsPerConnection": 1},
+        ],
         json_schema_extra=planes(
             istio="`trafficPolicy.connectionPool`.",
             builtin="Per-endpoint `maxconn` and an immediate 503 when the backend is full.",
@@ -209,4 +320,34 @@ def builtin_policy_problems(
             reason = builtin_retry_problem(token)
             if reason is not None:
                 problems.append(Problem(f"{at}.routes[{index}].retries.on[{position}]", reason))
+    pool = policy.connection_pool if policy is not None else None
+    if pool is not None:
+        pool_at = f"{at}.policy.connectionPool"
+        if pool.max_requests_per_connection is not None and pool.max_requests_per_connection > 1:
+            problems.append(
+                Problem(
+                    f"{pool_at}.maxRequestsPerConnection",
+                    f"HAProxy cannot count requests per connection to an endpoint, so "
+                    f"{pool.max_requests_per_connection} cannot be honoured on the builtin data "
+                    "plane: use 1 (no keep-alive), 0 (no limit), or the istio data plane",
+                )
+            )
+        if pool.max_retries is not None:
+            problems.append(
+                Problem(
+                    f"{pool_at}.maxRetries",
+                    "HAProxy has no limit on retries in flight to a service, so the builtin data "
+                    "plane cannot honour maxRetries: remove it (a route's retries.attempts "
+                    "bounds each request's retries) or use the istio data plane",
+                )
+            )
+        if pool.idle_timeout is not None:
+            problems.append(
+                Problem(
+                    f"{pool_at}.idleTimeout",
+                    "HAProxy does not close a connection to an endpoint after a set idle time, "
+                    "so the builtin data plane cannot honour idleTimeout: remove it or use the "
+                    "istio data plane",
+                )
+            )
     return problems

@@ -12,6 +12,7 @@ from sailplan import constants as c
 from sailplan.model import Duration, Match, Mesh, Route, Service, StringMatch
 from sailplan.model.ingress import IngressRoute
 from sailplan.model.intersect import Inexpressible, intersect_lists
+from sailplan.model.policy import ConnectionPool
 from sailplan.render.kubernetes import mesh_labels, metadata, service_labels
 
 NETWORKING = "networking.istio.io/v1"
@@ -179,12 +180,7 @@ def _traffic_policy(service: Service) -> dict[str, Any]:
                 "consistentHash": {"httpHeaderName": policy.load_balancer.hash_header}
             }
     if policy.connection_pool is not None:
-        pool = policy.connection_pool
-        rendered["connectionPool"] = {
-            "tcp": {"maxConnections": pool.max_connections},
-            # Envoy reads 0 as "unset" (unlimited); 1 is the smallest queue it can express.
-            "http": {"http1MaxPendingRequests": max(pool.max_pending_requests, 1)},
-        }
+        rendered["connectionPool"] = _connection_pool(policy.connection_pool, service.protocol)
     if policy.outlier_detection is not None:
         outlier = policy.outlier_detection
         rendered["outlierDetection"] = {
@@ -193,6 +189,35 @@ def _traffic_policy(service: Service) -> dict[str, Any]:
             "baseEjectionTime": istio_duration(outlier.base_ejection_time),
             "maxEjectionPercent": outlier.max_ejection_percent,
         }
+    return rendered
+
+
+def _connection_pool(pool: ConnectionPool, protocol: str) -> dict[str, Any]:
+    """Istio's tcp and http settings; each group only when it has a field."""
+    tcp: dict[str, Any] = {}
+    http: dict[str, Any] = {}
+    if pool.max_connections is not None:
+        tcp["maxConnections"] = pool.max_connections
+    if pool.connect_timeout is not None:
+        tcp["connectTimeout"] = istio_duration(pool.connect_timeout)
+    if pool.max_connections is not None or pool.max_pending_requests > 0:
+        # Envoy reads 0 as "unset" (unlimited); 1 is the smallest queue it can express.
+        http["http1MaxPendingRequests"] = max(pool.max_pending_requests, 1)
+    if pool.http2_max_requests is not None:
+        http["http2MaxRequests"] = pool.http2_max_requests
+    if pool.max_requests_per_connection is not None:
+        http["maxRequestsPerConnection"] = pool.max_requests_per_connection
+    if pool.max_retries is not None:
+        http["maxRetries"] = pool.max_retries
+    if pool.idle_timeout is not None:
+        # A tcp service has no HTTP pool: its connections' idle time is the tcp setting.
+        idle = tcp if protocol == "tcp" else http
+        idle["idleTimeout"] = istio_duration(pool.idle_timeout)
+    rendered: dict[str, Any] = {}
+    if tcp:
+        rendered["tcp"] = tcp
+    if http:
+        rendered["http"] = http
     return rendered
 
 

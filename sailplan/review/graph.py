@@ -78,10 +78,12 @@ def _service_node(name: str, service: Service) -> Node:
         lines.append(f"load balancer {words.value_text(policy.load_balancer.to_dict())}")
     if policy and policy.connection_pool:
         pool = policy.connection_pool
-        lines.append(
-            f"circuit breaker: {pool.max_connections} connections, "
-            f"{pool.max_pending_requests} pending"
-        )
+        limits = pool.limits()
+        if pool.max_connections is not None:
+            limits.insert(
+                0, f"{pool.max_connections} connections, {pool.max_pending_requests} pending"
+            )
+        lines.append(f"circuit breaker: {', '.join(limits)}")
     if policy and policy.outlier_detection:
         outlier = policy.outlier_detection
         lines.append(

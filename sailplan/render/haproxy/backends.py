@@ -4,6 +4,7 @@ connection pool and outlier detection."""
 from __future__ import annotations
 
 from sailplan.model import Route, Service
+from sailplan.model.policy import ConnectionPool
 from sailplan.model.route import RETRY_STATUS_CODES
 
 from .context import Context, Writer
@@ -83,21 +84,40 @@ def _pool_lines(service: Service) -> list[str]:
         elif lb.hash_header is not None:
             lines += [f"balance hdr({bare(lb.hash_header)})", "hash-type consistent"]
     if policy is not None and policy.connection_pool is not None:
+        lines += _connection_pool_lines(policy.connection_pool)
+    return lines
+
+
+def _overflow_if(condition: str) -> str:
+    return f"http-request return status 503 content-type text/plain string {quote(OVERFLOW_BODY)} if {condition}"
+
+
+def _connection_pool_lines(pool: ConnectionPool) -> list[str]:
+    """What HAProxy can honour of Istio's connectionPool; check refuses the rest on builtin."""
+    lines = []
+    if pool.max_connections is not None:
         # Envoy answers at once when the pool and its pending queue are full; maxqueue alone
         # would only redispatch, so check the queue explicitly.
-        pending = policy.connection_pool.max_pending_requests
-        full = f"{{ be_conn() gt {policy.connection_pool.max_connections + pending} }}"
-        lines.append(
-            f"http-request return status 503 content-type text/plain string {quote(OVERFLOW_BODY)} if {full}"
-        )
+        full = pool.max_connections + pool.max_pending_requests
+        lines.append(_overflow_if(f"{{ be_conn() gt {full} }}"))
+    if pool.http2_max_requests is not None:
+        # be_conn() counts this request too: the one past the limit is answered 503, as Envoy
+        # answers a request over max_requests without queuing it.
+        lines.append(_overflow_if(f"{{ be_conn() gt {pool.http2_max_requests} }}"))
+    if pool.max_requests_per_connection == 1:
+        # Each connection to an endpoint carries one request; the caller's stays alive.
+        lines.append("option http-server-close")
+    if pool.connect_timeout is not None:
+        lines.append(f"timeout connect {pool.connect_timeout.ms}ms")
     return lines
 
 
 def _server_options(service: Service) -> str:
     options = []
     policy = service.policy
-    if policy is not None and policy.connection_pool is not None:
-        options.append(f"maxconn {policy.connection_pool.max_connections}")
+    pool = policy.connection_pool if policy is not None else None
+    if pool is not None and pool.max_connections is not None:
+        options.append(f"maxconn {pool.max_connections}")
     if policy is not None and policy.outlier_detection is not None:
         outlier = policy.outlier_detection
         # A server is marked down after N consecutive 5xx seen on live traffic (HAProxy
