@@ -72,7 +72,10 @@ def _backend_lines(routes: list[dict[str, Any]], policy: dict[str, Any] | None =
 @pytest.mark.parametrize(
     ("on", "keywords"),
     [
-        (["5xx"], "500 501 502 503 504 conn-failure empty-response response-timeout"),
+        (
+            ["5xx"],
+            "500 501 502 503 504 conn-failure empty-response junk-response response-timeout",
+        ),
         (["gateway-error"], "502 503 504"),
         (["reset"], "conn-failure empty-response junk-response response-timeout"),
         (["reset-before-request"], "conn-failure"),
@@ -83,7 +86,7 @@ def _backend_lines(routes: list[dict[str, Any]], policy: dict[str, Any] | None =
         (["http3-post-connect-failure"], "none"),
         (
             ["5xx", "503", "reset"],
-            "500 501 502 503 504 conn-failure empty-response response-timeout junk-response",
+            "500 501 502 503 504 conn-failure empty-response junk-response response-timeout",
         ),
     ],
 )

@@ -225,7 +225,8 @@ class Retries(SpecModel):
             istio="`retries.retryOn`, comma-separated.",
             builtin=(
                 "HAProxy `retry-on` keywords with Envoy's meaning of each condition: `5xx` is"
-                " 500-504, failed connections, empty answers and answer timeouts;"
+                " 500-504 (HAProxy cannot retry 505-599), failed connections, empty or broken"
+                " answers and answer timeouts;"
                 " `gateway-error` 502-504; `reset` empty or broken answers and answer timeouts;"
                 " `connect-failure` and `reset-before-request` a connection that failed before"
                 " the request was sent; status codes 401, 403, 404, 408, 425 and 500-504."

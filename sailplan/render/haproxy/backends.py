@@ -13,7 +13,9 @@ from .globals import OVERFLOW_BODY
 from .quoting import bare, ident, quote
 
 # HAProxy 2.6 retry-on keywords for each condition of the spec, with Envoy's meaning of each.
-# Envoy's `reset` covers any reset before an answer, failed connections included. An empty tuple:
+# Envoy's `reset` covers any reset before an answer (a broken answer is a protocol error, so a
+# reset), failed connections included; `5xx` covers resets too, and 5xx answers, of which HAProxy
+# can retry 500-504 only. An empty tuple:
 # nothing HAProxy could retry, as for Envoy to an HTTP/1.1 app (no stream is refused, no HTTP/3
 # is spoken; `retriable-status-codes` only says the listed codes are retried). Conditions
 # missing here are refused by `check` on the builtin plane (model/route.py).
@@ -26,6 +28,7 @@ _RETRY_ON: dict[str, tuple[str, ...]] = {
         "504",
         "conn-failure",
         "empty-response",
+        "junk-response",
         "response-timeout",
     ),
     "gateway-error": ("502", "503", "504"),
