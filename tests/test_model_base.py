@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import re
 
 import pytest
 
 from sailplan.model import Duration
+from sailplan.reference import mesh_json_schema
 
 
 @pytest.mark.parametrize(
@@ -98,3 +101,19 @@ def test_durations_order_and_convert() -> None:
     assert Duration(1500).seconds == 1.5
     with pytest.raises(ValueError, match="is too short: a duration must be at least 1ms"):
         Duration.parse("0ms")
+
+
+def test_durations_are_immutable_values_that_copy() -> None:
+    duration = Duration(1500)
+    with pytest.raises(AttributeError):
+        duration.ms = 2  # type: ignore[misc]
+    assert copy.deepcopy(duration) == duration == Duration.parse("1.5s")
+    assert pickle.loads(pickle.dumps(duration)) == duration
+    assert {Duration(1000), Duration.parse("1s")} == {Duration(1000)}
+    assert sorted([Duration(2), Duration(1)]) == [Duration(1), Duration(2)]
+
+
+def test_duration_defaults_read_as_durations_in_the_json_schema() -> None:
+    # A dataclass default would be written as {"ms": 10000}.
+    interval = mesh_json_schema()["$defs"]["OutlierDetection"]["properties"]["interval"]
+    assert interval["default"] == "10s"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from fractions import Fraction
+from functools import total_ordering
 from typing import Annotated, Any
 
 from pydantic import (
@@ -202,12 +202,42 @@ def _rounded(ms: Fraction) -> str:
     return str(Duration(max(1, round(ms))))
 
 
-@dataclass(frozen=True, order=True)
+@total_ordering
 class Duration:
     """A whole number of milliseconds, written as Go and Istio write durations in a mesh file:
-    `500ms`, `0.5s`, `1m30s`, `2h`. Printed as one whole number and unit (`1500ms`, `90s`)."""
+    `500ms`, `0.5s`, `1m30s`, `2h`. Printed as one whole number and unit (`1500ms`, `90s`).
 
+    Immutable and ordered, but not a dataclass: pydantic writes a dataclass default into the JSON
+    Schema as a mapping (`{"ms": 10000}`), where a duration default must read `10s`."""
+
+    __slots__ = ("ms",)
     ms: int
+
+    def __init__(self, ms: int) -> None:
+        object.__setattr__(self, "ms", ms)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Duration is immutable: cannot set {name}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Duration):
+            return NotImplemented
+        return self.ms == other.ms
+
+    def __lt__(self, other: Duration) -> bool:
+        if not isinstance(other, Duration):
+            return NotImplemented
+        return self.ms < other.ms
+
+    def __hash__(self) -> int:
+        return hash(self.ms)
+
+    def __repr__(self) -> str:
+        return f"Duration(ms={self.ms})"
+
+    def __reduce__(self) -> tuple[type[Duration], tuple[int]]:
+        # copy, deepcopy and pickle rebuild it through __init__, not by setting the slot.
+        return (Duration, (self.ms,))
 
     @classmethod
     def parse(cls, text: str) -> Duration:
