@@ -21,6 +21,7 @@ from pydantic_core import core_schema
 
 from sailplan.model import Mesh
 from sailplan.model.base import DATA_PLANES_KEY, DURATION_PATTERN
+from sailplan.model.route import COMMA_SEPARATED_KEY
 
 SCHEMA_FILE = Path(__file__).parent / "mesh.schema.json"
 # Where `make docs` writes the reference in a checkout (docs/ is not part of the package).
@@ -158,6 +159,9 @@ def type_text(schema: dict[str, Any]) -> str:
         parts = [
             {**part, **bounds} if "type" in part else part for part in _not_null(schema["anyOf"])
         ]
+        listed = [part for part in parts if not part.get(COMMA_SEPARATED_KEY)]
+        if len(parts) == 2 and len(listed) == 1:
+            return f"{type_text(listed[0])}, or one string of them comma-separated"
         if len(parts) == 2 and parts[1].get("items") == parts[0]:
             return f"{type_text(parts[0])}, or a list of them{_count(parts[1], 'items')}"
         return " or ".join(type_text(part) for part in parts)

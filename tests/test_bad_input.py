@@ -339,6 +339,30 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         [],
     ),
     (
+        "retry conditions as Istio writes retryOn",
+        {f"{R0}.retries": {"attempts": 3, "on": "gateway-error,connect-failure,refused-stream"}},
+        [],
+    ),
+    (
+        "one retry condition as a string",
+        {f"{R0}.retries": {"attempts": 3, "on": "refused-stream"}},
+        [],
+    ),
+    (
+        "unknown retry condition comma-separated",
+        {f"{R0}.retries": {"attempts": 2, "on": "5xx,timeouts"}},
+        [
+            f"{R0}.retries.on: 'timeouts' is not a retry condition: use 5xx, gateway-error, reset, reset-before-request, connect-failure, retriable-4xx, refused-stream, retriable-status-codes, retriable-headers, envoy-ratelimited, http3-post-connect-failure, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable or an HTTP status code such as 503"
+        ],
+    ),
+    (
+        "comma-separated retry conditions HAProxy cannot honour on builtin",
+        {f"{R0}.retries": {"attempts": 2, "on": "5xx,cancelled"}},
+        [
+            f"{R0}.retries.on[1]: cancelled retries on a gRPC status read from the answer's trailers, which HAProxy cannot do: use the istio data plane, or conditions the builtin data plane honours"
+        ],
+    ),
+    (
         "retry conditions HAProxy cannot honour on builtin",
         {f"{R0}.retries": {"attempts": 2, "on": ["unavailable", "retriable-4xx", "429"]}},
         [

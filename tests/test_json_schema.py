@@ -42,6 +42,7 @@ NOT_EXPRESSIBLE = {
     # What the builtin plane cannot honour depends on dataPlane.
     "retry conditions HAProxy cannot honour on builtin",
     "retry headers and rate limits on builtin",
+    "comma-separated retry conditions HAProxy cannot honour on builtin",
     "connection pool HAProxy cannot honour on builtin",
     # JSON Schema counts 2.0 as an integer; pydantic's strict mode does not.
     "replicas float",

@@ -75,3 +75,15 @@ def test_the_builtin_plane_refuses_exactly_what_haproxy_cannot_retry_on() -> Non
     }
     codes = {code for code in HTTP_STATUS_CODES if builtin_retry_problem(str(code)) is None}
     assert codes == set(RETRY_STATUS_CODES)
+
+
+def test_retry_conditions_may_be_written_as_istio_writes_retry_on() -> None:
+    # Istio's VirtualService reference: `retryOn: gateway-error,connect-failure,refused-stream`.
+    retries = Retries.model_validate(
+        {"attempts": 3, "on": "gateway-error,connect-failure,refused-stream"}
+    )
+    assert retries.conditions == ("gateway-error", "connect-failure", "refused-stream")
+    assert Retries.model_validate({"attempts": 1, "on": "refused-stream"}).conditions == (
+        "refused-stream",
+    )
+    assert retries.to_dict()["on"] == ["gateway-error", "connect-failure", "refused-stream"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 from pydantic import (
     BeforeValidator,
@@ -57,6 +58,35 @@ HTTP_STATUS_CODES = (
 # HAProxy 2.6 `retry-on` retries on these status codes only.
 RETRY_STATUS_CODES = (401, 403, 404, 408, 425, 500, 501, 502, 503, 504)
 _RETRY_TOKENS = RETRY_CONDITIONS + tuple(map(str, HTTP_STATUS_CODES))
+_TOKEN = "|".join(map(re.escape, _RETRY_TOKENS))
+# The JSON Schema key that marks Istio's comma-separated form, for the spec reference's words.
+COMMA_SEPARATED_KEY = "x-comma-separated"
+
+
+def _comma_separated(value: Any) -> Any:
+    # Istio writes `retryOn: gateway-error,connect-failure,refused-stream`; one string is read
+    # as that list, so a single condition (`on: refused-stream`) is a list of one.
+    if isinstance(value, str):
+        return tuple(token.strip() for token in value.split(","))
+    return value
+
+
+RetryOn = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_comma_separated),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"enum": list(_RETRY_TOKENS)}},
+                {
+                    "type": "string",
+                    "pattern": rf"^\s*(?:{_TOKEN})(?:\s*,\s*(?:{_TOKEN}))*\s*$",
+                    COMMA_SEPARATED_KEY: True,
+                },
+            ]
+        }
+    ),
+]
 _GRPC = "retries on a gRPC status read from the answer's trailers, which HAProxy cannot do"
 # Conditions HAProxy cannot retry on, and why: refused on the builtin plane, never ignored.
 BUILTIN_UNSUPPORTED_RETRIES = {
@@ -207,7 +237,7 @@ class Retries(SpecModel):
             ),
         ),
     )
-    on: tuple[Annotated[str, WithJsonSchema({"enum": list(_RETRY_TOKENS)})], ...] | None = Field(
+    on: RetryOn | None = Field(
         default=None,
         # Strict tuples take only Python tuples; YAML gives a list. The items stay strict text.
         strict=False,
@@ -215,7 +245,8 @@ class Retries(SpecModel):
         "`gateway-error`, `reset`, `reset-before-request`, `connect-failure`, `retriable-4xx`, "
         "`refused-stream`, `retriable-status-codes`, `retriable-headers`, `envoy-ratelimited`, "
         "`http3-post-connect-failure`, and the gRPC `cancelled`, `deadline-exceeded`, "
-        "`internal`, `resource-exhausted`, `unavailable`) or an HTTP status code such as `503`. "
+        "`internal`, `resource-exhausted`, `unavailable`) or an HTTP status code such as `503`; "
+        "a list, or one string comma-separated as Istio writes `retryOn`. "
         "Default: `5xx` and `connect-failure`.",
         examples=[
             ["5xx", "connect-failure"],
