@@ -372,3 +372,16 @@ def test_the_ingress_cannot_route_to_a_tcp_service() -> None:
         "ingress.routes[0].service: 'db' speaks tcp, and the ingress routes HTTP requests; "
         "point the ingress at an http or grpc service"
     ]
+
+
+def test_a_tcp_service_idle_timeout_is_the_tcp_pool_setting() -> None:
+    text = TCP.replace(
+        "versions: {v1: {image: redis:7}}",
+        "versions: {v1: {image: redis:7}}\n"
+        "    policy: {connectionPool: {maxConnections: 10, connectTimeout: 2s, idleTimeout: 10m}}",
+    )
+    objects = render_istio(sailplan.load_mesh_text(text))
+    pool = _find(objects, "DestinationRule", "cache")["spec"]["trafficPolicy"]["connectionPool"]
+    assert pool["tcp"] == {"maxConnections": 10, "connectTimeout": "2s", "idleTimeout": "600s"}
+    for manifest in objects:
+        validate_manifest(manifest)
