@@ -175,6 +175,32 @@ SCENARIOS = [
         ],
     ),
     Scenario(
+        # Istio's VirtualService reference, with Istio's durations: gateway-error retries 503.
+        "retries-as-istio-writes-retry-on",
+        mesh(
+            [
+                {
+                    "to": "v1",
+                    "retries": {
+                        "attempts": 3,
+                        "perTryTimeout": "0.5s",
+                        "on": "gateway-error,connect-failure,refused-stream",
+                    },
+                }
+            ]
+        ),
+        [
+            (Send("/flaky/2"), Expect({V1: 1.0})),
+            (Send("/flaky/9"), Expect({"503 service1/v1": 1.0})),
+        ],
+    ),
+    Scenario(
+        # A refused HTTP/2 stream never comes from an HTTP/1.1 app: a 503 is not retried.
+        "retries-on-refused-stream-only",
+        mesh([{"to": "v1", "retries": {"attempts": 3, "on": "refused-stream"}}]),
+        [(Send("/flaky/1"), Expect({"503 service1/v1": 1.0}))],
+    ),
+    Scenario(
         "experiment-fault-delay-abort",
         mesh(
             [
