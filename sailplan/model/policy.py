@@ -103,7 +103,8 @@ class ConnectionPool(SpecModel):
             ),
             builtin=(
                 "Once a backend holds more than `maxConnections` plus this many connections, "
-                "the proxy answers 503 at once with Envoy's overflow text."
+                "the proxy answers 503 at once with Envoy's overflow text. Without "
+                "`maxConnections` no request waits for a connection, so there is nothing to limit."
             ),
         ),
     )
