@@ -8,6 +8,7 @@ from sailplan.model import Route, Service
 from .context import Context, Writer
 from .endpoints import servers
 from .globals import OVERFLOW_BODY
+from .observability import ALL_VERSIONS_ROUTE, backend_lines, flag, route_label
 from .quoting import bare, ident, quote
 
 # HAProxy 2.6 retry-on keywords for each condition of the spec (Envoy's meaning of each).
@@ -29,8 +30,9 @@ _RETRY_ON = {
 _BALANCE = {"round-robin": "roundrobin", "random": "random", "least-request": "leastconn"}
 
 
-def route_backend(service_name: str, route_index: int, version: str) -> str:
-    return ident(service_name, f"r{route_index}", version)
+def route_backend(service_name: str, service: Service, route_index: int, version: str) -> str:
+    """`<service>__<route name>__<version>`: what metrics and the access log call it."""
+    return ident(service_name, route_label(service, route_index), version)
 
 
 def all_versions_backend(service_name: str) -> str:
@@ -46,7 +48,7 @@ def backend_choice(ctx: Context, service_name: str, *, guarded: bool = False) ->
         weights = [(v, w) for v, w in route.weights.items() if w > 0]
         bound = 0
         for position, (version, weight) in enumerate(weights):
-            backend = route_backend(service_name, index, version)
+            backend = route_backend(service_name, service, index, version)
             if position == len(weights) - 1:
                 lines.append(f"use_backend {backend} if {on_route}")
             else:
@@ -78,7 +80,8 @@ def _pool_lines(service: Service) -> list[str]:
         pending = policy.connection_pool.max_pending_requests
         full = f"{{ be_conn() gt {policy.connection_pool.max_connections + pending} }}"
         lines.append(
-            f"http-request return status 503 content-type text/plain string {quote(OVERFLOW_BODY)} if {full}"
+            f"http-request return status 503 content-type text/plain string {quote(OVERFLOW_BODY)}"
+            f"{flag('UO')} if {full}"
         )
     return lines
 
@@ -112,12 +115,13 @@ def backends(ctx: Context, out: Writer, service_name: str) -> None:
                 continue
             body = [*_pool_lines(service), *_attempt_lines(route)]
             body += servers(ctx, service_name, version, options)
+            body = [*backend_lines(route_label(service, index), version), *body]
             out.section(
-                f"backend {route_backend(service_name, index, version)}",
+                f"backend {route_backend(service_name, service, index, version)}",
                 *body,
                 comment=f"services.{service_name}.routes[{index}] -> {version}",
             )
-    body = list(_pool_lines(service))
+    body = [*backend_lines(ALL_VERSIONS_ROUTE, None), *_pool_lines(service)]
     for version in sorted(service.versions):
         body += servers(ctx, service_name, version, options)
     out.section(
