@@ -19,6 +19,7 @@ import pytest
 import yaml
 from proxy_support import Backend, backends, free_port, many, request, running_haproxy
 from sandbox_support import MESHES, SandboxProcess, runnable_copy
+from schema_support import validate_manifest
 
 import sailplan
 from sailplan.render.haproxy import (
@@ -405,3 +406,20 @@ def test_builtin_pods_and_the_gateway_carry_prometheus_scrape_annotations() -> N
             "prometheus.io/port": "15020",
             "prometheus.io/scrape": "true",
         }, deployment["metadata"]["name"]
+
+
+def test_istio_access_log_is_a_telemetry_resource_when_asked() -> None:
+    spec = yaml.safe_load((MESHES / "header-match.yaml").read_text())
+    asked = sailplan.load_mesh_text(yaml.safe_dump({**spec, "accessLog": True}))
+    telemetry = [m for m in render_manifests(asked, "istio") if m["kind"] == "Telemetry"]
+    assert len(telemetry) == 1
+    assert telemetry[0]["apiVersion"] == "telemetry.istio.io/v1"
+    assert telemetry[0]["metadata"]["name"] == "header-match-access-log"
+    assert telemetry[0]["metadata"]["namespace"] == "header-match"
+    assert telemetry[0]["spec"] == {"accessLogging": [{"providers": [{"name": "envoy"}]}]}
+    validate_manifest(telemetry[0])
+    assert render_manifests(asked, "istio")[-1] == telemetry[0]
+    default = sailplan.load_mesh_text(yaml.safe_dump(spec))
+    assert not [m for m in render_manifests(default, "istio") if m["kind"] == "Telemetry"]
+    # builtin proxies log either way: the field changes nothing there.
+    assert render_manifests(asked, "builtin") == render_manifests(default, "builtin")
