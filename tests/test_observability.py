@@ -156,6 +156,13 @@ def test_response_flags_of_the_proxys_own_answers(tmp_path: Path) -> None:
             {"name": "abort", "match": {"path": {"prefix": "/abort"}}, "to": "v1"}
             | {"fault": {"abort": {"status": 418, "percent": 100}}},
             {
+                "name": "late",
+                "match": {"headers": {"x-late": "1"}},
+                "to": "v1",
+                "timeout": "300ms",
+                "fault": {"delay": {"fixed": "50ms", "percent": 100}},
+            },
+            {
                 "name": "slow",
                 "match": {"path": {"prefix": "/sleep"}},
                 "to": "v1",
@@ -163,6 +170,8 @@ def test_response_flags_of_the_proxys_own_answers(tmp_path: Path) -> None:
             },
             {"name": "refused", "match": {"path": {"prefix": "/refused"}}, "to": "v2"},
             {"name": "empty", "match": {"path": {"prefix": "/empty"}}, "to": "v3"},
+            {"match": {"path": {"prefix": "/delayed"}}, "to": "v1"}
+            | {"fault": {"delay": {"fixed": "50ms", "percent": 100}}},
             {"to": "v1"},
         ],
         # Overflow is counted per (route, version) backend (issue 12, D11).
@@ -176,19 +185,24 @@ def test_response_flags_of_the_proxys_own_answers(tmp_path: Path) -> None:
                 for path in ("/abort", "/sleep/1000", "/refused", "/empty", "/ok")
             ]
             assert answers == [418, 504, 503, 503, 200]
+            late = request(ports.outbound, "/sleep/1000", headers={"x-late": "1"})
+            delayed = request(ports.outbound, "/delayed")
+            assert (late.status, delayed.status) == (504, 200)
             burst = many(6, lambda: request(ports.outbound, "/sleep/250"), concurrency=6)
             overflowed = sum(1 for r in burst if r.status == 503)
             assert overflowed >= 1
-            lines = access_lines(tmp_path, 11)
+            lines = access_lines(tmp_path, 13)
     flags = [(line["route_name"], line["response_code"], line["response_flags"]) for line in lines]
-    assert flags[:5] == [
+    assert flags[:7] == [
         ("abort", 418, "FI"),
         ("slow", 504, "UT"),
         ("refused", 503, "UF"),
         ("empty", 503, "UH"),
-        ("route-4", 200, "-"),
+        ("route-6", 200, "-"),
+        ("late", 504, "DI,UT"),
+        ("route-5", 200, "DI"),
     ]
-    assert sorted(flags[5:]) == sorted(
+    assert sorted(flags[7:]) == sorted(
         [("slow", 503, "UO")] * overflowed + [("slow", 200, "-")] * (6 - overflowed)
     )
 
@@ -296,8 +310,8 @@ def test_a_large_mesh_logs_once_per_request_with_the_callers_address(tmp_path: P
         seen = [headers for _, _, headers in started["v1"].requests]
     assert len(lines) == 2
     assert [(ln["proxy"], ln["route_name"], ln["path"]) for ln in lines] == [
-        ("service1__routes", "main", "/one"),
-        ("service1__routes", "main", "/two"),
+        ("outbound", "main", "/one"),
+        ("outbound", "main", "/two"),
     ]
     assert all(ln["downstream_remote_address"].startswith("127.0.0.1:") for ln in lines)
     assert lines[0]["request_id"] == "r1"

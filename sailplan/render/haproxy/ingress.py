@@ -16,7 +16,7 @@ from .routing import dispatch_lines, service_frontends
 def ingress(ctx: Context, out: Writer, listen_port: int) -> None:
     assert ctx.mesh.ingress is not None
     spec = ctx.mesh.ingress
-    body = [f"bind {ctx.ports.bind_address}:{listen_port}", *frontend_lines()]
+    body = [f"bind {ctx.ports.bind_address}:{listen_port}", *frontend_lines("ingress")]
     if "*" not in spec.hosts:
         body.append("http-request set-var(txn.host) req.hdr(host),field(1,:),lower")
         allowed = []

@@ -4,8 +4,9 @@ its series with them).
 
 Field names follow Istio's JSON access log (Envoy's command operators in snake case), so one log
 pipeline reads both planes; `version`, `retries` and `proxy` are ours. `response_flags` uses
-Envoy's short flags: FI (fault abort), UO (connection pool overflow), NR (no route), UT (upstream
-request timeout), UF (upstream connection failure), UH (no healthy upstream); `-` when none.
+Envoy's short flags: DI (fault delay), FI (fault abort), UO (connection pool overflow), NR (no
+route), UT (upstream request timeout), UF (upstream connection failure), UH (no healthy upstream),
+comma-separated as Envoy writes them (`DI,UT`); `-` when none.
 
 Rules here run in every frontend that logs (outbound, inbound, ingress, and past
 FLAT_SERVICE_LIMIT services the per-service routing frontends, which log instead of the
@@ -47,22 +48,24 @@ _FIELDS = (
     # A string: HAProxy writes `+N` when the last attempt was redispatched to another server.
     ("retries", '"%rc"'),
     ("request_id", '"%[var(txn.log_request_id),json(utf8s)]"'),
-    ("proxy", '"%f"'),
+    ("proxy", '"{proxy}"'),
 )
 ACCESS_LOG_FIELDS = tuple(name for name, _ in _FIELDS)
 
 
-def log_format() -> str:
-    """The `log-format` argument: one JSON object per request, without spaces, so it is one word."""
-    return "'{" + ",".join(f'"{name}":{value}' for name, value in _FIELDS) + "}'"
+def log_format(proxy: str) -> str:
+    """The `log-format` argument: one JSON object per request, without spaces, so it is one word.
+    `proxy` is `outbound`, `inbound` or `ingress`, also in the routing frontends behind a hop."""
+    fields = ",".join(f'"{name}":{value.replace("{proxy}", proxy)}' for name, value in _FIELDS)
+    return "'{" + fields + "}'"
 
 
-def frontend_lines(*, caller_from_header: bool = False) -> list[str]:
+def frontend_lines(proxy: str, *, caller_from_header: bool = False) -> list[str]:
     """The first lines of a logging frontend: its log format, the request's parts remembered for
     the log line, an id for the request when it has none (Envoy's `x-request-id` behaviour), the
     response flag. Per frontend, not in `defaults`: the health and admin frontends log nothing."""
     return [
-        f"log-format {log_format()}",
+        f"log-format {log_format(proxy)}",
         *_request_lines(caller_from_header),
         *_response_lines(),
     ]
@@ -112,7 +115,14 @@ def _response_lines() -> list[str]:
         "http-after-response set-var(txn.log_flags) str(UF) "
         f"if {{ status 503 }} {proxy_answer} {{ srv_name -m found }}",
         f"http-after-response set-var(txn.log_flags) str(UH) if {{ status 503 }} {proxy_answer}",
+        # mesh.lua's delay action sets txn.log_delayed.
+        "http-after-response set-var-fmt(txn.log_flags) DI,%[var(txn.log_flags)] "
+        f"if {_DELAYED} {{ var(txn.log_flags) -m found }}",
+        f"http-after-response set-var(txn.log_flags) str(DI) if {_DELAYED} {no_flag}",
     ]
+
+
+_DELAYED = "{ var(txn.log_delayed) -m found }"
 
 
 def flag(name: str) -> str:

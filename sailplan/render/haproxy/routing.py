@@ -20,6 +20,8 @@ from .observability import backend_lines, flag, frontend_lines, hop_lines, route
 from .quoting import acl_name, bare, quote
 
 HOP_SUFFIX = "__hop"
+# The tag of a per-service routing frontend's socket -> the proxy its log lines name.
+PROXY_NAMES = {"o": "outbound", "g": "ingress"}
 
 
 def service_routing(ctx: Context, service_name: str, *, guarded: bool = False) -> list[str]:
@@ -139,7 +141,7 @@ def service_frontends(ctx: Context, out: Writer, service_names: Sequence[str], t
             out.section(
                 f"frontend {service_name}__routes",
                 f"bind {socket} mode 600",
-                *frontend_lines(caller_from_header=True),
+                *frontend_lines(PROXY_NAMES[tag], caller_from_header=True),
                 *routing_rules(ctx, [service_name], guarded=False),
             )
         backends(ctx, out, service_name)
@@ -151,7 +153,7 @@ def inbound(ctx: Context, out: Writer, app_port: int) -> None:
     out.section(
         "frontend inbound",
         f"bind {bind}:{ctx.ports.inbound}",
-        *frontend_lines(),
+        *frontend_lines("inbound"),
         "default_backend inbound_app",
     )
     out.section(
@@ -171,7 +173,7 @@ def outbound(ctx: Context, out: Writer, passthrough: Passthrough) -> None:
         # An explicit proxy receives `GET http://host/path`; apps expect origin form.
         body.append("http-request set-uri %[pathq] if { url_reg ^[a-zA-Z][a-zA-Z0-9+.-]*:// }")
     body += [
-        *frontend_lines(),
+        *frontend_lines("outbound"),
         "http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
         f"http-request set-var(txn.svc) var(txn.host),map_str({ctx.config_dir}/hosts.map)",
         *dispatch_lines(ctx, ctx.http_services()),
