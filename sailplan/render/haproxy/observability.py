@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from sailplan.model import Service
 
+from .quoting import bare
+
 # Set on the proxy's own answers (`http-request return`) to name their flag; never reaches the
 # client and cannot be set by an app (removed from every upstream response).
 FLAG_HEADER = "x-sailplan-flag"
@@ -133,13 +135,13 @@ def flag(name: str) -> str:
 def backend_lines(route: str, version: str | None, condition: str = "") -> list[str]:
     """In a backend (or under `condition`): the route and version its log lines name."""
     when = f" if {condition}" if condition else ""
-    lines = [f"http-request set-var(txn.log_route) str({route}){when}"]
+    lines = [f"http-request set-var(txn.log_route) str({bare(route)}){when}"]
     if version is not None:
-        lines.append(f"http-request set-var(txn.log_version) str({version})")
+        lines.append(f"http-request set-var(txn.log_version) str({bare(version)})")
     return lines
 
 
-# Istio names a VirtualService rule without a `name` so; the gateway's rule of every version.
+# What Istio's VirtualService calls the rule that sends requests no route matched to every version.
 ALL_VERSIONS_ROUTE = "all-versions"
 
 
