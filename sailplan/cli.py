@@ -113,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
         "--watch", action="store_true", help="reload the sidecars when the file changes"
     )
     sandbox.add_argument("--quiet", action="store_true", help="do not stream the processes' logs")
+    sandbox.add_argument(
+        "--access-log",
+        action="store_true",
+        help="also print the proxies' access log: one JSON line per request (even with --quiet)",
+    )
 
     traffic = commands.add_parser("traffic", help="send requests and tabulate the outcomes")
     traffic.add_argument("url", help="where to send the requests")

@@ -55,14 +55,17 @@ def test_static_endpoints_become_servers_per_version() -> None:
         sailplan.load_mesh(DEMO_MESH), "service2", "v1", endpoints=STATIC
     ).haproxy_cfg
     assert (
-        "backend service1__r0__v2\n    retries 1\n    retry-on conn-failure\n    server v2-0 127.0.0.1:9002\n    server v2-1 127.0.0.1:9003\n"
+        "backend service1__canary__v2\n"
+        "    http-request set-var(txn.log_route) str(canary)\n"
+        "    http-request set-var(txn.log_version) str(v2)\n"
+        "    retries 1\n    retry-on conn-failure\n    server v2-0 127.0.0.1:9002\n    server v2-1 127.0.0.1:9003\n"
         in cfg
     )
     assert (
-        "use_backend service1__r0__v1 if { var(txn.route) -m str service1.0 } { var(txn.draw) -m int lt 80 }"
+        "use_backend service1__canary__v1 if { var(txn.route) -m str service1.0 } { var(txn.draw) -m int lt 80 }"
         in cfg
     )
-    assert "use_backend service1__r0__v2 if { var(txn.route) -m str service1.0 }" in cfg
+    assert "use_backend service1__canary__v2 if { var(txn.route) -m str service1.0 }" in cfg
 
 
 def test_dns_endpoints_use_full_names_and_the_cluster_resolver() -> None:

@@ -209,7 +209,7 @@ def test_an_invalid_mesh_starts_nothing(tmp_path: Path) -> None:
     time.sleep(0.2)
     assert sandbox.lines == [
         f"error: 1 problem in {path}:",
-        "  line 24: services.service1.routes[0].split: weights add up to 90, they must add up to 100",
+        "  line 25: services.service1.routes[0].split: weights add up to 90, they must add up to 100",
     ]
 
 

@@ -172,6 +172,27 @@ class Mesh(SpecModel):
         ),
     )
 
+    access_log: bool = Field(
+        default=False,
+        description="Ask every proxy for an access log: one line per request on its stdout. "
+        "Default: `false` (the istio plane's own default; builtin proxies always log).",
+        examples=[True],
+        json_schema_extra=planes(
+            istio=(
+                "A Telemetry `<name>-access-log` (`telemetry.istio.io/v1`) in the namespace "
+                "turning on the built-in `envoy` access-log provider for the mesh's sidecars. "
+                "The shared ingress gateway logs as Istio's control plane says "
+                "(`meshConfig.accessLogFile`); JSON lines need `meshConfig.accessLogEncoding: "
+                "JSON`."
+            ),
+            builtin=(
+                "Always on, whatever the value: each sidecar and the gateway write one JSON "
+                "line per request to stdout, with Istio's JSON field names (README, "
+                "Observability)."
+            ),
+        ),
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> Mesh:
         problems = cross_object_problems(self)

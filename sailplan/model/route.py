@@ -339,7 +339,11 @@ class Route(SpecModel):
                 "The rule's `name` in the VirtualService (`route-<index>` when not given); in"
                 " the gateway's VirtualService it follows the ingress route's name."
             ),
-            builtin="A comment above the rule in the HAProxy config.",
+            builtin=(
+                "A comment above the rule in the HAProxy config; names the rule's backends "
+                "`<service>__<name>__<version>` (`route-<index>` when not given), hence its "
+                "Prometheus series, and the access log's `route_name`."
+            ),
         ),
     )
     match: MatchList | None = Field(

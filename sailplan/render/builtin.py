@@ -17,6 +17,7 @@ from typing import Any
 from sailplan import constants as c
 from sailplan.model import Mesh, Problem, SpecError
 from sailplan.render.haproxy import DnsEndpoints, ProxyConfig, SidecarCompiler, compile_gateway
+from sailplan.render.haproxy.globals import METRICS_PATH
 from sailplan.render.istio import gateway_name, ingress_labels
 from sailplan.render.kubernetes import metadata, port_name, service_labels, workload_name
 
@@ -33,6 +34,16 @@ _PROXY_RESOURCES = {
 
 def proxy_config_map_name(workload: str) -> str:
     return f"{workload}-proxy"
+
+
+def scrape_annotations() -> dict[str, str]:
+    """Where Prometheus finds the proxy's metrics (the admin port, which iptables leaves alone),
+    as Istio annotates its injected pods."""
+    return {
+        "prometheus.io/path": METRICS_PATH,
+        "prometheus.io/port": str(c.PROXY_ADMIN_PORT),
+        "prometheus.io/scrape": "true",
+    }
 
 
 def proxy_volumes(config_map: str) -> list[dict[str, Any]]:
@@ -154,7 +165,11 @@ def config_map(
 def inject(deployment: dict[str, Any], image: str) -> dict[str, Any]:
     """A copy of an app Deployment with the init container, the sidecar and their volumes."""
     injected = copy.deepcopy(deployment)
-    pod = injected["spec"]["template"]["spec"]
+    template = injected["spec"]["template"]
+    template["metadata"]["annotations"] = dict(
+        sorted({**template["metadata"].get("annotations", {}), **scrape_annotations()}.items())
+    )
+    pod = template["spec"]
     pod["initContainers"] = [
         init_container(image),
         sidecar_container(image),
@@ -244,7 +259,7 @@ def gateway_objects(mesh: Mesh, image: str, endpoints: DnsEndpoints) -> list[dic
                 "replicas": 1,
                 "selector": {"matchLabels": {c.APP_LABEL: name}},
                 "template": {
-                    "metadata": {"labels": pod_labels},
+                    "metadata": {"labels": pod_labels, "annotations": scrape_annotations()},
                     "spec": {
                         "serviceAccountName": name,
                         "automountServiceAccountToken": False,

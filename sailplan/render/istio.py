@@ -17,6 +17,7 @@ from sailplan.render.kubernetes import mesh_labels, metadata, service_labels
 
 NETWORKING = "networking.istio.io/v1"
 SECURITY = "security.istio.io/v1"
+TELEMETRY = "telemetry.istio.io/v1"
 CLUSTER_DOMAIN = "cluster.local"
 
 _LOAD_BALANCER = {
@@ -300,6 +301,17 @@ def peer_authentication(mesh: Mesh) -> dict[str, Any]:
     }
 
 
+def access_log_telemetry(mesh: Mesh) -> dict[str, Any]:
+    """Envoy's access log for every sidecar of the namespace, through Istio's built-in `envoy`
+    provider (stdout); without a selector a Telemetry applies to the whole namespace."""
+    return {
+        "apiVersion": TELEMETRY,
+        "kind": "Telemetry",
+        "metadata": metadata(mesh, f"{mesh.name}-access-log", mesh_labels(mesh)),
+        "spec": {"accessLogging": [{"providers": [{"name": "envoy"}]}]},
+    }
+
+
 def tcp_virtual_service(mesh: Mesh, service_name: str) -> dict[str, Any] | None:
     """A tcp service's route splits connections (a tcp route has no match, so only one applies);
     without a route, connections spread over every pod as the Kubernetes Service spreads them."""
@@ -323,7 +335,8 @@ def tcp_virtual_service(mesh: Mesh, service_name: str) -> dict[str, Any] | None:
 
 def render_istio(mesh: Mesh) -> list[dict[str, Any]]:
     """Per service (sorted): DestinationRule, VirtualService (tcp services: one only when they
-    route); then the Gateway and its VirtualService; then PeerAuthentication."""
+    route); then the Gateway and its VirtualService; then PeerAuthentication; then the
+    access-log Telemetry when the mesh asks for one."""
     objects: list[dict[str, Any]] = []
     for service_name in sorted(mesh.services):
         objects.append(destination_rule(mesh, service_name))
@@ -335,4 +348,6 @@ def render_istio(mesh: Mesh) -> list[dict[str, Any]]:
         objects.append(gateway(mesh))
         objects.append(ingress_virtual_service(mesh))
     objects.append(peer_authentication(mesh))
+    if mesh.access_log:
+        objects.append(access_log_telemetry(mesh))
     return objects

@@ -22,6 +22,7 @@ KIND_ORDER = (
     "VirtualService",
     "Gateway",
     "PeerAuthentication",
+    "Telemetry",
 )
 
 

@@ -4,6 +4,8 @@
 -- Fault delay: core.msleep yields to the scheduler, so other requests keep flowing meanwhile.
 core.register_action("sailplan_delay", { "http-req" }, function(txn, ms)
   core.msleep(tonumber(ms))
+  -- The access log's response flag DI, as Envoy marks a delayed request.
+  txn:set_var("txn.log_delayed", true)
 end, 1)
 
 -- Mirror: copy the request to another endpoint, fire-and-forget. The task runs detached from the

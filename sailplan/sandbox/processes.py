@@ -33,6 +33,8 @@ class Process:
     loads: int = 0
     # ... and "Loading failure!" when a reload did not (it then keeps its previous workers).
     failures: int = 0
+    # A proxy: its lines starting with `{` are access-log lines, shown only with --access-log.
+    proxy: bool = False
 
     @property
     def pid(self) -> int:
@@ -40,9 +42,12 @@ class Process:
 
 
 class Supervisor:
-    def __init__(self, *, quiet: bool = False, out: IO[str] | None = None) -> None:
+    def __init__(
+        self, *, quiet: bool = False, access_log: bool = False, out: IO[str] | None = None
+    ) -> None:
         self.processes: list[Process] = []
         self.quiet = quiet
+        self.access_log = access_log
         self.out = out or sys.stdout
         self._print_lock = threading.Lock()
         self._out_gone = False
@@ -71,6 +76,7 @@ class Supervisor:
         *,
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
+        proxy: bool = False,
     ) -> Process:
         try:
             popen = subprocess.Popen(
@@ -86,7 +92,7 @@ class Supervisor:
             raise SandboxError(
                 f"{name}: cannot start {command[0]!r}: {error.strerror or error}"
             ) from None
-        process = Process(name, popen)
+        process = Process(name, popen, proxy=proxy)
         self.processes.append(process)
         self._width = max(self._width, len(name))
         threading.Thread(target=self._pump, args=(process,), daemon=True).start()
@@ -101,7 +107,8 @@ class Supervisor:
                 process.loads += 1
             elif "Loading failure!" in line:
                 process.failures += 1
-            if not self.quiet:
+            shown = self.access_log if process.proxy and line.startswith("{") else not self.quiet
+            if shown:
                 self.say(f"{process.name:<{self._width}} | {line}")
 
     def dead(self) -> list[Process]:

@@ -155,7 +155,9 @@ class Sandbox:
     # Given by run(): the stop handlers are installed only once the mesh was read and checked.
     stop: StopSignal
 
-    def __init__(self, mesh_file: Path, ingress_port: int, quiet: bool) -> None:
+    def __init__(
+        self, mesh_file: Path, ingress_port: int, quiet: bool, access_log: bool = False
+    ) -> None:
         self.mesh_file = mesh_file
         self.base = mesh_file.resolve().parent
         # The text of the mesh that runs: the last good one once edits are reloaded.
@@ -168,7 +170,7 @@ class Sandbox:
         if ingress_port:
             ensure_free(ingress_port)
         self.plan: Plan = make_plan(self.mesh, free_port, ingress_port)
-        self.supervisor = Supervisor(quiet=quiet)
+        self.supervisor = Supervisor(quiet=quiet, access_log=access_log)
         # Made by run(), inside its clean-up: nothing is left behind, whenever a stop comes.
         self.runtime_root = Path()
         self.proxies: dict[str, Proxy] = {}
@@ -224,6 +226,7 @@ class Sandbox:
                     "-f",
                     str(proxy.config_dir / "haproxy.cfg"),
                 ],
+                proxy=True,
             )
 
     def health_checks(self) -> list[tuple[str, int, str | None]]:
@@ -518,7 +521,7 @@ def run_sandbox(args: argparse.Namespace) -> int:
     try:
         # Read and checked before the stop handlers are in place: nothing runs yet, and Ctrl-C
         # must still end a read that blocks (a FIFO, a terminal on `-`) the default way.
-        sandbox = Sandbox(Path(args.file), args.ingress_port, args.quiet)
+        sandbox = Sandbox(Path(args.file), args.ingress_port, args.quiet, args.access_log)
         with StopSignal() as stop:
             return sandbox.run(args.watch, stop)
     except SandboxError as error:

@@ -11,8 +11,9 @@ the sandbox and the benchmarks (static loopback addresses). The shape of the con
 
 The package grows by concern: `globals` (global, defaults, health, admin, error pages),
 `endpoints` (server lines), `conditions` (matches as ACLs), `routing` (frontends, Host dispatch,
-route rules), `backends` (splits, retries, timeouts, pool, outlier), `ingress` (the gateway) and
-`quoting` (the one boundary between spec values and config text).
+route rules), `backends` (splits, retries, timeouts, pool, outlier), `ingress` (the gateway),
+`observability` (access log, request ids, route names of backends) and `quoting` (the one
+boundary between spec values and config text).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from sailplan.model.route import RETRY_STATUS_CODES
 from .context import Context, Writer
 from .endpoints import servers
 from .globals import OVERFLOW_BODY
+from .observability import ALL_VERSIONS_ROUTE, backend_lines, flag, route_label
 from .quoting import bare, ident, quote
 
 # HAProxy 2.6 retry-on keywords for each condition of the spec, with Envoy's meaning of each.
@@ -43,8 +44,9 @@ _RETRY_ON: dict[str, tuple[str, ...]] = {
 _BALANCE = {"round-robin": "roundrobin", "random": "random", "least-request": "leastconn"}
 
 
-def route_backend(service_name: str, route_index: int, version: str) -> str:
-    return ident(service_name, f"r{route_index}", version)
+def route_backend(service_name: str, service: Service, route_index: int, version: str) -> str:
+    """`<service>__<route name>__<version>`: what metrics and the access log call it."""
+    return ident(service_name, route_label(service, route_index), version)
 
 
 def all_versions_backend(service_name: str) -> str:
@@ -60,7 +62,7 @@ def backend_choice(ctx: Context, service_name: str, *, guarded: bool = False) ->
         weights = [(v, w) for v, w in route.weights.items() if w > 0]
         bound = 0
         for position, (version, weight) in enumerate(weights):
-            backend = route_backend(service_name, index, version)
+            backend = route_backend(service_name, service, index, version)
             if position == len(weights) - 1:
                 lines.append(f"use_backend {backend} if {on_route}")
             else:
@@ -92,7 +94,10 @@ def _pool_lines(service: Service) -> list[str]:
 
 
 def _overflow_if(condition: str) -> str:
-    return f"http-request return status 503 content-type text/plain string {quote(OVERFLOW_BODY)} if {condition}"
+    return (
+        f"http-request return status 503 content-type text/plain string {quote(OVERFLOW_BODY)}"
+        f"{flag('UO')} if {condition}"
+    )
 
 
 def _connection_pool_lines(pool: ConnectionPool) -> list[str]:
@@ -145,12 +150,13 @@ def backends(ctx: Context, out: Writer, service_name: str) -> None:
                 continue
             body = [*_pool_lines(service), *_attempt_lines(route)]
             body += servers(ctx, service_name, version, options)
+            body = [*backend_lines(route_label(service, index), version), *body]
             out.section(
-                f"backend {route_backend(service_name, index, version)}",
+                f"backend {route_backend(service_name, service, index, version)}",
                 *body,
                 comment=f"services.{service_name}.routes[{index}] -> {version}",
             )
-    body = list(_pool_lines(service))
+    body = [*backend_lines(ALL_VERSIONS_ROUTE, None), *_pool_lines(service)]
     for version in sorted(service.versions):
         body += servers(ctx, service_name, version, options)
     out.section(

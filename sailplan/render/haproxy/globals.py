@@ -15,12 +15,19 @@ NO_UPSTREAM_BODY = "no healthy upstream"
 NO_ROUTE_BODY = "no route"
 
 DEFAULT_SERVER_TIMEOUT = "300s"
+# Prometheus metrics on the admin port; Istio's sidecar path answers too, so scrape configs
+# written for Istio find them.
+METRICS_PATH = "/metrics"
+ISTIO_METRICS_PATH = "/stats/prometheus"
 
 
 def global_sections(ctx: Context, out: Writer) -> None:
     out.section(
         "global",
-        "log stdout format raw local0 notice",
+        # Access-log lines (level info) alone on stdout, one JSON object each; the proxy's own
+        # events (servers going down, reloads) on stderr.
+        "log stdout format raw local0 info info",
+        "log stderr format raw local0 notice",
         f"stats socket {ctx.runtime_dir}/admin.sock mode 600 level admin expose-fd listeners",
         # Two threads answer a 1,000 rps sidecar with room to spare and keep memory small.
         "nbthread 2",
@@ -69,7 +76,7 @@ def global_sections(ctx: Context, out: Writer) -> None:
         "frontend admin",
         f"bind {bind}:{ctx.ports.admin}",
         "no log",
-        "http-request use-service prometheus-exporter if { path /metrics }",
+        f"http-request use-service prometheus-exporter if {{ path {METRICS_PATH} {ISTIO_METRICS_PATH} }}",
         "stats enable",
         "stats uri /stats",
         "stats show-legends",

@@ -8,6 +8,7 @@ from sailplan.model.ingress import IngressRoute
 from .conditions import alternatives, rule_per_alternative
 from .context import Context, Writer
 from .globals import NO_ROUTE_BODY
+from .observability import flag, frontend_lines
 from .quoting import acl_name, bare, quote
 from .routing import dispatch_lines, service_frontends
 
@@ -15,7 +16,7 @@ from .routing import dispatch_lines, service_frontends
 def ingress(ctx: Context, out: Writer, listen_port: int) -> None:
     assert ctx.mesh.ingress is not None
     spec = ctx.mesh.ingress
-    body = [f"bind {ctx.ports.bind_address}:{listen_port}"]
+    body = [f"bind {ctx.ports.bind_address}:{listen_port}", *frontend_lines("ingress")]
     if "*" not in spec.hosts:
         body.append("http-request set-var(txn.host) req.hdr(host),field(1,:),lower")
         allowed = []
@@ -25,8 +26,8 @@ def ingress(ctx: Context, out: Writer, listen_port: int) -> None:
             else:
                 allowed.append(f"{{ var(txn.host) -m str {bare(host)} }}")
         body.append(
-            f"http-request return status 404 content-type text/plain string {quote(NO_ROUTE_BODY)} "
-            f"unless {' or '.join(allowed)}"
+            f"http-request return status 404 content-type text/plain string {quote(NO_ROUTE_BODY)}"
+            f"{flag('NR')} unless {' or '.join(allowed)}"
         )
     for index, ingress_route in enumerate(spec.routes):
         body += _ingress_route_lines(ingress_route, index)
@@ -36,7 +37,8 @@ def ingress(ctx: Context, out: Writer, listen_port: int) -> None:
     out.section("frontend ingress", *body, comment="ingress: the mesh's front door")
     out.section(
         "backend no_route",
-        f"http-request return status 404 content-type text/plain string {quote(NO_ROUTE_BODY)}",
+        f"http-request return status 404 content-type text/plain string {quote(NO_ROUTE_BODY)}"
+        + flag("NR"),
         comment="no ingress route matched",
     )
     service_frontends(ctx, out, targets, "g")

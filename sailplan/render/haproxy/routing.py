@@ -16,9 +16,12 @@ from .conditions import alternatives, percent_condition, rule_per_alternative, w
 from .context import Context, DnsEndpoints, Passthrough, Writer, flat
 from .endpoints import mirror_base
 from .globals import ABORT_BODY
+from .observability import backend_lines, flag, frontend_lines, hop_lines, route_label
 from .quoting import acl_name, bare, quote
 
 HOP_SUFFIX = "__hop"
+# The tag of a per-service routing frontend's socket -> the proxy its log lines name.
+PROXY_NAMES = {"o": "outbound", "g": "ingress"}
 
 
 def service_routing(ctx: Context, service_name: str, *, guarded: bool = False) -> list[str]:
@@ -38,6 +41,9 @@ def service_routing(ctx: Context, service_name: str, *, guarded: bool = False) -
         rule = f"http-request set-var(txn.route) str({label})"
         lines += rule_per_alternative(rule, prefix, groups)
         on_route = f"{{ var(txn.route) -m str {label} }}"
+        if route.fault is not None and route.fault.abort is not None:
+            # The proxy's own answer never reaches a backend, which names the route otherwise.
+            lines += backend_lines(route_label(service, index), None, on_route)
         lines += _faults(route, on_route)
         if route.mirror is not None:
             base = mirror_base(ctx, service_name, route.mirror.to)
@@ -61,7 +67,7 @@ def _faults(route: Route, on_route: str) -> list[str]:
     if route.fault.abort is not None:
         lines.append(
             f"http-request return status {route.fault.abort.status} content-type text/plain "
-            f"string {quote(ABORT_BODY)}"
+            f"string {quote(ABORT_BODY)}{flag('FI')}"
             + when([on_route, percent_condition(route.fault.abort.percent)])
         )
     return lines
@@ -95,8 +101,10 @@ def dispatch_lines(ctx: Context, service_names: Sequence[str]) -> list[str]:
     the flat list of a small mesh does (bench/FINDINGS.md).
     """
     if not flat(service_names):
+        hop = "{ var(txn.svc) -m found }"
         return [
-            f"use_backend %[var(txn.svc),concat(,,{HOP_SUFFIX})] if {{ var(txn.svc) -m found }}"
+            *hop_lines(hop),
+            f"use_backend %[var(txn.svc),concat(,,{HOP_SUFFIX})] if {hop}",
         ]
     return routing_rules(ctx, service_names, guarded=True)
 
@@ -133,6 +141,7 @@ def service_frontends(ctx: Context, out: Writer, service_names: Sequence[str], t
             out.section(
                 f"frontend {service_name}__routes",
                 f"bind {socket} mode 600",
+                *frontend_lines(PROXY_NAMES[tag], caller_from_header=True),
                 *routing_rules(ctx, [service_name], guarded=False),
             )
         backends(ctx, out, service_name)
@@ -144,6 +153,7 @@ def inbound(ctx: Context, out: Writer, app_port: int) -> None:
     out.section(
         "frontend inbound",
         f"bind {bind}:{ctx.ports.inbound}",
+        *frontend_lines("inbound"),
         "default_backend inbound_app",
     )
     out.section(
@@ -163,6 +173,7 @@ def outbound(ctx: Context, out: Writer, passthrough: Passthrough) -> None:
         # An explicit proxy receives `GET http://host/path`; apps expect origin form.
         body.append("http-request set-uri %[pathq] if { url_reg ^[a-zA-Z][a-zA-Z0-9+.-]*:// }")
     body += [
+        *frontend_lines("outbound"),
         "http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
         f"http-request set-var(txn.svc) var(txn.host),map_str({ctx.config_dir}/hosts.map)",
         *dispatch_lines(ctx, ctx.http_services()),
