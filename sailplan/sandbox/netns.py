@@ -18,6 +18,7 @@ import ctypes
 import errno
 import fcntl
 import ipaddress
+import json
 import os
 import re
 import secrets
@@ -117,7 +118,7 @@ def remove_tag(tag: str) -> list[str]:
     """Remove everything named after `tag`: first the processes in its namespaces (a sandbox
     killed outright leaves its apps and proxies running there), then namespaces, links, hosts
     files. What was removed, for the message."""
-    removed = []
+    removed = _end_host_side(tag)
     for namespace in _namespaces():
         match = NAMESPACE.fullmatch(namespace)
         if not match or match.group(1) != tag:
@@ -137,6 +138,31 @@ def remove_tag(tag: str) -> list[str]:
     if NETNS_ETC.is_dir():
         for directory in NETNS_ETC.glob(f"sailplan-{tag}-*"):
             shutil.rmtree(directory, ignore_errors=True)
+    return removed
+
+
+def _end_host_side(tag: str) -> list[str]:
+    """What `Network.record` noted in the lock file: the processes that run outside the
+    namespaces (the gateway), ended if they still run that command, and the runtime directory."""
+    try:
+        noted = json.loads((LOCK_DIR / f"{tag}.lock").read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return []
+    removed = []
+    for pid, marker in noted.get("processes", []):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        # A pid the kernel gave to another program since is left alone.
+        if marker in command.split("\0"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            removed.append(f"process {pid}")
+    runtime = Path(noted.get("runtime", ""))
+    if runtime.name.startswith("sailplan-") and runtime.is_dir():
+        shutil.rmtree(runtime, ignore_errors=True)
+        removed.append(str(runtime))
     return removed
 
 
@@ -237,6 +263,15 @@ class Network:
                 ["ip", "netns", "exec", pod.namespace, "sh", str(INIT_IPTABLES)],
                 f"apply init-iptables.sh in {pod.namespace}",
             )
+
+    def record(self, runtime: Path, processes: Sequence[tuple[int, str]]) -> None:
+        """Note in the lock file what lives outside the namespaces, for a clean-up after a crash:
+        the runtime directory and (pid, an argument of its command line) of each process."""
+        if self._lock_fd is None:
+            return
+        text = json.dumps({"runtime": str(runtime), "processes": list(processes)}).encode()
+        os.ftruncate(self._lock_fd, 0)
+        os.pwrite(self._lock_fd, text, 0)
 
     def remove(self) -> None:
         """Everything `create` made, and the lock; safe to call twice or after a failed create."""

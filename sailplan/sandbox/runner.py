@@ -273,7 +273,10 @@ class Sandbox:
             pod = name.removesuffix("-proxy")
             if self.network is not None and pod in self.network.pods:
                 command = self.network.proxy_command(pod, command)
-            self.supervisor.start(name, command, proxy=True)
+            started = self.supervisor.start(name, command, proxy=True)
+            if self.network is not None and pod not in self.network.pods:
+                # The gateway runs in the host's namespace: a crash would leave it running.
+                self.network.record(self.runtime_root, [(started.pid, command[-1])])
 
     def _in_pod(self, instance: str, command: list[str]) -> list[str]:
         if self.network is None:

@@ -1,0 +1,205 @@
+"""`sailplan sandbox --isolation netns`, for real: namespaces, a bridge, init-iptables.sh and hosts
+files, a Node.js app that ignores HTTP_PROXY calling through the mesh, and nothing left behind,
+not even by a sandbox killed outright."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from sandbox_support import SandboxProcess, alive
+
+from sailplan.sandbox import netns
+
+pytestmark = [pytest.mark.haproxy, pytest.mark.slow, pytest.mark.timeout(180)]
+
+NODE_MESH = REPO / "examples" / "apps" / "node-client" / "mesh.yaml"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def namespaces_possible() -> None:
+    reason = netns.unavailable()
+    if reason is not None:
+        pytest.skip(f"network namespaces cannot be created here: {reason}")
+
+
+def _namespaces() -> set[str]:
+    done = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
+    return {line.split()[0] for line in done.stdout.splitlines() if line.strip()}
+
+
+def _links() -> set[str]:
+    done = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, timeout=10)
+    return {line.split(": ", 2)[1].split("@")[0] for line in done.stdout.splitlines()}
+
+
+def _tags(names: set[str]) -> set[str]:
+    return {m.group(1) for name in names if (m := netns.NAMESPACE.fullmatch(name))}
+
+
+def _left(tag: str) -> list[str]:
+    """Everything named after `tag` that still exists."""
+    return sorted(
+        [n for n in _namespaces() if n.startswith(f"sailplan-{tag}-")]
+        + [link for link in _links() if tag in link and link.startswith("sp")]
+        + [str(p) for p in netns.NETNS_ETC.glob(f"sailplan-{tag}-*")]
+        + [str(p) for p in netns.LOCK_DIR.glob(f"{tag}.lock")]
+    )
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> str:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, headers=headers or {})
+    with opener.open(request, timeout=10) as response:
+        return str(response.read().decode())
+
+
+@pytest.fixture
+def running() -> Iterator[tuple[SandboxProcess, str]]:
+    """The Node client's mesh in namespaces, and its tag."""
+    before = _namespaces()
+    sandbox = SandboxProcess(NODE_MESH, "--isolation", "netns")
+    try:
+        sandbox.wait_for("ready: ")
+        tags = _tags(_namespaces() - before)
+        assert len(tags) == 1, tags
+        yield sandbox, tags.pop()
+    finally:
+        sandbox.stop()
+
+
+def test_network_has_a_namespace_per_pod_and_names_resolve_to_service_addresses() -> None:
+    network = netns.Network()
+    try:
+        network.create(["a-v1-0", "b-v1-0"], {"a": ["a", "a.x"], "b": ["b"]})
+        a, b = network.pods["a-v1-0"], network.pods["b-v1-0"]
+        prefix = network.bridge_address.rsplit(".", 1)[0]
+        assert network.bridge_address == f"{prefix}.1"
+        assert (a.address, b.address) == (f"{prefix}.2", f"{prefix}.3")
+        assert network.services == {"a": f"{prefix}.253", "b": f"{prefix}.252"}
+        hosts = subprocess.run(
+            ["ip", "netns", "exec", a.namespace, "cat", "/etc/hosts"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+        assert hosts.splitlines()[2:] == [f"{prefix}.253 a a.x", f"{prefix}.252 b"]
+        rules = subprocess.run(
+            ["ip", "netns", "exec", b.namespace, "iptables-save", "-t", "nat"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+        assert "-A SAILPLAN_REDIRECT -p tcp -j REDIRECT --to-ports 15001" in rules
+        assert {a.namespace, b.namespace} <= _namespaces()
+        assert {network.bridge, a.host_link, b.host_link} <= _links()
+    finally:
+        network.remove()
+    assert _left(network.tag) == []
+
+
+def test_a_node_app_that_ignores_http_proxy_calls_service1_through_the_mesh(
+    running: tuple[SandboxProcess, str],
+) -> None:
+    sandbox, tag = running
+    # The route sends every call to v2: v1 never answers, so the sidecar routed each one.
+    answers = {_get(f"{sandbox.url()}/api/users") for _ in range(10)}
+    assert all(answer.startswith("service1 200 users/v2 ") for answer in answers), answers
+    assert _get(f"{sandbox.url()}/api/users/7").startswith("service1 404 users/v2 ")
+    assert sandbox.stop() == 0
+    assert _left(tag) == []
+
+
+def test_without_namespaces_the_same_node_app_cannot_resolve_service1() -> None:
+    """The contrast that makes the test above mean something: the Node app ignores HTTP_PROXY."""
+    sandbox = SandboxProcess(NODE_MESH, "--isolation", "explicit-proxy")
+    try:
+        sandbox.wait_for("ready: ")
+        request = urllib.request.Request(f"{sandbox.url()}/api/users")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            opener.open(request, timeout=10)
+        assert failed.value.code == 502
+        assert failed.value.read().decode() == "service1 unreachable: ENOTFOUND\n"
+    finally:
+        assert sandbox.stop() == 0
+
+
+def test_what_a_killed_sandbox_left_is_removed_at_the_next_start() -> None:
+    before = _namespaces()
+    crashed = SandboxProcess(NODE_MESH, "--isolation", "netns")
+    second: SandboxProcess | None = None
+    try:
+        crashed.wait_for("ready: ")
+        (tag,) = _tags(_namespaces() - before)
+        orphans = set(crashed.children)
+        # The runner dies without its clean-up: apps and proxies run on inside the namespaces.
+        os.kill(crashed.process.pid, signal.SIGKILL)
+        crashed.process.wait(timeout=10)
+        time.sleep(0.5)
+        assert [pid for pid in orphans if alive(pid)], "the processes should outlive the runner"
+        assert len([n for n in _left(tag) if n.startswith("sailplan-")]) == 3
+
+        second = SandboxProcess(NODE_MESH, "--isolation", "netns")
+        line = second.wait_for("netns: ")
+        assert line.startswith("netns: removed what a sandbox that did not stop left: ")
+        assert f"sailplan-{tag}-0" in line and f"spb{tag}" in line
+        # The gateway (outside the namespaces) and the runtime directory went too.
+        runtime = next(word for word in line.split() if "/sailplan-" in word).rstrip(",")
+        assert not Path(runtime).exists()
+        assert line.count("process ") == 1
+        second.wait_for("ready: ")
+        assert _left(tag) == []
+        deadline = time.monotonic() + 5
+        while [pid for pid in orphans if alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in orphans if alive(pid)] == []
+        assert _get(f"{second.url()}/api/users").startswith("service1 200 users/v2 ")
+        (second_tag,) = _tags(_namespaces() - before)
+        assert second.stop() == 0
+        assert _left(second_tag) == []
+    finally:
+        crashed.stop(signal.SIGKILL)
+        if second is not None:
+            second.stop()
+        # Bounded even if the assertions above failed: nothing of this test outlives it.
+        netns.clean_stale()
+
+
+def test_netns_refused_in_one_sentence_where_namespaces_cannot_be_made(tmp_path: Path) -> None:
+    # As an unprivileged user (nobody), who may not create network namespaces.
+    done = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "sailplan",
+            "sandbox",
+            str(NODE_MESH),
+            "--isolation",
+            "netns",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    if "Permission denied" in done.stderr and "sailplan" not in done.stderr:
+        pytest.skip(f"user nobody cannot run this checkout: {done.stderr.strip()}")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "error: --isolation netns is not possible here: creating network namespaces needs root\n"
+    )
