@@ -63,6 +63,14 @@ def _get(url: str, headers: dict[str, str] | None = None) -> str:
         return str(response.read().decode())
 
 
+_V2_HEALTHY = '{"status": "ok", "version": "v2"}'
+_FETCH = """
+import sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+print(opener.open(sys.argv[1], timeout=10).read().decode(), end="")
+"""
+
+
 @pytest.fixture
 def running() -> Iterator[tuple[SandboxProcess, str]]:
     """The Node client's mesh in namespaces, and its tag."""
@@ -115,6 +123,20 @@ def test_a_node_app_that_ignores_http_proxy_calls_service1_through_the_mesh(
     answers = {_get(f"{sandbox.url()}/api/users") for _ in range(10)}
     assert all(answer.startswith("service1 200 users/v2 ") for answer in answers), answers
     assert _get(f"{sandbox.url()}/api/users/7").startswith("service1 404 users/v2 ")
+    # Inside the client's pod: every name form of the cluster, and a call to its own service,
+    # which its sidecar sends to its own pod address and iptables back in through its inbound.
+    (client,) = [n for n in _namespaces() if n.startswith(f"sailplan-{tag}-0")]
+    for url, expected in (
+        ("http://service1.node-client.svc.cluster.local:8088/healthz", _V2_HEALTHY),
+        ("http://client:8090/healthz", "ok"),
+    ):
+        done = subprocess.run(
+            ["ip", "netns", "exec", client, sys.executable, "-c", _FETCH, url],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert done.stdout == expected, (url, done.stderr)
     assert sandbox.stop() == 0
     assert _left(tag) == []
 

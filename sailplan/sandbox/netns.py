@@ -64,7 +64,7 @@ def unavailable() -> str | None:
     """Why this user cannot create network namespaces here, or None when it can."""
     if os.geteuid() != 0:
         return "creating network namespaces needs root"
-    missing = [tool for tool in ("ip", "iptables", "setpriv") if shutil.which(tool) is None]
+    missing = [tool for tool in ("ip", "iptables") if shutil.which(tool) is None]
     if missing:
         return f"{', '.join(missing)} not installed (make os-deps installs them)"
     probe = f"sailplan-probe-{os.getpid()}"
@@ -284,11 +284,18 @@ class Network:
     def app_command(self, pod: str, command: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.pods[pod].namespace, *command]
 
-    def proxy_command(self, pod: str, command: Sequence[str]) -> list[str]:
-        # As uid/gid 1337, the proxy's own connections leave the pod uncaptured.
-        uid = str(c.PROXY_UID)
-        setpriv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
-        return self.app_command(pod, [*setpriv, *command])
+    def proxy_command(self, pod: str, command: Sequence[str], runtime: Path) -> list[str]:
+        """The sidecar in its pod, its workers as uid/gid 1337 as in the cluster: their
+        connections leave the pod uncaptured (a call to the pod's own address comes back in
+        through its inbound). The master stays root, so it reads its files wherever TMPDIR puts
+        them, even in a directory only root may enter; the user is set by a second config file,
+        so the compiled config is the cluster's, unchanged."""
+        identity = runtime / "proxy-user.cfg"
+        if not identity.exists():
+            identity.write_text(
+                f"global\n    uid {c.PROXY_UID}\n    gid {c.PROXY_UID}\n", encoding="utf-8"
+            )
+        return self.app_command(pod, [*command, "-f", str(identity)])
 
 
 def _free_subnet() -> ipaddress.IPv4Network:

@@ -17,7 +17,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from sailplan import constants as c
 from sailplan.loader import load_mesh_text, read_mesh_file
 from sailplan.model import Mesh, SpecError
 from sailplan.model.service import Version
@@ -231,8 +230,6 @@ class Sandbox:
             [instance.name for instance in self.plan.instances],
             {name: [name + suffix for suffix in suffixes] for name in sorted(self.mesh.services)},
         )
-        # The sidecars run as uid 1337: they read their configs and keep their sockets here.
-        self.runtime_root.chmod(0o755)
 
     def start(self) -> None:
         if self.network is not None:
@@ -241,9 +238,6 @@ class Sandbox:
         for proxy in compile_configs(self.mesh, self.plan, self.runtime_root, self.pods()):
             write_config(proxy.config_dir, proxy.config)
             proxy.runtime_dir.mkdir(parents=True, exist_ok=True)
-            if self.network is not None and proxy.name != "gateway":
-                proxy.runtime_dir.parent.chmod(0o755)
-                os.chown(proxy.runtime_dir, c.PROXY_UID, c.PROXY_UID)
             check_config(self.haproxy, proxy.name, proxy.config_dir)
             self.proxies[proxy.name] = proxy
             self.stop.check()
@@ -272,7 +266,7 @@ class Sandbox:
             ]
             pod = name.removesuffix("-proxy")
             if self.network is not None and pod in self.network.pods:
-                command = self.network.proxy_command(pod, command)
+                command = self.network.proxy_command(pod, command, self.runtime_root)
             started = self.supervisor.start(name, command, proxy=True)
             if self.network is not None and pod not in self.network.pods:
                 # The gateway runs in the host's namespace: a crash would leave it running.
