@@ -53,7 +53,13 @@ def _left(tag: str) -> list[str]:
         + [link for link in _links() if tag in link and link.startswith("sp")]
         + [str(p) for p in netns.NETNS_ETC.glob(f"sailplan-{tag}-*")]
         + [str(p) for p in netns.LOCK_DIR.glob(f"{tag}.lock")]
+        + [rule for rule in _forward() if f"sailplan-{tag}" in rule]
     )
+
+
+def _forward() -> list[str]:
+    done = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True)
+    return done.stdout.splitlines()
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> str:
@@ -111,6 +117,63 @@ def test_network_has_a_namespace_per_pod_and_names_resolve_to_service_addresses(
         assert {a.namespace, b.namespace} <= _namespaces()
         assert {network.bridge, a.host_link, b.host_link} <= _links()
     finally:
+        network.remove()
+    assert _left(network.tag) == []
+
+
+_ACCEPT_ONE = """
+import socket
+server = socket.socket(); server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("0.0.0.0", 15006)); server.listen(); server.settimeout(10)
+print("ready", flush=True)
+conn, peer = server.accept(); conn.sendall(peer[0].encode()); conn.close()
+"""
+
+_CONNECT = """
+import encodings.idna, os, socket, sys  # imported as root: the interpreter may be private to it
+# As the proxy's uid: the init rules leave its connections uncaptured.
+os.setgid(1337); os.setuid(1337)
+with socket.create_connection((sys.argv[1], 15006), timeout=5) as conn:
+    print(conn.recv(64).decode())
+"""
+
+
+@pytest.mark.skipif(
+    not netns._bridges_filtered(), reason="bridged packets do not meet iptables on this host"
+)
+def test_pods_talk_through_a_host_firewall_that_drops_bridged_traffic() -> None:
+    """Docker sets the host's FORWARD policy to DROP, and br_netfilter hands bridged packets to
+    it. The same drop, limited to this sandbox's bridge so the host stays as it was, comes after
+    the sandbox's own rule: pod to pod still works, and the rule goes with the sandbox."""
+    network = netns.Network()
+    drop = ["FORWARD", "-i", network.bridge, "-o", network.bridge, "-j", "DROP"]
+    listener: subprocess.Popen[str] | None = None
+    try:
+        network.create(["a-v1-0", "b-v1-0"], {"a": ["a"]})
+        assert subprocess.run(["iptables", "-w", "-A", *drop], timeout=10).returncode == 0
+        a, b = network.pods["a-v1-0"], network.pods["b-v1-0"]
+        listener = subprocess.Popen(
+            ["ip", "netns", "exec", b.namespace, "python3", "-c", _ACCEPT_ONE],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert listener.stdout is not None and listener.stdout.readline() == "ready\n"
+        done = subprocess.run(
+            ["ip", "netns", "exec", a.namespace, "python3", "-c", _CONNECT, b.address],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert (done.stdout, done.stderr) == (f"{a.address}\n", "")
+        assert [rule for rule in _forward() if f"sailplan-{network.tag}" in rule] == [
+            f"-A FORWARD -i {network.bridge} -o {network.bridge} "
+            f"-m comment --comment sailplan-{network.tag} -j ACCEPT"
+        ]
+    finally:
+        if listener is not None:
+            listener.kill()
+            listener.wait(timeout=5)
+        subprocess.run(["iptables", "-w", "-D", *drop], capture_output=True, timeout=10)
         network.remove()
     assert _left(network.tag) == []
 

@@ -94,6 +94,8 @@ def _tags() -> set[str]:
     tags |= {m.group(1) or m.group(2) for name in _links() if (m := LINK.fullmatch(name))}
     if NETNS_ETC.is_dir():
         tags |= {m.group(1) for p in NETNS_ETC.iterdir() if (m := NAMESPACE.fullmatch(p.name))}
+    for rule in _forward_rules():
+        tags |= set(re.findall("--comment sailplan-([0-9a-f]{8})", rule))
     if LOCK_DIR.is_dir():
         tags |= {p.stem for p in LOCK_DIR.glob("*.lock") if re.fullmatch("[0-9a-f]{8}", p.stem)}
     return tags
@@ -138,7 +140,17 @@ def remove_tag(tag: str) -> list[str]:
     if NETNS_ETC.is_dir():
         for directory in NETNS_ETC.glob(f"sailplan-{tag}-*"):
             shutil.rmtree(directory, ignore_errors=True)
+    for rule in _forward_rules(tag):
+        if _run(["iptables", "-w", "-D", *rule.split()[1:]]).returncode == 0:
+            removed.append(f"iptables rule {rule!r}")
     return removed
+
+
+def _forward_rules(tag: str | None = None) -> list[str]:
+    """The host's FORWARD rules a sandbox added (`tag`'s only, if given), as `iptables -S` says."""
+    listed = _run(["iptables", "-w", "-S", "FORWARD"]).stdout.splitlines()
+    comment = f"--comment sailplan-{tag or ''}"
+    return [rule for rule in listed if rule.startswith("-A FORWARD ") and comment in rule]
 
 
 def _end_host_side(tag: str) -> list[str]:
@@ -169,6 +181,12 @@ def _end_host_side(tag: str) -> list[str]:
 def clean_stale() -> list[str]:
     """Remove what sandboxes that are no longer running left behind; what was removed."""
     removed = []
+    for namespace in _namespaces():
+        # `unavailable` killed between its `ip netns add` and `ip netns delete`.
+        probe = re.fullmatch(r"sailplan-probe-([0-9]+)", namespace)
+        if probe and not Path(f"/proc/{probe.group(1)}").exists():
+            _run(["ip", "netns", "delete", namespace])
+            removed.append(namespace)
     for tag in sorted(_tags()):
         fd = _lock(tag)
         if fd is None:
@@ -229,6 +247,14 @@ class Network:
             )
         finally:
             os.close(guard)
+        if _bridges_filtered():
+            # br_netfilter hands bridged packets to the host's FORWARD chain, which Docker sets to
+            # DROP: pods talking to each other on the sandbox's bridge are let through.
+            rule = f"-i {self.bridge} -o {self.bridge} -m comment --comment sailplan-{self.tag}"
+            _must(
+                ["iptables", "-w", "-I", "FORWARD", *rule.split(), "-j", "ACCEPT"],
+                "let the pods talk through the host's firewall",
+            )
         for index, name in enumerate(pods):
             self.pods[name] = Pod(
                 f"sailplan-{self.tag}-{index}", str(subnet[2 + index]), f"sp{self.tag}h{index}"
@@ -296,6 +322,13 @@ class Network:
                 f"global\n    uid {c.PROXY_UID}\n    gid {c.PROXY_UID}\n", encoding="utf-8"
             )
         return self.app_command(pod, [*command, "-f", str(identity)])
+
+
+def _bridges_filtered() -> bool:
+    try:
+        return Path("/proc/sys/net/bridge/bridge-nf-call-iptables").read_text().strip() == "1"
+    except OSError:
+        return False  # br_netfilter not loaded: bridged packets never meet iptables
 
 
 def _free_subnet() -> ipaddress.IPv4Network:
