@@ -5,6 +5,7 @@ not even by a sandbox killed outright."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,18 +19,49 @@ import pytest
 from conftest import REPO
 from sandbox_support import SandboxProcess, alive
 
+import sailplan
+from sailplan.render.haproxy import ProxyPorts
 from sailplan.sandbox import netns
+from sailplan.sandbox.plan import compile_configs, make_plan
 
 pytestmark = [pytest.mark.haproxy, pytest.mark.slow, pytest.mark.timeout(180)]
 
 NODE_MESH = REPO / "examples" / "apps" / "node-client" / "mesh.yaml"
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def namespaces_possible() -> None:
     reason = netns.unavailable()
     if reason is not None:
         pytest.skip(f"network namespaces cannot be created here: {reason}")
+
+
+needs_netns = pytest.mark.usefixtures("namespaces_possible")
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+
+
+def test_a_transparent_plan_uses_the_clusters_ports_and_pod_addresses(tmp_path: Path) -> None:
+    """Pure: each replica, alone in its namespace, has the service's port and Istio's sidecar
+    ports; endpoints are pod addresses; unknown destinations pass through to where they were
+    dialled (iptables), not to the Host header (explicit proxy)."""
+    mesh = sailplan.load_mesh(NODE_MESH)
+    plan = make_plan(mesh, lambda: 0, ingress_port=8080, transparent=True)
+    assert [(i.name, i.app_port, i.sidecar) for i in plan.instances] == [
+        ("client-v1-0", 8090, ProxyPorts(15001, 15006, 15020, 15021, "0.0.0.0")),
+        ("service1-v1-0", 8088, ProxyPorts(15001, 15006, 15020, 15021, "0.0.0.0")),
+        ("service1-v2-0", 8088, ProxyPorts(15001, 15006, 15020, 15021, "0.0.0.0")),
+    ]
+    pods = {"client-v1-0": "10.1.0.2", "service1-v1-0": "10.1.0.3", "service1-v2-0": "10.1.0.4"}
+    assert plan.endpoints(pods).addresses["service1"] == {
+        "v1": [("10.1.0.3", 8088)],
+        "v2": [("10.1.0.4", 8088)],
+    }
+    sidecar = next(compile_configs(mesh, plan, tmp_path, pods)).config.haproxy_cfg
+    assert "server original-destination 0.0.0.0:0" in sidecar
+    assert "server v2-0 10.1.0.4:8088" in sidecar
+    explicit = make_plan(mesh, lambda: 1, ingress_port=8080)
+    sidecar = next(compile_configs(mesh, explicit, tmp_path)).config.haproxy_cfg
+    assert "server host-header 0.0.0.0:0" in sidecar
 
 
 def _namespaces() -> set[str]:
@@ -78,7 +110,7 @@ print(opener.open(sys.argv[1], timeout=10).read().decode(), end="")
 
 
 @pytest.fixture
-def running() -> Iterator[tuple[SandboxProcess, str]]:
+def running(namespaces_possible: None) -> Iterator[tuple[SandboxProcess, str]]:
     """The Node client's mesh in namespaces, and its tag."""
     before = _namespaces()
     sandbox = SandboxProcess(NODE_MESH, "--isolation", "netns")
@@ -91,6 +123,7 @@ def running() -> Iterator[tuple[SandboxProcess, str]]:
         sandbox.stop()
 
 
+@needs_netns
 def test_network_has_a_namespace_per_pod_and_names_resolve_to_service_addresses() -> None:
     network = netns.Network()
     try:
@@ -138,6 +171,7 @@ with socket.create_connection((sys.argv[1], 15006), timeout=5) as conn:
 """
 
 
+@needs_netns
 @pytest.mark.skipif(
     not netns._bridges_filtered(), reason="bridged packets do not meet iptables on this host"
 )
@@ -178,6 +212,8 @@ def test_pods_talk_through_a_host_firewall_that_drops_bridged_traffic() -> None:
     assert _left(network.tag) == []
 
 
+@needs_netns
+@needs_node
 def test_a_node_app_that_ignores_http_proxy_calls_service1_through_the_mesh(
     running: tuple[SandboxProcess, str],
 ) -> None:
@@ -204,6 +240,7 @@ def test_a_node_app_that_ignores_http_proxy_calls_service1_through_the_mesh(
     assert _left(tag) == []
 
 
+@needs_node
 def test_without_namespaces_the_same_node_app_cannot_resolve_service1() -> None:
     """The contrast that makes the test above mean something: the Node app ignores HTTP_PROXY."""
     sandbox = SandboxProcess(NODE_MESH, "--isolation", "explicit-proxy")
@@ -219,6 +256,8 @@ def test_without_namespaces_the_same_node_app_cannot_resolve_service1() -> None:
         assert sandbox.stop() == 0
 
 
+@needs_netns
+@needs_node
 def test_what_a_killed_sandbox_left_is_removed_at_the_next_start() -> None:
     before = _namespaces()
     crashed = SandboxProcess(NODE_MESH, "--isolation", "netns")
@@ -260,6 +299,7 @@ def test_what_a_killed_sandbox_left_is_removed_at_the_next_start() -> None:
         netns.clean_stale()
 
 
+@needs_netns
 def test_netns_refused_in_one_sentence_where_namespaces_cannot_be_made(tmp_path: Path) -> None:
     # As an unprivileged user (nobody), who may not create network namespaces.
     done = subprocess.run(
