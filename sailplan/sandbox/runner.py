@@ -31,7 +31,7 @@ from sailplan.sandbox.plan import (
     make_plan,
     sandbox_notes,
 )
-from sailplan.sandbox.processes import Process, SandboxError, Supervisor
+from sailplan.sandbox.processes import Process, SandboxError, Supervisor, _executable
 from sailplan.sandbox.stop import StopRequested, StopSignal
 
 STARTUP_TIMEOUT = 30.0
@@ -244,13 +244,15 @@ class Sandbox:
         for instance in self.plan.instances:
             local = self.mesh.services[instance.service].versions[instance.version].local
             assert local is not None
+            cwd = self.base / local.cwd if local.cwd else self.base
+            env = self.app_env(
+                instance.service, instance.version, instance.app_port, instance.sidecar.outbound
+            )
             self.supervisor.start(
                 instance.name,
-                self._in_pod(instance.name, local.command),
-                cwd=self.base / local.cwd if local.cwd else self.base,
-                env=self.app_env(
-                    instance.service, instance.version, instance.app_port, instance.sidecar.outbound
-                ),
+                self._in_pod(instance.name, local.command, cwd, env),
+                cwd=cwd,
+                env=env,
             )
             self.stop.check()
         for name, proxy in self.proxies.items():
@@ -272,10 +274,20 @@ class Sandbox:
                 # The gateway runs in the host's namespace: a crash would leave it running.
                 self.network.record(self.runtime_root, [(started.pid, command[-1])])
 
-    def _in_pod(self, instance: str, command: list[str]) -> list[str]:
+    def _in_pod(
+        self, instance: str, command: list[str], cwd: Path, env: dict[str, str]
+    ) -> list[str]:
         if self.network is None:
             return command
-        return self.network.app_command(instance, command)
+        # Found first, as the supervisor does: a missing program is "cannot start", not an exit
+        # of `ip netns exec`.
+        try:
+            program = _executable(command[0], cwd, env)
+        except OSError as error:
+            raise SandboxError(
+                f"{instance}: cannot start {command[0]!r}: {error.strerror or error}"
+            ) from None
+        return self.network.app_command(instance, [program, *command[1:]])
 
     def health_checks(self) -> list[tuple[str, int, str | None]]:
         checks: list[tuple[str, int, str | None]] = []
