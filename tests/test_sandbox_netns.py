@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -257,7 +258,46 @@ def test_without_namespaces_the_same_node_app_cannot_resolve_service1() -> None:
 
 @needs_netns
 @needs_node
+def test_a_killed_sandbox_network_is_removed_by_its_watchdog() -> None:
+    before = _namespaces()
+    crashed = SandboxProcess(NODE_MESH, "--isolation", "netns")
+    try:
+        crashed.wait_for("ready: ")
+        (tag,) = _tags(_namespaces() - before)
+        (watchdog,) = _watchdogs(crashed.children)
+        os.kill(crashed.process.pid, signal.SIGKILL)
+        crashed.process.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while (_left(tag) or alive(watchdog)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _left(tag) == []
+        assert [pid for pid in crashed.children if alive(pid)] == []
+        assert any(
+            line.startswith("sailplan sandbox died; removed what it left: ")
+            and f"sailplan-{tag}-0" in line
+            for line in crashed.lines
+        ), crashed.lines
+    finally:
+        crashed.stop(signal.SIGKILL)
+        netns.clean_stale()
+
+
+def _watchdogs(pids: set[int]) -> list[int]:
+    found = []
+    for pid in pids:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"sailplan.sandbox.netns" in command:
+            found.append(pid)
+    return found
+
+
+@needs_netns
+@needs_node
 def test_what_a_killed_sandbox_left_is_removed_at_the_next_start() -> None:
+    """Its watchdog killed too (kill -9 of everything): the next start cleans up."""
     before = _namespaces()
     crashed = SandboxProcess(NODE_MESH, "--isolation", "netns")
     second: SandboxProcess | None = None
@@ -267,6 +307,8 @@ def test_what_a_killed_sandbox_left_is_removed_at_the_next_start() -> None:
         (tag,) = _tags(_namespaces() - before)
         # The runner dies without its clean-up. Its processes may end (setpriv --pdeathsig), but
         # the network stays; a process in a namespace stays too (one that ignores SIGTERM would).
+        for watchdog in _watchdogs(crashed.children):
+            os.kill(watchdog, signal.SIGKILL)
         os.kill(crashed.process.pid, signal.SIGKILL)
         crashed.process.wait(timeout=10)
         lingering = subprocess.Popen(

@@ -25,6 +25,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,6 +219,8 @@ class Network:
     services: dict[str, str] = field(default_factory=dict)
     bridge_address: str = ""
     _lock_fd: int | None = None
+    _watchdog: subprocess.Popen[bytes] | None = None
+    _watchdog_pipe: int = -1
 
     @property
     def bridge(self) -> str:
@@ -232,6 +235,7 @@ class Network:
                 f"this mesh has {len(pods)} replicas and {len(services)} services"
             )
         self._lock_fd = _lock(self.tag)
+        self._start_watchdog()
         # One sandbox at a time picks a subnet and claims it with its bridge's address.
         guard = _lock("subnets", wait=True)
         assert guard is not None
@@ -299,9 +303,34 @@ class Network:
         os.ftruncate(self._lock_fd, 0)
         os.pwrite(self._lock_fd, text, 0)
 
+    def _start_watchdog(self) -> None:
+        """A process that removes this network if the sandbox dies without doing it (SIGKILL, a
+        crash): it waits on a pipe that only the sandbox holds open. `remove` tells it, with a
+        byte, that there is nothing to do. In a session of its own: Ctrl-C does not reach it."""
+        read, self._watchdog_pipe = os.pipe()
+        try:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-m", "sailplan.sandbox.netns", self.tag],
+                stdin=read,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            os.close(read)
+
     def remove(self) -> None:
         """Everything `create` made, and the lock; safe to call twice or after a failed create."""
         remove_tag(self.tag)
+        if self._watchdog is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._watchdog_pipe, b"stopped")
+            os.close(self._watchdog_pipe)
+            try:
+                self._watchdog.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+                self._watchdog.wait(timeout=5)
+            self._watchdog = None
         if self._lock_fd is not None:
             (LOCK_DIR / f"{self.tag}.lock").unlink(missing_ok=True)
             os.close(self._lock_fd)
@@ -370,3 +399,27 @@ def entered(namespace: str) -> Iterator[None]:
     finally:
         os.close(target)
         os.close(own)
+
+
+def _watch(tag: str) -> int:
+    """The watchdog (`python -m sailplan.sandbox.netns TAG`): end of input without a word means
+    the sandbox died with its network in place; remove it once the sandbox's lock is free."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.stdin.buffer.read(1):
+        return 0  # the sandbox removed everything itself
+    fd = _lock(tag, wait=True)
+    assert fd is not None
+    try:
+        removed = remove_tag(tag)
+        (LOCK_DIR / f"{tag}.lock").unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+    if removed:
+        print(f"sailplan sandbox died; removed what it left: {', '.join(removed)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or not re.fullmatch("[0-9a-f]{8}", sys.argv[1]):
+        sys.exit("usage: python -m sailplan.sandbox.netns TAG (started by the sandbox itself)")
+    sys.exit(_watch(sys.argv[1]))
