@@ -118,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also print the proxies' access log: one JSON line per request (even with --quiet)",
     )
+    sandbox.add_argument(
+        "--isolation",
+        choices=("netns", "explicit-proxy"),
+        help="netns: each replica in its own network namespace behind iptables, as in a cluster "
+        "(default where namespaces can be created: root); explicit-proxy: apps share 127.0.0.1 "
+        "and call through HTTP_PROXY",
+    )
 
     traffic = commands.add_parser("traffic", help="send requests and tabulate the outcomes")
     traffic.add_argument("url", help="where to send the requests")

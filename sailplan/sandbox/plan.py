@@ -44,13 +44,17 @@ class Plan:
         """What a route change cannot alter without a restart."""
         return tuple((i.service, i.version, i.replica) for i in self.instances)
 
-    def endpoints(self) -> StaticEndpoints:
-        """A version's endpoints are its sidecars' inbound listeners, as pod IPs are in a cluster."""
+    def endpoints(self, pods: Mapping[str, str] | None = None) -> StaticEndpoints:
+        """A version's endpoints are its sidecars' inbound listeners, as pod IPs are in a cluster.
+        With `pods` (instance name -> its namespace's address) they are pod IPs: the callee's
+        iptables hand the connection to its sidecar, as in a cluster."""
         addresses: dict[str, dict[str, list[tuple[str, int]]]] = {}
         for instance in self.instances:
             versions = addresses.setdefault(instance.service, {})
             versions.setdefault(instance.version, []).append(
-                ("127.0.0.1", instance.sidecar.inbound)
+                (pods[instance.name], instance.app_port)
+                if pods is not None
+                else ("127.0.0.1", instance.sidecar.inbound)
             )
         return StaticEndpoints(addresses)
 
@@ -262,14 +266,24 @@ def local_env(
     return env
 
 
-def make_plan(mesh: Mesh, next_port: Callable[[], int], ingress_port: int = 0) -> Plan:
-    """Allocate ports for every instance and the gateway (ingress_port 0: any free port)."""
+def make_plan(
+    mesh: Mesh, next_port: Callable[[], int], ingress_port: int = 0, transparent: bool = False
+) -> Plan:
+    """Allocate ports for every instance and the gateway (ingress_port 0: any free port).
+    `transparent`: each instance has a network namespace of its own, so it uses the cluster's
+    ports: the app the service's port, the sidecar Istio's."""
 
     def proxy_ports() -> ProxyPorts:
         return ProxyPorts(next_port(), next_port(), next_port(), next_port(), "127.0.0.1")
 
+    def instance(service_name: str, version_name: str, replica: int) -> Instance:
+        if transparent:
+            port = mesh.services[service_name].port
+            return Instance(service_name, version_name, replica, port, ProxyPorts())
+        return Instance(service_name, version_name, replica, next_port(), proxy_ports())
+
     instances = tuple(
-        Instance(service_name, version_name, replica, next_port(), proxy_ports())
+        instance(service_name, version_name, replica)
         for service_name in sorted(mesh.services)
         for version_name in sorted(mesh.services[service_name].versions)
         for replica in range(mesh.services[service_name].versions[version_name].replicas)
@@ -290,9 +304,13 @@ class Proxy(NamedTuple):
     config: ProxyConfig
 
 
-def compile_configs(mesh: Mesh, plan: Plan, runtime_root: Path) -> Iterator[Proxy]:
-    """Every sidecar and the gateway, with where their files and sockets go under runtime_root."""
-    endpoints = plan.endpoints()
+def compile_configs(
+    mesh: Mesh, plan: Plan, runtime_root: Path, pods: Mapping[str, str] | None = None
+) -> Iterator[Proxy]:
+    """Every sidecar and the gateway, with where their files and sockets go under runtime_root.
+    `pods` (instance name -> address in its own namespace): the sidecars are transparent, behind
+    the cluster's iptables rules, and pass unknown destinations on to where they were dialled."""
+    endpoints = plan.endpoints(pods)
     for index, instance in enumerate(plan.instances):
         directory = runtime_root / instance.name
         sockets = runtime_root / "run" / str(index)
@@ -309,7 +327,7 @@ def compile_configs(mesh: Mesh, plan: Plan, runtime_root: Path) -> Iterator[Prox
                 app_port=instance.app_port,
                 config_dir=str(directory),
                 runtime_dir=str(sockets),
-                passthrough="host-header",
+                passthrough="host-header" if pods is None else "original-destination",
             ),
         )
     if plan.gateway is not None and plan.gateway_port is not None:

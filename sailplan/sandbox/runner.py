@@ -21,6 +21,7 @@ from sailplan.loader import load_mesh_text, read_mesh_file
 from sailplan.model import Mesh, SpecError
 from sailplan.model.service import Version
 from sailplan.render.haproxy import ProxyConfig
+from sailplan.sandbox import netns
 from sailplan.sandbox.plan import (
     Plan,
     Proxy,
@@ -30,7 +31,7 @@ from sailplan.sandbox.plan import (
     make_plan,
     sandbox_notes,
 )
-from sailplan.sandbox.processes import Process, SandboxError, Supervisor
+from sailplan.sandbox.processes import Process, SandboxError, Supervisor, _executable
 from sailplan.sandbox.stop import StopRequested, StopSignal
 
 STARTUP_TIMEOUT = 30.0
@@ -156,7 +157,12 @@ class Sandbox:
     stop: StopSignal
 
     def __init__(
-        self, mesh_file: Path, ingress_port: int, quiet: bool, access_log: bool = False
+        self,
+        mesh_file: Path,
+        ingress_port: int,
+        quiet: bool,
+        access_log: bool = False,
+        isolation: str = "explicit-proxy",
     ) -> None:
         self.mesh_file = mesh_file
         self.base = mesh_file.resolve().parent
@@ -169,7 +175,11 @@ class Sandbox:
         self.haproxy = haproxy_binary()
         if ingress_port:
             ensure_free(ingress_port)
-        self.plan: Plan = make_plan(self.mesh, free_port, ingress_port)
+        # netns: a namespace per replica, made by run() inside its clean-up like the runtime root.
+        self.network = netns.Network() if isolation == "netns" else None
+        self.plan: Plan = make_plan(
+            self.mesh, free_port, ingress_port, transparent=self.network is not None
+        )
         self.supervisor = Supervisor(quiet=quiet, access_log=access_log)
         # Made by run(), inside its clean-up: nothing is left behind, whenever a stop comes.
         self.runtime_root = Path()
@@ -181,7 +191,7 @@ class Sandbox:
         base = self.mesh_file.resolve().parent
         proxy = f"http://127.0.0.1:{outbound}"
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-        return {
+        env = {
             **os.environ,
             **local_env(self.mesh, service, version, base, os.environ),
             "PORT": str(app_port),
@@ -193,9 +203,39 @@ class Sandbox:
             "PATH": path,
             "PYTHONUNBUFFERED": "1",
         }
+        if self.network is not None:
+            # iptables capture every call, as in a cluster; a proxy from the host's environment
+            # is unreachable from the pod's namespace and would only be in the way.
+            for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+                env.pop(name, None)
+                env.pop(name.lower(), None)
+        return env
+
+    def pods(self) -> dict[str, str] | None:
+        """Instance name -> its namespace's address (netns isolation), else None."""
+        if self.network is None:
+            return None
+        return {name: pod.address for name, pod in self.network.pods.items()}
+
+    def create_network(self) -> None:
+        assert self.network is not None
+        removed = netns.clean_stale()
+        if removed:
+            self.supervisor.say(
+                f"netns: removed what a sandbox that did not stop left: {', '.join(removed)}"
+            )
+        namespace = self.mesh.target_namespace
+        suffixes = ("", f".{namespace}", f".{namespace}.svc", f".{namespace}.svc.cluster.local")
+        self.network.create(
+            [instance.name for instance in self.plan.instances],
+            {name: [name + suffix for suffix in suffixes] for name in sorted(self.mesh.services)},
+        )
 
     def start(self) -> None:
-        for proxy in compile_configs(self.mesh, self.plan, self.runtime_root):
+        if self.network is not None:
+            self.create_network()
+            self.stop.check()
+        for proxy in compile_configs(self.mesh, self.plan, self.runtime_root, self.pods()):
             write_config(proxy.config_dir, proxy.config)
             proxy.runtime_dir.mkdir(parents=True, exist_ok=True)
             check_config(self.haproxy, proxy.name, proxy.config_dir)
@@ -204,30 +244,50 @@ class Sandbox:
         for instance in self.plan.instances:
             local = self.mesh.services[instance.service].versions[instance.version].local
             assert local is not None
+            cwd = self.base / local.cwd if local.cwd else self.base
+            env = self.app_env(
+                instance.service, instance.version, instance.app_port, instance.sidecar.outbound
+            )
             self.supervisor.start(
                 instance.name,
-                local.command,
-                cwd=self.base / local.cwd if local.cwd else self.base,
-                env=self.app_env(
-                    instance.service, instance.version, instance.app_port, instance.sidecar.outbound
-                ),
+                self._in_pod(instance.name, local.command, cwd, env),
+                cwd=cwd,
+                env=env,
             )
             self.stop.check()
         for name, proxy in self.proxies.items():
             self.stop.check()
-            self.supervisor.start(
-                name,
-                [
-                    self.haproxy,
-                    "-W",
-                    "-db",
-                    "-S",
-                    str(proxy.runtime_dir / "master.sock"),
-                    "-f",
-                    str(proxy.config_dir / "haproxy.cfg"),
-                ],
-                proxy=True,
-            )
+            command = [
+                self.haproxy,
+                "-W",
+                "-db",
+                "-S",
+                str(proxy.runtime_dir / "master.sock"),
+                "-f",
+                str(proxy.config_dir / "haproxy.cfg"),
+            ]
+            pod = name.removesuffix("-proxy")
+            if self.network is not None and pod in self.network.pods:
+                command = self.network.proxy_command(pod, command, self.runtime_root)
+            started = self.supervisor.start(name, command, proxy=True)
+            if self.network is not None and pod not in self.network.pods:
+                # The gateway runs in the host's namespace: a crash would leave it running.
+                self.network.record(self.runtime_root, [(started.pid, command[-1])])
+
+    def _in_pod(
+        self, instance: str, command: list[str], cwd: Path, env: dict[str, str]
+    ) -> list[str]:
+        if self.network is None:
+            return command
+        # Found first, as the supervisor does: a missing program is "cannot start", not an exit
+        # of `ip netns exec`.
+        try:
+            program = _executable(command[0], cwd, env)
+        except OSError as error:
+            raise SandboxError(
+                f"{instance}: cannot start {command[0]!r}: {error.strerror or error}"
+            ) from None
+        return self.network.app_command(instance, [program, *command[1:]])
 
     def health_checks(self) -> list[tuple[str, int, str | None]]:
         checks: list[tuple[str, int, str | None]] = []
@@ -249,7 +309,7 @@ class Sandbox:
             still = []
             for check in pending:
                 self.stop.check()
-                if not self._healthy(*check):
+                if not self._probe(*check):
                     still.append(check)
             pending = still
             if not pending:
@@ -259,6 +319,14 @@ class Sandbox:
                 raise SandboxError(f"not healthy after {STARTUP_TIMEOUT:.0f}s: {names}")
             if self.stop.wait(POLL_SECONDS):
                 raise StopRequested
+
+    def _probe(self, name: str, port: int, path: str | None) -> bool:
+        """The check on 127.0.0.1 where the process runs: in its pod's namespace, if it has one."""
+        pod = name.removesuffix("-proxy")
+        if self.network is None or pod not in self.network.pods:
+            return self._healthy(name, port, path)
+        with netns.entered(self.network.pods[pod].namespace):
+            return self._healthy(name, port, path)
 
     @staticmethod
     def _healthy(name: str, port: int, path: str | None) -> bool:
@@ -271,8 +339,11 @@ class Sandbox:
     def table(self) -> str:
         rows = [("process", "pid", "listens on")]
         pids = {p.name: p.pid for p in self.supervisor.processes}
+        pods = self.pods() or {}
         for instance in self.plan.instances:
-            rows.append((instance.name, str(pids[instance.name]), f"app :{instance.app_port}"))
+            # The pod's address, where the gateway and other pods reach it (netns isolation).
+            at = pods.get(instance.name, "")
+            rows.append((instance.name, str(pids[instance.name]), f"app {at}:{instance.app_port}"))
             s = instance.sidecar
             rows.append(
                 (
@@ -356,7 +427,7 @@ class Sandbox:
         # new config passed `haproxy -c`, so a refused edit leaves nothing half-applied.
         staging = self.runtime_root / ".staging"
         try:
-            for proxy in compile_configs(mesh, self.plan, staging):
+            for proxy in compile_configs(mesh, self.plan, staging, self.pods()):
                 write_config(proxy.config_dir, proxy.config)
                 check_config(self.haproxy, proxy.name, proxy.config_dir)
         except (SpecError, SandboxError) as error:
@@ -368,7 +439,7 @@ class Sandbox:
         return mesh
 
     def _apply(self, mesh: Mesh, text: str) -> None:
-        staged = list(compile_configs(mesh, self.plan, self.runtime_root))
+        staged = list(compile_configs(mesh, self.plan, self.runtime_root, self.pods()))
         try:
             for proxy in staged:
                 write_config(proxy.config_dir, proxy.config)
@@ -503,8 +574,19 @@ class Sandbox:
             return 0
         finally:
             self.supervisor.stop_all(hurry=lambda: self.stop.insisted)
+            if self.network is not None:
+                self.network.remove()
             if self.runtime_root != Path():
                 shutil.rmtree(self.runtime_root, ignore_errors=True)
+
+
+def isolation(asked: str | None) -> str:
+    """netns where namespaces can be made (unless asked otherwise), explicit-proxy elsewhere."""
+    if asked is not None:
+        if asked == "netns" and (reason := netns.unavailable()) is not None:
+            raise SandboxError(f"--isolation netns is not possible here: {reason}")
+        return asked
+    return "netns" if netns.unavailable() is None else "explicit-proxy"
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
@@ -521,7 +603,13 @@ def run_sandbox(args: argparse.Namespace) -> int:
     try:
         # Read and checked before the stop handlers are in place: nothing runs yet, and Ctrl-C
         # must still end a read that blocks (a FIFO, a terminal on `-`) the default way.
-        sandbox = Sandbox(Path(args.file), args.ingress_port, args.quiet, args.access_log)
+        sandbox = Sandbox(
+            Path(args.file),
+            args.ingress_port,
+            args.quiet,
+            args.access_log,
+            isolation(args.isolation),
+        )
         with StopSignal() as stop:
             return sandbox.run(args.watch, stop)
     except SandboxError as error:
