@@ -58,7 +58,7 @@ def test_static_endpoints_become_servers_per_version() -> None:
         "backend service1__canary__v2\n"
         "    http-request set-var(txn.log_route) str(canary)\n"
         "    http-request set-var(txn.log_version) str(v2)\n"
-        "    retries 1\n    retry-on conn-failure\n    server v2-0 127.0.0.1:9002\n    server v2-1 127.0.0.1:9003\n"
+        "    retries 2\n    retry-on conn-failure\n    server v2-0 127.0.0.1:9002\n    server v2-1 127.0.0.1:9003\n"
         in cfg
     )
     assert (

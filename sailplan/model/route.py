@@ -219,10 +219,7 @@ class Retries(SpecModel):
         examples=[3],
         json_schema_extra=planes(
             istio="`retries.attempts`; 0 turns retries off.",
-            builtin=(
-                "`retries` of the route's backends; with 0, only a failed connection is "
-                "retried, once."
-            ),
+            builtin="`retries` of the route's backends; 0 turns retries off.",
         ),
     )
     per_try_timeout: Duration | None = Field(
@@ -417,8 +414,8 @@ class Route(SpecModel):
         json_schema_extra=planes(
             istio="The rule's `retries`; without it Istio's default retry policy applies.",
             builtin=(
-                "`retries` and `retry-on` on the route's backends. Without it a failed "
-                "connection is still retried, once."
+                "`retries` and `retry-on` on the route's backends. Without it, Istio's "
+                "default: a failed connection is retried twice, on the next endpoints."
             ),
         ),
     )

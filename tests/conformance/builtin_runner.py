@@ -30,14 +30,22 @@ class BuiltinPlane:
 
 
 @contextmanager
-def builtin_plane(mesh: sailplan.Mesh, directory: Path) -> Iterator[BuiltinPlane]:
+def builtin_plane(
+    mesh: sailplan.Mesh, directory: Path, refusing: dict[str, int] | None = None
+) -> Iterator[BuiltinPlane]:
+    """`refusing`: `<service>/<version>` -> how many of its first pods get a port nothing
+    listens on (connections refused at once)."""
     with ExitStack() as stack:
         addresses: dict[str, dict[str, list[tuple[str, int]]]] = {}
         for service_name, service in mesh.services.items():
             addresses[service_name] = {}
             for version_name, version in service.versions.items():
                 pods = []
-                for _ in range(max(version.replicas, 0)):
+                dead = (refusing or {}).get(f"{service_name}/{version_name}", 0)
+                for replica in range(max(version.replicas, 0)):
+                    if replica < dead:
+                        pods.append(("127.0.0.1", free_port()))
+                        continue
                     backend = Backend(f"{service_name}/{version_name}").start()
                     stack.callback(backend.stop)
                     pods.append(("127.0.0.1", backend.port))

@@ -28,6 +28,11 @@ from .scenarios import label
 NO_ROUTE = 404  # "If no route matches, Envoy responds with a 404 (NR response flag)."
 FAULT_ABORT_BODY = "fault filter abort"  # Envoy HTTP fault filter, abort response body
 TIMEOUT_BODY = "upstream request timeout"  # Envoy router, 504 on route/per-try timeout
+# Envoy router, 503 when the last attempt could not connect (local reply "upstream connect error
+# or disconnect/reset before headers", with the reset reason).
+CONNECT_FAILURE_BODY = (
+    "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+)
 
 # Istio's mesh-wide default retry policy, applied to every HTTP route whose VirtualService sets no
 # `retries` (MeshConfig.defaultHttpRetryPolicy; the route config istiod generates shows
@@ -39,6 +44,10 @@ ISTIO_DEFAULT_RETRIES = {
     "retryOn": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
 }
 ISTIO_DEFAULT_RETRIABLE_CODES: frozenset[int] = frozenset()
+# Istio's retry policies (the default and every VirtualService `retries`) carry Envoy's
+# `envoy.retry_host_predicates.previous_hosts` with host_selection_retry_max_attempts 5 (istiod's
+# route/retry package): a retry goes to an endpoint not tried yet when the cluster has one. With
+# round robin that is the next endpoint in turn, which is how the evaluator picks it.
 
 _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -225,6 +234,8 @@ class Upstreams:
     """The conformance backends' answers, with the `/flaky/<n>` counters they keep per pod."""
 
     flaky_seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    # `<service>/<version>` -> how many of its pods refuse every connection (the first ones).
+    refusing: dict[str, int] = field(default_factory=dict)
 
     def answer(self, pod: str, path: str) -> tuple[int, str, float]:
         """(status, body, milliseconds) of one attempt."""
@@ -240,9 +251,16 @@ class Upstreams:
         return 200, pod, 0.0
 
 
-def _should_retry(retry_on: set[str], status: int | None, codes: frozenset[int]) -> bool:
+def _should_retry(
+    retry_on: set[str], status: int | None, codes: frozenset[int], *, refused: bool = False
+) -> bool:
     """Envoy's x-envoy-retry-on conditions (Envoy router filter docs). `status None` = the
-    attempt timed out (per-try timeout): covered by 5xx and gateway-error."""
+    attempt timed out (per-try timeout): covered by 5xx and gateway-error. A refused connection
+    is retried by `connect-failure` ("a connection failure to the upstream server ... Included
+    in 5xx"), and, since Envoy counts an upstream reset as a 5xx, by 5xx, gateway-error and reset
+    too (RetryStateImpl::wouldRetryFromReset)."""
+    if refused:
+        return bool(retry_on & {"connect-failure", "5xx", "gateway-error", "reset"})
     if status is None:
         return bool(retry_on & {"5xx", "gateway-error"})
     if "5xx" in retry_on and status >= 500:
@@ -253,7 +271,10 @@ def _should_retry(retry_on: set[str], status: int | None, codes: frozenset[int])
 
 
 def _attempts(
-    rule: Mapping[str, Any], pod: str, request: Request, upstreams: Upstreams
+    rule: Mapping[str, Any],
+    pods: list[tuple[str, bool]],
+    request: Request,
+    upstreams: Upstreams,
 ) -> tuple[int, str, float, int]:
     """Envoy's router with the rule's timeout and retry policy against one pod.
 
@@ -261,6 +282,8 @@ def _attempts(
     timeout includes all retries"); on expiry Envoy answers 504 "upstream request timeout".
     `perTryTimeout` bounds each attempt ("Timeout per attempt for a given request, including the
     initial call and any retries"). Retry back-off (25 ms base) is not modelled in elapsed time.
+    `pods` are (pod, refuses connections) in the order attempts reach them (see previous_hosts
+    above); attempt k goes to pods[k % len(pods)].
     """
     retries = rule.get("retries", ISTIO_DEFAULT_RETRIES)
     codes = ISTIO_DEFAULT_RETRIABLE_CODES if "retries" not in rule else frozenset()
@@ -270,6 +293,11 @@ def _attempts(
     per_try = duration_ms(retries["perTryTimeout"]) if "perTryTimeout" in retries else total
     elapsed = 0.0
     for attempt in range(1, max_attempts + 1):
+        pod, refuses = pods[(attempt - 1) % len(pods)]
+        if refuses:
+            if attempt < max_attempts and _should_retry(retry_on, None, codes, refused=True):
+                continue
+            return 503, CONNECT_FAILURE_BODY, elapsed, attempt
         status, body, took = upstreams.answer(pod, request.path)
         budget = min(per_try, total - elapsed)
         if took >= budget:
@@ -308,10 +336,25 @@ def _route(
                 Branch(weight / total_weight, 503, "no healthy upstream", 0.0, attempts=0)
             )
             continue
+        if not any(upstreams.refusing.get(pod) for pod in pods):
+            for pod in sorted(set(pods)):
+                share = weight / total_weight * pods.count(pod) / len(pods)
+                status, body, elapsed, attempts = _attempts(
+                    rule, [(pod, False)], request, upstreams
+                )
+                branches.append(Branch(share, status, body, elapsed, attempts))
+            continue
+        # Some pods refuse connections: each pod round robin can start at, then its successors.
+        ring = []
         for pod in sorted(set(pods)):
-            share = weight / total_weight * pods.count(pod) / len(pods)
-            status, body, elapsed, attempts = _attempts(rule, pod, request, upstreams)
-            branches.append(Branch(share, status, body, elapsed, attempts))
+            dead = upstreams.refusing.get(pod, 0)
+            ring += [(pod, replica < dead) for replica in range(pods.count(pod))]
+        for start in range(len(ring)):
+            order = ring[start:] + ring[:start]
+            status, body, elapsed, attempts = _attempts(rule, order, request, upstreams)
+            branches.append(
+                Branch(weight / total_weight / len(ring), status, body, elapsed, attempts)
+            )
     return branches
 
 

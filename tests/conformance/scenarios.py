@@ -24,6 +24,8 @@ class Send:
     headers: dict[str, str] = field(default_factory=dict)
     via: Via = "mesh"
     count: int = 1
+    # Sends of one step in flight at once on the builtin plane; 1 keeps round robin's order.
+    concurrency: int = 16
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Scenario:
     spec: dict[str, Any]
     steps: list[tuple[Send, Expect]]
     diverges: dict[str, str] = field(default_factory=dict)
+    # `<service>/<version>` -> how many of its pods (the first ones) refuse every connection.
+    refusing: dict[str, int] = field(default_factory=dict)
 
 
 def label(status: int, body: str) -> str:
@@ -272,6 +276,14 @@ SCENARIOS = [
             )
         ],
         diverges={"builtin": "D3: the builtin timeout bounds each attempt, not the request"},
+    ),
+    Scenario(
+        # Istio's default retry policy (2 retries on connect-failure, on another endpoint) turns
+        # two refusing pods out of three into no failure at all; one retry would fail 1 in 3.
+        "D13-a-route-without-retries-retries-refused-connections-twice",
+        mesh([{"to": "v1"}], replicas={"v1": 3}),
+        [(Send(count=12, concurrency=1), Expect({V1: 1.0}))],
+        refusing={V1: 2},
     ),
     Scenario(
         "D6-regex-service-rule-behind-an-ingress-prefix",

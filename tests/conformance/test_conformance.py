@@ -67,7 +67,7 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
     mesh = _load(scenario)
     if plane == "istio":
         cluster = Cluster(render_manifests(mesh, "istio"))
-        upstreams = Upstreams()
+        upstreams = Upstreams(refusing=dict(scenario.refusing))
         for send, expect in scenario.steps:
             request = Request(send.path, send.method, send.headers, send.host)
             # The evaluator gives the exact distribution: one evaluation stands for `count` sends.
@@ -79,7 +79,7 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
                 outcome = evaluate_gateway(cluster, request, upstreams=upstreams)
             _check_istio(outcome, send, expect)
         return
-    with builtin_plane(mesh, tmp_path) as builtin:
+    with builtin_plane(mesh, tmp_path, scenario.refusing) as builtin:
         for send, expect in scenario.steps:
 
             def one(send: Send = send) -> Reply:
@@ -92,5 +92,8 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
                 )
 
             # Requests with count 1 go one by one: their order matters (e.g. /flaky counters).
-            replies = many(send.count, one, concurrency=16) if send.count > 1 else [one()]
+            if send.count > 1 and send.concurrency > 1:
+                replies = many(send.count, one, concurrency=send.concurrency)
+            else:
+                replies = [one() for _ in range(send.count)]
             _check_samples([(label(r.status, r.body), r.seconds) for r in replies], send, expect)

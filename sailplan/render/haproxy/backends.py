@@ -41,6 +41,12 @@ _RETRY_ON: dict[str, tuple[str, ...]] = {
     "retriable-status-codes": (),
     **{str(code): (str(code),) for code in RETRY_STATUS_CODES},
 }
+# Istio's default retry policy for a route without `retries`: 2 retries on connect-failure,
+# refused-stream, unavailable, cancelled (the last two are gRPC statuses, refused-stream an
+# HTTP/2 stream error: none can reach an HTTP/1 backend), no status codes. A request the app has
+# seen is never retried. `option redispatch 1` sends each retry to the next endpoint, as Envoy's
+# previous_hosts predicate does.
+_DEFAULT_RETRIES = ["retries 2", "retry-on conn-failure"]
 _BALANCE = {"round-robin": "roundrobin", "random": "random", "least-request": "leastconn"}
 
 
@@ -156,7 +162,7 @@ def backends(ctx: Context, out: Writer, service_name: str) -> None:
                 *body,
                 comment=f"services.{service_name}.routes[{index}] -> {version}",
             )
-    body = [*backend_lines(ALL_VERSIONS_ROUTE, None), *_pool_lines(service)]
+    body = [*backend_lines(ALL_VERSIONS_ROUTE, None), *_pool_lines(service), *_DEFAULT_RETRIES]
     for version in sorted(service.versions):
         body += servers(ctx, service_name, version, options)
     out.section(
@@ -177,14 +183,14 @@ def _attempt_lines(route: Route) -> list[str]:
     if attempt_timeout is not None:
         lines.append(f"timeout server {attempt_timeout.ms}ms")
     retries = route.retries
-    if retries is not None and retries.attempts > 0:
-        keywords: list[str] = []
-        for condition in retries.conditions:
-            for keyword in _RETRY_ON[condition]:
-                if keyword not in keywords:
-                    keywords.append(keyword)
-        lines += [f"retries {retries.attempts}", f"retry-on {' '.join(keywords) or 'none'}"]
-    else:
-        # Only failed connections are retried (once), never a request the app has seen.
-        lines += ["retries 1", "retry-on conn-failure"]
-    return lines
+    if retries is None:
+        return lines + _DEFAULT_RETRIES
+    if retries.attempts == 0:
+        # Envoy makes no retry at all; HAProxy's own default would retry a connection 3 times.
+        return [*lines, "retries 0"]
+    keywords: list[str] = []
+    for condition in retries.conditions:
+        for keyword in _RETRY_ON[condition]:
+            if keyword not in keywords:
+                keywords.append(keyword)
+    return [*lines, f"retries {retries.attempts}", f"retry-on {' '.join(keywords) or 'none'}"]
