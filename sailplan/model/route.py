@@ -230,7 +230,8 @@ class Retries(SpecModel):
         json_schema_extra=planes(
             istio="`retries.perTryTimeout`.",
             builtin=(
-                "`timeout server` of the route's backends, when shorter than the route's `timeout`."
+                "`timeout server` of the listener that makes the attempts, when shorter than "
+                "the route's `timeout`."
             ),
         ),
     )
@@ -401,15 +402,17 @@ class Route(SpecModel):
         json_schema_extra=planes(
             istio="The rule's `timeout`: the whole request, retries included.",
             builtin=(
-                "HAProxy's `timeout server` on the route's backends, which bounds each "
-                "attempt (with retries, the shorter of this and `perTryTimeout`). An expired "
-                "timeout answers 504 `upstream request timeout` (known difference D3)."
+                "The route's backend hops through a local socket into a listener that makes "
+                "the attempts (each bounded by `perTryTimeout`); the backend's `timeout server` "
+                "is the deadline over all of them, so the answer never comes later than the "
+                "timeout. An expired timeout answers 504 `upstream request timeout`."
             ),
         ),
     )
     retries: Retries | None = Field(
         default=None,
-        description="Retry failed requests. Default: no retries. HTTP only.",
+        description="Retry failed requests. Default: Istio's default policy, a failed "
+        "connection is retried twice. HTTP only.",
         examples=[{"attempts": 3, "perTryTimeout": "500ms"}],
         json_schema_extra=planes(
             istio="The rule's `retries`; without it Istio's default retry policy applies.",

@@ -50,6 +50,9 @@ _DEFAULT_RETRIES = ["retries 2", "retry-on conn-failure"]
 _BALANCE = {"round-robin": "roundrobin", "random": "random", "least-request": "leastconn"}
 
 
+ATTEMPTS_SUFFIX = "__attempts"
+
+
 def route_backend(service_name: str, service: Service, route_index: int, version: str) -> str:
     """`<service>__<route name>__<version>`: what metrics and the access log call it."""
     return ident(service_name, route_label(service, route_index), version)
@@ -146,21 +149,46 @@ def _server_options(service: Service) -> str:
     return " ".join(options)
 
 
-def backends(ctx: Context, out: Writer, service_name: str) -> None:
-    """A backend per (route, version) the route sends traffic to, and one of every version."""
+def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -> None:
+    """A backend per (route, version) the route sends traffic to, and one of every version.
+    `socket_prefix` names the unix sockets of the service's deadline hops."""
     service = ctx.mesh.services[service_name]
     options = _server_options(service)
+    versions = sorted(service.versions)
     for index, route in enumerate(service.routes):
         for version, weight in route.weights.items():
             if weight <= 0:
                 continue
+            name = route_backend(service_name, service, index, version)
+            where = f"services.{service_name}.routes[{index}] -> {version}"
             body = [*_pool_lines(service), *_attempt_lines(route)]
             body += servers(ctx, service_name, version, options)
-            body = [*backend_lines(route_label(service, index), version), *body]
+            logged = backend_lines(route_label(service, index), version)
+            if route.timeout is None:
+                out.section(f"backend {name}", *logged, *body, comment=where)
+                continue
+            # Envoy's route timeout bounds the whole request, connecting and every retry
+            # included; HAProxy's `timeout server` bounds one attempt's wait for an answer. So
+            # the route's backend hops into a listener that makes the attempts, and its own
+            # `timeout server` is the deadline for all of them together.
+            socket = f"unix@{socket_prefix}.r{index}.{versions.index(version)}.sock"
             out.section(
-                f"backend {route_backend(service_name, service, index, version)}",
+                f"backend {name}",
+                *logged,
+                f"timeout server {route.timeout.ms}ms",
+                "retries 0",
+                f"server attempts {socket}",
+                comment=f"{where}: the route's timeout, over all attempts",
+            )
+            out.section(
+                f"listen {name}{ATTEMPTS_SUFFIX}",
+                f"bind {socket} mode 600",
+                # The request was logged by the frontend that received it.
+                "no log",
+                # Once the deadline has passed the caller is gone: make no further attempt.
+                "option abortonclose",
                 *body,
-                comment=f"services.{service_name}.routes[{index}] -> {version}",
+                comment=f"{where}: the attempts",
             )
     body = [*backend_lines(ALL_VERSIONS_ROUTE, None), *_pool_lines(service), *_DEFAULT_RETRIES]
     for version in sorted(service.versions):

@@ -144,7 +144,7 @@ def service_frontends(ctx: Context, out: Writer, service_names: Sequence[str], t
                 *frontend_lines(PROXY_NAMES[tag], caller_from_header=True),
                 *routing_rules(ctx, [service_name], guarded=False),
             )
-        backends(ctx, out, service_name)
+        backends(ctx, out, service_name, f"{ctx.runtime_dir}/{tag}{index}")
 
 
 def inbound(ctx: Context, out: Writer, app_port: int) -> None:
