@@ -81,12 +81,19 @@ class ConnectionPool(SpecModel):
         default=None,
         ge=1,
         le=INT32_MAX,
-        description="The most connections open to the service at once, at least 1. "
-        "Default: no limit.",
+        description="The most connections a caller opens at once to one version of the "
+        "service, whichever route sends the requests there; requests no route matched have a "
+        "pool of their own. At least 1. Default: no limit.",
         examples=[100],
         json_schema_extra=planes(
-            istio="`connectionPool.tcp.maxConnections`.",
-            builtin="`maxconn` on every endpoint of the service's backends.",
+            istio=(
+                "`connectionPool.tcp.maxConnections`: Envoy keeps a pool per cluster, one per "
+                "version subset."
+            ),
+            builtin=(
+                "`maxconn` on every endpoint; the route backends to one version count their "
+                "connections together."
+            ),
         ),
     )
     max_pending_requests: int = Field(
@@ -102,9 +109,10 @@ class ConnectionPool(SpecModel):
                 "Envoy reads 0 as no limit. Not rendered without `maxConnections` while 0."
             ),
             builtin=(
-                "Once a backend holds more than `maxConnections` plus this many connections, "
-                "the proxy answers 503 at once with Envoy's overflow text. Without "
-                "`maxConnections` no request waits for a connection, so there is nothing to limit."
+                "Once the route backends to a version hold more than `maxConnections` plus "
+                "this many requests together, the proxy answers 503 at once with Envoy's "
+                "overflow text. Without `maxConnections` no request waits for a connection, so "
+                "there is nothing to limit."
             ),
         ),
     )
@@ -112,14 +120,15 @@ class ConnectionPool(SpecModel):
         default=None,
         ge=1,
         le=INT32_MAX,
-        description="The most requests in flight to the service at once, over any HTTP "
-        "version (Envoy's name notwithstanding), at least 1. Default: no limit.",
+        description="The most requests in flight at once to one version of the service (as "
+        "`maxConnections` counts), over any HTTP version (Envoy's name notwithstanding), at "
+        "least 1. Default: no limit.",
         examples=[1000],
         json_schema_extra=planes(
             istio="`connectionPool.http.http2MaxRequests`.",
             builtin=(
-                "Once a backend holds this many requests, the proxy answers 503 at once with "
-                "Envoy's overflow text."
+                "Once the route backends to a version hold this many requests together, the "
+                "proxy answers 503 at once with Envoy's overflow text."
             ),
         ),
     )

@@ -8,8 +8,8 @@ The upstream apps are the conformance backends (tests/conformance/builtin_runner
 answers 200 with the body `<service>/<version>`; `/status/<code>` answers that code; `/sleep/<ms>`
 answers after that long; `/flaky/<n>` answers 503 to the first n requests it sees on that path.
 
-Out of scope (no scenario relies on them yet): mirrors, connection pools, outlier detection,
-consistent-hash load balancing, TLS.
+Out of scope (no scenario relies on them yet): mirrors, outlier detection, consistent-hash load
+balancing, TLS.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from .scenarios import label
 NO_ROUTE = 404  # "If no route matches, Envoy responds with a 404 (NR response flag)."
 FAULT_ABORT_BODY = "fault filter abort"  # Envoy HTTP fault filter, abort response body
 TIMEOUT_BODY = "upstream request timeout"  # Envoy router, 504 on route/per-try timeout
+# Envoy router, 503 when a circuit breaker (connections + pending requests) is full.
+OVERFLOW_BODY = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 # Envoy router, 503 when the last attempt could not connect (local reply "upstream connect error
 # or disconnect/reset before headers", with the reset reason).
 CONNECT_FAILURE_BODY = (
@@ -424,6 +426,69 @@ def evaluate_mesh(
             return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))
         rule = found
     return Outcome(tuple(_apply_rule(cluster, rule, request, upstreams)))
+
+
+def _pool_limit(cluster: Cluster, fqdn: str, subset: str | None) -> float:
+    """Requests one upstream cluster takes at once: connections plus pending requests.
+
+    Envoy tracks each circuit-breaking limit "on a per upstream cluster and per priority basis"
+    (Envoy arch overview, circuit breaking), and istiod builds one cluster per DestinationRule
+    subset (`outbound|<port>|<subset>|<host>`) plus one for the host without subset, each with
+    the DR's trafficPolicy unless the subset overrides it. For HTTP/1.1 a connection carries one
+    request at a time; past `maxConnections` a request waits while fewer than
+    `http1MaxPendingRequests` wait, else it overflows (503).
+    """
+    rule = cluster.destination_rules.get(fqdn)
+    if rule is None:
+        return float("inf")
+    policy = rule["spec"].get("trafficPolicy", {})
+    for entry in rule["spec"].get("subsets", []):
+        if subset is not None and entry["name"] == subset and "trafficPolicy" in entry:
+            policy = entry["trafficPolicy"]
+    pool = policy.get("connectionPool")
+    if pool is None:
+        return float("inf")
+    connections = pool.get("tcp", {}).get("maxConnections", 2**32 - 1)
+    pending = pool.get("http", {}).get("http1MaxPendingRequests", 2**32 - 1)
+    return float(connections + pending)
+
+
+def evaluate_burst(
+    cluster: Cluster,
+    requests: list[Request],
+    *,
+    caller_namespace: str,
+    upstreams: Upstreams | None = None,
+) -> Outcome:
+    """Requests sent through one sidecar, all in flight together; the outcome's shares are over
+    the burst. Each request must go to one cluster (a rule with a single destination)."""
+    upstreams = upstreams or Upstreams()
+    admitted: dict[tuple[str, str | None], int] = {}
+    branches: list[Branch] = []
+    share = 1 / len(requests)
+    for request in requests:
+        fqdn = cluster.fqdn(request.host, caller_namespace)
+        assert fqdn is not None, f"{request.host!r} is not a service of the mesh"
+        vs = cluster.mesh_virtual_service(fqdn)
+        rule = _first_rule(vs, request) if vs is not None else None
+        assert rule is not None and len(rule["route"]) == 1, "a burst needs one destination"
+        destination = rule["route"][0]["destination"]
+        key = (destination["host"], destination.get("subset"))
+        admitted[key] = admitted.get(key, 0) + 1
+        if admitted[key] > _pool_limit(cluster, *key):
+            branches.append(Branch(share, 503, OVERFLOW_BODY, 0.0))
+            continue
+        for branch in _apply_rule(cluster, rule, request, upstreams):
+            branches.append(
+                Branch(
+                    branch.probability * share,
+                    branch.status,
+                    branch.body,
+                    branch.elapsed_ms,
+                    branch.attempts,
+                )
+            )
+    return Outcome(tuple(branches))
 
 
 def evaluate_gateway(

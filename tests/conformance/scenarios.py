@@ -29,6 +29,14 @@ class Send:
 
 
 @dataclass(frozen=True)
+class Burst:
+    """Requests in flight together: each is sent before any is answered (they ask for slow
+    answers, `/sleep/<ms>`), so connection pools see them all at once. Only the mesh side."""
+
+    sends: tuple[Send, ...]
+
+
+@dataclass(frozen=True)
 class Expect:
     shares: dict[str, float]
     # Allowed |observed - expected| share on the sampled (builtin) plane: at least 4.5 standard
@@ -41,7 +49,7 @@ class Expect:
 class Scenario:
     name: str
     spec: dict[str, Any]
-    steps: list[tuple[Send, Expect]]
+    steps: list[tuple[Send | Burst, Expect]]
     diverges: dict[str, str] = field(default_factory=dict)
     # `<service>/<version>` -> how many of its pods (the first ones) refuse every connection.
     refusing: dict[str, int] = field(default_factory=dict)
@@ -61,6 +69,7 @@ def mesh(
     ingress: dict[str, Any] | None = None,
     replicas: dict[str, int] | None = None,
     service2: bool = False,
+    policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """service1 with v1/v2 (and the routes given), a caller to send from, optionally service2."""
     versions = {
@@ -71,6 +80,8 @@ def mesh(
         "service1": {"port": 8088, "versions": versions},
         "caller": {"port": 9000, "versions": {"v1": {"image": "example/caller"}}},
     }
+    if policy is not None:
+        services["service1"]["policy"] = copy.deepcopy(policy)
     if service1_routes is not None:
         services["service1"]["routes"] = copy.deepcopy(service1_routes)
     if service2:
@@ -87,6 +98,8 @@ def mesh(
 
 
 V1, V2 = "service1/v1", "service1/v2"
+# Envoy's local reply when a circuit breaker of the cluster is full.
+OVERFLOW = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 EVEN = {V1: 0.5, V2: 0.5}
 
 SCENARIOS = [
@@ -285,6 +298,28 @@ SCENARIOS = [
         mesh([{"to": "v1"}], replicas={"v1": 3}),
         [(Send(count=12, concurrency=1), Expect({V1: 1.0}))],
         refusing={V1: 2},
+    ),
+    Scenario(
+        # Envoy counts a connection pool per upstream cluster (a version's subset), whichever
+        # route sends the request there: 1 connection + 1 pending, the other two overflow.
+        "D11-connection-pool-counts-every-route-to-the-version",
+        mesh(
+            [{"match": [{"headers": {"lane": "a"}}], "to": "v1"}, {"to": "v1"}],
+            policy={"connectionPool": {"maxConnections": 1, "maxPendingRequests": 1}},
+        ),
+        [
+            (
+                Burst(
+                    (
+                        Send("/sleep/700", headers={"lane": "a"}),
+                        Send("/sleep/700", headers={"lane": "a"}),
+                        Send("/sleep/700"),
+                        Send("/sleep/700"),
+                    )
+                ),
+                Expect({V1: 0.5, f"503 {OVERFLOW}": 0.5}),
+            )
+        ],
     ),
     Scenario(
         "D6-regex-service-rule-behind-an-ingress-prefix",

@@ -4,6 +4,7 @@ evaluator of the rendered Istio objects. Both must meet the scenario's expectati
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,16 @@ import sailplan
 from sailplan.render.manifests import render_manifests
 
 from .builtin_runner import builtin_plane
-from .istio_reference import Cluster, Outcome, Request, Upstreams, evaluate_gateway, evaluate_mesh
-from .scenarios import SCENARIOS, Expect, Scenario, Send, label
+from .istio_reference import (
+    Cluster,
+    Outcome,
+    Request,
+    Upstreams,
+    evaluate_burst,
+    evaluate_gateway,
+    evaluate_mesh,
+)
+from .scenarios import SCENARIOS, Burst, Expect, Scenario, Send, label
 
 PLANES = ("istio", "builtin")
 
@@ -37,7 +46,7 @@ def _load(scenario: Scenario) -> sailplan.Mesh:
     return sailplan.load_mesh_text(yaml.safe_dump(scenario.spec))
 
 
-def _check_istio(outcome: Outcome, send: Send, expect: Expect) -> None:
+def _check_istio(outcome: Outcome, send: Send | Burst, expect: Expect) -> None:
     observed = {key: round(value, 9) for key, value in outcome.shares().items() if value > 0}
     assert observed == expect.shares, f"{send}: istio answers {observed}"
     if expect.seconds is not None:
@@ -46,7 +55,7 @@ def _check_istio(outcome: Outcome, send: Send, expect: Expect) -> None:
             assert low <= branch.elapsed_ms / 1000 <= high, f"{send}: istio takes {branch}"
 
 
-def _check_samples(replies: list[tuple[str, float]], send: Send, expect: Expect) -> None:
+def _check_samples(replies: list[tuple[str, float]], send: Send | Burst, expect: Expect) -> None:
     counts = Counter(text for text, _ in replies)
     observed = {key: count / len(replies) for key, count in counts.items()}
     unexpected = set(observed) - set(expect.shares)
@@ -69,6 +78,13 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
         cluster = Cluster(render_manifests(mesh, "istio"))
         upstreams = Upstreams(refusing=dict(scenario.refusing))
         for send, expect in scenario.steps:
+            if isinstance(send, Burst):
+                requests = [Request(s.path, s.method, s.headers, s.host) for s in send.sends]
+                outcome = evaluate_burst(
+                    cluster, requests, caller_namespace=mesh.target_namespace, upstreams=upstreams
+                )
+                _check_istio(outcome, send, expect)
+                continue
             request = Request(send.path, send.method, send.headers, send.host)
             # The evaluator gives the exact distribution: one evaluation stands for `count` sends.
             if send.via == "mesh":
@@ -81,6 +97,22 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
         return
     with builtin_plane(mesh, tmp_path, scenario.refusing) as builtin:
         for send, expect in scenario.steps:
+            if isinstance(send, Burst):
+                with ThreadPoolExecutor(len(send.sends)) as pool:
+                    futures = [
+                        pool.submit(
+                            builtin.send,
+                            s.path,
+                            via=s.via,
+                            host=s.host,
+                            method=s.method,
+                            headers=s.headers,
+                        )
+                        for s in send.sends
+                    ]
+                    burst = [future.result() for future in futures]
+                _check_samples([(label(r.status, r.body), r.seconds) for r in burst], send, expect)
+                continue
 
             def one(send: Send = send) -> Reply:
                 return builtin.send(

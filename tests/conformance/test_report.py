@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import REPO
 
-from .scenarios import SCENARIOS, Scenario, Send
+from .scenarios import SCENARIOS, Burst, Expect, Scenario, Send
 
 REPORT = REPO / "docs" / "conformance.md"
 
@@ -28,13 +28,22 @@ plane (a strict xfail), so closing the difference makes the suite say so.
 """
 
 
-def _request(send: Send) -> str:
+def _request(send: Send | Burst) -> str:
+    if isinstance(send, Burst):
+        return " + ".join(_request(one) for one in send.sends) + " in flight together"
     parts = [send.method, send.path]
     if send.headers:
         parts.append(", ".join(f"{k}: {v}" for k, v in send.headers.items()))
     where = "through the ingress" if send.via == "ingress" else f"to {send.host}"
     times = f" x{send.count}" if send.count > 1 else ""
     return f"`{' '.join(parts)}` {where}{times}"
+
+
+def _extras(expect: Expect) -> str:
+    text = ""
+    if expect.seconds:
+        text += f" in {expect.seconds[0]:g} to {expect.seconds[1]:g} s"
+    return text
 
 
 def _answer(shares: dict[str, float]) -> str:
@@ -55,10 +64,11 @@ def report() -> str:
     ]
     for scenario in SCENARIOS:
         steps = "<br>".join(
-            f"{_request(send)} → {_answer(expect.shares)}"
-            + (f" in {expect.seconds[0]:g} to {expect.seconds[1]:g} s" if expect.seconds else "")
+            f"{_request(send)} → {_answer(expect.shares)}{_extras(expect)}"
             for send, expect in scenario.steps
         )
+        for pods, refusing in scenario.refusing.items():
+            steps += f"<br>({refusing} pods of {pods} refuse connections)"
         lines.append(
             f"| {scenario.name} | {steps} | {_plane(scenario, 'istio')} | "
             f"{_plane(scenario, 'builtin')} |"

@@ -88,7 +88,8 @@ def backend_choice(ctx: Context, service_name: str, *, guarded: bool = False) ->
     return lines
 
 
-def _pool_lines(service: Service) -> list[str]:
+def _pool_lines(service: Service, pool: list[str]) -> list[str]:
+    """`pool`: the sections whose connections count together (see `_pool_members`)."""
     policy = service.policy
     lines = []
     if policy is not None and policy.load_balancer is not None:
@@ -98,7 +99,7 @@ def _pool_lines(service: Service) -> list[str]:
         elif lb.hash_header is not None:
             lines += [f"balance hdr({bare(lb.hash_header)})", "hash-type consistent"]
     if policy is not None and policy.connection_pool is not None:
-        lines += _connection_pool_lines(policy.connection_pool)
+        lines += _connection_pool_lines(policy.connection_pool, pool)
     return lines
 
 
@@ -109,18 +110,25 @@ def _overflow_if(condition: str) -> str:
     )
 
 
-def _connection_pool_lines(pool: ConnectionPool) -> list[str]:
-    """What HAProxy can honour of Istio's connectionPool; check refuses the rest on builtin."""
+def _connection_pool_lines(pool: ConnectionPool, members: list[str]) -> list[str]:
+    """What HAProxy can honour of Istio's connectionPool; check refuses the rest on builtin.
+    `members`: the sections whose requests count together, as one Envoy cluster's."""
     lines = []
+    if pool.max_connections is not None or pool.http2_max_requests is not None:
+        # be_conn() counts this request too.
+        lines.append(f"http-request set-var(txn.pool) be_conn({members[0]})")
+        lines += [
+            f"http-request set-var(txn.pool) be_conn({name}),add(txn.pool)" for name in members[1:]
+        ]
     if pool.max_connections is not None:
         # Envoy answers at once when the pool and its pending queue are full; maxqueue alone
         # would only redispatch, so check the queue explicitly.
         full = pool.max_connections + pool.max_pending_requests
-        lines.append(_overflow_if(f"{{ be_conn() gt {full} }}"))
+        lines.append(_overflow_if(f"{{ var(txn.pool) -m int gt {full} }}"))
     if pool.http2_max_requests is not None:
-        # be_conn() counts this request too: the one past the limit is answered 503, as Envoy
-        # answers a request over max_requests without queuing it.
-        lines.append(_overflow_if(f"{{ be_conn() gt {pool.http2_max_requests} }}"))
+        # The one past the limit is answered 503, as Envoy answers a request over
+        # max_requests without queuing it.
+        lines.append(_overflow_if(f"{{ var(txn.pool) -m int gt {pool.http2_max_requests} }}"))
     if pool.max_requests_per_connection == 1:
         # Each connection to an endpoint carries one request; the caller's stays alive.
         lines.append("option http-server-close")
@@ -149,6 +157,23 @@ def _server_options(service: Service) -> str:
     return " ".join(options)
 
 
+def _server_section(service_name: str, service: Service, index: int, version: str) -> str:
+    """The section holding the servers of a route's backend to `version`."""
+    name = route_backend(service_name, service, index, version)
+    route = service.routes[index]
+    return name if route.timeout is None else f"{name}{ATTEMPTS_SUFFIX}"
+
+
+def _pool_members(service: Service, service_name: str, version: str) -> list[str]:
+    """Envoy keeps one connection pool per cluster, and Istio makes a cluster of each version's
+    subset: every route's backend to a version counts against the same `maxConnections`."""
+    return [
+        _server_section(service_name, service, index, version)
+        for index, route in enumerate(service.routes)
+        if route.weights.get(version, 0) > 0
+    ]
+
+
 def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -> None:
     """A backend per (route, version) the route sends traffic to, and one of every version.
     `socket_prefix` names the unix sockets of the service's deadline hops."""
@@ -161,7 +186,8 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
                 continue
             name = route_backend(service_name, service, index, version)
             where = f"services.{service_name}.routes[{index}] -> {version}"
-            body = [*_pool_lines(service), *_attempt_lines(route)]
+            pool = _pool_members(service, service_name, version)
+            body = [*_pool_lines(service, pool), *_attempt_lines(route)]
             body += servers(ctx, service_name, version, options)
             logged = backend_lines(route_label(service, index), version)
             if route.timeout is None:
@@ -190,11 +216,17 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
                 *body,
                 comment=f"{where}: the attempts",
             )
-    body = [*backend_lines(ALL_VERSIONS_ROUTE, None), *_pool_lines(service), *_DEFAULT_RETRIES]
+    # Istio's cluster of the host without subset: a pool of its own.
+    everyone = all_versions_backend(service_name)
+    body = [
+        *backend_lines(ALL_VERSIONS_ROUTE, None),
+        *_pool_lines(service, [everyone]),
+        *_DEFAULT_RETRIES,
+    ]
     for version in sorted(service.versions):
         body += servers(ctx, service_name, version, options)
     out.section(
-        f"backend {all_versions_backend(service_name)}",
+        f"backend {everyone}",
         *body,
         comment=f"services.{service_name}: every version, for requests no route matched",
     )
