@@ -56,6 +56,7 @@ class Backend:
     name: str
     port: int = 0
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)  # of `requests`, in the same order
     status_override: int | None = None
     _flaky: Counter[str] = field(default_factory=Counter)
     _server: ThreadingHTTPServer | None = None
@@ -72,10 +73,10 @@ class Backend:
 
             def _answer(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                if length:
-                    self.rfile.read(length)
+                body = self.rfile.read(length) if length else b""
+                backend.bodies.append(body)
                 backend.requests.append((self.command, self.path, dict(self.headers.items())))
-                status, body = 200, backend.name
+                status, name = 200, backend.name
                 parts = self.path.split("?")[0].strip("/").split("/")
                 if parts[0] == "status" and len(parts) > 1:
                     status = int(parts[1])
@@ -87,14 +88,14 @@ class Backend:
                         status = 503
                 if backend.status_override is not None:
                     status = backend.status_override
-                data = body.encode()
+                data = name.encode()
                 self.send_response(status)
                 self.send_header("content-type", "text/plain")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _answer
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _answer
 
         server = _QuietServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
@@ -164,14 +165,15 @@ def request(
     method: str = "GET",
     headers: Mapping[str, str] | None = None,
     timeout: float = 10.0,
+    body: bytes | None = None,
 ) -> Reply:
     started = time.monotonic()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        connection.request(method, path, headers={"host": host, **(headers or {})})
+        connection.request(method, path, body=body, headers={"host": host, **(headers or {})})
         response = connection.getresponse()
-        body = response.read().decode(errors="replace")
-        return Reply(response.status, body, time.monotonic() - started)
+        text = response.read().decode(errors="replace")
+        return Reply(response.status, text, time.monotonic() - started)
     finally:
         connection.close()
 

@@ -302,7 +302,10 @@ class Mirror(SpecModel):
         examples=["v2"],
         json_schema_extra=planes(
             istio="`mirror`: the service's host, subset `<version>`.",
-            builtin="Copies go to the version's headless Service.",
+            builtin=(
+                "A Lua task writes each copy, method, headers and body as they came, to a "
+                "listener that spreads the copies over every pod of the version in turn."
+            ),
         ),
     )
     percent: Percent = Field(

@@ -8,32 +8,36 @@ core.register_action("sailplan_delay", { "http-req" }, function(txn, ms)
   txn:set_var("txn.log_delayed", true)
 end, 1)
 
--- Mirror: copy the request to another endpoint, fire-and-forget. The task runs detached from the
--- request, so the caller never waits on the shadow, and the shadow's answer is dropped.
-core.register_action("sailplan_mirror", { "http-req" }, function(txn, base)
-  local method = txn.sf:method()
-  local path = txn.sf:pathq() or "/"
+-- Mirror: copy the request to the listener of the mirror version, fire-and-forget. The task runs
+-- detached from the request, so the caller never waits on the shadow, and the shadow's answer is
+-- dropped. The copy is written by hand over a socket so every method, header and body goes as it
+-- came (HAProxy 2.6's httpclient knows only GET, HEAD, PUT, POST and DELETE); the listener
+-- spreads the copies over the version's pods.
+core.register_action("sailplan_mirror", { "http-req" }, function(txn, target)
   local headers = txn.http:req_get_headers()
-  local body = txn.sf:req_body()
-  local copied = {}
-  for name, values in pairs(headers) do
-    local lower = string.lower(name)
-    if lower ~= "content-length" and lower ~= "connection" and lower ~= "host" then
-      copied[name] = {}
-      for index, value in pairs(values) do copied[name][index + 1] = value end
-    end
-  end
+  local body = txn.sf:req_body() or ""
   local host = headers["host"] and headers["host"][0] or ""
   -- Envoy marks shadowed requests the same way: the authority gets a "-shadow" suffix.
-  copied["host"] = { host .. "-shadow" }
-  copied["x-sailplan-mirror"] = { "1" }
+  local lines = { txn.sf:method() .. " " .. (txn.sf:pathq() or "/") .. " HTTP/1.1",
+                  "host: " .. host .. "-shadow", "x-sailplan-mirror: 1" }
+  for name, values in pairs(headers) do
+    local lower = string.lower(name)
+    if lower ~= "content-length" and lower ~= "connection" and lower ~= "host"
+        and lower ~= "transfer-encoding" then
+      for _, value in pairs(values) do lines[#lines + 1] = name .. ": " .. value end
+    end
+  end
+  lines[#lines + 1] = "content-length: " .. #body
+  lines[#lines + 1] = "connection: close"
+  local copy = table.concat(lines, "\r\n") .. "\r\n\r\n" .. body
   core.register_task(function()
-    local client = core.httpclient()
-    local request = { url = base .. path, headers = copied, body = body, timeout = 5000 }
-    local send = ({
-      GET = client.get, POST = client.post, PUT = client.put,
-      DELETE = client.delete, HEAD = client.head,
-    })[method] or client.get
-    send(client, request)
+    local socket = core.tcp()
+    socket:settimeout(5)
+    if socket:connect(target) then
+      socket:send(copy)
+      -- Read the answer to its end, so the listener finishes the copy before the close.
+      socket:receive("*a")
+    end
+    socket:close()
   end)
 end, 1)

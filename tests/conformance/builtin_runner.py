@@ -20,13 +20,22 @@ CALLER = "caller"
 class BuiltinPlane:
     sidecar_port: int
     gateway_port: int | None
+    pods: dict[str, list[Backend]]  # `<service>/<version>` -> its running pods
 
     def send(
-        self, path: str, *, via: str, host: str, method: str, headers: dict[str, str]
+        self,
+        path: str,
+        *,
+        via: str,
+        host: str,
+        method: str,
+        headers: dict[str, str],
+        body: str = "",
     ) -> Reply:
         port = self.sidecar_port if via == "mesh" else self.gateway_port
         assert port is not None, "the mesh has no ingress"
-        return request(port, path, host=host, method=method, headers=headers, timeout=15)
+        data = body.encode() if body else None
+        return request(port, path, host=host, method=method, headers=headers, body=data, timeout=15)
 
 
 @contextmanager
@@ -37,6 +46,7 @@ def builtin_plane(
     listens on (connections refused at once)."""
     with ExitStack() as stack:
         addresses: dict[str, dict[str, list[tuple[str, int]]]] = {}
+        running: dict[str, list[Backend]] = {}
         for service_name, service in mesh.services.items():
             addresses[service_name] = {}
             for version_name, version in service.versions.items():
@@ -48,6 +58,7 @@ def builtin_plane(
                         continue
                     backend = Backend(f"{service_name}/{version_name}").start()
                     stack.callback(backend.stop)
+                    running.setdefault(f"{service_name}/{version_name}", []).append(backend)
                     pods.append(("127.0.0.1", backend.port))
                 addresses[service_name][version_name] = pods
         endpoints = StaticEndpoints(addresses)
@@ -84,4 +95,4 @@ def builtin_plane(
             stack.enter_context(
                 running_haproxy(gateway.files, directory / "gateway", [gateway_port])
             )
-        yield BuiltinPlane(sidecar_ports.outbound, gateway_port)
+        yield BuiltinPlane(sidecar_ports.outbound, gateway_port, running)

@@ -8,8 +8,8 @@ The upstream apps are the conformance backends (tests/conformance/builtin_runner
 answers 200 with the body `<service>/<version>`; `/status/<code>` answers that code; `/sleep/<ms>`
 answers after that long; `/flaky/<n>` answers 503 to the first n requests it sees on that path.
 
-Out of scope (no scenario relies on them yet): mirrors, outlier detection, consistent-hash load
-balancing, TLS.
+Out of scope (no scenario relies on them yet): outlier detection, consistent-hash load balancing,
+TLS.
 """
 
 from __future__ import annotations
@@ -65,6 +65,20 @@ class Request:
     method: str = "GET"
     headers: Mapping[str, str] = field(default_factory=dict)
     host: str = ""  # the Host/:authority header; for mesh requests the service name by default
+    body: str = ""
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A mirrored copy of the request, with the probability it is sent."""
+
+    probability: float
+    to: str  # `<service>/<version>` of the pods it goes to
+    pods: int  # how many pods round robin spreads the copies over
+    method: str
+    path: str
+    host: str
+    body: str
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,7 @@ class Branch:
 @dataclass(frozen=True)
 class Outcome:
     branches: tuple[Branch, ...]
+    copies: tuple[Copy, ...] = ()
 
     def shares(self) -> dict[str, float]:
         """Label (see scenarios.label) -> probability."""
@@ -396,6 +411,39 @@ def _apply_rule(
     return branches
 
 
+def _copies(cluster: Cluster, rule: Mapping[str, Any], request: Request) -> list[Copy]:
+    """`mirror` + `mirrorPercentage` (absent: 100%): "Mirror HTTP traffic to another destination
+    in addition to forwarding the requests to the intended destination ... the Host/Authority
+    header is appended with -shadow" (Istio VirtualService, HTTPRoute.mirror). Envoy's router
+    shadows the whole request, method, headers and body included (RouteAction
+    request_mirror_policies), to the mirror cluster, whose load balancer (round robin) picks a
+    host per copy like for any request. The router shadows only what reaches it: an aborted
+    request is not copied."""
+    mirror = rule.get("mirror")
+    if mirror is None:
+        return []
+    aborted = rule.get("fault", {}).get("abort", {})
+    reached = 1 - (aborted.get("percentage", {}).get("value", 100.0) / 100 if aborted else 0.0)
+    percent = rule.get("mirrorPercentage", {}).get("value", 100.0) / 100
+    host = mirror["host"]
+    labels = cluster.subset_labels(host, mirror["subset"]) if "subset" in mirror else None
+    pods = cluster.endpoints(host, labels)
+    if not pods or reached * percent <= 0:
+        return []
+    name = request.host.rsplit(":", 1)[0] if ":" in request.host else request.host
+    return [
+        Copy(
+            reached * percent,
+            ",".join(sorted(set(pods))),
+            len(pods),
+            request.method,
+            request.path,
+            f"{name}-shadow",
+            request.body,
+        )
+    ]
+
+
 def _first_rule(vs: Mapping[str, Any], request: Request) -> Mapping[str, Any] | None:
     """ "The first rule matching an incoming request is used" (VirtualService.http)."""
     for rule in vs["spec"].get("http", []):
@@ -425,7 +473,10 @@ def evaluate_mesh(
         if found is None:
             return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))
         rule = found
-    return Outcome(tuple(_apply_rule(cluster, rule, request, upstreams)))
+    return Outcome(
+        tuple(_apply_rule(cluster, rule, request, upstreams)),
+        tuple(_copies(cluster, rule, request)),
+    )
 
 
 def _pool_limit(cluster: Cluster, fqdn: str, subset: str | None) -> float:
@@ -504,5 +555,8 @@ def evaluate_gateway(
         found = _first_rule(vs, request)
         if found is None:
             return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))
-        return Outcome(tuple(_apply_rule(cluster, found, request, upstreams)))
+        return Outcome(
+            tuple(_apply_rule(cluster, found, request, upstreams)),
+            tuple(_copies(cluster, found, request)),
+        )
     return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))

@@ -26,6 +26,7 @@ class Send:
     count: int = 1
     # Sends of one step in flight at once on the builtin plane; 1 keeps round robin's order.
     concurrency: int = 16
+    body: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class Expect:
     # deviations of the sample, so a correct plane fails about once in 150,000 runs.
     tolerance: float = 0.0
     seconds: tuple[float, float] | None = None  # every reply's time, lower and upper bound
+    # Every request is also copied to this `<service>/<version>`: same method, path and body,
+    # the Host with `-shadow`, the copies spread evenly over all its pods.
+    mirrored: str | None = None
 
 
 @dataclass(frozen=True)
@@ -319,6 +323,17 @@ SCENARIOS = [
                 ),
                 Expect({V1: 0.5, f"503 {OVERFLOW}": 0.5}),
             )
+        ],
+    ),
+    Scenario(
+        "D4-mirror-copies-method-body-to-every-pod",
+        mesh([{"to": "v1", "mirror": {"to": "v2", "percent": 100}}], replicas={"v2": 3}),
+        [
+            (
+                Send("/things/7?x=1", method=method, body=body, count=6, concurrency=1),
+                Expect({V1: 1.0}, mirrored=V2),
+            )
+            for method, body in (("PATCH", '{"a": 1}'), ("OPTIONS", ""), ("POST", "form=1"))
         ],
     ),
     Scenario(

@@ -3,13 +3,14 @@ evaluator of the rendered Istio objects. Both must meet the scenario's expectati
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
-from proxy_support import Reply, many
+from proxy_support import Backend, Reply, many
 
 import sailplan
 from sailplan.render.manifests import render_manifests
@@ -46,9 +47,24 @@ def _load(scenario: Scenario) -> sailplan.Mesh:
     return sailplan.load_mesh_text(yaml.safe_dump(scenario.spec))
 
 
-def _check_istio(outcome: Outcome, send: Send | Burst, expect: Expect) -> None:
+def _replicas(mesh: sailplan.Mesh, label: str) -> int:
+    service, version = label.split("/")
+    return mesh.services[service].versions[version].replicas
+
+
+def _check_istio(outcome: Outcome, send: Send | Burst, expect: Expect, mesh: sailplan.Mesh) -> None:
     observed = {key: round(value, 9) for key, value in outcome.shares().items() if value > 0}
     assert observed == expect.shares, f"{send}: istio answers {observed}"
+    if isinstance(send, Send):
+        copies = [
+            (c.probability, c.to, c.pods, c.method, c.path, c.host, c.body) for c in outcome.copies
+        ]
+        wanted = []
+        if expect.mirrored is not None:
+            replicas = _replicas(mesh, expect.mirrored)
+            shadow = f"{send.host}-shadow"
+            wanted = [(1.0, expect.mirrored, replicas, send.method, send.path, shadow, send.body)]
+        assert copies == wanted, f"{send}: istio copies {copies}"
     if expect.seconds is not None:
         low, high = expect.seconds
         for branch in outcome.branches:
@@ -70,6 +86,25 @@ def _check_samples(replies: list[tuple[str, float]], send: Send | Burst, expect:
             assert low <= seconds <= high, f"{send}: builtin answered {text!r} in {seconds:.3f}s"
 
 
+def _check_copies(pods: list[Backend], send: Send) -> None:
+    """The copies of this step's sends (the pods saw nothing before it): all of them arrive,
+    alike the originals, spread over the pods in turn."""
+    deadline = time.monotonic() + 5  # copies travel detached from the requests
+    while sum(len(pod.requests) for pod in pods) < send.count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    per_pod = [len(pod.requests) for pod in pods]
+    assert sum(per_pod) == send.count, f"{send}: builtin copies per pod {per_pod}"
+    assert max(per_pod) - min(per_pod) <= 1, f"{send}: builtin copies per pod {per_pod}"
+    for pod in pods:
+        for (method, path, headers), body in zip(pod.requests, pod.bodies, strict=True):
+            copy = (method, path, headers.get("host"), body.decode())
+            assert copy == (send.method, send.path, f"{send.host}-shadow", send.body), (
+                f"{send}: builtin copied {copy}"
+            )
+        pod.requests.clear()
+        pod.bodies.clear()
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(("scenario", "plane"), _cases())
 def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
@@ -83,9 +118,9 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
                 outcome = evaluate_burst(
                     cluster, requests, caller_namespace=mesh.target_namespace, upstreams=upstreams
                 )
-                _check_istio(outcome, send, expect)
+                _check_istio(outcome, send, expect, mesh)
                 continue
-            request = Request(send.path, send.method, send.headers, send.host)
+            request = Request(send.path, send.method, send.headers, send.host, send.body)
             # The evaluator gives the exact distribution: one evaluation stands for `count` sends.
             if send.via == "mesh":
                 outcome = evaluate_mesh(
@@ -93,7 +128,7 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
                 )
             else:
                 outcome = evaluate_gateway(cluster, request, upstreams=upstreams)
-            _check_istio(outcome, send, expect)
+            _check_istio(outcome, send, expect, mesh)
         return
     with builtin_plane(mesh, tmp_path, scenario.refusing) as builtin:
         for send, expect in scenario.steps:
@@ -121,6 +156,7 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
                     host=send.host,
                     method=send.method,
                     headers=send.headers,
+                    body=send.body,
                 )
 
             # Requests with count 1 go one by one: their order matters (e.g. /flaky counters).
@@ -129,3 +165,5 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
             else:
                 replies = [one() for _ in range(send.count)]
             _check_samples([(label(r.status, r.body), r.seconds) for r in replies], send, expect)
+            if expect.mirrored is not None:
+                _check_copies(builtin.pods[expect.mirrored], send)

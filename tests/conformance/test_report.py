@@ -36,13 +36,16 @@ def _request(send: Send | Burst) -> str:
         parts.append(", ".join(f"{k}: {v}" for k, v in send.headers.items()))
     where = "through the ingress" if send.via == "ingress" else f"to {send.host}"
     times = f" x{send.count}" if send.count > 1 else ""
-    return f"`{' '.join(parts)}` {where}{times}"
+    body = f" with body `{send.body}`" if send.body else ""
+    return f"`{' '.join(parts)}`{body} {where}{times}"
 
 
 def _extras(expect: Expect) -> str:
     text = ""
     if expect.seconds:
         text += f" in {expect.seconds[0]:g} to {expect.seconds[1]:g} s"
+    if expect.mirrored is not None:
+        text += f", each copied alike to {expect.mirrored}, over all its pods in turn"
     return text
 
 

@@ -35,15 +35,13 @@ def servers(ctx: Context, service_name: str, version: str, options: str) -> list
     ]
 
 
-def mirror_base(ctx: Context, service_name: str, version: str) -> str | None:
+def mirror_socket(ctx: Context, tag: str, service_name: str, version: str) -> str | None:
+    """The unix socket of the listener that spreads a route's mirror copies over every pod of
+    `version`; None when the version has no address to copy to."""
     service = ctx.mesh.services[service_name]
-    if isinstance(ctx.endpoints, DnsEndpoints):
-        return (
-            f"http://{service_name}-{version}.{ctx.endpoints.namespace}"
-            f".svc.{ctx.endpoints.cluster_domain}:{service.port}"
-        )
-    addresses = ctx.endpoints.addresses.get(service_name, {}).get(version, ())
-    if not addresses:
+    if not isinstance(ctx.endpoints, DnsEndpoints) and not ctx.endpoints.addresses.get(
+        service_name, {}
+    ).get(version):
         return None
-    host, port = addresses[0]
-    return f"http://{host}:{port}"
+    number = sorted(ctx.mesh.services).index(service_name)
+    return f"unix@{ctx.runtime_dir}/{tag}m{number}.{sorted(service.versions).index(version)}.sock"

@@ -32,7 +32,7 @@ def ingress(ctx: Context, out: Writer, listen_port: int) -> None:
     for index, ingress_route in enumerate(spec.routes):
         body += _ingress_route_lines(ingress_route, index)
     targets = sorted({r.service for r in spec.routes})
-    body += dispatch_lines(ctx, targets)
+    body += dispatch_lines(ctx, targets, "g")
     body.append("default_backend no_route")
     out.section("frontend ingress", *body, comment="ingress: the mesh's front door")
     out.section(

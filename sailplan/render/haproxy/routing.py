@@ -14,19 +14,21 @@ from sailplan.model import Route
 from .backends import backend_choice, backends
 from .conditions import alternatives, percent_condition, rule_per_alternative, when
 from .context import Context, DnsEndpoints, Passthrough, Writer, flat
-from .endpoints import mirror_base
+from .endpoints import mirror_socket, servers
 from .globals import ABORT_BODY
 from .observability import backend_lines, flag, frontend_lines, hop_lines, route_label
-from .quoting import acl_name, bare, quote
+from .quoting import acl_name, bare, ident, quote
 
 HOP_SUFFIX = "__hop"
 # The tag of a per-service routing frontend's socket -> the proxy its log lines name.
 PROXY_NAMES = {"o": "outbound", "g": "ingress"}
 
 
-def service_routing(ctx: Context, service_name: str, *, guarded: bool = False) -> list[str]:
+def service_routing(
+    ctx: Context, service_name: str, tag: str, *, guarded: bool = False
+) -> list[str]:
     """The rules of the service's routing frontend: pick the route, apply its faults. Shared by
-    the sidecar's outbound and the gateway's ingress."""
+    the sidecar's outbound and the gateway's ingress (`tag` tells their sockets apart)."""
     service = ctx.mesh.services[service_name]
     unset = "!{ var(txn.route) -m found }"
     # In a flat frontend every service's rules share one list: each rule checks its service.
@@ -46,10 +48,10 @@ def service_routing(ctx: Context, service_name: str, *, guarded: bool = False) -
             lines += backend_lines(route_label(service, index), None, on_route)
         lines += _faults(route, on_route)
         if route.mirror is not None:
-            base = mirror_base(ctx, service_name, route.mirror.to)
-            if base is not None:
+            socket = mirror_socket(ctx, tag, service_name, route.mirror.to)
+            if socket is not None:
                 lines.append(
-                    f"http-request lua.sailplan_mirror {quote(base)}"
+                    f"http-request lua.sailplan_mirror {quote(socket)}"
                     + when([on_route, percent_condition(route.mirror.percent)])
                 )
     return lines
@@ -91,7 +93,7 @@ def hosts_map(ctx: Context) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dispatch_lines(ctx: Context, service_names: Sequence[str]) -> list[str]:
+def dispatch_lines(ctx: Context, service_names: Sequence[str], tag: str) -> list[str]:
     """Rules of the front listener once `txn.svc` is known.
 
     Small meshes: every service's rules in one flat list, guarded by service. Past
@@ -106,10 +108,12 @@ def dispatch_lines(ctx: Context, service_names: Sequence[str]) -> list[str]:
             *hop_lines(hop),
             f"use_backend %[var(txn.svc),concat(,,{HOP_SUFFIX})] if {hop}",
         ]
-    return routing_rules(ctx, service_names, guarded=True)
+    return routing_rules(ctx, service_names, tag, guarded=True)
 
 
-def routing_rules(ctx: Context, service_names: Sequence[str], *, guarded: bool) -> list[str]:
+def routing_rules(
+    ctx: Context, service_names: Sequence[str], tag: str, *, guarded: bool
+) -> list[str]:
     """The services' route picking, faults and backend choice; `guarded` when several services
     share one frontend, so each rule checks its service and the draw waits for a service."""
     services = [ctx.mesh.services[name] for name in service_names]
@@ -120,7 +124,7 @@ def routing_rules(ctx: Context, service_names: Sequence[str], *, guarded: bool) 
         condition = " if { var(txn.svc) -m found }" if guarded else ""
         lines.append(f"http-request set-var(txn.draw) rand(100){condition}")
     for name in service_names:
-        lines += service_routing(ctx, name, guarded=guarded)
+        lines += service_routing(ctx, name, tag, guarded=guarded)
     for name in service_names:
         lines += backend_choice(ctx, name, guarded=guarded)
     return lines
@@ -142,9 +146,29 @@ def service_frontends(ctx: Context, out: Writer, service_names: Sequence[str], t
                 f"frontend {service_name}__routes",
                 f"bind {socket} mode 600",
                 *frontend_lines(PROXY_NAMES[tag], caller_from_header=True),
-                *routing_rules(ctx, [service_name], guarded=False),
+                *routing_rules(ctx, [service_name], tag, guarded=False),
             )
         backends(ctx, out, service_name, f"{ctx.runtime_dir}/{tag}{index}")
+        _mirror_listeners(ctx, out, service_name, tag)
+
+
+def _mirror_listeners(ctx: Context, out: Writer, service_name: str, tag: str) -> None:
+    """A listener per version the service's routes mirror to. The Lua action writes each copy
+    to it (method, headers and body as they came), and it spreads the copies over every pod of
+    the version in turn, as Envoy's shadow cluster does."""
+    service = ctx.mesh.services[service_name]
+    for version in sorted({r.mirror.to for r in service.routes if r.mirror is not None}):
+        socket = mirror_socket(ctx, tag, service_name, version)
+        if socket is None:
+            continue
+        out.section(
+            f"listen {ident(service_name, 'mirror', version)}",
+            f"bind {socket} mode 600",
+            "no log",
+            "retries 0",
+            *servers(ctx, service_name, version, ""),
+            comment=f"services.{service_name}: copies mirrored to {version}",
+        )
 
 
 def inbound(ctx: Context, out: Writer, app_port: int) -> None:
@@ -176,7 +200,7 @@ def outbound(ctx: Context, out: Writer, passthrough: Passthrough) -> None:
         *frontend_lines("outbound"),
         "http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
         f"http-request set-var(txn.svc) var(txn.host),map_str({ctx.config_dir}/hosts.map)",
-        *dispatch_lines(ctx, ctx.http_services()),
+        *dispatch_lines(ctx, ctx.http_services(), "o"),
         "default_backend passthrough",
     ]
     out.section("frontend outbound", *body)
