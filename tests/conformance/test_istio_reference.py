@@ -11,6 +11,7 @@ from .istio_reference import (
     Cluster,
     Request,
     Upstreams,
+    evaluate_burst,
     evaluate_gateway,
     evaluate_mesh,
     rule_matches,
@@ -18,7 +19,10 @@ from .istio_reference import (
 
 
 def _objects(
-    http: list[dict[str, Any]], *, gateway_http: list[dict[str, Any]] | None = None
+    http: list[dict[str, Any]],
+    *,
+    gateway_http: list[dict[str, Any]] | None = None,
+    policy: dict[str, Any] | None = None,
 ) -> Cluster:
     host = "reviews.shop.svc.cluster.local"
     objects: list[dict[str, Any]] = [
@@ -55,6 +59,8 @@ def _objects(
                 },
             }
         )
+    if policy is not None:
+        objects[1]["spec"]["trafficPolicy"] = policy
     if gateway_http is not None:
         objects += [
             {"kind": "Gateway", "metadata": {"name": "gw", "namespace": "shop"}, "spec": {}},
@@ -180,3 +186,81 @@ def test_gateway_binding() -> None:
     }
     assert evaluate_gateway(cluster, Request(host="other.org")).shares() == {"404": 1.0}
     assert _mesh(cluster, Request(host="reviews")) == {"reviews/v1": 1.0}
+
+
+REFUSED = "503 upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+
+
+@pytest.mark.parametrize(
+    ("retries", "expected"),
+    [
+        # Istio's default: 2 retries, each on the next pod: the live pod is always reached.
+        (None, {"reviews/v2": 1.0}),
+        ({"attempts": 1, "retryOn": "5xx"}, {"reviews/v2": 2 / 3, REFUSED: 1 / 3}),
+        ({"attempts": 0}, {"reviews/v2": 1 / 3, REFUSED: 2 / 3}),
+        # A status code condition does not cover a refused connection.
+        (
+            {"attempts": 2, "retryOn": "retriable-status-codes"},
+            {"reviews/v2": 1 / 3, REFUSED: 2 / 3},
+        ),
+    ],
+)
+def test_refused_connections_are_retried_on_the_next_pods(
+    retries: dict[str, Any] | None, expected: dict[str, float]
+) -> None:
+    rule: dict[str, Any] = {"route": [_to("b")]}
+    if retries is not None:
+        rule["retries"] = retries
+    outcome = evaluate_mesh(
+        _objects([rule]),
+        Request(host="reviews"),
+        caller_namespace="shop",
+        upstreams=Upstreams(refusing={"reviews/v2": 2}),
+    )
+    assert outcome.shares() == pytest.approx(expected)
+
+
+OVERFLOW = "503 upstream connect error or disconnect/reset before headers. reset reason: overflow"
+
+
+def test_connection_pool_is_per_subset_cluster_across_rules() -> None:
+    pool = {
+        "connectionPool": {"tcp": {"maxConnections": 1}, "http": {"http1MaxPendingRequests": 1}}
+    }
+    cluster = _objects(
+        [
+            {"match": [{"uri": {"prefix": "/x"}}], "route": [_to("a")]},
+            {"match": [{"uri": {"prefix": "/b"}}], "route": [_to("b")]},
+            {"route": [_to("a")]},
+        ],
+        policy=pool,
+    )
+    same = [Request(path, host="reviews") for path in ("/x", "/y", "/x")]
+    assert evaluate_burst(cluster, same, caller_namespace="shop").shares() == pytest.approx(
+        {"reviews/v1": 2 / 3, OVERFLOW: 1 / 3}
+    )
+    # Another subset is another cluster, with a pool of its own.
+    split = [Request(path, host="reviews") for path in ("/x", "/y", "/b", "/b")]
+    assert evaluate_burst(cluster, split, caller_namespace="shop").shares() == pytest.approx(
+        {"reviews/v1": 0.5, "reviews/v2": 0.5}
+    )
+
+
+def test_mirror_copies_the_request_unless_aborted() -> None:
+    rule = {
+        "route": [_to("a")],
+        "mirror": {"host": "reviews.shop.svc.cluster.local", "subset": "b"},
+        "mirrorPercentage": {"value": 50.0},
+        "fault": {"abort": {"httpStatus": 503, "percentage": {"value": 50.0}}},
+    }
+    request = Request("/p?q=1", "PATCH", {}, "reviews:9080", '{"a": 1}')
+    outcome = evaluate_mesh(_objects([rule]), request, caller_namespace="shop")
+    ((probability, *copy),) = [
+        (c.probability, c.to, c.pods, c.method, c.path, c.host, c.body) for c in outcome.copies
+    ]
+    assert probability == pytest.approx(0.25)
+    assert copy == ["reviews/v2", 3, "PATCH", "/p?q=1", "reviews-shadow", '{"a": 1}']
+    assert (
+        evaluate_mesh(_objects([{"route": [_to("a")]}]), request, caller_namespace="shop").copies
+        == ()
+    )
