@@ -47,6 +47,8 @@ class Expect:
     # Every request is also copied to this `<service>/<version>`: same method, path and body,
     # the Host with `-shadow`, the copies spread evenly over all its pods.
     mirrored: str | None = None
+    # Requests the pods saw per send (attempts, retries included); checked with `count` 1.
+    attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -289,10 +291,11 @@ SCENARIOS = [
         [
             (
                 Send("/sleep/2000"),
-                Expect({"504 upstream request timeout": 1.0}, seconds=(0.95, 1.3)),
+                # Attempts start at 0, 400 and 800 ms; the third is cut short at 1 s.
+                Expect({"504 upstream request timeout": 1.0}, seconds=(0.95, 1.3), attempts=3),
             ),
             # Fast failures are retried inside the same budget.
-            (Send("/flaky/2"), Expect({V1: 1.0}, seconds=(0.0, 0.5))),
+            (Send("/flaky/2"), Expect({V1: 1.0}, seconds=(0.0, 0.5), attempts=3)),
         ],
     ),
     Scenario(

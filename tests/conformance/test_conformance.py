@@ -55,6 +55,9 @@ def _replicas(mesh: sailplan.Mesh, label: str) -> int:
 def _check_istio(outcome: Outcome, send: Send | Burst, expect: Expect, mesh: sailplan.Mesh) -> None:
     observed = {key: round(value, 9) for key, value in outcome.shares().items() if value > 0}
     assert observed == expect.shares, f"{send}: istio answers {observed}"
+    if expect.attempts is not None:
+        attempts = [branch.attempts for branch in outcome.branches]
+        assert set(attempts) == {expect.attempts}, f"{send}: istio attempts {attempts}"
     if isinstance(send, Send):
         copies = [
             (c.probability, c.to, c.pods, c.method, c.path, c.host, c.body) for c in outcome.copies
@@ -159,6 +162,7 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
                     body=send.body,
                 )
 
+            seen = sum(len(pod.requests) for pods in builtin.pods.values() for pod in pods)
             # Requests with count 1 go one by one: their order matters (e.g. /flaky counters).
             if send.count > 1 and send.concurrency > 1:
                 replies = many(send.count, one, concurrency=send.concurrency)
@@ -167,3 +171,8 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
             _check_samples([(label(r.status, r.body), r.seconds) for r in replies], send, expect)
             if expect.mirrored is not None:
                 _check_copies(builtin.pods[expect.mirrored], send)
+            if expect.attempts is not None:
+                assert send.count == 1, "attempts are checked on single sends"
+                time.sleep(0.5)  # an attempt made after the answer would show up by now
+                made = sum(len(pod.requests) for pods in builtin.pods.values() for pod in pods)
+                assert made - seen == expect.attempts, f"{send}: builtin made {made - seen}"
