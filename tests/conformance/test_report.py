@@ -44,6 +44,8 @@ def _extras(expect: Expect) -> str:
     text = ""
     if expect.seconds:
         text += f" in {expect.seconds[0]:g} to {expect.seconds[1]:g} s"
+    if expect.attempts is not None:
+        text += f", {expect.attempts} attempts"
     if expect.mirrored is not None:
         text += f", each copied alike to {expect.mirrored}, over all its pods in turn"
     return text
