@@ -260,7 +260,7 @@ def test_http2_max_requests_answers_503_past_the_requests_in_flight(sidecar_for:
     assert sidecar.get("/").status == 200  # the limit counts requests in flight, not in total
 
 
-@pytest.mark.parametrize(("connect_timeout", "low", "high"), [("200ms", 0.35, 1.5), (None, 5, 12)])
+@pytest.mark.parametrize(("connect_timeout", "low", "high"), [("200ms", 0.55, 1.5), (None, 15, 19)])
 def test_connect_timeout_bounds_opening_a_connection_to_an_endpoint(
     sidecar_for: Any, connect_timeout: str | None, low: float, high: float
 ) -> None:
@@ -270,7 +270,8 @@ def test_connect_timeout_bounds_opening_a_connection_to_an_endpoint(
             _mesh([{"to": "v1"}], policy=policy), endpoint_override={"v1": [("127.0.0.1", port)]}
         )
         reply = sidecar.get("/", timeout=20)
-    # Two attempts (a failed connection is retried once), each cut at the connect timeout;
+    # Three attempts (Istio's default retries a failed connection twice), each cut at the
+    # connect timeout;
     # without it HAProxy's default of 5s applies.
     assert reply.status == 503
     assert low <= reply.seconds < high
@@ -290,11 +291,12 @@ def test_connection_pool_fields_compile_to_backend_lines() -> None:
         "'upstream connect error or disconnect/reset before headers. reset reason: overflow' hdr x-sailplan-flag UO if "
     )
     assert lines == [
-        overflow + "{ be_conn() gt 2 }",
-        overflow + "{ be_conn() gt 5 }",
+        "http-request set-var(txn.pool) be_conn(service1__route-0__v1)",
+        overflow + "{ var(txn.pool) -m int gt 2 }",
+        overflow + "{ var(txn.pool) -m int gt 5 }",
         "option http-server-close",
         "timeout connect 250ms",
-        "retries 1",
+        "retries 2",
         "retry-on conn-failure",
         "server v1-0 127.0.0.1:9001 maxconn 1",
     ]

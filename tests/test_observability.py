@@ -174,7 +174,7 @@ def test_response_flags_of_the_proxys_own_answers(tmp_path: Path) -> None:
             | {"fault": {"delay": {"fixed": "50ms", "percent": 100}}},
             {"to": "v1"},
         ],
-        # Overflow is counted per (route, version) backend (issue 12, D11).
+        # Overflow is counted per version, over every route to it (issue 12, D11).
         policy={"connectionPool": {"maxConnections": 1, "maxPendingRequests": 0}},
     )
     with backends("v1") as started:

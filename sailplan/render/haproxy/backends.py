@@ -88,8 +88,8 @@ def backend_choice(ctx: Context, service_name: str, *, guarded: bool = False) ->
     return lines
 
 
-def _pool_lines(service: Service, pool: list[str]) -> list[str]:
-    """`pool`: the sections whose connections count together (see `_pool_members`)."""
+def _pool_lines(service: Service) -> list[str]:
+    """Load balancing and the connection pool's options of the section holding the servers."""
     policy = service.policy
     lines = []
     if policy is not None and policy.load_balancer is not None:
@@ -99,7 +99,7 @@ def _pool_lines(service: Service, pool: list[str]) -> list[str]:
         elif lb.hash_header is not None:
             lines += [f"balance hdr({bare(lb.hash_header)})", "hash-type consistent"]
     if policy is not None and policy.connection_pool is not None:
-        lines += _connection_pool_lines(policy.connection_pool, pool)
+        lines += _connection_pool_lines(policy.connection_pool)
     return lines
 
 
@@ -110,9 +110,13 @@ def _overflow_if(condition: str) -> str:
     )
 
 
-def _connection_pool_lines(pool: ConnectionPool, members: list[str]) -> list[str]:
-    """What HAProxy can honour of Istio's connectionPool; check refuses the rest on builtin.
-    `members`: the sections whose requests count together, as one Envoy cluster's."""
+def _overflow_lines(service: Service, members: list[str]) -> list[str]:
+    """The connection pool's limits, in the backend the caller's request enters (so its log
+    line carries the UO flag). `members`: the backends whose requests count together, as one
+    Envoy cluster's."""
+    pool = service.policy.connection_pool if service.policy is not None else None
+    if pool is None:
+        return []
     lines = []
     if pool.max_connections is not None or pool.http2_max_requests is not None:
         # be_conn() counts this request too.
@@ -129,6 +133,13 @@ def _connection_pool_lines(pool: ConnectionPool, members: list[str]) -> list[str
         # The one past the limit is answered 503, as Envoy answers a request over
         # max_requests without queuing it.
         lines.append(_overflow_if(f"{{ var(txn.pool) -m int gt {pool.http2_max_requests} }}"))
+    return lines
+
+
+def _connection_pool_lines(pool: ConnectionPool) -> list[str]:
+    """What HAProxy can honour of Istio's connectionPool besides its limits (`_overflow_lines`);
+    check refuses the rest on builtin."""
+    lines = []
     if pool.max_requests_per_connection == 1:
         # Each connection to an endpoint carries one request; the caller's stays alive.
         lines.append("option http-server-close")
@@ -157,18 +168,11 @@ def _server_options(service: Service) -> str:
     return " ".join(options)
 
 
-def _server_section(service_name: str, service: Service, index: int, version: str) -> str:
-    """The section holding the servers of a route's backend to `version`."""
-    name = route_backend(service_name, service, index, version)
-    route = service.routes[index]
-    return name if route.timeout is None else f"{name}{ATTEMPTS_SUFFIX}"
-
-
 def _pool_members(service: Service, service_name: str, version: str) -> list[str]:
     """Envoy keeps one connection pool per cluster, and Istio makes a cluster of each version's
     subset: every route's backend to a version counts against the same `maxConnections`."""
     return [
-        _server_section(service_name, service, index, version)
+        route_backend(service_name, service, index, version)
         for index, route in enumerate(service.routes)
         if route.weights.get(version, 0) > 0
     ]
@@ -186,10 +190,10 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
                 continue
             name = route_backend(service_name, service, index, version)
             where = f"services.{service_name}.routes[{index}] -> {version}"
-            pool = _pool_members(service, service_name, version)
-            body = [*_pool_lines(service, pool), *_attempt_lines(route)]
+            body = [*_pool_lines(service), *_attempt_lines(route)]
             body += servers(ctx, service_name, version, options)
             logged = backend_lines(route_label(service, index), version)
+            logged += _overflow_lines(service, _pool_members(service, service_name, version))
             if route.timeout is None:
                 out.section(f"backend {name}", *logged, *body, comment=where)
                 continue
@@ -220,7 +224,8 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
     everyone = all_versions_backend(service_name)
     body = [
         *backend_lines(ALL_VERSIONS_ROUTE, None),
-        *_pool_lines(service, [everyone]),
+        *_overflow_lines(service, [everyone]),
+        *_pool_lines(service),
         *_DEFAULT_RETRIES,
     ]
     for version in sorted(service.versions):
