@@ -100,35 +100,7 @@ def test_outbound_connections_reach_the_proxy_except_the_proxys_own(netns: str) 
     assert _run("ip", "netns", "add", remote).returncode == 0
     listeners: list[subprocess.Popen[str]] = []
     try:
-        pod_if, remote_if = f"p{netns[-8:]}", f"r{netns[-8:]}"
-        steps = [
-            (
-                "ip",
-                "link",
-                "add",
-                pod_if,
-                "netns",
-                netns,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                remote_if,
-                "netns",
-                remote,
-            ),
-            ("ip", "netns", "exec", netns, "ip", "addr", "add", "10.255.0.1/24", "dev", pod_if),
-            ("ip", "netns", "exec", remote, "ip", "addr", "add", "10.255.0.2/24", "dev", remote_if),
-            ("ip", "netns", "exec", netns, "ip", "link", "set", pod_if, "up"),
-            ("ip", "netns", "exec", remote, "ip", "link", "set", remote_if, "up"),
-            ("ip", "netns", "exec", remote, "ip", "link", "set", "lo", "up"),
-        ]
-        for step in steps:
-            done = _run(*step)
-            if done.returncode != 0:
-                pytest.skip(
-                    f"cannot build the test network: {' '.join(step)}: {done.stderr.strip()}"
-                )
+        _veth(netns, remote)
         assert _apply(netns).returncode == 0
         for namespace, name, port in ((netns, "proxy", 15001), (remote, "original", 8080)):
             listener = subprocess.Popen(
