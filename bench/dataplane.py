@@ -249,6 +249,19 @@ def topology(mesh: Mesh) -> Iterator[Topology]:
         )
 
 
+def wrk_summary(command: list[str], env: dict[str, str], *, timeout: float) -> dict[str, float]:
+    """Run wrk with a script that prints a BENCHJSON line; that summary, with `rps` added."""
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCHJSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
+    result: dict[str, float] = json.loads(line.removeprefix("BENCHJSON "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
 def run_wrk(
     target: Target, *, seconds: float, connections: int, delay_ms: float = 0
 ) -> dict[str, float]:
@@ -267,14 +280,7 @@ def run_wrk(
         f"http://127.0.0.1:{target.port}/",
     ]
     env = dict(os.environ, BENCH_DELAY_MS=f"{delay_ms:g}")
-    done = subprocess.run(
-        command, capture_output=True, text=True, env=env, timeout=seconds + 30, check=False
-    )
-    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCHJSON ")), None)
-    if done.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
-    result: dict[str, float] = json.loads(line.removeprefix("BENCHJSON "))
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result = wrk_summary(command, env, timeout=seconds + 30)
     if result["errors"] or result["non2xx"]:
         raise RuntimeError(f"{target} answered with errors under load: {result}")
     return result

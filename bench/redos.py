@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -25,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from bench.dataplane import HERE, run_haproxy, wrk_binary
+from bench.dataplane import HERE, run_haproxy, wrk_binary, wrk_summary
 from sailplan.loader import load_mesh_text
 from sailplan.model import SpecError
 from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
@@ -126,15 +125,7 @@ def _wrk(port: int, case: Case, seconds: float) -> dict[str, float]:
         BENCH_PROBE_REPEAT=str(case.repeat),
         BENCH_PROBE_TAIL=case.tail,
     )
-    done = subprocess.run(
-        command, capture_output=True, text=True, env=env, timeout=seconds + 60, check=False
-    )
-    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCHJSON ")), None)
-    if done.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
-    result: dict[str, float] = json.loads(line.removeprefix("BENCHJSON "))
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    return result
+    return wrk_summary(command, env, timeout=seconds + 60)
 
 
 def run_case(case: Case, *, unguarded: bool = False, seconds: float = SECONDS) -> dict[str, Any]:
