@@ -310,7 +310,7 @@ class LocalRun(SpecModel):
 
 
 # Visible ASCII: what a request line may carry without encoding.
-_URL_PATH = re.compile(r"/[!-~]*")
+URL_PATH = re.compile(r"/[!-~]*")
 
 
 class Readiness(SpecModel):
@@ -323,7 +323,7 @@ class Readiness(SpecModel):
         json_schema_extra=planes(
             istio="The probe's `httpGet.path`.",
             builtin="The probe's `httpGet.path`; the sandbox polls the same path.",
-            schema={"pattern": f"^(?:{_URL_PATH.pattern})$"},
+            schema={"pattern": f"^(?:{URL_PATH.pattern})$"},
         ),
         examples=["/ready"],
     )
@@ -333,7 +333,7 @@ class Readiness(SpecModel):
     def _absolute(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError(f"{value!r} must start with '/'")
-        if not _URL_PATH.fullmatch(value):
+        if not URL_PATH.fullmatch(value):
             # A space or control character ends the request line early: the kubelet's probe
             # and HAProxy would send a malformed request.
             raise ValueError(

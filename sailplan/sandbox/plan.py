@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sailplan.model import Mesh, Problem, SpecError
-from sailplan.model.service import EnvRef
+from sailplan.model.errors import shown
+from sailplan.model.service import URL_PATH, EnvRef
 from sailplan.render.haproxy import (
     ProxyConfig,
     ProxyPorts,
@@ -59,15 +60,6 @@ class Plan:
         return StaticEndpoints(addresses)
 
 
-# What the sandbox can request as a readiness URL path: printable ASCII, no space.
-_URL_PATH = re.compile(r"/[\x21-\x7e]*")
-
-
-def _shown(value: str) -> str:
-    """A rejected value, quoted and cut short: a problem is one readable line."""
-    return repr(value if len(value) <= 60 else value[:57] + "...")
-
-
 def check_runnable(
     mesh: Mesh, base: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> None:
@@ -107,11 +99,11 @@ def check_runnable(
                 for index, argument in enumerate(version.local.command)
                 if "\0" in argument
             ]
-            if version.readiness is not None and not _URL_PATH.fullmatch(version.readiness.path):
+            if version.readiness is not None and not URL_PATH.fullmatch(version.readiness.path):
                 problems.append(
                     Problem(
                         f"{at}.readiness.path",
-                        f"the sandbox cannot request {_shown(version.readiness.path)}: a URL path "
+                        f"the sandbox cannot request {shown(version.readiness.path)}: a URL path "
                         "has no spaces or control characters; percent-encode them (a space is %20)",
                     )
                 )
