@@ -12,6 +12,7 @@ istio plane instead of rendering a rule that routes differently (divergence D6).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import re2
 
@@ -100,28 +101,24 @@ def intersect_strings(
 
 def intersect(a: Match, b: Match) -> Match | Inexpressible | None:
     """One match accepting exactly the requests both accept; None when none can."""
-    path = intersect_strings("path", a.path, b.path)
-    method = intersect_strings("method", a.method, b.method)
-    headers = _intersect_maps("headers", a.headers, b.headers)
-    query = _intersect_maps("query", a.query, b.query)
-    parts = (path, method, headers, query)
-    for part in parts:
-        if isinstance(part, Inexpressible):
-            return part
-    if any(part is NEVER and given for part, given in zip(parts, _given(a, b), strict=True)):
-        return NEVER
-    assert not isinstance(headers, Inexpressible) and not isinstance(query, Inexpressible)
-    assert not isinstance(path, Inexpressible) and not isinstance(method, Inexpressible)
-    return Match(path=path, method=method, headers=headers or None, query=query or None)
-
-
-def _given(a: Match, b: Match) -> tuple[bool, bool, bool, bool]:
-    return (
-        a.path is not None or b.path is not None,
-        a.method is not None or b.method is not None,
-        bool(a.headers or b.headers),
-        bool(a.query or b.query),
-    )
+    folded: dict[str, Any] = {}
+    never = False
+    for field in ("path", "method"):
+        one, other = getattr(a, field), getattr(b, field)
+        if one is None and other is None:
+            continue  # neither asks: no condition, not "never"
+        both = intersect_strings(field, one, other)
+        if isinstance(both, Inexpressible):
+            return both
+        never |= both is NEVER
+        folded[field] = both
+    for field in ("headers", "query"):
+        mapped = _intersect_maps(field, getattr(a, field), getattr(b, field))
+        if isinstance(mapped, Inexpressible):
+            return mapped
+        never |= mapped is NEVER
+        folded[field] = mapped or None
+    return NEVER if never else Match(**folded)
 
 
 def _intersect_maps(
