@@ -274,6 +274,9 @@ def test_the_sidecar_is_no_open_relay(netns: str) -> None:
             assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         proxy = subprocess.Popen(
             [*_as_proxy(netns), HAPROXY, "-db", "-f", str(config_dir / "haproxy.cfg")],
+            # HAProxy returns to its working directory after reading the config: uid 1337 must
+            # be able to enter it, and a checkout may be private to root.
+            cwd=config_dir,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
