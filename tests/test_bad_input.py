@@ -566,7 +566,7 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         "unknown top-level key",
         {"sidecars": True},
         [
-            "sidecars: unknown key; allowed keys here: apiVersion, kind, name, namespace, allowSystemNamespace, dataPlane, mtls, services, ingress, accessLog"
+            "sidecars: unknown key; allowed keys here: apiVersion, kind, name, namespace, allowSystemNamespace, dataPlane, mtls, trustDomain, authorization, services, ingress, accessLog"
         ],
     ),
     # -- top level

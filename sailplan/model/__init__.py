@@ -10,6 +10,18 @@ from sailplan.model.match import Match, StringMatch
 from sailplan.model.mesh import DataPlane, Mesh, MtlsMode
 from sailplan.model.policy import ConnectionPool, LoadBalancer, OutlierDetection, Policy
 from sailplan.model.route import Abort, Delay, Fault, Mirror, Retries, Route
+from sailplan.model.security import (
+    INGRESS,
+    AllowRule,
+    Authorization,
+    PathRule,
+    caller_identity,
+    certificate_secret_name,
+    gateway_service_account,
+    ingress_identity,
+    service_identity,
+    spiffe_id,
+)
 from sailplan.model.service import (
     EnvFrom,
     EnvRef,
@@ -23,7 +35,10 @@ from sailplan.model.service import (
 )
 
 __all__ = [
+    "INGRESS",
     "Abort",
+    "AllowRule",
+    "Authorization",
     "ConnectionPool",
     "DataPlane",
     "Delay",
@@ -41,6 +56,7 @@ __all__ = [
     "Mirror",
     "MtlsMode",
     "OutlierDetection",
+    "PathRule",
     "Policy",
     "Problem",
     "Readiness",
@@ -53,4 +69,10 @@ __all__ = [
     "SpecModel",
     "StringMatch",
     "Version",
+    "caller_identity",
+    "certificate_secret_name",
+    "gateway_service_account",
+    "ingress_identity",
+    "service_identity",
+    "spiffe_id",
 ]

@@ -14,6 +14,12 @@ from sailplan.model.errors import Problem, SpecError, clip, problems_from_valida
 from sailplan.model.ingress import Ingress
 from sailplan.model.policy import builtin_policy_problems
 from sailplan.model.route import Route
+from sailplan.model.security import (
+    DEFAULT_TRUST_DOMAIN,
+    Authorization,
+    TrustDomain,
+    security_problems,
+)
 from sailplan.model.service import Service
 
 DataPlane = Literal["builtin", "istio"]
@@ -130,6 +136,34 @@ class Mesh(SpecModel):
                 "alike, `strict` is refused. The sandbox runs builtin sidecars on every plane: "
                 "it refuses `strict` and says that `permissive` traffic is plaintext."
             ),
+        ),
+    )
+    trust_domain: TrustDomain = Field(
+        default=DEFAULT_TRUST_DOMAIN,
+        description="The trust domain of the mesh's workload identities: a service's identity "
+        "is `spiffe://<trustDomain>/ns/<namespace>/sa/<service>`, as Istio names it. "
+        "Default: `cluster.local`.",
+        examples=["prod.example.com"],
+        json_schema_extra=planes(
+            istio=(
+                "The trust domain of the principals in AuthorizationPolicies; it must be the "
+                "trust domain of Istio's control plane (`meshConfig.trustDomain`, "
+                "`cluster.local` unless set when installing it)."
+            ),
+            builtin=(
+                "The URI SAN of every workload's certificate, checked by the sidecars on both "
+                "ends of a connection."
+            ),
+        ),
+    )
+    authorization: Authorization = Field(
+        default_factory=Authorization,
+        description="Mesh-wide authorization: whether services without `allow` let every "
+        "caller in. Default: `{default: allow}`.",
+        examples=[{"default": "deny"}],
+        json_schema_extra=planes(
+            istio="See `default`.",
+            builtin="See `default`.",
         ),
     )
     services: dict[ServiceName, Service] = Field(
@@ -308,6 +342,9 @@ def cross_object_problems(mesh: Mesh) -> list[Problem]:
             problems += builtin_policy_problems(
                 f"services.{service_name}", service.routes, service.policy
             )
+    problems += security_problems(mesh)
+    if mesh.data_plane == "builtin":
+        problems += _builtin_authorization_problems(mesh)
     problems += analysis_problems(mesh)
     if mesh.data_plane == "builtin":
         problems += backtracking_problems(mesh)
@@ -317,6 +354,27 @@ def cross_object_problems(mesh: Mesh) -> list[Problem]:
                 "mtls",
                 "strict mTLS needs the istio data plane; the builtin data plane "
                 "supports permissive or disable",
+            )
+        )
+    return problems
+
+
+def _builtin_authorization_problems(mesh: Mesh) -> list[Problem]:
+    # Until the builtin sidecars enforce authorization, refusing it beats accepting and ignoring.
+    problems = [
+        Problem(
+            f"services.{name}.allow",
+            "allow needs the istio data plane; the builtin data plane does not enforce it yet",
+        )
+        for name, service in mesh.services.items()
+        if service.allow is not None
+    ]
+    if mesh.authorization.default == "deny":
+        problems.append(
+            Problem(
+                "authorization.default",
+                "default deny needs the istio data plane; the builtin data plane does not "
+                "enforce it yet",
             )
         )
     return problems

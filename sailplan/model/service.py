@@ -20,6 +20,7 @@ from sailplan.model.base import INT32_MAX, DnsLabel, EnvName, EnvValue, Port, Sp
 from sailplan.model.errors import ENV_REFERENCE, ENV_TEXT
 from sailplan.model.policy import Policy
 from sailplan.model.route import Route
+from sailplan.model.security import AllowRule
 
 _QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 
@@ -533,5 +534,26 @@ class Service(SpecModel):
         json_schema_extra=planes(
             istio="The `trafficPolicy` of the service's DestinationRule.",
             builtin="Options of the service's backends in every caller's sidecar.",
+        ),
+    )
+    allow: list[AllowRule] | None = Field(
+        default=None,
+        description="Who may call the service, and with which methods and paths: a request is "
+        "let in when any rule holds; everything else is refused with 403. An empty list "
+        "refuses every request. Needs `mtls` `permissive` or `strict`, since callers are known "
+        "by their certificates. Default: the mesh's `authorization.default`.",
+        examples=[
+            [{"from": ["web", "ingress"], "methods": ["GET"], "paths": [{"prefix": "/api"}]}]
+        ],
+        json_schema_extra=planes(
+            istio=(
+                "An AuthorizationPolicy `<service>` (action ALLOW) selecting the service's "
+                "pods, one rule per entry."
+            ),
+            builtin=(
+                "Rules in the inbound listener of the service's sidecars, on the verified "
+                "caller identity, method and path; a refused request gets 403 "
+                "`RBAC: access denied` (text/plain), Envoy's answer."
+            ),
         ),
     )

@@ -1,0 +1,146 @@
+"""The security part of the spec: trust domain, identities, `allow` and default deny."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from model_support import edited
+
+import sailplan
+from sailplan.model import Mesh
+from sailplan.model.security import (
+    caller_identity,
+    certificate_secret_name,
+    ingress_identity,
+    service_identity,
+)
+
+
+def _problems(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(sailplan.SpecError) as error:
+        Mesh.parse(data)
+    return [str(problem) for problem in error.value.problems]
+
+
+def _istio(edits: dict[str, Any]) -> dict[str, Any]:
+    return edited({"dataPlane": "istio", **edits})
+
+
+def test_identities_follow_istio_and_default_to_cluster_local() -> None:
+    mesh = Mesh.parse(edited({}))
+    assert mesh.trust_domain == "cluster.local"
+    assert service_identity(mesh, "service1") == "spiffe://cluster.local/ns/demo/sa/service1"
+    # The builtin gateway runs as its own ServiceAccount, <mesh>-gateway.
+    assert ingress_identity(mesh) == "spiffe://cluster.local/ns/demo/sa/demo-gateway"
+    assert caller_identity(mesh, "ingress") == ingress_identity(mesh)
+    # Istio's gateway chart runs as its release's ServiceAccount in its own namespace.
+    istio = Mesh.parse(_istio({"trustDomain": "prod.example.com"}))
+    assert ingress_identity(istio) == (
+        "spiffe://prod.example.com/ns/istio-ingress/sa/istio-ingressgateway"
+    )
+    assert caller_identity(istio, "service2") == "spiffe://prod.example.com/ns/demo/sa/service2"
+    assert certificate_secret_name("service1") == "sailplan-cert-service1"
+    assert certificate_secret_name("demo-gateway") == "sailplan-cert-demo-gateway"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "Cluster.Local",
+            "trustDomain: 'Cluster.Local' is not a valid trust domain: use a DNS name such as "
+            "'cluster.local' or 'prod.example.com' (lowercase letters, digits, '-' and '.')",
+        ),
+        (
+            "a..b",
+            "trustDomain: 'a..b' is not a valid trust domain: use a DNS name such as "
+            "'cluster.local' or 'prod.example.com' (lowercase letters, digits, '-' and '.')",
+        ),
+    ],
+)
+def test_a_trust_domain_is_a_dns_name(value: str, message: str) -> None:
+    assert _problems(edited({"trustDomain": value})) == [message]
+
+
+def test_allow_rules_parse_with_from_methods_and_paths() -> None:
+    rule = {"from": ["service2", "ingress"], "methods": ["GET"], "paths": [{"prefix": "/api"}]}
+    mesh = Mesh.parse(_istio({"services.service1.allow": [rule]}))
+    parsed = mesh.services["service1"].allow
+    assert parsed is not None
+    assert parsed[0].sources == ["service2", "ingress"]
+    assert parsed[0].paths is not None and parsed[0].paths[0].kind == "prefix"
+    # Round trip: `from` is written back under its YAML name.
+    assert mesh.to_dict()["services"]["service1"]["allow"] == [rule]
+    assert Mesh.parse(mesh.to_dict()) == mesh
+    # An empty list is valid: it denies every request.
+    assert Mesh.parse(_istio({"services.service1.allow": []})).services["service1"].allow == []
+
+
+def test_unknown_callers_are_refused() -> None:
+    allow = [{"from": ["service2", "servce3", "ingress"]}]
+    assert _problems(_istio({"services.service1.allow": allow})) == [
+        "services.service1.allow[0].from[1]: unknown caller 'servce3'; callers are: "
+        "service1, service2, ingress"
+    ]
+
+
+def test_ingress_as_a_caller_needs_an_ingress() -> None:
+    data = _istio({"services.service1.allow": [{"from": ["ingress"]}]})
+    del data["ingress"]
+    assert _problems(data) == [
+        "services.service1.allow[0].from[0]: 'ingress' names the ingress gateway, but this mesh "
+        "has none"
+    ]
+
+
+def test_allow_and_default_deny_need_mtls() -> None:
+    data = _istio(
+        {
+            "mtls": "disable",
+            "authorization": {"default": "deny"},
+            "services.service1.allow": [{"from": ["service2"]}],
+        }
+    )
+    assert _problems(data) == [
+        "services.service1.allow: allow needs mTLS: with mtls: disable callers connect in "
+        "plaintext and carry no identity, so no proxy can tell who is calling; set mtls to "
+        "permissive or strict",
+        "authorization.default: default deny needs mTLS: with mtls: disable callers connect in "
+        "plaintext and carry no identity, so allow rules could never let a caller in; set mtls "
+        "to permissive or strict",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            {"paths": [{"exact": "/a", "prefix": "/b"}]},
+            "services.service1.allow[0].paths[0]: give exactly one of exact or prefix",
+        ),
+        (
+            {"paths": [{"prefix": "api"}]},
+            "services.service1.allow[0].paths[0].prefix: 'api' must start with '/'",
+        ),
+        (
+            {"methods": ["get"]},
+            "services.service1.allow[0].methods[0]: 'get' is not allowed: use one of 'CONNECT', "
+            "'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT' or 'TRACE'",
+        ),
+        ({"from": []}, "services.service1.allow[0].from: must not be empty"),
+        (
+            {"to": ["x"]},
+            "services.service1.allow[0].to: unknown key; allowed keys here: from, methods, paths",
+        ),
+    ],
+)
+def test_malformed_rules_are_refused_at_their_path(rule: dict[str, Any], message: str) -> None:
+    assert _problems(_istio({"services.service1.allow": [rule]})) == [message]
+
+
+def test_authorization_default_is_allow_or_deny() -> None:
+    assert Mesh.parse(edited({})).authorization.default == "allow"
+    assert _problems(edited({"authorization": {"default": "maybe"}})) == [
+        "authorization.default: 'maybe' is not allowed: use one of 'allow' or 'deny'"
+    ]
