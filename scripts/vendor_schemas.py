@@ -1,15 +1,16 @@
 """Vendor the facts of CustomResourceDefinition schemas into third_party/schemas/.
 
-Reads a CRD YAML stream (a file from the upstream project's release) and writes, per CRD, a compact
+Reads CRD YAML streams (files from the upstream project's release) and writes, per CRD, a compact
 JSON file with only what validation needs: types, required fields, enums, patterns, formats, bounds,
 defaults, CEL rules and the `x-kubernetes-*` markers. Descriptions and other prose are dropped — we
 carry the upstream facts, not its documentation text.
 
-    python scripts/vendor_schemas.py SOURCE.yaml third_party/schemas/<family>-<version>/
+    python scripts/vendor_schemas.py SOURCE.yaml [...] third_party/schemas/<family>-<version>/
 
+Istio ships all its CRDs in one file; cert-manager ships one file per CRD, hence several sources.
 The output is deterministic (sorted keys, one CRD per file named <plural>.<group>.json), so
-re-running it on the same source changes nothing. The README beside the output names the source,
-its sha256 and this command.
+re-running it on the same sources changes nothing. The README beside the output names the sources,
+their sha256 and this command.
 """
 
 from __future__ import annotations
@@ -88,12 +89,13 @@ def vendor(source: Path, out_dir: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("source", type=Path, help="upstream CRD YAML file")
+    parser.add_argument("sources", type=Path, nargs="+", help="upstream CRD YAML files")
     parser.add_argument("out_dir", type=Path, help="folder to write <plural>.<group>.json into")
     args = parser.parse_args(argv)
-    written = vendor(args.source, args.out_dir)
-    digest = hashlib.sha256(args.source.read_bytes()).hexdigest()
-    print(f"{len(written)} CRDs from {args.source.name} (sha256 {digest}) -> {args.out_dir}")
+    for source in args.sources:
+        written = vendor(source, args.out_dir)
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        print(f"{len(written)} CRDs from {source.name} (sha256 {digest}) -> {args.out_dir}")
     return 0
 
 

@@ -4,8 +4,9 @@ Core kinds: kubernetes-validate in strict mode (unknown fields are errors). Isti
 `openAPIV3Schema` of the matching CRD version, vendored from Istio 1.30.3 into
 third_party/schemas/istio-1.30.3/ (see its README), made strict the way the API server treats
 structural schemas (unknown fields would be pruned, so we reject them), plus the CEL rules that
-matter for what we render (durations >= 1ms, port ranges). A missing schema fails the test: it
-never skips.
+matter for what we render (durations >= 1ms, port ranges). cert-manager kinds: the same, from
+cert-manager 1.21.1's CRDs in third_party/schemas/cert-manager-1.21.1/. A missing schema fails the
+test: it never skips.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import kubernetes_validate
 from conftest import REPO
 
 ISTIO_SCHEMAS = REPO / "third_party" / "schemas" / "istio-1.30.3"
+CERT_MANAGER_SCHEMAS = REPO / "third_party" / "schemas" / "cert-manager-1.21.1"
 KUBERNETES_VERSION = (
     "1.30.0"  # native sidecars (restartPolicy: Always in initContainers) are GA-ready here
 )
@@ -74,8 +76,18 @@ def _strict(schema: Any) -> Any:
 @functools.cache
 def istio_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> strict openAPIV3Schema for every served version of every Istio CRD."""
-    files = sorted(ISTIO_SCHEMAS.glob("*.json"))
-    assert files, f"no vendored Istio CRD schemas in {ISTIO_SCHEMAS}: see scripts/vendor_schemas.py"
+    return _crd_schemas(ISTIO_SCHEMAS, "Istio")
+
+
+@functools.cache
+def cert_manager_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> strict openAPIV3Schema for every served cert-manager.io CRD version."""
+    return _crd_schemas(CERT_MANAGER_SCHEMAS, "cert-manager")
+
+
+def _crd_schemas(folder: Any, project: str) -> dict[tuple[str, str], dict[str, Any]]:
+    files = sorted(folder.glob("*.json"))
+    assert files, f"no vendored {project} CRD schemas in {folder}: see scripts/vendor_schemas.py"
     schemas = {}
     for path in files:
         crd = json.loads(path.read_text(encoding="utf-8"))
@@ -94,9 +106,14 @@ def validate_manifest(manifest: dict[str, Any]) -> None:
     where = f"{manifest.get('kind')}/{name}"
     assert _DNS_SUBDOMAIN.match(name) and len(name) <= 253, f"{where}: invalid metadata.name"
     api_version = manifest["apiVersion"]
-    if api_version.endswith(".istio.io/v1") or ".istio.io/" in api_version:
-        schema = istio_schemas().get((api_version, manifest["kind"]))
-        assert schema is not None, f"{where}: Istio serves no {api_version} {manifest['kind']}"
+    crds = None
+    if ".istio.io/" in api_version:
+        crds, project = istio_schemas(), "Istio"
+    elif api_version.startswith("cert-manager.io/"):
+        crds, project = cert_manager_schemas(), "cert-manager"
+    if crds is not None:
+        schema = crds.get((api_version, manifest["kind"]))
+        assert schema is not None, f"{where}: {project} serves no {api_version} {manifest['kind']}"
         extra = set(manifest) - {"apiVersion", "kind", "metadata", "spec"}
         assert not extra, f"{where}: unknown top-level fields {sorted(extra)}"
         body = {"spec": manifest.get("spec", {})}

@@ -89,3 +89,17 @@ def test_output_is_deterministic(tmp_path: Path) -> None:
     first = vendor_schemas.vendor(source, tmp_path / "a")[0].read_bytes()
     second = vendor_schemas.vendor(source, tmp_path / "b")[0].read_bytes()
     assert first == second
+
+
+def test_several_sources_go_into_one_folder(tmp_path: Path) -> None:
+    # cert-manager ships one file per CRD: the script takes them all in one run.
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text(CRD, encoding="utf-8")
+    second.write_text(
+        CRD.replace("widgets", "gadgets").replace("Widget", "Gadget"), encoding="utf-8"
+    )
+    assert vendor_schemas.main([str(first), str(second), str(tmp_path / "out")]) == 0
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
+        "gadgets.example.io.json",
+        "widgets.example.io.json",
+    ]

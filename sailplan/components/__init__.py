@@ -1,11 +1,12 @@
 """Pulumi components: the only part of sailplan that imports pulumi.
 
-`Mesh` deploys a whole spec; `IstioControlPlane`, `ProxyImage`, `MeshService` and `IngressGateway`
-are the parts it is made of, for other IaC repos to compose (`group_manifests` sorts rendered
-manifests into the parts). Wrong arguments raise `ArgsError` on construction.
+`Mesh` deploys a whole spec; `IstioControlPlane`, `CertManager`, `ProxyImage`, `MeshService` and
+`IngressGateway` are the parts it is made of, for other IaC repos to compose (`group_manifests`
+sorts rendered manifests into the parts). Wrong arguments raise `ArgsError` on construction.
 """
 
 from sailplan.components.args import ArgsError
+from sailplan.components.cert_manager import CertManager, CertManagerArgs
 from sailplan.components.istio_control_plane import IstioControlPlane, IstioControlPlaneArgs
 from sailplan.components.mesh import Mesh, MeshArgs
 from sailplan.components.mesh_service import (
@@ -18,6 +19,8 @@ from sailplan.components.proxy_image import ProxyImage, ProxyImageArgs
 
 __all__ = [
     "ArgsError",
+    "CertManager",
+    "CertManagerArgs",
     "IngressGateway",
     "IstioControlPlane",
     "IstioControlPlaneArgs",
