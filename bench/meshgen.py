@@ -12,10 +12,23 @@ def service_name(index: int) -> str:
     return f"svc{index:05d}"
 
 
-def generated_mesh_document(services: int, data_plane: str = "builtin") -> dict[str, Any]:
-    """A mesh of `services` services; every one calls into the policies a real mesh uses."""
+def called_services(index: int, services: int, calls: int) -> list[str]:
+    """The `calls` services after service `index`, wrapping around (never itself): every service
+    is called by as many as it calls, so every sidecar carries the same number of services."""
+    return [
+        service_name((index + step) % services) for step in range(1, min(calls, services - 1) + 1)
+    ]
+
+
+def generated_mesh_document(
+    services: int, data_plane: str = "builtin", calls: int | None = None
+) -> dict[str, Any]:
+    """A mesh of `services` services; every one calls into the policies a real mesh uses. With
+    `calls`, each service says which `calls` services it calls (its sidecar's egress scope)."""
     if services < 1:
         raise ValueError("a generated mesh needs at least one service")
+    if calls is not None and calls < 1:
+        raise ValueError(f"calls must be 1 or more, not {calls}")
     document: dict[str, Any] = {
         "apiVersion": "sailplan/v1",
         "kind": "Mesh",
@@ -68,8 +81,12 @@ def generated_mesh_document(services: int, data_plane: str = "builtin") -> dict[
                 },
             ],
         }
+        if calls is not None:
+            document["services"][name]["calls"] = called_services(index, services, calls)
     return document
 
 
-def generated_mesh_yaml(services: int, data_plane: str = "builtin") -> str:
-    return yaml.safe_dump(generated_mesh_document(services, data_plane), sort_keys=True)
+def generated_mesh_yaml(
+    services: int, data_plane: str = "builtin", calls: int | None = None
+) -> str:
+    return yaml.safe_dump(generated_mesh_document(services, data_plane, calls), sort_keys=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import platform
 import subprocess
@@ -12,6 +13,8 @@ from typing import Any
 
 from bench import redos
 from bench import summary as s
+from bench.scale import parse_key
+from bench.stats import median
 
 HERE = Path(__file__).resolve().parent
 
@@ -71,18 +74,19 @@ def chart(
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-    labels = list(s.PATHS)
-    colors = ["#4c72b0", "#dd8452", "#c44e52"]
+    labels = [p for p in s.ALL_PATHS if p in figures]
+    palette = ["#4c72b0", "#dd8452", "#c44e52", "#8c8c8c", "#595959", "#55a868", "#8172b2"]
+    colors = [palette[i % len(palette)] for i in range(len(labels))]
 
     latency = axes[0][0]
     width = 0.25
     for index, percentile in enumerate(("p50", "p90", "p99")):
         values = [figures[p][f"{percentile}_ms"] for p in labels]
         bars = latency.bar(
-            [x + (index - 1) * width for x in range(3)], values, width, label=percentile
+            [x + (index - 1) * width for x in range(len(labels))], values, width, label=percentile
         )
-        latency.bar_label(bars, fmt="%.2f", fontsize=8)
-    latency.set_xticks(range(3), labels)
+        latency.bar_label(bars, fmt="%.2f", fontsize=6)
+    latency.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
     latency.set_ylabel("latency (ms)")
     latency.set_title("Latency at a fixed ~1,000 req/s (median of runs)")
     latency.legend()
@@ -96,29 +100,34 @@ def chart(
             f"{v:.1f}k ({figures[p]['throughput_ratio']:.2f}x)"
             for v, p in zip(values, labels, strict=True)
         ],
-        fontsize=9,
+        fontsize=7,
     )
+    throughput.tick_params(axis="x", labelrotation=20, labelsize=8)
     throughput.set_ylabel("requests/s (thousands)")
     throughput.set_title("Saturated throughput, 32 connections (ratio to direct)")
 
     scaling = axes[1][0]
+    parsed = [(parse_key(k), v) for k, v in render.items()]
     for plane, marker in (("istio", "o"), ("builtin", "s")):
-        points = sorted(
-            (int(k.split("/")[1]), v["render_s"])
-            for k, v in render.items()
-            if k.startswith(f"{plane}/") and "render_s" in v
-        )
-        if points:
-            scaling.plot(
-                [p[0] for p in points],
-                [p[1] for p in points],
-                marker=marker,
-                label=f"render_manifests, {plane}",
+        for calls in sorted({c for (p, _, c), _ in parsed if p == plane}, key=lambda c: c or 0):
+            points = sorted(
+                (size, v["render_s"])
+                for (p, size, c), v in parsed
+                if p == plane and c == calls and "render_s" in v
             )
+            if points:
+                scaling.plot(
+                    [p[0] for p in points],
+                    [p[1] for p in points],
+                    marker=marker,
+                    linestyle="-" if calls is None else "-.",
+                    label=f"render_manifests, {plane}"
+                    + ("" if calls is None else f", calls: {calls} each"),
+                )
     loads = sorted(
-        (int(k.split("/")[1]), v["load_s"])
-        for k, v in render.items()
-        if k.startswith("istio/") and "load_s" in v
+        (size, v["load_s"])
+        for (p, size, c), v in parsed
+        if p == "istio" and c is None and "load_s" in v
     )
     if loads:
         scaling.plot(
@@ -166,19 +175,157 @@ def chart(
 
 def _render_rows(render: Mapping[str, Mapping[str, Any]]) -> list[str]:
     rows = [
-        "| data plane | services | objects | load + validate (s) | render_manifests (s) | peak RSS (MiB) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| data plane | services | calls | objects | load + validate (s) | render_manifests (s) | "
+        "peak RSS (MiB) | manifests (MB) | largest ConfigMap (KiB) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for key, value in render.items():
-        plane, size = key.split("/")
+        plane, size, calls = parse_key(key)
+        scope = "whole mesh" if calls is None else f"{calls} each"
         if "skipped" in value:
-            rows.append(f"| {plane} | {int(size):,} | - | - | skipped: {value['skipped']} | - |")
+            rows.append(
+                f"| {plane} | {size:,} | {scope} | - | - | skipped: {value['skipped']} | - | - | - |"
+            )
             continue
+        manifests = value.get("manifest_bytes")
+        largest = value.get("largest_config_map_bytes")
         rows.append(
-            f"| {plane} | {int(size):,} | {value['objects']:,} | {_f(value['load_s'], 3)} | "
-            f"{_f(value['render_s'], 3)} | {_f(value['peak_rss_mib'], 0)} |"
+            f"| {plane} | {size:,} | {scope} | {value['objects']:,} | {_f(value['load_s'], 3)} | "
+            f"{_f(value['render_s'], 3)} | {_f(value['peak_rss_mib'], 0)} | "
+            + ("-" if manifests is None else _f(manifests / 1e6, 1))
+            + " | "
+            + ("-" if largest is None else _f(largest / 1024, 0))
+            + " |"
         )
     return rows
+
+
+def _memory(plane: Mapping[str, Any]) -> dict[str, int]:
+    """Per proxy, the memory the peer ratios use: PSS at the end of the runs (pages nginx's
+    master and workers share count once), else peak RSS for runs recorded before PSS was."""
+    pss: dict[str, int] = plane.get("pss_kib") or {}
+    return pss or dict(plane["peak_rss_kib"])
+
+
+def reference_summary(plane: Mapping[str, Any]) -> str:
+    """The summary line's tail: two sidecars against two bare hops and against each peer."""
+    runs = plane["runs"]
+    parts = []
+    bare = s.bare_comparison(runs).get("two-sidecars")
+    if bare is not None:
+        parts.append(
+            f"vs bare 2-hop {bare['throughput_ratio']:.2f}x throughput, "
+            f"{bare['added_p50_ms']:+.2f} ms p50"
+        )
+    peers = s.peer_comparison(runs, plane.get("path_proxies", {}), _memory(plane))
+    for peer, row in peers.items():
+        parts.append(
+            f"vs {peer} {row['throughput_ratio']:.2f}x throughput, {row['vcpu_ratio']:.2f}x vCPU, "
+            f"{row['memory_ratio']:.2f}x memory"
+        )
+    return "".join(f"; {part}" for part in parts)
+
+
+def reference_targets(plane: Mapping[str, Any]) -> list[str]:
+    """Target rows: each sailplan path against its bare hops; sailplan ahead of each peer."""
+    runs = plane["runs"]
+    rows = []
+    for path, row in s.bare_comparison(runs).items():
+        ratio, added = row["throughput_ratio"], row["added_p50_ms"]
+        rows.append(
+            f"| {path} >= {s.TARGET_BARE_THROUGHPUT_RATIO}x the saturated throughput of "
+            f"{s.BARE[path]}, <= +{s.TARGET_BARE_ADDED_P50_MS} ms p50 over it @1,000 rps | "
+            f"{ratio:.2f}x, {added:+.3f} ms | "
+            f"{s.verdict(ratio >= s.TARGET_BARE_THROUGHPUT_RATIO and added <= s.TARGET_BARE_ADDED_P50_MS)} |"
+        )
+    peers = s.peer_comparison(runs, plane.get("path_proxies", {}), _memory(plane))
+    for peer, row in peers.items():
+        ahead = (
+            row["throughput_ratio"] > 1
+            and all(row[k] < 1 for k in ("added_p50_ratio", "added_p99_ratio", "vcpu_ratio"))
+            and row["memory_ratio"] < 1
+        )
+        rows.append(
+            f"| two sidecars ahead of {peer} on throughput, added p50/p99, vCPU and memory | "
+            f"{row['throughput_ratio']:.2f}x / {row['added_p50_ratio']:.2f}x / "
+            f"{row['added_p99_ratio']:.2f}x / {row['vcpu_ratio']:.2f}x / {row['memory_ratio']:.2f}x "
+            f"| {s.verdict(ahead)} |"
+        )
+    for peer, reason in plane.get("skipped", {}).items():
+        rows.append(f"| two sidecars ahead of {peer} | skipped: {reason} | not measured |")
+    return rows
+
+
+def reference_sections(plane: Mapping[str, Any]) -> list[str]:
+    """The per-path cost table and the bare-hop and peer comparisons, from the same runs."""
+    runs = plane["runs"]
+    proxies: Mapping[str, list[str]] = plane.get("path_proxies", {})
+    if not proxies:
+        return []
+    memory = _memory(plane)
+    rss = plane["peak_rss_kib"]
+    out = [
+        "| path | proxies | vCPU of its proxies @~1,000 req/s (each path in its own window) | "
+        "memory: PSS at the end | peak RSS (VmHWM) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for path in (p for p in s.ALL_PATHS if p in proxies and p != "direct"):
+        names = proxies[path]
+        vcpu = median(s.path_vcpu(runs, names, path))
+        out.append(
+            f"| {path} | {', '.join(names)} | {vcpu:.3f} | "
+            f"{sum(memory[n] for n in names) / 1024:.1f} MiB | "
+            f"{sum(rss[n] for n in names) / 1024:.1f} MiB |"
+        )
+    bare = s.bare_comparison(runs)
+    if bare:
+        out += [
+            "",
+            "## sailplan's paths against bare HAProxy hops",
+            "",
+            "A bare hop is HAProxy with the callee sidecar's own `global` and `defaults` sections",
+            "(nbthread 2, the same timeouts, keep-alive, reuse and log options), then `bind`,",
+            "`default_backend`, one server and no rules (bench/peer_configs.py `bare_hop_config`);",
+            "two bare hops are two such processes in a row. The difference is the cost of sailplan's",
+            "rules: routing, the per-request JSON access-log line, the request id, the route timeout's",
+            "unix-socket hop. Ratios and differences are taken run by run, then the median.",
+            "",
+            "| sailplan path | bare counterpart | saturated throughput vs bare | added p50 over bare | "
+            "added p99 over bare |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for path, row in bare.items():
+            out.append(
+                f"| {path} | {s.BARE[path]} | {row['throughput_ratio']:.2f}x | "
+                f"{row['added_p50_ms']:+.3f} ms | {row['added_p99_ms']:+.3f} ms |"
+            )
+    peers = s.peer_comparison(runs, proxies, memory)
+    skipped: Mapping[str, str] = plane.get("skipped", {})
+    if peers or skipped:
+        out += [
+            "",
+            "## Peers: nginx and Traefik on the same two-hop path",
+            "",
+            "wrk -> caller proxy (the bench mesh's routes for service1: header match, 80/20 split,",
+            "timeout, retries, least-request, connection pool) -> callee proxy -> the same app, from the",
+            "hand-written configs in bench/peers/ (bench/peers/README.md lists each equivalence and what",
+            "differs). Ratios are sailplan's two sidecars / the peer's two hops, run by run, then the",
+            "median: throughput above 1x is sailplan ahead; latency, vCPU and memory below 1x are.",
+            "Added latency is over the direct path of the same run; vCPU is both proxies' while their",
+            "own path carries ~1,000 req/s; memory is both proxies' PSS at the end of the runs.",
+            "",
+            "| peer | throughput | added p50 | added p99 | vCPU | memory |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for peer, row in peers.items():
+            out.append(
+                f"| {peer} | {row['throughput_ratio']:.2f}x | {row['added_p50_ratio']:.2f}x | "
+                f"{row['added_p99_ratio']:.2f}x | {row['vcpu_ratio']:.2f}x | "
+                f"{row['memory_ratio']:.2f}x |"
+            )
+        for peer, reason in skipped.items():
+            out.append(f"| {peer} | skipped: {reason} | | | | |")
+    return out
 
 
 def write(data: Mapping[str, Any]) -> str:
@@ -192,13 +339,21 @@ def write(data: Mapping[str, Any]) -> str:
     istio_1000 = render.get("istio/1000", {}).get("render_s")
     outbound = data["outbound"]
     chart(figures, render, outbound, HERE / "results.png")
-    line = s.summary_line(figures, sidecar, render_1000)
+    line = s.summary_line(figures, sidecar, render_1000) + reference_summary(plane)
     info = data.get("machine") or machine()
     settings = plane["settings"]
     two = figures["two-sidecars"]
     vcpu = max(sidecar["caller_vcpu"], sidecar["callee_vcpu"])
     rss = max(sidecar["caller_rss_mb"], sidecar["callee_rss_mb"])
     growth = {p: s.render_growth(render, p) for p in ("istio", "builtin")}
+    sections = reference_sections(plane)
+    variants = sorted({parse_key(k)[2] for k in render} - {None}, key=lambda c: c or 0)
+    scoped_growth = {
+        f"{p}, calls {c}": s.render_growth(render, p, c)
+        for c in variants
+        for p in ("istio", "builtin")
+    }
+    builtin_5000 = render.get("builtin/5000", {})
 
     out = [
         "# Benchmarks: what the builtin data plane costs, and how rendering scales",
@@ -235,28 +390,56 @@ def write(data: Mapping[str, Any]) -> str:
             else f"{render_1000:.2f} s"
         )
         + f" | {s.verdict(render_1000 is not None and render_1000 < s.TARGET_RENDER_1000_S)} |",
-        "| rendering grows linearly | growth exponent (log-log slope, 100+ services): "
+        f"| rendering grows linearly: exponent <= {s.TARGET_GROWTH_EXPONENT} | growth exponent "
+        "(log-log slope, 100+ services, whole-mesh sidecars): "
         + ", ".join(f"{p} {g:.2f}" if g is not None else f"{p} n/a" for p, g in growth.items())
-        + f" | {s.verdict(all(g is not None and g < 1.3 for g in growth.values()))} |",
+        + f" | {s.verdict(all(g is not None and g <= s.TARGET_GROWTH_EXPONENT for g in growth.values()))} |",
+        *(
+            [
+                "| rendering grows linearly with `calls` | "
+                + ", ".join(
+                    f"{p} {g:.2f}" if g is not None else f"{p} n/a"
+                    for p, g in scoped_growth.items()
+                )
+                + f" | {s.verdict(all(g is not None and g <= s.TARGET_GROWTH_EXPONENT for g in scoped_growth.values()))} |"
+            ]
+            if scoped_growth
+            else []
+        ),
+        f"| render 5,000 services <= {s.TARGET_RENDER_5000_S} s (builtin), every ConfigMap <= 1 MiB | "
+        + (
+            "not measured: " + builtin_5000.get("skipped", "not in this run")
+            if "render_s" not in builtin_5000
+            else f"{builtin_5000['render_s']:.2f} s, largest ConfigMap "
+            f"{builtin_5000.get('largest_config_map_bytes', 0) / 1024:,.0f} KiB"
+        )
+        + " | "
+        + s.verdict(
+            "render_s" in builtin_5000
+            and builtin_5000["render_s"] <= s.TARGET_RENDER_5000_S
+            and builtin_5000.get("largest_config_map_bytes", math.inf) <= 1024 * 1024
+        )
+        + " |",
         *redos.target_rows(data.get("redos")),
+        *reference_targets(plane),
         "",
         "Anchors (research/proxy.md, research/istio.md): an Istio 1.24 Envoy sidecar uses about 0.20 vCPU and",
         "60 MB at 1,000 rps; Istio 1.20 reports +0.228 ms p90 / +0.298 ms p99 for two proxies; linkerd2-proxy",
         "uses 17-26 MB. Those are other machines and other load shapes: compare orders of magnitude only.",
         "",
-        "## Data plane: direct vs one sidecar vs two sidecars",
+        "## Data plane: direct, one and two sidecars, bare HAProxy hops, nginx and Traefik",
         "",
         f"1-minute load average before / after these runs: {plane.get('load_average', {}).get('before', float('nan')):.2f}"
         f" / {plane.get('load_average', {}).get('after', float('nan')):.2f} (the load itself counts; a much higher value means"
         " other work shared the cores).",
         "",
-        f"{settings['runs']} runs; in each run the three paths are measured one after the other, and every ratio or",
+        f"{settings['runs']} runs; in each run every path is measured one after the other, and every ratio or",
         "difference is taken against the direct measurement of the same run, then the median over runs is reported.",
         "",
         "| path | saturated req/s | vs direct | fixed-rate req/s | p50 ms | p90 ms | p99 ms | added p50 | added p90 | added p99 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for path in s.PATHS:
+    for path in (p for p in s.ALL_PATHS if p in figures):
         f = figures[path]
         out.append(
             f"| {path} | {_f(f['saturated_rps'], 0)} | {f['throughput_ratio']:.2f}x | {_f(f['fixed_rps'], 0)} | "
@@ -281,7 +464,9 @@ def write(data: Mapping[str, Any]) -> str:
         "- The app is a third HAProxy (1 thread) answering 1 KiB with `http-request return`: the fastest honest",
         "  server on the machine, identical on every path, so the differences are the sidecars'.",
         "- Paths: direct = wrk -> app; one-sidecar = wrk -> callee inbound -> app; two-sidecars = wrk -> caller",
-        "  outbound (Host: service1:8088, routed by the mesh rules) -> callee inbound -> app.",
+        "  outbound (Host: service1:8088, routed by the mesh rules) -> callee inbound -> app; bare-one-hop",
+        "  and bare-two-hops = wrk -> one or two bare HAProxy hops -> app; nginx-two-hops and",
+        "  traefik-two-hops = wrk -> the peer's caller -> the peer's callee -> app (sections below).",
         f"- Saturated: `wrk -t1 -c{settings['saturate_connections']}` for {settings['saturate_seconds']} s. wrk, the",
         "  proxies and the app share the 2 cores, so saturated ratios understate what a sidecar costs on a",
         "  machine where the load generator runs elsewhere; they are comparable with each other.",
@@ -295,6 +480,7 @@ def write(data: Mapping[str, Any]) -> str:
         "  divided by the wall time. Clock ticks are 10 ms, so the resolution is about 0.002 vCPU.",
         "- Memory: VmHWM (peak RSS) of each HAProxy at the end of all runs.",
         "",
+        *([*sections, ""] if sections else []),
         "## The outbound sidecar's cost grows with the mesh",
         "",
         "One caller sidecar compiled from a generated mesh (bench/meshgen.py: N services, 2 versions, 3 routes",
@@ -323,15 +509,32 @@ def write(data: Mapping[str, Any]) -> str:
         "",
         *_render_rows(render),
         "",
-        "One builtin sidecar's compiled config (`compile_sidecar`, DnsEndpoints): every sidecar carries every",
-        "service's outbound rules, so a ConfigMap grows with the mesh and their total with its square.",
+        "Bounds: each size runs in its own process with a timeout and an address-space limit "
+        + (
+            f"({data['scale']['bounds']['timeout_s']:g} s, "
+            f"{data['scale']['bounds']['memory_limit_mib'] / 1024:,.1f} GiB)"
+            if "bounds" in data["scale"]
+            else "(timeout only, in this run)"
+        )
+        + ", and a size is not started when",
+        "the sizes before it, extrapolated on a log-log line (at least linear), predict more than either.",
+        "`calls: N each`: every service of the generated mesh lists the N services after it in `calls`.",
         "",
-        "| services | workloads | one sidecar's files (bytes) | compile one sidecar (s) |",
-        "|---:|---:|---:|---:|",
+        "One builtin sidecar's compiled config (`compile_sidecar`, DnsEndpoints): without `calls` every",
+        "sidecar carries every service's outbound rules, so a ConfigMap grows with the mesh and their total",
+        "with its square.",
+        "",
+        "| services | calls | workloads | one sidecar's files (bytes) | compile one sidecar (s) |",
+        "|---:|---|---:|---:|---:|",
         *[
-            f"| {int(k):,} | {v['workloads']:,} | {v['config_bytes']:,} | {v['compile_s']:.3f} |"
+            f"| {int(k.split('/')[0]):,} | "
+            + ("whole mesh" if "/" not in k else k.split("/")[1].removeprefix("calls") + " each")
+            + (
+                f" | {v['workloads']:,} | {v['config_bytes']:,} | {v['compile_s']:.3f} |"
+                if "config_bytes" in v
+                else f" | - | skipped: {v.get('skipped', '?')} | - |"
+            )
             for k, v in data["scale"]["sidecar"].items()
-            if "config_bytes" in v
         ],
         "",
         "Pulumi: registering the `Mesh` component (istio data plane, install_control_plane=False) under",

@@ -1,18 +1,41 @@
-"""Rendering at scale, each measurement in a fresh interpreter (bench/scale_probe.py), bounded."""
+"""Rendering at scale, each measurement in a fresh interpreter (bench/scale_probe.py), bounded:
+in time (a timeout per probe), in memory (an address-space limit per probe), and by prediction
+(a size whose time or memory, extrapolated from the sizes before it, would pass those bounds is
+not started, with the reason recorded: the builtin plane at 5,000 services needs hours and
+hundreds of GiB while every sidecar carries the whole mesh, and runs once rendering is linear)."""
 
 from __future__ import annotations
 
 import json
+import math
+import resource
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def probe(*args: str, timeout: float) -> dict[str, Any]:
-    """One probe's JSON, or {"skipped": reason} when it fails or runs out of time."""
+def default_memory_limit_mib() -> int:
+    """Half the machine's memory, at most 12 GiB: other work shares this machine."""
+    total_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return min(12 * 1024, total_kib // 2048)
+
+
+def probe(*args: str, timeout: float, memory_limit_mib: int | None = None) -> dict[str, Any]:
+    """One probe's JSON, or {"skipped": reason} when it fails or runs out of time or memory."""
+
+    def limit() -> None:
+        if memory_limit_mib is not None:
+            size = memory_limit_mib * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
     try:
         done = subprocess.run(
             [sys.executable, "-m", "bench.scale_probe", *args],
@@ -21,32 +44,109 @@ def probe(*args: str, timeout: float) -> dict[str, Any]:
             timeout=timeout,
             cwd=REPO,
             check=False,
+            preexec_fn=limit,
         )
     except subprocess.TimeoutExpired:
         return {"skipped": f"did not finish within {timeout:g} s"}
     line = next((x for x in done.stdout.splitlines() if x.startswith("PROBEJSON ")), None)
     if done.returncode != 0 or line is None:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        if "MemoryError" in done.stderr and memory_limit_mib is not None:
+            last = f"ran out of its {memory_limit_mib:,} MiB memory limit"
         return {"skipped": f"failed: {last}"}
     result: dict[str, Any] = json.loads(line.removeprefix("PROBEJSON "))
     return result
+
+
+def extrapolate(points: Sequence[tuple[int, float]], size: int) -> float | None:
+    """The value at `size` on the log-log line through the last two points, growing at least
+    linearly (small sizes are dominated by fixed costs and would predict too little)."""
+    if len(points) < 2:
+        return None
+    (x0, y0), (x1, y1) = points[-2], points[-1]
+    if x0 == x1 or y0 <= 0 or y1 <= 0:
+        return None
+    slope = max(1.0, math.log(y1 / y0) / math.log(x1 / x0))
+    return float(y1 * (size / x1) ** slope)
+
+
+def too_big(
+    done: Sequence[tuple[int, dict[str, Any]]], size: int, timeout: float, memory_limit_mib: int
+) -> str | None:
+    """Why `size` is not started, from the sizes measured before it; None to start it."""
+    failed = next(((n, r["skipped"]) for n, r in done if "skipped" in r), None)
+    if failed is not None:
+        # A smaller size ran out of time or memory (a larger one would too), or the model
+        # refused `calls` (it refuses every size).
+        if "refuses `calls`" in failed[1]:
+            return str(failed[1])
+        return f"not started: {failed[0]:,} services did not finish ({failed[1]})"
+    measured = [(n, r) for n, r in done if "render_s" in r or "compile_s" in r]
+    seconds = extrapolate(
+        [(n, r.get("render_s", r.get("compile_s", 0)) + r.get("load_s", 0)) for n, r in measured],
+        size,
+    )
+    memory = extrapolate([(n, r["peak_rss_mib"]) for n, r in measured if "peak_rss_mib" in r], size)
+    over = []
+    if seconds is not None and seconds > timeout:
+        over.append(f"{seconds:,.0f} s (bound {timeout:g} s)")
+    if memory is not None and memory > memory_limit_mib:
+        over.append(f"{memory / 1024:,.1f} GiB (bound {memory_limit_mib / 1024:,.1f} GiB)")
+    if not over:
+        return None
+    return "not started: the sizes before it predict " + " and ".join(over)
+
+
+def key(plane: str, size: int, calls: int | None) -> str:
+    return f"{plane}/{size}" + ("" if calls is None else f"/calls{calls}")
+
+
+def parse_key(text: str) -> tuple[str, int, int | None]:
+    """(plane, services, calls) from a render key: `builtin/1000` or `builtin/1000/calls5`."""
+    plane, size, *rest = text.split("/")
+    return plane, int(size), int(rest[0].removeprefix("calls")) if rest else None
 
 
 def run(
     render_sizes: dict[str, list[int]],
     sidecar_sizes: list[int],
     pulumi_sizes: list[int],
+    calls: Sequence[int | None] = (None,),
     timeout: float = 120,
+    memory_limit_mib: int | None = None,
 ) -> dict[str, Any]:
-    results: dict[str, Any] = {"render": {}, "sidecar": {}, "pulumi": {}}
+    limit = memory_limit_mib or default_memory_limit_mib()
+    results: dict[str, Any] = {
+        "render": {},
+        "sidecar": {},
+        "pulumi": {},
+        "bounds": {"timeout_s": timeout, "memory_limit_mib": limit},
+    }
     for plane, sizes in render_sizes.items():
-        for size in sizes:
-            print(f"  render {plane} {size} services", flush=True)
-            results["render"][f"{plane}/{size}"] = probe(
-                "render", str(size), plane, timeout=timeout
+        for variant in calls:
+            done: list[tuple[int, dict[str, Any]]] = []
+            for size in sorted(sizes):
+                label = key(plane, size, variant)
+                skip = too_big(done, size, timeout, limit)
+                if skip is not None:
+                    result = {"skipped": skip}
+                else:
+                    print(f"  render {label}", flush=True)
+                    extra = [] if variant is None else [str(variant)]
+                    result = probe(
+                        "render", str(size), plane, *extra, timeout=timeout, memory_limit_mib=limit
+                    )
+                if "skipped" in result:
+                    print(f"  render {label}: skipped, {result['skipped']}", flush=True)
+                results["render"][label] = result
+                done.append((size, result))
+    for variant in calls:
+        for size in sidecar_sizes:
+            label = str(size) if variant is None else f"{size}/calls{variant}"
+            extra = [] if variant is None else [str(variant)]
+            results["sidecar"][label] = probe(
+                "sidecar", str(size), *extra, timeout=timeout, memory_limit_mib=limit
             )
-    for size in sidecar_sizes:
-        results["sidecar"][str(size)] = probe("sidecar", str(size), timeout=timeout)
     for size in pulumi_sizes:
         print(f"  pulumi mock registration, {size} services", flush=True)
         results["pulumi"][str(size)] = probe("pulumi", str(size), "istio", timeout=timeout)

