@@ -13,10 +13,24 @@ from typing import Any
 
 import pytest
 import yaml
-from proxy_support import Backend, Reply, free_port, request, running_haproxy, wait_for_port
+from proxy_support import (
+    Backend,
+    Reply,
+    check_config,
+    free_port,
+    request,
+    running_haproxy,
+    wait_for_port,
+)
 
 import sailplan
-from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
+from sailplan.render.haproxy import (
+    DnsEndpoints,
+    ProxyPorts,
+    StaticEndpoints,
+    compile_gateway,
+    compile_sidecar,
+)
 from sailplan.render.haproxy.globals import NO_UPSTREAM_BODY
 
 pytestmark = [pytest.mark.haproxy, pytest.mark.timeout(60)]
@@ -24,8 +38,12 @@ pytestmark = [pytest.mark.haproxy, pytest.mark.timeout(60)]
 _MAINTENANCE = re.compile(r"Server (\S+) is going DOWN for maintenance")
 
 
-def _mesh(outlier: dict[str, Any], routes: list[dict[str, Any]] | None = None) -> sailplan.Mesh:
-    spec = {
+def _mesh(
+    outlier: dict[str, Any],
+    routes: list[dict[str, Any]] | None = None,
+    ingress: dict[str, Any] | None = None,
+) -> sailplan.Mesh:
+    spec: dict[str, Any] = {
         "apiVersion": "sailplan/v1",
         "kind": "Mesh",
         "name": "test",
@@ -39,6 +57,8 @@ def _mesh(outlier: dict[str, Any], routes: list[dict[str, Any]] | None = None) -
             "caller": {"port": 9000, "versions": {"v1": {"image": "c"}}},
         },
     }
+    if ingress is not None:
+        spec["ingress"] = ingress
     return sailplan.load_mesh_text(yaml.safe_dump(spec))
 
 
@@ -60,23 +80,36 @@ def proxy_for(tmp_path: Path) -> Iterator[Any]:
     """The caller's sidecar for a mesh, with service1's v1 at the given ports."""
     stack: list[Any] = []
 
-    def start(mesh: sailplan.Mesh, ports: list[int]) -> Proxy:
+    def start(mesh: sailplan.Mesh, ports: list[int], *, gateway: bool = False) -> Proxy:
         proxy_ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
-        config = compile_sidecar(
-            mesh,
-            "caller",
-            "v1",
-            endpoints=StaticEndpoints({"service1": {"v1": [("127.0.0.1", p) for p in ports]}}),
-            ports=proxy_ports,
-            app_port=free_port(),
-            config_dir=str(tmp_path),
-            runtime_dir=str(tmp_path),
-            passthrough="host-header",
-        )
-        running = running_haproxy(config.files, tmp_path, [proxy_ports.outbound])
+        endpoints = StaticEndpoints({"service1": {"v1": [("127.0.0.1", p) for p in ports]}})
+        if gateway:
+            port = free_port()
+            config = compile_gateway(
+                mesh,
+                endpoints=endpoints,
+                listen_port=port,
+                ports=proxy_ports,
+                config_dir=str(tmp_path),
+                runtime_dir=str(tmp_path),
+            )
+        else:
+            port = proxy_ports.outbound
+            config = compile_sidecar(
+                mesh,
+                "caller",
+                "v1",
+                endpoints=endpoints,
+                ports=proxy_ports,
+                app_port=free_port(),
+                config_dir=str(tmp_path),
+                runtime_dir=str(tmp_path),
+                passthrough="host-header",
+            )
+        running = running_haproxy(config.files, tmp_path, [port])
         running.__enter__()
         stack.append(running)
-        return Proxy(proxy_ports.outbound, tmp_path / "haproxy.log")
+        return Proxy(port, tmp_path / "haproxy.log")
 
     yield start
     for context in reversed(stack):
@@ -272,4 +305,62 @@ def test_gateway_errors_eject_before_other_5xx_would(proxy_for: Any, started: An
     ]
     assert proxy.ejected_servers() == set()
     assert proxy.get("/status/504").status == 504
+    assert _ejected(proxy.get("/"))
+
+
+def test_the_compiled_sections_count_answers_and_run_no_health_check() -> None:
+    mesh = _mesh(
+        {"consecutive5xxErrors": 3, "consecutiveGatewayErrors": 2, "interval": "5s"},
+        routes=[
+            {"match": [{"headers": {"lane": "a"}}], "to": "v1", "timeout": "2s"},
+            {"to": "v1"},
+        ],
+    )
+    static = StaticEndpoints({"service1": {"v1": [("127.0.0.1", 9001)]}})
+    for endpoints in (static, DnsEndpoints("test", "cluster.local", 4)):
+        files = compile_sidecar(mesh, "caller", "v1", endpoints=endpoints).files
+        cfg = files["haproxy.cfg"]
+        assert " check" not in cfg
+        assert "lua-load /etc/sailplan/mesh.lua" in cfg
+        assert "sailplan_outlier" in files["mesh.lua"]
+        # The route with a timeout makes its attempts in a listener: that one holds the servers.
+        members = "'service1__route-0__v1__attempts,service1__route-1__v1'"
+        assert (
+            "    tcp-response inspect-delay 2000ms\n"
+            f"    tcp-response content lua.sailplan_outlier 'service1|v1' {members} 3 2 30000 10 "
+            "5000 if { status ge 0 }\n"
+        ) in cfg
+        assert (
+            "lua.sailplan_outlier 'service1|' 'service1__all' 3 2 30000 10 5000 if { status ge 0 }"
+            in cfg
+        )
+        check_config(files, "outlier detection")
+
+
+def test_an_endpoint_behind_a_route_timeout_is_ejected(proxy_for: Any, started: Any) -> None:
+    backend = started("v1")
+    proxy = proxy_for(
+        _mesh(
+            {"consecutive5xxErrors": 2, "maxEjectionPercent": 100, "baseEjectionTime": "30s"},
+            routes=[{"to": "v1", "timeout": "2s"}],
+        ),
+        [backend.port],
+    )
+    assert [proxy.get("/status/500").status for _ in range(2)] == [500, 500]
+    assert _ejected(proxy.get("/"))
+    assert proxy.ejected_servers() == {"service1__route-0__v1__attempts/v1-0"}
+
+
+def test_the_ingress_gateway_ejects_too(proxy_for: Any, started: Any) -> None:
+    backend = started("v1")
+    ingress = {"routes": [{"match": {"path": {"prefix": "/"}}, "service": "service1"}]}
+    proxy = proxy_for(
+        _mesh(
+            {"consecutive5xxErrors": 2, "maxEjectionPercent": 100, "baseEjectionTime": "30s"},
+            ingress=ingress,
+        ),
+        [backend.port],
+        gateway=True,
+    )
+    assert [proxy.get("/status/503").status for _ in range(2)] == [503, 503]
     assert _ejected(proxy.get("/"))
