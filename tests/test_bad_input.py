@@ -496,6 +496,13 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
             "services.service1.policy.outlierDetection.maxEjectionPercent: must be at most 100, got 101"
         ],
     ),
+    (
+        "consecutive gateway errors zero",
+        {"services.service1.policy": {"outlierDetection": {"consecutiveGatewayErrors": 0}}},
+        [
+            "services.service1.policy.outlierDetection.consecutiveGatewayErrors: must be at least 1, got 0"
+        ],
+    ),
     # -- versions
     ("missing image", {f"{V1}.image": DELETE}, [f"{V1}.image: is required"]),
     ("negative replicas", {f"{V1}.replicas": -1}, [f"{V1}.replicas: must be at least 0, got -1"]),

@@ -280,6 +280,18 @@ def test_the_circuit_breaking_task_renders_as_istio_writes_it() -> None:
         validate_manifest(manifest)
 
 
+def test_consecutive_gateway_errors_render_when_given() -> None:
+    text = POLICIES.replace(
+        "outlierDetection: {consecutive5xxErrors: 3,",
+        "outlierDetection: {consecutive5xxErrors: 3, consecutiveGatewayErrors: 2,",
+    )
+    objects = render_istio(sailplan.load_mesh_text(text))
+    policy = _find(objects, "DestinationRule", "reviews")["spec"]["trafficPolicy"]
+    assert policy["outlierDetection"]["consecutiveGatewayErrors"] == 2
+    for manifest in objects:
+        validate_manifest(manifest)
+
+
 def test_every_connection_pool_field_renders_to_its_istio_field() -> None:
     pool = (
         "connectionPool: {http2MaxRequests: 1000, maxRequestsPerConnection: 0, maxRetries: 3, "

@@ -223,44 +223,73 @@ class ConnectionPool(SpecModel):
 
 
 class OutlierDetection(SpecModel):
-    """Eject an endpoint after consecutive 5xx answers; let it back in after `baseEjectionTime`."""
+    """Eject an endpoint that keeps answering with errors, as Envoy does: only real answers
+    count, never a probe; an ejected endpoint stays out `baseEjectionTime` times the number of
+    times it has been ejected."""
 
     consecutive_5xx_errors: int = Field(
         default=5,
         ge=1,
         le=INT32_MAX,
         alias="consecutive5xxErrors",
-        description="How many 5xx answers in a row eject an endpoint, at least 1. Default: 5.",
+        description="How many 5xx answers in a row from one endpoint eject it, at least 1; any "
+        "other answer starts the count again. Default: 5.",
         examples=[3],
         json_schema_extra=planes(
             istio="`outlierDetection.consecutive5xxErrors`.",
             builtin=(
-                "`error-limit` of checks that observe live layer-7 answers; reaching it marks"
-                " the endpoint down."
+                "Counted in the caller's proxy on the answer of every attempt, retried ones "
+                "included, per endpoint of a version (and apart for requests no route "
+                "matched, as Istio's cluster without subset). Connection failures and "
+                "timeouts, which Envoy counts as 503 and 504, are not counted."
+            ),
+        ),
+    )
+    consecutive_gateway_errors: int | None = Field(
+        default=None,
+        ge=1,
+        le=INT32_MAX,
+        description="How many 502, 503 or 504 answers in a row from one endpoint eject it, at "
+        "least 1; any other answer starts the count again. These answers count towards "
+        "`consecutive5xxErrors` too, so this matters only when lower. Default: not counted.",
+        examples=[2],
+        json_schema_extra=planes(
+            istio="`outlierDetection.consecutiveGatewayErrors`.",
+            builtin=(
+                "Counted as `consecutive5xxErrors` is, with the same limits: answers only, "
+                "not connection failures or timeouts."
             ),
         ),
     )
     interval: Duration = Field(
         default=Duration(10_000),
-        description="How often endpoints are assessed, as a duration. Default: `10s`.",
+        description="How often ejected endpoints are looked at: one whose ejection time has "
+        "passed is let back in at the next look. Default: `10s`.",
         examples=["5s"],
         json_schema_extra=planes(
             istio="`outlierDetection.interval`.",
-            builtin="Not used: HAProxy judges every answer as it comes, with no sweep interval.",
+            builtin=(
+                "The period of the proxy's Lua task that lets endpoints back in, and takes one "
+                "off the ejection count of each endpoint that has stayed in for a whole "
+                "interval, as Envoy's sweep does."
+            ),
         ),
     )
     base_ejection_time: Duration = Field(
         default=Duration(30_000),
-        description="How long an ejected endpoint stays out, as a duration. Default: `30s`.",
+        description="How long an endpoint stays out the first time, as a duration; each "
+        "further ejection keeps it out this long once more (2x, 3x, ... up to the longer of "
+        "`5m` and this), and each interval it then stays in takes one step off. Default: `30s`.",
         examples=["1m"],
         json_schema_extra=planes(
             istio=(
-                "`outlierDetection.baseEjectionTime`; Envoy keeps an endpoint out this long "
-                "times its number of ejections."
+                "`outlierDetection.baseEjectionTime`; Envoy's default `max_ejection_time` "
+                "(5 minutes) caps the growth."
             ),
             builtin=(
-                "The check interval of an ejected endpoint: two passing checks this far apart"
-                " let it back, so it stays out one to two times this long."
+                "The same arithmetic in the proxy's Lua: the endpoint is put in maintenance "
+                "and readmitted by the sweep, so it stays out up to one `interval` longer, as "
+                "on Envoy."
             ),
         ),
     )
@@ -268,12 +297,16 @@ class OutlierDetection(SpecModel):
         default=10,
         ge=0,
         le=100,
-        description="The most endpoints that may be ejected at once, in percent (0-100). "
-        "Default: 10.",
+        description="The most endpoints that may be out at once, in percent (0-100), as "
+        "Envoy counts: an ejection that would take the share past it does not happen, so with "
+        "2 endpoints 50 lets one out and the default 10 none. Default: 10.",
         examples=[50],
         json_schema_extra=planes(
             istio="`outlierDetection.maxEjectionPercent`.",
-            builtin="Not enforced: HAProxy may mark every endpoint of a version down.",
+            builtin=(
+                "Enforced over the endpoints with an address (a version's pods; the slots "
+                "DNS has not filled do not count)."
+            ),
         ),
     )
 
@@ -312,7 +345,10 @@ class Policy(SpecModel):
         examples=[{"consecutive5xxErrors": 3, "baseEjectionTime": "1m"}],
         json_schema_extra=planes(
             istio="`trafficPolicy.outlierDetection`.",
-            builtin="Server checks that watch live responses and mark a failing endpoint down.",
+            builtin=(
+                "A Lua action counts the endpoints' answers and puts a failing one in "
+                "maintenance; a Lua task lets it back in. No health checks."
+            ),
         ),
     )
 

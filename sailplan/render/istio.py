@@ -190,6 +190,10 @@ def _traffic_policy(service: Service) -> dict[str, Any]:
             "baseEjectionTime": istio_duration(outlier.base_ejection_time),
             "maxEjectionPercent": outlier.max_ejection_percent,
         }
+        if outlier.consecutive_gateway_errors is not None:
+            rendered["outlierDetection"]["consecutiveGatewayErrors"] = (
+                outlier.consecutive_gateway_errors
+            )
     return rendered
 
 

@@ -8,8 +8,10 @@ The upstream apps are the conformance backends (tests/conformance/builtin_runner
 answers 200 with the body `<service>/<version>`; `/status/<code>` answers that code; `/sleep/<ms>`
 answers after that long; `/flaky/<n>` answers 503 to the first n requests it sees on that path.
 
-Out of scope (no scenario relies on them yet): outlier detection, consistent-hash load balancing,
-TLS.
+Outlier detection is modelled for consecutive errors of versions with one pod (the evaluator
+tells pods apart by version only), without time: an ejected pod stays out for the rest of the
+scenario (scenarios use an ejection time far longer than they run).
+Out of scope (no scenario relies on them yet): consistent-hash load balancing, TLS.
 """
 
 from __future__ import annotations
@@ -253,6 +255,35 @@ class Upstreams:
     flaky_seen: dict[tuple[str, str], int] = field(default_factory=dict)
     # `<service>/<version>` -> how many of its pods refuse every connection (the first ones).
     refusing: dict[str, int] = field(default_factory=dict)
+    # Outlier detection, per (upstream cluster, pod): the consecutive 5xx and gateway-error
+    # counts, and the pods ejected. An upstream cluster is (host, subset), as istiod builds one
+    # per DestinationRule subset plus one for the host without subset.
+    errors: dict[tuple[str, str | None, str], list[int]] = field(default_factory=dict)
+    ejected: set[tuple[str, str | None, str]] = field(default_factory=set)
+    hosts: dict[tuple[str, str | None], int] = field(default_factory=dict)  # pods per cluster
+
+    def observe(
+        self, key: tuple[str, str | None], pod: str, status: int, policy: Mapping[str, Any]
+    ) -> None:
+        """Envoy's DetectorHostMonitorImpl::putHttpResponseCode: a 5xx adds to the 5xx count, a
+        502/503/504 also to the gateway count (another 5xx resets that one), anything else
+        resets both. A count that reaches its limit (consecutive5xxErrors, default 5;
+        consecutiveGatewayErrors, off unless set) ejects the pod unless the ejected share would
+        then pass maxEjectionPercent (default 10; DetectorImpl::ejectHost), and starts again."""
+        counts = self.errors.setdefault((*key, pod), [0, 0])
+        if not 500 <= status <= 599:
+            counts[:] = [0, 0]
+            return
+        counts[1] = counts[1] + 1 if status in (502, 503, 504) else 0
+        counts[0] += 1
+        limits = (policy.get("consecutive5xxErrors", 5), policy.get("consecutiveGatewayErrors", 0))
+        for index, limit in enumerate(limits):
+            if counts[index] != limit or (*key, pod) in self.ejected:
+                continue
+            out = sum(1 for e in self.ejected if e[:2] == key)
+            if 100 * (out + 1) / self.hosts[key] <= policy.get("maxEjectionPercent", 10):
+                self.ejected.add((*key, pod))
+            counts[index] = 0
 
     def answer(self, pod: str, path: str) -> tuple[int, str, float]:
         """(status, body, milliseconds) of one attempt."""
@@ -292,6 +323,7 @@ def _attempts(
     pods: list[tuple[str, bool]],
     request: Request,
     upstreams: Upstreams,
+    outlier: tuple[tuple[str, str | None], Mapping[str, Any]] | None = None,
 ) -> tuple[int, str, float, int]:
     """Envoy's router with the rule's timeout and retry policy against one pod.
 
@@ -316,6 +348,8 @@ def _attempts(
                 continue
             return 503, CONNECT_FAILURE_BODY, elapsed, attempt
         status, body, took = upstreams.answer(pod, request.path)
+        if outlier is not None:  # every attempt's answer counts, retried ones included
+            upstreams.observe(outlier[0], pod, status, outlier[1])
         budget = min(per_try, total - elapsed)
         if took >= budget:
             elapsed += budget
@@ -348,6 +382,12 @@ def _route(
         subset = destination["destination"].get("subset")
         labels = cluster.subset_labels(host, subset) if subset else None
         pods = cluster.endpoints(host, labels)
+        outlier = _outlier_policy(cluster, host, subset)
+        if outlier is not None:
+            upstreams.hosts[(host, subset)] = len(pods)
+            # Istio sets Envoy's healthy panic threshold to minHealthPercent (default 0): with
+            # every pod ejected nothing is sent, instead of spreading over all in panic.
+            pods = [pod for pod in pods if (host, subset, pod) not in upstreams.ejected]
         if not pods:  # Envoy: no healthy upstream
             branches.append(
                 Branch(weight / total_weight, 503, "no healthy upstream", 0.0, attempts=0)
@@ -357,7 +397,11 @@ def _route(
             for pod in sorted(set(pods)):
                 share = weight / total_weight * pods.count(pod) / len(pods)
                 status, body, elapsed, attempts = _attempts(
-                    rule, [(pod, False)], request, upstreams
+                    rule,
+                    [(pod, False)],
+                    request,
+                    upstreams,
+                    None if outlier is None else ((host, subset), outlier),
                 )
                 branches.append(Branch(share, status, body, elapsed, attempts))
             continue
@@ -477,6 +521,20 @@ def evaluate_mesh(
         tuple(_apply_rule(cluster, rule, request, upstreams)),
         tuple(_copies(cluster, rule, request)),
     )
+
+
+def _outlier_policy(cluster: Cluster, fqdn: str, subset: str | None) -> Mapping[str, Any] | None:
+    """The DestinationRule's outlierDetection for the upstream cluster, a subset's own
+    trafficPolicy taking the place of the rule's."""
+    rule = cluster.destination_rules.get(fqdn)
+    if rule is None:
+        return None
+    policy = rule["spec"].get("trafficPolicy", {})
+    for entry in rule["spec"].get("subsets", []):
+        if subset is not None and entry["name"] == subset and "trafficPolicy" in entry:
+            policy = entry["trafficPolicy"]
+    found: Mapping[str, Any] | None = policy.get("outlierDetection")
+    return found
 
 
 def _pool_limit(cluster: Cluster, fqdn: str, subset: str | None) -> float:

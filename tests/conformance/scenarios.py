@@ -358,4 +358,29 @@ SCENARIOS = [
         mesh([{"match": [{"headers": {"end-user": "jason"}}], "to": "v2"}, {"to": "v1"}]),
         [(Send(headers={"end-user": "bob, jason"}), Expect({V1: 1.0}))],
     ),
+    Scenario(
+        # Outlier detection reacts to answers only, each step one request: three 503s in a row
+        # from v1's one pod eject it (a 200 in between starts the count again), and then no
+        # endpoint is left (Istio turns Envoy's panic routing off).
+        "D10-outlier-detection-ejects-after-consecutive-errors",
+        mesh(
+            [{"to": "v1"}],
+            policy={
+                "outlierDetection": {
+                    "consecutive5xxErrors": 3,
+                    "maxEjectionPercent": 100,
+                    "baseEjectionTime": "5m",
+                }
+            },
+        ),
+        [
+            (Send("/flaky/2"), Expect({"503 service1/v1": 1.0})),
+            (Send("/flaky/2"), Expect({"503 service1/v1": 1.0})),
+            (Send("/"), Expect({V1: 1.0})),
+            (Send("/flaky/9"), Expect({"503 service1/v1": 1.0})),
+            (Send("/flaky/9"), Expect({"503 service1/v1": 1.0})),
+            (Send("/flaky/9"), Expect({"503 service1/v1": 1.0})),
+            (Send("/"), Expect({"503 no healthy upstream": 1.0})),
+        ],
+    ),
 ]

@@ -76,7 +76,6 @@ SETTLED_ELSEWHERE = [
     "(`tests/test_observability.py`).",
     "D15 routes to a version with `replicas: 0`, and rules an earlier rule makes unreachable: "
     "refused by `check` on both planes (`tests/test_model_analysis.py`).",
-    "D10 outlier detection belongs to the issue on unmodified apps and is not yet rebuilt.",
 ]
 
 

@@ -3,13 +3,13 @@ connection pool and outlier detection."""
 
 from __future__ import annotations
 
-from sailplan.model import Route, Service
+from sailplan.model import Duration, Route, Service
 from sailplan.model.policy import ConnectionPool
 from sailplan.model.route import RETRY_STATUS_CODES
 
 from .context import Context, Writer
 from .endpoints import servers
-from .globals import OVERFLOW_BODY
+from .globals import DEFAULT_SERVER_TIMEOUT, OVERFLOW_BODY
 from .observability import ALL_VERSIONS_ROUTE, backend_lines, flag, route_label
 from .quoting import bare, ident, quote
 
@@ -154,18 +154,42 @@ def _server_options(service: Service) -> str:
     pool = policy.connection_pool if policy is not None else None
     if pool is not None and pool.max_connections is not None:
         options.append(f"maxconn {pool.max_connections}")
-    if policy is not None and policy.outlier_detection is not None:
-        outlier = policy.outlier_detection
-        # A server is marked down after N consecutive 5xx seen on live traffic (HAProxy
-        # watches every response, so Istio's sweep `interval` has no counterpart). Two passing
-        # TCP checks one ejection time apart let it back in: it stays out between one and
-        # two ejection times, where Envoy keeps it out for the ejection time times ejections.
-        ejection = outlier.base_ejection_time.ms
-        options.append(
-            f"check observe layer7 error-limit {outlier.consecutive_5xx_errors} on-error mark-down "
-            f"inter {ejection}ms fastinter {ejection}ms downinter {ejection}ms rise 2 fall 1"
-        )
     return " ".join(options)
+
+
+def outlier_lines(service: Service, cluster: str, members: list[str], wait: str) -> list[str]:
+    """Outlier detection in a section holding a cluster's servers: mesh.lua counts the answer
+    of every attempt and ejects the server from every section in `members`. A tcp-response rule
+    runs on each answer before HAProxy decides on a retry (an http-response rule would see the
+    last attempt's only); it waits up to `wait`, the section's longest wait for an answer, for
+    the status line. `cluster`: Istio's cluster, a version's subset or the whole service."""
+    outlier = service.policy.outlier_detection if service.policy is not None else None
+    if outlier is None:
+        return []
+    arguments = [
+        quote(cluster),
+        quote(",".join(members)),
+        str(outlier.consecutive_5xx_errors),
+        str(outlier.consecutive_gateway_errors or 0),
+        str(outlier.base_ejection_time.ms),
+        str(outlier.max_ejection_percent),
+        str(outlier.interval.ms),
+    ]
+    return [
+        f"tcp-response inspect-delay {wait}",
+        f"tcp-response content lua.sailplan_outlier {' '.join(arguments)} if {{ status ge 0 }}",
+    ]
+
+
+def _cluster_members(service: Service, service_name: str, version: str) -> list[str]:
+    """The sections holding the servers of a version's subset: each route's backend to it, or
+    the attempts listener of a route with a timeout."""
+    return [
+        route_backend(service_name, service, index, version)
+        + (ATTEMPTS_SUFFIX if route.timeout is not None else "")
+        for index, route in enumerate(service.routes)
+        if route.weights.get(version, 0) > 0
+    ]
 
 
 def _pool_members(service: Service, service_name: str, version: str) -> list[str]:
@@ -190,7 +214,14 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
                 continue
             name = route_backend(service_name, service, index, version)
             where = f"services.{service_name}.routes[{index}] -> {version}"
-            body = [*_pool_lines(service), *_attempt_lines(route)]
+            attempt_timeout = _attempt_timeout(route)
+            body = outlier_lines(
+                service,
+                f"{service_name}|{version}",
+                _cluster_members(service, service_name, version),
+                f"{attempt_timeout.ms}ms" if attempt_timeout else DEFAULT_SERVER_TIMEOUT,
+            )
+            body += [*_pool_lines(service), *_attempt_lines(route)]
             body += servers(ctx, service_name, version, options)
             logged = backend_lines(route_label(service, index), version)
             logged += _overflow_lines(service, _pool_members(service, service_name, version))
@@ -224,6 +255,7 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
     everyone = all_versions_backend(service_name)
     body = [
         *backend_lines(ALL_VERSIONS_ROUTE, None),
+        *outlier_lines(service, f"{service_name}|", [everyone], DEFAULT_SERVER_TIMEOUT),
         *_overflow_lines(service, [everyone]),
         *_pool_lines(service),
         *_DEFAULT_RETRIES,
@@ -237,14 +269,19 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
     )
 
 
+def _attempt_timeout(route: Route) -> Duration | None:
+    """How long one attempt may wait for its answer: the per-try timeout or the route's."""
+    per_try = route.retries.per_try_timeout if route.retries else None
+    return min(
+        (d for d in (per_try, route.timeout) if d is not None), default=None, key=lambda d: d.ms
+    )
+
+
 def _attempt_lines(route: Route) -> list[str]:
     """Timeout and retries of a route. HAProxy's `timeout server` bounds each attempt, so a
     route with retries gets its per-try timeout (or the route timeout) per attempt."""
     lines = []
-    per_try = route.retries.per_try_timeout if route.retries else None
-    attempt_timeout = min(
-        (d for d in (per_try, route.timeout) if d is not None), default=None, key=lambda d: d.ms
-    )
+    attempt_timeout = _attempt_timeout(route)
     if attempt_timeout is not None:
         lines.append(f"timeout server {attempt_timeout.ms}ms")
     retries = route.retries

@@ -73,10 +73,15 @@ class Context:
     runtime_dir: str
 
     def uses_lua(self) -> bool:
-        return any(
+        routes = any(
             route.mirror is not None or (route.fault is not None and route.fault.delay is not None)
             for service in self.mesh.services.values()
             for route in service.routes
+        )
+        # Outlier detection counts answers and ejects endpoints in mesh.lua.
+        return routes or any(
+            service.policy is not None and service.policy.outlier_detection is not None
+            for service in self.mesh.services.values()
         )
 
     def http_services(self) -> list[str]:

@@ -1,0 +1,366 @@
+"""Outlier detection on the builtin plane, proven on Debian's real HAProxy: passive as Envoy's
+(only answers count, never a probe), ejection time base x ejections, maxEjectionPercent and the
+sweep interval."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from proxy_support import (
+    Backend,
+    Reply,
+    check_config,
+    free_port,
+    request,
+    running_haproxy,
+    wait_for_port,
+)
+
+import sailplan
+from sailplan.render.haproxy import (
+    DnsEndpoints,
+    ProxyPorts,
+    StaticEndpoints,
+    compile_gateway,
+    compile_sidecar,
+)
+from sailplan.render.haproxy.globals import NO_UPSTREAM_BODY
+
+pytestmark = [pytest.mark.haproxy, pytest.mark.timeout(60)]
+
+_MAINTENANCE = re.compile(r"Server (\S+) is going DOWN for maintenance")
+
+
+def _mesh(
+    outlier: dict[str, Any],
+    routes: list[dict[str, Any]] | None = None,
+    ingress: dict[str, Any] | None = None,
+) -> sailplan.Mesh:
+    spec: dict[str, Any] = {
+        "apiVersion": "sailplan/v1",
+        "kind": "Mesh",
+        "name": "test",
+        "services": {
+            "service1": {
+                "port": 8088,
+                "versions": {"v1": {"image": "a"}},
+                "routes": routes or [{"to": "v1"}],
+                "policy": {"outlierDetection": outlier},
+            },
+            "caller": {"port": 9000, "versions": {"v1": {"image": "c"}}},
+        },
+    }
+    if ingress is not None:
+        spec["ingress"] = ingress
+    return sailplan.load_mesh_text(yaml.safe_dump(spec))
+
+
+@dataclass
+class Proxy:
+    port: int
+    log: Path
+
+    def get(self, path: str = "/") -> Reply:
+        return request(self.port, path)
+
+    def ejected_servers(self) -> set[str]:
+        """The servers the Lua has put in maintenance at least once, from HAProxy's notices."""
+        return set(_MAINTENANCE.findall(self.log.read_text()))
+
+
+@pytest.fixture
+def proxy_for(tmp_path: Path) -> Iterator[Any]:
+    """The caller's sidecar for a mesh, with service1's v1 at the given ports."""
+    stack: list[Any] = []
+
+    def start(mesh: sailplan.Mesh, ports: list[int], *, gateway: bool = False) -> Proxy:
+        proxy_ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        endpoints = StaticEndpoints({"service1": {"v1": [("127.0.0.1", p) for p in ports]}})
+        if gateway:
+            port = free_port()
+            config = compile_gateway(
+                mesh,
+                endpoints=endpoints,
+                listen_port=port,
+                ports=proxy_ports,
+                config_dir=str(tmp_path),
+                runtime_dir=str(tmp_path),
+            )
+        else:
+            port = proxy_ports.outbound
+            config = compile_sidecar(
+                mesh,
+                "caller",
+                "v1",
+                endpoints=endpoints,
+                ports=proxy_ports,
+                app_port=free_port(),
+                config_dir=str(tmp_path),
+                runtime_dir=str(tmp_path),
+                passthrough="host-header",
+            )
+        running = running_haproxy(config.files, tmp_path, [port])
+        running.__enter__()
+        stack.append(running)
+        return Proxy(port, tmp_path / "haproxy.log")
+
+    yield start
+    for context in reversed(stack):
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture
+def started() -> Iterator[Any]:
+    """Backends started by the test, each stopped at the end."""
+    running: list[Backend] = []
+
+    def start(name: str, port: int = 0) -> Backend:
+        backend = Backend(name, port=port).start()
+        running.append(backend)
+        return backend
+
+    yield start
+    for backend in running:
+        backend.stop()
+
+
+def _ejected(reply: Reply) -> bool:
+    return (reply.status, reply.body) == (503, NO_UPSTREAM_BODY)
+
+
+def _until(predicate: Any, send: Any, timeout: float = 10.0) -> float:
+    """Send until a reply matches; the monotonic time of that reply."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = send()
+        if predicate(reply):
+            return time.monotonic()
+        time.sleep(0.01)
+    raise AssertionError(f"no matching reply within {timeout}s")
+
+
+def test_an_app_that_starts_after_the_sidecar_is_never_ejected(
+    proxy_for: Any, started: Any
+) -> None:
+    # The old active check marked the endpoint down before the app listened and kept it out
+    # for the whole base ejection time: here every request after start-up must pass.
+    port = free_port()
+    proxy = proxy_for(_mesh({"consecutive5xxErrors": 1, "baseEjectionTime": "30s"}), [port])
+    time.sleep(1)
+    started("v1", port)
+    wait_for_port(port)
+    replies = [proxy.get("/") for _ in range(30)]
+    assert [(r.status, r.body) for r in replies] == [(200, "v1")] * 30
+    assert proxy.ejected_servers() == set()
+
+
+def test_ejects_after_exactly_n_consecutive_5xx_and_a_success_resets_the_count(
+    proxy_for: Any, started: Any
+) -> None:
+    backend = started("v1")
+    proxy = proxy_for(
+        _mesh({"consecutive5xxErrors": 3, "maxEjectionPercent": 100, "baseEjectionTime": "30s"}),
+        [backend.port],
+    )
+    statuses = [proxy.get(path).status for path in ("/status/500", "/status/502", "/", "/")]
+    # Two errors, then a 200: the count starts again.
+    statuses += [proxy.get("/status/503").status for _ in range(2)]
+    assert statuses == [500, 502, 200, 200, 503, 503]
+    assert proxy.ejected_servers() == set()
+    third = proxy.get("/status/500")
+    assert third.status == 500  # the third error in a row is still the app's answer...
+    after = proxy.get("/")
+    assert _ejected(after)  # ...and ejects it: the next request finds no endpoint
+    assert len(backend.requests) == 7
+    assert len(proxy.ejected_servers()) == 1
+
+
+def test_ejection_time_grows_with_each_ejection_and_shrinks_while_healthy(
+    proxy_for: Any, started: Any
+) -> None:
+    backend = started("v1")
+    proxy = proxy_for(
+        _mesh(
+            {
+                "consecutive5xxErrors": 2,
+                "maxEjectionPercent": 100,
+                "baseEjectionTime": "1s",
+                "interval": "100ms",
+            }
+        ),
+        [backend.port],
+    )
+
+    def time_out() -> float:
+        proxy.get("/status/500")
+        proxy.get("/status/500")
+        ejected_at = time.monotonic()
+        assert _ejected(proxy.get("/"))
+        return _until(lambda r: r.status == 200, proxy.get) - ejected_at
+
+    first = time_out()
+    second = time_out()  # ejected again at once: twice the base time
+    time.sleep(0.5)  # five sweeps in: the multiplier goes back down to 0
+    third = time_out()
+    assert 0.9 <= first <= 1.6
+    assert 1.9 <= second <= 2.7
+    assert 0.9 <= third <= 1.6
+
+
+@pytest.mark.parametrize(
+    ("percent", "ejections"),
+    [(50, 1), (100, 2)],
+)
+def test_max_ejection_percent_caps_the_hosts_out(
+    proxy_for: Any, started: Any, percent: int, ejections: int
+) -> None:
+    bad = [started("bad-a"), started("bad-b")]
+    for backend in bad:
+        backend.status_override = 500
+    proxy = proxy_for(
+        _mesh(
+            {"consecutive5xxErrors": 2, "maxEjectionPercent": percent, "baseEjectionTime": "30s"}
+        ),
+        [b.port for b in bad],
+    )
+    replies = [proxy.get("/") for _ in range(12)]
+    tail = replies[6:]
+    if ejections == 1:
+        # One of two is 50%: the second failing host stays in and keeps answering.
+        assert len({r.body for r in tail}) == 1
+        assert all(r.status == 500 for r in tail)
+    else:
+        assert all(_ejected(r) for r in tail)
+    assert len(proxy.ejected_servers()) == ejections
+
+
+@pytest.mark.parametrize(("interval", "low", "high"), [("1s", 0.8, 1.6), ("50ms", 0.15, 0.5)])
+def test_hosts_come_back_at_the_sweep_interval(
+    proxy_for: Any, started: Any, interval: str, low: float, high: float
+) -> None:
+    backend = started("v1")
+    proxy = proxy_for(
+        _mesh(
+            {
+                "consecutive5xxErrors": 1,
+                "maxEjectionPercent": 100,
+                "baseEjectionTime": "200ms",
+                "interval": interval,
+            }
+        ),
+        [backend.port],
+    )
+    # The first answer starts the sweep; it ejects at once, so the host is back at the first
+    # sweep past 200ms: a whole interval later when that is longer.
+    proxy.get("/status/500")
+    ejected_at = time.monotonic()
+    back = _until(lambda r: r.status == 200, proxy.get) - ejected_at
+    assert low <= back <= high
+
+
+def test_retried_answers_count(proxy_for: Any, started: Any) -> None:
+    # Envoy counts each attempt's answer: the caller sees only successes, yet the endpoint
+    # that failed every first attempt is ejected.
+    bad, good = started("bad"), started("good")
+    bad.status_override = 503
+    routes = [{"to": "v1", "retries": {"attempts": 2, "on": ["gateway-error"]}}]
+    proxy = proxy_for(
+        _mesh(
+            {"consecutive5xxErrors": 3, "maxEjectionPercent": 50, "baseEjectionTime": "30s"},
+            routes,
+        ),
+        [bad.port, good.port],
+    )
+    replies = [proxy.get("/") for _ in range(12)]
+    assert [(r.status, r.body) for r in replies] == [(200, "good")] * 12
+    assert len(bad.requests) == 3
+    assert len(proxy.ejected_servers()) == 1
+
+
+def test_gateway_errors_eject_before_other_5xx_would(proxy_for: Any, started: Any) -> None:
+    backend = started("v1")
+    proxy = proxy_for(
+        _mesh(
+            {
+                "consecutive5xxErrors": 5,
+                "consecutiveGatewayErrors": 2,
+                "maxEjectionPercent": 100,
+                "baseEjectionTime": "30s",
+            }
+        ),
+        [backend.port],
+    )
+    # A 500 is no gateway error: it breaks the gateway run but counts among the 5xx.
+    assert [proxy.get(p).status for p in ("/status/502", "/status/500", "/status/503")] == [
+        502,
+        500,
+        503,
+    ]
+    assert proxy.ejected_servers() == set()
+    assert proxy.get("/status/504").status == 504
+    assert _ejected(proxy.get("/"))
+
+
+def test_the_compiled_sections_count_answers_and_run_no_health_check() -> None:
+    mesh = _mesh(
+        {"consecutive5xxErrors": 3, "consecutiveGatewayErrors": 2, "interval": "5s"},
+        routes=[
+            {"match": [{"headers": {"lane": "a"}}], "to": "v1", "timeout": "2s"},
+            {"to": "v1"},
+        ],
+    )
+    static = StaticEndpoints({"service1": {"v1": [("127.0.0.1", 9001)]}})
+    for endpoints in (static, DnsEndpoints("test", "cluster.local", 4)):
+        files = compile_sidecar(mesh, "caller", "v1", endpoints=endpoints).files
+        cfg = files["haproxy.cfg"]
+        assert " check" not in cfg
+        assert "lua-load /etc/sailplan/mesh.lua" in cfg
+        assert "sailplan_outlier" in files["mesh.lua"]
+        # The route with a timeout makes its attempts in a listener: that one holds the servers.
+        members = "'service1__route-0__v1__attempts,service1__route-1__v1'"
+        assert (
+            "    tcp-response inspect-delay 2000ms\n"
+            f"    tcp-response content lua.sailplan_outlier 'service1|v1' {members} 3 2 30000 10 "
+            "5000 if { status ge 0 }\n"
+        ) in cfg
+        assert (
+            "lua.sailplan_outlier 'service1|' 'service1__all' 3 2 30000 10 5000 if { status ge 0 }"
+            in cfg
+        )
+        check_config(files, "outlier detection")
+
+
+def test_an_endpoint_behind_a_route_timeout_is_ejected(proxy_for: Any, started: Any) -> None:
+    backend = started("v1")
+    proxy = proxy_for(
+        _mesh(
+            {"consecutive5xxErrors": 2, "maxEjectionPercent": 100, "baseEjectionTime": "30s"},
+            routes=[{"to": "v1", "timeout": "2s"}],
+        ),
+        [backend.port],
+    )
+    assert [proxy.get("/status/500").status for _ in range(2)] == [500, 500]
+    assert _ejected(proxy.get("/"))
+    assert proxy.ejected_servers() == {"service1__route-0__v1__attempts/v1-0"}
+
+
+def test_the_ingress_gateway_ejects_too(proxy_for: Any, started: Any) -> None:
+    backend = started("v1")
+    ingress = {"routes": [{"match": {"path": {"prefix": "/"}}, "service": "service1"}]}
+    proxy = proxy_for(
+        _mesh(
+            {"consecutive5xxErrors": 2, "maxEjectionPercent": 100, "baseEjectionTime": "30s"},
+            ingress=ingress,
+        ),
+        [backend.port],
+        gateway=True,
+    )
+    assert [proxy.get("/status/503").status for _ in range(2)] == [503, 503]
+    assert _ejected(proxy.get("/"))
