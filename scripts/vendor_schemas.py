@@ -5,7 +5,9 @@ JSON file with only what validation needs: types, required fields, enums, patter
 defaults, CEL rules and the `x-kubernetes-*` markers. Descriptions and other prose are dropped — we
 carry the upstream facts, not its documentation text.
 
-    python scripts/vendor_schemas.py SOURCE.yaml third_party/schemas/<family>-<version>/
+    python scripts/vendor_schemas.py SOURCE.yaml [SOURCE.yaml ...] third_party/schemas/<family>-<version>/
+
+Several sources (the Gateway API ships one file per CRD) go into one folder.
 
 The output is deterministic (sorted keys, one CRD per file named <plural>.<group>.json), so
 re-running it on the same source changes nothing. The README beside the output names the source,
@@ -86,14 +88,25 @@ def vendor(source: Path, out_dir: Path) -> list[Path]:
     return sorted(written)
 
 
+def vendor_files(sources: list[Path], out_dir: Path) -> list[Path]:
+    """`vendor` for each source in turn (the Gateway API's config/crd/standard/ has one file per
+    CRD); the files written by all of them, sorted."""
+    written: list[Path] = []
+    for source in sources:
+        written += vendor(source, out_dir)
+    return sorted(written)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("source", type=Path, help="upstream CRD YAML file")
+    parser.add_argument("source", type=Path, nargs="+", help="upstream CRD YAML file(s)")
     parser.add_argument("out_dir", type=Path, help="folder to write <plural>.<group>.json into")
     args = parser.parse_args(argv)
-    written = vendor(args.source, args.out_dir)
-    digest = hashlib.sha256(args.source.read_bytes()).hexdigest()
-    print(f"{len(written)} CRDs from {args.source.name} (sha256 {digest}) -> {args.out_dir}")
+    written = vendor_files(args.source, args.out_dir)
+    for source in args.source:
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        print(f"{source.name} (sha256 {digest})")
+    print(f"{len(written)} CRDs -> {args.out_dir}")
     return 0
 
 

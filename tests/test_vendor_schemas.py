@@ -89,3 +89,12 @@ def test_output_is_deterministic(tmp_path: Path) -> None:
     first = vendor_schemas.vendor(source, tmp_path / "a")[0].read_bytes()
     second = vendor_schemas.vendor(source, tmp_path / "b")[0].read_bytes()
     assert first == second
+
+
+def test_several_sources_go_into_one_folder(tmp_path: Path) -> None:
+    # The Gateway API ships one file per CRD.
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text(CRD, encoding="utf-8")
+    second.write_text(CRD.replace("widgets", "gadgets").replace("Widget", "Gadget"), "utf-8")
+    written = vendor_schemas.vendor_files([second, first], tmp_path / "out")
+    assert [path.name for path in written] == ["gadgets.example.io.json", "widgets.example.io.json"]
