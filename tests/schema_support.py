@@ -170,6 +170,14 @@ GATEWAY_API_CEL: dict[str, Any] = {
     "hostname must not be specified for protocols ['TCP', 'UDP']": lambda ls: all(
         not x.get("hostname") for x in ls if x["protocol"] in ("TCP", "UDP")
     ),
+    "tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']": lambda ls: all(
+        "tls" not in x for x in ls if x["protocol"] in ("HTTP", "TCP", "UDP")
+    ),
+    "tls mode must be Terminate for protocol HTTPS": lambda ls: all(
+        x.get("tls", {}).get("mode", "Terminate") == "Terminate"
+        for x in ls
+        if x["protocol"] == "HTTPS"
+    ),
     # HTTPRoute parents and rules
     "sectionName must be specified when parentRefs includes 2 or more references to the same "
     "parent": lambda refs: all(
