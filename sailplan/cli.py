@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sailplan import __version__
+from sailplan import constants as c
 from sailplan.loader import MAX_SIZE, load_mesh, load_mesh_text, located, read_mesh_file
 from sailplan.model import Mesh, Problem, SpecError
 from sailplan.summary import secret_warnings, summarize
@@ -37,6 +38,19 @@ def _byte_size(text: str) -> int:
             f"{text!r} is not a size: write bytes or a number with KiB, MiB or GiB, e.g. 20MiB"
         )
     return int(found.group(1)) * _UNIT[found.group(2)[:1].lower()]
+
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _gateway_class(text: str) -> str:
+    """A GatewayClass is a Kubernetes object: its name is a DNS subdomain."""
+    if not _DNS_SUBDOMAIN.fullmatch(text) or len(text) > 253:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a GatewayClass name: use lowercase letters, digits, '-' and '.', "
+            "such as istio or eg"
+        )
+    return text
 
 
 def _mesh_file_arguments(command: argparse.ArgumentParser) -> None:
@@ -72,8 +86,16 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output-dir", type=Path, help="write one file per object here")
     render.add_argument(
         "--data-plane",
-        choices=("builtin", "istio"),
+        choices=("builtin", "istio", "gateway-api"),
         help="override the mesh file's dataPlane",
+    )
+    render.add_argument(
+        "--gateway-class",
+        type=_gateway_class,
+        default=c.GATEWAY_CLASS_DEFAULT,
+        metavar="NAME",
+        help="the GatewayClass of the ingress Gateway on the gateway-api data plane "
+        f"(default: {c.GATEWAY_CLASS_DEFAULT})",
     )
 
     diff = commands.add_parser("diff", help="what a mesh change does, for a review")
@@ -223,7 +245,7 @@ def _render(args: argparse.Namespace) -> int:
         print(f"error: -o {out}: {not_directory}", file=sys.stderr)
         return EXIT_INVALID
     mesh: Mesh = load_mesh(args.file, args.max_size)
-    manifests = render_manifests(mesh, args.data_plane)
+    manifests = render_manifests(mesh, args.data_plane, gateway_class=args.gateway_class)
     if out is None:
         sys.stdout.write(dump_all(manifests))
         return EXIT_OK

@@ -27,6 +27,9 @@ PROXY_UID: Final = 1337
 PROXY_CONTAINER_NAME: Final = "sailplan-proxy"
 PROXY_INIT_CONTAINER_NAME: Final = "sailplan-init"
 PROXY_IMAGE_DEFAULT: Final = "ghcr.io/sailplan/proxy:0.1.0"
+# The gateway-api plane's ingress Gateway class unless told otherwise: Istio's, which also serves
+# as the ingress next to Linkerd (which has no gateway of its own).
+GATEWAY_CLASS_DEFAULT: Final = "istio"
 
 # Apps listen on $PORT; sailplan sets it to the service port.
 APP_PORT_ENV: Final = "PORT"

@@ -7,7 +7,8 @@ carry the upstream facts, not its documentation text.
 
     python scripts/vendor_schemas.py SOURCE.yaml [...] third_party/schemas/<family>-<version>/
 
-Istio ships all its CRDs in one file; cert-manager ships one file per CRD, hence several sources.
+Istio ships all its CRDs in one file; cert-manager and the Gateway API ship one file per CRD, hence
+several sources, all written into one folder.
 The output is deterministic (sorted keys, one CRD per file named <plural>.<group>.json), so
 re-running it on the same sources changes nothing. The README beside the output names the sources,
 their sha256 and this command.
@@ -87,15 +88,25 @@ def vendor(source: Path, out_dir: Path) -> list[Path]:
     return sorted(written)
 
 
+def vendor_files(sources: list[Path], out_dir: Path) -> list[Path]:
+    """`vendor` for each source in turn (the Gateway API's config/crd/standard/ has one file per
+    CRD); the files written by all of them, sorted."""
+    written: list[Path] = []
+    for source in sources:
+        written += vendor(source, out_dir)
+    return sorted(written)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sources", type=Path, nargs="+", help="upstream CRD YAML files")
+    parser.add_argument("source", type=Path, nargs="+", help="upstream CRD YAML file(s)")
     parser.add_argument("out_dir", type=Path, help="folder to write <plural>.<group>.json into")
     args = parser.parse_args(argv)
-    for source in args.sources:
-        written = vendor(source, args.out_dir)
+    written = vendor_files(args.source, args.out_dir)
+    for source in args.source:
         digest = hashlib.sha256(source.read_bytes()).hexdigest()
-        print(f"{len(written)} CRDs from {source.name} (sha256 {digest}) -> {args.out_dir}")
+        print(f"{source.name} (sha256 {digest})")
+    print(f"{len(written)} CRDs -> {args.out_dir}")
     return 0
 
 

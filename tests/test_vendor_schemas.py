@@ -103,3 +103,12 @@ def test_several_sources_go_into_one_folder(tmp_path: Path) -> None:
         "gadgets.example.io.json",
         "widgets.example.io.json",
     ]
+
+
+def test_vendor_files_writes_every_source_sorted(tmp_path: Path) -> None:
+    # The Gateway API ships one file per CRD.
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text(CRD, encoding="utf-8")
+    second.write_text(CRD.replace("widgets", "gadgets").replace("Widget", "Gadget"), "utf-8")
+    written = vendor_schemas.vendor_files([second, first], tmp_path / "out")
+    assert [path.name for path in written] == ["gadgets.example.io.json", "widgets.example.io.json"]

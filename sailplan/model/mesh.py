@@ -11,6 +11,8 @@ from sailplan.model.analysis import analysis_problems
 from sailplan.model.backtracking import backtracking_problems
 from sailplan.model.base import DnsLabel, ServiceName, SpecModel, planes
 from sailplan.model.errors import Problem, SpecError, clip, problems_from_validation_error, shown
+from sailplan.model.gateway_api import SIDECAR_PORTS as GATEWAY_API_SIDECAR_PORTS
+from sailplan.model.gateway_api import gateway_api_problems
 from sailplan.model.ingress import Ingress
 from sailplan.model.policy import builtin_policy_problems
 from sailplan.model.route import Route
@@ -22,7 +24,7 @@ from sailplan.model.security import (
 )
 from sailplan.model.service import Service
 
-DataPlane = Literal["builtin", "istio"]
+DataPlane = Literal["builtin", "istio", "gateway-api"]
 MtlsMode = Literal["strict", "permissive", "disable"]
 
 
@@ -105,8 +107,9 @@ class Mesh(SpecModel):
     )
     data_plane: DataPlane = Field(
         default="builtin",
-        description="Which proxies carry the traffic: `builtin` (sailplan's HAProxy sidecar) or "
-        "`istio` (Istio's Envoy sidecars). Default: `builtin`.",
+        description="Which proxies carry the traffic: `builtin` (sailplan's HAProxy sidecar), "
+        "`istio` (Istio's Envoy sidecars) or `gateway-api` (Kubernetes Gateway API objects, for "
+        "any mesh that implements them, such as Linkerd or Istio). Default: `builtin`.",
         examples=["istio"],
         json_schema_extra=planes(
             istio=(
@@ -267,6 +270,7 @@ SIDECAR_PORTS: dict[str, tuple[int, ...]] = {
         c.PROXY_HEALTH_PORT,
     ),
     "istio": (15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090),
+    "gateway-api": GATEWAY_API_SIDECAR_PORTS,
 }
 
 
@@ -286,7 +290,7 @@ def cross_object_problems(mesh: Mesh) -> list[Problem]:
                 "it. Choose another namespace, or set allowSystemNamespace: true if you mean it",
             )
         )
-    if mesh.data_plane == "builtin" and mesh.ingress is not None:
+    if mesh.data_plane in ("builtin", "gateway-api") and mesh.ingress is not None:
         gateway = f"{mesh.name}-gateway"
         if len(gateway) > 63:
             problems.append(
@@ -348,6 +352,8 @@ def cross_object_problems(mesh: Mesh) -> list[Problem]:
     problems += analysis_problems(mesh)
     if mesh.data_plane == "builtin":
         problems += backtracking_problems(mesh)
+    if mesh.data_plane == "gateway-api":
+        problems += [p for p in gateway_api_problems(mesh) if p not in problems]
     if mesh.mtls == "strict" and mesh.data_plane == "builtin":
         problems.append(
             Problem(

@@ -8,6 +8,7 @@ from sailplan import constants as c
 from sailplan.gc_pause import paused_gc
 from sailplan.model import DataPlane, Mesh
 from sailplan.render.builtin import render_builtin
+from sailplan.render.gateway_api import render_gateway_api
 from sailplan.render.istio import render_istio
 from sailplan.render.kubernetes import render_kubernetes
 
@@ -23,6 +24,9 @@ KIND_ORDER = (
     "Gateway",
     "PeerAuthentication",
     "Telemetry",
+    # Last, so that adding the gateway-api plane renumbered no other kind's files (`NN-` in
+    # `render -o`); it comes after the Gateway its ingress route binds to all the same.
+    "HTTPRoute",
 )
 
 
@@ -36,13 +40,20 @@ def render_manifests(
     data_plane: DataPlane | None = None,
     *,
     proxy_image: str = c.PROXY_IMAGE_DEFAULT,
+    gateway_class: str = c.GATEWAY_CLASS_DEFAULT,
 ) -> list[dict[str, Any]]:
-    """Every object of the mesh. `data_plane` overrides the mesh's own (re-validated for it)."""
+    """Every object of the mesh. `data_plane` overrides the mesh's own (re-validated for it);
+    `proxy_image` is the builtin plane's sidecar, `gateway_class` the gateway-api plane's
+    GatewayClass for the ingress."""
     if data_plane is not None and data_plane != mesh.data_plane:
         mesh = mesh.with_data_plane(data_plane)
     with paused_gc():
         if mesh.data_plane == "istio":
             objects = render_kubernetes(mesh, "istio") + render_istio(mesh)
+        elif mesh.data_plane == "gateway-api":
+            objects = render_kubernetes(mesh, "gateway-api") + render_gateway_api(
+                mesh, gateway_class=gateway_class
+            )
         else:
             objects = render_builtin(
                 mesh, render_kubernetes(mesh, "builtin"), proxy_image=proxy_image

@@ -354,6 +354,24 @@ SCENARIOS = [
         ],
     ),
     Scenario(
+        # The Gateway API's PathPrefix /api/ also takes /api; sailplan's prefix does not.
+        "prefix-ending-in-slash-leaves-the-bare-path-to-later-routes",
+        mesh(
+            [
+                {"match": [{"path": {"exact": "/api/login"}, "method": "POST"}], "to": "v1"},
+                {"match": [{"path": {"prefix": "/api/"}}], "to": "v2"},
+                {"to": "v1"},
+            ]
+        ),
+        [
+            (Send("/api/login", method="POST"), Expect({V1: 1.0})),
+            (Send("/api/login"), Expect({V2: 1.0})),
+            (Send("/api/"), Expect({V2: 1.0})),
+            (Send("/api"), Expect({V1: 1.0})),
+            (Send("/apix"), Expect({V1: 1.0})),
+        ],
+    ),
+    Scenario(
         "D16-header-exact-compares-the-whole-value",
         mesh([{"match": [{"headers": {"end-user": "jason"}}], "to": "v2"}, {"to": "v1"}]),
         [(Send(headers={"end-user": "bob, jason"}), Expect({V1: 1.0}))],

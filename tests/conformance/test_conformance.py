@@ -1,5 +1,7 @@
-"""Every scenario on both data planes: builtin on real haproxy, istio through the reference
-evaluator of the rendered Istio objects. Both must meet the scenario's expectation."""
+"""Every scenario on every data plane: builtin on real haproxy, istio through the reference
+evaluator of the rendered Istio objects, gateway-api through the evaluator of the rendered
+HTTPRoutes under every choice the Gateway API leaves to implementations (or `check` refusing the
+scenario there, exactly as gateway_api_plane.REFUSED says). All must meet the expectation."""
 
 from __future__ import annotations
 
@@ -13,9 +15,12 @@ import yaml
 from proxy_support import Backend, Reply, many
 
 import sailplan
+from sailplan.model import SpecError
 from sailplan.render.manifests import render_manifests
 
+from . import gateway_api_reference as gateway_api
 from .builtin_runner import builtin_plane
+from .gateway_api_plane import DIVERGES, REFUSED
 from .istio_reference import (
     Cluster,
     Outcome,
@@ -27,7 +32,7 @@ from .istio_reference import (
 )
 from .scenarios import SCENARIOS, Burst, Expect, Scenario, Send, label
 
-PLANES = ("istio", "builtin")
+PLANES = ("istio", "builtin", "gateway-api")
 
 
 def _cases() -> list[object]:
@@ -37,6 +42,8 @@ def _cases() -> list[object]:
             marks = []
             if plane in scenario.diverges:
                 marks.append(pytest.mark.xfail(reason=scenario.diverges[plane], strict=True))
+            if plane == "gateway-api" and scenario.name in DIVERGES:
+                marks.append(pytest.mark.xfail(reason=DIVERGES[scenario.name], strict=True))
             if plane == "builtin":
                 marks.append(pytest.mark.haproxy)
             cases.append(pytest.param(scenario, plane, id=f"{scenario.name}-{plane}", marks=marks))
@@ -52,12 +59,14 @@ def _replicas(mesh: sailplan.Mesh, label: str) -> int:
     return mesh.services[service].versions[version].replicas
 
 
-def _check_istio(outcome: Outcome, send: Send | Burst, expect: Expect, mesh: sailplan.Mesh) -> None:
+def _check_istio(
+    outcome: Outcome, send: Send | Burst, expect: Expect, mesh: sailplan.Mesh, plane: str = "istio"
+) -> None:
     observed = {key: round(value, 9) for key, value in outcome.shares().items() if value > 0}
-    assert observed == expect.shares, f"{send}: istio answers {observed}"
+    assert observed == expect.shares, f"{send}: {plane} answers {observed}"
     if expect.attempts is not None:
         attempts = [branch.attempts for branch in outcome.branches]
-        assert set(attempts) == {expect.attempts}, f"{send}: istio attempts {attempts}"
+        assert set(attempts) == {expect.attempts}, f"{send}: {plane} attempts {attempts}"
     if isinstance(send, Send):
         copies = [
             (c.probability, c.to, c.pods, c.method, c.path, c.host, c.body) for c in outcome.copies
@@ -67,11 +76,43 @@ def _check_istio(outcome: Outcome, send: Send | Burst, expect: Expect, mesh: sai
             replicas = _replicas(mesh, expect.mirrored)
             shadow = f"{send.host}-shadow"
             wanted = [(1.0, expect.mirrored, replicas, send.method, send.path, shadow, send.body)]
-        assert copies == wanted, f"{send}: istio copies {copies}"
+        assert copies == wanted, f"{send}: {plane} copies {copies}"
     if expect.seconds is not None:
         low, high = expect.seconds
         for branch in outcome.branches:
-            assert low <= branch.elapsed_ms / 1000 <= high, f"{send}: istio takes {branch}"
+            assert low <= branch.elapsed_ms / 1000 <= high, f"{send}: {plane} takes {branch}"
+
+
+def _run_gateway_api(scenario: Scenario, mesh: sailplan.Mesh) -> None:
+    """Refused exactly where REFUSED says; elsewhere every step, under every implementation
+    choice the Gateway API leaves open, meets the expectation."""
+    try:
+        mesh = mesh.with_data_plane("gateway-api")
+    except SpecError as error:
+        assert scenario.name in REFUSED, f"gateway-api refuses: {error}"
+        assert error.problems[0].path == REFUSED[scenario.name][0], str(error)
+        return
+    assert scenario.name not in REFUSED, "gateway-api accepts the scenario"
+    manifests = render_manifests(mesh)
+    for how in gateway_api.IMPLEMENTATIONS:
+        cluster = gateway_api.Cluster(manifests)
+        upstreams = Upstreams(refusing=dict(scenario.refusing))
+        for send, expect in scenario.steps:
+            assert isinstance(send, Send), "bursts measure connection pools, refused here"
+            request = Request(send.path, send.method, send.headers, send.host, send.body)
+            if send.via == "mesh":
+                outcome = gateway_api.evaluate_mesh(
+                    cluster,
+                    request,
+                    caller_namespace=mesh.target_namespace,
+                    upstreams=upstreams,
+                    how=how,
+                )
+            else:
+                outcome = gateway_api.evaluate_gateway(
+                    cluster, request, upstreams=upstreams, how=how
+                )
+            _check_istio(outcome, send, expect, mesh, f"gateway-api ({how})")
 
 
 def _check_samples(replies: list[tuple[str, float]], send: Send | Burst, expect: Expect) -> None:
@@ -112,6 +153,9 @@ def _check_copies(pods: list[Backend], send: Send) -> None:
 @pytest.mark.parametrize(("scenario", "plane"), _cases())
 def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
     mesh = _load(scenario)
+    if plane == "gateway-api":
+        _run_gateway_api(scenario, mesh)
+        return
     if plane == "istio":
         cluster = Cluster(render_manifests(mesh, "istio"))
         upstreams = Upstreams(refusing=dict(scenario.refusing))

@@ -1,4 +1,4 @@
-"""docs/conformance.md: the scenarios the suite runs on both planes, and where the planes still
+"""docs/conformance.md: the scenarios the suite runs on every plane, and where the planes still
 differ, generated from tests/conformance/scenarios.py (`pytest --update-golden` rewrites it)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from conftest import REPO
 
+from .gateway_api_plane import DIVERGES, REFUSED
 from .scenarios import SCENARIOS, Burst, Expect, Scenario, Send
 
 REPORT = REPO / "docs" / "conformance.md"
@@ -17,11 +18,15 @@ INTRO = """\
 Generated from `tests/conformance/scenarios.py` by `pytest tests/conformance --update-golden`;
 `make test` fails when this page and the scenarios disagree.
 
-Every scenario runs on both data planes and must give the same answers: on **builtin** for real
+Every scenario runs on every data plane and must give the same answers: on **builtin** for real
 (the sidecar and gateway compiled from the spec, on haproxy, in front of one backend per pod), on
 **istio** through a reference evaluator of the rendered VirtualServices, DestinationRules and
-Gateway, written from Istio's and Envoy's documentation. `tests/conformance/test_random_meshes.py`
-adds random small meshes whose answers the evaluator decides and haproxy must match.
+Gateway, written from Istio's and Envoy's documentation, and on **gateway-api** through an
+evaluator of the rendered HTTPRoutes and Gateway written from the Gateway API specification, run
+once per choice the specification leaves to implementations (where a regex path ranks, whether a
+regex matches the whole value); a scenario the Gateway API's standard channel cannot express is
+*refused* by `check` on that plane, with the reason given. `tests/conformance/test_random_meshes.py`
+adds random small meshes whose answers the istio evaluator decides and haproxy must match.
 
 A plane marked *differs* still answers differently there; the suite expects it to fail on that
 plane (a strict xfail), so closing the difference makes the suite say so.
@@ -58,6 +63,10 @@ def _answer(shares: dict[str, float]) -> str:
 def _plane(scenario: Scenario, plane: str) -> str:
     if plane in scenario.diverges:
         return f"differs: {scenario.diverges[plane]}"
+    if plane == "gateway-api" and scenario.name in DIVERGES:
+        return f"differs: {DIVERGES[scenario.name]}"
+    if plane == "gateway-api" and scenario.name in REFUSED:
+        return f"refused: {REFUSED[scenario.name][1]}"
     return "same"
 
 
@@ -82,8 +91,8 @@ SETTLED_ELSEWHERE = [
 def report() -> str:
     lines = [
         INTRO,
-        "| scenario | requests and expected answers | istio | builtin |",
-        "|---|---|---|---|",
+        "| scenario | requests and expected answers | istio | builtin | gateway-api |",
+        "|---|---|---|---|---|",
     ]
     for scenario in SCENARIOS:
         steps = "<br>".join(
@@ -94,9 +103,12 @@ def report() -> str:
             steps += f"<br>({refusing} pods of {pods} refuse connections)"
         lines.append(
             f"| {scenario.name} | {steps} | {_plane(scenario, 'istio')} | "
-            f"{_plane(scenario, 'builtin')} |"
+            f"{_plane(scenario, 'builtin')} | {_plane(scenario, 'gateway-api')} |"
         )
-    still = sorted({reason for scenario in SCENARIOS for reason in scenario.diverges.values()})
+    still = sorted(
+        {reason for scenario in SCENARIOS for reason in scenario.diverges.values()}
+        | set(DIVERGES.values())
+    )
     lines += ["", "## Where the planes still differ", ""]
     lines += [f"- {reason}" for reason in still] or ["Nowhere: every scenario answers alike."]
     lines += ["", "## Settled outside the request scenarios", ""]

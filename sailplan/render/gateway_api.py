@@ -1,0 +1,205 @@
+"""Kubernetes Gateway API objects for a mesh: the `gateway-api` data plane.
+
+Written on the v1 standard channel, for any implementation of GAMMA (mesh routing through
+HTTPRoutes bound to a Service, e.g. Linkerd or Istio) and of Gateway (the ingress): per http
+service an HTTPRoute whose parent is the Service itself, and a Service per version for its
+backends; for the ingress a Gateway of a configurable class and one HTTPRoute bound to it, which
+repeats each target service's rules narrowed to the ingress route (as the istio plane does, since
+whether a gateway applies the mesh's routes too is up to the implementation). Which rules there
+are and why their order is safe: sailplan/model/gateway_api.py.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from sailplan import constants as c
+from sailplan.model import Duration, Match, Mesh
+from sailplan.model.gateway_api import (
+    Rule,
+    ingress_rules,
+    mesh_rules,
+    path_match,
+    string_match,
+)
+from sailplan.render.istio import gateway_name, ingress_labels
+from sailplan.render.kubernetes import metadata, port_name, service_labels, workload_name
+
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+LISTENER = "http"
+
+
+def gateway_api_duration(duration: Duration) -> str:
+    """The Gateway API's duration form: up to four `<1-5 digits><h|m|s|ms>` parts, no fractions
+    ("1s500ms", "2m")."""
+    hours, rest = divmod(duration.ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    parts = [(hours, "h"), (minutes, "m"), (seconds, "s"), (millis, "ms")]
+    text = "".join(f"{value}{unit}" for value, unit in parts if value)
+    return text or "0s"
+
+
+def _match(match: Match) -> dict[str, Any]:
+    kind, value = path_match(match)
+    rendered: dict[str, Any] = {"path": {"type": kind, "value": value}}
+    if match.method is not None:
+        rendered["method"] = match.method.value  # check() refused non-exact methods
+    if match.headers:
+        rendered["headers"] = [
+            {"type": kind, "name": name, "value": value}
+            for name, (kind, value) in sorted(
+                (name, string_match(header)) for name, header in match.headers.items()
+            )
+        ]
+    if match.query:
+        rendered["queryParams"] = [
+            {"type": kind, "name": name, "value": value}
+            for name, (kind, value) in sorted(
+                (name, string_match(param)) for name, param in match.query.items()
+            )
+        ]
+    return rendered
+
+
+def _backend(mesh: Mesh, service_name: str, version: str | None) -> dict[str, Any]:
+    name = service_name if version is None else workload_name(service_name, version)
+    return {"name": name, "port": mesh.services[service_name].port}
+
+
+def _mirror_share(percent: float) -> dict[str, Any]:
+    """`percent` (whole numbers) or `fraction` (numerator/denominator) of a RequestMirror."""
+    if percent == int(percent):
+        return {"percent": int(percent)}
+    share = Fraction(str(percent)) / 100
+    return {"fraction": {"numerator": share.numerator, "denominator": share.denominator}}
+
+
+def _rule(mesh: Mesh, rule: Rule) -> dict[str, Any]:
+    rendered: dict[str, Any] = {"name": rule.name}
+    if rule.matches is not None:
+        rendered["matches"] = [_match(m) for m in rule.matches]
+    route = rule.route
+    if route is None:
+        rendered["backendRefs"] = [_backend(mesh, rule.service, None)]
+        return rendered
+    if route.mirror is not None:
+        mirror: dict[str, Any] = {"backendRef": _backend(mesh, rule.service, route.mirror.to)}
+        if route.mirror.percent < 100:
+            mirror.update(_mirror_share(route.mirror.percent))
+        rendered["filters"] = [{"type": "RequestMirror", "requestMirror": mirror}]
+    weights = {version: weight for version, weight in route.weights.items() if weight > 0}
+    if len(weights) == 1:
+        rendered["backendRefs"] = [_backend(mesh, rule.service, next(iter(weights)))]
+    else:
+        rendered["backendRefs"] = [
+            {**_backend(mesh, rule.service, version), "weight": weight}
+            for version, weight in weights.items()
+        ]
+    if route.timeout is not None:
+        rendered["timeouts"] = {"request": gateway_api_duration(route.timeout)}
+    return rendered
+
+
+def version_service(mesh: Mesh, service_name: str, version: str) -> dict[str, Any]:
+    """A Service selecting one version's pods: what an HTTPRoute's backendRefs can name."""
+    service = mesh.services[service_name]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(
+            mesh, workload_name(service_name, version), service_labels(mesh, service_name)
+        ),
+        "spec": {
+            "selector": {c.APP_LABEL: service_name, c.WORKLOAD_VERSION_LABEL: version},
+            "ports": [
+                {
+                    "name": port_name(service),
+                    "port": service.port,
+                    "targetPort": port_name(service),
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                }
+            ],
+        },
+    }
+
+
+def service_route(mesh: Mesh, service_name: str) -> dict[str, Any]:
+    """The service's HTTPRoute, bound to its Service (GAMMA): callers' requests to the Service
+    follow its rules."""
+    rules = mesh_rules(mesh, service_name)
+    return {
+        "apiVersion": GATEWAY_API,
+        "kind": "HTTPRoute",
+        "metadata": metadata(mesh, service_name, service_labels(mesh, service_name)),
+        "spec": {
+            "parentRefs": [{"group": "", "kind": "Service", "name": service_name}],
+            "rules": [_rule(mesh, rule) for rule in rules],
+        },
+    }
+
+
+def gateway(mesh: Mesh, gateway_class: str) -> dict[str, Any]:
+    assert mesh.ingress is not None
+    return {
+        "apiVersion": GATEWAY_API,
+        "kind": "Gateway",
+        "metadata": metadata(mesh, gateway_name(mesh), ingress_labels(mesh)),
+        "spec": {
+            "gatewayClassName": gateway_class,
+            "listeners": [
+                {
+                    "name": LISTENER,
+                    "port": mesh.ingress.port,
+                    "protocol": "HTTP",
+                    "allowedRoutes": {"namespaces": {"from": "Same"}},
+                }
+            ],
+        },
+    }
+
+
+def ingress_route(mesh: Mesh) -> dict[str, Any]:
+    assert mesh.ingress is not None
+    rules = ingress_rules(mesh)
+    if isinstance(rules, tuple):
+        index, why = rules
+        # check() refuses such meshes for the gateway-api plane (model/gateway_api.py).
+        raise ValueError(f"ingress.routes[{index}]: {why.reason}")
+    spec: dict[str, Any] = {
+        "parentRefs": [
+            {
+                "group": GATEWAY_API_GROUP,
+                "kind": "Gateway",
+                "name": gateway_name(mesh),
+                "sectionName": LISTENER,
+            }
+        ]
+    }
+    # A Gateway API hostname cannot be `*`: a route without hostnames takes every host.
+    if "*" not in mesh.ingress.hosts:
+        spec["hostnames"] = list(mesh.ingress.hosts)
+    spec["rules"] = [_rule(mesh, rule) for rule in rules]
+    return {
+        "apiVersion": GATEWAY_API,
+        "kind": "HTTPRoute",
+        "metadata": metadata(mesh, f"{mesh.name}-ingress", ingress_labels(mesh)),
+        "spec": spec,
+    }
+
+
+def render_gateway_api(mesh: Mesh, *, gateway_class: str) -> list[dict[str, Any]]:
+    """Per service (sorted): a Service per version (sorted), then the HTTPRoute; then the
+    Gateway and its HTTPRoute."""
+    objects: list[dict[str, Any]] = []
+    for service_name in sorted(mesh.services):
+        for version in sorted(mesh.services[service_name].versions):
+            objects.append(version_service(mesh, service_name, version))
+        objects.append(service_route(mesh, service_name))
+    if mesh.ingress is not None:
+        objects.append(gateway(mesh, gateway_class))
+        objects.append(ingress_route(mesh))
+    return objects

@@ -1,0 +1,63 @@
+"""The scenarios the gateway-api plane refuses, and why: `check` must refuse exactly these (with
+a problem at the path given), and the suite runs every other scenario on the plane; those in
+DIVERGES must fail there (a strict xfail). Kept here rather than in Scenario.diverges, whose
+reasons are the istio/builtin divergences the spec reference notes per field."""
+
+from __future__ import annotations
+
+# scenario -> (the path of the first problem `check` reports, what the standard channel lacks)
+REFUSED: dict[str, tuple[str, str]] = {
+    "path-method-and-query-matches-in-order": (
+        "services.service1.routes[4]",
+        "a regex path ranks against the catch-all as each implementation chooses",
+    ),
+    "unmatched-requests-reach-every-version": (
+        "services.service1.routes[0]",
+        "the prefix /only, not ending in /, is a regex path, whose rank against the rule for "
+        "unmatched requests each implementation chooses",
+    ),
+    "abort-half": ("services.service1.routes[0].fault", "no fault injection"),
+    "delay-every-request": ("services.service1.routes[0].fault", "no fault injection"),
+    "retries-turn-flaky-into-success": (
+        "services.service1.routes[0].retries",
+        "retries are experimental",
+    ),
+    "retries-as-istio-writes-retry-on": (
+        "services.service1.routes[0].retries",
+        "retries are experimental",
+    ),
+    "retries-on-refused-stream-only": (
+        "services.service1.routes[0].retries",
+        "retries are experimental",
+    ),
+    "experiment-fault-delay-abort": ("services.service1.routes[0].fault", "no fault injection"),
+    "D1-path-regex-matches-the-whole-path": (
+        "services.service1.routes[1]",
+        "a regex path ranks against the catch-all as each implementation chooses",
+    ),
+    "D3-timeout-bounds-the-request-including-retries": (
+        "services.service1.routes[0].retries",
+        "retries are experimental",
+    ),
+    "D11-connection-pool-counts-every-route-to-the-version": (
+        "services.service1.policy.connectionPool",
+        "no connection pool",
+    ),
+    "D6-regex-service-rule-behind-an-ingress-prefix": (
+        "services.service1.routes[1]",
+        "two different regex paths rank as each implementation chooses",
+    ),
+    "D10-outlier-detection-ejects-after-consecutive-errors": (
+        "services.service1.policy.outlierDetection",
+        "no outlier detection",
+    ),
+}
+
+# scenario -> why the plane answers differently (what the Gateway API leaves to implementations)
+DIVERGES: dict[str, str] = {
+    "D13-a-route-without-retries-retries-refused-connections-twice": (
+        "G1 the Gateway API's standard channel has no retries, so nothing it says retries a "
+        "refused connection; Istio's own default policy still would under GAMMA, Linkerd's would "
+        "not"
+    ),
+}

@@ -1,0 +1,498 @@
+"""The gateway-api data plane: Gateway API v1 standard-channel objects, schema-valid, and `check`
+refusing what they cannot say, each with its sentence."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import DEMO_MESH, EXAMPLE_MESHES, GOLDEN
+from golden_support import check_golden
+from schema_support import validate_manifest
+
+import sailplan
+from sailplan.model import Duration, SpecError
+from sailplan.render.gateway_api import gateway_api_duration
+from sailplan.render.manifests import render_manifests
+
+# The examples run on kind with a node port, which the Gateway API cannot ask for; the copies
+# rendered here drop it. Examples with faults are refused (test_examples_with_faults_...).
+RENDERABLE = [DEMO_MESH, *(p for p in EXAMPLE_MESHES if "fault" not in p.read_text())]
+
+RICH = """
+apiVersion: sailplan/v1
+kind: Mesh
+name: shop
+dataPlane: gateway-api
+services:
+  reviews:
+    port: 9080
+    versions:
+      v1: {image: reviews:1}
+      v2: {image: reviews:2}
+      v3: {image: reviews:3}
+    routes:
+      - name: login
+        match:
+          - path: {exact: /login}
+            method: POST
+        to: v3
+      - name: jason
+        match:
+          - headers: {end-user: jason, x-beta: {regex: "b[0-9]+"}}
+          - query: {debug: "1", lang: {prefix: en}}
+        to: v2
+        timeout: 1500ms
+      - name: rest
+        split: {v1: 90, v3: 10}
+        mirror: {to: v2, percent: 12.5}
+  web:
+    port: 8080
+    versions:
+      v1: {image: web:1}
+ingress:
+  port: 8000
+  hosts: [shop.example.com, "*.shop.example.com"]
+  routes:
+    - name: api
+      match: {path: {prefix: /reviews/}}
+      service: reviews
+    - service: web
+"""
+
+
+def _load(text: str, **changes: Any) -> sailplan.Mesh:
+    data = yaml.safe_load(text)
+    data.update(changes)
+    return sailplan.Mesh.parse(data)
+
+
+def _without_node_port(path: Path) -> sailplan.Mesh:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data.get("ingress", {}).pop("nodePort", None)
+    data["dataPlane"] = "gateway-api"
+    return sailplan.Mesh.parse(data)
+
+
+def _find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def _problems(text: str, **changes: Any) -> list[str]:
+    with pytest.raises(SpecError) as error:
+        _load(text, **changes)
+    return [f"{p.path}: {p.message}" for p in error.value.problems]
+
+
+@pytest.fixture(scope="module")
+def rich() -> list[dict[str, Any]]:
+    return render_manifests(_load(RICH))
+
+
+@pytest.mark.parametrize("scenario", RENDERABLE, ids=lambda p: p.stem)
+def test_golden(scenario: Path, update_golden: bool) -> None:
+    manifests = render_manifests(_without_node_port(scenario))
+    check_golden(GOLDEN / "gateway-api" / f"{scenario.stem}.yaml", manifests, update_golden)
+
+
+@pytest.mark.parametrize("scenario", RENDERABLE, ids=lambda p: p.stem)
+def test_every_object_validates_strictly(scenario: Path) -> None:
+    for manifest in render_manifests(_without_node_port(scenario)):
+        validate_manifest(manifest)
+
+
+def test_rich_objects_validate_strictly(rich: list[dict[str, Any]]) -> None:
+    kinds = sorted({o["kind"] for o in rich})
+    assert kinds == [
+        "Deployment",
+        "Gateway",
+        "HTTPRoute",
+        "Namespace",
+        "Service",
+        "ServiceAccount",
+    ]
+    for manifest in rich:
+        validate_manifest(manifest)
+
+
+def test_examples_with_faults_or_a_node_port_are_refused_with_their_reasons() -> None:
+    for path in EXAMPLE_MESHES:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with pytest.raises(SpecError) as error:
+            sailplan.Mesh.parse({**data, "dataPlane": "gateway-api"})
+        assert "ingress.nodePort" in [p.path for p in error.value.problems]
+        fault = [p.path for p in error.value.problems if p.path.endswith(".fault")]
+        assert bool(fault) == ("fault" in path.read_text()), path.name
+
+
+def test_a_service_route_is_bound_to_its_service_and_backed_by_version_services(
+    rich: list[dict[str, Any]],
+) -> None:
+    route = _find(rich, "HTTPRoute", "reviews")["spec"]
+    assert route["parentRefs"] == [{"group": "", "kind": "Service", "name": "reviews"}]
+    assert [rule["name"] for rule in route["rules"]] == ["login", "jason", "rest"]
+    login, jason, rest = route["rules"]
+    assert login == {
+        "name": "login",
+        "matches": [{"path": {"type": "Exact", "value": "/login"}, "method": "POST"}],
+        "backendRefs": [{"name": "reviews-v3", "port": 9080}],
+    }
+    assert jason["matches"] == [
+        {
+            "path": {"type": "PathPrefix", "value": "/"},
+            "headers": [
+                {"type": "Exact", "name": "end-user", "value": "jason"},
+                {"type": "RegularExpression", "name": "x-beta", "value": "^(?:b[0-9]+)$"},
+            ],
+        },
+        {
+            "path": {"type": "PathPrefix", "value": "/"},
+            "queryParams": [
+                {"type": "Exact", "name": "debug", "value": "1"},
+                {"type": "RegularExpression", "name": "lang", "value": "^en.*"},
+            ],
+        },
+    ]
+    assert jason["timeouts"] == {"request": "1s500ms"}
+    assert rest == {
+        "name": "rest",
+        "filters": [
+            {
+                "type": "RequestMirror",
+                "requestMirror": {
+                    "backendRef": {"name": "reviews-v2", "port": 9080},
+                    "fraction": {"numerator": 1, "denominator": 8},
+                },
+            }
+        ],
+        "backendRefs": [
+            {"name": "reviews-v1", "port": 9080, "weight": 90},
+            {"name": "reviews-v3", "port": 9080, "weight": 10},
+        ],
+    }
+    version = _find(rich, "Service", "reviews-v2")["spec"]
+    assert version["selector"] == {"app": "reviews", "version": "v2"}
+    assert version["ports"][0]["port"] == 9080
+
+
+def test_unmatched_requests_go_to_every_version_through_a_last_rule(
+    rich: list[dict[str, Any]],
+) -> None:
+    # The Gateway API answers 404 when no rule matches; sailplan sends such requests to the
+    # Service, as a plain Kubernetes Service would.
+    web = _find(rich, "HTTPRoute", "web")["spec"]["rules"]
+    assert web == [{"name": "all-versions", "backendRefs": [{"name": "web", "port": 8080}]}]
+
+
+def test_the_ingress_is_a_gateway_and_a_route_repeating_the_services_rules(
+    rich: list[dict[str, Any]],
+) -> None:
+    gateway = _find(rich, "Gateway", "shop-gateway")["spec"]
+    assert gateway == {
+        "gatewayClassName": "istio",
+        "listeners": [
+            {
+                "name": "http",
+                "port": 8000,
+                "protocol": "HTTP",
+                "allowedRoutes": {"namespaces": {"from": "Same"}},
+            }
+        ],
+    }
+    route = _find(rich, "HTTPRoute", "shop-ingress")["spec"]
+    assert route["parentRefs"] == [
+        {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": "shop-gateway",
+            "sectionName": "http",
+        }
+    ]
+    assert route["hostnames"] == ["shop.example.com", "*.shop.example.com"]
+    assert [rule["name"] for rule in route["rules"]] == [
+        "ingress-1-all-versions-exact-1",
+        "api-jason",
+        "api-rest",
+        "ingress-1-all-versions",
+    ]
+    # /reviews/ ∩ /login is empty: the login route has no ingress rule.
+    assert route["rules"][2]["matches"] == [{"path": {"type": "PathPrefix", "value": "/reviews/"}}]
+    # A PathPrefix /reviews/ also takes /reviews, which sailplan's prefix does not: that exact
+    # path gets the rules sailplan would apply to it, first (Exact outranks every prefix).
+    assert route["rules"][0] == {
+        "name": "ingress-1-all-versions-exact-1",
+        "matches": [{"path": {"type": "Exact", "value": "/reviews"}}],
+        "backendRefs": [{"name": "web", "port": 8080}],
+    }
+
+
+def test_the_gateway_class_is_a_parameter() -> None:
+    objects = render_manifests(_load(RICH), gateway_class="eg")
+    assert _find(objects, "Gateway", "shop-gateway")["spec"]["gatewayClassName"] == "eg"
+
+
+def test_a_star_host_leaves_the_route_without_hostnames() -> None:
+    objects = render_manifests(_without_node_port(DEMO_MESH))
+    assert "hostnames" not in _find(objects, "HTTPRoute", "demo-ingress")["spec"]
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [(1, "1ms"), (1500, "1s500ms"), (60_000, "1m"), (3_723_004, "1h2m3s4ms"), (0, "0s")],
+)
+def test_durations_use_the_gateway_api_form(ms: int, text: str) -> None:
+    assert gateway_api_duration(Duration(ms)) == text
+
+
+BASE = """
+apiVersion: sailplan/v1
+kind: Mesh
+name: shop
+dataPlane: gateway-api
+services:
+  reviews:
+    port: 9080
+    versions:
+      v1: {image: reviews:1}
+      v2: {image: reviews:2}
+"""
+
+
+def _with_routes(routes: list[dict[str, Any]], **service: Any) -> str:
+    data = yaml.safe_load(BASE)
+    data["services"]["reviews"]["routes"] = routes
+    data["services"]["reviews"].update(service)
+    return yaml.safe_dump(data)
+
+
+OTHER = "use the istio or builtin data plane"
+
+
+@pytest.mark.parametrize(
+    ("text", "changes", "expected"),
+    [
+        (
+            _with_routes([{"to": "v1", "fault": {"abort": {"status": 503}}}]),
+            {},
+            f"services.reviews.routes[0].fault: the Gateway API has no fault injection; {OTHER}",
+        ),
+        (
+            _with_routes([{"to": "v1", "retries": {"attempts": 2}}]),
+            {},
+            "services.reviews.routes[0].retries: HTTPRoute retries are in the Gateway API's "
+            f"experimental channel only, which sailplan does not render; {OTHER}",
+        ),
+        (
+            _with_routes([], policy={"outlierDetection": {"consecutive5xxErrors": 3}}),
+            {},
+            "services.reviews.policy.outlierDetection: the Gateway API's standard channel has "
+            f"no outlier-detection setting; {OTHER}",
+        ),
+        (
+            _with_routes([], policy={"loadBalancer": {"algorithm": "random"}}),
+            {},
+            "services.reviews.policy.loadBalancer: the Gateway API's standard channel has no "
+            f"load-balancing setting; {OTHER}",
+        ),
+        (
+            _with_routes([], policy={"connectionPool": {"maxConnections": 5}}),
+            {},
+            "services.reviews.policy.connectionPool: the Gateway API's standard channel has no "
+            f"connection-pool setting; {OTHER}",
+        ),
+        (
+            BASE,
+            {"mtls": "strict"},
+            "mtls: mtls strict: the Gateway API does not say how services authenticate each "
+            "other (the mesh implementation does, e.g. Linkerd encrypts between meshed pods and "
+            f"accepts plaintext from others); use mtls: permissive, or {OTHER}",
+        ),
+        (
+            BASE,
+            {"accessLog": True},
+            "accessLog: the Gateway API has no access-log setting: turn access logs on in the "
+            f"mesh implementation and set accessLog: false, or {OTHER}",
+        ),
+        (
+            BASE,
+            {"ingress": {"nodePort": 30080, "routes": [{"service": "reviews"}]}},
+            "ingress.nodePort: the Gateway API has no node port: the Gateway's implementation "
+            "creates the gateway's Service itself; drop nodePort, or use the istio or builtin "
+            "data plane",
+        ),
+        (
+            _with_routes([{"match": {"method": {"prefix": "P"}}, "to": "v2"}]),
+            {},
+            "services.reviews.routes[0].match[0].method: the Gateway API matches a method "
+            f"exactly only, not by prefix; list the methods as alternatives, or {OTHER}",
+        ),
+        (
+            _with_routes([{"match": {"path": {"exact": "/a//b"}}, "to": "v2"}]),
+            {},
+            "services.reviews.routes[0].match[0].path: '/a//b' cannot be a Gateway API Exact "
+            "path: use letters, digits, -/._~!$&'()*+,;=:@ and %XX escapes, without //, /./, "
+            "/../ or %2F",
+        ),
+        (
+            _with_routes([{"match": {"headers": {f"h{i}": "x" for i in range(17)}}, "to": "v2"}]),
+            {},
+            "services.reviews.routes[0].match[0].headers: 17 headers conditions: an HTTPRoute "
+            "match has at most 16",
+        ),
+        (
+            _with_routes([{"match": {"path": f"/{i}"}, "to": "v2"} for i in range(16)]),
+            {},
+            "services.reviews.routes: renders 17 HTTPRoute rules (with the rule for requests no "
+            "route matches); an HTTPRoute has at most 16, and splitting it into several would "
+            "order the rules by creation time",
+        ),
+    ],
+    ids=[
+        "fault",
+        "retries",
+        "outlier-detection",
+        "load-balancer",
+        "connection-pool",
+        "mtls-strict",
+        "access-log",
+        "node-port",
+        "method-prefix",
+        "exact-path-characters",
+        "too-many-headers",
+        "too-many-rules",
+    ],
+)
+def test_what_the_standard_channel_cannot_say_is_refused(
+    text: str, changes: dict[str, Any], expected: str
+) -> None:
+    assert _problems(text, **changes) == [expected]
+
+
+def test_a_tcp_service_is_refused() -> None:
+    text = _with_routes([], protocol="tcp")
+    assert _problems(text) == [
+        "services.reviews.protocol: protocol tcp: the gateway-api data plane renders "
+        f"HTTPRoutes, for http services only; {OTHER}"
+    ]
+
+
+# -- first match against most specific match ------------------------------------------------
+
+
+def test_a_later_route_with_more_headers_would_win_so_it_is_refused() -> None:
+    text = _with_routes(
+        [
+            {"name": "testers", "match": {"headers": {"end-user": "jason"}}, "to": "v2"},
+            {"name": "beta", "match": {"headers": {"x": "1", "y": "2"}}, "to": "v1"},
+        ]
+    )
+    assert _problems(text) == [
+        "services.reviews.routes[1]: beta would take requests that testers also matches, since "
+        "it has more header conditions and the Gateway API prefers the more specific match over "
+        f"rule order: make the two matches disjoint, or {OTHER}"
+    ]
+
+
+def test_a_later_exact_path_would_win_so_it_is_refused() -> None:
+    text = _with_routes(
+        [
+            {"name": "testers", "match": {"headers": {"end-user": "jason"}}, "to": "v2"},
+            {"name": "login", "match": {"path": "/login"}, "to": "v1"},
+        ]
+    )
+    assert _problems(text) == [
+        "services.reviews.routes[1]: login would take requests that testers also matches, since "
+        "its path is exact and the Gateway API prefers the more specific match over rule order: "
+        f"make the two matches disjoint, or {OTHER}"
+    ]
+
+
+def test_a_prefix_route_before_the_catch_all_rule_is_refused_as_implementation_specific() -> None:
+    text = _with_routes([{"name": "api", "match": {"path": {"prefix": "/api"}}, "to": "v2"}])
+    assert _problems(text) == [
+        "services.reviews.routes[0]: api (RegularExpression '^/api.*') and the rule for "
+        "unmatched requests (PathPrefix '/') can match the same request, and how a regex path (a "
+        "regex, or a prefix not ending in /) ranks against another path is up to each Gateway API "
+        "implementation: make the matches disjoint, give them the same path, end the prefix with "
+        f"/, or {OTHER}"
+    ]
+
+
+@pytest.mark.parametrize(
+    "routes",
+    [
+        # Same path, and the earlier is more specific: the Gateway API's order is sailplan's.
+        [
+            {"match": {"path": {"prefix": "/api/"}, "headers": {"a": "1"}}, "to": "v2"},
+            {"match": {"path": {"prefix": "/api/"}}, "to": "v1"},
+            {"to": "v1"},
+        ],
+        # Disjoint matches never compete.
+        [
+            {"match": {"headers": {"lane": "a"}}, "to": "v2"},
+            {"match": {"headers": {"lane": "b"}, "method": "GET"}, "to": "v1"},
+        ],
+        # Equal actions: whichever wins does the same.
+        [
+            {"match": {"headers": {"lane": "a"}}, "to": "v2"},
+            {"match": {"path": "/x"}, "to": "v2"},
+        ],
+        # A later, more specific match to the same place as the catch-all.
+        [{"match": {"path": "/login"}, "to": "v1"}, {"to": "v1"}],
+    ],
+    ids=["same-path-earlier-more-specific", "disjoint", "equal-actions", "exact-then-catch-all"],
+)
+def test_orders_the_gateway_api_keeps_are_accepted(routes: list[dict[str, Any]]) -> None:
+    mesh = sailplan.load_mesh_text(_with_routes(routes))
+    for manifest in render_manifests(mesh):
+        validate_manifest(manifest)
+
+
+def test_an_ingress_fold_no_single_match_can_say_is_refused() -> None:
+    # Both routes do the same, so their ranks do not matter; the ingress prefix is the problem.
+    text = _with_routes([{"match": {"path": {"regex": "/(api|web)/.*"}}, "to": "v1"}, {"to": "v1"}])
+    data = yaml.safe_load(text)
+    data["ingress"] = {"routes": [{"match": {"path": {"prefix": "/api"}}, "service": "reviews"}]}
+    with pytest.raises(SpecError) as error:
+        sailplan.Mesh.parse(data)
+    assert [f"{p.path}: {p.message}" for p in error.value.problems] == [
+        "ingress.routes[0].match: an HTTPRoute rule of the gateway would need to match both this "
+        "route and one of reviews's routes, and no single match can (path: the regex "
+        "'/(api|web)/.*' does not provably start with the prefix '/api'; write the regex so that "
+        "it starts with '/api')"
+    ]
+
+
+def test_render_cli_takes_the_plane_and_the_gateway_class(tmp_path: Path) -> None:
+    mesh = tmp_path / "mesh.yaml"
+    data = yaml.safe_load(RICH)
+    del data["dataPlane"]
+    mesh.write_text(yaml.safe_dump(data), encoding="utf-8")
+    command = [sys.executable, "-m", "sailplan", "render", str(mesh)]
+    done = subprocess.run(
+        [*command, "--data-plane", "gateway-api", "--gateway-class", "eg"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    objects = list(yaml.safe_load_all(done.stdout))
+    assert _find(objects, "Gateway", "shop-gateway")["spec"]["gatewayClassName"] == "eg"
+    bad = subprocess.run(
+        [*command, "--data-plane", "gateway-api", "--gateway-class", "Not_A_Name"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert (
+        "argument --gateway-class: 'Not_A_Name' is not a GatewayClass name: use lowercase "
+        "letters, digits, '-' and '.', such as istio or eg"
+    ) in bad.stderr
+    assert "Traceback" not in bad.stderr
