@@ -25,6 +25,13 @@ STRING_MATCH = st.one_of(
     st.builds(lambda v: {"prefix": f"/{v}"}, NAMES),
     st.builds(lambda v: {"regex": f"^/{v}[0-9]*$"}, NAMES),
 )
+# Header values as a route sets them: printable ASCII with inner spaces, HAProxy's and Envoy's
+# syntax characters (`%`, quotes, `#`, `$`, braces) included.
+HEADER_VALUE = st.from_regex(r"[!-~]([ !-~]{0,8}[!-~])?", fullmatch=True)
+HEADER_CHANGES = st.fixed_dictionaries(
+    {"set": st.dictionaries(st.sampled_from(["x-a", "x-b"]), HEADER_VALUE, min_size=1)},
+    optional={"add": st.dictionaries(st.sampled_from(["x-c"]), HEADER_VALUE, min_size=1)},
+)
 MATCH = st.fixed_dictionaries(
     {},
     optional={
@@ -77,6 +84,13 @@ def routes(draw: st.DrawFn, versions: list[str]) -> list[dict[str, Any]]:
         if draw(st.booleans()):
             route["fault"] = {
                 "abort": {"status": draw(st.integers(200, 599)), "percent": draw(PERCENT)}
+            }
+        if draw(st.booleans()):
+            route["headers"] = {
+                direction: draw(HEADER_CHANGES)
+                for direction in draw(
+                    st.lists(st.sampled_from(["request", "response"]), min_size=1, unique=True)
+                )
             }
         if draw(st.booleans()):
             route["timeout"] = draw(DURATIONS)

@@ -428,6 +428,7 @@ def _tcp_problems(route_at: str, route: Route) -> list[Problem]:
         "timeout": route.timeout,
         "retries": route.retries,
         "mirror": route.mirror,
+        "headers": route.headers,
     }
     return [
         Problem(f"{route_at}.{key}", f"{key} needs protocol http or grpc; this service is tcp")

@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -14,7 +15,15 @@ from pydantic import (
     model_validator,
 )
 
-from sailplan.model.base import INT32_MAX, DnsLabel, Duration, Percent, SpecModel, planes
+from sailplan.model.base import (
+    INT32_MAX,
+    DnsLabel,
+    Duration,
+    HeaderName,
+    Percent,
+    SpecModel,
+    planes,
+)
 from sailplan.model.match import Match, OneOrList, as_match_list
 
 # Every retryOn token Istio's webhook accepts besides status codes (agent/validation.go), each
@@ -320,6 +329,143 @@ class Mirror(SpecModel):
     )
 
 
+# Headers the proxies own: they frame the message or name its destination, so a route may not
+# change them (Envoy ignores or refuses such changes; HAProxy would corrupt the message).
+PROXY_OWNED_HEADERS = {
+    "host": "is the request's authority, which routing reads",
+    "content-length": "frames the message",
+    "transfer-encoding": "frames the message",
+    "connection": "is hop-by-hop",
+    "keep-alive": "is hop-by-hop",
+    "proxy-connection": "is hop-by-hop",
+    "te": "is hop-by-hop",
+    "trailer": "is hop-by-hop",
+    "upgrade": "is hop-by-hop",
+}
+# What a header value may hold: printable ASCII and inner spaces (HTTP strips them at either end).
+_HEADER_VALUE = re.compile(r"[!-~]([ !-~]*[!-~])?")
+
+
+def check_header_value(value: str) -> str:
+    if value == "":
+        raise ValueError(
+            "is empty, and an empty value is not sent: list the header under remove instead"
+        )
+    if not _HEADER_VALUE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} cannot be a header value: use printable ASCII, with no space at either end"
+        )
+    return value
+
+
+HeaderValue = Annotated[
+    str,
+    AfterValidator(check_header_value),
+    WithJsonSchema({"type": "string", "pattern": f"^(?:{_HEADER_VALUE.pattern})$"}),
+]
+
+
+class HeaderChanges(SpecModel):
+    """Changes to the headers of one direction. Removed first, then set, then added, as Envoy
+    applies them; each header takes one change."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    set: dict[HeaderName, HeaderValue] | None = Field(
+        default=None,
+        description="Headers to set, replacing every value they had: lowercase name -> value, "
+        "taken literally (`%` is a plain character).",
+        examples=[{"x-canary": "true"}],
+        json_schema_extra=planes(
+            istio="`set`; each `%` is written `%%`, so Envoy sends it literally.",
+            builtin="`set-header`, with each `%` written `%%`, so HAProxy sends it literally.",
+        ),
+    )
+    add: dict[HeaderName, HeaderValue] | None = Field(
+        default=None,
+        description="Headers to add, keeping any values they already had: lowercase name -> "
+        "value, taken literally.",
+        examples=[{"x-trace-tag": "checkout"}],
+        json_schema_extra=planes(
+            istio="`add`: Envoy appends one more header line; each `%` is written `%%`.",
+            builtin="`add-header`: one more header line; each `%` is written `%%`.",
+        ),
+    )
+    remove: list[HeaderName] | None = Field(
+        default=None,
+        description="Headers to remove, by lowercase name.",
+        examples=[["x-internal-debug"]],
+        json_schema_extra=planes(
+            istio="`remove`.",
+            builtin="`del-header`.",
+            schema={"minItems": 1, "uniqueItems": True},
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_change_per_header(self) -> HeaderChanges:
+        if not (self.set or self.add or self.remove):
+            raise ValueError("give set, add or remove, with at least one header")
+        seen: dict[str, str] = {}
+        problems = []
+        changes = (("set", self.set or {}), ("add", self.add or {}), ("remove", self.remove or []))
+        for kind, names in changes:
+            for name in names:
+                if name in PROXY_OWNED_HEADERS:
+                    hint = " (rewrite.authority changes it)" if name == "host" else ""
+                    problems.append(
+                        f"{kind} {name!r}: {name} {PROXY_OWNED_HEADERS[name]}, so the proxies "
+                        f"own it and a route cannot change it{hint}"
+                    )
+                elif name in seen and seen[name] != kind:
+                    problems.append(
+                        f"{name!r} is both in {seen[name]} and in {kind}: give a header one change"
+                    )
+                elif name in seen:
+                    problems.append(f"{name!r} is removed twice: list it once")
+                seen.setdefault(name, kind)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class Headers(SpecModel):
+    """Header changes of a route: on the request before it is forwarded, on the answer on its way
+    back."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    request: HeaderChanges | None = Field(
+        default=None,
+        description="Changes to the request's headers, made before it is forwarded (and before "
+        "a mirror copies it).",
+        examples=[{"set": {"x-canary": "true"}, "remove": ["x-debug"]}],
+        json_schema_extra=planes(
+            istio="`headers.request` of the rule.",
+            builtin="`http-request del-header`, `set-header`, `add-header` once the route is "
+            "picked, before the mirror's copy.",
+        ),
+    )
+    response: HeaderChanges | None = Field(
+        default=None,
+        description="Changes to the headers of the app's answer. Answers the proxy makes itself "
+        "(a fault's abort, a timeout's 504) are left alone, as Envoy leaves its local replies.",
+        examples=[{"add": {"cache-control": "no-store"}}],
+        json_schema_extra=planes(
+            istio="`headers.response` of the rule.",
+            builtin="`http-response del-header`, `set-header`, `add-header`: HAProxy runs "
+            "`http-response` rules on a server's answers only. A `perTryTimeout`'s 504 comes "
+            "from the listener that makes the attempts, so it does get the changes.",
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> Headers:
+        if self.request is None and self.response is None:
+            raise ValueError("give request, response or both")
+        return self
+
+
 Weight = Annotated[int, Field(ge=0, le=100)]
 MatchList = Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match_list), OneOrList()]
 
@@ -435,6 +581,16 @@ class Route(SpecModel):
                 "The caller's proxy sends a copy to the version's headless Service from Lua "
                 "and drops its answer; the request body is buffered."
             ),
+        ),
+    )
+    headers: Headers | None = Field(
+        default=None,
+        description="Set, add or remove headers of the request and of the app's answer. HTTP only.",
+        examples=[{"request": {"set": {"x-canary": "true"}}, "response": {"remove": ["server"]}}],
+        json_schema_extra=planes(
+            istio="The rule's `headers`.",
+            builtin="Header rules of the caller's proxy, under the condition that this route "
+            "was picked.",
         ),
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sailplan import constants as c
-from sailplan.model import Duration, Match, Mesh, Route, Service, StringMatch
+from sailplan.model import Duration, HeaderChanges, Match, Mesh, Route, Service, StringMatch
 from sailplan.model.ingress import IngressRoute
 from sailplan.model.intersect import Inexpressible, intersect_lists
 from sailplan.model.policy import ConnectionPool
@@ -65,6 +65,23 @@ def _http_match(match: Match) -> dict[str, Any]:
     return rendered
 
 
+def _envoy_literal(value: str) -> str:
+    """Envoy reads `%...%` in a header value as a command (`%DOWNSTREAM_REMOTE_ADDRESS%`); the
+    spec's values are literal text, so each `%` is escaped as `%%`."""
+    return value.replace("%", "%%")
+
+
+def _header_changes(changes: HeaderChanges) -> dict[str, Any]:
+    rendered: dict[str, Any] = {}
+    if changes.set:
+        rendered["set"] = {k: _envoy_literal(v) for k, v in sorted(changes.set.items())}
+    if changes.add:
+        rendered["add"] = {k: _envoy_literal(v) for k, v in sorted(changes.add.items())}
+    if changes.remove:
+        rendered["remove"] = list(changes.remove)
+    return rendered
+
+
 def _destination(mesh: Mesh, service_name: str, version: str | None) -> dict[str, Any]:
     destination: dict[str, Any] = {
         "host": fqdn(mesh, service_name),
@@ -111,6 +128,13 @@ def _http_route(
             if route.retries.per_try_timeout is not None:
                 retries["perTryTimeout"] = istio_duration(route.retries.per_try_timeout)
         rule["retries"] = retries
+    if route.headers is not None:
+        headers: dict[str, Any] = {}
+        if route.headers.request is not None:
+            headers["request"] = _header_changes(route.headers.request)
+        if route.headers.response is not None:
+            headers["response"] = _header_changes(route.headers.response)
+        rule["headers"] = headers
     if route.mirror is not None:
         rule["mirror"] = _destination(mesh, service_name, route.mirror.to)
         rule["mirrorPercentage"] = {"value": route.mirror.percent}

@@ -16,6 +16,7 @@ from .conditions import alternatives, percent_condition, rule_per_alternative, w
 from .context import Context, DnsEndpoints, Passthrough, Writer, flat
 from .endpoints import mirror_socket, servers
 from .globals import ABORT_BODY
+from .headers import request_header_lines, response_header_lines
 from .observability import backend_lines, flag, frontend_lines, hop_lines, route_label
 from .quoting import acl_name, bare, ident, quote
 
@@ -47,6 +48,8 @@ def service_routing(
             # The proxy's own answer never reaches a backend, which names the route otherwise.
             lines += backend_lines(route_label(service, index), None, on_route)
         lines += _faults(route, on_route)
+        lines += request_header_lines(route, on_route)
+        lines += response_header_lines(route, on_route)
         if route.mirror is not None:
             socket = mirror_socket(ctx, tag, service_name, route.mirror.to)
             if socket is not None:
