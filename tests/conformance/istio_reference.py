@@ -92,12 +92,17 @@ class Branch:
     body: str
     elapsed_ms: float  # the modelled time to the answer (delays, timeouts, backend sleeps)
     attempts: int = 0  # upstream attempts made
+    # The answer came from a pod (else Envoy answered itself), with its header lines.
+    upstream: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class Outcome:
     branches: tuple[Branch, ...]
     copies: tuple[Copy, ...] = ()
+    # Header lines of the request as forwarded upstream, when it is.
+    forwarded: tuple[tuple[str, str], ...] = ()
 
     def shares(self) -> dict[str, float]:
         """Label (see scenarios.label) -> probability."""
@@ -243,6 +248,37 @@ def rule_matches(rule: Mapping[str, Any], request: Request) -> bool:
     if not blocks:
         return True
     return any(request_matches(block, request) for block in blocks)
+
+
+# -- header changes (HTTPRoute.headers) ------------------------------------------------------
+
+# The answer headers of a conformance backend (`server` as any app sends one).
+UPSTREAM_ANSWER_HEADERS = (("content-type", "text/plain"), ("server", "upstream"))
+
+
+def _literal(value: str) -> str:
+    """Envoy formats header values: `%%` is a literal `%`; any other `%` starts a command, which
+    no sailplan rendering writes."""
+    assert "%" not in value.replace("%%", ""), f"{value!r} holds an Envoy command"
+    return value.replace("%%", "%")
+
+
+def change_headers(
+    operations: Mapping[str, Any] | None, lines: Iterable[tuple[str, str]]
+) -> tuple[tuple[str, str], ...]:
+    """HeaderOperations as Envoy's HeaderParser applies them: `remove` first ("remove-before-add
+    is the default"), then `set` replaces every line of the name (OVERWRITE_IF_EXISTS_OR_ADD) and
+    `add` appends one more line (APPEND_IF_EXISTS_OR_ADD)."""
+    result = [(name.lower(), value) for name, value in lines]
+    if not operations:
+        return tuple(result)
+    for name in operations.get("remove", []):
+        result = [line for line in result if line[0] != name]
+    for name, value in operations.get("set", {}).items():
+        result = [line for line in result if line[0] != name] + [(name, _literal(value))]
+    for name, value in operations.get("add", {}).items():
+        result.append((name, _literal(value)))
+    return tuple(result)
 
 
 # -- the upstream ------------------------------------------------------------------------------
@@ -403,7 +439,9 @@ def _route(
                     upstreams,
                     None if outlier is None else ((host, subset), outlier),
                 )
-                branches.append(Branch(share, status, body, elapsed, attempts))
+                branches.append(
+                    Branch(share, status, body, elapsed, attempts, upstream=body in pods)
+                )
             continue
         # Some pods refuse connections: each pod round robin can start at, then its successors.
         ring = []
@@ -414,7 +452,14 @@ def _route(
             order = ring[start:] + ring[:start]
             status, body, elapsed, attempts = _attempts(rule, order, request, upstreams)
             branches.append(
-                Branch(weight / total_weight / len(ring), status, body, elapsed, attempts)
+                Branch(
+                    weight / total_weight / len(ring),
+                    status,
+                    body,
+                    elapsed,
+                    attempts,
+                    upstream=body in pods,
+                )
             )
     return branches
 
@@ -434,6 +479,9 @@ def _apply_rule(
         aborted = fault["abort"].get("percentage", {}).get("value", 100.0) / 100
     branches: list[Branch] = []
     routed = _route(cluster, rule, request, upstreams) if aborted < 1 else []
+    # Route response headers go on the upstream's answers only, not on Envoy's local replies
+    # (envoyproxy/envoy#8944: sendLocalReply does not apply response_headers_to_add).
+    answer = change_headers(rule.get("headers", {}).get("response"), UPSTREAM_ANSWER_HEADERS)
     for is_delayed, p_delay in ((True, delayed), (False, 1 - delayed)):
         if p_delay <= 0:
             continue
@@ -450,6 +498,8 @@ def _apply_rule(
                         branch.body,
                         branch.elapsed_ms + extra,
                         branch.attempts,
+                        branch.upstream,
+                        answer if branch.upstream else (),
                     )
                 )
     return branches
@@ -488,6 +538,12 @@ def _copies(cluster: Cluster, rule: Mapping[str, Any], request: Request) -> list
     ]
 
 
+def _forwarded(rule: Mapping[str, Any], request: Request) -> tuple[tuple[str, str], ...]:
+    """The request's headers as the router forwards them: the rule's request header changes are
+    applied before the request (and its mirror copy) leaves."""
+    return change_headers(rule.get("headers", {}).get("request"), request.headers.items())
+
+
 def _first_rule(vs: Mapping[str, Any], request: Request) -> Mapping[str, Any] | None:
     """ "The first rule matching an incoming request is used" (VirtualService.http)."""
     for rule in vs["spec"].get("http", []):
@@ -520,6 +576,7 @@ def evaluate_mesh(
     return Outcome(
         tuple(_apply_rule(cluster, rule, request, upstreams)),
         tuple(_copies(cluster, rule, request)),
+        _forwarded(rule, request),
     )
 
 
@@ -616,5 +673,6 @@ def evaluate_gateway(
         return Outcome(
             tuple(_apply_rule(cluster, found, request, upstreams)),
             tuple(_copies(cluster, found, request)),
+            _forwarded(found, request),
         )
     return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))

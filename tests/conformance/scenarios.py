@@ -49,6 +49,10 @@ class Expect:
     mirrored: str | None = None
     # Requests the pods saw per send (attempts, retries included); checked with `count` 1.
     attempts: int | None = None
+    # Headers of every request the pods saw, all lines of a name joined with ", " (None: absent).
+    upstream_headers: dict[str, str | None] = field(default_factory=dict)
+    # Headers of every answer a pod gave, likewise; the proxy's own answers are not checked.
+    answer_headers: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -381,6 +385,54 @@ SCENARIOS = [
             (Send("/flaky/9"), Expect({"503 service1/v1": 1.0})),
             (Send("/flaky/9"), Expect({"503 service1/v1": 1.0})),
             (Send("/"), Expect({"503 no healthy upstream": 1.0})),
+        ],
+    ),
+    Scenario(
+        "route-headers-change-the-request-and-the-apps-answer",
+        mesh(
+            [
+                {
+                    "match": [{"headers": {"lane": "a"}}],
+                    "to": "v2",
+                    "headers": {
+                        "request": {
+                            "set": {"x-canary": "100%"},
+                            "add": {"x-tag": "checkout"},
+                            "remove": ["x-debug"],
+                        },
+                        "response": {"set": {"x-route": "a"}, "remove": ["server"]},
+                    },
+                },
+                {
+                    "to": "v1",
+                    "fault": {"abort": {"status": 503, "percent": 50}},
+                    "headers": {"response": {"add": {"x-route": "other"}}},
+                },
+            ]
+        ),
+        [
+            (
+                Send(headers={"lane": "a", "x-debug": "1", "x-tag": "cart", "x-canary": "no"}),
+                Expect(
+                    {V2: 1.0},
+                    upstream_headers={
+                        "x-canary": "100%",
+                        "x-tag": "cart, checkout",
+                        "x-debug": None,
+                        "lane": "a",
+                    },
+                    answer_headers={"x-route": "a", "server": None},
+                ),
+            ),
+            (
+                Send(headers={"x-debug": "1"}, count=200),
+                Expect(
+                    {V1: 0.5, "503 fault filter abort": 0.5},
+                    tolerance=0.16,
+                    upstream_headers={"x-debug": "1", "x-canary": None},
+                    answer_headers={"x-route": "other"},
+                ),
+            ),
         ],
     ),
 ]

@@ -11,6 +11,7 @@ from .istio_reference import (
     Cluster,
     Request,
     Upstreams,
+    change_headers,
     evaluate_burst,
     evaluate_gateway,
     evaluate_mesh,
@@ -264,3 +265,28 @@ def test_mirror_copies_the_request_unless_aborted() -> None:
         evaluate_mesh(_objects([{"route": [_to("a")]}]), request, caller_namespace="shop").copies
         == ()
     )
+
+
+def test_header_changes_remove_then_set_then_add_with_literal_percent() -> None:
+    lines = (("X-Debug", "1"), ("x-tag", "cart"), ("x-canary", "no"), ("x-canary", "maybe"))
+    changes = {"remove": ["x-debug"], "set": {"x-canary": "100%%"}, "add": {"x-tag": "checkout"}}
+    assert change_headers(changes, lines) == (
+        ("x-tag", "cart"),
+        ("x-canary", "100%"),
+        ("x-tag", "checkout"),
+    )
+    assert change_headers(None, lines)[0] == ("x-debug", "1")
+
+
+def test_route_headers_go_upstream_and_on_the_apps_answers_only() -> None:
+    headers = {"request": {"set": {"x-a": "1"}}, "response": {"add": {"x-b": "2"}}}
+    cluster = _objects([{"route": [_to("a")], "headers": headers, "fault": {"abort": _abort(50)}}])
+    outcome = evaluate_mesh(cluster, Request(host="reviews"), caller_namespace="shop")
+    assert ("x-a", "1") in outcome.forwarded
+    by_status = {branch.status: branch for branch in outcome.branches}
+    assert by_status[200].upstream and ("x-b", "2") in by_status[200].headers
+    assert not by_status[503].upstream and by_status[503].headers == ()
+
+
+def _abort(percent: float) -> dict[str, Any]:
+    return {"httpStatus": 503, "percentage": {"value": percent}}
