@@ -13,7 +13,7 @@ from sailplan.model.base import DnsLabel, ServiceName, SpecModel, planes
 from sailplan.model.errors import Problem, SpecError, clip, problems_from_validation_error, shown
 from sailplan.model.ingress import Ingress
 from sailplan.model.policy import builtin_policy_problems
-from sailplan.model.route import Route
+from sailplan.model.route import Route, route_problems
 from sailplan.model.security import (
     DEFAULT_TRUST_DOMAIN,
     Authorization,
@@ -416,6 +416,7 @@ def _route_problems(at: str, service: Service) -> list[Problem]:
                         "mirror to a version the route does not send to",
                     )
                 )
+        problems += route_problems(route_at, route)
         if service.protocol == "tcp":
             problems += _tcp_problems(route_at, route)
     return problems
@@ -429,6 +430,7 @@ def _tcp_problems(route_at: str, route: Route) -> list[Problem]:
         "retries": route.retries,
         "mirror": route.mirror,
         "headers": route.headers,
+        "rewrite": route.rewrite,
     }
     return [
         Problem(f"{route_at}.{key}", f"{key} needs protocol http or grpc; this service is tcp")

@@ -101,8 +101,9 @@ class Branch:
 class Outcome:
     branches: tuple[Branch, ...]
     copies: tuple[Copy, ...] = ()
-    # Header lines of the request as forwarded upstream, when it is.
+    # Header lines (`host` first) and path of the request as forwarded upstream, when it is.
     forwarded: tuple[tuple[str, str], ...] = ()
+    forwarded_path: str = ""
 
     def shares(self) -> dict[str, float]:
         """Label (see scenarios.label) -> probability."""
@@ -539,9 +540,38 @@ def _copies(cluster: Cluster, rule: Mapping[str, Any], request: Request) -> list
 
 
 def _forwarded(rule: Mapping[str, Any], request: Request) -> tuple[tuple[str, str], ...]:
-    """The request's headers as the router forwards them: the rule's request header changes are
-    applied before the request (and its mirror copy) leaves."""
-    return change_headers(rule.get("headers", {}).get("request"), request.headers.items())
+    """The request's headers as the router forwards them: the rule's request header changes and
+    its authority rewrite (Envoy's host_rewrite_literal) are applied before the request (and its
+    mirror copy) leaves."""
+    lines = (("host", request.host), *request.headers.items())
+    changed = change_headers(rule.get("headers", {}).get("request"), lines)
+    authority = rule.get("rewrite", {}).get("authority")
+    if authority is None:
+        return changed
+    return tuple((name, authority if name == "host" else value) for name, value in changed)
+
+
+def rewritten_path(rule: Mapping[str, Any], request: Request) -> str:
+    """HTTPRewrite of the path; the query string is kept either way.
+
+    `uri` becomes Envoy's prefix_rewrite on the route Istio makes of the match block that
+    matched: "the matched prefix (or path) should be swapped with this value" — a `uri.prefix`
+    block's prefix, a `uri.exact` block's whole path, and for a block without `uri` Istio's
+    default prefix `/`. `uriRegexRewrite` is Envoy's regex_rewrite: every match of the pattern
+    in the path is substituted (RE2 GlobalReplace, `\1` for groups)."""
+    split = urlsplit(request.path)
+    path = split.path
+    rewrite = rule.get("rewrite", {})
+    if "uri" in rewrite:
+        block = next(b for b in rule.get("match", [{}]) if request_matches(b, request))
+        uri = block.get("uri", {"prefix": "/"})
+        assert "regex" not in uri, "a prefix rewrite of a regex match is not modelled"
+        matched = uri.get("prefix", uri.get("exact", ""))
+        path = rewrite["uri"] + path[len(matched) :]
+    if "uriRegexRewrite" in rewrite:
+        regex = rewrite["uriRegexRewrite"]
+        path = re2.sub(regex["match"], regex["rewrite"], path)
+    return path + (f"?{split.query}" if split.query else "")
 
 
 def _first_rule(vs: Mapping[str, Any], request: Request) -> Mapping[str, Any] | None:
@@ -577,6 +607,7 @@ def evaluate_mesh(
         tuple(_apply_rule(cluster, rule, request, upstreams)),
         tuple(_copies(cluster, rule, request)),
         _forwarded(rule, request),
+        rewritten_path(rule, request),
     )
 
 
@@ -674,5 +705,6 @@ def evaluate_gateway(
             tuple(_apply_rule(cluster, found, request, upstreams)),
             tuple(_copies(cluster, found, request)),
             _forwarded(found, request),
+            rewritten_path(found, request),
         )
     return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))

@@ -53,6 +53,8 @@ class Expect:
     upstream_headers: dict[str, str | None] = field(default_factory=dict)
     # Headers of every answer a pod gave, likewise; the proxy's own answers are not checked.
     answer_headers: dict[str, str | None] = field(default_factory=dict)
+    # The path (with query) of every request the pods saw.
+    upstream_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -433,6 +435,46 @@ SCENARIOS = [
                     answer_headers={"x-route": "other"},
                 ),
             ),
+        ],
+    ),
+    Scenario(
+        "rewrite-prefix-exact-regex-and-authority",
+        mesh(
+            [
+                {
+                    "match": [{"path": {"prefix": "/old/"}}, {"path": {"prefix": "/legacy"}}],
+                    "to": "v2",
+                    "rewrite": {"uri": "/new/", "authority": "users.internal"},
+                },
+                {"match": [{"path": "/exact"}], "to": "v2", "rewrite": {"uri": "/replaced"}},
+                {
+                    "match": [{"path": {"prefix": "/api/"}}],
+                    "to": "v1",
+                    "rewrite": {
+                        "uriRegexRewrite": {"match": "/api/v([0-9]+)/(.*)", "rewrite": "/\\2/v\\1"}
+                    },
+                },
+                {"to": "v1"},
+            ]
+        ),
+        [
+            (
+                Send("/old/items?x=1"),
+                Expect(
+                    {V2: 1.0},
+                    upstream_path="/new/items?x=1",
+                    upstream_headers={"host": "users.internal"},
+                ),
+            ),
+            (Send("/legacy/old/a"), Expect({V2: 1.0}, upstream_path="/new//old/a")),
+            (
+                Send("/exact?q=2"),
+                Expect(
+                    {V2: 1.0}, upstream_path="/replaced?q=2", upstream_headers={"host": "service1"}
+                ),
+            ),
+            (Send("/api/v12/users/7"), Expect({V1: 1.0}, upstream_path="/users/7/v12")),
+            (Send("/api/other"), Expect({V1: 1.0}, upstream_path="/api/other")),
         ],
     ),
 ]

@@ -71,6 +71,10 @@ def _check_istio(outcome: Outcome, send: Send | Burst, expect: Expect, mesh: sai
         assert copies == wanted, f"{send}: istio copies {copies}"
     if isinstance(send, Send):
         _check_headers(f"{send}: istio forwards", [outcome.forwarded], expect.upstream_headers)
+        if expect.upstream_path is not None:
+            assert outcome.forwarded_path == expect.upstream_path, (
+                f"{send}: istio forwards {outcome.forwarded_path}"
+            )
     answers = [branch.headers for branch in outcome.branches if branch.upstream]
     _check_headers(f"{send}: istio answers", answers, expect.answer_headers)
     if expect.seconds is not None:
@@ -203,6 +207,15 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
                 for pod in pods
                 for lines in pod.header_lines[before[id(pod)] :]
             ]
+            if expect.upstream_path is not None:
+                paths = [
+                    path
+                    for pods in builtin.pods.values()
+                    for pod in pods
+                    for _, path, _ in pod.requests[before[id(pod)] :]
+                ]
+                assert paths, f"{send}: no request reached a pod"
+                assert set(paths) == {expect.upstream_path}, f"{send}: builtin forwards {paths}"
             _check_headers(f"{send}: builtin forwards", forwarded, expect.upstream_headers)
             answers = [r.headers for r in replies if label(r.status, r.body) in builtin.pods]
             _check_headers(f"{send}: builtin answers", answers, expect.answer_headers)

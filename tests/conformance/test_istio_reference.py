@@ -15,6 +15,7 @@ from .istio_reference import (
     evaluate_burst,
     evaluate_gateway,
     evaluate_mesh,
+    rewritten_path,
     rule_matches,
 )
 
@@ -290,3 +291,31 @@ def test_route_headers_go_upstream_and_on_the_apps_answers_only() -> None:
 
 def _abort(percent: float) -> dict[str, Any]:
     return {"httpStatus": 503, "percentage": {"value": percent}}
+
+
+@pytest.mark.parametrize(
+    ("rule", "path", "expected"),
+    [
+        (
+            {"match": [{"uri": {"prefix": "/a/"}}], "rewrite": {"uri": "/b/"}},
+            "/a/x?q=1",
+            "/b/x?q=1",
+        ),
+        ({"match": [{"uri": {"exact": "/a"}}], "rewrite": {"uri": "/b"}}, "/a?q=1", "/b?q=1"),
+        # A block without `uri` is Istio's prefix "/", and Envoy replaces that.
+        ({"rewrite": {"uri": "/v2"}}, "/x", "/v2x"),
+        (
+            {
+                "match": [{"uri": {"prefix": "/x"}}, {"uri": {"prefix": "/a"}}],
+                "rewrite": {"uri": "/"},
+            },
+            "/ab",
+            "/b",
+        ),
+        # regex_rewrite substitutes every match.
+        ({"rewrite": {"uriRegexRewrite": {"match": "o", "rewrite": "0"}}}, "/foo", "/f00"),
+        ({"rewrite": {"authority": "x"}}, "/same", "/same"),
+    ],
+)
+def test_rewritten_path(rule: dict[str, Any], path: str, expected: str) -> None:
+    assert rewritten_path(rule, Request(path)) == expected

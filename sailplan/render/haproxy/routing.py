@@ -19,6 +19,7 @@ from .globals import ABORT_BODY
 from .headers import request_header_lines, response_header_lines
 from .observability import backend_lines, flag, frontend_lines, hop_lines, route_label
 from .quoting import acl_name, bare, ident, quote
+from .rewrite import alternative_lines, needs_alternative, rewrite_lines
 
 HOP_SUFFIX = "__hop"
 # The tag of a per-service routing frontend's socket -> the proxy its log lines name.
@@ -42,6 +43,8 @@ def service_routing(
         acls, groups = alternatives(route.match, acl_name(service_name, f"r{index}"))
         lines += acls
         rule = f"http-request set-var(txn.route) str({label})"
+        if needs_alternative(route):
+            lines += alternative_lines(prefix, groups)
         lines += rule_per_alternative(rule, prefix, groups)
         on_route = f"{{ var(txn.route) -m str {label} }}"
         if route.fault is not None and route.fault.abort is not None:
@@ -50,6 +53,7 @@ def service_routing(
         lines += _faults(route, on_route)
         lines += request_header_lines(route, on_route)
         lines += response_header_lines(route, on_route)
+        lines += rewrite_lines(route, on_route)
         if route.mirror is not None:
             socket = mirror_socket(ctx, tag, service_name, route.mirror.to)
             if socket is not None:
