@@ -57,6 +57,8 @@ class Backend:
     port: int = 0
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)  # of `requests`, in the same order
+    # Of `requests`, in the same order: every header line as sent, repeated names included.
+    header_lines: list[list[tuple[str, str]]] = field(default_factory=list)
     status_override: int | None = None
     _flaky: Counter[str] = field(default_factory=Counter)
     _server: ThreadingHTTPServer | None = None
@@ -75,6 +77,7 @@ class Backend:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 backend.bodies.append(body)
+                backend.header_lines.append(list(self.headers.items()))
                 backend.requests.append((self.command, self.path, dict(self.headers.items())))
                 status, name = 200, backend.name
                 parts = self.path.split("?")[0].strip("/").split("/")
@@ -155,6 +158,7 @@ class Reply:
     status: int
     body: str
     seconds: float
+    headers: tuple[tuple[str, str], ...] = ()  # every header line of the answer, in order
 
 
 def request(
@@ -173,7 +177,8 @@ def request(
         connection.request(method, path, body=body, headers={"host": host, **(headers or {})})
         response = connection.getresponse()
         text = response.read().decode(errors="replace")
-        return Reply(response.status, text, time.monotonic() - started)
+        lines = tuple((name.lower(), value) for name, value in response.getheaders())
+        return Reply(response.status, text, time.monotonic() - started, lines)
     finally:
         connection.close()
 

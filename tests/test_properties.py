@@ -25,6 +25,15 @@ STRING_MATCH = st.one_of(
     st.builds(lambda v: {"prefix": f"/{v}"}, NAMES),
     st.builds(lambda v: {"regex": f"^/{v}[0-9]*$"}, NAMES),
 )
+# Header values as a route sets them: printable ASCII with inner spaces, HAProxy's and Envoy's
+# syntax characters (`%`, quotes, `#`, `$`, braces) included.
+HEADER_VALUE = st.from_regex(r"[!-~]([ !-~]{0,8}[!-~])?", fullmatch=True)
+HEADER_CHANGES = st.fixed_dictionaries(
+    {"set": st.dictionaries(st.sampled_from(["x-a", "x-b"]), HEADER_VALUE, min_size=1)},
+    optional={"add": st.dictionaries(st.sampled_from(["x-c"]), HEADER_VALUE, min_size=1)},
+)
+# A regex rewrite's new path: path characters (HAProxy's `%`, `$`, `'`, `&` among them) and groups.
+REWRITE_PATH = st.from_regex(r"/([A-Za-z0-9._~!$&'()*+,;=:@/%-]|\\[12]){0,10}", fullmatch=True)
 MATCH = st.fixed_dictionaries(
     {},
     optional={
@@ -77,6 +86,22 @@ def routes(draw: st.DrawFn, versions: list[str]) -> list[dict[str, Any]]:
         if draw(st.booleans()):
             route["fault"] = {
                 "abort": {"status": draw(st.integers(200, 599)), "percent": draw(PERCENT)}
+            }
+        if draw(st.booleans()):
+            route["headers"] = {
+                direction: draw(HEADER_CHANGES)
+                for direction in draw(
+                    st.lists(st.sampled_from(["request", "response"]), min_size=1, unique=True)
+                )
+            }
+        if draw(st.booleans()):
+            route["rewrite"] = {
+                "authority": draw(
+                    st.from_regex(
+                        r"[a-z0-9]([a-z0-9.-]{0,8}[a-z0-9])?(:[0-9]{1,4})?", fullmatch=True
+                    )
+                ),
+                "uriRegexRewrite": {"match": "/([a-z]+)/(.*)", "rewrite": draw(REWRITE_PATH)},
             }
         if draw(st.booleans()):
             route["timeout"] = draw(DURATIONS)

@@ -9,7 +9,16 @@ from sailplan.model.ingress import Ingress, IngressRoute
 from sailplan.model.match import Match, StringMatch
 from sailplan.model.mesh import DataPlane, Mesh, MtlsMode
 from sailplan.model.policy import ConnectionPool, LoadBalancer, OutlierDetection, Policy
-from sailplan.model.route import Abort, Delay, Fault, Mirror, Retries, Route
+from sailplan.model.route import (
+    Abort,
+    Delay,
+    Fault,
+    HeaderChanges,
+    Headers,
+    Mirror,
+    Retries,
+    Route,
+)
 from sailplan.model.security import (
     INGRESS,
     AllowRule,
@@ -46,6 +55,8 @@ __all__ = [
     "EnvFrom",
     "EnvRef",
     "Fault",
+    "HeaderChanges",
+    "Headers",
     "Ingress",
     "IngressRoute",
     "KeyRef",

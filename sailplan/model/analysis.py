@@ -11,7 +11,7 @@ from sailplan.model.errors import Problem
 from sailplan.model.ingress import IngressRoute
 from sailplan.model.intersect import Inexpressible, intersect_lists
 from sailplan.model.match import Match, StringMatch
-from sailplan.model.route import Route
+from sailplan.model.route import Route, folded_prefix_rewrite
 from sailplan.model.service import Service
 
 if TYPE_CHECKING:  # model/mesh.py imports this module
@@ -141,6 +141,22 @@ def istio_gateway_problems(mesh: Mesh) -> list[Problem]:
                         f"the istio gateway cannot apply this rule to requests of "
                         f"ingress.routes[{ingress_index}]: an Istio rule matches the "
                         f"{folded.field} with one condition, and {folded.reason}",
+                    )
+                )
+            elif (
+                folded
+                and route.rewrite is not None
+                and route.rewrite.uri is not None
+                and folded_prefix_rewrite(route, folded) is None
+            ):
+                problems.append(
+                    Problem(
+                        f"services.{ingress_route.service}.routes[{index}].rewrite.uri",
+                        f"the istio gateway cannot apply this rewrite to requests of "
+                        f"ingress.routes[{ingress_index}]: that route narrows the path, Envoy "
+                        "would replace the narrower prefix, and a rule with several path "
+                        "alternatives cannot say which prefix to replace; give this route one "
+                        "path alternative, or use uriRegexRewrite",
                     )
                 )
     return problems

@@ -337,6 +337,9 @@ def backtracking_problems(mesh: Mesh) -> list[Problem]:
             for number, match in enumerate(route.match or []):
                 at = f"services.{service_name}.routes[{index}].match[{number}]"
                 found += _match_regexes(at, match)
+            if route.rewrite is not None and route.rewrite.uri_regex_rewrite is not None:
+                at = f"services.{service_name}.routes[{index}].rewrite.uriRegexRewrite.match"
+                found.append((at, route.rewrite.uri_regex_rewrite.match))
     if mesh.ingress is not None:
         for index, ingress_route in enumerate(mesh.ingress.routes):
             for number, match in enumerate(ingress_route.match or []):

@@ -83,6 +83,40 @@ def _nesting(pattern: str) -> int:
     return deepest
 
 
+def check_re2(value: str) -> str:
+    """RE2 is Envoy's engine: accept exactly what Istio accepts, within the bounds HAProxy's PCRE2
+    compiles too."""
+    if len(value) > MAX_REGEX_LENGTH:
+        raise ValueError(
+            f"is {len(value)} characters long: a regular expression may have at most "
+            f"{MAX_REGEX_LENGTH}"
+        )
+    if _nesting(value) > MAX_REGEX_NESTING:
+        raise ValueError(
+            f"nests groups {_nesting(value)} deep: a regular expression may nest at most "
+            f"{MAX_REGEX_NESTING}"
+        )
+    try:
+        re2.compile(value, _RE2_OPTIONS)
+    except re2.error as error:
+        if _NON_RE2.search(value):
+            raise ValueError(
+                f"{value!r} uses lookaround or a backreference, which RE2 (Envoy) does not support"
+            ) from None
+        reason = error.args[0]
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ValueError(
+            f"{value!r} is not a valid regular expression (RE2 syntax): {reason}"
+        ) from None
+    return value
+
+
+def re2_groups(value: str) -> int:
+    """How many capturing groups a valid RE2 pattern has."""
+    return int(re2.compile(value, _RE2_OPTIONS).groups)
+
+
 HTTP_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
 
 
@@ -163,34 +197,7 @@ class StringMatch(SpecModel):
     @field_validator("regex")
     @classmethod
     def _regex_compiles(cls, value: str | None) -> str | None:
-        """RE2 is Envoy's engine: accept exactly what Istio accepts."""
-        if value is None:
-            return value
-        if len(value) > MAX_REGEX_LENGTH:
-            raise ValueError(
-                f"is {len(value)} characters long: a regular expression may have at most "
-                f"{MAX_REGEX_LENGTH}"
-            )
-        if _nesting(value) > MAX_REGEX_NESTING:
-            raise ValueError(
-                f"nests groups {_nesting(value)} deep: a regular expression may nest at most "
-                f"{MAX_REGEX_NESTING}"
-            )
-        try:
-            re2.compile(value, _RE2_OPTIONS)
-        except re2.error as error:
-            if _NON_RE2.search(value):
-                raise ValueError(
-                    f"{value!r} uses lookaround or a backreference, "
-                    "which RE2 (Envoy) does not support"
-                ) from None
-            reason = error.args[0]
-            if isinstance(reason, bytes):
-                reason = reason.decode("utf-8", "replace")
-            raise ValueError(
-                f"{value!r} is not a valid regular expression (RE2 syntax): {reason}"
-            ) from None
-        return value
+        return None if value is None else check_re2(value)
 
     @property
     def kind(self) -> Literal["exact", "prefix", "regex"]:

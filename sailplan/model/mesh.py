@@ -15,7 +15,7 @@ from sailplan.model.gateway_api import SIDECAR_PORTS as GATEWAY_API_SIDECAR_PORT
 from sailplan.model.gateway_api import gateway_api_problems
 from sailplan.model.ingress import Ingress
 from sailplan.model.policy import builtin_policy_problems
-from sailplan.model.route import Route
+from sailplan.model.route import Route, route_problems
 from sailplan.model.security import (
     DEFAULT_TRUST_DOMAIN,
     Authorization,
@@ -422,6 +422,7 @@ def _route_problems(at: str, service: Service) -> list[Problem]:
                         "mirror to a version the route does not send to",
                     )
                 )
+        problems += route_problems(route_at, route)
         if service.protocol == "tcp":
             problems += _tcp_problems(route_at, route)
     return problems
@@ -434,6 +435,8 @@ def _tcp_problems(route_at: str, route: Route) -> list[Problem]:
         "timeout": route.timeout,
         "retries": route.retries,
         "mirror": route.mirror,
+        "headers": route.headers,
+        "rewrite": route.rewrite,
     }
     return [
         Problem(f"{route_at}.{key}", f"{key} needs protocol http or grpc; this service is tcp")

@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -14,8 +15,17 @@ from pydantic import (
     model_validator,
 )
 
-from sailplan.model.base import INT32_MAX, DnsLabel, Duration, Percent, SpecModel, planes
-from sailplan.model.match import Match, OneOrList, as_match_list
+from sailplan.model.base import (
+    INT32_MAX,
+    DnsLabel,
+    Duration,
+    HeaderName,
+    Percent,
+    SpecModel,
+    planes,
+)
+from sailplan.model.errors import Problem
+from sailplan.model.match import Match, OneOrList, as_match_list, check_re2, re2_groups
 
 # Every retryOn token Istio's webhook accepts besides status codes (agent/validation.go), each
 # with Envoy's meaning (x-envoy-retry-on, x-envoy-retry-grpc-on).
@@ -320,6 +330,290 @@ class Mirror(SpecModel):
     )
 
 
+# Headers the proxies own: they frame the message or name its destination, so a route may not
+# change them (Envoy ignores or refuses such changes; HAProxy would corrupt the message).
+PROXY_OWNED_HEADERS = {
+    "host": "is the request's authority, which routing reads",
+    "content-length": "frames the message",
+    "transfer-encoding": "frames the message",
+    "connection": "is hop-by-hop",
+    "keep-alive": "is hop-by-hop",
+    "proxy-connection": "is hop-by-hop",
+    "te": "is hop-by-hop",
+    "trailer": "is hop-by-hop",
+    "upgrade": "is hop-by-hop",
+}
+# What a header value may hold: printable ASCII and inner spaces (HTTP strips them at either end).
+_HEADER_VALUE = re.compile(r"[!-~]([ !-~]*[!-~])?")
+
+
+def check_header_value(value: str) -> str:
+    if value == "":
+        raise ValueError(
+            "is empty, and an empty value is not sent: list the header under remove instead"
+        )
+    if not _HEADER_VALUE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} cannot be a header value: use printable ASCII, with no space at either end"
+        )
+    return value
+
+
+HeaderValue = Annotated[
+    str,
+    AfterValidator(check_header_value),
+    WithJsonSchema({"type": "string", "pattern": f"^(?:{_HEADER_VALUE.pattern})$"}),
+]
+
+
+class HeaderChanges(SpecModel):
+    """Changes to the headers of one direction. Removed first, then set, then added, as Envoy
+    applies them; each header takes one change."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    set: dict[HeaderName, HeaderValue] | None = Field(
+        default=None,
+        description="Headers to set, replacing every value they had: lowercase name -> value, "
+        "taken literally (`%` is a plain character).",
+        examples=[{"x-canary": "true"}],
+        json_schema_extra=planes(
+            istio="`set`; each `%` is written `%%`, so Envoy sends it literally.",
+            builtin="`set-header`, with each `%` written `%%`, so HAProxy sends it literally.",
+        ),
+    )
+    add: dict[HeaderName, HeaderValue] | None = Field(
+        default=None,
+        description="Headers to add, keeping any values they already had: lowercase name -> "
+        "value, taken literally.",
+        examples=[{"x-trace-tag": "checkout"}],
+        json_schema_extra=planes(
+            istio="`add`: Envoy appends one more header line; each `%` is written `%%`.",
+            builtin="`add-header`: one more header line; each `%` is written `%%`.",
+        ),
+    )
+    remove: list[HeaderName] | None = Field(
+        default=None,
+        description="Headers to remove, by lowercase name.",
+        examples=[["x-internal-debug"]],
+        json_schema_extra=planes(
+            istio="`remove`.",
+            builtin="`del-header`.",
+            schema={"minItems": 1, "uniqueItems": True},
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_change_per_header(self) -> HeaderChanges:
+        if not (self.set or self.add or self.remove):
+            raise ValueError("give set, add or remove, with at least one header")
+        seen: dict[str, str] = {}
+        problems = []
+        changes = (("set", self.set or {}), ("add", self.add or {}), ("remove", self.remove or []))
+        for kind, names in changes:
+            for name in names:
+                if name in PROXY_OWNED_HEADERS:
+                    hint = " (rewrite.authority changes it)" if name == "host" else ""
+                    problems.append(
+                        f"{kind} {name!r}: {name} {PROXY_OWNED_HEADERS[name]}, so the proxies "
+                        f"own it and a route cannot change it{hint}"
+                    )
+                elif name in seen and seen[name] != kind:
+                    problems.append(
+                        f"{name!r} is both in {seen[name]} and in {kind}: give a header one change"
+                    )
+                elif name in seen:
+                    problems.append(f"{name!r} is removed twice: list it once")
+                seen.setdefault(name, kind)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class Headers(SpecModel):
+    """Header changes of a route: on the request before it is forwarded, on the answer on its way
+    back."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    request: HeaderChanges | None = Field(
+        default=None,
+        description="Changes to the request's headers, made before it is forwarded (and before "
+        "a mirror copies it).",
+        examples=[{"set": {"x-canary": "true"}, "remove": ["x-debug"]}],
+        json_schema_extra=planes(
+            istio="`headers.request` of the rule.",
+            builtin="`http-request del-header`, `set-header`, `add-header` once the route is "
+            "picked, before the mirror's copy.",
+        ),
+    )
+    response: HeaderChanges | None = Field(
+        default=None,
+        description="Changes to the headers of the app's answer. Answers the proxy makes itself "
+        "(a fault's abort, a timeout's 504) are left alone, as Envoy leaves its local replies.",
+        examples=[{"add": {"cache-control": "no-store"}}],
+        json_schema_extra=planes(
+            istio="`headers.response` of the rule.",
+            builtin="`http-response del-header`, `set-header`, `add-header`: HAProxy runs "
+            "`http-response` rules on a server's answers only. A `perTryTimeout`'s 504 comes "
+            "from the listener that makes the attempts, so it does get the changes.",
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> Headers:
+        if self.request is None and self.response is None:
+            raise ValueError("give request, response or both")
+        return self
+
+
+# RFC 3986 path characters (unreserved, sub-delims, `:`, `@`, `/` and percent-escapes): what a
+# rewritten path may hold. No `?` or `#` (the query is kept), no backslash (a group reference in both
+# Envoy's and HAProxy's replacement text), no space.
+_PATH_CHARS = r"A-Za-z0-9\-._~!$&'()*+,;=:@/%"
+_REWRITE_PATH = re.compile(rf"/[{_PATH_CHARS}]*")
+# A replacement: path characters and group references \1 to \9.
+_REPLACEMENT = re.compile(rf"/(?:[{_PATH_CHARS}]|\\[1-9])*")
+_GROUP_REF = re.compile(r"\\([1-9])")
+# An authority: a DNS name or IPv4 address, optionally with a port.
+_AUTHORITY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_rewrite_path(value: str) -> str:
+    if not _REWRITE_PATH.fullmatch(value):
+        raise ValueError(
+            f"{value!r} cannot be a path: start with '/' and use letters, digits and "
+            "- . _ ~ ! $ & ' ( ) * + , ; = : @ / % (no spaces, '?', '#' or '\\')"
+        )
+    return value
+
+
+def check_authority(value: str) -> str:
+    if not _AUTHORITY.fullmatch(value) or len(value) > 253:
+        raise ValueError(
+            f"{value!r} is not an authority: use a host name such as 'api.example.com', "
+            "optionally with a port ('api.example.com:8080')"
+        )
+    return value
+
+
+RewritePath = Annotated[
+    str,
+    AfterValidator(check_rewrite_path),
+    WithJsonSchema({"type": "string", "pattern": f"^(?:{_REWRITE_PATH.pattern})$"}),
+]
+Authority = Annotated[
+    str,
+    AfterValidator(check_authority),
+    WithJsonSchema({"type": "string", "pattern": f"^(?:{_AUTHORITY.pattern})$", "maxLength": 253}),
+]
+
+
+class RegexRewrite(SpecModel):
+    """Replace a path that the regular expression matches as a whole."""
+
+    match: str = Field(
+        description="A regular expression in RE2 syntax that must match the whole path (without "
+        "the query string); a path it does not match is left as it is.",
+        examples=["/api/v[0-9]+/(.*)"],
+        json_schema_extra=planes(
+            istio="`uriRegexRewrite.match`, as `^(?:<match>)$` so Envoy replaces the whole path "
+            "once.",
+            builtin="`replace-path` on `^(?:<match>)$`, refused like a match's regex when "
+            "HAProxy's matcher could stall on it.",
+        ),
+    )
+    rewrite: str = Field(
+        description="The new path: path characters, with `\\1` to `\\9` for the groups of "
+        "`match`. The query string is kept.",
+        examples=["/\\1"],
+        json_schema_extra=planes(
+            istio="`uriRegexRewrite.rewrite`.",
+            builtin="The replacement of `replace-path` (a `%` is written `%%`).",
+            schema={"pattern": f"^(?:{_REPLACEMENT.pattern})$"},
+        ),
+    )
+
+    @field_validator("match")
+    @classmethod
+    def _valid_re2(cls, value: str) -> str:
+        if _CONTROL.search(value):
+            raise ValueError(
+                f"{value!r} contains a control character (such as a newline, tab or NUL), "
+                "which no path holds"
+            )
+        return check_re2(value)
+
+    @field_validator("rewrite")
+    @classmethod
+    def _path_with_groups(cls, value: str) -> str:
+        if not _REPLACEMENT.fullmatch(value):
+            raise ValueError(
+                f"{value!r} cannot be a new path: start with '/', and use path characters and "
+                "the groups \\1 to \\9 (no spaces, '?' or '#')"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _groups_exist(self) -> RegexRewrite:
+        groups = re2_groups(self.match)
+        for found in _GROUP_REF.findall(self.rewrite):
+            if int(found) > groups:
+                raise ValueError(
+                    f"rewrite refers to group \\{found}, and match has {groups} "
+                    f"group{'s' if groups != 1 else ''}"
+                )
+        return self
+
+
+class Rewrite(SpecModel):
+    """Change the request's path or authority before it is forwarded."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    uri: RewritePath | None = Field(
+        default=None,
+        description="Replace the path prefix the route matched (the whole path, for an exact "
+        "path) with this, keeping the rest and the query string. Every alternative of the "
+        "route's `match` needs a `path` prefix or exact path.",
+        examples=["/v2/"],
+        json_schema_extra=planes(
+            istio="`rewrite.uri` (Envoy's prefix rewrite); in the gateway's rules, where the "
+            "ingress route may narrow the path, `uriRegexRewrite` on the route's own prefix.",
+            builtin="`replace-path` of the prefix of the alternative that matched, `set-path` "
+            "for an exact path.",
+        ),
+    )
+    uri_regex_rewrite: RegexRewrite | None = Field(
+        default=None,
+        description="Replace the path by a regular expression and a replacement. Not with `uri`.",
+        examples=[{"match": "/api/v[0-9]+/(.*)", "rewrite": "/\\1"}],
+        json_schema_extra=planes(
+            istio="`rewrite.uriRegexRewrite`.",
+            builtin="`replace-path`.",
+        ),
+    )
+    authority: Authority | None = Field(
+        default=None,
+        description="The Host (authority) the request is forwarded with; routing already "
+        "happened, so this does not change where it goes.",
+        examples=["users.internal"],
+        json_schema_extra=planes(
+            istio="`rewrite.authority`.",
+            builtin="`set-header host`; a mirror's copy then carries `<authority>-shadow`.",
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_path_change(self) -> Rewrite:
+        if self.uri is not None and self.uri_regex_rewrite is not None:
+            raise ValueError("give uri or uriRegexRewrite, not both: each replaces the path")
+        if self.uri is None and self.uri_regex_rewrite is None and self.authority is None:
+            raise ValueError("give uri, uriRegexRewrite or authority")
+        return self
+
+
 Weight = Annotated[int, Field(ge=0, le=100)]
 MatchList = Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match_list), OneOrList()]
 
@@ -437,6 +731,27 @@ class Route(SpecModel):
             ),
         ),
     )
+    headers: Headers | None = Field(
+        default=None,
+        description="Set, add or remove headers of the request and of the app's answer. HTTP only.",
+        examples=[{"request": {"set": {"x-canary": "true"}}, "response": {"remove": ["server"]}}],
+        json_schema_extra=planes(
+            istio="The rule's `headers`.",
+            builtin="Header rules of the caller's proxy, under the condition that this route "
+            "was picked.",
+        ),
+    )
+    rewrite: Rewrite | None = Field(
+        default=None,
+        description="Rewrite the request's path or authority before it is forwarded (and "
+        "mirrored). HTTP only.",
+        examples=[{"uri": "/v2/"}],
+        json_schema_extra=planes(
+            istio="The rule's `rewrite`.",
+            builtin="Path and Host rules of the caller's proxy once this route is picked, after "
+            "the header changes and before the mirror's copy.",
+        ),
+    )
 
     @field_validator("split")
     @classmethod
@@ -467,3 +782,38 @@ class Route(SpecModel):
         if self.to is not None:
             return {self.to: 100}
         return dict(self.split or {})
+
+
+def route_problems(route_at: str, route: Route) -> list[Problem]:
+    """What spans a route's fields: a prefix rewrite needs a path prefix to replace."""
+    problems = []
+    if route.rewrite is not None and route.rewrite.uri is not None:
+        without = [
+            number
+            for number, match in enumerate(route.match or [Match()])
+            if match.path is None or match.path.kind == "regex"
+        ]
+        if without:
+            problems.append(
+                Problem(
+                    f"{route_at}.rewrite.uri",
+                    "uri replaces the path prefix the route matched, and match"
+                    + ("" if route.match is None else f"[{without[0]}]")
+                    + " has no path prefix or exact path: give every alternative one, or use "
+                    "uriRegexRewrite",
+                )
+            )
+    return problems
+
+
+def folded_prefix_rewrite(route: Route, folded: list[Match]) -> str | None:
+    """How Istio's gateway rule can rewrite the prefix of `route` once an ingress route narrowed
+    its alternatives to `folded`: "uri" when every folded path is one of the route's own (Envoy
+    replaces the matched prefix, so it must be the route's), "regex" when the route has one
+    alternative (its own prefix, replaced by a regex), None when neither can say it."""
+    own = {(m.path.kind, m.path.value) for m in route.match or [] if m.path is not None}
+    if all(m.path is not None and (m.path.kind, m.path.value) in own for m in folded):
+        return "uri"
+    if len(own) == 1:
+        return "regex"
+    return None

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from sailplan import constants as c
-from sailplan.model import Duration, Match, Mesh, Route, Service, StringMatch
+from sailplan.model import Duration, HeaderChanges, Match, Mesh, Route, Service, StringMatch
 from sailplan.model.ingress import IngressRoute
 from sailplan.model.intersect import Inexpressible, intersect_lists
 from sailplan.model.policy import ConnectionPool
+from sailplan.model.route import folded_prefix_rewrite
 from sailplan.render.kubernetes import mesh_labels, metadata, service_labels
 
 NETWORKING = "networking.istio.io/v1"
@@ -65,6 +66,57 @@ def _http_match(match: Match) -> dict[str, Any]:
     return rendered
 
 
+def _envoy_literal(value: str) -> str:
+    """Envoy reads `%...%` in a header value as a command (`%DOWNSTREAM_REMOTE_ADDRESS%`); the
+    spec's values are literal text, so each `%` is escaped as `%%`."""
+    return value.replace("%", "%%")
+
+
+def _header_changes(changes: HeaderChanges) -> dict[str, Any]:
+    rendered: dict[str, Any] = {}
+    if changes.set:
+        rendered["set"] = {k: _envoy_literal(v) for k, v in sorted(changes.set.items())}
+    if changes.add:
+        rendered["add"] = {k: _envoy_literal(v) for k, v in sorted(changes.add.items())}
+    if changes.remove:
+        rendered["remove"] = list(changes.remove)
+    return rendered
+
+
+def re2_escape(text: str) -> str:
+    """Text as an RE2 pattern of itself: punctuation escaped with a backslash, which RE2 reads
+    as the character."""
+    return "".join(f"\\{char}" if not char.isalnum() and char != "/" else char for char in text)
+
+
+def _rewrite(route: Route, matches: list[Match] | None) -> dict[str, Any]:
+    assert route.rewrite is not None
+    rewrite = route.rewrite
+    rendered: dict[str, Any] = {}
+    if rewrite.uri is not None:
+        how = folded_prefix_rewrite(route, matches or [])
+        if how == "uri":
+            rendered["uri"] = rewrite.uri
+        elif how == "regex":
+            # The gateway's rule matches a narrower prefix than the route's own, and Envoy would
+            # replace that one: replace the route's own prefix, as the sidecars do.
+            own = next(m.path for m in route.match or [] if m.path is not None)
+            pattern = "^" + re2_escape(own.value) + ("" if own.kind == "prefix" else "$")
+            rendered["uriRegexRewrite"] = {"match": pattern, "rewrite": rewrite.uri}
+        else:
+            # check() refuses it for the istio plane (model/analysis.py).
+            raise ValueError("a prefix rewrite the gateway's rule cannot express")
+    if rewrite.uri_regex_rewrite is not None:
+        # The spec's pattern matches the whole path; Envoy substitutes every match it finds.
+        rendered["uriRegexRewrite"] = {
+            "match": f"^(?:{rewrite.uri_regex_rewrite.match})$",
+            "rewrite": rewrite.uri_regex_rewrite.rewrite,
+        }
+    if rewrite.authority is not None:
+        rendered["authority"] = rewrite.authority
+    return rendered
+
+
 def _destination(mesh: Mesh, service_name: str, version: str | None) -> dict[str, Any]:
     destination: dict[str, Any] = {
         "host": fqdn(mesh, service_name),
@@ -111,6 +163,15 @@ def _http_route(
             if route.retries.per_try_timeout is not None:
                 retries["perTryTimeout"] = istio_duration(route.retries.per_try_timeout)
         rule["retries"] = retries
+    if route.headers is not None:
+        headers: dict[str, Any] = {}
+        if route.headers.request is not None:
+            headers["request"] = _header_changes(route.headers.request)
+        if route.headers.response is not None:
+            headers["response"] = _header_changes(route.headers.response)
+        rule["headers"] = headers
+    if route.rewrite is not None:
+        rule["rewrite"] = _rewrite(route, matches)
     if route.mirror is not None:
         rule["mirror"] = _destination(mesh, service_name, route.mirror.to)
         rule["mirrorPercentage"] = {"value": route.mirror.percent}

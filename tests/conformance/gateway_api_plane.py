@@ -51,6 +51,14 @@ REFUSED: dict[str, tuple[str, str]] = {
         "services.service1.policy.outlierDetection",
         "no outlier detection",
     ),
+    "route-headers-change-the-request-and-the-apps-answer": (
+        "services.service1.routes[1].fault",
+        "no fault injection",
+    ),
+    "rewrite-prefix-exact-regex-and-authority": (
+        "services.service1.routes[3]",
+        "a regex path ranks against the catch-all as each implementation chooses",
+    ),
 }
 
 # scenario -> why the plane answers differently (what the Gateway API leaves to implementations)

@@ -92,12 +92,18 @@ class Branch:
     body: str
     elapsed_ms: float  # the modelled time to the answer (delays, timeouts, backend sleeps)
     attempts: int = 0  # upstream attempts made
+    # The answer came from a pod (else Envoy answered itself), with its header lines.
+    upstream: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class Outcome:
     branches: tuple[Branch, ...]
     copies: tuple[Copy, ...] = ()
+    # Header lines (`host` first) and path of the request as forwarded upstream, when it is.
+    forwarded: tuple[tuple[str, str], ...] = ()
+    forwarded_path: str = ""
 
     def shares(self) -> dict[str, float]:
         """Label (see scenarios.label) -> probability."""
@@ -243,6 +249,37 @@ def rule_matches(rule: Mapping[str, Any], request: Request) -> bool:
     if not blocks:
         return True
     return any(request_matches(block, request) for block in blocks)
+
+
+# -- header changes (HTTPRoute.headers) ------------------------------------------------------
+
+# The answer headers of a conformance backend (`server` as any app sends one).
+UPSTREAM_ANSWER_HEADERS = (("content-type", "text/plain"), ("server", "upstream"))
+
+
+def _literal(value: str) -> str:
+    """Envoy formats header values: `%%` is a literal `%`; any other `%` starts a command, which
+    no sailplan rendering writes."""
+    assert "%" not in value.replace("%%", ""), f"{value!r} holds an Envoy command"
+    return value.replace("%%", "%")
+
+
+def change_headers(
+    operations: Mapping[str, Any] | None, lines: Iterable[tuple[str, str]]
+) -> tuple[tuple[str, str], ...]:
+    """HeaderOperations as Envoy's HeaderParser applies them: `remove` first ("remove-before-add
+    is the default"), then `set` replaces every line of the name (OVERWRITE_IF_EXISTS_OR_ADD) and
+    `add` appends one more line (APPEND_IF_EXISTS_OR_ADD)."""
+    result = [(name.lower(), value) for name, value in lines]
+    if not operations:
+        return tuple(result)
+    for name in operations.get("remove", []):
+        result = [line for line in result if line[0] != name]
+    for name, value in operations.get("set", {}).items():
+        result = [line for line in result if line[0] != name] + [(name, _literal(value))]
+    for name, value in operations.get("add", {}).items():
+        result.append((name, _literal(value)))
+    return tuple(result)
 
 
 # -- the upstream ------------------------------------------------------------------------------
@@ -403,7 +440,9 @@ def _route(
                     upstreams,
                     None if outlier is None else ((host, subset), outlier),
                 )
-                branches.append(Branch(share, status, body, elapsed, attempts))
+                branches.append(
+                    Branch(share, status, body, elapsed, attempts, upstream=body in pods)
+                )
             continue
         # Some pods refuse connections: each pod round robin can start at, then its successors.
         ring = []
@@ -414,7 +453,14 @@ def _route(
             order = ring[start:] + ring[:start]
             status, body, elapsed, attempts = _attempts(rule, order, request, upstreams)
             branches.append(
-                Branch(weight / total_weight / len(ring), status, body, elapsed, attempts)
+                Branch(
+                    weight / total_weight / len(ring),
+                    status,
+                    body,
+                    elapsed,
+                    attempts,
+                    upstream=body in pods,
+                )
             )
     return branches
 
@@ -434,6 +480,9 @@ def _apply_rule(
         aborted = fault["abort"].get("percentage", {}).get("value", 100.0) / 100
     branches: list[Branch] = []
     routed = _route(cluster, rule, request, upstreams) if aborted < 1 else []
+    # Route response headers go on the upstream's answers only, not on Envoy's local replies
+    # (envoyproxy/envoy#8944: sendLocalReply does not apply response_headers_to_add).
+    answer = change_headers(rule.get("headers", {}).get("response"), UPSTREAM_ANSWER_HEADERS)
     for is_delayed, p_delay in ((True, delayed), (False, 1 - delayed)):
         if p_delay <= 0:
             continue
@@ -450,6 +499,8 @@ def _apply_rule(
                         branch.body,
                         branch.elapsed_ms + extra,
                         branch.attempts,
+                        branch.upstream,
+                        answer if branch.upstream else (),
                     )
                 )
     return branches
@@ -488,6 +539,41 @@ def _copies(cluster: Cluster, rule: Mapping[str, Any], request: Request) -> list
     ]
 
 
+def _forwarded(rule: Mapping[str, Any], request: Request) -> tuple[tuple[str, str], ...]:
+    """The request's headers as the router forwards them: the rule's request header changes and
+    its authority rewrite (Envoy's host_rewrite_literal) are applied before the request (and its
+    mirror copy) leaves."""
+    lines = (("host", request.host), *request.headers.items())
+    changed = change_headers(rule.get("headers", {}).get("request"), lines)
+    authority = rule.get("rewrite", {}).get("authority")
+    if authority is None:
+        return changed
+    return tuple((name, authority if name == "host" else value) for name, value in changed)
+
+
+def rewritten_path(rule: Mapping[str, Any], request: Request) -> str:
+    """HTTPRewrite of the path; the query string is kept either way.
+
+    `uri` becomes Envoy's prefix_rewrite on the route Istio makes of the match block that
+    matched: "the matched prefix (or path) should be swapped with this value" — a `uri.prefix`
+    block's prefix, a `uri.exact` block's whole path, and for a block without `uri` Istio's
+    default prefix `/`. `uriRegexRewrite` is Envoy's regex_rewrite: every match of the pattern
+    in the path is substituted (RE2 GlobalReplace, `\1` for groups)."""
+    split = urlsplit(request.path)
+    path = split.path
+    rewrite = rule.get("rewrite", {})
+    if "uri" in rewrite:
+        block = next(b for b in rule.get("match", [{}]) if request_matches(b, request))
+        uri = block.get("uri", {"prefix": "/"})
+        assert "regex" not in uri, "a prefix rewrite of a regex match is not modelled"
+        matched = uri.get("prefix", uri.get("exact", ""))
+        path = rewrite["uri"] + path[len(matched) :]
+    if "uriRegexRewrite" in rewrite:
+        regex = rewrite["uriRegexRewrite"]
+        path = re2.sub(regex["match"], regex["rewrite"], path)
+    return path + (f"?{split.query}" if split.query else "")
+
+
 def _first_rule(vs: Mapping[str, Any], request: Request) -> Mapping[str, Any] | None:
     """ "The first rule matching an incoming request is used" (VirtualService.http)."""
     for rule in vs["spec"].get("http", []):
@@ -520,6 +606,8 @@ def evaluate_mesh(
     return Outcome(
         tuple(_apply_rule(cluster, rule, request, upstreams)),
         tuple(_copies(cluster, rule, request)),
+        _forwarded(rule, request),
+        rewritten_path(rule, request),
     )
 
 
@@ -616,5 +704,7 @@ def evaluate_gateway(
         return Outcome(
             tuple(_apply_rule(cluster, found, request, upstreams)),
             tuple(_copies(cluster, found, request)),
+            _forwarded(found, request),
+            rewritten_path(found, request),
         )
     return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))

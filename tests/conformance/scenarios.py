@@ -49,6 +49,12 @@ class Expect:
     mirrored: str | None = None
     # Requests the pods saw per send (attempts, retries included); checked with `count` 1.
     attempts: int | None = None
+    # Headers of every request the pods saw, all lines of a name joined with ", " (None: absent).
+    upstream_headers: dict[str, str | None] = field(default_factory=dict)
+    # Headers of every answer a pod gave, likewise; the proxy's own answers are not checked.
+    answer_headers: dict[str, str | None] = field(default_factory=dict)
+    # The path (with query) of every request the pods saw.
+    upstream_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -399,6 +405,94 @@ SCENARIOS = [
             (Send("/flaky/9"), Expect({"503 service1/v1": 1.0})),
             (Send("/flaky/9"), Expect({"503 service1/v1": 1.0})),
             (Send("/"), Expect({"503 no healthy upstream": 1.0})),
+        ],
+    ),
+    Scenario(
+        "route-headers-change-the-request-and-the-apps-answer",
+        mesh(
+            [
+                {
+                    "match": [{"headers": {"lane": "a"}}],
+                    "to": "v2",
+                    "headers": {
+                        "request": {
+                            "set": {"x-canary": "100%"},
+                            "add": {"x-tag": "checkout"},
+                            "remove": ["x-debug"],
+                        },
+                        "response": {"set": {"x-route": "a"}, "remove": ["server"]},
+                    },
+                },
+                {
+                    "to": "v1",
+                    "fault": {"abort": {"status": 503, "percent": 50}},
+                    "headers": {"response": {"add": {"x-route": "other"}}},
+                },
+            ]
+        ),
+        [
+            (
+                Send(headers={"lane": "a", "x-debug": "1", "x-tag": "cart", "x-canary": "no"}),
+                Expect(
+                    {V2: 1.0},
+                    upstream_headers={
+                        "x-canary": "100%",
+                        "x-tag": "cart, checkout",
+                        "x-debug": None,
+                        "lane": "a",
+                    },
+                    answer_headers={"x-route": "a", "server": None},
+                ),
+            ),
+            (
+                Send(headers={"x-debug": "1"}, count=200),
+                Expect(
+                    {V1: 0.5, "503 fault filter abort": 0.5},
+                    tolerance=0.16,
+                    upstream_headers={"x-debug": "1", "x-canary": None},
+                    answer_headers={"x-route": "other"},
+                ),
+            ),
+        ],
+    ),
+    Scenario(
+        "rewrite-prefix-exact-regex-and-authority",
+        mesh(
+            [
+                {
+                    "match": [{"path": {"prefix": "/old/"}}, {"path": {"prefix": "/legacy"}}],
+                    "to": "v2",
+                    "rewrite": {"uri": "/new/", "authority": "users.internal"},
+                },
+                {"match": [{"path": "/exact"}], "to": "v2", "rewrite": {"uri": "/replaced"}},
+                {
+                    "match": [{"path": {"prefix": "/api/"}}],
+                    "to": "v1",
+                    "rewrite": {
+                        "uriRegexRewrite": {"match": "/api/v([0-9]+)/(.*)", "rewrite": "/\\2/v\\1"}
+                    },
+                },
+                {"to": "v1"},
+            ]
+        ),
+        [
+            (
+                Send("/old/items?x=1"),
+                Expect(
+                    {V2: 1.0},
+                    upstream_path="/new/items?x=1",
+                    upstream_headers={"host": "users.internal"},
+                ),
+            ),
+            (Send("/legacy/old/a"), Expect({V2: 1.0}, upstream_path="/new//old/a")),
+            (
+                Send("/exact?q=2"),
+                Expect(
+                    {V2: 1.0}, upstream_path="/replaced?q=2", upstream_headers={"host": "service1"}
+                ),
+            ),
+            (Send("/api/v12/users/7"), Expect({V1: 1.0}, upstream_path="/users/7/v12")),
+            (Send("/api/other"), Expect({V1: 1.0}, upstream_path="/api/other")),
         ],
     ),
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -77,6 +78,14 @@ def _check_istio(
             shadow = f"{send.host}-shadow"
             wanted = [(1.0, expect.mirrored, replicas, send.method, send.path, shadow, send.body)]
         assert copies == wanted, f"{send}: {plane} copies {copies}"
+    if isinstance(send, Send):
+        _check_headers(f"{send}: {plane} forwards", [outcome.forwarded], expect.upstream_headers)
+        if expect.upstream_path is not None:
+            assert outcome.forwarded_path == expect.upstream_path, (
+                f"{send}: {plane} forwards {outcome.forwarded_path}"
+            )
+    answers = [branch.headers for branch in outcome.branches if branch.upstream]
+    _check_headers(f"{send}: {plane} answers", answers, expect.answer_headers)
     if expect.seconds is not None:
         low, high = expect.seconds
         for branch in outcome.branches:
@@ -113,6 +122,28 @@ def _run_gateway_api(scenario: Scenario, mesh: sailplan.Mesh) -> None:
                     cluster, request, upstreams=upstreams, how=how
                 )
             _check_istio(outcome, send, expect, mesh, f"gateway-api ({how})")
+
+
+def _joined(lines: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Header lines as one value per name, lines of one name joined with ", "."""
+    joined: dict[str, str] = {}
+    for name, value in lines:
+        name = name.lower()
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    return joined
+
+
+def _check_headers(
+    what: str, seen: list[tuple[tuple[str, str], ...]], wanted: dict[str, str | None]
+) -> None:
+    """Every header set of `seen` (there is at least one) has the wanted values."""
+    if not wanted:
+        return
+    assert seen, f"{what}: nothing to check headers on"
+    for lines in seen:
+        joined = _joined(lines)
+        observed = {name: joined.get(name) for name in wanted}
+        assert observed == wanted, f"{what}: {observed}"
 
 
 def _check_samples(replies: list[tuple[str, float]], send: Send | Burst, expect: Expect) -> None:
@@ -207,12 +238,31 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
                 )
 
             seen = sum(len(pod.requests) for pods in builtin.pods.values() for pod in pods)
+            before = {id(pod): len(pod.header_lines) for ps in builtin.pods.values() for pod in ps}
             # Requests with count 1 go one by one: their order matters (e.g. /flaky counters).
             if send.count > 1 and send.concurrency > 1:
                 replies = many(send.count, one, concurrency=send.concurrency)
             else:
                 replies = [one() for _ in range(send.count)]
             _check_samples([(label(r.status, r.body), r.seconds) for r in replies], send, expect)
+            forwarded = [
+                tuple(lines)
+                for pods in builtin.pods.values()
+                for pod in pods
+                for lines in pod.header_lines[before[id(pod)] :]
+            ]
+            if expect.upstream_path is not None:
+                paths = [
+                    path
+                    for pods in builtin.pods.values()
+                    for pod in pods
+                    for _, path, _ in pod.requests[before[id(pod)] :]
+                ]
+                assert paths, f"{send}: no request reached a pod"
+                assert set(paths) == {expect.upstream_path}, f"{send}: builtin forwards {paths}"
+            _check_headers(f"{send}: builtin forwards", forwarded, expect.upstream_headers)
+            answers = [r.headers for r in replies if label(r.status, r.body) in builtin.pods]
+            _check_headers(f"{send}: builtin answers", answers, expect.answer_headers)
             if expect.mirrored is not None:
                 _check_copies(builtin.pods[expect.mirrored], send)
             if expect.attempts is not None:

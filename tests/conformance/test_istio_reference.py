@@ -11,9 +11,11 @@ from .istio_reference import (
     Cluster,
     Request,
     Upstreams,
+    change_headers,
     evaluate_burst,
     evaluate_gateway,
     evaluate_mesh,
+    rewritten_path,
     rule_matches,
 )
 
@@ -264,3 +266,56 @@ def test_mirror_copies_the_request_unless_aborted() -> None:
         evaluate_mesh(_objects([{"route": [_to("a")]}]), request, caller_namespace="shop").copies
         == ()
     )
+
+
+def test_header_changes_remove_then_set_then_add_with_literal_percent() -> None:
+    lines = (("X-Debug", "1"), ("x-tag", "cart"), ("x-canary", "no"), ("x-canary", "maybe"))
+    changes = {"remove": ["x-debug"], "set": {"x-canary": "100%%"}, "add": {"x-tag": "checkout"}}
+    assert change_headers(changes, lines) == (
+        ("x-tag", "cart"),
+        ("x-canary", "100%"),
+        ("x-tag", "checkout"),
+    )
+    assert change_headers(None, lines)[0] == ("x-debug", "1")
+
+
+def test_route_headers_go_upstream_and_on_the_apps_answers_only() -> None:
+    headers = {"request": {"set": {"x-a": "1"}}, "response": {"add": {"x-b": "2"}}}
+    cluster = _objects([{"route": [_to("a")], "headers": headers, "fault": {"abort": _abort(50)}}])
+    outcome = evaluate_mesh(cluster, Request(host="reviews"), caller_namespace="shop")
+    assert ("x-a", "1") in outcome.forwarded
+    by_status = {branch.status: branch for branch in outcome.branches}
+    assert by_status[200].upstream and ("x-b", "2") in by_status[200].headers
+    assert not by_status[503].upstream and by_status[503].headers == ()
+
+
+def _abort(percent: float) -> dict[str, Any]:
+    return {"httpStatus": 503, "percentage": {"value": percent}}
+
+
+@pytest.mark.parametrize(
+    ("rule", "path", "expected"),
+    [
+        (
+            {"match": [{"uri": {"prefix": "/a/"}}], "rewrite": {"uri": "/b/"}},
+            "/a/x?q=1",
+            "/b/x?q=1",
+        ),
+        ({"match": [{"uri": {"exact": "/a"}}], "rewrite": {"uri": "/b"}}, "/a?q=1", "/b?q=1"),
+        # A block without `uri` is Istio's prefix "/", and Envoy replaces that.
+        ({"rewrite": {"uri": "/v2"}}, "/x", "/v2x"),
+        (
+            {
+                "match": [{"uri": {"prefix": "/x"}}, {"uri": {"prefix": "/a"}}],
+                "rewrite": {"uri": "/"},
+            },
+            "/ab",
+            "/b",
+        ),
+        # regex_rewrite substitutes every match.
+        ({"rewrite": {"uriRegexRewrite": {"match": "o", "rewrite": "0"}}}, "/foo", "/f00"),
+        ({"rewrite": {"authority": "x"}}, "/same", "/same"),
+    ],
+)
+def test_rewritten_path(rule: dict[str, Any], path: str, expected: str) -> None:
+    assert rewritten_path(rule, Request(path)) == expected

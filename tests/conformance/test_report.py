@@ -53,7 +53,19 @@ def _extras(expect: Expect) -> str:
         text += f", {expect.attempts} attempts"
     if expect.mirrored is not None:
         text += f", each copied alike to {expect.mirrored}, over all its pods in turn"
+    if expect.upstream_headers:
+        text += f"; the pods see {_headers(expect.upstream_headers)}"
+    if expect.upstream_path is not None:
+        text += f"; the pods see the path `{expect.upstream_path}`"
+    if expect.answer_headers:
+        text += f"; the pods' answers arrive with {_headers(expect.answer_headers)}"
     return text
+
+
+def _headers(wanted: dict[str, str | None]) -> str:
+    return ", ".join(
+        f"no `{name}`" if value is None else f"`{name}: {value}`" for name, value in wanted.items()
+    )
 
 
 def _answer(shares: dict[str, float]) -> str:

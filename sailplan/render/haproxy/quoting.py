@@ -31,6 +31,12 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
+def literal_format(text: str) -> str:
+    """A log-format argument (`set-header`'s value) that HAProxy sends as the text itself: `%`
+    starts a sample expression there (`%[src]`), so each is doubled, then the word is quoted."""
+    return quote(text.replace("%", "%%"))
+
+
 def bare(word: str) -> str:
     """A name written unquoted, such as a header name inside `req.fhdr(...)`."""
     if not _BARE_WORD.fullmatch(word):

@@ -16,8 +16,10 @@ from .conditions import alternatives, percent_condition, rule_per_alternative, w
 from .context import Context, DnsEndpoints, Passthrough, Writer, flat
 from .endpoints import mirror_socket, servers
 from .globals import ABORT_BODY
+from .headers import request_header_lines, response_header_lines
 from .observability import backend_lines, flag, frontend_lines, hop_lines, route_label
 from .quoting import acl_name, bare, ident, quote
+from .rewrite import alternative_lines, needs_alternative, rewrite_lines
 
 HOP_SUFFIX = "__hop"
 # The tag of a per-service routing frontend's socket -> the proxy its log lines name.
@@ -41,12 +43,17 @@ def service_routing(
         acls, groups = alternatives(route.match, acl_name(service_name, f"r{index}"))
         lines += acls
         rule = f"http-request set-var(txn.route) str({label})"
+        if needs_alternative(route):
+            lines += alternative_lines(prefix, groups)
         lines += rule_per_alternative(rule, prefix, groups)
         on_route = f"{{ var(txn.route) -m str {label} }}"
         if route.fault is not None and route.fault.abort is not None:
             # The proxy's own answer never reaches a backend, which names the route otherwise.
             lines += backend_lines(route_label(service, index), None, on_route)
         lines += _faults(route, on_route)
+        lines += request_header_lines(route, on_route)
+        lines += response_header_lines(route, on_route)
+        lines += rewrite_lines(route, on_route)
         if route.mirror is not None:
             socket = mirror_socket(ctx, tag, service_name, route.mirror.to)
             if socket is not None:
