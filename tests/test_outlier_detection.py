@@ -323,17 +323,21 @@ def test_the_compiled_sections_count_answers_and_run_no_health_check() -> None:
         assert " check" not in cfg
         assert "lua-load /etc/sailplan/mesh.lua" in cfg
         assert "sailplan_outlier" in files["mesh.lua"]
+        assert files["outlier.map"] == ""
         # The route with a timeout makes its attempts in a listener: that one holds the servers.
-        members = "'service1__route-0__v1__attempts,service1__route-1__v1'"
+        attempts = "service1__route-0__v1__attempts"
+        members = f"'{attempts},service1__route-1__v1'"
         assert (
             "    tcp-response inspect-delay 2000ms\n"
-            f"    tcp-response content lua.sailplan_outlier 'service1|v1' {members} 3 2 30000 10 "
-            "5000 if { status ge 0 }\n"
+            "    tcp-response content lua.sailplan_outlier '/etc/sailplan/outlier.map' "
+            f"'service1|v1' {members} 3 2 30000 10 5000 if {{ status ge 500 }} || "
+            f"{{ status ge 0 }} {{ srv_name,concat(@{attempts}),map(/etc/sailplan/outlier.map) -m found }}\n"
         ) in cfg
         assert (
-            "lua.sailplan_outlier 'service1|' 'service1__all' 3 2 30000 10 5000 if { status ge 0 }"
-            in cfg
-        )
+            "lua.sailplan_outlier '/etc/sailplan/outlier.map' 'service1|' 'service1__all' "
+            "3 2 30000 10 5000 if { status ge 500 } || { status ge 0 } "
+            "{ srv_name,concat(@service1__all),map(/etc/sailplan/outlier.map) -m found }"
+        ) in cfg
         check_config(files, "outlier detection")
 
 
