@@ -497,6 +497,11 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ],
     ),
     (
+        "max ejection percent zero",
+        {"services.service1.policy": {"outlierDetection": {"maxEjectionPercent": 0}}},
+        ["services.service1.policy.outlierDetection.maxEjectionPercent: must be at least 1, got 0"],
+    ),
+    (
         "consecutive gateway errors zero",
         {"services.service1.policy": {"outlierDetection": {"consecutiveGatewayErrors": 0}}},
         [

@@ -5,6 +5,7 @@ sweep interval."""
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -323,17 +324,21 @@ def test_the_compiled_sections_count_answers_and_run_no_health_check() -> None:
         assert " check" not in cfg
         assert "lua-load /etc/sailplan/mesh.lua" in cfg
         assert "sailplan_outlier" in files["mesh.lua"]
+        assert files["outlier.map"] == ""
         # The route with a timeout makes its attempts in a listener: that one holds the servers.
-        members = "'service1__route-0__v1__attempts,service1__route-1__v1'"
+        attempts = "service1__route-0__v1__attempts"
+        members = f"'{attempts},service1__route-1__v1'"
         assert (
             "    tcp-response inspect-delay 2000ms\n"
-            f"    tcp-response content lua.sailplan_outlier 'service1|v1' {members} 3 2 30000 10 "
-            "5000 if { status ge 0 }\n"
+            "    tcp-response content lua.sailplan_outlier '/etc/sailplan/outlier.map' "
+            f"'service1|v1' {members} 3 2 30000 10 5000 if {{ status ge 500 }} || "
+            f"{{ status ge 0 }} {{ srv_name,concat(@{attempts}),map(/etc/sailplan/outlier.map) -m found }}\n"
         ) in cfg
         assert (
-            "lua.sailplan_outlier 'service1|' 'service1__all' 3 2 30000 10 5000 if { status ge 0 }"
-            in cfg
-        )
+            "lua.sailplan_outlier '/etc/sailplan/outlier.map' 'service1|' 'service1__all' "
+            "3 2 30000 10 5000 if { status ge 500 } || { status ge 0 } "
+            "{ srv_name,concat(@service1__all),map(/etc/sailplan/outlier.map) -m found }"
+        ) in cfg
         check_config(files, "outlier detection")
 
 
@@ -364,3 +369,60 @@ def test_the_ingress_gateway_ejects_too(proxy_for: Any, started: Any) -> None:
     )
     assert [proxy.get("/status/503").status for _ in range(2)] == [503, 503]
     assert _ejected(proxy.get("/"))
+
+
+def test_routes_to_one_version_share_its_hosts(proxy_for: Any, started: Any) -> None:
+    # Istio makes one cluster of a version's subset, whichever route sends there: errors
+    # through either route count together, and the ejection takes the host out of both.
+    backend = started("v1")
+    routes = [{"match": [{"headers": {"lane": "a"}}], "to": "v1"}, {"to": "v1"}]
+    proxy = proxy_for(
+        _mesh(
+            {"consecutive5xxErrors": 2, "maxEjectionPercent": 100, "baseEjectionTime": "30s"},
+            routes,
+        ),
+        [backend.port],
+    )
+    assert request(proxy.port, "/status/500", headers={"lane": "a"}).status == 500
+    assert proxy.get("/status/500").status == 500
+    assert _ejected(proxy.get("/"))
+    assert _ejected(request(proxy.port, "/", headers={"lane": "a"}))
+    assert proxy.ejected_servers() == {"service1__route-0__v1/v1-0", "service1__route-1__v1/v1-0"}
+
+
+def test_a_slot_given_another_address_comes_back_as_a_new_host(
+    proxy_for: Any, started: Any, tmp_path: Path
+) -> None:
+    # In a cluster DNS hands a server-template slot to another pod: the sweep readmits it at
+    # once, without the ejection time of the pod that was there before.
+    bad, good = started("bad"), started("good")
+    bad.status_override = 500
+    proxy = proxy_for(
+        _mesh(
+            {
+                "consecutive5xxErrors": 1,
+                "maxEjectionPercent": 100,
+                "baseEjectionTime": "30s",
+                "interval": "100ms",
+            }
+        ),
+        [bad.port],
+    )
+    assert proxy.get("/").status == 500
+    assert _ejected(proxy.get("/"))
+    for backend in ("service1__route-0__v1", "service1__all"):
+        _admin(
+            tmp_path / "admin.sock", f"set server {backend}/v1-0 addr 127.0.0.1 port {good.port}"
+        )
+    _until(lambda r: r.body == "good", proxy.get, timeout=3)
+
+
+def _admin(socket_path: Path, command: str) -> str:
+    with socket.socket(socket.AF_UNIX) as admin:
+        admin.settimeout(5)
+        admin.connect(str(socket_path))
+        admin.sendall(command.encode() + b"\n")
+        answer = b""
+        while chunk := admin.recv(4096):
+            answer += chunk
+    return answer.decode()

@@ -295,11 +295,12 @@ class OutlierDetection(SpecModel):
     )
     max_ejection_percent: int = Field(
         default=10,
-        ge=0,
+        ge=1,
         le=100,
-        description="The most endpoints that may be out at once, in percent (0-100), as "
+        description="The most endpoints that may be out at once, in percent (1-100), as "
         "Envoy counts: an ejection that would take the share past it does not happen, so with "
-        "2 endpoints 50 lets one out and the default 10 none. Default: 10.",
+        "2 endpoints 50 lets one out and the default 10 none. Istio reads 0 as not set, "
+        "hence 10, so 0 is refused. Default: 10.",
         examples=[50],
         json_schema_extra=planes(
             istio="`outlierDetection.maxEjectionPercent`.",

@@ -87,6 +87,23 @@ local function outlier_host_count(cluster)
   return count
 end
 
+-- The proxy calls the action for every 5xx answer, and for other answers only from a server
+-- listed in the map: a Lua call per answer would halve the proxy's throughput, and an answer
+-- that resets a count of 0 changes nothing. A host is listed, once per section holding it,
+-- while one of its counts is above 0.
+local function outlier_listed(cluster, name, host)
+  local counting = host.errors > 0 or host.gateway > 0
+  if counting == host.listed then return end
+  host.listed = counting
+  for _, backend in ipairs(cluster.members) do
+    if counting then
+      core.set_map(cluster.map, name .. "@" .. backend, "1")
+    else
+      core.del_map(cluster.map, name .. "@" .. backend)
+    end
+  end
+end
+
 local function outlier_readmit(cluster, name, host, now)
   for _, server in ipairs(outlier_servers(cluster, name)) do server:set_ready() end
   host.ejected_at = nil
@@ -94,6 +111,7 @@ local function outlier_readmit(cluster, name, host, now)
   -- Envoy resets the counters too, so a host just back is not ejected again by the few errors
   -- it had counted before.
   host.errors, host.gateway = 0, 0
+  outlier_listed(cluster, name, host)
   cluster.ejected = cluster.ejected - 1
 end
 
@@ -126,6 +144,8 @@ local function outlier_sweep(cluster)
       if outlier_address(cluster, name) ~= host.address then
         -- DNS gave the slot to another pod: a new host, with no history.
         if host.ejected_at then outlier_readmit(cluster, name, host, now) end
+        host.errors, host.gateway = 0, 0
+        outlier_listed(cluster, name, host)
         cluster.hosts[name] = nil
       elseif host.ejected_at
           and math.min(cluster.base * host.backoff, cluster.max_time) <= now - host.ejected_at then
@@ -144,8 +164,8 @@ end
 -- Runs on each answer of each attempt (a tcp-response rule, so before HAProxy decides on a
 -- retry: retried answers count, as every attempt's do for Envoy). Envoy counts a 5xx against
 -- consecutive5xxErrors and a 502, 503 or 504 against consecutiveGatewayErrors too; any other
--- answer resets both. A limit of 0 never matches.
-core.register_action("sailplan_outlier", { "tcp-res" }, function(txn, cluster_name, members,
+-- answer resets both. A limit of 0 never matches. `map`: the file of the hosts listed.
+core.register_action("sailplan_outlier", { "tcp-res" }, function(txn, map, cluster_name, members,
     errors_limit, gateway_limit, base, max_percent, interval)
   local status = tonumber(txn.sf:status())
   local name = txn.sf:srv_name()
@@ -155,7 +175,7 @@ core.register_action("sailplan_outlier", { "tcp-res" }, function(txn, cluster_na
     local member_list = {}
     for backend in string.gmatch(members, "[^,]+") do member_list[#member_list + 1] = backend end
     cluster = {
-      members = member_list, hosts = {}, ejected = 0,
+      map = map, members = member_list, hosts = {}, ejected = 0,
       errors_limit = tonumber(errors_limit), gateway_limit = tonumber(gateway_limit),
       base = tonumber(base), max_percent = tonumber(max_percent),
       interval = tonumber(interval),
@@ -166,7 +186,10 @@ core.register_action("sailplan_outlier", { "tcp-res" }, function(txn, cluster_na
   end
   local host = cluster.hosts[name]
   if host == nil then
-    host = { errors = 0, gateway = 0, backoff = 0, address = outlier_address(cluster, name) }
+    host = {
+      errors = 0, gateway = 0, backoff = 0, listed = false,
+      address = outlier_address(cluster, name),
+    }
     cluster.hosts[name] = host
   end
   if status >= 500 and status <= 599 then
@@ -185,4 +208,5 @@ core.register_action("sailplan_outlier", { "tcp-res" }, function(txn, cluster_na
   else
     host.errors, host.gateway = 0, 0
   end
-end, 7)
+  outlier_listed(cluster, name, host)
+end, 8)

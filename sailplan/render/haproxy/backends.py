@@ -9,7 +9,7 @@ from sailplan.model.route import RETRY_STATUS_CODES
 
 from .context import Context, Writer
 from .endpoints import servers
-from .globals import DEFAULT_SERVER_TIMEOUT, OVERFLOW_BODY
+from .globals import DEFAULT_SERVER_TIMEOUT, OUTLIER_MAP, OVERFLOW_BODY
 from .observability import ALL_VERSIONS_ROUTE, backend_lines, flag, route_label
 from .quoting import bare, ident, quote
 
@@ -157,16 +157,22 @@ def _server_options(service: Service) -> str:
     return " ".join(options)
 
 
-def outlier_lines(service: Service, cluster: str, members: list[str], wait: str) -> list[str]:
-    """Outlier detection in a section holding a cluster's servers: mesh.lua counts the answer
-    of every attempt and ejects the server from every section in `members`. A tcp-response rule
-    runs on each answer before HAProxy decides on a retry (an http-response rule would see the
-    last attempt's only); it waits up to `wait`, the section's longest wait for an answer, for
-    the status line. `cluster`: Istio's cluster, a version's subset or the whole service."""
+def outlier_lines(
+    ctx: Context, service: Service, section: str, cluster: str, members: list[str], wait: str
+) -> list[str]:
+    """Outlier detection in `section`, which holds servers of a cluster: mesh.lua counts the
+    answer of every attempt and ejects the server from every section in `members`. A
+    tcp-response rule runs on each answer before HAProxy decides on a retry (an http-response
+    rule would see the last attempt's only); it waits up to `wait`, the section's longest wait
+    for an answer, for the status line. It calls Lua for a 5xx, or for a server the Lua lists
+    in the map while it has errors counted. `cluster`: Istio's cluster, a version's subset or
+    the whole service."""
     outlier = service.policy.outlier_detection if service.policy is not None else None
     if outlier is None:
         return []
+    counting = f"{ctx.config_dir}/{OUTLIER_MAP}"
     arguments = [
+        quote(counting),
         quote(cluster),
         quote(",".join(members)),
         str(outlier.consecutive_5xx_errors),
@@ -175,9 +181,12 @@ def outlier_lines(service: Service, cluster: str, members: list[str], wait: str)
         str(outlier.max_ejection_percent),
         str(outlier.interval.ms),
     ]
+    listed = f"srv_name,concat(@{bare(section)}),map({counting})"
     return [
         f"tcp-response inspect-delay {wait}",
-        f"tcp-response content lua.sailplan_outlier {' '.join(arguments)} if {{ status ge 0 }}",
+        f"tcp-response content lua.sailplan_outlier {' '.join(arguments)} "
+        # The status comes first in both alternatives: the server is known before its answer.
+        f"if {{ status ge 500 }} || {{ status ge 0 }} {{ {listed} -m found }}",
     ]
 
 
@@ -216,7 +225,9 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
             where = f"services.{service_name}.routes[{index}] -> {version}"
             attempt_timeout = _attempt_timeout(route)
             body = outlier_lines(
+                ctx,
                 service,
+                name + (ATTEMPTS_SUFFIX if route.timeout is not None else ""),
                 f"{service_name}|{version}",
                 _cluster_members(service, service_name, version),
                 f"{attempt_timeout.ms}ms" if attempt_timeout else DEFAULT_SERVER_TIMEOUT,
@@ -255,7 +266,9 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
     everyone = all_versions_backend(service_name)
     body = [
         *backend_lines(ALL_VERSIONS_ROUTE, None),
-        *outlier_lines(service, f"{service_name}|", [everyone], DEFAULT_SERVER_TIMEOUT),
+        *outlier_lines(
+            ctx, service, everyone, f"{service_name}|", [everyone], DEFAULT_SERVER_TIMEOUT
+        ),
         *_overflow_lines(service, [everyone]),
         *_pool_lines(service),
         *_DEFAULT_RETRIES,

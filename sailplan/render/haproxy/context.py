@@ -49,7 +49,8 @@ Passthrough = Literal["original-destination", "host-header"]
 
 @dataclass(frozen=True)
 class ProxyConfig:
-    """File name -> content; `haproxy.cfg` always, `mesh.lua` when a route needs Lua."""
+    """File name -> content; `haproxy.cfg` always, `mesh.lua` when the mesh needs Lua,
+    `outlier.map` with outlier detection."""
 
     files: Mapping[str, str] = field(default_factory=dict)
 
@@ -79,7 +80,10 @@ class Context:
             for route in service.routes
         )
         # Outlier detection counts answers and ejects endpoints in mesh.lua.
-        return routes or any(
+        return routes or self.uses_outlier_detection()
+
+    def uses_outlier_detection(self) -> bool:
+        return any(
             service.policy is not None and service.policy.outlier_detection is not None
             for service in self.mesh.services.values()
         )

@@ -15,6 +15,9 @@ NO_UPSTREAM_BODY = "no healthy upstream"
 NO_ROUTE_BODY = "no route"
 
 DEFAULT_SERVER_TIMEOUT = "300s"
+# The servers outlier detection has errors counted for, kept in memory by mesh.lua: shipped
+# empty, since HAProxy loads a map from a file.
+OUTLIER_MAP = "outlier.map"
 # Prometheus metrics on the admin port; Istio's sidecar path answers too, so scrape configs
 # written for Istio find them.
 METRICS_PATH = "/metrics"
@@ -94,6 +97,8 @@ def proxy_files(ctx: Context, config: str, hosts_map: str | None = None) -> Prox
         files["hosts.map"] = hosts_map
     if ctx.uses_lua():
         files["mesh.lua"] = lua_source()
+    if ctx.uses_outlier_detection():
+        files[OUTLIER_MAP] = ""
     return ProxyConfig(files=dict(sorted(files.items())))
 
 
