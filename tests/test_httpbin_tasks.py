@@ -91,15 +91,17 @@ def _mesh(directory: Path) -> dict[str, Any]:
                         "to": "v1",
                         "fault": {"abort": {"status": 500, "percent": 100}},
                     },
-                    # Fault Injection: Istio's ratings-test-delay is 7s at 100%; 2s here keeps
-                    # the test short and is still far above any answer's own time.
+                    # Fault Injection: Istio's ratings-test-delay is 7s at 100% for end-user
+                    # jason; 2s here keeps the test short and is still far above any answer's
+                    # own time, and another user keeps it apart from the abort in one mesh.
                     {
                         "name": "fault-delay",
                         "match": [{"headers": {"end-user": {"exact": "delayed"}}}],
                         "to": "v1",
                         "fault": {"delay": {"fixed": "2s", "percent": 100}},
                     },
-                    # Retries: Istio's HTTPRetry reference example.
+                    # Retries: attempts and perTryTimeout of Istio's HTTPRetry reference
+                    # example, retried on 5xx.
                     {
                         "name": "retries",
                         "match": [{"path": {"prefix": "/status/"}}],
@@ -218,8 +220,9 @@ def test_circuit_breaking_three_connections_overflow(tasks: Tasks) -> None:
 
 
 def test_request_timeout(tasks: Tasks) -> None:
-    """Istio: with `timeout: 0.5s`, a call that takes 2 s returns after about 0.5 s with
-    `upstream request timeout` (504)."""
+    """Istio's task puts `timeout: 0.5s` on a route to a call delayed 2 s: the answer comes
+    after about 0.5 s (Bookinfo's productpage tries twice, hence its 1 s), a 504 with
+    `upstream request timeout`. httpbin's /delay/2 takes the 2 s itself."""
     answer = _get(tasks, "/delay/2")
     assert (answer.status, answer.body) == (504, "upstream request timeout")
     assert 0.45 <= answer.seconds < 1.5, answer
