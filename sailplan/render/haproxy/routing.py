@@ -189,7 +189,14 @@ def inbound(ctx: Context, out: Writer, app_port: int) -> None:
     )
     out.section(
         "backend inbound_app",
-        f"server app 127.0.0.1:{app_port}",
+        # HAProxy ends a server connection it closes first with a reset (to keep its ports out
+        # of TIME_WAIT), and an app waiting on it for the next request reads ECONNRESET. With
+        # `safe` reuse every connection of a caller got its own connection to the app, reset
+        # when the caller left. As in Envoy's pool, any request takes an idle connection to
+        # the app, and idle ones are kept an hour (Envoy's upstream idle timeout), so the app's
+        # own keep-alive timeout closes them, cleanly, first.
+        "http-reuse always",
+        f"server app 127.0.0.1:{app_port} pool-purge-delay 1h",
         comment="the app this sidecar sits next to",
     )
 
