@@ -573,7 +573,7 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         "unknown top-level key",
         {"sidecars": True},
         [
-            "sidecars: unknown key; allowed keys here: apiVersion, kind, name, namespace, allowSystemNamespace, dataPlane, mtls, trustDomain, authorization, services, ingress, accessLog"
+            "sidecars: unknown key; allowed keys here: apiVersion, kind, name, namespace, allowSystemNamespace, dataPlane, interception, networkPolicies, mtls, trustDomain, authorization, services, ingress, accessLog"
         ],
     ),
     # -- top level

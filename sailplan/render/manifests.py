@@ -10,6 +10,7 @@ from sailplan.model import DataPlane, Mesh
 from sailplan.render.builtin import render_builtin
 from sailplan.render.istio import render_istio
 from sailplan.render.kubernetes import render_kubernetes
+from sailplan.render.network_policy import render_network_policies
 
 # Objects are applied in this order: what others reference comes first.
 KIND_ORDER = (
@@ -23,6 +24,8 @@ KIND_ORDER = (
     "Gateway",
     "PeerAuthentication",
     "Telemetry",
+    # Appended, so the apply-order numbers of the kinds above (in `render -o` file names) stay.
+    "NetworkPolicy",
 )
 
 
@@ -47,5 +50,6 @@ def render_manifests(
             objects = render_builtin(
                 mesh, render_kubernetes(mesh, "builtin"), proxy_image=proxy_image
             )
+        objects += render_network_policies(mesh)
     # A stable sort: within a kind, the renderers' own (sorted) order is kept.
     return sorted(objects, key=_rank)
