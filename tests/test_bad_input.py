@@ -578,7 +578,7 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         "unknown top-level key",
         {"sidecars": True},
         [
-            "sidecars: unknown key; allowed keys here: apiVersion, kind, name, namespace, allowSystemNamespace, dataPlane, mtls, trustDomain, authorization, services, ingress, accessLog"
+            "sidecars: unknown key; allowed keys here: apiVersion, kind, name, namespace, allowSystemNamespace, dataPlane, interception, networkPolicies, mtls, trustDomain, authorization, services, ingress, accessLog"
         ],
     ),
     # -- top level
@@ -591,7 +591,7 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "unknown data plane",
         {"dataPlane": "linkerd"},
-        ["dataPlane: 'linkerd' is not allowed: use one of 'builtin' or 'istio'"],
+        ["dataPlane: 'linkerd' is not allowed: use one of 'builtin', 'istio' or 'gateway-api'"],
     ),
     (
         "strict mtls on builtin",

@@ -113,7 +113,7 @@ def test_problems_from_standard_input_name_stdin() -> None:
     assert done.stderr.splitlines() == [
         "error: 1 problem in <stdin>:",
         "  line 3: bogus: unknown key; allowed keys here: apiVersion, kind, name, namespace, "
-        "allowSystemNamespace, dataPlane, mtls, trustDomain, authorization, services, ingress, accessLog",
+        "allowSystemNamespace, dataPlane, interception, networkPolicies, mtls, trustDomain, authorization, services, ingress, accessLog",
     ]
 
 

@@ -182,7 +182,7 @@ def test_anchors_that_share_a_block_stay_allowed() -> None:
     # `base` is not a mesh key: the aliases expanded fine and validation found the one typo.
     assert _problems(text) == [
         "base: unknown key; allowed keys here: apiVersion, kind, name, namespace, allowSystemNamespace, dataPlane, "
-        "mtls, trustDomain, authorization, services, ingress, accessLog"
+        "interception, networkPolicies, mtls, trustDomain, authorization, services, ingress, accessLog"
     ]
 
 
@@ -245,7 +245,7 @@ def test_long_keys_and_structures_are_clipped_too() -> None:
     )
     assert problems == [
         f"{'k' * 79}…: unknown key; allowed keys here: apiVersion, kind, name, namespace, "
-        "allowSystemNamespace, dataPlane, mtls, trustDomain, authorization, services, ingress, accessLog",
+        "allowSystemNamespace, dataPlane, interception, networkPolicies, mtls, trustDomain, authorization, services, ingress, accessLog",
         "services.s.port: must be a whole number, got "
         "[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, …",
         "services.s.versions: is required",

@@ -118,6 +118,7 @@ def test_adding_a_service_adds_files_and_renames_none(tmp_path: Path, plane: str
             "04-deployment-demo.service3-v1.yaml",
             "05-destinationrule-demo.service3.yaml",
             "06-virtualservice-demo.service3.yaml",
+            "11-networkpolicy-demo.service3.yaml",
         ]
         assert changed == []
     else:
@@ -127,6 +128,7 @@ def test_adding_a_service_adds_files_and_renames_none(tmp_path: Path, plane: str
             "03-service-demo.service3-v1.yaml",
             "03-service-demo.service3.yaml",
             "04-deployment-demo.service3-v1.yaml",
+            "11-networkpolicy-demo.service3.yaml",
         ]
         # Every sidecar learns the new service's outbound address, in its ConfigMap only.
         assert changed and all(name.startswith("02-configmap-") for name in changed)
@@ -138,4 +140,5 @@ def test_file_names_sort_in_apply_order(tmp_path: Path) -> None:
     assert kinds[0] == "namespace"
     assert kinds.index("serviceaccount") < kinds.index("deployment")
     assert kinds.index("service") < kinds.index("deployment")
-    assert kinds[-1] == "peerauthentication"
+    assert kinds[-1] == "networkpolicy"
+    assert kinds.index("peerauthentication") == kinds.index("networkpolicy") - 1

@@ -14,6 +14,7 @@ _CORE_KINDS: dict[tuple[str, str], Any] = {
     ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
     ("v1", "Service"): k8s.core.v1.Service,
     ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
+    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
 }
 _CUSTOM_GROUPS = ("networking.istio.io/", "security.istio.io/")
 # Top-level manifest fields -> the resource classes' keyword arguments.

@@ -26,6 +26,9 @@ from sailplan.model.service import Service
 
 DataPlane = Literal["builtin", "istio", "gateway-api"]
 MtlsMode = Literal["strict", "permissive", "disable"]
+Interception = Literal["iptables", "explicit-proxy"]
+# The variable explicit-proxy interception points at the sidecar (http_proxy too: curl reads only it).
+EXPLICIT_PROXY_ENV = "HTTP_PROXY"
 
 
 class Mesh(SpecModel):
@@ -121,6 +124,50 @@ class Mesh(SpecModel):
                 "sailplan's HAProxy sidecar and its iptables init container injected into "
                 "every Deployment, with a ConfigMap and a headless Service per workload. No "
                 "control plane."
+            ),
+        ),
+    )
+    interception: Interception = Field(
+        default="iptables",
+        description="How the app's traffic reaches the builtin sidecar: `iptables` (an init "
+        "container redirects every connection, as Istio's does; needs root with NET_ADMIN and "
+        "NET_RAW, so pods meet Pod Security Standards `privileged` only) or `explicit-proxy` "
+        "(no init container: the app calls other services through `HTTP_PROXY`, callers "
+        "reach the sidecar's inbound port; pods meet `restricted`). Default: `iptables`.",
+        examples=["explicit-proxy"],
+        json_schema_extra=planes(
+            istio=(
+                "`iptables` only: istiod injects Istio's own sidecar and decides how traffic "
+                "reaches it (istio-cni removes its init container); `explicit-proxy` is refused."
+            ),
+            builtin=(
+                "`explicit-proxy`: no init container; the app gets `HTTP_PROXY` (the sidecar's "
+                "outbound port on 127.0.0.1) and `NO_PROXY` `localhost,127.0.0.1` unless its "
+                "`env` sets `NO_PROXY`; the Services and callers' sidecars target the sidecar's "
+                "inbound port 15006. Calls not over plain HTTP (https, tcp) bypass the mesh."
+            ),
+        ),
+    )
+    network_policies: bool = Field(
+        default=True,
+        description="Render a NetworkPolicy per service that admits connections to its pods "
+        "only from the mesh's own pods (its services and its ingress gateway) in the "
+        "namespace, plus the sidecar's metrics port from anywhere. On the gateway-api plane "
+        "with an ingress, pods of every namespace are admitted: the Gateway's implementation "
+        "decides where its gateway pods run. `false` renders none. Default: `true`.",
+        examples=[False],
+        json_schema_extra=planes(
+            istio=(
+                "A NetworkPolicy `<service>`: the service port from pods labelled "
+                "`app.kubernetes.io/part-of: <mesh>` and from Istio's ingress gateway pods "
+                "(`istio: ingressgateway` in `istio-ingress`); Envoy's metrics port 15090 and "
+                "the merged metrics port 15020 from anywhere."
+            ),
+            builtin=(
+                "A NetworkPolicy `<service>`: the service port (`iptables`) or the sidecar's "
+                "inbound port 15006 (`explicit-proxy`) from pods labelled "
+                "`app.kubernetes.io/part-of: <mesh>`, which include the mesh's gateway; the "
+                "sidecar's metrics port 15020 from anywhere. The gateway itself is open."
             ),
         ),
     )
@@ -354,6 +401,7 @@ def cross_object_problems(mesh: Mesh) -> list[Problem]:
         problems += backtracking_problems(mesh)
     if mesh.data_plane == "gateway-api":
         problems += [p for p in gateway_api_problems(mesh) if p not in problems]
+    problems += _interception_problems(mesh)
     if mesh.mtls == "strict" and mesh.data_plane == "builtin":
         problems.append(
             Problem(
@@ -384,6 +432,31 @@ def _builtin_authorization_problems(mesh: Mesh) -> list[Problem]:
             )
         )
     return problems
+
+
+def _interception_problems(mesh: Mesh) -> list[Problem]:
+    if mesh.interception != "explicit-proxy":
+        return []
+    if mesh.data_plane == "istio":
+        return [
+            Problem(
+                "interception",
+                "explicit-proxy needs the builtin data plane: on the istio data plane istiod "
+                "injects Istio's sidecar and decides how traffic reaches it (install istio-cni "
+                "to run without its privileged init container)",
+            )
+        ]
+    return [
+        Problem(
+            f"services.{service_name}.versions.{version_name}.env.{name}",
+            f"{name} is set by sailplan with interception: explicit-proxy (the app reaches "
+            "the mesh through its sidecar); remove it from env",
+        )
+        for service_name, service in sorted(mesh.services.items())
+        for version_name, version in sorted(service.versions.items())
+        for name in sorted(version.env or {})
+        if name.upper() == EXPLICIT_PROXY_ENV
+    ]
 
 
 def _route_problems(at: str, service: Service) -> list[Problem]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sailplan import constants as c
 from sailplan.model import Mesh, Problem, SpecError
+from sailplan.model.mesh import Interception
 from sailplan.render.haproxy import DnsEndpoints, ProxyConfig, SidecarCompiler, compile_gateway
 from sailplan.render.haproxy.globals import METRICS_PATH
 from sailplan.render.istio import gateway_name, ingress_labels
@@ -26,6 +27,8 @@ RUNTIME_DIR = "/var/run/sailplan"
 GATEWAY_LISTEN_PORT = 8080
 _CONFIG_VOLUME = "sailplan-config"
 _RUNTIME_VOLUME = "sailplan-runtime"
+# Loopback stays direct with explicit-proxy interception: the app's own calls to itself.
+_NO_PROXY = "localhost,127.0.0.1"
 _PROXY_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "32Mi"},
     "limits": {"cpu": "1", "memory": "128Mi"},
@@ -162,8 +165,11 @@ def config_map(
     }
 
 
-def inject(deployment: dict[str, Any], image: str) -> dict[str, Any]:
-    """A copy of an app Deployment with the init container, the sidecar and their volumes."""
+def inject(
+    deployment: dict[str, Any], image: str, interception: Interception = "iptables"
+) -> dict[str, Any]:
+    """A copy of an app Deployment with the init container (iptables interception), the sidecar
+    and their volumes."""
     injected = copy.deepcopy(deployment)
     template = injected["spec"]["template"]
     template["metadata"]["annotations"] = dict(
@@ -171,7 +177,7 @@ def inject(deployment: dict[str, Any], image: str) -> dict[str, Any]:
     )
     pod = template["spec"]
     pod["initContainers"] = [
-        init_container(image),
+        *([init_container(image)] if interception == "iptables" else []),
         sidecar_container(image),
         *pod.get("initContainers", []),
     ]
@@ -179,7 +185,40 @@ def inject(deployment: dict[str, Any], image: str) -> dict[str, Any]:
         *pod.get("volumes", []),
         *proxy_volumes(proxy_config_map_name(injected["metadata"]["name"])),
     ]
+    if interception == "explicit-proxy":
+        for container in pod["containers"]:
+            container["env"] = explicit_proxy_env(container["env"])
     return injected
+
+
+def explicit_proxy_env(env: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The app's environment with the sidecar's outbound listener as its HTTP proxy (without
+    iptables, the app must address the proxy itself). A `NO_PROXY` from the spec is kept."""
+    proxy = f"http://127.0.0.1:{c.PROXY_OUTBOUND_PORT}"
+    added = {
+        "HTTP_PROXY": proxy,
+        # Many clients (curl among them) read only the lower-case name.
+        "http_proxy": proxy,
+        "NO_PROXY": _NO_PROXY,
+        "no_proxy": _NO_PROXY,
+    }
+    given = {entry["name"].upper() for entry in env}
+    kept = {
+        name: value
+        for name, value in added.items()
+        if name.upper() == "HTTP_PROXY" or name.upper() not in given
+    }
+    merged = [*env, *({"name": name, "value": value} for name, value in kept.items())]
+    return sorted(merged, key=lambda entry: entry["name"])
+
+
+def explicit_proxy_service(service: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a Service whose ports lead to the sidecar's inbound listener: without iptables,
+    connections to the app's port would bypass the proxy (and the NetworkPolicy refuses them)."""
+    redirected = copy.deepcopy(service)
+    for port in redirected["spec"]["ports"]:
+        port["targetPort"] = c.PROXY_INBOUND_PORT
+    return redirected
 
 
 def headless_service(mesh: Mesh, service_name: str, version: str) -> dict[str, Any]:
@@ -281,16 +320,27 @@ def render_builtin(
 ) -> list[dict[str, Any]]:
     """The shared Kubernetes objects with sidecars injected, plus per workload a ConfigMap and a
     headless Service, plus the ingress gateway."""
-    endpoints = DnsEndpoints(namespace=mesh.target_namespace)
+    explicit = mesh.interception == "explicit-proxy"
+    endpoints = DnsEndpoints(
+        namespace=mesh.target_namespace, port=c.PROXY_INBOUND_PORT if explicit else None
+    )
     sidecars = SidecarCompiler(
-        mesh, endpoints=endpoints, config_dir=CONFIG_DIR, runtime_dir=RUNTIME_DIR
+        mesh,
+        endpoints=endpoints,
+        config_dir=CONFIG_DIR,
+        runtime_dir=RUNTIME_DIR,
+        # An explicit proxy is sent `GET http://host/...`: no original destination to return to.
+        passthrough="host-header" if explicit else "original-destination",
     )
     objects: list[dict[str, Any]] = []
     for manifest in kubernetes_objects:
+        if manifest["kind"] == "Service" and explicit:
+            objects.append(explicit_proxy_service(manifest))
+            continue
         if manifest["kind"] != "Deployment":
             objects.append(manifest)
             continue
-        objects.append(inject(manifest, proxy_image))
+        objects.append(inject(manifest, proxy_image, mesh.interception))
         labels = manifest["spec"]["selector"]["matchLabels"]
         service_name, version = labels[c.APP_LABEL], labels[c.WORKLOAD_VERSION_LABEL]
         config = sidecars.sidecar(service_name, version)
@@ -300,7 +350,8 @@ def render_builtin(
                 mesh, proxy_config_map_name(workload), service_labels(mesh, service_name), config
             )
         )
-        objects.append(headless_service(mesh, service_name, version))
+        headless = headless_service(mesh, service_name, version)
+        objects.append(explicit_proxy_service(headless) if explicit else headless)
     if mesh.ingress is not None:
         objects += gateway_objects(mesh, proxy_image, endpoints)
     return objects

@@ -11,6 +11,7 @@ from sailplan.render.builtin import render_builtin
 from sailplan.render.gateway_api import render_gateway_api
 from sailplan.render.istio import render_istio
 from sailplan.render.kubernetes import render_kubernetes
+from sailplan.render.network_policy import render_network_policies
 
 # Objects are applied in this order: what others reference comes first.
 KIND_ORDER = (
@@ -27,6 +28,8 @@ KIND_ORDER = (
     # Last, so that adding the gateway-api plane renumbered no other kind's files (`NN-` in
     # `render -o`); it comes after the Gateway its ingress route binds to all the same.
     "HTTPRoute",
+    # Appended too, so the apply-order numbers of the kinds above stay.
+    "NetworkPolicy",
 )
 
 
@@ -58,5 +61,6 @@ def render_manifests(
             objects = render_builtin(
                 mesh, render_kubernetes(mesh, "builtin"), proxy_image=proxy_image
             )
+        objects += render_network_policies(mesh)
     # A stable sort: within a kind, the renderers' own (sorted) order is kept.
     return sorted(objects, key=_rank)

@@ -34,6 +34,9 @@ class DnsEndpoints:
     namespace: str
     cluster_domain: str = "cluster.local"
     slots: int = 10
+    # The port pods are dialled on; None: the service's port (iptables in the pod redirect it to
+    # the sidecar). Explicit-proxy pods have no redirect: callers dial the sidecar's inbound port.
+    port: int | None = None
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ def servers(ctx: Context, service_name: str, version: str, options: str) -> list
             f"{service_name}-{version}.{ctx.endpoints.namespace}.svc.{ctx.endpoints.cluster_domain}"
         )
         slots = slot_count(service.versions[version].replicas, ctx.endpoints.slots)
+        port = ctx.endpoints.port or service.port
         return [
-            f"server-template {version}- {slots} {host}:{service.port} "
+            f"server-template {version}- {slots} {host}:{port} "
             f"resolvers kubedns init-addr none resolve-prefer ipv4{suffix}"
         ]
     addresses = ctx.endpoints.addresses.get(service_name, {}).get(version, ())
