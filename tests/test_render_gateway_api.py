@@ -358,6 +358,26 @@ OTHER = "use the istio or builtin data plane"
             "route matches); an HTTPRoute has at most 16, and splitting it into several would "
             "order the rules by creation time",
         ),
+        (
+            _with_routes([], allow=[]),
+            {},
+            "services.reviews.allow: the Gateway API says nothing about which callers a service "
+            "admits (Linkerd's AuthorizationPolicy and Istio's are their own APIs); drop allow, "
+            f"or {OTHER}",
+        ),
+        (
+            BASE,
+            {"authorization": {"default": "deny"}},
+            "authorization.default: the Gateway API says nothing about which callers a service "
+            "admits (Linkerd's AuthorizationPolicy and Istio's are their own APIs); use "
+            f"authorization: {{default: allow}}, or {OTHER}",
+        ),
+        (
+            BASE,
+            {"trustDomain": "corp.example"},
+            "trustDomain: the Gateway API does not name workload identities: the mesh "
+            f"implementation chooses its trust domain; drop trustDomain, or {OTHER}",
+        ),
     ],
     ids=[
         "fault",
@@ -372,6 +392,9 @@ OTHER = "use the istio or builtin data plane"
         "exact-path-characters",
         "too-many-headers",
         "too-many-rules",
+        "allow",
+        "authorization-default-deny",
+        "trust-domain",
     ],
 )
 def test_what_the_standard_channel_cannot_say_is_refused(

@@ -226,6 +226,15 @@ def gateway_api_problems(mesh: Mesh) -> list[Problem]:
             renderable = False
             continue
         found = _policy_problems(at, service.policy)
+        if service.allow is not None:
+            found.append(
+                Problem(
+                    f"{at}.allow",
+                    "the Gateway API says nothing about which callers a service admits "
+                    "(Linkerd's AuthorizationPolicy and Istio's are their own APIs); drop allow, "
+                    f"or {_OTHER_PLANES}",
+                )
+            )
         for index, route in enumerate(service.routes):
             found += _route_problems(f"{at}.routes[{index}]", route)
         if not found:  # the order of rules matters only once each can be rendered
@@ -246,6 +255,23 @@ def _mesh_wide_problems(mesh: Mesh) -> list[Problem]:
                 f"mtls {mesh.mtls}: the Gateway API does not say how services authenticate each "
                 "other (the mesh implementation does, e.g. Linkerd encrypts between meshed pods "
                 f"and accepts plaintext from others); use mtls: permissive, or {_OTHER_PLANES}",
+            )
+        )
+    if mesh.authorization.default != "allow":
+        problems.append(
+            Problem(
+                "authorization.default",
+                "the Gateway API says nothing about which callers a service admits (Linkerd's "
+                "AuthorizationPolicy and Istio's are their own APIs); use authorization: "
+                f"{{default: allow}}, or {_OTHER_PLANES}",
+            )
+        )
+    if mesh.trust_domain != "cluster.local":
+        problems.append(
+            Problem(
+                "trustDomain",
+                "the Gateway API does not name workload identities: the mesh implementation "
+                f"chooses its trust domain; drop trustDomain, or {_OTHER_PLANES}",
             )
         )
     if mesh.access_log:
