@@ -327,6 +327,17 @@ def _route_problems(at: str, route: Route) -> list[Problem]:
                 f"sailplan does not render; {_OTHER_PLANES}",
             )
         )
+    # HTTPRoute has RequestHeaderModifier, ResponseHeaderModifier and URLRewrite filters, but this
+    # plane does not translate sailplan's header changes and rewrites into them yet: refusing
+    # beats rendering a route that silently drops them.
+    for field, key in (("headers", "headers"), ("rewrite", "rewrite")):
+        if getattr(route, field) is not None:
+            problems.append(
+                Problem(
+                    f"{at}.{key}",
+                    f"the gateway-api data plane does not render route {key} yet; {_OTHER_PLANES}",
+                )
+            )
     if len(route.weights) > MAX_BACKENDS:
         problems.append(
             Problem(
