@@ -5,6 +5,7 @@ sweep interval."""
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from proxy_support import (
     running_haproxy,
     wait_for_port,
 )
+from sandbox_support import MESHES, SandboxProcess, runnable_copy
 
 import sailplan
 from sailplan.render.haproxy import (
@@ -33,6 +35,7 @@ from sailplan.render.haproxy import (
     compile_sidecar,
 )
 from sailplan.render.haproxy.globals import NO_UPSTREAM_BODY
+from sailplan.traffic import parse_target, send_all
 
 pytestmark = [pytest.mark.haproxy, pytest.mark.timeout(60)]
 
@@ -43,6 +46,7 @@ def _mesh(
     outlier: dict[str, Any],
     routes: list[dict[str, Any]] | None = None,
     ingress: dict[str, Any] | None = None,
+    versions: tuple[str, ...] = ("v1",),
 ) -> sailplan.Mesh:
     spec: dict[str, Any] = {
         "apiVersion": "sailplan/v1",
@@ -51,7 +55,7 @@ def _mesh(
         "services": {
             "service1": {
                 "port": 8088,
-                "versions": {"v1": {"image": "a"}},
+                "versions": {version: {"image": "a"} for version in versions},
                 "routes": routes or [{"to": "v1"}],
                 "policy": {"outlierDetection": outlier},
             },
@@ -81,9 +85,12 @@ def proxy_for(tmp_path: Path) -> Iterator[Any]:
     """The caller's sidecar for a mesh, with service1's v1 at the given ports."""
     stack: list[Any] = []
 
-    def start(mesh: sailplan.Mesh, ports: list[int], *, gateway: bool = False) -> Proxy:
+    def start(
+        mesh: sailplan.Mesh, ports: list[int], *, gateway: bool = False, v2: tuple[int, ...] = ()
+    ) -> Proxy:
         proxy_ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
-        endpoints = StaticEndpoints({"service1": {"v1": [("127.0.0.1", p) for p in ports]}})
+        addresses = {"v1": [("127.0.0.1", p) for p in ports], "v2": [("127.0.0.1", p) for p in v2]}
+        endpoints = StaticEndpoints({"service1": addresses})
         if gateway:
             port = free_port()
             config = compile_gateway(
@@ -426,3 +433,68 @@ def _admin(socket_path: Path, command: str) -> str:
         while chunk := admin.recv(4096):
             answer += chunk
     return answer.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_sandbox_serves_from_its_first_request_on(tmp_path: Path) -> None:
+    # The issue's start-up race, end to end: every proxy starts before the apps, with Istio's
+    # Circuit Breaking values (one 5xx ejects, for 3 minutes). A probe that ran before an app
+    # listened ejected it in 5 of 12 starts; answers alone cannot, so every start serves.
+    data = yaml.safe_load(runnable_copy(MESHES / "even-split.yaml"))
+    outlier = {
+        "consecutive5xxErrors": 1,
+        "interval": "1s",
+        "baseEjectionTime": "3m",
+        "maxEjectionPercent": 100,
+    }
+    for service in data["services"].values():
+        service["policy"] = {"outlierDetection": outlier}
+    path = tmp_path / "mesh.yaml"
+    path.write_text(yaml.safe_dump(data))
+    for _ in range(3):
+        sandbox = SandboxProcess(path)
+        try:
+            sandbox.wait_for("ready: ")
+            created = send_all(
+                parse_target(f"{sandbox.url()}/api/users"),
+                20,
+                1,
+                "POST",
+                {},
+                b'{"username": "a"}',
+                10.0,
+            )
+            assert [o.label[:4] for o in created] == ["201 "] * 20, created
+        finally:
+            assert sandbox.stop(signal.SIGTERM) == 0
+
+
+def test_mirrored_copies_count_and_skip_ejected_pods(proxy_for: Any, started: Any) -> None:
+    # Envoy sends shadow copies through the version's cluster: their answers count, and an
+    # ejected pod gets none.
+    mirror = started("v1")
+    mirror.status_override = 500
+    routes = [
+        {"match": [{"headers": {"lane": "shadowed"}}], "to": "v2", "mirror": {"to": "v1"}},
+        {"to": "v1"},
+    ]
+    mesh = _mesh(
+        {"consecutive5xxErrors": 2, "maxEjectionPercent": 100, "baseEjectionTime": "30s"},
+        routes,
+        versions=("v1", "v2"),
+    )
+    proxy = proxy_for(mesh, [mirror.port], v2=(started("v2").port,))
+
+    def copies() -> int:
+        return sum(1 for _, _, headers in mirror.requests if headers["host"] == "service1-shadow")
+
+    for _ in range(2):
+        assert request(proxy.port, "/", headers={"lane": "shadowed"}).body == "v2"
+    deadline = time.monotonic() + 5  # copies travel detached from the requests
+    while copies() < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _ejected(proxy.get("/"))  # the two copies' 500s ejected v1's pod...
+    assert request(proxy.port, "/", headers={"lane": "shadowed"}).body == "v2"
+    time.sleep(0.3)
+    assert copies() == 2  # ...and it gets no more copies

@@ -239,9 +239,9 @@ class OutlierDetection(SpecModel):
             istio="`outlierDetection.consecutive5xxErrors`.",
             builtin=(
                 "Counted in the caller's proxy on the answer of every attempt, retried ones "
-                "included, per endpoint of a version (and apart for requests no route "
-                "matched, as Istio's cluster without subset). Connection failures and "
-                "timeouts, which Envoy counts as 503 and 504, are not counted."
+                "and mirrored copies included, per endpoint of a version (and apart for "
+                "requests no route matched, as Istio's cluster without subset). Connection "
+                "failures and timeouts, which Envoy counts as 503 and 504, are not counted."
             ),
         ),
     )

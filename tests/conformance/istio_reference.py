@@ -311,11 +311,14 @@ class Upstreams:
         if not 500 <= status <= 599:
             counts[:] = [0, 0]
             return
-        counts[1] = counts[1] + 1 if status in (502, 503, 504) else 0
+        gateway = status in (502, 503, 504)
+        counts[1] = counts[1] + 1 if gateway else 0
         counts[0] += 1
         limits = (policy.get("consecutive5xxErrors", 5), policy.get("consecutiveGatewayErrors", 0))
-        for index, limit in enumerate(limits):
-            if counts[index] != limit or (*key, pod) in self.ejected:
+        # Only a count that has just grown is compared; a limit of 0 is off.
+        grown = [(1, limits[1]), (0, limits[0])] if gateway else [(0, limits[0])]
+        for index, limit in grown:
+            if limit <= 0 or counts[index] != limit or (*key, pod) in self.ejected:
                 continue
             out = sum(1 for e in self.ejected if e[:2] == key)
             if 100 * (out + 1) / self.hosts[key] <= policy.get("maxEjectionPercent", 10):

@@ -319,3 +319,45 @@ def _abort(percent: float) -> dict[str, Any]:
 )
 def test_rewritten_path(rule: dict[str, Any], path: str, expected: str) -> None:
     assert rewritten_path(rule, Request(path)) == expected
+
+
+@pytest.mark.parametrize(
+    ("outlier", "paths", "last"),
+    [
+        # The second 5xx in a row ejects v1's one pod; Istio turns panic routing off.
+        ({"consecutive5xxErrors": 2, "maxEjectionPercent": 100}, ["/status/500"] * 2, "ejected"),
+        # A success in between starts the count again.
+        (
+            {"consecutive5xxErrors": 2, "maxEjectionPercent": 100},
+            ["/status/500", "/", "/status/500"],
+            "answers",
+        ),
+        # One pod of one is 100% of the cluster: past 50%, so it stays in.
+        ({"consecutive5xxErrors": 1, "maxEjectionPercent": 50}, ["/status/500"] * 3, "answers"),
+        # Gateway errors count apart; a 500 breaks their run but not the 5xx one.
+        (
+            {"consecutive5xxErrors": 5, "consecutiveGatewayErrors": 2, "maxEjectionPercent": 100},
+            ["/status/502", "/status/500", "/status/503"],
+            "answers",
+        ),
+        (
+            {"consecutive5xxErrors": 5, "consecutiveGatewayErrors": 2, "maxEjectionPercent": 100},
+            ["/status/502", "/status/504"],
+            "ejected",
+        ),
+    ],
+)
+def test_outlier_detection_ejects_on_consecutive_errors(
+    outlier: dict[str, Any], paths: list[str], last: str
+) -> None:
+    cluster = _objects([{"route": [_to("a")]}], policy={"outlierDetection": outlier})
+    upstreams = Upstreams()
+    for path in paths:
+        evaluate_mesh(
+            cluster, Request(path, host="reviews"), caller_namespace="shop", upstreams=upstreams
+        )
+    shares = evaluate_mesh(
+        cluster, Request("/", host="reviews"), caller_namespace="shop", upstreams=upstreams
+    ).shares()
+    expected = {"503 no healthy upstream": 1.0} if last == "ejected" else {"reviews/v1": 1.0}
+    assert shares == expected

@@ -190,15 +190,28 @@ def outlier_lines(
     ]
 
 
-def _cluster_members(service: Service, service_name: str, version: str) -> list[str]:
-    """The sections holding the servers of a version's subset: each route's backend to it, or
-    the attempts listener of a route with a timeout."""
-    return [
+def mirror_listener(service_name: str, version: str) -> str:
+    return ident(service_name, "mirror", version)
+
+
+def version_cluster(service_name: str, version: str) -> str:
+    """Istio's cluster of a version's subset, as outlier detection names it."""
+    return f"{service_name}|{version}"
+
+
+def cluster_members(service: Service, service_name: str, version: str) -> list[str]:
+    """The sections holding the servers of a version's subset: each route's backend to it (or
+    the attempts listener of a route with a timeout), then the listener of copies mirrored to
+    it, since Envoy sends shadow copies through the same cluster."""
+    members = [
         route_backend(service_name, service, index, version)
         + (ATTEMPTS_SUFFIX if route.timeout is not None else "")
         for index, route in enumerate(service.routes)
         if route.weights.get(version, 0) > 0
     ]
+    if any(route.mirror is not None and route.mirror.to == version for route in service.routes):
+        members.append(mirror_listener(service_name, version))
+    return members
 
 
 def _pool_members(service: Service, service_name: str, version: str) -> list[str]:
@@ -228,8 +241,8 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
                 ctx,
                 service,
                 name + (ATTEMPTS_SUFFIX if route.timeout is not None else ""),
-                f"{service_name}|{version}",
-                _cluster_members(service, service_name, version),
+                version_cluster(service_name, version),
+                cluster_members(service, service_name, version),
                 f"{attempt_timeout.ms}ms" if attempt_timeout else DEFAULT_SERVER_TIMEOUT,
             )
             body += [*_pool_lines(service), *_attempt_lines(route)]

@@ -11,14 +11,21 @@ from collections.abc import Sequence
 
 from sailplan.model import Route
 
-from .backends import backend_choice, backends
+from .backends import (
+    backend_choice,
+    backends,
+    cluster_members,
+    mirror_listener,
+    outlier_lines,
+    version_cluster,
+)
 from .conditions import alternatives, percent_condition, rule_per_alternative, when
 from .context import Context, DnsEndpoints, Passthrough, Writer, flat
 from .endpoints import mirror_socket, servers
-from .globals import ABORT_BODY
+from .globals import ABORT_BODY, DEFAULT_SERVER_TIMEOUT
 from .headers import request_header_lines, response_header_lines
 from .observability import backend_lines, flag, frontend_lines, hop_lines, route_label
-from .quoting import acl_name, bare, ident, quote
+from .quoting import acl_name, bare, quote
 from .rewrite import alternative_lines, needs_alternative, rewrite_lines
 
 HOP_SUFFIX = "__hop"
@@ -168,11 +175,21 @@ def _mirror_listeners(ctx: Context, out: Writer, service_name: str, tag: str) ->
         socket = mirror_socket(ctx, tag, service_name, version)
         if socket is None:
             continue
+        name = mirror_listener(service_name, version)
         out.section(
-            f"listen {ident(service_name, 'mirror', version)}",
+            f"listen {name}",
             f"bind {socket} mode 600",
             "no log",
             "retries 0",
+            # The copies' answers count for outlier detection, and ejected pods get no copies.
+            *outlier_lines(
+                ctx,
+                service,
+                name,
+                version_cluster(service_name, version),
+                cluster_members(service, service_name, version),
+                DEFAULT_SERVER_TIMEOUT,
+            ),
             *servers(ctx, service_name, version, ""),
             comment=f"services.{service_name}: copies mirrored to {version}",
         )
