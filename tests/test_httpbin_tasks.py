@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
+import json
 import sys
 import time
 from collections import Counter
@@ -135,6 +136,21 @@ class Tasks:
         path = self.directory / name
         return path.read_text().splitlines() if path.exists() else []
 
+    def gateway_log(self, path: str, count: int) -> list[dict[str, Any]]:
+        """The gateway's access-log entries for `path`, once there are `count` of them."""
+        deadline = time.monotonic() + 5
+        while True:
+            # `<proxy name, padded> | {json}`
+            entries = [
+                json.loads(line.split(" | ", 1)[1])
+                for line in list(self.sandbox.lines)
+                if line.split(" | ", 1)[0].rstrip() == "gateway" and " | {" in line
+            ]
+            found = [e for e in entries if e["path"] == path]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
+
 
 @pytest.fixture(scope="module")
 def tasks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tasks]:
@@ -144,7 +160,7 @@ def tasks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tasks]:
     (directory / "gunicorn.conf.py").write_text(GUNICORN_CONF)
     mesh_file = directory / "mesh.yaml"
     mesh_file.write_text(yaml.safe_dump(_mesh(directory), sort_keys=False))
-    sandbox = SandboxProcess(mesh_file, "--isolation", "explicit-proxy")
+    sandbox = SandboxProcess(mesh_file, "--isolation", "explicit-proxy", "--access-log")
     try:
         sandbox.wait_for("ready: ", 90)
         port = int(sandbox.url().rsplit(":", 1)[1])
@@ -174,7 +190,7 @@ def _get(tasks: Tasks, path: str, headers: dict[str, str] | None = None) -> Answ
         connection.close()
 
 
-def _fortio(tasks: Tasks, connections: int, requests: int) -> Counter[tuple[int, str]]:
+def _fortio(tasks: Tasks, connections: int, requests: int, path: str) -> Counter[tuple[int, str]]:
     """As `fortio load -c <connections> -qps 0 -n <requests>`: each connection sends its share
     back to back, keeping its connection alive; (status, body of a non-200) -> count."""
 
@@ -183,7 +199,7 @@ def _fortio(tasks: Tasks, connections: int, requests: int) -> Counter[tuple[int,
         connection = http.client.HTTPConnection("127.0.0.1", tasks.port, timeout=20)
         try:
             for _ in range(count):
-                connection.request("GET", "/get", headers={"x-task": "circuit-breaking"})
+                connection.request("GET", path, headers={"x-task": "circuit-breaking"})
                 response = connection.getresponse()
                 body = response.read().decode(errors="replace")
                 answers.append((response.status, "" if response.status == 200 else body))
@@ -203,7 +219,7 @@ def test_circuit_breaking_two_connections_mostly_pass(tasks: Tasks) -> None:
     """Istio: `-c 2 -n 20` -> about 85% 200 and 15% 503. One connection and one pending request
     are allowed, so the builtin plane lets 2 connections' requests through; Envoy's leeway turned
     a few away. Most pass on both."""
-    counts = _fortio(tasks, 2, 20)
+    counts = _fortio(tasks, 2, 20, "/ip")
     assert sum(counts.values()) == 20
     assert counts[(200, "")] >= 17, counts
     assert set(counts) <= {(200, ""), (503, OVERFLOW_BODY)}, counts
@@ -212,11 +228,16 @@ def test_circuit_breaking_two_connections_mostly_pass(tasks: Tasks) -> None:
 def test_circuit_breaking_three_connections_overflow(tasks: Tasks) -> None:
     """Istio: `-c 3 -n 30` -> 36.7% 200 and 63.3% 503 (upstream_rq_pending_overflow): the third
     connection's requests find the pool and its queue full, and get Envoy's overflow answer."""
-    counts = _fortio(tasks, 3, 30)
+    counts = _fortio(tasks, 3, 30, "/get")
     assert sum(counts.values()) == 30
     assert counts[(200, "")] > 0, counts
     assert counts[(503, OVERFLOW_BODY)] > 0, counts
     assert set(counts) == {(200, ""), (503, OVERFLOW_BODY)}, counts
+    # Istio counts them as upstream_rq_pending_overflow; the access log flags them UO.
+    flags = Counter(
+        (e["response_code"], e["response_flags"]) for e in tasks.gateway_log("/get", 30)
+    )
+    assert flags == {(200, "-"): counts[(200, "")], (503, "UO"): counts[(503, OVERFLOW_BODY)]}
 
 
 def test_request_timeout(tasks: Tasks) -> None:
@@ -236,6 +257,8 @@ def test_fault_injection_abort(tasks: Tasks) -> None:
     answers = [_get(tasks, "/anything/abort", {"end-user": "jason"}) for _ in range(5)]
     assert {(a.status, a.body) for a in answers} == {(500, "fault filter abort")}
     assert len(tasks.access_lines()) == before, "an aborted request reached httpbin"
+    entries = tasks.gateway_log("/anything/abort", 5)
+    assert [(e["response_code"], e["response_flags"]) for e in entries] == [(500, "FI")] * 5
     assert _get(tasks, "/anything/abort").status == 200
 
 
@@ -245,6 +268,8 @@ def test_fault_injection_delay(tasks: Tasks) -> None:
     assert answer.status == 200
     assert '"url": "http://' in answer.body and "/anything/delayed" in answer.body
     assert 2.0 <= answer.seconds < 4, answer
+    [entry] = tasks.gateway_log("/anything/delayed", 1)
+    assert (entry["response_code"], entry["response_flags"]) == (200, "DI")
     assert _get(tasks, "/anything/fast").seconds < 1.5
 
 
@@ -261,3 +286,5 @@ def test_retries_on_5xx(tasks: Tasks) -> None:
         time.sleep(0.1)
     assert len(hits) == 4, hits
     assert all('" 503 ' in line for line in hits), hits
+    [entry] = tasks.gateway_log("/status/503", 1)
+    assert (entry["response_code"], entry["retries"]) == (503, "3")

@@ -347,3 +347,33 @@ def test_the_app_sees_no_reset_across_200_requests(
     # An app closing its idle connections is no failure for the next caller.
     assert _one_request_per_connection(path.outbound) == 200
     assert path.app.resets == 0
+
+
+def test_apps_outside_the_mesh_see_no_reset(mesh_path: Callable[..., Path2]) -> None:
+    """The caller's outbound passes a host that is no service of the mesh through to it: those
+    apps' connections are kept and reused as the inbound's are, each only for its own app."""
+    path = mesh_path(App())
+    outside = [App(), App()]
+    try:
+
+        def call(index: int) -> int:
+            connection = http.client.HTTPConnection("127.0.0.1", path.outbound, timeout=10)
+            try:
+                host = f"127.0.0.1:{outside[index % 2].port}"
+                connection.request("GET", "/", headers={"host": host})
+                response = connection.getresponse()
+                response.read()
+                return response.status
+            finally:
+                connection.close()
+
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(call, range(200)))
+        assert statuses == [200] * 200
+        for app in outside:
+            assert (app.requests, app.resets) == (100, 0)
+            assert app.connections <= 8
+        assert path.app.requests == 0
+    finally:
+        for app in outside:
+            app.stop()

@@ -29,6 +29,19 @@ from .quoting import acl_name, bare, quote
 from .rewrite import alternative_lines, needs_alternative, rewrite_lines
 
 HOP_SUFFIX = "__hop"
+# For connections to apps (the sidecar's own app, destinations outside the mesh): HAProxy ends a
+# server connection it closes first with a reset (to keep its ports out of TIME_WAIT), and an app
+# waiting on it for the next request reads ECONNRESET. With `safe` reuse every connection of a
+# caller got its own connection to the app, reset when the caller left. As in Envoy's pool, any
+# request takes an idle connection to the app, and idle ones are kept an hour (Envoy's upstream
+# idle timeout), so the app's own keep-alive timeout closes them, cleanly, first.
+APP_REUSE = "http-reuse always"
+APP_POOL = "pool-purge-delay 1h"
+# Passthrough: one server stands for every destination, and HAProxy keeps its idle connections
+# only up to the most it had in use at once, plus `pool-low-conn`. An idle connection to one app
+# serves no request to another, so without that slack the surplus was reset. (Below 32 idle
+# connections a thread also keeps to its own, instead of taking another thread's.)
+PASSTHROUGH_POOL = f"{APP_POOL} pool-low-conn 32"
 # The tag of a per-service routing frontend's socket -> the proxy its log lines name.
 PROXY_NAMES = {"o": "outbound", "g": "ingress"}
 
@@ -206,14 +219,8 @@ def inbound(ctx: Context, out: Writer, app_port: int) -> None:
     )
     out.section(
         "backend inbound_app",
-        # HAProxy ends a server connection it closes first with a reset (to keep its ports out
-        # of TIME_WAIT), and an app waiting on it for the next request reads ECONNRESET. With
-        # `safe` reuse every connection of a caller got its own connection to the app, reset
-        # when the caller left. As in Envoy's pool, any request takes an idle connection to
-        # the app, and idle ones are kept an hour (Envoy's upstream idle timeout), so the app's
-        # own keep-alive timeout closes them, cleanly, first.
-        "http-reuse always",
-        f"server app 127.0.0.1:{app_port} pool-purge-delay 1h",
+        APP_REUSE,
+        f"server app 127.0.0.1:{app_port} {APP_POOL}",
         comment="the app this sidecar sits next to",
     )
 
@@ -239,7 +246,9 @@ def outbound(ctx: Context, out: Writer, passthrough: Passthrough) -> None:
         # After iptables REDIRECT, 0.0.0.0:0 means the address the caller originally dialled.
         out.section(
             "backend passthrough",
-            "server original-destination 0.0.0.0:0",
+            # A connection is reused only for the same destination address.
+            APP_REUSE,
+            f"server original-destination 0.0.0.0:0 {PASSTHROUGH_POOL}",
             comment="unknown destinations go where the caller sent them",
         )
     else:
@@ -250,7 +259,9 @@ def outbound(ctx: Context, out: Writer, passthrough: Passthrough) -> None:
             "http-request set-var(txn.dport) str(80) if !{ var(txn.dport) -m found } or { var(txn.dport) -m len 0 }",
             "http-request set-dst req.hdr(host),field(1,:)",
             "http-request set-dst-port var(txn.dport)",
-            "server host-header 0.0.0.0:0",
+            # A connection is reused only for the same destination address and port.
+            APP_REUSE,
+            f"server host-header 0.0.0.0:0 {PASSTHROUGH_POOL}",
             comment="unknown destinations go to the host:port the request names",
         )
     service_frontends(ctx, out, ctx.http_services(), "o")
