@@ -13,7 +13,7 @@ from typing import Any
 
 from bench import redos
 from bench import summary as s
-from bench.scale import parse_key
+from bench.scale import PREDICTION_MARGIN, parse_key
 from bench.stats import median
 
 HERE = Path(__file__).resolve().parent
@@ -517,7 +517,8 @@ def write(data: Mapping[str, Any]) -> str:
             else "(timeout only, in this run)"
         )
         + ", and a size is not started when",
-        "the sizes before it, extrapolated on a log-log line (at least linear), predict more than either.",
+        "the sizes before it, extrapolated on a log-log line (at least linear), predict more than "
+        f"{PREDICTION_MARGIN:g} times either.",
         "`calls: N each`: every service of the generated mesh lists the N services after it in `calls`.",
         "",
         "One builtin sidecar's compiled config (`compile_sidecar`, DnsEndpoints): without `calls` every",
