@@ -13,7 +13,7 @@ from typing import Any
 
 from bench import redos
 from bench import summary as s
-from bench.scale import parse_key
+from bench.scale import PREDICTION_MARGIN, parse_key
 from bench.stats import median
 
 HERE = Path(__file__).resolve().parent
@@ -200,6 +200,14 @@ def _render_rows(render: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return rows
 
 
+def _calls_skipped(render: Mapping[str, Mapping[str, Any]]) -> str:
+    """Why sizes with `calls` did not run (the first reason given), for the targets table."""
+    return next(
+        (v["skipped"] for k, v in render.items() if parse_key(k)[2] is not None and "skipped" in v),
+        "?",
+    )
+
+
 def _memory(plane: Mapping[str, Any]) -> dict[str, int]:
     """Per proxy, the memory the peer ratios use: PSS at the end of the runs (pages nginx's
     master and workers share count once), else peak RSS for runs recorded before PSS was."""
@@ -349,7 +357,7 @@ def write(data: Mapping[str, Any]) -> str:
     sections = reference_sections(plane)
     variants = sorted({parse_key(k)[2] for k in render} - {None}, key=lambda c: c or 0)
     scoped_growth = {
-        f"{p}, calls {c}": s.render_growth(render, p, c)
+        f"{p} (calls: {c} each)": s.render_growth(render, p, c)
         for c in variants
         for p in ("istio", "builtin")
     }
@@ -397,11 +405,22 @@ def write(data: Mapping[str, Any]) -> str:
         *(
             [
                 "| rendering grows linearly with `calls` | "
-                + ", ".join(
-                    f"{p} {g:.2f}" if g is not None else f"{p} n/a"
+                + "; ".join(
+                    f"{p} {g:.2f}" if g is not None else f"{p} not measured"
                     for p, g in scoped_growth.items()
                 )
-                + f" | {s.verdict(all(g is not None and g <= s.TARGET_GROWTH_EXPONENT for g in scoped_growth.values()))} |"
+                + " | "
+                + (
+                    "not measured: " + _calls_skipped(render)
+                    if any(g is None for g in scoped_growth.values())
+                    else s.verdict(
+                        all(
+                            g is not None and g <= s.TARGET_GROWTH_EXPONENT
+                            for g in scoped_growth.values()
+                        )
+                    )
+                )
+                + " |"
             ]
             if scoped_growth
             else []
@@ -517,7 +536,8 @@ def write(data: Mapping[str, Any]) -> str:
             else "(timeout only, in this run)"
         )
         + ", and a size is not started when",
-        "the sizes before it, extrapolated on a log-log line (at least linear), predict more than either.",
+        "the sizes before it, extrapolated on a log-log line (at least linear), predict more than "
+        f"{PREDICTION_MARGIN:g} times either.",
         "`calls: N each`: every service of the generated mesh lists the N services after it in `calls`.",
         "",
         "One builtin sidecar's compiled config (`compile_sidecar`, DnsEndpoints): without `calls` every",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.breakdown import variants, without_access_log
 from bench.dataplane import MESH_FILE, haproxy_binary, peer_binary, sidecar_configs
 from bench.meshgen import (
     called_services,
@@ -419,6 +420,14 @@ def test_a_size_is_not_started_when_the_sizes_before_predict_past_the_bounds() -
     assert too_big([(100, small), (1000, quadratic)], 5000, 120, 12_000) == (
         "not started: the sizes before it predict 1,186 s (bound 120 s) and 167.1 GiB (bound 11.7 GiB)"
     )
+    # Past a bound, but by less than the margin: started (the timeout and the limit still hold).
+    # 1.2 s at 1,000 services predicts 6 s at 5,000: past a 4 s bound, within twice it.
+    assert too_big([(100, small), (1000, small | {"render_s": 1.15})], 5000, 4, 12_000) is None
+    assert too_big([(100, small), (1000, small | {"render_s": 1.15})], 5000, 2, 12_000) is not None
+    not_started = {"skipped": "not started: the sizes before it predict 1,186 s (bound 120 s)"}
+    assert too_big([(100, small), (1000, not_started)], 5000, 120, 12_000) == (
+        "not started, as 1,000 services were not"
+    )
     timed_out = {"skipped": "did not finish within 120 s"}
     assert too_big([(100, small), (1000, timed_out)], 5000, 120, 12_000) == (
         "not started: 1,000 services did not finish (did not finish within 120 s)"
@@ -443,3 +452,15 @@ def test_render_rows_show_the_calls_variant_and_why_a_size_was_skipped() -> None
         "| builtin | 1,000 | whole mesh | 8,001 | 0.400 | 0.900 | 300 | 52.0 | 900 |",
         "| builtin | 5,000 | 5 each | - | - | skipped: the model refuses `calls` (x) | - | - | - |",
     ]
+
+
+def test_breakdown_variants_take_out_the_access_log_and_the_route_timeout() -> None:
+    config = "frontend inbound\n    bind :1\n    log-format '{}'\n    default_backend app\n"
+    assert without_access_log(config) == (
+        "frontend inbound\n    bind :1\n    no log\n    default_backend app\n"
+    )
+    found = variants()
+    assert [logged for _, logged in found.values()] == [True, False, True, False]
+    texts = [load_mesh_text(text) for text, _ in found.values()]
+    assert texts[0].services["service1"].routes[1].timeout is not None
+    assert all(route.timeout is None for route in texts[2].services["service1"].routes)

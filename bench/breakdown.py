@@ -1,0 +1,138 @@
+"""Where the two sidecars' CPU goes beyond two bare HAProxy hops (not part of `make bench`).
+
+    python -m bench.breakdown [rounds]
+
+The two-sidecar path of bench/bench.mesh.yaml with one piece taken out at a time: the per-request
+JSON access-log line (`log-format` replaced by `no log`), the canary route's `timeout` (which the
+sidecar implements as a hop through a unix socket, so the timeout bounds every attempt), and both;
+next to two bare hops. Each variant is its own caller and callee, measured at ~1,000 req/s in
+turn, `rounds` times; prints the median vCPU of both proxies and CPU microseconds per request.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import yaml
+
+from bench import dataplane, peer_configs
+from bench.stats import median
+from sailplan.loader import load_mesh_text
+from sailplan.sandbox.runner import free_port
+
+
+def without_access_log(config: str) -> str:
+    """The config with every frontend's access-log line turned off (HAProxy refuses a last line
+    without its newline)."""
+    return "".join(
+        "    no log\n" if line.strip().startswith("log-format ") else line
+        for line in config.splitlines(keepends=True)
+    )
+
+
+def variants() -> dict[str, tuple[str, bool]]:
+    """name -> (mesh YAML, keep the access log)."""
+    text = dataplane.MESH_FILE.read_text()
+    document = yaml.safe_load(text)
+    untimed = copy.deepcopy(document)
+    for route in untimed["services"]["service1"]["routes"]:
+        route.pop("timeout", None)
+    untimed_text = yaml.safe_dump(untimed)
+    return {
+        "two sidecars (as compiled)": (text, True),
+        "  without the access log": (text, False),
+        "  without the route timeout's hop": (untimed_text, True),
+        "  without both": (untimed_text, False),
+    }
+
+
+def main(argv: list[str]) -> int:
+    rounds = int(argv[0]) if argv else 3
+    settings = dataplane.LoadSettings()
+    delay = dataplane.fixed_rate_delay_ms(settings)
+    with ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sailplan-bench-")))
+        app = free_port()
+        body = "x" * dataplane.RESPONSE_BYTES
+        app_cfg = dataplane.BACKEND_CFG.format(port=app, body=body)
+        stack.enter_context(
+            dataplane.run_haproxy("app", root / "app", {"haproxy.cfg": app_cfg}, app)
+        )
+        paths: dict[str, tuple[dataplane.Target, list[dataplane.Proxy]]] = {}
+        for index, (name, (text, logged)) in enumerate(variants().items()):
+            runtime = root / f"v{index}"
+            ports, configs = dataplane.sidecar_configs(load_mesh_text(text), app, runtime)
+            started = []
+            for role, port in (
+                ("callee", ports["callee"].inbound),
+                ("caller", ports["caller"].outbound),
+            ):
+                files = dict(configs[role].files)
+                if not logged:
+                    files["haproxy.cfg"] = without_access_log(files["haproxy.cfg"])
+                started.append(
+                    stack.enter_context(dataplane.run_haproxy(role, runtime / role, files, port))
+                )
+            paths[name] = (
+                dataplane.Target(ports["caller"].outbound, dataplane.SERVICE1_HOST),
+                started,
+            )
+        # Two bare hops, as the bench builds them.
+        _, configs = dataplane.sidecar_configs(
+            load_mesh_text(dataplane.MESH_FILE.read_text()), app, root / "t"
+        )
+        bare_ports = {"bare-1": free_port(), "bare-2": free_port()}
+        bare = []
+        for name, next_port in (("bare-1", app), ("bare-2", bare_ports["bare-1"])):
+            files = dict(configs["callee"].files)
+            files["haproxy.cfg"] = peer_configs.bare_hop_config(
+                configs["callee"].files["haproxy.cfg"],
+                str(root / "t" / "callee"),
+                str(root / name),
+                bare_ports[name],
+                next_port,
+            )
+            bare.append(
+                stack.enter_context(
+                    dataplane.run_haproxy(name, root / name, files, bare_ports[name])
+                )
+            )
+        paths["two bare hops"] = (
+            dataplane.Target(bare_ports["bare-2"], dataplane.SERVICE1_HOST),
+            bare,
+        )
+        measured: dict[str, list[tuple[float, float]]] = {name: [] for name in paths}
+        for round_ in range(rounds):
+            print(f"round {round_ + 1}/{rounds}", flush=True)
+            for name, (target, proxies) in paths.items():
+                dataplane.run_wrk(
+                    target, seconds=1, connections=settings.fixed_connections, delay_ms=delay
+                )
+                before = sum(dataplane.cpu_seconds(p.pid) for p in proxies)
+                started_at = time.monotonic()
+                fixed = dataplane.run_wrk(
+                    target,
+                    seconds=settings.fixed_seconds,
+                    connections=settings.fixed_connections,
+                    delay_ms=delay,
+                )
+                elapsed = time.monotonic() - started_at
+                vcpu = (sum(dataplane.cpu_seconds(p.pid) for p in proxies) - before) / elapsed
+                measured[name].append((vcpu, vcpu / fixed["rps"] * 1e6))
+    print("| path | vCPU of both proxies @~1,000 req/s | CPU per request (us) |")
+    print("|---|---:|---:|")
+    for name, values in measured.items():
+        print(
+            f"| {name.strip()} | {median([v for v, _ in values]):.3f} | "
+            f"{median([u for _, u in values]):.0f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
