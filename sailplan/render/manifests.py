@@ -8,6 +8,7 @@ from sailplan import constants as c
 from sailplan.gc_pause import paused_gc
 from sailplan.model import DataPlane, Mesh
 from sailplan.render.builtin import render_builtin
+from sailplan.render.certificates import IssuerRef, render_certificates
 from sailplan.render.istio import render_istio
 from sailplan.render.kubernetes import render_kubernetes
 from sailplan.render.network_policy import render_network_policies
@@ -26,6 +27,8 @@ KIND_ORDER = (
     "Telemetry",
     # Appended, so the apply-order numbers of the kinds above (in `render -o` file names) stay.
     "NetworkPolicy",
+    "Issuer",
+    "Certificate",
 )
 
 
@@ -39,8 +42,11 @@ def render_manifests(
     data_plane: DataPlane | None = None,
     *,
     proxy_image: str = c.PROXY_IMAGE_DEFAULT,
+    certificate_issuer: IssuerRef | None = None,
 ) -> list[dict[str, Any]]:
-    """Every object of the mesh. `data_plane` overrides the mesh's own (re-validated for it)."""
+    """Every object of the mesh. `data_plane` overrides the mesh's own (re-validated for it).
+    `certificate_issuer` signs the builtin plane's mesh certificates instead of a CA sailplan
+    bootstraps in the namespace."""
     if data_plane is not None and data_plane != mesh.data_plane:
         mesh = mesh.with_data_plane(data_plane)
     with paused_gc():
@@ -51,5 +57,6 @@ def render_manifests(
                 mesh, render_kubernetes(mesh, "builtin"), proxy_image=proxy_image
             )
         objects += render_network_policies(mesh)
+        objects += render_certificates(mesh, certificate_issuer)
     # A stable sort: within a kind, the renderers' own (sorted) order is kept.
     return sorted(objects, key=_rank)
