@@ -28,6 +28,7 @@ from sailplan.components.resources import create_resource
 from sailplan.loader import load_mesh
 from sailplan.model import DataPlane
 from sailplan.model import Mesh as MeshSpec
+from sailplan.model.security import DEFAULT_TRUST_DOMAIN
 from sailplan.render.certificates import IssuerRef, needs_certificates
 from sailplan.render.manifests import render_manifests
 
@@ -295,6 +296,31 @@ def _gateway_for(
     return replace(base, **changes)
 
 
+def _control_plane_for(
+    spec: MeshSpec, args: IstioControlPlaneArgs | None
+) -> IstioControlPlaneArgs | None:
+    """`_gateway_for`, and istiod issues identities in the mesh's trust domain, which its
+    AuthorizationPolicies' principals name (an explicit different one is refused afterwards)."""
+    args = _gateway_for(spec, args)
+    base = args or IstioControlPlaneArgs()
+    if base.trust_domain == spec.trust_domain or base.trust_domain != DEFAULT_TRUST_DOMAIN:
+        return args
+    if base.mesh_config and "trustDomain" in base.mesh_config:
+        return args  # set by the user through mesh_config: checked afterwards
+    return replace(base, trust_domain=spec.trust_domain)
+
+
+def _check_trust_domain(spec: MeshSpec, args: IstioControlPlaneArgs, path: str) -> None:
+    if args.trust_domain != spec.trust_domain:
+        raise ArgsError(
+            path,
+            f"its trust domain is {args.trust_domain!r}, but the mesh's trustDomain is "
+            f"{spec.trust_domain!r}: the principals of its AuthorizationPolicies would name "
+            f"identities istiod never issues; set trust_domain={spec.trust_domain!r} in the "
+            "IstioControlPlaneArgs",
+        )
+
+
 def _check_gateway_service(spec: MeshSpec, args: IstioControlPlaneArgs) -> None:
     if spec.ingress is None:
         return
@@ -380,9 +406,16 @@ class Mesh(pulumi.ComponentResource):
             self.control_plane = args.control_plane
             if self.control_plane is None and args.install_control_plane:
                 # May refuse the arguments, so before this Mesh registers.
-                self.control_plane = _shared_control_plane(_gateway_for(spec, args.istio), opts)
+                self.control_plane = _shared_control_plane(
+                    _control_plane_for(spec, args.istio), opts
+                )
             if self.control_plane is not None:
                 _check_gateway_service(spec, self.control_plane.args)
+                _check_trust_domain(
+                    spec,
+                    self.control_plane.args,
+                    "MeshArgs.control_plane" if args.control_plane else "MeshArgs.istio",
+                )
         self.cert_manager = None
         if needs_certificates(spec):
             self.cert_manager = args.cert_manager or _shared_cert_manager(opts)

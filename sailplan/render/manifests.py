@@ -7,6 +7,7 @@ from typing import Any
 from sailplan import constants as c
 from sailplan.gc_pause import paused_gc
 from sailplan.model import DataPlane, Mesh
+from sailplan.render.authorization import render_authorization_policies
 from sailplan.render.builtin import render_builtin
 from sailplan.render.certificates import IssuerRef, render_certificates
 from sailplan.render.istio import render_istio
@@ -29,6 +30,7 @@ KIND_ORDER = (
     "NetworkPolicy",
     "Issuer",
     "Certificate",
+    "AuthorizationPolicy",
 )
 
 
@@ -51,7 +53,11 @@ def render_manifests(
         mesh = mesh.with_data_plane(data_plane)
     with paused_gc():
         if mesh.data_plane == "istio":
-            objects = render_kubernetes(mesh, "istio") + render_istio(mesh)
+            objects = (
+                render_kubernetes(mesh, "istio")
+                + render_istio(mesh)
+                + render_authorization_policies(mesh)
+            )
         else:
             objects = render_builtin(
                 mesh, render_kubernetes(mesh, "builtin"), proxy_image=proxy_image
