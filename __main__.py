@@ -5,6 +5,7 @@ sailplan:dataPlane     builtin | istio, overriding the file's dataPlane
 sailplan:proxyImage    an existing proxy image (builtin); else proxyRepository builds one
 sailplan:proxyRepository, sailplan:pushProxyImage
 sailplan:istioVersion  the Istio charts' version (istio)
+sailplan:installCertManager  false when the cluster already runs cert-manager (builtin with mTLS)
 """
 
 import sys
@@ -12,7 +13,15 @@ from pathlib import Path
 
 import pulumi
 
-from sailplan.components import ArgsError, IstioControlPlaneArgs, Mesh, MeshArgs, ProxyImageArgs
+from sailplan.components import (
+    ArgsError,
+    CertManager,
+    CertManagerArgs,
+    IstioControlPlaneArgs,
+    Mesh,
+    MeshArgs,
+    ProxyImageArgs,
+)
 from sailplan.loader import load_mesh
 from sailplan.model import SpecError
 
@@ -25,6 +34,12 @@ try:
     data_plane = config.get("dataPlane") or spec.data_plane
     # Each data plane takes only its own arguments (MeshArgs refuses the other plane's).
     builtin = data_plane == "builtin"
+    # Only a builtin mesh with mTLS has certificates to issue (MeshArgs refuses it otherwise).
+    existing_cert_manager = (
+        CertManager("cert-manager", CertManagerArgs(install=False))
+        if builtin and spec.mtls != "disable" and config.get_bool("installCertManager") is False
+        else None
+    )
     mesh = Mesh(
         "mesh",
         MeshArgs(
@@ -39,6 +54,7 @@ try:
             istio=IstioControlPlaneArgs(version=istio_version)
             if not builtin and istio_version
             else None,
+            cert_manager=existing_cert_manager,
         ),
     )
 except SpecError as error:

@@ -53,7 +53,8 @@ def test_builtin_mesh_carries_exactly_the_rendered_manifests() -> None:
     expected = render_manifests(
         sailplan.load_mesh(DEMO_MESH), proxy_image="registry.example/proxy:1"
     )
-    custom = [r for r in engine.registrations if r.custom]
+    # The cert-manager the mesh's certificates need is a top-level component of its own.
+    custom = [r for r in engine.registrations if r.custom and "CertManager" not in r.urn]
     assert len(custom) == len(expected)
     for manifest in expected:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
@@ -74,6 +75,8 @@ def test_resource_tree_types_names_and_parents() -> None:
     )
     components = sorted((r.type, r.name) for r in engine.registrations if not r.custom)
     assert components == [
+        ("kubernetes:helm.sh/v4:Chart", "sailplan-cert-manager-chart"),
+        ("sailplan:index:CertManager", "sailplan-cert-manager"),
         ("sailplan:index:IngressGateway", "demo-ingress"),
         ("sailplan:index:Mesh", "demo"),
         ("sailplan:index:MeshService", "demo-service1"),
@@ -292,7 +295,9 @@ def test_an_existing_namespace_gets_only_the_labels_the_data_plane_needs() -> No
         )
     )
     kinds = {r.type for r in engine.registrations}
-    assert "kubernetes:core/v1:Namespace" not in kinds
+    namespaces = engine.of_type("kubernetes:core/v1:Namespace")
+    # Only cert-manager's own namespace, from the chart install the mesh certificates need.
+    assert [r.inputs["metadata"]["name"] for r in namespaces] == ["cert-manager"]
     assert "kubernetes:core/v1:NamespacePatch" not in kinds
 
 
@@ -304,7 +309,7 @@ def test_a_name_prefix_names_every_child() -> None:
             ).namespace
         )
     )
-    children = [r for r in engine.registrations if r.name != "demo"]
+    children = [r for r in engine.registrations if "sailplan:index:Mesh$" in r.urn]
     assert children and all(r.name.startswith("team-a-") for r in children)
     assert engine.by_name("team-a-service1-deployment-service1-v1").urn.endswith(
         "::team-a-service1-deployment-service1-v1"
@@ -395,8 +400,9 @@ def test_the_grouping_helper_composes_the_parts_without_mesh() -> None:
         "shop-service2",
     ]
     groups = group_manifests(render_manifests(sailplan.load_mesh(DEMO_MESH)))
-    assert [m["kind"] for m in groups.mesh_wide] == ["Namespace"]
+    assert [m["kind"] for m in groups.mesh_wide] == ["Namespace", "Issuer", "Issuer", "Certificate"]
     assert {m["kind"] for m in groups.ingress} == {
+        "Certificate",
         "ConfigMap",
         "Deployment",
         "Service",
@@ -439,7 +445,8 @@ def test_every_stack_config_deploys_its_mesh(stack: Path) -> None:
     assert [r.name for r in engine.of_type("sailplan:index:Mesh")] == ["mesh"]
     plane = config.get("sailplan:dataPlane", "builtin")
     charts = engine.of_type(CHART)
-    assert len(charts) == (3 if plane == "istio" else 0)
+    # builtin: cert-manager's chart, for the mesh certificates (`mtls` is permissive by default).
+    assert len(charts) == (3 if plane == "istio" else 1)
     if "sailplan:istioVersion" in config:
         assert {c.inputs["version"] for c in charts} == {config["sailplan:istioVersion"]}
     builds = engine.of_type("docker-build:index:Image")

@@ -129,6 +129,7 @@ def test_adding_a_service_adds_files_and_renames_none(tmp_path: Path, plane: str
             "03-service-demo.service3.yaml",
             "04-deployment-demo.service3-v1.yaml",
             "11-networkpolicy-demo.service3.yaml",
+            "13-certificate-demo.service3.yaml",
         ]
         # Every sidecar learns the new service's outbound address, in its ConfigMap only.
         assert changed and all(name.startswith("02-configmap-") for name in changed)

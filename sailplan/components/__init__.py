@@ -16,12 +16,14 @@ from sailplan.components.mesh_service import (
     group_manifests,
 )
 from sailplan.components.proxy_image import ProxyImage, ProxyImageArgs
+from sailplan.render.certificates import IssuerRef
 
 __all__ = [
     "ArgsError",
     "CertManager",
     "CertManagerArgs",
     "IngressGateway",
+    "IssuerRef",
     "IstioControlPlane",
     "IstioControlPlaneArgs",
     "ManifestGroups",

@@ -20,6 +20,7 @@ from sailplan.components.args import (
     require_str,
 )
 from sailplan.components.mesh_service import service_address, unknown_in_preview
+from sailplan.model.security import DEFAULT_TRUST_DOMAIN
 
 ISTIO_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 DEFAULT_ISTIO_VERSION = "1.30.3"
@@ -34,6 +35,7 @@ WEBHOOK_DRIFT_FIELDS = ["webhooks[*].failurePolicy", "webhooks[*].clientConfig.c
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 _CHART_VERSION = re.compile(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?")
+_TRUST_DOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ class IstioControlPlaneArgs:
     repository: the Helm repository the charts come from.
     system_namespace / gateway_namespace: where istiod / the ingress gateway run (both created).
     install_gateway: also install the `gateway` chart (the mesh's `ingress` needs it).
+    trust_domain: the trust domain of the workload identities istiod issues
+        (`meshConfig.trustDomain`); a mesh's `trustDomain` must equal it, since its
+        AuthorizationPolicies name callers by identity. Istio's default is "cluster.local".
     istiod_resources, mesh_config, extra_istiod_values: passed into the istiod chart's values.
     gateway_service_type: "ClusterIP", "NodePort" or "LoadBalancer" for the gateway's Service.
     gateway_port: the Service port for HTTP; gateway_node_port pins its node port (NodePort or
@@ -59,6 +64,7 @@ class IstioControlPlaneArgs:
     system_namespace: str = c.ISTIO_SYSTEM_NAMESPACE
     gateway_namespace: str = c.ISTIO_GATEWAY_NAMESPACE
     install_gateway: bool = True
+    trust_domain: str = DEFAULT_TRUST_DOMAIN
     istiod_resources: dict[str, Any] | None = None
     mesh_config: dict[str, Any] | None = None
     gateway_service_type: str = "LoadBalancer"
@@ -87,6 +93,19 @@ class IstioControlPlaneArgs:
         require_bool(f"{where}.install_gateway", self.install_gateway)
         require_dict(f"{where}.istiod_resources", self.istiod_resources)
         require_dict(f"{where}.mesh_config", self.mesh_config)
+        if not isinstance(self.trust_domain, str) or not _TRUST_DOMAIN.fullmatch(self.trust_domain):
+            raise ArgsError(
+                f"{where}.trust_domain",
+                f"{self.trust_domain!r} is not a trust domain: use a DNS name such as "
+                "'cluster.local' or 'prod.example.com'",
+            )
+        given = (self.mesh_config or {}).get("trustDomain", self.trust_domain)
+        if given != self.trust_domain:
+            raise ArgsError(
+                f"{where}.mesh_config",
+                f"its trustDomain {given!r} differs from trust_domain={self.trust_domain!r}: "
+                "set the trust domain once, with trust_domain=",
+            )
         require_dict(f"{where}.extra_istiod_values", self.extra_istiod_values, optional=False)
         require_choice(
             f"{where}.gateway_service_type",
@@ -125,8 +144,12 @@ def istiod_values(args: IstioControlPlaneArgs) -> dict[str, Any]:
         values["revision"] = args.revision
     if args.istiod_resources:
         values["resources"] = args.istiod_resources
-    if args.mesh_config:
-        values["meshConfig"] = args.mesh_config
+    mesh_config = dict(args.mesh_config or {})
+    if args.trust_domain != DEFAULT_TRUST_DOMAIN:
+        # Only when it differs from Istio's own default, so default installs keep their values.
+        mesh_config["trustDomain"] = args.trust_domain
+    if mesh_config:
+        values["meshConfig"] = mesh_config
     return {**values, **args.extra_istiod_values}
 
 

@@ -20,6 +20,7 @@ from sailplan.components.args import (
     require_instance,
     require_name_prefix,
 )
+from sailplan.components.cert_manager import CertManager
 from sailplan.components.istio_control_plane import IstioControlPlane, IstioControlPlaneArgs
 from sailplan.components.mesh_service import IngressGateway, MeshService, group_manifests
 from sailplan.components.proxy_image import ProxyImage, ProxyImageArgs
@@ -27,12 +28,16 @@ from sailplan.components.resources import create_resource
 from sailplan.loader import load_mesh
 from sailplan.model import DataPlane
 from sailplan.model import Mesh as MeshSpec
+from sailplan.model.security import DEFAULT_TRUST_DOMAIN
+from sailplan.render.certificates import IssuerRef, needs_certificates
 from sailplan.render.manifests import render_manifests
 
 # Rendered in place of an image reference that is only known at deploy time (a build, an Output).
 _IMAGE_PLACEHOLDER = "sailplan.invalid/proxy-image-placeholder:0"
 # The name of the control plane istio-plane meshes share when given none (per Kubernetes provider).
 SHARED_CONTROL_PLANE_NAME = "sailplan-istio"
+# The cert-manager builtin-plane meshes with mTLS share when given none (per Kubernetes provider).
+SHARED_CERT_MANAGER_NAME = "sailplan-cert-manager"
 # Namespace labels a data plane needs on a namespace sailplan does not create.
 _NAMESPACE_LABELS_TO_PATCH = (c.ISTIO_NAMESPACE_INJECTION_LABEL,)
 
@@ -52,6 +57,12 @@ class MeshArgs:
     proxy_image: the proxy image to run (a string, or an Output such as a digest from another
         resource); else `build_proxy_image` builds one (`ProxyImageArgs`); else sailplan's
         published image.
+    cert_manager: the `CertManager` that issues the mesh certificates (`mtls` permissive or
+        strict). Without it, every such Mesh in the program shares one, created once as the
+        top-level "sailplan-cert-manager" (per Kubernetes provider, as the control plane is);
+        `CertManager(..., CertManagerArgs(install=False))` uses a cert-manager the cluster has.
+    certificate_issuer: an `IssuerRef` to a cert-manager issuer of your own that signs the
+        workload certificates; without it, a mesh CA is bootstrapped in the namespace.
 
     istio data plane only:
     control_plane: an `IstioControlPlane` to use. Without it, every istio-plane Mesh in the
@@ -69,6 +80,8 @@ class MeshArgs:
     data_plane: DataPlane | None = None
     proxy_image: pulumi.Input[str] | None = None
     build_proxy_image: ProxyImageArgs | None = None
+    cert_manager: CertManager | None = None
+    certificate_issuer: IssuerRef | None = None
     control_plane: IstioControlPlane | None = None
     install_control_plane: bool = True
     istio: IstioControlPlaneArgs | None = None
@@ -96,6 +109,12 @@ class MeshArgs:
                 f"{where}.build_proxy_image",
                 "give proxy_image= (an existing image) or build_proxy_image= (build one), not both",
             )
+        require_instance(
+            f"{where}.cert_manager", self.cert_manager, CertManager, "a CertManager resource"
+        )
+        require_instance(
+            f"{where}.certificate_issuer", self.certificate_issuer, IssuerRef, "an IssuerRef"
+        )
         require_instance(
             f"{where}.control_plane",
             self.control_plane,
@@ -142,6 +161,8 @@ class MeshArgs:
             for field, given in (
                 ("proxy_image", self.proxy_image is not None),
                 ("build_proxy_image", self.build_proxy_image is not None),
+                ("cert_manager", self.cert_manager is not None),
+                ("certificate_issuer", self.certificate_issuer is not None),
             ):
                 if given:
                     raise ArgsError(
@@ -150,6 +171,21 @@ class MeshArgs:
                         "the istio data plane, whose sidecar Istio injects: drop it, "
                         "or set data_plane='builtin'",
                     )
+
+    def check_certificates(self, spec: MeshSpec) -> None:
+        """cert-manager arguments on a builtin mesh that needs no certificates."""
+        if spec.data_plane != "builtin" or needs_certificates(spec):
+            return
+        for field, given in (
+            ("cert_manager", self.cert_manager is not None),
+            ("certificate_issuer", self.certificate_issuer is not None),
+        ):
+            if given:
+                raise ArgsError(
+                    f"MeshArgs.{field}",
+                    "the mesh has mtls: disable, so no certificates are issued and it would "
+                    "not be used: drop it, or set mtls to permissive or strict",
+                )
 
 
 @dataclass
@@ -208,6 +244,36 @@ def _shared_control_plane(
     return control_plane
 
 
+@dataclass
+class _SharedCertManager:
+    monitor: object
+    provider: pulumi.ProviderResource | None
+    cert_manager: CertManager
+
+
+# One implicit cert-manager per deployment and Kubernetes provider, like the control plane: two
+# installs would fight over the same CRDs and webhooks.
+_SHARED_CERT_MANAGERS: dict[tuple[int, int], _SharedCertManager] = {}
+
+
+def _shared_cert_manager(opts: pulumi.ResourceOptions | None) -> CertManager:
+    monitor = get_monitor()
+    provider = _kubernetes_provider(opts)
+    key = (id(monitor), id(provider))
+    shared = _SHARED_CERT_MANAGERS.get(key)
+    if shared is None:
+        name = SHARED_CERT_MANAGER_NAME
+        if provider is not None:
+            name = f"{name}-{provider.pulumi_resource_name}"
+        # Top-level, not a child of the first Mesh: removing that Mesh must not remove it.
+        cert_manager = CertManager(
+            name, None, pulumi.ResourceOptions(provider=provider) if provider else None
+        )
+        shared = _SharedCertManager(monitor, provider, cert_manager)
+        _SHARED_CERT_MANAGERS[key] = shared
+    return shared.cert_manager
+
+
 def _gateway_for(
     spec: MeshSpec, args: IstioControlPlaneArgs | None
 ) -> IstioControlPlaneArgs | None:
@@ -228,6 +294,31 @@ def _gateway_for(
     if all(getattr(base, key) == value for key, value in changes.items()):
         return args  # nothing to add: meshes that need nothing more share one control plane
     return replace(base, **changes)
+
+
+def _control_plane_for(
+    spec: MeshSpec, args: IstioControlPlaneArgs | None
+) -> IstioControlPlaneArgs | None:
+    """`_gateway_for`, and istiod issues identities in the mesh's trust domain, which its
+    AuthorizationPolicies' principals name (an explicit different one is refused afterwards)."""
+    args = _gateway_for(spec, args)
+    base = args or IstioControlPlaneArgs()
+    if base.trust_domain == spec.trust_domain or base.trust_domain != DEFAULT_TRUST_DOMAIN:
+        return args
+    if base.mesh_config and "trustDomain" in base.mesh_config:
+        return args  # set by the user through mesh_config: checked afterwards
+    return replace(base, trust_domain=spec.trust_domain)
+
+
+def _check_trust_domain(spec: MeshSpec, args: IstioControlPlaneArgs, path: str) -> None:
+    if args.trust_domain != spec.trust_domain:
+        raise ArgsError(
+            path,
+            f"its trust domain is {args.trust_domain!r}, but the mesh's trustDomain is "
+            f"{spec.trust_domain!r}: the principals of its AuthorizationPolicies would name "
+            f"identities istiod never issues; set trust_domain={spec.trust_domain!r} in the "
+            "IstioControlPlaneArgs",
+        )
 
 
 def _check_gateway_service(spec: MeshSpec, args: IstioControlPlaneArgs) -> None:
@@ -283,6 +374,7 @@ class Mesh(pulumi.ComponentResource):
     control_plane_revision: pulumi.Output[str | None]
     proxy_image: pulumi.Output[str | None]
     control_plane: IstioControlPlane | None
+    cert_manager: CertManager | None
 
     def __init__(
         self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None
@@ -294,6 +386,7 @@ class Mesh(pulumi.ComponentResource):
         if args.data_plane is not None and args.data_plane != spec.data_plane:
             spec = spec.with_data_plane(args.data_plane)
         args.check_data_plane(spec.data_plane)
+        args.check_certificates(spec)
         builtin = spec.data_plane == "builtin"
         building = builtin and args.build_proxy_image is not None
         deferred_image = building or (
@@ -304,16 +397,28 @@ class Mesh(pulumi.ComponentResource):
             image = _IMAGE_PLACEHOLDER
         elif isinstance(args.proxy_image, str):
             image = args.proxy_image
-        manifests = render_manifests(spec, proxy_image=image)
+        manifests = render_manifests(
+            spec, proxy_image=image, certificate_issuer=args.certificate_issuer
+        )
         prefix = args.name_prefix or name
         self.control_plane = None
         if not builtin:
             self.control_plane = args.control_plane
             if self.control_plane is None and args.install_control_plane:
                 # May refuse the arguments, so before this Mesh registers.
-                self.control_plane = _shared_control_plane(_gateway_for(spec, args.istio), opts)
+                self.control_plane = _shared_control_plane(
+                    _control_plane_for(spec, args.istio), opts
+                )
             if self.control_plane is not None:
                 _check_gateway_service(spec, self.control_plane.args)
+                _check_trust_domain(
+                    spec,
+                    self.control_plane.args,
+                    "MeshArgs.control_plane" if args.control_plane else "MeshArgs.istio",
+                )
+        self.cert_manager = None
+        if needs_certificates(spec):
+            self.cert_manager = args.cert_manager or _shared_cert_manager(opts)
         super().__init__("sailplan:index:Mesh", name, None, opts)
 
         self.proxy_image = pulumi.Output.from_input(image if builtin else None)
@@ -342,17 +447,29 @@ class Mesh(pulumi.ComponentResource):
             for m in groups.mesh_wide
             if m["kind"] == "Namespace"
         ]
+        # Issuers and Certificates need cert-manager's CRDs and its webhook serving.
+        issuing = self.cert_manager.ready if self.cert_manager is not None else []
         after = pulumi.ResourceOptions(
             parent=self,
-            depends_on=[*(r for r in namespace_resources if r is not None), *prerequisites],
+            depends_on=[
+                *(r for r in namespace_resources if r is not None),
+                *prerequisites,
+                *issuing,
+            ],
         )
+        wide = [m for m in groups.mesh_wide if m["kind"] != "Namespace"]
+        self.mesh_wide = [create_resource(prefix, m, after) for m in wide]
+        # The workloads' certificates come after the mesh CA that signs them.
+        mesh_ca = [
+            resource
+            for manifest, resource in zip(wide, self.mesh_wide, strict=True)
+            if manifest["apiVersion"].startswith("cert-manager.io/")
+        ]
+        after = pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(depends_on=mesh_ca))
         self.services = {
             service: MeshService(f"{prefix}-{service}", objects, after)
             for service, objects in sorted(groups.services.items())
         }
-        self.mesh_wide = [
-            create_resource(prefix, m, after) for m in groups.mesh_wide if m["kind"] != "Namespace"
-        ]
         self.ingress_address = pulumi.Output.from_input(None)
         if groups.ingress:
             gateway = IngressGateway(f"{prefix}-ingress", groups.ingress, after)

@@ -57,7 +57,26 @@ class _ManifestGroup(pulumi.ComponentResource):
     ) -> None:
         super().__init__(token, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.children = [create_resource(name, manifest, child) for manifest in manifests]
+        # A workload's pods mount its certificate's Secret: its Deployments wait for the
+        # Certificate (which Pulumi awaits until cert-manager has issued it).
+        certificates = {
+            index: create_resource(name, manifest, child)
+            for index, manifest in enumerate(manifests)
+            if manifest["kind"] == "Certificate"
+        }
+        after_certificates = pulumi.ResourceOptions(
+            parent=self, depends_on=list(certificates.values())
+        )
+        self.children = [
+            certificates[index]
+            if index in certificates
+            else create_resource(
+                name,
+                manifest,
+                after_certificates if manifest["kind"] == "Deployment" and certificates else child,
+            )
+            for index, manifest in enumerate(manifests)
+        ]
 
 
 class MeshService(_ManifestGroup):

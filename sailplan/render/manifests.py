@@ -7,7 +7,9 @@ from typing import Any
 from sailplan import constants as c
 from sailplan.gc_pause import paused_gc
 from sailplan.model import DataPlane, Mesh
+from sailplan.render.authorization import render_authorization_policies
 from sailplan.render.builtin import render_builtin
+from sailplan.render.certificates import IssuerRef, render_certificates
 from sailplan.render.gateway_api import render_gateway_api
 from sailplan.render.istio import render_istio
 from sailplan.render.kubernetes import render_kubernetes
@@ -30,6 +32,9 @@ KIND_ORDER = (
     "HTTPRoute",
     # Appended too, so the apply-order numbers of the kinds above stay.
     "NetworkPolicy",
+    "Issuer",
+    "Certificate",
+    "AuthorizationPolicy",
 )
 
 
@@ -44,15 +49,21 @@ def render_manifests(
     *,
     proxy_image: str = c.PROXY_IMAGE_DEFAULT,
     gateway_class: str = c.GATEWAY_CLASS_DEFAULT,
+    certificate_issuer: IssuerRef | None = None,
 ) -> list[dict[str, Any]]:
     """Every object of the mesh. `data_plane` overrides the mesh's own (re-validated for it);
     `proxy_image` is the builtin plane's sidecar, `gateway_class` the gateway-api plane's
-    GatewayClass for the ingress."""
+    GatewayClass for the ingress. `certificate_issuer` signs the builtin plane's mesh certificates
+    instead of a CA sailplan bootstraps in the namespace."""
     if data_plane is not None and data_plane != mesh.data_plane:
         mesh = mesh.with_data_plane(data_plane)
     with paused_gc():
         if mesh.data_plane == "istio":
-            objects = render_kubernetes(mesh, "istio") + render_istio(mesh)
+            objects = (
+                render_kubernetes(mesh, "istio")
+                + render_istio(mesh)
+                + render_authorization_policies(mesh)
+            )
         elif mesh.data_plane == "gateway-api":
             objects = render_kubernetes(mesh, "gateway-api") + render_gateway_api(
                 mesh, gateway_class=gateway_class
@@ -62,5 +73,6 @@ def render_manifests(
                 mesh, render_kubernetes(mesh, "builtin"), proxy_image=proxy_image
             )
         objects += render_network_policies(mesh)
+        objects += render_certificates(mesh, certificate_issuer)
     # A stable sort: within a kind, the renderers' own (sorted) order is kept.
     return sorted(objects, key=_rank)
