@@ -233,9 +233,9 @@ def _render(args: argparse.Namespace) -> int:
     from sailplan.render.manifests import render_manifests
     from sailplan.render.yaml_output import (
         RENDERED_FILE_PATTERNS,
-        dump,
-        dump_all,
         object_file_name,
+        write_all,
+        write_one,
     )
 
     out: Path | None = args.output_dir
@@ -247,7 +247,7 @@ def _render(args: argparse.Namespace) -> int:
     mesh: Mesh = load_mesh(args.file, args.max_size)
     manifests = render_manifests(mesh, args.data_plane, gateway_class=args.gateway_class)
     if out is None:
-        sys.stdout.write(dump_all(manifests))
+        write_all(manifests, sys.stdout)
         return EXIT_OK
     out.mkdir(parents=True, exist_ok=True)
     wanted = {object_file_name(m): m for m in manifests}
@@ -256,7 +256,8 @@ def _render(args: argparse.Namespace) -> int:
             if stale.name not in wanted:
                 stale.unlink()
     for name, manifest in wanted.items():
-        (out / name).write_text(dump(manifest), encoding="utf-8")
+        with (out / name).open("w", encoding="utf-8") as stream:
+            write_one(manifest, stream)
     print(f"wrote {len(wanted)} objects to {out}")
     return EXIT_OK
 

@@ -132,12 +132,12 @@ def running_haproxy(
     for name, text in files.items():
         (directory / name).write_text(text)
     check = subprocess.run(
-        [HAPROXY, "-c", "-q", "-f", str(directory / "haproxy.cfg")], capture_output=True, text=True
+        [HAPROXY, "-c", "-q", "-f", str(directory)], capture_output=True, text=True
     )
     assert check.returncode == 0, check.stderr + check.stdout
     log = (directory / "haproxy.log").open("wb")
     process = subprocess.Popen(
-        [HAPROXY, "-db", "-f", str(directory / "haproxy.cfg")], stdout=log, stderr=subprocess.STDOUT
+        [HAPROXY, "-db", "-f", str(directory)], stdout=log, stderr=subprocess.STDOUT
     )
     try:
         for port in ports:
@@ -199,7 +199,8 @@ def check_config(files: Mapping[str, str], what: str = "config") -> None:
             )
             (directory / name).write_text(local)
         done = subprocess.run(
-            [HAPROXY, "-c", "-f", str(directory / "haproxy.cfg")],
+            # The directory, as the proxy image reads it: every *.cfg in name order.
+            [HAPROXY, "-c", "-f", str(directory)],
             capture_output=True,
             text=True,
             timeout=30,

@@ -156,7 +156,8 @@ def strict_haproxy(directory: Path) -> Path:
         'for arg in "$@"; do\n'
         '  if [ "$arg" = "-c" ]; then\n'
         '    for file in "$@"; do\n'
-        f'      if [ -f "$file" ] && grep -q {REFUSED} "$file"; then\n'
+        # A config file or, as the proxies read them, a directory of them.
+        f'      if [ -e "$file" ] && grep -qrs -- {REFUSED} "$file"; then\n'
         f'        echo "[ALERT] parsing [haproxy.cfg:1] : {REFUSED}" >&2; exit 1\n'
         "      fi\n"
         "    done\n"

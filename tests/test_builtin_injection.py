@@ -21,6 +21,18 @@ def _find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]
     return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
 
 
+def _config_dir(objects: list[dict[str, Any]], workload: str) -> dict[str, str]:
+    """The files of a sidecar's config directory: the ConfigMaps its pod projects there."""
+    pod = _find(objects, "Deployment", workload)["spec"]["template"]["spec"]
+    volume = {v["name"]: v for v in pod["volumes"]}["sailplan-config"]
+    files: dict[str, str] = {}
+    for source in volume["projected"]["sources"]:
+        data = _find(objects, "ConfigMap", source["configMap"]["name"])["data"]
+        assert not set(data) & set(files), "two ConfigMaps project the same file"
+        files.update(data)
+    return files
+
+
 @pytest.fixture(scope="module")
 def demo() -> list[dict[str, Any]]:
     return render_manifests(sailplan.load_mesh(DEMO_MESH))
@@ -47,8 +59,13 @@ def test_every_proxy_config_passes_haproxy_check(scenario: Path) -> None:
         if m["kind"] == "ConfigMap"
     ]
     assert config_maps
+    objects = render_manifests(sailplan.load_mesh(scenario), "builtin")
     for config_map in config_maps:
-        check_config(config_map["data"], config_map["metadata"]["name"])
+        name = config_map["metadata"]["name"]
+        if name.endswith("-gateway-proxy"):
+            check_config(config_map["data"], name)
+        elif name.endswith("-proxy"):
+            check_config(_config_dir(objects, name.removesuffix("-proxy")), name)
 
 
 def test_pod_gets_init_container_and_native_sidecar(demo: list[dict[str, Any]]) -> None:
@@ -70,7 +87,12 @@ def test_pod_gets_init_container_and_native_sidecar(demo: list[dict[str, Any]]) 
     assert sidecar["readinessProbe"]["httpGet"] == {"path": "/healthz/ready", "port": 15021}
     assert {v["name"]: v for v in pod["volumes"]}["sailplan-config"] == {
         "name": "sailplan-config",
-        "configMap": {"name": "service1-v1-proxy"},
+        "projected": {
+            "sources": [
+                {"configMap": {"name": "service1-v1-proxy"}},
+                {"configMap": {"name": "demo-outbound"}},
+            ]
+        },
     }
     mounts = {m["name"]: m for m in sidecar["volumeMounts"]}
     assert mounts["sailplan-config"] == {
@@ -83,13 +105,17 @@ def test_pod_gets_init_container_and_native_sidecar(demo: list[dict[str, Any]]) 
 
 
 def test_config_map_holds_the_compiled_proxy_config(demo: list[dict[str, Any]]) -> None:
-    data = _find(demo, "ConfigMap", "service2-v1-proxy")["data"]
-    assert sorted(data) == ["503.http", "504.http", "haproxy.cfg", "hosts.map"]
-    assert "service1.demo.svc.cluster.local service1\n" in data["hosts.map"]
-    cfg = data["haproxy.cfg"]
+    own = _find(demo, "ConfigMap", "service2-v1-proxy")["data"]
+    assert sorted(own) == ["00-global.cfg", "10-inbound.cfg", "503.http", "504.http"]
+    assert "bind 0.0.0.0:15006" in own["10-inbound.cfg"]
+    assert "server app 127.0.0.1:8880" in own["10-inbound.cfg"]
+    shared = _find(demo, "ConfigMap", "demo-outbound")["data"]
+    assert sorted(shared) == ["20-outbound.cfg", "hosts.map"]
+    assert "service1.demo.svc.cluster.local service1\n" in shared["hosts.map"]
+    cfg = shared["20-outbound.cfg"]
     assert "server-template v1- 10 service1-v1.demo.svc.cluster.local:8088 resolvers kubedns" in cfg
-    assert "bind 127.0.0.1:15001" in cfg and "bind 0.0.0.0:15006" in cfg
-    assert "server app 127.0.0.1:8880" in cfg
+    assert "bind 127.0.0.1:15001" in cfg
+    check_config(_config_dir(demo, "service2-v1"), "service2-v1")
 
 
 def test_headless_service_per_version(demo: list[dict[str, Any]]) -> None:
@@ -141,10 +167,11 @@ def test_a_proxy_config_over_the_config_map_limit_is_refused(
         render_manifests(sailplan.load_mesh(DEMO_MESH))
     [problem] = error.value.problems
     assert problem.path == "services"
-    assert problem.message.startswith(
-        "the builtin proxy config of service1-v1-proxy would be 0.0 MiB, over"
+    assert problem.message == (
+        "the builtin proxy config of demo-outbound would be 0.0 MiB, over Kubernetes' 1 MiB "
+        "ConfigMap limit: one service's routes alone fill it, so split the service or use the "
+        "istio data plane"
     )
-    assert problem.message.endswith("split the mesh or use the istio data plane")
 
 
 def test_server_slots_follow_replicas() -> None:
@@ -165,7 +192,7 @@ def test_server_slots_follow_replicas() -> None:
         }
     )
     manifests = render_manifests(bigger)
-    cfg = _find(manifests, "ConfigMap", "service2-v1-proxy")["data"]["haproxy.cfg"]
+    cfg = _find(manifests, "ConfigMap", "demo-outbound")["data"]["20-outbound.cfg"]
     assert "server-template v1- 32 service1-v1.demo.svc.cluster.local:8088 " in cfg
     assert "server-template v2- 10 service1-v2.demo.svc.cluster.local:8088 " in cfg
-    check_config(_find(manifests, "ConfigMap", "service2-v1-proxy")["data"], "25 replicas")
+    check_config(_config_dir(manifests, "service2-v1"), "25 replicas")

@@ -77,7 +77,7 @@ def test_a_change_gets_a_check_and_a_diff_comment_with_the_graph(repo: Path) -> 
     ]
     assert "- **service1 › canary**: v1 80% → 70%, v2 20% → 30%" in lines  # noqa: RUF001
     assert (
-        "**builtin (this mesh's data plane): 3 updated** — no pod restarts (sidecars reload "
+        "**builtin (this mesh's data plane): 1 updated** — no pod restarts (sidecars reload "
         "their config)" in lines
     )
     graph = re.search(r"\n```mermaid\n(.*?)```\n$", comment, flags=re.DOTALL)

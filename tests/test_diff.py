@@ -309,11 +309,8 @@ def _objects(change: Callable[[Data], None]) -> dict[str, list[str]]:
 
 def test_a_weight_change_reloads_sidecars_and_restarts_nothing() -> None:
     assert _objects(lambda d: _canary(d).update(split={"v1": 70, "v2": 30})) == {
-        "builtin": [
-            "updated ConfigMap demo/service1-v1-proxy sidecars reload",
-            "updated ConfigMap demo/service1-v2-proxy sidecars reload",
-            "updated ConfigMap demo/service2-v1-proxy sidecars reload",
-        ],
+        # The mesh's shared outbound config, projected into every sidecar.
+        "builtin": ["updated ConfigMap demo/demo-outbound sidecars reload"],
         "istio": ["updated VirtualService demo/service1 istiod pushes to the proxies"],
     }
 
@@ -396,11 +393,9 @@ def test_text_output_and_exit_1_when_the_meshes_differ(
         "— pods restart\n"
         "\n"
         "Kubernetes objects\n"
-        "  builtin (this mesh's data plane): 4 updated — pods restart: service2-v1\n"
-        "    updated  ConfigMap demo/service1-v1-proxy  sidecars reload\n"
-        "    updated  ConfigMap demo/service1-v2-proxy  sidecars reload\n"
-        "    updated  ConfigMap demo/service2-v1-proxy  sidecars reload\n"
-        "    updated  Deployment demo/service2-v1       pods restart\n"
+        "  builtin (this mesh's data plane): 2 updated — pods restart: service2-v1\n"
+        "    updated  ConfigMap demo/demo-outbound  sidecars reload\n"
+        "    updated  Deployment demo/service2-v1   pods restart\n"
         "  istio: 2 updated — pods restart: service2-v1\n"
         "    updated  Deployment demo/service2-v1   pods restart\n"
         "    updated  VirtualService demo/service1  istiod pushes to the proxies\n"
@@ -599,7 +594,7 @@ def test_switching_the_data_plane_shows_what_applying_it_does() -> None:
     new["dataPlane"] = "istio"
     planes = object_changes(_mesh(old), _mesh(new))
     assert [(p.plane, p.current, p.counts) for p in planes] == [
-        ("builtin → istio", True, "7 created, 4 updated, 10 deleted"),
+        ("builtin → istio", True, "7 created, 4 updated, 11 deleted"),
         ("istio", False, "no change"),
         ("builtin", False, "no change"),
     ]

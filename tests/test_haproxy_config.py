@@ -18,6 +18,7 @@ from sailplan.render.haproxy import (
     compile_gateway,
     compile_sidecar,
 )
+from sailplan.render.haproxy.context import service_keys
 
 STATIC = StaticEndpoints(
     {
@@ -114,11 +115,12 @@ def test_large_meshes_hop_to_a_routing_frontend_per_service() -> None:
         sailplan.load_mesh_text(yaml.safe_dump(data)), "service2", "v1", endpoints=STATIC
     ).haproxy_cfg
     assert "use_backend %[var(txn.svc),concat(,,__hop)] if { var(txn.svc) -m found }" in cfg
-    index = sorted(data["services"]).index("service1")
-    assert f"backend service1__hop\n    server routes unix@/var/run/sailplan/o{index}.sock\n" in cfg
+    # Named by the service's name alone: another service added changes nothing here.
+    key = service_keys(sorted(data["services"]))["service1"]
+    assert key == service_keys(["service1"])["service1"]
+    assert f"backend service1__hop\n    server routes unix@/var/run/sailplan/o{key}.sock\n" in cfg
     assert (
-        f"frontend service1__routes\n    bind unix@/var/run/sailplan/o{index}.sock mode 600\n"
-        in cfg
+        f"frontend service1__routes\n    bind unix@/var/run/sailplan/o{key}.sock mode 600\n" in cfg
     )
     assert "http-request set-var(txn.route) str(service1.0) if !{ var(txn.route) -m found }" in cfg
 

@@ -145,7 +145,7 @@ def test_an_invalid_config_at_start_exits_1(tmp_path: Path) -> None:
         ["sh", str(ENTRYPOINT), "proxy"], env=env, capture_output=True, text=True, timeout=20
     )
     assert done.returncode == 1
-    assert f"the configuration in {tmp_path}/haproxy.cfg is invalid; not starting" in done.stderr
+    assert f"the configuration in {tmp_path} is invalid; not starting" in done.stderr
 
 
 def test_an_unknown_mode_exits_2() -> None:

@@ -13,7 +13,9 @@ config_dir="${SAILPLAN_CONFIG_DIR:-/etc/sailplan}"
 runtime_dir="${SAILPLAN_RUNTIME_DIR:-/var/run/sailplan}"
 poll="${SAILPLAN_POLL_SECONDS:-2}"
 haproxy="${SAILPLAN_HAPROXY:-haproxy}"
-config="$config_dir/haproxy.cfg"
+# HAProxy reads every *.cfg of the directory in name order: a sidecar's 00-global.cfg and
+# 10-inbound.cfg, the mesh's 20-outbound*.cfg projected beside them; the gateway's haproxy.cfg.
+config="$config_dir"
 
 log() { echo "sailplan-proxy: $*" >&2; }
 
@@ -26,8 +28,9 @@ case "$mode" in
   *) log "unknown mode '$mode': use proxy, gateway or init"; exit 2 ;;
 esac
 
-# A Kubernetes ConfigMap mount swaps a `..data` symlink; the visible files are links into it,
-# so reading them through the links sees every update at once.
+# A Kubernetes ConfigMap or projected mount swaps a `..data` symlink; the visible files are
+# links into it, so reading them through the links sees every update at once, of every
+# ConfigMap projected into the directory.
 fingerprint() { cat "$config_dir"/* 2>/dev/null | cksum; }
 
 if ! "$haproxy" -c -q -f "$config"; then

@@ -20,7 +20,13 @@ from sailplan.model.mesh import Interception
 from sailplan.render.haproxy import DnsEndpoints, ProxyConfig, SidecarCompiler, compile_gateway
 from sailplan.render.haproxy.globals import METRICS_PATH
 from sailplan.render.istio import gateway_name, ingress_labels
-from sailplan.render.kubernetes import metadata, port_name, service_labels, workload_name
+from sailplan.render.kubernetes import (
+    mesh_labels,
+    metadata,
+    port_name,
+    service_labels,
+    workload_name,
+)
 
 CONFIG_DIR = "/etc/sailplan"
 RUNTIME_DIR = "/var/run/sailplan"
@@ -49,12 +55,25 @@ def scrape_annotations() -> dict[str, str]:
     }
 
 
-def proxy_volumes(config_map: str) -> list[dict[str, Any]]:
-    # The whole ConfigMap as a directory (not subPath), so kubelet's updates reach the proxy.
+def proxy_volumes(config_map: str, shared: list[str] | None = None) -> list[dict[str, Any]]:
+    """The config directory and the runtime directory. A sidecar's directory projects its own
+    ConfigMap and the mesh's `shared` outbound ConfigMaps into one (their file names differ);
+    the gateway's is its ConfigMap alone."""
+    # Whole ConfigMaps as a directory (not subPath), so kubelet's updates reach the proxy.
+    if shared is None:
+        config: dict[str, Any] = {"configMap": {"name": config_map}}
+    else:
+        sources = [config_map, *shared]
+        config = {"projected": {"sources": [{"configMap": {"name": n}} for n in sources]}}
     return [
-        {"name": _CONFIG_VOLUME, "configMap": {"name": config_map}},
+        {"name": _CONFIG_VOLUME, **config},
         {"name": _RUNTIME_VOLUME, "emptyDir": {"medium": "Memory"}},
     ]
+
+
+def outbound_config_map_names(mesh: Mesh, shards: int) -> list[str]:
+    """The mesh's shared outbound ConfigMaps: `<mesh>-outbound`, then `<mesh>-outbound-NNN`."""
+    return [f"{mesh.name}-outbound", *(f"{mesh.name}-outbound-{i:03d}" for i in range(shards))]
 
 
 def proxy_container(image: str, mode: str, extra_ports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -152,8 +171,8 @@ def config_map(
                 Problem(
                     "services",
                     f"the builtin proxy config of {name} would be {size / 1024 / 1024:.1f} MiB, over "
-                    "Kubernetes' 1 MiB ConfigMap limit: every sidecar carries every service's routes, so "
-                    "split the mesh or use the istio data plane",
+                    "Kubernetes' 1 MiB ConfigMap limit: one service's routes alone fill it, so "
+                    "split the service or use the istio data plane",
                 )
             ]
         )
@@ -165,11 +184,26 @@ def config_map(
     }
 
 
+def shared_outbound_config_maps(mesh: Mesh, sidecars: SidecarCompiler) -> list[dict[str, Any]]:
+    """The outbound config every sidecar shares, once per mesh: the outbound listener and Host
+    map, then the services' sections in shards, each a ConfigMap below 1 MiB."""
+    shared = sidecars.shared_outbound()
+    names = outbound_config_map_names(mesh, len(shared) - 1)
+    return [
+        config_map(mesh, name, mesh_labels(mesh), ProxyConfig(files))
+        for name, files in zip(names, shared, strict=True)
+    ]
+
+
 def inject(
-    deployment: dict[str, Any], image: str, interception: Interception = "iptables"
+    deployment: dict[str, Any],
+    image: str,
+    shared: list[str],
+    interception: Interception = "iptables",
 ) -> dict[str, Any]:
     """A copy of an app Deployment with the init container (iptables interception), the sidecar
-    and their volumes."""
+    and their volumes; `shared`: the outbound ConfigMaps its config directory projects besides
+    its own."""
     injected = copy.deepcopy(deployment)
     template = injected["spec"]["template"]
     template["metadata"]["annotations"] = dict(
@@ -183,7 +217,7 @@ def inject(
     ]
     pod["volumes"] = [
         *pod.get("volumes", []),
-        *proxy_volumes(proxy_config_map_name(injected["metadata"]["name"])),
+        *proxy_volumes(proxy_config_map_name(injected["metadata"]["name"]), shared),
     ]
     if interception == "explicit-proxy":
         for container in pod["containers"]:
@@ -318,8 +352,8 @@ def gateway_objects(mesh: Mesh, image: str, endpoints: DnsEndpoints) -> list[dic
 def render_builtin(
     mesh: Mesh, kubernetes_objects: list[dict[str, Any]], *, proxy_image: str
 ) -> list[dict[str, Any]]:
-    """The shared Kubernetes objects with sidecars injected, plus per workload a ConfigMap and a
-    headless Service, plus the ingress gateway."""
+    """The shared Kubernetes objects with sidecars injected, plus the mesh's outbound ConfigMaps,
+    per workload a ConfigMap and a headless Service, plus the ingress gateway."""
     explicit = mesh.interception == "explicit-proxy"
     endpoints = DnsEndpoints(
         namespace=mesh.target_namespace, port=c.PROXY_INBOUND_PORT if explicit else None
@@ -332,7 +366,9 @@ def render_builtin(
         # An explicit proxy is sent `GET http://host/...`: no original destination to return to.
         passthrough="host-header" if explicit else "original-destination",
     )
-    objects: list[dict[str, Any]] = []
+    shared_maps = shared_outbound_config_maps(mesh, sidecars)
+    shared = [m["metadata"]["name"] for m in shared_maps]
+    objects: list[dict[str, Any]] = [*shared_maps]
     for manifest in kubernetes_objects:
         if manifest["kind"] == "Service" and explicit:
             objects.append(explicit_proxy_service(manifest))
@@ -340,10 +376,10 @@ def render_builtin(
         if manifest["kind"] != "Deployment":
             objects.append(manifest)
             continue
-        objects.append(inject(manifest, proxy_image, mesh.interception))
+        objects.append(inject(manifest, proxy_image, shared, mesh.interception))
         labels = manifest["spec"]["selector"]["matchLabels"]
         service_name, version = labels[c.APP_LABEL], labels[c.WORKLOAD_VERSION_LABEL]
-        config = sidecars.sidecar(service_name, version)
+        config = ProxyConfig(sidecars.workload_files(service_name, version))
         workload = workload_name(service_name, version)
         objects.append(
             config_map(

@@ -3,38 +3,135 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
 
-class _Dumper(yaml.SafeDumper):
+def _printable(ch: str) -> bool:
+    return (
+        "\x20" <= ch <= "\x7e"
+        or "\xa0" <= ch <= "\ud7ff"
+        or ("\ue000" <= ch <= "\ufffd" and ch != "\ufeff")
+    )
+
+
+class _PythonDumper(yaml.SafeDumper):
+    """PyYAML's own emitter, for interpreters without libyaml: writes what libyaml writes."""
+
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
+    def analyze_scalar(self, scalar: str) -> Any:
+        analysis = super().analyze_scalar(scalar)
+        # libyaml counts NEL and characters past U+FFFF as unprintable, so it double-quotes
+        # (and escapes) them where PyYAML would write them as they are.
+        if any(ch == "\x85" or ch > "\uffff" for ch in scalar):
+            analysis.allow_flow_plain = analysis.allow_block_plain = False
+            analysis.allow_single_quoted = analysis.allow_block = False
+        return analysis
+
+    def write_double_quoted(self, text: str, split: bool = True) -> None:
+        # libyaml's rule (emitter.c, yaml_emitter_write_double_quoted_scalar), not PyYAML's: a
+        # long line folds only at a single space, which the break stands for, where PyYAML ends
+        # the line with an escaped break. Both read back the same; the bytes differ, and
+        # `render -o` output must not depend on whether libyaml is installed.
+        self.write_indicator('"', True)
+        column = self.column
+        out: list[str] = []
+        spaces = False
+        last = len(text) - 1
+        for index, ch in enumerate(text):
+            if ch in '"\\\x85\u2028\u2029' or not _printable(ch):
+                if ch in self.ESCAPE_REPLACEMENTS:
+                    data = "\\" + self.ESCAPE_REPLACEMENTS[ch]
+                elif ch <= "\xff":
+                    data = f"\\x{ord(ch):02X}"
+                elif ch <= "\uffff":
+                    data = f"\\u{ord(ch):04X}"
+                else:
+                    data = f"\\U{ord(ch):08X}"
+                out.append(data)
+                column += len(data)
+                spaces = False
+            elif ch == " ":
+                if split and not spaces and column > self.best_width and 0 < index < last:
+                    self.stream.write("".join(out))
+                    out = []
+                    self.column = column
+                    self.write_indent()
+                    column = self.column
+                    if text[index + 1] == " ":
+                        out.append("\\")
+                        column += 1
+                else:
+                    out.append(ch)
+                    column += 1
+                spaces = True
+            else:
+                out.append(ch)
+                column += 1
+                spaces = False
+        self.stream.write("".join(out))
+        self.column = column
+        self.write_indicator('"', False)
+
+
+# libyaml's C emitter writes the same text about ten times faster than PyYAML's.
+_Base: Any = getattr(yaml, "CSafeDumper", None) if yaml.__with_libyaml__ else None
+
+
+if _Base is not None:
+
+    class _CDumper(_Base):  # type: ignore[misc]
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    _Dumper: Any = _CDumper
+else:
+    _Dumper = _PythonDumper
+
 
 def _multiline_as_block(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    # Proxy configs inside ConfigMaps stay readable in diffs when written as literal blocks.
-    style = "|" if "\n" in text else None
+    # Proxy configs inside ConfigMaps stay readable in diffs when written as literal blocks. Not
+    # a text that ends in an empty line: its block (`|+`) leaves the document open, and libyaml
+    # then ends the document with `...` where PyYAML does not.
+    breaks = "\n\x85\u2028\u2029"
+    open_ended = text[-1:] != "" and text[-1] in breaks and (len(text) == 1 or text[-2] in breaks)
+    style = "|" if "\n" in text and not open_ended else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
 
-_Dumper.add_representer(str, _multiline_as_block)
+for _dumper in {_Dumper, _PythonDumper}:
+    _dumper.add_representer(str, _multiline_as_block)
+
+_OPTIONS: dict[str, Any] = {
+    "sort_keys": True,
+    "default_flow_style": False,
+    "allow_unicode": True,
+    "width": 100,
+}
 
 
-def dump(document: Any) -> str:
-    return yaml.dump(
-        document,
-        Dumper=_Dumper,
-        sort_keys=True,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=100,
-    )
+def dump(document: Any, *, dumper: Any = None) -> str:
+    """One document as YAML; `dumper` chooses the emitter (tests compare libyaml's and PyYAML's)."""
+    return str(yaml.dump(document, Dumper=dumper or _Dumper, **_OPTIONS))
 
 
 def dump_all(documents: Iterable[Any]) -> str:
     return "".join(f"---\n{dump(document)}" for document in documents)
+
+
+def write_one(document: Any, stream: TextIO) -> None:
+    """`dump` straight into a stream."""
+    yaml.dump(document, stream, Dumper=_Dumper, **_OPTIONS)
+
+
+def write_all(documents: Iterable[Any], stream: TextIO) -> None:
+    """`dump_all` into a stream, one document at a time, so a big mesh is never one string."""
+    for document in documents:
+        stream.write("---\n")
+        write_one(document, stream)
 
 
 def object_file_name(manifest: dict[str, Any]) -> str:

@@ -88,6 +88,11 @@ def _mounted_config_maps(manifests: dict[Key, dict[str, Any]]) -> set[str]:
             for volume in manifest["spec"]["template"]["spec"].get("volumes", []):
                 if "configMap" in volume:
                     names.add(str(volume["configMap"]["name"]))
+                # A sidecar's config directory projects its own ConfigMap and the mesh's
+                # shared outbound ones.
+                for source in volume.get("projected", {}).get("sources", []):
+                    if "configMap" in source:
+                        names.add(str(source["configMap"]["name"]))
     return names
 
 

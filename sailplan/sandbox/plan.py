@@ -14,9 +14,9 @@ from sailplan.model.service import URL_PATH, EnvRef
 from sailplan.render.haproxy import (
     ProxyConfig,
     ProxyPorts,
+    SidecarCompiler,
     StaticEndpoints,
     compile_gateway,
-    compile_sidecar,
 )
 
 
@@ -311,17 +311,16 @@ def compile_configs(
             f"{instance.name}-proxy",
             directory,
             sockets,
-            compile_sidecar(
+            # The cluster's layout: the workload's files and the mesh's outbound shards, in
+            # one directory HAProxy reads in name order.
+            SidecarCompiler(
                 mesh,
-                instance.service,
-                instance.version,
                 endpoints=endpoints,
                 ports=instance.sidecar,
-                app_port=instance.app_port,
                 config_dir=str(directory),
                 runtime_dir=str(sockets),
                 passthrough="host-header" if pods is None else "original-destination",
-            ),
+            ).files(instance.service, instance.version, instance.app_port),
         )
     if plan.gateway is not None and plan.gateway_port is not None:
         directory = runtime_root / "gateway"

@@ -89,6 +89,10 @@ def write_config(directory: Path, config: ProxyConfig) -> None:
         staged = directory / f".{name}.new"
         staged.write_text(text, encoding="utf-8")
         os.replace(staged, directory / name)
+    # HAProxy reads every *.cfg of the directory: a shard the new config no longer has must go.
+    for stale in directory.glob("*.cfg"):
+        if stale.name not in config.files:
+            stale.unlink()
 
 
 def check_config(haproxy: str, name: str, directory: Path) -> None:
@@ -96,7 +100,7 @@ def check_config(haproxy: str, name: str, directory: Path) -> None:
     # Not -q: with it, HAProxy 2.6 prints nothing at all when it refuses a config.
     try:
         done = subprocess.run(
-            [haproxy, "-c", "-f", str(directory / "haproxy.cfg")],
+            [haproxy, "-c", "-f", str(directory)],
             capture_output=True,
             text=True,
             errors="replace",
@@ -264,7 +268,7 @@ class Sandbox:
                 "-S",
                 str(proxy.runtime_dir / "master.sock"),
                 "-f",
-                str(proxy.config_dir / "haproxy.cfg"),
+                str(proxy.config_dir),
             ]
             pod = name.removesuffix("-proxy")
             if self.network is not None and pod in self.network.pods:

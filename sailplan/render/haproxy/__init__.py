@@ -32,25 +32,31 @@ from .context import (
     ProxyPorts,
     StaticEndpoints,
     Writer,
+    flat,
     lua_source,
+    shard_of,
 )
 from .globals import (
     ABORT_BODY,
     NO_ROUTE_BODY,
     NO_UPSTREAM_BODY,
+    OUTLIER_MAP,
     OVERFLOW_BODY,
     TIMEOUT_BODY,
     global_sections,
     proxy_files,
 )
 from .ingress import ingress
-from .routing import hosts_map, inbound, outbound
+from .routing import hosts_map, inbound, outbound_front, service_sections
 
 __all__ = [
     "ABORT_BODY",
     "FLAT_SERVICE_LIMIT",
+    "GLOBAL_FILE",
+    "INBOUND_FILE",
     "NO_ROUTE_BODY",
     "NO_UPSTREAM_BODY",
+    "OUTBOUND_FILE",
     "OVERFLOW_BODY",
     "TIMEOUT_BODY",
     "DnsEndpoints",
@@ -65,6 +71,7 @@ __all__ = [
     "compile_sidecar",
     "lua_source",
     "route_backend",
+    "shard_file",
 ]
 
 DEFAULT_PORTS = ProxyPorts()
@@ -78,11 +85,27 @@ def _refuse_stalling_regexes(mesh: Mesh) -> None:
         raise SpecError(problems)
 
 
+GLOBAL_FILE = "00-global.cfg"
+INBOUND_FILE = "10-inbound.cfg"
+OUTBOUND_FILE = "20-outbound.cfg"
+# About this much outbound config per shard before the shard count doubles: half of
+# Kubernetes' 1 MiB ConfigMap limit, so the hash's uneven spread stays well below it.
+SHARD_TARGET_BYTES = 512 * 1024
+
+
+def shard_file(index: int) -> str:
+    return f"20-outbound-{index:03d}.cfg"
+
+
 class SidecarCompiler:
     """Compiles the sidecars of one mesh that share endpoints and ports (a cluster's pods).
 
     Every sidecar carries the same outbound section (client-side routing of every service), so it
-    is rendered once; each sidecar adds only its inbound listener.
+    is rendered once, a text per service; each sidecar adds only its inbound listener. HAProxy
+    reads a directory given to `-f` in name order, so a sidecar's config is a set of files:
+    `00-global.cfg` and `10-inbound.cfg` of its own, and the mesh's `20-outbound.cfg` (the
+    outbound listener) with, past FLAT_SERVICE_LIMIT services, the services' sections in
+    `20-outbound-NNN.cfg` shards, each service in the shard its name hashes to (`shards`).
     """
 
     def __init__(
@@ -98,22 +121,104 @@ class SidecarCompiler:
         _refuse_stalling_regexes(mesh)
         self.mesh = mesh
         self._ctx = Context(mesh, endpoints, ports, config_dir, runtime_dir)
+        self._passthrough: Passthrough = passthrough
         head = Writer()
         global_sections(self._ctx, head)
-        self._globals = head.lines
-        tail = Writer()
-        outbound(self._ctx, tail, passthrough)
-        self._outbound = tail.lines
+        self._globals = head.text()
+        self._services = self._ctx.http_services()
+        self._hop = not flat(self._services)
+        self._front = self._outbound_front(self._services)
         self._hosts_map = hosts_map(self._ctx)
+        self._sections: dict[tuple[str, bool], str] = {}
 
-    def sidecar(self, service: str, version: str, app_port: int | None = None) -> ProxyConfig:
+    def _outbound_front(self, service_names: list[str]) -> str:
+        out = Writer()
+        outbound_front(self._ctx, out, self._passthrough, service_names)
+        return out.text()
+
+    def _section(self, service: str, hop: bool) -> str:
+        """The service's outbound sections; the same text in every sidecar that routes it."""
+        text = self._sections.get((service, hop))
+        if text is None:
+            out = Writer()
+            service_sections(self._ctx, out, service, "o", hop=hop)
+            text = self._sections[service, hop] = out.text()
+        return text
+
+    def _inbound(self, service: str, version: str, app_port: int | None) -> str:
         if service not in self.mesh.services or version not in self.mesh.services[service].versions:
             raise KeyError(f"the mesh has no workload {service}-{version}")
         out = Writer()
-        out.lines = list(self._globals)
         inbound(self._ctx, out, app_port or self.mesh.services[service].port)
-        out.lines += ["", *self._outbound]
-        return proxy_files(self._ctx, out.text(), hosts_map=self._hosts_map)
+        return out.text()
+
+    def sidecar(self, service: str, version: str, app_port: int | None = None) -> ProxyConfig:
+        """The workload's config as one `haproxy.cfg`: the same sections as `files`, in order."""
+        parts = [self._globals, self._inbound(service, version, app_port), self._front]
+        parts += [self._section(name, self._hop) for name in self._services]
+        return proxy_files(self._ctx, "\n".join(parts), hosts_map=self._hosts_map)
+
+    def files(self, service: str, version: str, app_port: int | None = None) -> ProxyConfig:
+        """The workload's config directory: its own files, the shared outbound and its shards."""
+        files = dict(self.workload_files(service, version, app_port))
+        for shared in self.shared_outbound():
+            files.update(shared)
+        return ProxyConfig(files=dict(sorted(files.items())))
+
+    def workload_files(
+        self, service: str, version: str, app_port: int | None = None
+    ) -> dict[str, str]:
+        """What is the workload's own: the global sections, its inbound listener, error pages."""
+        config = proxy_files(self._ctx, self._globals)
+        files = {name: text for name, text in config.files.items() if name.endswith(".http")}
+        files[GLOBAL_FILE] = self._globals
+        files[INBOUND_FILE] = self._inbound(service, version, app_port)
+        return dict(sorted(files.items()))
+
+    def shared_outbound(self) -> list[dict[str, str]]:
+        """The files every sidecar shares: first `20-outbound.cfg` with the Host map (and the Lua),
+        then, past FLAT_SERVICE_LIMIT services, one file per shard."""
+        base = {OUTBOUND_FILE: self._front, "hosts.map": self._hosts_map}
+        if self._ctx.uses_lua():
+            base["mesh.lua"] = lua_source()
+        if self._ctx.uses_outlier_detection():
+            # Empty: the Lua fills HAProxy's in-memory copy, but the map must exist to load.
+            base[OUTLIER_MAP] = ""
+        if not self._hop:
+            base[OUTBOUND_FILE] = "\n".join(
+                [self._front, *(self._section(name, False) for name in self._services)]
+            )
+            return [dict(sorted(base.items()))]
+        shards = self.shards()
+        texts = []
+        for index, names in enumerate(shards):
+            header = (
+                f"# outbound shard {index} of {len(shards)}: the services whose name hashes "
+                "here; generated by sailplan, do not edit\n"
+            )
+            texts.append(
+                {
+                    shard_file(index): header
+                    + "".join(f"\n{self._section(name, True)}" for name in names)
+                }
+            )
+        return [dict(sorted(base.items())), *texts]
+
+    def shards(self) -> list[list[str]]:
+        """The services of each shard: the fewest shards, a power of two, none over
+        SHARD_TARGET_BYTES. A service's shard depends on its name and the count alone, so a
+        change to one service changes one shard until the count doubles."""
+        sizes = {name: len(self._section(name, True).encode()) + 1 for name in self._services}
+        count = 1
+        while True:
+            shards: list[list[str]] = [[] for _ in range(count)]
+            for name in self._services:
+                shards[shard_of(name, count)].append(name)
+            if count >= len(self._services) or all(
+                sum(sizes[name] for name in shard) <= SHARD_TARGET_BYTES for shard in shards
+            ):
+                return shards
+            count *= 2
 
 
 def compile_sidecar(

@@ -3,8 +3,12 @@ compiled files, and the mesh being compiled."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from typing import Literal
 
@@ -52,14 +56,18 @@ Passthrough = Literal["original-destination", "host-header"]
 
 @dataclass(frozen=True)
 class ProxyConfig:
-    """File name -> content; `haproxy.cfg` always, `mesh.lua` when the mesh needs Lua,
-    `outlier.map` with outlier detection."""
+    """File name -> content: `haproxy.cfg`, or the `NN-*.cfg` files of a sidecar's directory
+    (`SidecarCompiler.files`); `mesh.lua` when the mesh needs Lua, `outlier.map` with outlier
+    detection."""
 
     files: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def haproxy_cfg(self) -> str:
-        return self.files["haproxy.cfg"]
+        """The config as HAProxy reads it: `haproxy.cfg`, or every *.cfg file in name order."""
+        if "haproxy.cfg" in self.files:
+            return self.files["haproxy.cfg"]
+        return "\n".join(text for name, text in sorted(self.files.items()) if name.endswith(".cfg"))
 
 
 def lua_source() -> str:
@@ -75,6 +83,13 @@ class Context:
     ports: ProxyPorts
     config_dir: str
     runtime_dir: str
+
+    @cached_property
+    def _keys(self) -> dict[str, str]:
+        return service_keys(sorted(self.mesh.services))
+
+    def service_key(self, service_name: str) -> str:
+        return self._keys[service_name]
 
     def uses_lua(self) -> bool:
         routes = any(
@@ -93,6 +108,26 @@ class Context:
 
     def http_services(self) -> list[str]:
         return [s for s in sorted(self.mesh.services) if self.mesh.services[s].protocol != "tcp"]
+
+
+def _digest(service_name: str) -> bytes:
+    return hashlib.sha256(service_name.encode()).digest()
+
+
+def service_keys(service_names: Sequence[str]) -> dict[str, str]:
+    """A short name of each service for its unix sockets. From the name alone, not its place
+    among the services, so adding a service changes no other service's config text. 8 base32
+    characters (40 bits) keep a socket path within HAProxy's limit in the sandbox's directories;
+    the rare services that share them get 16."""
+    short = {name: base64.b32encode(_digest(name)).decode().lower() for name in service_names}
+    count = Counter(key[:8] for key in short.values())
+    return {name: key[:8] if count[key[:8]] == 1 else key[:16] for name, key in short.items()}
+
+
+def shard_of(service_name: str, shards: int) -> int:
+    """The outbound shard of a service among `shards` (a power of two): doubling the count
+    splits every shard in two and moves nothing between the others."""
+    return int.from_bytes(_digest(service_name)[:8], "big") % shards
 
 
 def flat(service_names: Sequence[str]) -> bool:

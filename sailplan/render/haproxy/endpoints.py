@@ -44,5 +44,5 @@ def mirror_socket(ctx: Context, tag: str, service_name: str, version: str) -> st
         service_name, {}
     ).get(version):
         return None
-    number = sorted(ctx.mesh.services).index(service_name)
-    return f"unix@{ctx.runtime_dir}/{tag}m{number}.{sorted(service.versions).index(version)}.sock"
+    key = ctx.service_key(service_name)
+    return f"unix@{ctx.runtime_dir}/{tag}m{key}.{sorted(service.versions).index(version)}.sock"

@@ -102,14 +102,14 @@ def _faults(route: Route, on_route: str) -> list[str]:
     return lines
 
 
-def hosts_map(ctx: Context) -> str:
+def hosts_map(ctx: Context, service_names: Sequence[str] | None = None) -> str:
     """Host -> service: short name, name.ns, name.ns.svc, FQDN (the port is stripped first)."""
     namespace = ctx.mesh.target_namespace
     domain = (
         ctx.endpoints.cluster_domain if isinstance(ctx.endpoints, DnsEndpoints) else "cluster.local"
     )
     lines = []
-    for service_name in ctx.http_services():
+    for service_name in ctx.http_services() if service_names is None else service_names:
         for name in (
             service_name,
             f"{service_name}.{namespace}",
@@ -161,22 +161,30 @@ def service_frontends(ctx: Context, out: Writer, service_names: Sequence[str], t
     """The backends of every service and, past FLAT_SERVICE_LIMIT services, a routing
     frontend per service reached through a unix socket."""
     hop = not flat(service_names)
-    for index, service_name in enumerate(service_names):
-        if hop:
-            socket = f"unix@{ctx.runtime_dir}/{tag}{index}.sock"
-            out.section(
-                f"backend {service_name}{HOP_SUFFIX}",
-                f"server routes {socket}",
-                comment=f"services.{service_name}: into its routing frontend",
-            )
-            out.section(
-                f"frontend {service_name}__routes",
-                f"bind {socket} mode 600",
-                *frontend_lines(PROXY_NAMES[tag], caller_from_header=True),
-                *routing_rules(ctx, [service_name], tag, guarded=False),
-            )
-        backends(ctx, out, service_name, f"{ctx.runtime_dir}/{tag}{index}")
-        _mirror_listeners(ctx, out, service_name, tag)
+    for service_name in service_names:
+        service_sections(ctx, out, service_name, tag, hop=hop)
+
+
+def service_sections(ctx: Context, out: Writer, service_name: str, tag: str, *, hop: bool) -> None:
+    """One service's sections: its backends, and its routing frontend when `hop`. Their text
+    depends on this service alone (sockets are named by `service_key`), so the outbound shards
+    of a mesh change only where a service changed."""
+    prefix = f"{ctx.runtime_dir}/{tag}{ctx.service_key(service_name)}"
+    if hop:
+        socket = f"unix@{prefix}.sock"
+        out.section(
+            f"backend {service_name}{HOP_SUFFIX}",
+            f"server routes {socket}",
+            comment=f"services.{service_name}: into its routing frontend",
+        )
+        out.section(
+            f"frontend {service_name}__routes",
+            f"bind {socket} mode 600",
+            *frontend_lines(PROXY_NAMES[tag], caller_from_header=True),
+            *routing_rules(ctx, [service_name], tag, guarded=False),
+        )
+    backends(ctx, out, service_name, prefix)
+    _mirror_listeners(ctx, out, service_name, tag)
 
 
 def _mirror_listeners(ctx: Context, out: Writer, service_name: str, tag: str) -> None:
@@ -225,8 +233,24 @@ def inbound(ctx: Context, out: Writer, app_port: int) -> None:
     )
 
 
-def outbound(ctx: Context, out: Writer, passthrough: Passthrough) -> None:
-    """The caller's side (15001): the Host picks a service; unknown hosts pass through."""
+def outbound(
+    ctx: Context,
+    out: Writer,
+    passthrough: Passthrough,
+    service_names: Sequence[str] | None = None,
+) -> None:
+    """The caller's side (15001): the Host picks a service; unknown hosts pass through.
+    `service_names`: the services it routes (default: every http service)."""
+    names = ctx.http_services() if service_names is None else service_names
+    outbound_front(ctx, out, passthrough, names)
+    service_frontends(ctx, out, names, "o")
+
+
+def outbound_front(
+    ctx: Context, out: Writer, passthrough: Passthrough, service_names: Sequence[str]
+) -> None:
+    """`frontend outbound` and the passthrough backend. Past FLAT_SERVICE_LIMIT services its
+    text names no service: each request hops into its service's sections by name."""
     # Loopback only: the pod's own connections reach it through iptables REDIRECT, which sends
     # locally generated traffic to 127.0.0.1; another pod dialling <pod IP>:15001 finds nothing
     # listening there, so the sidecar is no relay for the rest of the cluster.
@@ -238,7 +262,7 @@ def outbound(ctx: Context, out: Writer, passthrough: Passthrough) -> None:
         *frontend_lines("outbound"),
         "http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
         f"http-request set-var(txn.svc) var(txn.host),map_str({ctx.config_dir}/hosts.map)",
-        *dispatch_lines(ctx, ctx.http_services(), "o"),
+        *dispatch_lines(ctx, service_names, "o"),
         "default_backend passthrough",
     ]
     out.section("frontend outbound", *body)
@@ -264,4 +288,3 @@ def outbound(ctx: Context, out: Writer, passthrough: Passthrough) -> None:
             f"server host-header 0.0.0.0:0 {PASSTHROUGH_POOL}",
             comment="unknown destinations go to the host:port the request names",
         )
-    service_frontends(ctx, out, ctx.http_services(), "o")

@@ -1,0 +1,68 @@
+"""The YAML writer: libyaml's C emitter when installed, PyYAML's otherwise, the same bytes."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sailplan.render import yaml_output
+from sailplan.render.yaml_output import dump
+
+GOLDEN = Path(__file__).parent / "golden"
+
+needs_libyaml = pytest.mark.skipif(
+    not yaml.__with_libyaml__, reason="PyYAML was built without libyaml: one emitter to compare"
+)
+
+
+def test_the_c_emitter_is_used_when_libyaml_is_installed() -> None:
+    if yaml.__with_libyaml__:
+        assert issubclass(yaml_output._Dumper, yaml.CSafeDumper)
+    else:
+        assert yaml_output._Dumper is yaml_output._PythonDumper
+
+
+@needs_libyaml
+def test_both_emitters_write_every_golden_byte_for_byte() -> None:
+    documents = [
+        document
+        for path in sorted(GOLDEN.rglob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if document is not None
+    ]
+    assert len(documents) > 100
+    for document in documents:
+        assert dump(document, dumper=yaml_output._PythonDumper) == dump(document)
+
+
+# Characters where the two emitters used to differ: escapes, breaks, quotes, non-BMP, the BOM.
+_PIECES = [
+    " ", "  ", "a", "\r", "\n", "\r\n", "\t", '"', "\\", "é", "\x85", "\xa0", "\u2028",
+    "\u2029", "\ufeff", "😀", "\x00", "\x1b", "'", ":", "#", "- ", "|", ">", "%", "@", "`",
+    "!", "&", "*", "{", "[", ",", "?", "~", "0", "true", "null", "x" * 30,
+]  # fmt: skip
+
+
+@needs_libyaml
+def test_both_emitters_write_odd_strings_alike_and_read_back_the_same() -> None:
+    draw = random.Random(13)
+    for _ in range(400):
+        text = "".join(draw.choice(_PIECES) for _ in range(draw.randint(0, 40)))
+        long_line = "x" * draw.randint(0, 90) + " " + text
+        document = {"k" * draw.randint(1, 30): {"data": {"a": text, "b": [text, long_line]}}}
+        written = dump(document)
+        assert dump(document, dumper=yaml_output._PythonDumper) == written, repr(text)
+        assert yaml.safe_load(written) == document
+
+
+def test_a_long_quoted_line_folds_at_a_space() -> None:
+    # The error pages of the builtin proxy: \r forces double quotes, the width folds them.
+    page = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 19\r\nconnection: close\r\n"
+    written = dump({"data": {"503.http": page}}, dumper=yaml_output._PythonDumper)
+    assert written == (
+        'data:\n  503.http: "HTTP/1.1 503 Service Unavailable\\r\\ncontent-type: text/plain\\r\\n'
+        'content-length: 19\\r\\nconnection:\n    close\\r\\n"\n'
+    )
