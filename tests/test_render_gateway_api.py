@@ -456,6 +456,20 @@ def test_a_later_exact_path_would_win_so_it_is_refused() -> None:
     ]
 
 
+def test_a_later_longer_path_prefix_would_win_so_it_is_refused() -> None:
+    text = _with_routes(
+        [
+            {"name": "api", "match": {"path": {"prefix": "/api/"}}, "to": "v2"},
+            {"name": "users", "match": {"path": {"prefix": "/api/users/"}}, "to": "v1"},
+        ]
+    )
+    assert _problems(text) == [
+        "services.reviews.routes[1]: users would take requests that api also matches, since its "
+        "path prefix is longer and the Gateway API prefers the more specific match over rule "
+        f"order: make the two matches disjoint, or {OTHER}"
+    ]
+
+
 def test_a_prefix_route_before_the_catch_all_rule_is_refused_as_implementation_specific() -> None:
     text = _with_routes([{"name": "api", "match": {"path": {"prefix": "/api"}}, "to": "v2"}])
     assert _problems(text) == [

@@ -464,8 +464,11 @@ def compare(a: Match, b: Match) -> int | None:
 
 
 def _why_later_wins(first: Match, later: Match) -> str:
-    if path_match(later)[0] == "Exact" and path_match(first)[0] != "Exact":
+    (kind_first, value_first), (kind_later, value_later) = path_match(first), path_match(later)
+    if kind_later == "Exact" and kind_first != "Exact":
         return "its path is exact"
+    if kind_later == kind_first == "PathPrefix" and len(value_later) > len(value_first):
+        return "its path prefix is longer"
     if (later.method is None) != (first.method is None):
         return "it matches the method"
     if len(later.headers or {}) != len(first.headers or {}):
