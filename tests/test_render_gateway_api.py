@@ -459,7 +459,11 @@ def test_a_later_exact_path_would_win_so_it_is_refused() -> None:
 def test_a_later_longer_path_prefix_would_win_so_it_is_refused() -> None:
     text = _with_routes(
         [
-            {"name": "api", "match": {"path": {"prefix": "/api/"}}, "to": "v2"},
+            {
+                "name": "api",
+                "match": {"path": {"prefix": "/api/"}, "headers": {"a": "1"}},
+                "to": "v2",
+            },
             {"name": "users", "match": {"path": {"prefix": "/api/users/"}}, "to": "v1"},
         ]
     )
