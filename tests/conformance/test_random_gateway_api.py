@@ -63,7 +63,12 @@ def routes(draw: st.DrawFn) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = []
     for index in range(draw(st.integers(1, 4))):
         alternatives = draw(st.lists(matches(), min_size=1, max_size=2, unique_by=repr))
-        result.append({"match": alternatives, "to": VERSIONS[index]})
+        route: dict[str, Any] = {"match": alternatives, "to": VERSIONS[index]}
+        if all("path" in m and "regex" not in m["path"] for m in alternatives) and draw(
+            st.booleans()
+        ):
+            route["rewrite"] = {"uri": draw(st.sampled_from(["/n/", "/"]))}
+        result.append(route)
     if draw(st.booleans()):
         result.append({"to": VERSIONS[-1]})
     return result
@@ -144,21 +149,31 @@ def test_the_rendered_httproutes_route_as_first_match_does(data: st.DataObject) 
     reference = istio.Cluster(render_manifests(spec, "istio"))
     rendered = gateway_api.Cluster(render_manifests(gateway_spec))
     for request in sent:
-        expected = _shares(
-            istio.evaluate_mesh(reference, request, caller_namespace=spec.target_namespace)
+        reference_outcome = istio.evaluate_mesh(
+            reference, request, caller_namespace=spec.target_namespace
         )
+        expected = _shares(reference_outcome)
         at_gateway = istio.Request(request.path, request.method, request.headers, "any.example")
-        expected_in = _shares(istio.evaluate_gateway(reference, at_gateway)) if ingress else {}
+        reference_in = istio.evaluate_gateway(reference, at_gateway)
+        expected_in = _shares(reference_in)
         for how in gateway_api.IMPLEMENTATIONS:
-            answer = _shares(
-                gateway_api.evaluate_mesh(
-                    rendered, request, caller_namespace=spec.target_namespace, how=how
-                )
+            outcome = gateway_api.evaluate_mesh(
+                rendered, request, caller_namespace=spec.target_namespace, how=how
             )
+            answer = _shares(outcome)
             assert answer == expected, (service1_routes, request, how, answer, expected)
+            assert outcome.forwarded_path == reference_outcome.forwarded_path, (
+                service1_routes,
+                request,
+                how,
+                outcome.forwarded_path,
+                reference_outcome.forwarded_path,
+            )
             if ingress:
-                answer_in = _shares(gateway_api.evaluate_gateway(rendered, at_gateway, how=how))
+                at = gateway_api.evaluate_gateway(rendered, at_gateway, how=how)
+                answer_in = _shares(at)
                 assert answer_in == expected_in, (request, how, answer_in, expected_in)
+                assert at.forwarded_path == reference_in.forwarded_path, (request, how)
 
 
 def test_the_search_finds_meshes_the_plane_accepts_and_refuses() -> None:
