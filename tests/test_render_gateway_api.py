@@ -386,6 +386,13 @@ OTHER = "use the istio or builtin data plane"
             "trustDomain: the Gateway API does not name workload identities: the mesh "
             f"implementation chooses its trust domain; drop trustDomain, or {OTHER}",
         ),
+        (
+            BASE,
+            {"interception": "explicit-proxy"},
+            "interception: explicit-proxy: on the gateway-api data plane the mesh implementation "
+            "injects its own proxy and decides how traffic reaches it (Linkerd: its init "
+            "container or CNI plugin); use iptables, or the builtin data plane",
+        ),
     ],
     ids=[
         "fault",
@@ -403,6 +410,7 @@ OTHER = "use the istio or builtin data plane"
         "allow",
         "authorization-default-deny",
         "trust-domain",
+        "explicit-proxy",
     ],
 )
 def test_what_the_standard_channel_cannot_say_is_refused(
@@ -778,3 +786,135 @@ def test_every_spec_field_is_decided_for_this_plane() -> None:
         "headers",
         "rewrite",
     ]
+
+
+# What the gateway-api plane does with every field of the spec: rendered, refused by `check`
+# (with a sentence, tested above), or not about routing at all. A field added to the model fails
+# this test until someone decides, so no field is silently accepted and ignored on this plane.
+RENDERED, REFUSED, SHARED = "rendered", "refused", "Kubernetes objects all planes share"
+FIELDS = {
+    "Mesh.apiVersion": "checked",
+    "Mesh.kind": "checked",
+    "Mesh.name": "labels; <name>-gateway, <name>-ingress",
+    "Mesh.namespace": SHARED,
+    "Mesh.allowSystemNamespace": "checked",
+    "Mesh.dataPlane": RENDERED,
+    "Mesh.interception": "iptables only; explicit-proxy refused",
+    "Mesh.networkPolicies": RENDERED,
+    "Mesh.mtls": "permissive only; others refused",
+    "Mesh.trustDomain": "the default only; others refused",
+    "Mesh.authorization": "allow only; deny refused",
+    "Mesh.services": RENDERED,
+    "Mesh.ingress": RENDERED,
+    "Mesh.accessLog": "false only; true refused",
+    "Authorization.default": "allow only; deny refused",
+    "AllowRule.from": REFUSED,
+    "AllowRule.methods": REFUSED,
+    "AllowRule.paths": REFUSED,
+    "PathRule.exact": REFUSED,
+    "PathRule.prefix": REFUSED,
+    "Service.port": RENDERED,
+    "Service.protocol": "http only; others refused",
+    "Service.versions": RENDERED,
+    "Service.routes": RENDERED,
+    "Service.policy": REFUSED,
+    "Service.allow": REFUSED,
+    "Policy.loadBalancer": REFUSED,
+    "Policy.connectionPool": REFUSED,
+    "Policy.outlierDetection": REFUSED,
+    **{
+        f"ConnectionPool.{f}": REFUSED
+        for f in (
+            "maxConnections",
+            "maxPendingRequests",
+            "http2MaxRequests",
+            "maxRequestsPerConnection",
+            "maxRetries",
+            "connectTimeout",
+            "idleTimeout",
+        )
+    },
+    **{
+        f"OutlierDetection.{f}": REFUSED
+        for f in (
+            "consecutive5xxErrors",
+            "consecutiveGatewayErrors",
+            "interval",
+            "baseEjectionTime",
+            "maxEjectionPercent",
+        )
+    },
+    **{
+        f"Version.{f}": SHARED
+        for f in (
+            "image",
+            "replicas",
+            "env",
+            "envFrom",
+            "resources",
+            "readiness",
+        )
+    },
+    "Version.local": "sandbox only",
+    **{f"LocalRun.{f}": "sandbox only" for f in ("command", "cwd", "env", "envFile")},
+    **dict.fromkeys(
+        (
+            "EnvFrom.secretRef",
+            "EnvFrom.configMapRef",
+            "EnvFrom.prefix",
+            "EnvRef.secretKeyRef",
+            "EnvRef.configMapKeyRef",
+            "KeyRef.name",
+            "KeyRef.key",
+            "NameRef.name",
+            "ResourceAmounts.cpu",
+            "ResourceAmounts.memory",
+            "Resources.requests",
+            "Resources.limits",
+            "Readiness.path",
+        ),
+        SHARED,
+    ),
+    "Route.name": RENDERED,
+    "Route.match": RENDERED,
+    "Route.to": RENDERED,
+    "Route.split": RENDERED,
+    "Route.fault": REFUSED,
+    "Route.timeout": RENDERED,
+    "Route.retries": REFUSED,
+    "Route.mirror": RENDERED,
+    "Route.headers": RENDERED,
+    "Route.rewrite": RENDERED,
+    **{f"Fault.{f}": REFUSED for f in ("delay", "abort")},
+    **dict.fromkeys(("Delay.fixed", "Delay.percent", "Abort.status", "Abort.percent"), REFUSED),
+    **{f"Retries.{f}": REFUSED for f in ("attempts", "perTryTimeout", "on")},
+    "Mirror.to": RENDERED,
+    "Mirror.percent": RENDERED,
+    **{f"Headers.{f}": RENDERED for f in ("request", "response")},
+    **{f"HeaderChanges.{f}": RENDERED for f in ("set", "add", "remove")},
+    "Rewrite.uri": "PathPrefix ending in / or exact paths; others refused",
+    "Rewrite.uriRegexRewrite": REFUSED,
+    "Rewrite.authority": "host names without a port; others refused",
+    "RegexRewrite.match": REFUSED,
+    "RegexRewrite.rewrite": REFUSED,
+    "Match.path": "exact, prefix, regex (ranked safely or refused)",
+    "Match.headers": RENDERED,
+    "Match.method": "exact only; others refused",
+    "Match.query": RENDERED,
+    "Ingress.port": RENDERED,
+    "Ingress.nodePort": REFUSED,
+    "Ingress.hosts": RENDERED,
+    "Ingress.routes": RENDERED,
+    "IngressRoute.name": RENDERED,
+    "IngressRoute.match": RENDERED,
+    "IngressRoute.service": RENDERED,
+}
+
+
+def test_every_field_of_the_spec_is_rendered_or_refused_on_this_plane() -> None:
+    schema = sailplan.Mesh.model_json_schema(by_alias=True)
+    fields = {f"Mesh.{name}" for name in schema["properties"]}
+    for definition, body in schema.get("$defs", {}).items():
+        fields |= {f"{definition}.{name}" for name in body.get("properties", {})}
+    assert sorted(fields - set(FIELDS)) == [], "decide what gateway-api does with these"
+    assert sorted(set(FIELDS) - fields) == [], "these fields are gone"

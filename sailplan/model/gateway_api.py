@@ -292,6 +292,15 @@ def _mesh_wide_problems(mesh: Mesh) -> list[Problem]:
                 f"implementation and set accessLog: false, or {_OTHER_PLANES}",
             )
         )
+    if mesh.interception != "iptables":
+        problems.append(
+            Problem(
+                "interception",
+                f"{mesh.interception}: on the gateway-api data plane the mesh implementation "
+                "injects its own proxy and decides how traffic reaches it (Linkerd: its init "
+                "container or CNI plugin); use iptables, or the builtin data plane",
+            )
+        )
     if mesh.ingress is not None and mesh.ingress.node_port is not None:
         problems.append(
             Problem(
