@@ -31,6 +31,7 @@ Service, as on istio.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -63,6 +64,8 @@ SIDECAR_PORTS = (4140, 4143, 4190, 4191, 15000, 15001, 15004, 15006, 15008, 1500
 _OTHER_PLANES = "use the istio or builtin data plane"
 
 MatchType = Literal["Exact", "PathPrefix", "RegularExpression"]
+# URLRewrite.hostname: a PreciseHostname.
+_PRECISE_HOSTNAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def regex_escape(text: str) -> str:
@@ -102,19 +105,22 @@ class Rule:
     `matches` is None for "every request" (a rule without matches); `route` is None for the rule
     sailplan adds last, sending what no route matched to every version of `service`."""
 
-    at: str  # where in the mesh file the rule comes from
+    at: str  # where in the mesh file the rule comes from: the route, or the ingress route
     name: str
     service: str
     route: Route | None
     matches: tuple[Match, ...] | None
+    origin: str = ""  # the service's route (or the service, for the last rule) it repeats
 
     @property
     def action(self) -> tuple[str, str]:
         """Rules with equal actions do the same with a request, so their order does not matter."""
         if self.route is None:
             return self.service, "every version"
-        effect = self.route.model_dump_json(exclude={"name", "match"})
-        return self.service, effect
+        # A prefix rewrite's result depends on the prefix that matched: the match is part of it.
+        rewrites_prefix = self.route.rewrite is not None and self.route.rewrite.uri is not None
+        exclude = {"name"} if rewrites_prefix else {"name", "match"}
+        return self.service, self.route.model_dump_json(exclude=exclude)
 
     def alternatives(self) -> tuple[Match, ...]:
         return self.matches if self.matches is not None else (Match(),)
@@ -137,13 +143,15 @@ def service_rules(
             return matches
         if matches == []:
             continue  # no request the ingress route sends here can match this route
+        at = f"services.{service_name}.routes[{index}]"
         rules.append(
             Rule(
-                f"services.{service_name}.routes[{index}]",
+                at,
                 prefix + _route_name(route, index),
                 service_name,
                 route,
                 None if matches is None else tuple(matches),
+                at,
             )
         )
     if not service.routes or not service.routes[-1].is_catch_all:
@@ -154,6 +162,7 @@ def service_rules(
                 service_name,
                 None,
                 None if within is None else tuple(within),
+                f"services.{service_name}",
             )
         )
     return rules
@@ -179,6 +188,7 @@ def carve_outs(rules: list[Rule]) -> list[Rule]:
                         rule.service,
                         rule.route,
                         tuple(narrowed),
+                        rule.origin,
                     )
                 )
     return carved + rules
@@ -202,7 +212,7 @@ def ingress_rules(mesh: Mesh) -> list[Rule] | tuple[int, Inexpressible]:
         if isinstance(narrowed, Inexpressible):
             return index, narrowed
         rules += [
-            Rule(f"ingress.routes[{index}]", r.name, r.service, r.route, r.matches)
+            Rule(f"ingress.routes[{index}]", r.name, r.service, r.route, r.matches, r.origin)
             for r in narrowed
         ]
     return carve_outs(rules)
@@ -282,6 +292,15 @@ def _mesh_wide_problems(mesh: Mesh) -> list[Problem]:
                 f"implementation and set accessLog: false, or {_OTHER_PLANES}",
             )
         )
+    if mesh.interception != "iptables":
+        problems.append(
+            Problem(
+                "interception",
+                f"{mesh.interception}: on the gateway-api data plane the mesh implementation "
+                "injects its own proxy and decides how traffic reaches it (Linkerd: its init "
+                "container or CNI plugin); use iptables, or the builtin data plane",
+            )
+        )
     if mesh.ingress is not None and mesh.ingress.node_port is not None:
         problems.append(
             Problem(
@@ -327,17 +346,23 @@ def _route_problems(at: str, route: Route) -> list[Problem]:
                 f"sailplan does not render; {_OTHER_PLANES}",
             )
         )
-    # HTTPRoute has RequestHeaderModifier, ResponseHeaderModifier and URLRewrite filters, but this
-    # plane does not translate sailplan's header changes and rewrites into them yet: refusing
-    # beats rendering a route that silently drops them.
-    for field, key in (("headers", "headers"), ("rewrite", "rewrite")):
-        if getattr(route, field) is not None:
-            problems.append(
-                Problem(
-                    f"{at}.{key}",
-                    f"the gateway-api data plane does not render route {key} yet; {_OTHER_PLANES}",
-                )
+    if route.rewrite is not None and route.rewrite.uri_regex_rewrite is not None:
+        problems.append(
+            Problem(
+                f"{at}.rewrite.uriRegexRewrite",
+                "the Gateway API rewrites a path prefix or the full path only, not by a regular "
+                f"expression; use uri, or {_OTHER_PLANES}",
             )
+        )
+    authority = route.rewrite.authority if route.rewrite is not None else None
+    if authority is not None and not _PRECISE_HOSTNAME.fullmatch(authority):
+        problems.append(
+            Problem(
+                f"{at}.rewrite.authority",
+                f"{authority!r}: the Gateway API rewrites the host to a lowercase host name "
+                f"without a port; drop the port, or {_OTHER_PLANES}",
+            )
+        )
     if len(route.weights) > MAX_BACKENDS:
         problems.append(
             Problem(
@@ -426,7 +451,63 @@ def _ingress_problems(mesh: Mesh) -> list[Problem]:
     return problems or _rule_list_problems("ingress.routes", rules)
 
 
+def path_rewrite(rule: Rule) -> tuple[Literal["ReplaceFullPath", "ReplacePrefixMatch"], str] | None:
+    """The URLRewrite path of a rule whose route rewrites `uri`, when the Gateway API can say it
+    as sailplan means it (None when the route does not rewrite the path). Raises ValueError with
+    the reason when it cannot."""
+    route = rule.route
+    if route is None or route.rewrite is None or route.rewrite.uri is None:
+        return None
+    uri = route.rewrite.uri
+    own = [m.path for m in route.match or []]
+    paths = [path_match(m) for m in rule.alternatives()]
+    if own and all(p is not None and p.kind == "exact" for p in own):
+        # Every alternative names a whole path, and the rewrite replaces it whole.
+        return "ReplaceFullPath", uri
+    prefix = own[0] if len(own) == 1 and own[0] is not None and own[0].kind == "prefix" else None
+    if prefix is not None and all(kind == "Exact" for kind, _ in paths):
+        # The route's prefix narrowed to exact paths (a carve-out, an ingress route): the
+        # rewritten path is fixed, when it is one.
+        results = {uri + value[len(prefix.value) :] for _, value in paths}
+        if len(results) == 1:
+            return "ReplaceFullPath", results.pop()
+    if len(own) == 1 and own[0] is not None and len(paths) == 1:
+        kind, value = paths[0]
+        if kind != "PathPrefix" or value != own[0].value:
+            narrowed = "a regular expression" if kind == "RegularExpression" else repr(value)
+            raise ValueError(
+                f"the Gateway API rewrites the prefix a PathPrefix matched, and this rule's path "
+                f"is {narrowed}, not the route's own prefix {own[0].value!r}: end the prefix with "
+                "/ (and let no ingress route narrow it)"
+            )
+        if not uri.endswith("/"):
+            raise ValueError(
+                f"the Gateway API puts one / between the new prefix and the rest of the path, so "
+                f"{uri!r} must end with / (as the prefix it replaces does) to mean the same"
+            )
+        return "ReplacePrefixMatch", uri
+    raise ValueError(
+        "the Gateway API rewrites a prefix only in a rule with exactly one match, a PathPrefix, "
+        "and the full path only for exact paths: give the route one prefix, or exact paths"
+    )
+
+
+def _rewrite_problems(rules: list[Rule]) -> list[Problem]:
+    problems: list[Problem] = []
+    for rule in rules:
+        try:
+            path_rewrite(rule)
+        except ValueError as why:
+            problem = Problem(f"{rule.origin}.rewrite.uri", f"{why}; or {_OTHER_PLANES}")
+            if problem not in problems:
+                problems.append(problem)
+    return problems
+
+
 def _rule_list_problems(at: str, rules: list[Rule]) -> list[Problem]:
+    problems = _rewrite_problems(rules)
+    if problems:
+        return problems
     if len(rules) > MAX_RULES:
         return [
             Problem(
@@ -464,8 +545,11 @@ def compare(a: Match, b: Match) -> int | None:
 
 
 def _why_later_wins(first: Match, later: Match) -> str:
-    if path_match(later)[0] == "Exact" and path_match(first)[0] != "Exact":
+    (kind_first, value_first), (kind_later, value_later) = path_match(first), path_match(later)
+    if kind_later == "Exact" and kind_first != "Exact":
         return "its path is exact"
+    if kind_later == kind_first == "PathPrefix" and len(value_later) > len(value_first):
+        return "its path prefix is longer"
     if (later.method is None) != (first.method is None):
         return "it matches the method"
     if len(later.headers or {}) != len(first.headers or {}):

@@ -15,14 +15,16 @@ from fractions import Fraction
 from typing import Any
 
 from sailplan import constants as c
-from sailplan.model import Duration, Match, Mesh
+from sailplan.model import Duration, Match, Mesh, Route
 from sailplan.model.gateway_api import (
     Rule,
     ingress_rules,
     mesh_rules,
     path_match,
+    path_rewrite,
     string_match,
 )
+from sailplan.model.route import HeaderChanges
 from sailplan.render.istio import gateway_name, ingress_labels
 from sailplan.render.kubernetes import metadata, port_name, service_labels, workload_name
 
@@ -77,6 +79,58 @@ def _mirror_share(percent: float) -> dict[str, Any]:
     return {"fraction": {"numerator": share.numerator, "denominator": share.denominator}}
 
 
+def _header_changes(changes: HeaderChanges) -> dict[str, Any]:
+    """An HTTPHeaderFilter. Values are literal in the Gateway API (no `%` formatting), as in
+    sailplan; each header takes one change, so the order of set, add and remove does not
+    matter."""
+    rendered: dict[str, Any] = {}
+    for kind, values in (("set", changes.set), ("add", changes.add)):
+        if values:
+            rendered[kind] = [{"name": n, "value": v} for n, v in sorted(values.items())]
+    if changes.remove:
+        rendered["remove"] = sorted(changes.remove)
+    return rendered
+
+
+def _filters(mesh: Mesh, rule: Rule, route: Route) -> list[dict[str, Any]]:
+    """In the order sailplan applies them ("implementations SHOULD implement filters in the order
+    they are specified"): request headers, then the rewrite, then the mirror copies the changed
+    request; response headers on the way back."""
+    filters: list[dict[str, Any]] = []
+    headers = route.headers
+    if headers is not None and headers.request is not None:
+        filters.append(
+            {
+                "type": "RequestHeaderModifier",
+                "requestHeaderModifier": _header_changes(headers.request),
+            }
+        )
+    if route.rewrite is not None:
+        rewrite: dict[str, Any] = {}
+        if route.rewrite.authority is not None:
+            rewrite["hostname"] = route.rewrite.authority
+        path = path_rewrite(rule)  # check() refused what it cannot say
+        if path is not None:
+            kind, value = path
+            field = "replaceFullPath" if kind == "ReplaceFullPath" else "replacePrefixMatch"
+            rewrite["path"] = {"type": kind, field: value}
+        if rewrite:
+            filters.append({"type": "URLRewrite", "urlRewrite": rewrite})
+    if route.mirror is not None:
+        mirror: dict[str, Any] = {"backendRef": _backend(mesh, rule.service, route.mirror.to)}
+        if route.mirror.percent < 100:
+            mirror.update(_mirror_share(route.mirror.percent))
+        filters.append({"type": "RequestMirror", "requestMirror": mirror})
+    if headers is not None and headers.response is not None:
+        filters.append(
+            {
+                "type": "ResponseHeaderModifier",
+                "responseHeaderModifier": _header_changes(headers.response),
+            }
+        )
+    return filters
+
+
 def _rule(mesh: Mesh, rule: Rule) -> dict[str, Any]:
     rendered: dict[str, Any] = {"name": rule.name}
     if rule.matches is not None:
@@ -85,11 +139,9 @@ def _rule(mesh: Mesh, rule: Rule) -> dict[str, Any]:
     if route is None:
         rendered["backendRefs"] = [_backend(mesh, rule.service, None)]
         return rendered
-    if route.mirror is not None:
-        mirror: dict[str, Any] = {"backendRef": _backend(mesh, rule.service, route.mirror.to)}
-        if route.mirror.percent < 100:
-            mirror.update(_mirror_share(route.mirror.percent))
-        rendered["filters"] = [{"type": "RequestMirror", "requestMirror": mirror}]
+    filters = _filters(mesh, rule, route)
+    if filters:
+        rendered["filters"] = filters
     weights = {version: weight for version, weight in route.weights.items() if weight > 0}
     if len(weights) == 1:
         rendered["backendRefs"] = [_backend(mesh, rule.service, next(iter(weights)))]

@@ -52,12 +52,12 @@ REFUSED: dict[str, tuple[str, str]] = {
         "no outlier detection",
     ),
     "route-headers-change-the-request-and-the-apps-answer": (
-        "services.service1.routes[0].headers",
-        "route headers not rendered yet",
+        "services.service1.routes[1].fault",
+        "no fault injection",
     ),
     "rewrite-prefix-exact-regex-and-authority": (
-        "services.service1.routes[0].rewrite",
-        "route rewrites not rendered yet",
+        "services.service1.routes[2].rewrite.uriRegexRewrite",
+        "no regex path rewrite",
     ),
 }
 

@@ -35,6 +35,7 @@ from .istio_reference import (
     CONNECT_FAILURE_BODY,
     NO_ROUTE,
     TIMEOUT_BODY,
+    UPSTREAM_ANSWER_HEADERS,
     Branch,
     Copy,
     Outcome,
@@ -232,6 +233,69 @@ def choose_rule(
 # -- the rule's effect ------------------------------------------------------------------------
 
 
+# A filter's `type` and the field holding its settings.
+_FILTER_FIELDS = {
+    "RequestHeaderModifier": "requestHeaderModifier",
+    "ResponseHeaderModifier": "responseHeaderModifier",
+    "URLRewrite": "urlRewrite",
+    "RequestMirror": "requestMirror",
+}
+
+
+def _filter(rule: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    field = _FILTER_FIELDS[kind]
+    for filter_ in rule.get("filters", []):
+        if filter_.get("type") == kind:
+            found: Mapping[str, Any] = filter_[field]
+            return found
+    return None
+
+
+def change_headers(
+    changes: Mapping[str, Any] | None, lines: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    """HTTPHeaderFilter: `set` overwrites a header ("replaced"), `add` "appends to any existing
+    values" (one more header line, which HTTP reads as the comma-joined value), `remove` drops
+    it; names compare case-insensitively, values are literal."""
+    if not changes:
+        return lines
+    removed = {name.lower() for name in changes.get("remove", [])}
+    replaced = {h["name"].lower() for h in changes.get("set", [])}
+    kept = tuple((n, v) for n, v in lines if n.lower() not in removed | replaced)
+    added = tuple((h["name"], h["value"]) for h in changes.get("set", []) + changes.get("add", []))
+    return kept + added
+
+
+def forwarded(rule: Mapping[str, Any], request: Request) -> tuple[tuple[str, str], ...]:
+    """The request's header lines as forwarded: RequestHeaderModifier, then URLRewrite's
+    `hostname` ("Hostname is the value to be used to replace the Host header value during
+    forwarding")."""
+    lines = (("host", request.host), *request.headers.items())
+    changed = change_headers(_filter(rule, "RequestHeaderModifier"), lines)
+    hostname = (_filter(rule, "URLRewrite") or {}).get("hostname")
+    if hostname is None:
+        return changed
+    return tuple((n, hostname if n.lower() == "host" else v) for n, v in changed)
+
+
+def rewritten_path(rule: Mapping[str, Any], request: Request, how: Implementation) -> str:
+    """URLRewrite `path` (the query string is kept): ReplaceFullPath replaces the path;
+    ReplacePrefixMatch replaces the PathPrefix the rule matched, by path elements, as the table
+    of HTTPPathModifier.ReplacePrefixMatch shows: "/foo/bar" with prefix "/foo/" and "/xyz/"
+    becomes "/xyz/bar", "/foo" with "/" becomes "/"."""
+    split = urlsplit(request.path)
+    path = split.path
+    modifier = (_filter(rule, "URLRewrite") or {}).get("path")
+    if modifier is not None and modifier["type"] == "ReplaceFullPath":
+        path = modifier["replaceFullPath"]
+    elif modifier is not None:
+        (match,) = rule["matches"]  # the CRD allows exactly one, a PathPrefix
+        assert match_matches(match, request, how)
+        prefix = match["path"]["value"].rstrip("/")
+        path = modifier["replacePrefixMatch"].rstrip("/") + path[len(prefix) :] or "/"
+    return path + (f"?{split.query}" if split.query else "")
+
+
 def _attempt(
     pod: str, refuses: bool, rule: Mapping[str, Any], request: Request, upstreams: Upstreams
 ) -> tuple[int, str, float, int]:
@@ -255,6 +319,9 @@ def _backends(
     nothing); within a Service, round robin over its pods."""
     refs = [ref for ref in rule.get("backendRefs", []) if ref.get("weight", 1) > 0]
     total = sum(ref.get("weight", 1) for ref in refs)
+    # Response headers change the app's answers; what the proxy answers itself (a timeout, a
+    # refused connection) is modelled as Envoy-based implementations leave their local replies.
+    answer = change_headers(_filter(rule, "ResponseHeaderModifier"), UPSTREAM_ANSWER_HEADERS)
     branches: list[Branch] = []
     for ref in refs:
         share = ref.get("weight", 1) / total
@@ -268,14 +335,18 @@ def _backends(
             ring += [(pod, replica < dead) for replica in range(pods.count(pod))]
         for pod, refuses in ring:
             status, body, elapsed, attempts = _attempt(pod, refuses, rule, request, ups)
-            branches.append(Branch(share / len(ring), status, body, elapsed, attempts))
+            upstream = body == pod  # the pod answered (else the proxy did)
+            headers = answer if upstream else ()
+            branches.append(
+                Branch(share / len(ring), status, body, elapsed, attempts, upstream, headers)
+            )
     return _merged(branches)
 
 
 def _merged(branches: list[Branch]) -> list[Branch]:
-    merged: dict[tuple[int, str, float, int], float] = {}
+    merged: dict[tuple[Any, ...], float] = {}
     for b in branches:
-        key = (b.status, b.body, b.elapsed_ms, b.attempts)
+        key = (b.status, b.body, b.elapsed_ms, b.attempts, b.upstream, b.headers)
         merged[key] = merged.get(key, 0.0) + b.probability
     return [Branch(p, *key) for key, p in merged.items()]
 
@@ -316,11 +387,18 @@ def _copies(
 
 
 def _outcome(
-    cluster: Cluster, namespace: str, rule: Mapping[str, Any], request: Request, ups: Upstreams
+    cluster: Cluster,
+    namespace: str,
+    rule: Mapping[str, Any],
+    request: Request,
+    ups: Upstreams,
+    how: Implementation,
 ) -> Outcome:
     return Outcome(
         tuple(_backends(cluster, namespace, rule, request, ups)),
         tuple(_copies(cluster, namespace, rule, request)),
+        forwarded(rule, request),
+        rewritten_path(rule, request, how),
     )
 
 
@@ -348,7 +426,7 @@ def evaluate_mesh(
         if found is None:
             return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))
         rule = found
-    return _outcome(cluster, namespace, rule, request, upstreams)
+    return _outcome(cluster, namespace, rule, request, upstreams, how)
 
 
 def evaluate_gateway(
@@ -369,4 +447,4 @@ def evaluate_gateway(
     namespace = next(
         r["metadata"]["namespace"] for r in routes if found in r["spec"].get("rules", [])
     )
-    return _outcome(cluster, namespace, found, request, upstreams)
+    return _outcome(cluster, namespace, found, request, upstreams, how)

@@ -456,6 +456,56 @@ SCENARIOS = [
         ],
     ),
     Scenario(
+        # What the Gateway API's filters can say: header changes, a prefix rewrite on a prefix
+        # ending in /, a full-path rewrite of an exact path, the authority.
+        "route-changes-the-gateway-api-can-say",
+        mesh(
+            [
+                {
+                    "match": [{"path": {"prefix": "/old/"}}],
+                    "to": "v2",
+                    "rewrite": {"uri": "/new/", "authority": "users.internal"},
+                    "headers": {
+                        "request": {
+                            "set": {"x-canary": "100%"},
+                            "add": {"x-tag": "checkout"},
+                            "remove": ["x-debug"],
+                        },
+                        "response": {"set": {"x-route": "old"}, "remove": ["server"]},
+                    },
+                },
+                {"match": [{"path": "/exact"}], "to": "v2", "rewrite": {"uri": "/replaced"}},
+                {"to": "v1"},
+            ]
+        ),
+        [
+            (
+                Send("/old/items?x=1", headers={"x-debug": "1", "x-tag": "cart"}),
+                Expect(
+                    {V2: 1.0},
+                    upstream_path="/new/items?x=1",
+                    upstream_headers={
+                        "host": "users.internal",
+                        "x-canary": "100%",
+                        "x-tag": "cart, checkout",
+                        "x-debug": None,
+                    },
+                    answer_headers={"x-route": "old", "server": None},
+                ),
+            ),
+            (Send("/old/"), Expect({V2: 1.0}, upstream_path="/new/")),
+            (
+                Send("/old", headers={"x-debug": "1"}),
+                Expect(
+                    {V1: 1.0},
+                    upstream_path="/old",
+                    upstream_headers={"host": "service1", "x-debug": "1", "x-canary": None},
+                ),
+            ),
+            (Send("/exact?q=2"), Expect({V2: 1.0}, upstream_path="/replaced?q=2")),
+        ],
+    ),
+    Scenario(
         "rewrite-prefix-exact-regex-and-authority",
         mesh(
             [

@@ -235,3 +235,73 @@ def test_the_gateway_takes_its_hostnames_and_not_the_mesh_routes() -> None:
     assert at_gateway("/api/x", "a.example.org:8080") == {"reviews/v1": 1.0}
     assert at_gateway("/api/x", "other.example.com") == {"404": 1.0}
     assert at_gateway("/x", "shop.example.com") == {"404": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix", "replacement", "expected"),
+    [
+        # HTTPPathModifier.ReplacePrefixMatch's table, and the query string kept.
+        ("/foo/bar", "/foo", "/xyz", "/xyz/bar"),
+        ("/foo/bar", "/foo", "/xyz/", "/xyz/bar"),
+        ("/foo/bar", "/foo/", "/xyz", "/xyz/bar"),
+        ("/foo/bar", "/foo/", "/xyz/", "/xyz/bar"),
+        ("/foo", "/foo", "/xyz", "/xyz"),
+        ("/foo/", "/foo", "/xyz", "/xyz/"),
+        ("/foo/bar", "/foo", "", "/bar"),
+        ("/foo/", "/foo", "", "/"),
+        ("/foo", "/foo", "", "/"),
+        ("/foo/", "/foo", "/", "/"),
+        ("/foo", "/foo", "/", "/"),
+        ("/foo/bar?x=1", "/foo/", "/xyz/", "/xyz/bar?x=1"),
+    ],
+)
+def test_a_prefix_rewrite_follows_the_specification_s_table(
+    path: str, prefix: str, replacement: str, expected: str
+) -> None:
+    rewrite = {
+        "type": "URLRewrite",
+        "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": replacement}},
+    }
+    cluster = _cluster(_to("v1", _path("PathPrefix", prefix), filters=[rewrite]))
+    outcome = evaluate_mesh(cluster, Request(path, host="reviews"), caller_namespace="shop")
+    assert outcome.forwarded_path == expected
+
+
+def test_header_modifiers_and_the_hostname_change_what_is_forwarded_and_answered() -> None:
+    filters = [
+        {
+            "type": "RequestHeaderModifier",
+            "requestHeaderModifier": {
+                "set": [{"name": "X-Canary", "value": "100%"}],
+                "add": [{"name": "x-tag", "value": "b"}],
+                "remove": ["x-debug"],
+            },
+        },
+        {
+            "type": "URLRewrite",
+            "urlRewrite": {
+                "hostname": "users.internal",
+                "path": {"type": "ReplaceFullPath", "replaceFullPath": "/new"},
+            },
+        },
+        {
+            "type": "ResponseHeaderModifier",
+            "responseHeaderModifier": {
+                "remove": ["server"],
+                "add": [{"name": "x-r", "value": "1"}],
+            },
+        },
+    ]
+    cluster = _cluster(_to("v1", filters=filters))
+    request = Request(
+        "/old?q=1", headers={"x-canary": "no", "x-tag": "a", "X-Debug": "1"}, host="reviews"
+    )
+    outcome = evaluate_mesh(cluster, request, caller_namespace="shop")
+    assert outcome.forwarded == (
+        ("host", "users.internal"),
+        ("x-tag", "a"),
+        ("X-Canary", "100%"),
+        ("x-tag", "b"),
+    )
+    assert outcome.forwarded_path == "/new?q=1"
+    assert [b.headers for b in outcome.branches] == [(("content-type", "text/plain"), ("x-r", "1"))]
