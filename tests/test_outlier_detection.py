@@ -217,9 +217,9 @@ def test_ejection_time_grows_with_each_ejection_and_shrinks_while_healthy(
     second = time_out()  # ejected again at once: twice the base time
     time.sleep(0.5)  # five sweeps in: the multiplier goes back down to 0
     third = time_out()
-    assert 0.9 <= first <= 1.6
-    assert 1.9 <= second <= 2.7
-    assert 0.9 <= third <= 1.6
+    # Out until the first sweep (every 100ms) past base x ejections; loose for a loaded machine.
+    times = (first, second, third)
+    assert 0.9 <= first <= 1.8 and 1.9 <= second <= 3.0 and 0.9 <= third <= 1.8, times
 
 
 @pytest.mark.parametrize(
@@ -249,7 +249,7 @@ def test_max_ejection_percent_caps_the_hosts_out(
     assert len(proxy.ejected_servers()) == ejections
 
 
-@pytest.mark.parametrize(("interval", "low", "high"), [("1s", 0.8, 1.6), ("50ms", 0.15, 0.5)])
+@pytest.mark.parametrize(("interval", "low", "high"), [("1s", 0.8, 1.8), ("50ms", 0.15, 0.7)])
 def test_hosts_come_back_at_the_sweep_interval(
     proxy_for: Any, started: Any, interval: str, low: float, high: float
 ) -> None:
@@ -270,7 +270,7 @@ def test_hosts_come_back_at_the_sweep_interval(
     proxy.get("/status/500")
     ejected_at = time.monotonic()
     back = _until(lambda r: r.status == 200, proxy.get) - ejected_at
-    assert low <= back <= high
+    assert low <= back <= high, back
 
 
 def test_retried_answers_count(proxy_for: Any, started: Any) -> None:
@@ -491,9 +491,10 @@ def test_mirrored_copies_count_and_skip_ejected_pods(proxy_for: Any, started: An
 
     for _ in range(2):
         assert request(proxy.port, "/", headers={"lane": "shadowed"}).body == "v2"
-    deadline = time.monotonic() + 5  # copies travel detached from the requests
-    while copies() < 2 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 5  # copies, and their answers, travel detached
+    while not proxy.ejected_servers() and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert copies() == 2
     assert _ejected(proxy.get("/"))  # the two copies' 500s ejected v1's pod...
     assert request(proxy.port, "/", headers={"lane": "shadowed"}).body == "v2"
     time.sleep(0.3)
