@@ -312,6 +312,15 @@ class OutlierDetection(SpecModel):
         ),
     )
 
+    def phrase(self) -> str:
+        """In words, for summaries and graphs."""
+        gateway = self.consecutive_gateway_errors
+        also = f" or {gateway} gateway errors" if gateway is not None else ""
+        return (
+            f"eject after {self.consecutive_5xx_errors} consecutive 5xx{also} "
+            f"for {self.base_ejection_time}"
+        )
+
 
 class Policy(SpecModel):
     """How callers of a service treat its endpoints."""
