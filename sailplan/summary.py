@@ -73,11 +73,7 @@ def _policy(policy: Policy) -> str:
             )
         parts += pool.limits()
     if policy.outlier_detection is not None:
-        outlier = policy.outlier_detection
-        parts.append(
-            f"eject after {outlier.consecutive_5xx_errors} consecutive 5xx "
-            f"for {outlier.base_ejection_time}"
-        )
+        parts.append(policy.outlier_detection.phrase())
     return ", ".join(parts) or "none"
 
 

@@ -52,3 +52,9 @@ def test_connection_pool_takes_istios_names_and_round_trips() -> None:
 def test_an_empty_connection_pool_is_refused() -> None:
     with pytest.raises(ValidationError, match="a connection pool needs at least one field"):
         ConnectionPool.model_validate({})
+
+
+def test_outlier_detection_in_words() -> None:
+    assert OutlierDetection().phrase() == "eject after 5 consecutive 5xx for 30s"
+    gateway = OutlierDetection.model_validate({"consecutiveGatewayErrors": 2})
+    assert gateway.phrase() == "eject after 5 consecutive 5xx or 2 gateway errors for 30s"

@@ -7,9 +7,11 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -217,9 +219,9 @@ def test_ejection_time_grows_with_each_ejection_and_shrinks_while_healthy(
     second = time_out()  # ejected again at once: twice the base time
     time.sleep(0.5)  # five sweeps in: the multiplier goes back down to 0
     third = time_out()
-    assert 0.9 <= first <= 1.6
-    assert 1.9 <= second <= 2.7
-    assert 0.9 <= third <= 1.6
+    # Out until the first sweep (every 100ms) past base x ejections; loose for a loaded machine.
+    times = (first, second, third)
+    assert 0.9 <= first <= 1.8 and 1.9 <= second <= 3.0 and 0.9 <= third <= 1.8, times
 
 
 @pytest.mark.parametrize(
@@ -249,7 +251,7 @@ def test_max_ejection_percent_caps_the_hosts_out(
     assert len(proxy.ejected_servers()) == ejections
 
 
-@pytest.mark.parametrize(("interval", "low", "high"), [("1s", 0.8, 1.6), ("50ms", 0.15, 0.5)])
+@pytest.mark.parametrize(("interval", "low", "high"), [("1s", 0.8, 1.8), ("50ms", 0.15, 0.7)])
 def test_hosts_come_back_at_the_sweep_interval(
     proxy_for: Any, started: Any, interval: str, low: float, high: float
 ) -> None:
@@ -270,7 +272,7 @@ def test_hosts_come_back_at_the_sweep_interval(
     proxy.get("/status/500")
     ejected_at = time.monotonic()
     back = _until(lambda r: r.status == 200, proxy.get) - ejected_at
-    assert low <= back <= high
+    assert low <= back <= high, back
 
 
 def test_retried_answers_count(proxy_for: Any, started: Any) -> None:
@@ -491,10 +493,110 @@ def test_mirrored_copies_count_and_skip_ejected_pods(proxy_for: Any, started: An
 
     for _ in range(2):
         assert request(proxy.port, "/", headers={"lane": "shadowed"}).body == "v2"
-    deadline = time.monotonic() + 5  # copies travel detached from the requests
-    while copies() < 2 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 5  # copies, and their answers, travel detached
+    while not proxy.ejected_servers() and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert copies() == 2
     assert _ejected(proxy.get("/"))  # the two copies' 500s ejected v1's pod...
     assert request(proxy.port, "/", headers={"lane": "shadowed"}).body == "v2"
     time.sleep(0.3)
     assert copies() == 2  # ...and it gets no more copies
+
+
+class _Dns:
+    """A DNS server on 127.0.0.1 answering A queries from a table, for HAProxy's resolvers."""
+
+    def __init__(self, records: dict[str, list[str]]) -> None:
+        self.records = records
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.settimeout(0.2)
+        self.port = int(self.socket.getsockname()[1])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                query, client = self.socket.recvfrom(4096)
+            except TimeoutError:
+                continue
+            labels, at = [], 12
+            while query[at]:
+                labels.append(query[at + 1 : at + 1 + query[at]].decode().lower())
+                at += 1 + query[at]
+            qtype = int.from_bytes(query[at + 1 : at + 3], "big")
+            question = query[12 : at + 5]
+            addresses = self.records.get(".".join(labels), []) if qtype == 1 else []
+            flags = 0x8580 if ".".join(labels) in self.records else 0x8583  # NXDOMAIN otherwise
+            header = query[:2] + flags.to_bytes(2, "big") + (1).to_bytes(2, "big")
+            header += len(addresses).to_bytes(2, "big") + bytes(4)
+            answers = b"".join(
+                b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x01\x00\x04" + socket.inet_aton(address)
+                for address in addresses
+            )
+            self.socket.sendto(header + question + answers, client)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.socket.close()
+
+
+def test_slots_dns_has_not_filled_are_no_hosts(tmp_path: Path) -> None:
+    # In a cluster a version's servers are a server-template with spare slots: 2 pods in 4
+    # slots. maxEjectionPercent counts the pods, so at 50% one of two failing pods is out and
+    # the other still answers; counting the empty slots would let both out.
+    port = free_port()
+    failing = []
+    for address in ("127.0.0.1", "127.0.0.2"):
+        server = ThreadingHTTPServer((address, port), _Failing)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        failing.append(server)
+    dns = _Dns({"service1-v1.test.svc.cluster.local": ["127.0.0.1", "127.0.0.2"]})
+    mesh = _mesh({"consecutive5xxErrors": 1, "maxEjectionPercent": 50, "baseEjectionTime": "30s"})
+    proxy_ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    config = compile_sidecar(
+        mesh,
+        "caller",
+        "v1",
+        endpoints=DnsEndpoints("test", "cluster.local", 4, port=port),
+        ports=proxy_ports,
+        app_port=free_port(),
+        config_dir=str(tmp_path),
+        runtime_dir=str(tmp_path),
+        passthrough="host-header",
+    )
+    files = dict(config.files)
+    files["haproxy.cfg"] = files["haproxy.cfg"].replace(
+        "parse-resolv-conf", f"nameserver test 127.0.0.1:{dns.port}"
+    )
+    try:
+        with running_haproxy(files, tmp_path, [proxy_ports.outbound]):
+            proxy = Proxy(proxy_ports.outbound, tmp_path / "haproxy.log")
+            # Until DNS has answered every slot is empty: no healthy upstream.
+            _until(lambda r: r.status == 500, proxy.get)
+            replies = [proxy.get("/") for _ in range(10)]
+            assert [r.status for r in replies] == [500] * 10
+            assert len({r.body for r in replies}) == 1  # one pod answers them all
+            assert len(proxy.ejected_servers()) == 1
+    finally:
+        dns.stop()
+        for server in failing:
+            server.shutdown()
+            server.server_close()
+
+
+class _Failing(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        data = self.server.server_address[0].encode()
+        self.send_response(500)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)

@@ -240,8 +240,9 @@ class OutlierDetection(SpecModel):
             builtin=(
                 "Counted in the caller's proxy on the answer of every attempt, retried ones "
                 "and mirrored copies included, per endpoint of a version (and apart for "
-                "requests no route matched, as Istio's cluster without subset). Connection "
-                "failures and timeouts, which Envoy counts as 503 and 504, are not counted."
+                "requests no route matched, as Istio's cluster without subset). Failed "
+                "connections, connections closed before an answer and timeouts, which Envoy "
+                "counts as 503 and 504, are not counted: only answers are."
             ),
         ),
     )
@@ -257,7 +258,7 @@ class OutlierDetection(SpecModel):
             istio="`outlierDetection.consecutiveGatewayErrors`.",
             builtin=(
                 "Counted as `consecutive5xxErrors` is, with the same limits: answers only, "
-                "not connection failures or timeouts."
+                "not failed or closed connections or timeouts."
             ),
         ),
     )
@@ -310,6 +311,15 @@ class OutlierDetection(SpecModel):
             ),
         ),
     )
+
+    def phrase(self) -> str:
+        """In words, for summaries and graphs."""
+        gateway = self.consecutive_gateway_errors
+        also = f" or {gateway} gateway errors" if gateway is not None else ""
+        return (
+            f"eject after {self.consecutive_5xx_errors} consecutive 5xx{also} "
+            f"for {self.base_ejection_time}"
+        )
 
 
 class Policy(SpecModel):

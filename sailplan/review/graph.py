@@ -85,11 +85,7 @@ def _service_node(name: str, service: Service) -> Node:
             )
         lines.append(f"circuit breaker: {', '.join(limits)}")
     if policy and policy.outlier_detection:
-        outlier = policy.outlier_detection
-        lines.append(
-            f"eject after {outlier.consecutive_5xx_errors} consecutive 5xx "
-            f"for {outlier.base_ejection_time}"
-        )
+        lines.append(policy.outlier_detection.phrase())
     everything_but_routes = {k: v for k, v in service.to_dict().items() if k != "routes"}
     everything_but_routes.pop("versions")
     return Node(
