@@ -400,7 +400,13 @@ def test_the_grouping_helper_composes_the_parts_without_mesh() -> None:
         "shop-service2",
     ]
     groups = group_manifests(render_manifests(sailplan.load_mesh(DEMO_MESH)))
-    assert [m["kind"] for m in groups.mesh_wide] == ["Namespace", "Issuer", "Issuer", "Certificate"]
+    assert [m["kind"] for m in groups.mesh_wide] == [
+        "Namespace",
+        "ConfigMap",  # the outbound config every sidecar shares
+        "Issuer",
+        "Issuer",
+        "Certificate",
+    ]
     assert {m["kind"] for m in groups.ingress} == {
         "Certificate",
         "ConfigMap",
