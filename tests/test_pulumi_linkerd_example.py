@@ -130,3 +130,14 @@ def test_the_stack_program_deploys_a_gateway_api_mesh_with_its_gateway_class() -
     assert engine.by_name("mesh-web-httproute-web").type.endswith(
         "gateway.networking.k8s.io/v1:HTTPRoute"
     )
+
+
+def test_the_ingress_address_is_left_to_the_gateway_s_status() -> None:
+    engine, address = register(
+        lambda: Mesh("shop", MeshArgs(spec=SHOP, gateway_class="eg")).ingress_address
+    )
+    assert address is None
+    assert (
+        engine.by_name("shop-ingress-gateway-shop-gateway").inputs["spec"]["gatewayClassName"]
+        == "eg"
+    )

@@ -408,8 +408,9 @@ class Mesh(pulumi.ComponentResource):
     `MeshArgs.control_plane` names one).
 
     Outputs: `namespace`, `ingress_address` (where the ingress listens, see
-    `IstioControlPlane.gateway_address`; None without an ingress), `control_plane_revision`
-    (istio) and `proxy_image` (builtin).
+    `IstioControlPlane.gateway_address`; None without an ingress, and on the gateway-api plane,
+    where the Gateway's implementation writes it to the Gateway's `status.addresses`),
+    `control_plane_revision` (istio) and `proxy_image` (builtin).
     """
 
     namespace: pulumi.Output[str]
