@@ -1,11 +1,12 @@
 """The Pulumi program: deploy the stack's mesh file. Stack config (stacks/Pulumi.<stack>.yaml):
 
 sailplan:meshFile      the mesh file, relative to this directory (default stacks/demo.mesh.yaml)
-sailplan:dataPlane     builtin | istio, overriding the file's dataPlane
+sailplan:dataPlane     builtin | istio | gateway-api, overriding the file's dataPlane
 sailplan:proxyImage    an existing proxy image (builtin); else proxyRepository builds one
 sailplan:proxyRepository, sailplan:pushProxyImage
 sailplan:istioVersion  the Istio charts' version (istio)
 sailplan:installCertManager  false when the cluster already runs cert-manager (builtin with mTLS)
+sailplan:gatewayClass  the ingress Gateway's GatewayClass (gateway-api; default istio)
 """
 
 import sys
@@ -52,8 +53,9 @@ try:
             if builtin and repository and not config.get("proxyImage")
             else None,
             istio=IstioControlPlaneArgs(version=istio_version)
-            if not builtin and istio_version
+            if data_plane == "istio" and istio_version
             else None,
+            gateway_class=config.get("gatewayClass") if data_plane == "gateway-api" else None,
             cert_manager=existing_cert_manager,
         ),
     )

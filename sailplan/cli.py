@@ -18,6 +18,7 @@ from sailplan import __version__
 from sailplan import constants as c
 from sailplan.loader import MAX_SIZE, load_mesh, load_mesh_text, located, read_mesh_file
 from sailplan.model import Mesh, Problem, SpecError
+from sailplan.model.gateway_api import gateway_class_problem
 from sailplan.summary import secret_warnings, summarize
 
 EXIT_OK = 0
@@ -40,16 +41,10 @@ def _byte_size(text: str) -> int:
     return int(found.group(1)) * _UNIT[found.group(2)[:1].lower()]
 
 
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-
-
 def _gateway_class(text: str) -> str:
-    """A GatewayClass is a Kubernetes object: its name is a DNS subdomain."""
-    if not _DNS_SUBDOMAIN.fullmatch(text) or len(text) > 253:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a GatewayClass name: use lowercase letters, digits, '-' and '.', "
-            "such as istio or eg"
-        )
+    problem = gateway_class_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 

@@ -91,8 +91,8 @@ MISUSES: list[tuple[Callable[[], Any], str]] = [
     ),
     (
         lambda: MeshArgs(spec=DEMO_MESH, data_plane="Istio"),  # type: ignore[arg-type]
-        "MeshArgs.data_plane: 'Istio' is not a data plane: use one of 'builtin', 'istio' "
-        "(did you mean 'istio'?)",
+        "MeshArgs.data_plane: 'Istio' is not a data plane: use one of 'builtin', 'istio', "
+        "'gateway-api' (did you mean 'istio'?)",
     ),
     (
         lambda: MeshArgs(

@@ -430,7 +430,7 @@ def test_the_program_refuses_a_wrong_stack_config_with_exit_2(
     assert code == 2
     assert capsys.readouterr().err == (
         "error: stack config: MeshArgs.data_plane: 'Istio' is not a data plane: use one of "
-        "'builtin', 'istio' (did you mean 'istio'?)\n"
+        "'builtin', 'istio', 'gateway-api' (did you mean 'istio'?)\n"
     )
     assert engine.registrations == [] or all(
         r.type == "pulumi:pulumi:Stack" for r in engine.registrations

@@ -14,6 +14,8 @@ from typing import Any
 
 import pulumi
 
+from sailplan.model.gateway_api import gateway_class_problem
+
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _NAME_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -75,6 +77,12 @@ def require_name_prefix(path: str, value: Any) -> None:
             f"{value!r} is not a name prefix: use letters, digits, '.', '_' and '-', "
             "starting with a letter or digit",
         )
+
+
+def require_gateway_class(path: str, value: Any) -> None:
+    problem = gateway_class_problem(value)
+    if problem is not None:
+        raise ArgsError(path, problem)
 
 
 def require_port(path: str, value: Any) -> None:

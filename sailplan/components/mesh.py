@@ -16,6 +16,7 @@ from sailplan.components.args import (
     ArgsError,
     require_bool,
     require_choice,
+    require_gateway_class,
     require_input_str,
     require_instance,
     require_name_prefix,
@@ -47,7 +48,7 @@ class MeshArgs:
     """What `Mesh` deploys.
 
     spec: a validated `sailplan.Mesh` or the path of a mesh file.
-    data_plane: "builtin" or "istio", overriding the spec's `dataPlane`.
+    data_plane: "builtin", "istio" or "gateway-api", overriding the spec's `dataPlane`.
     create_namespace: False targets a namespace that already exists (sailplan only adds the
         labels the data plane needs, e.g. istio-injection, with a server-side patch).
     name_prefix: the prefix of every child resource's Pulumi name (default: the Mesh's name), so
@@ -72,6 +73,10 @@ class MeshArgs:
         (the `provider=`/`providers=` in the Mesh's opts: "sailplan-istio-<provider name>").
     install_control_plane: False when Istio is installed some other way (no charts deployed).
 
+    gateway-api data plane only (the mesh implementation, e.g. Linkerd, is installed some other
+    way; nothing of it is deployed here):
+    gateway_class: the GatewayClass of the ingress Gateway (default "istio").
+
     Every argument is checked on construction, and against the data plane when `Mesh` is
     created; a wrong one raises `ArgsError` naming it, before anything is registered.
     """
@@ -87,6 +92,7 @@ class MeshArgs:
     istio: IstioControlPlaneArgs | None = None
     create_namespace: bool = True
     name_prefix: str | None = None
+    gateway_class: str | None = None
 
     def __post_init__(self) -> None:
         where = "MeshArgs"
@@ -97,8 +103,13 @@ class MeshArgs:
             )
         if self.data_plane is not None:
             require_choice(
-                f"{where}.data_plane", self.data_plane, ("builtin", "istio"), "a data plane"
+                f"{where}.data_plane",
+                self.data_plane,
+                ("builtin", "istio", "gateway-api"),
+                "a data plane",
             )
+        if self.gateway_class is not None:
+            require_gateway_class(f"{where}.gateway_class", self.gateway_class)
         if self.proxy_image is not None:
             require_input_str(f"{where}.proxy_image", self.proxy_image, "an image reference")
         require_instance(
@@ -145,7 +156,30 @@ class MeshArgs:
 
     def check_data_plane(self, data_plane: DataPlane) -> None:
         """The arguments that only one data plane uses, against the mesh's data plane."""
-        if data_plane == "builtin":
+        if data_plane != "gateway-api" and self.gateway_class is not None:
+            raise ArgsError(
+                "MeshArgs.gateway_class",
+                f"only the gateway-api data plane renders a Gateway of a class, and this mesh "
+                f"uses the {data_plane} data plane: drop it, or set data_plane='gateway-api'",
+            )
+        if data_plane == "gateway-api":
+            for field, given in (
+                ("control_plane", self.control_plane is not None),
+                ("istio", self.istio is not None),
+                ("install_control_plane", not self.install_control_plane),
+                ("proxy_image", self.proxy_image is not None),
+                ("build_proxy_image", self.build_proxy_image is not None),
+                ("cert_manager", self.cert_manager is not None),
+                ("certificate_issuer", self.certificate_issuer is not None),
+            ):
+                if given:
+                    raise ArgsError(
+                        f"MeshArgs.{field}",
+                        "the gateway-api data plane deploys Gateway API objects only: the mesh "
+                        "implementation (Linkerd, Istio, ...) brings its own control plane, "
+                        "proxy and certificates; drop it",
+                    )
+        elif data_plane == "builtin":
             for field, given in (
                 ("control_plane", self.control_plane is not None),
                 ("istio", self.istio is not None),
@@ -344,6 +378,15 @@ def _check_gateway_service(spec: MeshSpec, args: IstioControlPlaneArgs) -> None:
         )
 
 
+def _given_dependencies(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
+    depends_on = opts.depends_on if opts is not None else None
+    if isinstance(depends_on, pulumi.Resource):
+        return [depends_on]
+    if isinstance(depends_on, list | tuple):
+        return [d for d in depends_on if isinstance(d, pulumi.Resource)]
+    return []
+
+
 def _substitute(value: Any, placeholder: str, replacement: Any) -> Any:
     if value == placeholder:
         return replacement
@@ -365,8 +408,9 @@ class Mesh(pulumi.ComponentResource):
     `MeshArgs.control_plane` names one).
 
     Outputs: `namespace`, `ingress_address` (where the ingress listens, see
-    `IstioControlPlane.gateway_address`; None without an ingress), `control_plane_revision`
-    (istio) and `proxy_image` (builtin).
+    `IstioControlPlane.gateway_address`; None without an ingress, and on the gateway-api plane,
+    where the Gateway's implementation writes it to the Gateway's `status.addresses`),
+    `control_plane_revision` (istio) and `proxy_image` (builtin).
     """
 
     namespace: pulumi.Output[str]
@@ -398,11 +442,14 @@ class Mesh(pulumi.ComponentResource):
         elif isinstance(args.proxy_image, str):
             image = args.proxy_image
         manifests = render_manifests(
-            spec, proxy_image=image, certificate_issuer=args.certificate_issuer
+            spec,
+            proxy_image=image,
+            certificate_issuer=args.certificate_issuer,
+            gateway_class=args.gateway_class or c.GATEWAY_CLASS_DEFAULT,
         )
         prefix = args.name_prefix or name
         self.control_plane = None
-        if not builtin:
+        if spec.data_plane == "istio":
             self.control_plane = args.control_plane
             if self.control_plane is None and args.install_control_plane:
                 # May refuse the arguments, so before this Mesh registers.
@@ -455,6 +502,9 @@ class Mesh(pulumi.ComponentResource):
                 *(r for r in namespace_resources if r is not None),
                 *prerequisites,
                 *issuing,
+                # Children do not inherit the component's depends_on: what the Mesh was told to
+                # wait for (say, a namespace created elsewhere), its objects wait for.
+                *_given_dependencies(opts),
             ],
         )
         wide = [m for m in groups.mesh_wide if m["kind"] != "Namespace"]

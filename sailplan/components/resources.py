@@ -7,8 +7,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-# Core kinds get their typed classes (Pulumi awaits their readiness); Istio and cert-manager kinds
-# are custom resources.
+# Core kinds get their typed classes (Pulumi awaits their readiness); Istio, cert-manager and
+# Gateway API kinds are custom resources.
 _CORE_KINDS: dict[tuple[str, str], Any] = {
     ("v1", "Namespace"): k8s.core.v1.Namespace,
     ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
@@ -17,7 +17,12 @@ _CORE_KINDS: dict[tuple[str, str], Any] = {
     ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
     ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
 }
-_CUSTOM_GROUPS = ("networking.istio.io/", "security.istio.io/", "cert-manager.io/")
+_CUSTOM_GROUPS = (
+    "networking.istio.io/",
+    "security.istio.io/",
+    "cert-manager.io/",
+    "gateway.networking.k8s.io/",
+)
 # Top-level manifest fields -> the resource classes' keyword arguments.
 _FIELDS = {
     "metadata": "metadata",

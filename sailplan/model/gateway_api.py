@@ -68,6 +68,19 @@ MatchType = Literal["Exact", "PathPrefix", "RegularExpression"]
 _PRECISE_HOSTNAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def gateway_class_problem(name: object) -> str | None:
+    """Why `name` cannot name a GatewayClass (a Kubernetes object: a DNS subdomain), or None."""
+    if isinstance(name, str) and _DNS_SUBDOMAIN.fullmatch(name) and len(name) <= 253:
+        return None
+    return (
+        f"{name!r} is not a GatewayClass name: use lowercase letters, digits, '-' and '.', "
+        "such as istio or eg"
+    )
+
+
 def regex_escape(text: str) -> str:
     return "".join(f"\\{char}" if char in _REGEX_SYNTAX else char for char in text)
 
