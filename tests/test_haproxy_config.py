@@ -54,12 +54,17 @@ def test_static_endpoints_become_servers_per_version() -> None:
     cfg = compile_sidecar(
         sailplan.load_mesh(DEMO_MESH), "service2", "v1", endpoints=STATIC
     ).haproxy_cfg
+    # mtls permissive (the default): callers' sidecars originate mTLS.
+    tls = (
+        " ssl crt /etc/sailplan-certs/tls.crt ca-file /etc/sailplan-certs/ca.crt verify required "
+        "ssl-min-ver TLSv1.3"
+    )
     assert (
         "backend service1__canary__v2\n"
         "    http-request set-var(txn.log_route) str(canary)\n"
         "    http-request set-var(txn.log_version) str(v2)\n"
-        "    retries 2\n    retry-on conn-failure\n    server v2-0 127.0.0.1:9002\n    server v2-1 127.0.0.1:9003\n"
-        in cfg
+        f"    retries 2\n    retry-on conn-failure\n    server v2-0 127.0.0.1:9002{tls}\n"
+        f"    server v2-1 127.0.0.1:9003{tls}\n" in cfg
     )
     assert (
         "use_backend service1__canary__v1 if { var(txn.route) -m str service1.0 } { var(txn.draw) -m int lt 80 }"

@@ -111,7 +111,7 @@ class SidecarCompiler:
             raise KeyError(f"the mesh has no workload {service}-{version}")
         out = Writer()
         out.lines = list(self._globals)
-        inbound(self._ctx, out, app_port or self.mesh.services[service].port)
+        inbound(self._ctx, out, app_port or self.mesh.services[service].port, service)
         out.lines += ["", *self._outbound]
         return proxy_files(self._ctx, out.text(), hosts_map=self._hosts_map)
 
