@@ -18,7 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+import yaml
+from conftest import DEMO_MESH, REPO
 from proxy_support import backends, free_port, request, wait_for_port
 from security_support import (
     client_context,
@@ -28,9 +29,11 @@ from security_support import (
     tls_request,
 )
 
+import sailplan
 from sailplan.model.security import service_identity
 from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
 from sailplan.render.haproxy.security import SAN_MISMATCH_BODY, cert_dir_of, san_pattern
+from sailplan.render.manifests import render_manifests
 from sailplan.sandbox.certs import issue, new_authority, serial_of, write_identity
 from sailplan.sandbox.runner import write_config
 
@@ -218,3 +221,26 @@ def test_a_renewed_certificate_is_served_without_failing_a_request(tmp_path: Pat
     assert renewed != first
     assert outcomes["ok"] > 50, outcomes
     assert set(outcomes) == {"ok"}, f"requests failed during the rotation: {outcomes}"
+
+
+def test_strict_sends_kubelet_probes_through_the_health_port() -> None:
+    # iptables would send kubelet's plaintext probe into the TLS-only inbound port.
+    with backends("app") as apps, sidecars(mesh("strict")) as running:
+        callee = running.sidecar("service1", apps["app"])
+        probe = request(callee.ports.health, "/app-health/healthz")
+        assert (probe.status, probe.body) == (200, "app")
+        assert [path for _, path, _ in apps["app"].requests] == ["/healthz"]
+        assert request(callee.ports.health, "/other").status == 404
+    data = yaml.safe_load(DEMO_MESH.read_text())
+    data["mtls"] = "strict"
+    rendered = render_manifests(sailplan.load_mesh_text(yaml.safe_dump(data)), "builtin")
+    deployment = next(
+        m for m in rendered if m["kind"] == "Deployment" and m["metadata"]["name"] == "service1-v1"
+    )
+    (app,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert app["readinessProbe"]["httpGet"] == {"path": "/app-health/healthz", "port": 15021}
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert {
+        "name": "sailplan-certs",
+        "secret": {"secretName": "sailplan-cert-service1", "defaultMode": 0o444},
+    } in volumes

@@ -19,7 +19,7 @@ from sailplan.model import Mesh, Problem, SpecError
 from sailplan.model.mesh import Interception
 from sailplan.model.security import certificate_secret_name
 from sailplan.render.haproxy import DnsEndpoints, ProxyConfig, SidecarCompiler, compile_gateway
-from sailplan.render.haproxy.globals import METRICS_PATH
+from sailplan.render.haproxy.globals import APP_HEALTH_PREFIX, METRICS_PATH
 from sailplan.render.haproxy.security import cert_dir_of
 from sailplan.render.istio import gateway_name, ingress_labels
 from sailplan.render.kubernetes import metadata, port_name, service_labels, workload_name
@@ -194,9 +194,11 @@ def inject(
     image: str,
     interception: Interception = "iptables",
     cert_secret: str | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """A copy of an app Deployment with the init container (iptables interception), the sidecar
-    and their volumes."""
+    and their volumes. `strict` (mTLS): iptables would send kubelet's plaintext probes into the
+    TLS-only inbound port, so they go through the sidecar's health port instead."""
     injected = copy.deepcopy(deployment)
     template = injected["spec"]["template"]
     template["metadata"]["annotations"] = dict(
@@ -215,6 +217,12 @@ def inject(
     if interception == "explicit-proxy":
         for container in pod["containers"]:
             container["env"] = explicit_proxy_env(container["env"])
+    elif strict:
+        for container in pod["containers"]:
+            probe = container.get("readinessProbe", {}).get("httpGet")
+            if probe is not None:
+                probe["path"] = APP_HEALTH_PREFIX + probe["path"]
+                probe["port"] = c.PROXY_HEALTH_PORT
     return injected
 
 
@@ -373,7 +381,13 @@ def render_builtin(
         labels = manifest["spec"]["selector"]["matchLabels"]
         service_name, version = labels[c.APP_LABEL], labels[c.WORKLOAD_VERSION_LABEL]
         objects.append(
-            inject(manifest, proxy_image, mesh.interception, cert_secret(mesh, service_name))
+            inject(
+                manifest,
+                proxy_image,
+                mesh.interception,
+                cert_secret(mesh, service_name),
+                strict=mesh.mtls == "strict",
+            )
         )
         config = sidecars.sidecar(service_name, version)
         workload = workload_name(service_name, version)

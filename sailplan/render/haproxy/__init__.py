@@ -99,7 +99,7 @@ class SidecarCompiler:
         self.mesh = mesh
         self._ctx = Context(mesh, endpoints, ports, config_dir, runtime_dir)
         head = Writer()
-        global_sections(self._ctx, head)
+        global_sections(self._ctx, head, sidecar=True)
         self._globals = head.lines
         tail = Writer()
         outbound(self._ctx, tail, passthrough)

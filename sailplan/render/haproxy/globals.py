@@ -25,7 +25,13 @@ METRICS_PATH = "/metrics"
 ISTIO_METRICS_PATH = "/stats/prometheus"
 
 
-def global_sections(ctx: Context, out: Writer) -> None:
+# Under strict mTLS kubelet's plaintext probes cannot reach the app through the inbound port;
+# they come to the health port with this prefix instead and are passed on to the app, as
+# Istio's agent does with its rewritten probes.
+APP_HEALTH_PREFIX = "/app-health"
+
+
+def global_sections(ctx: Context, out: Writer, *, sidecar: bool = False) -> None:
     out.section(
         "global",
         # Access-log lines (level info) alone on stdout, one JSON object each; the proxy's own
@@ -70,12 +76,20 @@ def global_sections(ctx: Context, out: Writer) -> None:
             "accepted_payload_size 8192",
         )
     bind = ctx.ports.bind_address
+    app_health = sidecar and ctx.mesh.mtls == "strict"
+    probe = f"{{ path_beg {APP_HEALTH_PREFIX}/ }}"
     out.section(
         "frontend health",
         f"bind {bind}:{ctx.ports.health}",
         "no log",
         f"http-request return status 200 content-type text/plain string ready if {{ path {c.PROXY_HEALTH_PATH} }}",
-        "http-request return status 404 content-type text/plain string unknown",
+        f"http-request set-var(txn.app_health) bool(true) if {probe}" if app_health else "",
+        f"http-request set-path %[path,regsub(^{APP_HEALTH_PREFIX},)] if {probe}"
+        if app_health
+        else "",
+        "use_backend inbound_app if { var(txn.app_health) -m bool }" if app_health else "",
+        "http-request return status 404 content-type text/plain string unknown"
+        + (" unless { var(txn.app_health) -m bool }" if app_health else ""),
     )
     out.section(
         "frontend admin",
