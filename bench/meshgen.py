@@ -37,6 +37,9 @@ def generated_mesh_document(
         "dataPlane": data_plane,
         "services": {},
     }
+    if data_plane == "builtin":
+        # The outbound cost is measured straight to an app, not a sidecar: plaintext.
+        document["mtls"] = "disable"
     for index in range(services):
         name = service_name(index)
         versions = {

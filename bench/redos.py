@@ -66,6 +66,8 @@ def _mesh_spec(regex: str) -> dict[str, Any]:
         "kind": "Mesh",
         "name": "redos",
         "dataPlane": "builtin",
+        # The proxy alone answers here (aborts): no certificates to provision.
+        "mtls": "disable",
         "services": {
             "service1": {
                 "port": 8088,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sailplan.model import EnvRef, Mesh, Problem, Route
+from sailplan.model import AllowRule, EnvRef, Mesh, Problem, Route
 from sailplan.model.policy import Policy
 
 # Variable names that usually hold a credential.
@@ -77,6 +77,32 @@ def _policy(policy: Policy) -> str:
     return ", ".join(parts) or "none"
 
 
+# What `mtls` does on the planes whose sidecars sailplan or Istio configure; said, not implied.
+_MTLS_MEANING = {
+    "strict": "sidecars accept only mTLS from the mesh's workloads",
+    "permissive": "sidecars call each other over mTLS and also accept plaintext",
+    "disable": "sidecars call each other in plaintext",
+}
+
+
+def _security_lines(mesh: Mesh) -> list[str]:
+    lines = []
+    if mesh.data_plane in ("builtin", "istio"):
+        lines.append(f"  mTLS {mesh.mtls}: {_MTLS_MEANING[mesh.mtls]}")
+    if mesh.authorization.default == "deny":
+        lines.append("  authorization: services without allow refuse every request")
+    return lines
+
+
+def _allow(rule: AllowRule) -> str:
+    parts = [f"from {', '.join(rule.sources)}" if rule.sources else "from anyone"]
+    if rule.methods:
+        parts.append(" ".join(rule.methods))
+    if rule.paths:
+        parts.append(" ".join(p.value + ("*" if p.kind == "prefix" else "") for p in rule.paths))
+    return " ".join(parts)
+
+
 def summarize(mesh: Mesh, source: str) -> str:
     routes = sum(len(s.routes) for s in mesh.services.values())
     versions = sum(len(s.versions) for s in mesh.services.values())
@@ -85,6 +111,7 @@ def summarize(mesh: Mesh, source: str) -> str:
         f"  namespace {mesh.target_namespace}, data plane {mesh.data_plane}, mTLS {mesh.mtls}",
         f"  {_plural(len(mesh.services), 'service')}, {_plural(versions, 'version')}, "
         f"{_plural(routes, 'route')}, {'an ingress' if mesh.ingress else 'no ingress'}",
+        *_security_lines(mesh),
         "",
     ]
     for name, service in sorted(mesh.services.items()):
@@ -98,6 +125,9 @@ def summarize(mesh: Mesh, source: str) -> str:
             )
         if service.policy is not None:
             lines.append(f"    policy: {_policy(service.policy)}")
+        if service.allow is not None:
+            allowed = " | ".join(_allow(rule) for rule in service.allow)
+            lines.append(f"    allow: {allowed or 'nobody'}")
         for index, route in enumerate(service.routes):
             label = route.name or f"routes[{index}]"
             when = " | ".join(m.describe() for m in route.match) if route.match else "any request"

@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from sailplan.render.haproxy.security import cert_dir_of
+from sailplan.sandbox.certs import new_authority, write_identity
+
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+_CHECK_CA = new_authority()
 
 
 def free_port() -> int:
@@ -192,12 +196,16 @@ def check_config(files: Mapping[str, str], what: str = "config") -> None:
     """`haproxy -c` on compiled files, moved from their in-pod paths into a short temporary
     directory (unix socket paths must stay under ~100 bytes). Warnings count as failures."""
     directory = Path(tempfile.mkdtemp(prefix="sp-"))
+    certs = Path(cert_dir_of(str(directory)))
     try:
         for name, text in files.items():
             local = text.replace("/etc/sailplan", str(directory)).replace(
                 "/var/run/sailplan", str(directory)
             )
             (directory / name).write_text(local)
+        if any("-certs/" in text for name, text in files.items() if name.endswith(".cfg")):
+            # The mounted certificate Secret of an mTLS proxy: HAProxy reads it at startup.
+            write_identity(certs, _CHECK_CA, "spiffe://cluster.local/ns/a/sa/b")
         done = subprocess.run(
             # The directory, as the proxy image reads it: every *.cfg in name order.
             [HAPROXY, "-c", "-f", str(directory)],
@@ -210,3 +218,4 @@ def check_config(files: Mapping[str, str], what: str = "config") -> None:
         assert "[WARNING]" not in output, f"{what}: {output}"
     finally:
         shutil.rmtree(directory)
+        shutil.rmtree(certs, ignore_errors=True)

@@ -594,10 +594,11 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ["dataPlane: 'linkerd' is not allowed: use one of 'builtin', 'istio' or 'gateway-api'"],
     ),
     (
-        "strict mtls on builtin",
-        {"mtls": "strict"},
+        "allow from an unknown caller",
+        {"services.service1.allow": [{"from": ["nobody"]}]},
         [
-            "mtls: strict mTLS needs the istio data plane; the builtin data plane supports permissive or disable"
+            "services.service1.allow[0].from[0]: unknown caller 'nobody'; callers are: "
+            "service1, service2, ingress"
         ],
     ),
     ("missing services", {"services": DELETE}, ["services: is required"]),

@@ -110,7 +110,8 @@ def test_config_map_holds_the_compiled_proxy_config(demo: list[dict[str, Any]]) 
     assert "bind 0.0.0.0:15006" in own["10-inbound.cfg"]
     assert "server app 127.0.0.1:8880" in own["10-inbound.cfg"]
     shared = _find(demo, "ConfigMap", "demo-outbound")["data"]
-    assert sorted(shared) == ["20-outbound.cfg", "hosts.map"]
+    # mesh.lua: the inbound listener reads the caller's SPIFFE ID there (mTLS is on by default).
+    assert sorted(shared) == ["20-outbound.cfg", "hosts.map", "mesh.lua"]
     assert "service1.demo.svc.cluster.local service1\n" in shared["hosts.map"]
     cfg = shared["20-outbound.cfg"]
     assert "server-template v1- 10 service1-v1.demo.svc.cluster.local:8088 resolvers kubedns" in cfg

@@ -349,15 +349,15 @@ def test_a_plane_the_new_mesh_cannot_use_is_said_not_compared() -> None:
     old = _base()
     old["dataPlane"] = "istio"
     new = copy.deepcopy(old)
-    new["mtls"] = "strict"
+    new["services"]["service2"]["protocol"] = "grpc"
     planes = object_changes(_mesh(old), _mesh(new))
     assert [(p.plane, p.current, p.counts) for p in planes] == [
-        ("istio", True, "1 updated"),
+        ("istio", True, "2 updated"),
         ("builtin", False, "not compared"),
     ]
     assert planes[1].note == (
-        "the new mesh cannot use this plane: mtls: strict mTLS needs the istio data plane; "
-        "the builtin data plane supports permissive or disable"
+        "the new mesh cannot use this plane: services.service2.protocol: protocol grpc needs "
+        "the istio data plane; the builtin data plane proxies http only"
     )
 
 

@@ -40,6 +40,8 @@ def _mesh(
     spec: dict[str, Any] = {
         "apiVersion": "sailplan/v1",
         "kind": "Mesh",
+        # The endpoints here are the apps themselves, not sidecars: plaintext.
+        "mtls": "disable",
         "name": "test",
         "services": {
             "service1": service1,

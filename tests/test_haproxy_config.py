@@ -55,12 +55,17 @@ def test_static_endpoints_become_servers_per_version() -> None:
     cfg = compile_sidecar(
         sailplan.load_mesh(DEMO_MESH), "service2", "v1", endpoints=STATIC
     ).haproxy_cfg
+    # mtls permissive (the default): callers' sidecars originate mTLS.
+    tls = (
+        " ssl crt /etc/sailplan-certs/tls.crt ca-file /etc/sailplan-certs/ca.crt verify required "
+        "ssl-min-ver TLSv1.3"
+    )
     assert (
         "backend service1__canary__v2\n"
         "    http-request set-var(txn.log_route) str(canary)\n"
         "    http-request set-var(txn.log_version) str(v2)\n"
-        "    retries 2\n    retry-on conn-failure\n    server v2-0 127.0.0.1:9002\n    server v2-1 127.0.0.1:9003\n"
-        in cfg
+        f"    retries 2\n    retry-on conn-failure\n    server v2-0 127.0.0.1:9002{tls}\n"
+        f"    server v2-1 127.0.0.1:9003{tls}\n" in cfg
     )
     assert (
         "use_backend service1__canary__v1 if { var(txn.route) -m str service1.0 } { var(txn.draw) -m int lt 80 }"
@@ -134,8 +139,13 @@ def test_comments_name_the_spec_path_each_block_comes_from() -> None:
 
 
 def test_lua_is_loaded_only_when_a_route_needs_it() -> None:
-    plain = compile_sidecar(sailplan.load_mesh(DEMO_MESH), "service2", "v1", endpoints=STATIC)
+    # Without mTLS (whose inbound reads the caller's SPIFFE ID in Lua) and without delays,
+    # mirrors or outlier detection, no Lua runs.
+    text = DEMO_MESH.read_text().replace("name: demo\n", "name: demo\nmtls: disable\n", 1)
+    plain = compile_sidecar(sailplan.load_mesh_text(text), "service2", "v1", endpoints=STATIC)
     assert "mesh.lua" not in plain.files and "lua-load" not in plain.haproxy_cfg
+    meshed = compile_sidecar(sailplan.load_mesh(DEMO_MESH), "service2", "v1", endpoints=STATIC)
+    assert "sailplan_peer" in meshed.files["mesh.lua"]
     faulty = compile_sidecar(
         sailplan.load_mesh(EXAMPLE_MESHES[1]), "service2", "v1", endpoints=STATIC
     )

@@ -34,6 +34,8 @@ def _spec(routes: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "apiVersion": "sailplan/v1",
         "kind": "Mesh",
+        # The endpoints here are the apps themselves, not sidecars: plaintext.
+        "mtls": "disable",
         "name": "hostile",
         "services": {
             "service1": {
@@ -412,6 +414,8 @@ def _named_spec(field_name: str, text: str) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "apiVersion": "sailplan/v1",
         "kind": "Mesh",
+        # The endpoints here are the apps themselves, not sidecars: plaintext.
+        "mtls": "disable",
         "name": "names",
         "services": {"service1": service},
         "ingress": {"port": 80, "hosts": ["shop.example.com"], "routes": [{"service": "service1"}]},

@@ -43,6 +43,8 @@ def _spec(match: dict[str, Any], plane: str = "builtin") -> dict[str, Any]:
         "apiVersion": "sailplan/v1",
         "kind": "Mesh",
         "name": "regex",
+        # The proxy alone answers here (aborts): no certificates to provision.
+        "mtls": "disable",
         "dataPlane": plane,
         "services": {
             "service1": {

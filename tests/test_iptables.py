@@ -234,6 +234,8 @@ def test_the_sidecar_is_no_open_relay(netns: str) -> None:
                 {
                     "apiVersion": "sailplan/v1",
                     "kind": "Mesh",
+                    # The endpoints here are the apps themselves, not sidecars: plaintext.
+                    "mtls": "disable",
                     "name": "relay",
                     "services": {
                         "service1": {

@@ -21,6 +21,7 @@ from sailplan.reference import SCHEMA_FILE, mesh_json_schema, schema_text
 # objects, sums, uniqueness, order, and what a regular expression engine accepts. Every other case
 # must be rejected by the schema, so a new bad case needs the schema or a line here.
 NOT_EXPRESSIBLE = {
+    "allow from an unknown caller",
     "workload name too long",
     "route to unknown version",
     "split with unknown version",

@@ -55,9 +55,12 @@ def test_models_are_frozen() -> None:
 def test_switching_the_data_plane_revalidates() -> None:
     mesh = sailplan.load_mesh(DEMO_MESH)
     assert mesh.with_data_plane("istio").data_plane == "istio"
-    strict = mesh.with_data_plane("istio").model_copy(update={"mtls": "strict"})
-    with pytest.raises(sailplan.SpecError, match="strict mTLS needs the istio data plane"):
-        strict.with_data_plane("builtin")
+    service = mesh.services["service2"].model_copy(update={"protocol": "grpc"})
+    grpc = mesh.with_data_plane("istio").model_copy(
+        update={"services": {**mesh.services, "service2": service}}
+    )
+    with pytest.raises(sailplan.SpecError, match="protocol grpc needs the istio data plane"):
+        grpc.with_data_plane("builtin")
 
 
 def test_parse_rejects_a_non_mapping() -> None:

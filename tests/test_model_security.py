@@ -15,6 +15,7 @@ from sailplan.model.security import (
     ingress_identity,
     service_identity,
 )
+from sailplan.summary import summarize
 
 
 def _problems(data: dict[str, Any]) -> list[str]:
@@ -144,3 +145,33 @@ def test_authorization_default_is_allow_or_deny() -> None:
     assert _problems(edited({"authorization": {"default": "maybe"}})) == [
         "authorization.default: 'maybe' is not allowed: use one of 'allow' or 'deny'"
     ]
+
+
+def test_check_says_what_mtls_and_allow_mean() -> None:
+    mesh = Mesh.parse(
+        edited(
+            {
+                "mtls": "strict",
+                "authorization": {"default": "deny"},
+                "services.service1.allow": [
+                    {
+                        "from": ["service2", "ingress"],
+                        "methods": ["GET"],
+                        "paths": [{"prefix": "/api"}, {"exact": "/x"}],
+                    }
+                ],
+                "services.service2.allow": [],
+            }
+        )
+    )
+    lines = summarize(mesh, "mesh.yaml").splitlines()
+    assert lines[3:5] == [
+        "  mTLS strict: sidecars accept only mTLS from the mesh's workloads",
+        "  authorization: services without allow refuse every request",
+    ]
+    assert "    allow: from service2, ingress GET /api* /x" in lines
+    assert "    allow: nobody" in lines
+    permissive = summarize(Mesh.parse(edited({})), "mesh.yaml").splitlines()
+    assert permissive[3] == (
+        "  mTLS permissive: sidecars call each other over mTLS and also accept plaintext"
+    )

@@ -96,7 +96,8 @@ def test_explicit_proxy_services_and_callers_target_the_sidecar_inbound_port() -
         [port] = _find(objects, "Service", name)["spec"]["ports"]
         assert port["port"] == 8088
         assert port["targetPort"] == 15006
-    config = _find(objects, "ConfigMap", "service2-v1-proxy")["data"]["haproxy.cfg"]
+    # The outbound rules every sidecar shares live in the mesh's outbound ConfigMap.
+    config = _find(objects, "ConfigMap", "demo-outbound")["data"]["20-outbound.cfg"]
     assert "server-template v1- 10 service1-v1.demo.svc.cluster.local:15006 " in config
     assert ":8088 resolvers" not in config
     # A proxied request names its destination in the request line: no original destination.

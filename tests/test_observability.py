@@ -54,6 +54,8 @@ def _mesh(
 ) -> sailplan.Mesh:
     spec: dict[str, Any] = {
         "name": "obs",
+        # The endpoints here are the apps themselves, not sidecars: plaintext.
+        "mtls": "disable",
         "services": {
             "service1": {
                 "port": 8088,

@@ -314,13 +314,14 @@ def test_every_connection_pool_field_renders_to_its_istio_field() -> None:
         validate_manifest(manifest)
 
 
-def test_strict_mtls_with_the_builtin_plane_is_rejected() -> None:
+def test_strict_mtls_renders_on_the_builtin_plane_too() -> None:
+    # The builtin sidecars enforce it (tests/test_mtls.py): only TLS on their inbound port.
     mesh = sailplan.load_mesh_text(POLICIES)
-    with pytest.raises(sailplan.SpecError) as error:
-        render_manifests(mesh, "builtin")
-    assert str(error.value) == (
-        "mtls: strict mTLS needs the istio data plane; the builtin data plane supports permissive or disable"
-    )
+    maps = [m for m in render_manifests(mesh, "builtin") if m["kind"] == "ConfigMap"]
+    assert maps
+    for config_map in maps:
+        if "inbound" in config_map["data"]["haproxy.cfg"]:
+            assert "bind 0.0.0.0:15006 ssl crt" in config_map["data"]["haproxy.cfg"]
 
 
 TCP = """

@@ -111,11 +111,13 @@ def _slipped_by(mesh: sailplan.Mesh, service: str, version: str, **update: objec
     return mesh.model_copy(update={"services": services})
 
 
-def test_strict_mtls_is_refused_never_run_plaintext() -> None:
-    assert _problems(_demo(dataPlane="istio", mtls="strict")) == [
-        "mtls: the sandbox runs plaintext HAProxy sidecars and cannot enforce strict mTLS; "
-        "run a copy with mtls: permissive or disable"
-    ]
+def test_strict_mtls_and_allow_run_in_the_sandbox() -> None:
+    # The sandbox's sidecars carry the cluster's mTLS and authorization: nothing to refuse.
+    allow = [{"from": ["service2"]}]
+    check_runnable(_demo(dataPlane="istio", mtls="strict"))
+    data = _demo(mtls="strict").to_dict()
+    data["services"]["service1"]["allow"] = allow
+    check_runnable(sailplan.Mesh.parse(data))
 
 
 def test_an_istio_mesh_is_refused_where_the_builtin_plane_cannot_run_it() -> None:
@@ -133,8 +135,8 @@ def test_what_the_sandbox_does_differently_is_said() -> None:
     assert sandbox_notes(_demo(dataPlane="istio")) == [
         "note: dataPlane is istio; the sandbox runs the builtin HAProxy sidecars in Envoy's place, "
         "with the same routes and policies",
-        "note: mtls is permissive; traffic in the sandbox is plaintext (permissive accepts "
-        "plaintext), nothing is encrypted",
+        "note: mtls is permissive; sidecars call each other over mTLS with this run's "
+        "certificates, and their inbound ports also accept plaintext",
     ]
     assert sandbox_notes(_demo(mtls="disable")) == []
     check_runnable(_demo(dataPlane="istio"))

@@ -26,6 +26,7 @@ def test_images_replicas_and_policies_are_in_the_summary() -> None:
         "mesh.yaml: mesh 'shop' is valid",
         "  namespace shop, data plane builtin, mTLS permissive",
         "  1 service, 2 versions, 1 route, no ingress",
+        "  mTLS permissive: sidecars call each other over mTLS and also accept plaintext",
         "",
         "  reviews  :9080/http",
         "    v1      r:1  1 replica",

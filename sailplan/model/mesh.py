@@ -42,7 +42,6 @@ class Mesh(SpecModel):
             },
             "then": {
                 "properties": {
-                    "mtls": {"not": {"const": "strict"}},
                     "services": {
                         "additionalProperties": {"properties": {"protocol": {"const": "http"}}}
                     },
@@ -173,8 +172,9 @@ class Mesh(SpecModel):
     )
     mtls: MtlsMode = Field(
         default="permissive",
-        description="Mutual TLS between services: `strict`, `permissive` or `disable`. `strict` "
-        "needs the istio data plane. Default: `permissive`.",
+        description="Mutual TLS between services: `strict` (a sidecar accepts only mTLS from "
+        "the mesh's workloads), `permissive` (mTLS and plaintext on the same port; callers in "
+        "the mesh use mTLS) or `disable` (plaintext). Default: `permissive`.",
         examples=["strict"],
         json_schema_extra=planes(
             istio=(
@@ -182,9 +182,16 @@ class Mesh(SpecModel):
                 "DISABLE."
             ),
             builtin=(
-                "Sidecars speak plain HTTP to each other: `permissive` and `disable` behave "
-                "alike, `strict` is refused. The sandbox runs builtin sidecars on every plane: "
-                "it refuses `strict` and says that `permissive` traffic is plaintext."
+                "`strict` and `permissive`: sidecars and the gateway call sidecars over TLS 1.3 "
+                "with their certificates (Secret `sailplan-cert-<service>`, "
+                "`sailplan-cert-<name>-gateway`), both ends verified against the mesh CA, and "
+                "a caller drops an answer whose certificate is not the called service's SPIFFE "
+                "ID; calls outside the mesh stay plaintext. The inbound port takes only mTLS "
+                "(`strict`), or detects the TLS ClientHello and takes plaintext too "
+                "(`permissive`); the app gets the caller in `x-forwarded-client-cert` "
+                "(`By=...;Hash=...;URI=...`, Envoy's format; a caller's own is removed). "
+                "`disable`: plaintext, no certificates. The sandbox runs the same, with a CA "
+                "and certificates of its own per run."
             ),
         ),
     )
@@ -394,43 +401,12 @@ def cross_object_problems(mesh: Mesh) -> list[Problem]:
                 f"services.{service_name}", service.routes, service.policy
             )
     problems += security_problems(mesh)
-    if mesh.data_plane == "builtin":
-        problems += _builtin_authorization_problems(mesh)
     problems += analysis_problems(mesh)
     if mesh.data_plane == "builtin":
         problems += backtracking_problems(mesh)
     if mesh.data_plane == "gateway-api":
         problems += [p for p in gateway_api_problems(mesh) if p not in problems]
     problems += _interception_problems(mesh)
-    if mesh.mtls == "strict" and mesh.data_plane == "builtin":
-        problems.append(
-            Problem(
-                "mtls",
-                "strict mTLS needs the istio data plane; the builtin data plane "
-                "supports permissive or disable",
-            )
-        )
-    return problems
-
-
-def _builtin_authorization_problems(mesh: Mesh) -> list[Problem]:
-    # Until the builtin sidecars enforce authorization, refusing it beats accepting and ignoring.
-    problems = [
-        Problem(
-            f"services.{name}.allow",
-            "allow needs the istio data plane; the builtin data plane does not enforce it yet",
-        )
-        for name, service in mesh.services.items()
-        if service.allow is not None
-    ]
-    if mesh.authorization.default == "deny":
-        problems.append(
-            Problem(
-                "authorization.default",
-                "default deny needs the istio data plane; the builtin data plane does not "
-                "enforce it yet",
-            )
-        )
     return problems
 
 

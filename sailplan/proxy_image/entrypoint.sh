@@ -4,12 +4,14 @@
 #   gateway  the ingress gateway: the same, with the gateway's config
 #   init     install the iptables redirect (the init container; needs NET_ADMIN + NET_RAW)
 #
-# Environment: SAILPLAN_CONFIG_DIR (/etc/sailplan), SAILPLAN_RUNTIME_DIR (/var/run/sailplan),
+# Environment: SAILPLAN_CONFIG_DIR (/etc/sailplan), SAILPLAN_CERT_DIR (the config dir + "-certs",
+# the mesh certificate Secret: tls.crt, tls.key, ca.crt), SAILPLAN_RUNTIME_DIR (/var/run/sailplan),
 # SAILPLAN_POLL_SECONDS (2), SAILPLAN_HAPROXY (haproxy).
 set -eu
 
 mode="${1:-proxy}"
 config_dir="${SAILPLAN_CONFIG_DIR:-/etc/sailplan}"
+cert_dir="${SAILPLAN_CERT_DIR:-$config_dir-certs}"
 runtime_dir="${SAILPLAN_RUNTIME_DIR:-/var/run/sailplan}"
 poll="${SAILPLAN_POLL_SECONDS:-2}"
 haproxy="${SAILPLAN_HAPROXY:-haproxy}"
@@ -28,10 +30,12 @@ case "$mode" in
   *) log "unknown mode '$mode': use proxy, gateway or init"; exit 2 ;;
 esac
 
-# A Kubernetes ConfigMap or projected mount swaps a `..data` symlink; the visible files are
-# links into it, so reading them through the links sees every update at once, of every
-# ConfigMap projected into the directory.
-fingerprint() { cat "$config_dir"/* 2>/dev/null | cksum; }
+# A Kubernetes ConfigMap, projected or Secret mount swaps a `..data` symlink; the visible files
+# are links into it, so reading them through the links sees every update at once, of every
+# ConfigMap projected into the directory. The certificate counts too: cert-manager renews it into
+# the Secret, and the reload below puts the new one in service (new workers load it; old ones
+# finish their requests on the old one), so rotation drops nothing.
+fingerprint() { cat "$config_dir"/* "$cert_dir"/* 2>/dev/null | cksum; }
 
 if ! "$haproxy" -c -q -f "$config"; then
   log "the configuration in $config is invalid; not starting"
@@ -60,9 +64,9 @@ while kill -0 "$master" 2>/dev/null && [ "$stopping" = 0 ]; do
     # SIGUSR2 makes the master re-read the config and start new workers on the same listening
     # sockets; old workers finish their requests: no connection is refused.
     kill -USR2 "$master"
-    log "configuration changed: reloaded"
+    log "configuration or certificate changed: reloaded"
   else
-    log "configuration changed but is invalid; keeping the running one: $(cat "$runtime_dir/check.log")"
+    log "configuration or certificate changed but is invalid; keeping the running one: $(cat "$runtime_dir/check.log")"
   fi
 done
 

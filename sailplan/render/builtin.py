@@ -17,8 +17,10 @@ from typing import Any
 from sailplan import constants as c
 from sailplan.model import Mesh, Problem, SpecError
 from sailplan.model.mesh import Interception
+from sailplan.model.security import certificate_secret_name
 from sailplan.render.haproxy import DnsEndpoints, ProxyConfig, SidecarCompiler, compile_gateway
-from sailplan.render.haproxy.globals import METRICS_PATH
+from sailplan.render.haproxy.globals import APP_HEALTH_PREFIX, METRICS_PATH
+from sailplan.render.haproxy.security import cert_dir_of
 from sailplan.render.istio import gateway_name, ingress_labels
 from sailplan.render.kubernetes import (
     mesh_labels,
@@ -32,6 +34,8 @@ CONFIG_DIR = "/etc/sailplan"
 RUNTIME_DIR = "/var/run/sailplan"
 GATEWAY_LISTEN_PORT = 8080
 _CONFIG_VOLUME = "sailplan-config"
+_CERT_VOLUME = "sailplan-certs"
+CERT_DIR = cert_dir_of(CONFIG_DIR)
 _RUNTIME_VOLUME = "sailplan-runtime"
 # Loopback stays direct with explicit-proxy interception: the app's own calls to itself.
 _NO_PROXY = "localhost,127.0.0.1"
@@ -55,20 +59,31 @@ def scrape_annotations() -> dict[str, str]:
     }
 
 
-def proxy_volumes(config_map: str, shared: list[str] | None = None) -> list[dict[str, Any]]:
-    """The config directory and the runtime directory. A sidecar's directory projects its own
-    ConfigMap and the mesh's `shared` outbound ConfigMaps into one (their file names differ);
-    the gateway's is its ConfigMap alone."""
+def proxy_volumes(
+    config_map: str, shared: list[str] | None = None, cert_secret: str | None = None
+) -> list[dict[str, Any]]:
+    """The config directory, the runtime directory and, with mTLS, the certificate. A sidecar's
+    directory projects its own ConfigMap and the mesh's `shared` outbound ConfigMaps into one
+    (their file names differ); the gateway's is its ConfigMap alone."""
     # Whole ConfigMaps as a directory (not subPath), so kubelet's updates reach the proxy.
     if shared is None:
         config: dict[str, Any] = {"configMap": {"name": config_map}}
     else:
         sources = [config_map, *shared]
         config = {"projected": {"sources": [{"configMap": {"name": n}} for n in sources]}}
-    return [
+    volumes: list[dict[str, Any]] = [
         {"name": _CONFIG_VOLUME, **config},
         {"name": _RUNTIME_VOLUME, "emptyDir": {"medium": "Memory"}},
     ]
+    if cert_secret is not None:
+        # The workload's certificate as cert-manager keeps it (tls.crt, tls.key, ca.crt), also
+        # as a whole directory, so renewals reach the proxy. Mounted into the proxy container
+        # only: the app never sees the key. Readable by the proxy's uid (the Secret's files are
+        # root's), and by nothing else in that container, which runs the proxy alone.
+        volumes.append(
+            {"name": _CERT_VOLUME, "secret": {"secretName": cert_secret, "defaultMode": 0o444}}
+        )
+    return volumes
 
 
 def outbound_config_map_names(mesh: Mesh, shards: int) -> list[str]:
@@ -76,7 +91,14 @@ def outbound_config_map_names(mesh: Mesh, shards: int) -> list[str]:
     return [f"{mesh.name}-outbound", *(f"{mesh.name}-outbound-{i:03d}" for i in range(shards))]
 
 
-def proxy_container(image: str, mode: str, extra_ports: list[dict[str, Any]]) -> dict[str, Any]:
+def cert_secret(mesh: Mesh, service_account: str) -> str | None:
+    """The Secret with the certificate of `service_account`'s identity; None without mTLS."""
+    return None if mesh.mtls == "disable" else certificate_secret_name(service_account)
+
+
+def proxy_container(
+    image: str, mode: str, extra_ports: list[dict[str, Any]], certs: bool
+) -> dict[str, Any]:
     """The proxy, as a sidecar (`proxy`) or as the ingress gateway (`gateway`)."""
     ports = [
         {"name": "proxy-admin", "containerPort": c.PROXY_ADMIN_PORT, "protocol": "TCP"},
@@ -84,6 +106,12 @@ def proxy_container(image: str, mode: str, extra_ports: list[dict[str, Any]]) ->
         *extra_ports,
     ]
     health = {"httpGet": {"path": c.PROXY_HEALTH_PATH, "port": c.PROXY_HEALTH_PORT}}
+    mounts = [
+        {"name": _CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": _RUNTIME_VOLUME, "mountPath": RUNTIME_DIR},
+    ]
+    if certs:
+        mounts.append({"name": _CERT_VOLUME, "mountPath": CERT_DIR, "readOnly": True})
     return {
         "name": c.PROXY_CONTAINER_NAME,
         "image": image,
@@ -104,14 +132,11 @@ def proxy_container(image: str, mode: str, extra_ports: list[dict[str, Any]]) ->
             "runAsUser": c.PROXY_UID,
             "runAsGroup": c.PROXY_UID,
         },
-        "volumeMounts": [
-            {"name": _CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": _RUNTIME_VOLUME, "mountPath": RUNTIME_DIR},
-        ],
+        "volumeMounts": mounts,
     }
 
 
-def sidecar_container(image: str) -> dict[str, Any]:
+def sidecar_container(image: str, certs: bool) -> dict[str, Any]:
     """The proxy as a native sidecar: an init container that keeps running (Kubernetes >= 1.29),
     so it is up before the app starts and stops after it."""
     container = proxy_container(
@@ -121,6 +146,7 @@ def sidecar_container(image: str) -> dict[str, Any]:
             {"name": "proxy-outbound", "containerPort": c.PROXY_OUTBOUND_PORT, "protocol": "TCP"},
             {"name": "proxy-inbound", "containerPort": c.PROXY_INBOUND_PORT, "protocol": "TCP"},
         ],
+        certs,
     )
     container["restartPolicy"] = "Always"
     return container
@@ -200,10 +226,13 @@ def inject(
     image: str,
     shared: list[str],
     interception: Interception = "iptables",
+    cert_secret: str | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """A copy of an app Deployment with the init container (iptables interception), the sidecar
     and their volumes; `shared`: the outbound ConfigMaps its config directory projects besides
-    its own."""
+    its own. `strict` (mTLS): iptables would send kubelet's plaintext probes into the TLS-only
+    inbound port, so they go through the sidecar's health port instead."""
     injected = copy.deepcopy(deployment)
     template = injected["spec"]["template"]
     template["metadata"]["annotations"] = dict(
@@ -212,16 +241,22 @@ def inject(
     pod = template["spec"]
     pod["initContainers"] = [
         *([init_container(image)] if interception == "iptables" else []),
-        sidecar_container(image),
+        sidecar_container(image, cert_secret is not None),
         *pod.get("initContainers", []),
     ]
     pod["volumes"] = [
         *pod.get("volumes", []),
-        *proxy_volumes(proxy_config_map_name(injected["metadata"]["name"]), shared),
+        *proxy_volumes(proxy_config_map_name(injected["metadata"]["name"]), shared, cert_secret),
     ]
     if interception == "explicit-proxy":
         for container in pod["containers"]:
             container["env"] = explicit_proxy_env(container["env"])
+    elif strict:
+        for container in pod["containers"]:
+            probe = container.get("readinessProbe", {}).get("httpGet")
+            if probe is not None:
+                probe["path"] = APP_HEALTH_PREFIX + probe["path"]
+                probe["port"] = c.PROXY_HEALTH_PORT
     return injected
 
 
@@ -296,6 +331,7 @@ def gateway_objects(mesh: Mesh, image: str, endpoints: DnsEndpoints) -> list[dic
         image,
         "gateway",
         [{"name": "http", "containerPort": GATEWAY_LISTEN_PORT, "protocol": "TCP"}],
+        cert_secret(mesh, name) is not None,
     )
     service_port: dict[str, Any] = {
         "name": f"http-{mesh.ingress.port}",
@@ -341,7 +377,9 @@ def gateway_objects(mesh: Mesh, image: str, endpoints: DnsEndpoints) -> list[dic
                             "seccompProfile": {"type": "RuntimeDefault"},
                         },
                         "containers": [container],
-                        "volumes": proxy_volumes(proxy_config_map_name(name)),
+                        "volumes": proxy_volumes(
+                            proxy_config_map_name(name), cert_secret=cert_secret(mesh, name)
+                        ),
                     },
                 },
             },
@@ -376,9 +414,18 @@ def render_builtin(
         if manifest["kind"] != "Deployment":
             objects.append(manifest)
             continue
-        objects.append(inject(manifest, proxy_image, shared, mesh.interception))
         labels = manifest["spec"]["selector"]["matchLabels"]
         service_name, version = labels[c.APP_LABEL], labels[c.WORKLOAD_VERSION_LABEL]
+        objects.append(
+            inject(
+                manifest,
+                proxy_image,
+                shared,
+                mesh.interception,
+                cert_secret(mesh, service_name),
+                strict=mesh.mtls == "strict",
+            )
+        )
         config = ProxyConfig(sidecars.workload_files(service_name, version))
         workload = workload_name(service_name, version)
         objects.append(

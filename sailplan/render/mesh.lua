@@ -1,5 +1,26 @@
 -- sailplan's Lua actions for the builtin sidecar. Loaded only when the mesh uses them, so the
--- hot path of a mesh without delays, mirrors or outlier detection runs no Lua at all.
+-- hot path of a mesh without delays, mirrors, outlier detection or mTLS runs no Lua at all.
+
+-- The caller's SPIFFE ID: the URI entry (DER tag 0x86, then its length) of the SAN of the
+-- client certificate, already verified against the mesh CA. HAProxy 2.6 has no fetch for a SAN;
+-- the inbound listener calls this once per connection and keeps the answer in sess.peer.
+core.register_fetches("sailplan_peer", function(txn)
+  local der = txn.f:ssl_c_der()
+  if der == nil then return nil end
+  local from = 1
+  while true do
+    local at = string.find(der, "spiffe://", from, true)
+    if at == nil then return nil end
+    local size = nil
+    if at > 2 and der:byte(at - 2) == 0x86 and der:byte(at - 1) < 0x80 then
+      size = der:byte(at - 1)
+    elseif at > 3 and der:byte(at - 3) == 0x86 and der:byte(at - 2) == 0x81 then
+      size = der:byte(at - 1)
+    end
+    if size ~= nil then return der:sub(at, at + size - 1) end
+    from = at + 1
+  end
+end)
 
 -- Fault delay: core.msleep yields to the scheduler, so other requests keep flowing meanwhile.
 core.register_action("sailplan_delay", { "http-req" }, function(txn, ms)

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from sailplan.model import Mesh, Problem, SpecError
 from sailplan.model.errors import shown
+from sailplan.model.security import ingress_identity, service_identity
 from sailplan.model.service import URL_PATH, EnvRef
 from sailplan.render.haproxy import (
     ProxyConfig,
@@ -70,14 +71,6 @@ def check_runnable(
     and each variable the cluster reads from a Secret or ConfigMap needs a value (`environ`, then
     `local.envFile`)."""
     problems: list[Problem] = []
-    if mesh.mtls == "strict":
-        problems.append(
-            Problem(
-                "mtls",
-                "the sandbox runs plaintext HAProxy sidecars and cannot enforce strict mTLS; "
-                "run a copy with mtls: permissive or disable",
-            )
-        )
     if mesh.data_plane != "builtin":
         problems += _builtin_problems(mesh)
     for service_name, service in mesh.services.items():
@@ -134,8 +127,7 @@ def _process_problems(at: str, *envs: Mapping[str, object] | None) -> list[Probl
 
 def _builtin_problems(mesh: Mesh) -> list[Problem]:
     """An istio mesh runs in the sandbox on the builtin plane: what that plane cannot compile."""
-    # strict is refused above with the sandbox's own sentence; permissive keeps `allow` valid.
-    data = {**mesh.to_dict(), "dataPlane": "builtin", "mtls": "permissive"}
+    data = {**mesh.to_dict(), "dataPlane": "builtin"}
     try:
         Mesh.parse(data)
     except SpecError as error:
@@ -156,8 +148,8 @@ def sandbox_notes(mesh: Mesh) -> list[str]:
         )
     if mesh.mtls == "permissive":
         notes.append(
-            "note: mtls is permissive; traffic in the sandbox is plaintext (permissive accepts "
-            "plaintext), nothing is encrypted"
+            "note: mtls is permissive; sidecars call each other over mTLS with this run's "
+            "certificates, and their inbound ports also accept plaintext"
         )
     if mesh.ingress is not None and "*" not in mesh.ingress.hosts:
         # As in the cluster, the gateway answers 404 to any other Host, 127.0.0.1 included.
@@ -295,6 +287,8 @@ class Proxy(NamedTuple):
     # Its unix sockets, in a short directory: a socket path must stay under 97 characters.
     runtime_dir: Path
     config: ProxyConfig
+    # The SPIFFE ID its certificate carries (written by the runner beside config_dir).
+    identity: str = ""
 
 
 def compile_configs(
@@ -321,6 +315,7 @@ def compile_configs(
                 runtime_dir=str(sockets),
                 passthrough="host-header" if pods is None else "original-destination",
             ).files(instance.service, instance.version, instance.app_port),
+            service_identity(mesh, instance.service),
         )
     if plan.gateway is not None and plan.gateway_port is not None:
         directory = runtime_root / "gateway"
@@ -337,4 +332,5 @@ def compile_configs(
                 config_dir=str(directory),
                 runtime_dir=str(sockets),
             ),
+            ingress_identity(mesh),
         )

@@ -21,7 +21,9 @@ from sailplan.loader import load_mesh_text, read_mesh_file
 from sailplan.model import Mesh, SpecError
 from sailplan.model.service import Version
 from sailplan.render.haproxy import ProxyConfig
+from sailplan.render.haproxy.security import cert_dir_of
 from sailplan.sandbox import netns
+from sailplan.sandbox.certs import new_authority, write_identity
 from sailplan.sandbox.plan import (
     Plan,
     Proxy,
@@ -188,6 +190,9 @@ class Sandbox:
         # Made by run(), inside its clean-up: nothing is left behind, whenever a stop comes.
         self.runtime_root = Path()
         self.proxies: dict[str, Proxy] = {}
+        # This run's mesh CA: every proxy gets a certificate of its identity from it, in the
+        # runtime directory, removed with it.
+        self.authority = new_authority()
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -241,6 +246,7 @@ class Sandbox:
             self.stop.check()
         for proxy in compile_configs(self.mesh, self.plan, self.runtime_root, self.pods()):
             write_config(proxy.config_dir, proxy.config)
+            self._certify(proxy)
             proxy.runtime_dir.mkdir(parents=True, exist_ok=True)
             check_config(self.haproxy, proxy.name, proxy.config_dir)
             self.proxies[proxy.name] = proxy
@@ -277,6 +283,20 @@ class Sandbox:
             if self.network is not None and pod not in self.network.pods:
                 # The gateway runs in the host's namespace: a crash would leave it running.
                 self.network.record(self.runtime_root, [(started.pid, command[-1])])
+
+    def _same_identities(self, mesh: Mesh) -> Mesh:
+        """`mesh` with the identities the sandbox started with. Proxies reload one by one: were a
+        caller to expect a new identity while its callee still shows the old one (or the other
+        way round), requests would fail in between. A cluster changes them by redeploying."""
+        fields = ("name", "namespace", "trust_domain")
+        started = {field: getattr(self.started, field) for field in fields}
+        if all(getattr(mesh, field) == value for field, value in started.items()):
+            return mesh
+        return mesh.model_copy(update=started)
+
+    def _certify(self, proxy: Proxy) -> None:
+        """The proxy's certificate directory, as the cluster mounts its Secret (mode 0600)."""
+        write_identity(Path(cert_dir_of(str(proxy.config_dir))), self.authority, proxy.identity)
 
     def _in_pod(
         self, instance: str, command: list[str], cwd: Path, env: dict[str, str]
@@ -431,8 +451,11 @@ class Sandbox:
         # new config passed `haproxy -c`, so a refused edit leaves nothing half-applied.
         staging = self.runtime_root / ".staging"
         try:
-            for proxy in compile_configs(mesh, self.plan, staging, self.pods()):
+            for proxy in compile_configs(
+                self._same_identities(mesh), self.plan, staging, self.pods()
+            ):
                 write_config(proxy.config_dir, proxy.config)
+                self._certify(proxy)
                 check_config(self.haproxy, proxy.name, proxy.config_dir)
         except (SpecError, SandboxError) as error:
             return str(error)
@@ -443,10 +466,19 @@ class Sandbox:
         return mesh
 
     def _apply(self, mesh: Mesh, text: str) -> None:
-        staged = list(compile_configs(mesh, self.plan, self.runtime_root, self.pods()))
+        if self._same_identities(mesh) is not mesh:
+            self.supervisor.say(
+                "note: name, namespace and trustDomain make the workloads' identities; the "
+                "sandbox keeps the ones it started with until it restarts"
+            )
+        staged = list(
+            compile_configs(self._same_identities(mesh), self.plan, self.runtime_root, self.pods())
+        )
         try:
             for proxy in staged:
                 write_config(proxy.config_dir, proxy.config)
+                # An edit may change identities (trustDomain): each proxy's certificate follows.
+                self._certify(proxy)
         except OSError as error:
             # Nothing signalled: the proxies run on; the next edit that applies rewrites every file.
             self.supervisor.say(

@@ -44,6 +44,8 @@ def builtin_plane(
 ) -> Iterator[BuiltinPlane]:
     """`refusing`: `<service>/<version>` -> how many of its first pods get a port nothing
     listens on (connections refused at once)."""
+    # The endpoints below are bare apps, not sidecars: plaintext, whatever the scenario says.
+    mesh = mesh.model_copy(update={"mtls": "disable"})
     with ExitStack() as stack:
         addresses: dict[str, dict[str, list[tuple[str, int]]]] = {}
         running: dict[str, list[Backend]] = {}

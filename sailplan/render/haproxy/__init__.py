@@ -123,7 +123,7 @@ class SidecarCompiler:
         self._ctx = Context(mesh, endpoints, ports, config_dir, runtime_dir)
         self._passthrough: Passthrough = passthrough
         head = Writer()
-        global_sections(self._ctx, head)
+        global_sections(self._ctx, head, sidecar=True)
         self._globals = head.text()
         self._services = self._ctx.http_services()
         self._hop = not flat(self._services)
@@ -149,7 +149,7 @@ class SidecarCompiler:
         if service not in self.mesh.services or version not in self.mesh.services[service].versions:
             raise KeyError(f"the mesh has no workload {service}-{version}")
         out = Writer()
-        inbound(self._ctx, out, app_port or self.mesh.services[service].port)
+        inbound(self._ctx, out, app_port or self.mesh.services[service].port, service)
         return out.text()
 
     def sidecar(self, service: str, version: str, app_port: int | None = None) -> ProxyConfig:

@@ -12,6 +12,7 @@ from .endpoints import servers
 from .globals import DEFAULT_SERVER_TIMEOUT, OUTLIER_MAP, OVERFLOW_BODY
 from .observability import ALL_VERSIONS_ROUTE, backend_lines, flag, route_label
 from .quoting import bare, ident, quote
+from .security import server_identity_lines
 
 # HAProxy 2.6 retry-on keywords for each condition of the spec, with Envoy's meaning of each.
 # Envoy's `reset` covers any reset before an answer (a broken answer is a protocol error, so a
@@ -247,6 +248,7 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
             )
             body += [*_pool_lines(service), *_attempt_lines(route)]
             body += servers(ctx, service_name, version, options)
+            body += server_identity_lines(ctx, service_name)
             logged = backend_lines(route_label(service, index), version)
             logged += _overflow_lines(service, _pool_members(service, service_name, version))
             if route.timeout is None:
@@ -288,6 +290,7 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
     ]
     for version in sorted(service.versions):
         body += servers(ctx, service_name, version, options)
+    body += server_identity_lines(ctx, service_name)
     out.section(
         f"backend {everyone}",
         *body,

@@ -97,8 +97,9 @@ class Context:
             for service in self.mesh.services.values()
             for route in service.routes
         )
-        # Outlier detection counts answers and ejects endpoints in mesh.lua.
-        return routes or self.uses_outlier_detection()
+        # Outlier detection counts answers and ejects endpoints in mesh.lua; with mTLS the
+        # inbound listener reads the caller's SPIFFE ID there.
+        return routes or self.uses_outlier_detection() or self.mesh.mtls != "disable"
 
     def uses_outlier_detection(self) -> bool:
         return any(

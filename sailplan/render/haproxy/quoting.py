@@ -44,6 +44,18 @@ def bare(word: str) -> str:
     return word
 
 
+# A literal argument of a sample fetch or converter, such as `str(...)`, or an ACL pattern: no
+# space, quote, `,` or `)` (which end the argument), `#` or `$`. SPIFFE IDs fit.
+_FETCH_ARG = re.compile(r"[A-Za-z0-9._~:/@+=-]+")
+
+
+def fetch_arg(text: str) -> str:
+    """A literal written unquoted as a sample fetch's argument or an ACL pattern."""
+    if not _FETCH_ARG.fullmatch(text):
+        raise UnsafeValue(f"{text!r} is not safe as a literal argument in a proxy config")
+    return text
+
+
 def acl_name(*parts: str) -> str:
     """A named ACL; HAProxy allows letters, digits, `-_.:` in the name."""
     name = ".".join(parts)

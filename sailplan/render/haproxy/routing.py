@@ -27,6 +27,8 @@ from .headers import request_header_lines, response_header_lines
 from .observability import backend_lines, flag, frontend_lines, hop_lines, route_label
 from .quoting import acl_name, bare, quote
 from .rewrite import alternative_lines, needs_alternative, rewrite_lines
+from .security import inbound as secure_inbound
+from .security import meshed
 
 HOP_SUFFIX = "__hop"
 # For connections to apps (the sidecar's own app, destinations outside the mesh): HAProxy ends a
@@ -216,15 +218,17 @@ def _mirror_listeners(ctx: Context, out: Writer, service_name: str, tag: str) ->
         )
 
 
-def inbound(ctx: Context, out: Writer, app_port: int) -> None:
-    """The callee's side (15006): straight to the app."""
-    bind = ctx.ports.bind_address
-    out.section(
-        "frontend inbound",
-        f"bind {bind}:{ctx.ports.inbound}",
-        *frontend_lines("inbound"),
-        "default_backend inbound_app",
-    )
+def inbound(ctx: Context, out: Writer, app_port: int, service_name: str) -> None:
+    """The callee's side (15006): straight to the app, or through mTLS and authorization."""
+    if meshed(ctx):
+        secure_inbound(ctx, out, service_name)
+    else:
+        out.section(
+            "frontend inbound",
+            f"bind {ctx.ports.bind_address}:{ctx.ports.inbound}",
+            *frontend_lines("inbound"),
+            "default_backend inbound_app",
+        )
     out.section(
         "backend inbound_app",
         APP_REUSE,

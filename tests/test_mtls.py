@@ -1,0 +1,246 @@
+"""mTLS on the builtin plane, on real HAProxy with real certificates: what each `mtls` mode
+accepts on the inbound port, TLS 1.3, the caller's identity handed to the app, and outbound
+connections that verify the server's identity."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import DEMO_MESH, REPO
+from proxy_support import backends, free_port, request, wait_for_port
+from security_support import (
+    client_context,
+    mesh,
+    plaintext_refused,
+    sidecars,
+    tls_request,
+)
+
+import sailplan
+from sailplan.model.security import service_identity
+from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
+from sailplan.render.haproxy.security import SAN_MISMATCH_BODY, cert_dir_of, san_pattern
+from sailplan.render.manifests import render_manifests
+from sailplan.sandbox.certs import issue, new_authority, serial_of, write_identity
+from sailplan.sandbox.runner import write_config
+
+ENTRYPOINT = REPO / "sailplan" / "proxy_image" / "entrypoint.sh"
+
+pytestmark = [pytest.mark.haproxy, pytest.mark.timeout(90)]
+
+
+def test_strict_accepts_only_mesh_mtls_and_negotiates_tls_1_3() -> None:
+    with backends("app") as apps, sidecars(mesh("strict")) as running:
+        callee = running.sidecar("service1", apps["app"])
+        ca = running.cert_dir("ca-only", running.identity("service2")) / "ca.crt"
+        caller = running.cert_dir("service2", running.identity("service2"))
+        reply = tls_request(callee.ports.inbound, client_context(caller, ca))
+        assert (reply.status, reply.body, reply.version) == (200, "app", "TLSv1.3")
+        # Plaintext gets no HTTP answer at all.
+        assert plaintext_refused(callee.ports.inbound)
+        # No client certificate, or one from another CA: the handshake fails.
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            tls_request(callee.ports.inbound, client_context(None, ca))
+        stranger = running.cert_dir("stranger", running.identity("service2"), new_authority())
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            tls_request(callee.ports.inbound, client_context(stranger, ca))
+        # Only TLS 1.3 is offered.
+        old = client_context(caller, ca)
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        with pytest.raises(ssl.SSLError):
+            tls_request(callee.ports.inbound, old)
+        assert len(apps["app"].requests) == 1
+
+
+def test_permissive_accepts_plaintext_and_mtls_on_one_port() -> None:
+    with backends("app") as apps, sidecars(mesh("permissive")) as running:
+        callee = running.sidecar("service1", apps["app"])
+        caller = running.cert_dir("service2", running.identity("service2"))
+        plain = request(callee.ports.inbound, headers={"x-forwarded-client-cert": "URI=forged"})
+        assert (plain.status, plain.body) == (200, "app")
+        mutual = tls_request(callee.ports.inbound, client_context(caller, caller / "ca.crt"))
+        assert (mutual.status, mutual.body, mutual.version) == (200, "app", "TLSv1.3")
+        # A caller's own XFCC is dropped: plaintext callers have no identity to forward.
+        first, second = (headers for _, _, headers in apps["app"].requests)
+        assert "x-forwarded-client-cert" not in {name.lower() for name in first}
+        der = ssl.PEM_cert_to_DER_cert((caller / "tls.crt").read_text())
+        assert second["x-forwarded-client-cert"] == (
+            f"By={running.identity('service1')};Hash={hashlib.sha256(der).hexdigest()};"
+            f"URI={running.identity('service2')}"
+        )
+        # The caller's address survives the hop from the detecting listener (PROXY protocol).
+        assert all(r.status == 200 for r in [plain, mutual])
+
+
+def test_sidecar_to_sidecar_is_mtls_and_the_app_learns_the_caller() -> None:
+    with backends("callee", "caller-app") as apps, sidecars(mesh("strict")) as running:
+        callee = running.sidecar("service1", apps["callee"])
+        caller = running.sidecar(
+            "service2",
+            apps["caller-app"],
+            {"service1": {"v1": [("127.0.0.1", callee.ports.inbound)]}},
+        )
+        reply = request(caller.ports.outbound, "/hello", host="service1")
+        assert (reply.status, reply.body) == (200, "callee")
+        (_, path, headers), *_ = apps["callee"].requests
+        assert path == "/hello"
+        assert headers["x-forwarded-client-cert"].endswith(f";URI={running.identity('service2')}")
+
+
+def test_outbound_refuses_an_answer_from_a_server_with_another_identity() -> None:
+    with backends("impostor", "caller-app") as apps, sidecars(mesh("strict")) as running:
+        # A mesh workload (service3's certificate, from the mesh CA) where service1 should be.
+        impostor = running.sidecar("service3", apps["impostor"])
+        caller = running.sidecar(
+            "service2",
+            apps["caller-app"],
+            {"service1": {"v1": [("127.0.0.1", impostor.ports.inbound)]}},
+        )
+        reply = request(caller.ports.outbound, host="service1")
+        assert (reply.status, reply.body) == (503, SAN_MISMATCH_BODY)
+
+
+def test_disable_is_plaintext_and_needs_no_certificate() -> None:
+    config = compile_sidecar(
+        mesh("disable"),
+        "service2",
+        "v1",
+        endpoints=StaticEndpoints({"service1": {"v1": [("127.0.0.1", 1)]}}),
+    )
+    assert " ssl " not in config.haproxy_cfg
+    assert "-certs/" not in config.haproxy_cfg
+
+
+@pytest.mark.parametrize("length", [20, 127, 128, 200, 300])
+def test_the_san_pattern_is_found_in_a_real_certificate_of_that_identity(length: int) -> None:
+    # [6] IMPLICIT IA5String: tag 0x86, then a short or long DER length, then the bytes.
+    identity = "spiffe://td/ns/x/sa/" + "a" * (length - 20)
+    certificate, _ = issue(new_authority(), identity)
+    der = ssl.PEM_cert_to_DER_cert(certificate.decode()).hex().upper()
+    assert san_pattern(identity) in der
+    # One more character is another identity, whose pattern is not in this certificate.
+    assert san_pattern(identity[:-1]) not in der
+
+
+def _served_serial(port: int, context: ssl.SSLContext) -> int:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    with context.wrap_socket(raw) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return serial_of(ssl.DER_cert_to_PEM_cert(der).encode())
+
+
+def test_a_renewed_certificate_is_served_without_failing_a_request(tmp_path: Path) -> None:
+    """The image's entrypoint, run for real on a strict sidecar: the certificate is renewed
+    (as cert-manager rewrites the mounted Secret) while four clients keep calling over mTLS."""
+    spec = mesh("strict")
+    authority = new_authority()
+    root = Path(tempfile.mkdtemp(prefix="sp-"))
+    config_dir, runtime_dir = root / "config", root / "run"
+    certs = Path(cert_dir_of(str(config_dir)))
+    ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    client_certs = write_identity(root / "client", authority, service_identity(spec, "service2"))
+    context = client_context(client_certs, client_certs / "ca.crt")
+    outcomes: Counter[str] = Counter()
+    stop = threading.Event()
+    with backends("app") as apps:
+        config = compile_sidecar(
+            spec,
+            "service1",
+            "v1",
+            endpoints=StaticEndpoints({}),
+            ports=ports,
+            app_port=apps["app"].port,
+            config_dir=str(config_dir),
+            runtime_dir=str(runtime_dir),
+        )
+        write_config(config_dir, config)
+        write_identity(certs, authority, service_identity(spec, "service1"))
+        first = serial_of((certs / "tls.crt").read_bytes())
+        log = (root / "entrypoint.log").open("wb")
+        proxy = subprocess.Popen(
+            ["sh", str(ENTRYPOINT), "proxy"],
+            env={
+                **os.environ,
+                "SAILPLAN_CONFIG_DIR": str(config_dir),
+                "SAILPLAN_RUNTIME_DIR": str(runtime_dir),
+                "SAILPLAN_POLL_SECONDS": "0.2",
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def client() -> None:
+            while not stop.is_set():
+                try:
+                    reply = tls_request(ports.inbound, context)
+                    outcomes["ok" if reply.status == 200 else f"status {reply.status}"] += 1
+                except (OSError, ssl.SSLError) as error:
+                    outcomes[f"error {error}"] += 1
+
+        workers = [threading.Thread(target=client) for _ in range(4)]
+        try:
+            wait_for_port(ports.inbound)
+            assert _served_serial(ports.inbound, context) == first
+            for worker in workers:
+                worker.start()
+            time.sleep(1)
+            write_identity(certs, authority, service_identity(spec, "service1"))
+            renewed = serial_of((certs / "tls.crt").read_bytes())
+            deadline = time.monotonic() + 15
+            while _served_serial(ports.inbound, context) != renewed:
+                assert time.monotonic() < deadline, "the renewed certificate is not served"
+                time.sleep(0.2)
+            time.sleep(1)
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(timeout=10)
+            os.killpg(proxy.pid, signal.SIGTERM)
+            try:
+                proxy.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proxy.pid, signal.SIGKILL)
+                proxy.wait(timeout=5)
+            log.close()
+            shutil.rmtree(root, ignore_errors=True)
+    assert renewed != first
+    assert outcomes["ok"] > 50, outcomes
+    assert set(outcomes) == {"ok"}, f"requests failed during the rotation: {outcomes}"
+
+
+def test_strict_sends_kubelet_probes_through_the_health_port() -> None:
+    # iptables would send kubelet's plaintext probe into the TLS-only inbound port.
+    with backends("app") as apps, sidecars(mesh("strict")) as running:
+        callee = running.sidecar("service1", apps["app"])
+        probe = request(callee.ports.health, "/app-health/healthz")
+        assert (probe.status, probe.body) == (200, "app")
+        assert [path for _, path, _ in apps["app"].requests] == ["/healthz"]
+        assert request(callee.ports.health, "/other").status == 404
+    data = yaml.safe_load(DEMO_MESH.read_text())
+    data["mtls"] = "strict"
+    rendered = render_manifests(sailplan.load_mesh_text(yaml.safe_dump(data)), "builtin")
+    deployment = next(
+        m for m in rendered if m["kind"] == "Deployment" and m["metadata"]["name"] == "service1-v1"
+    )
+    (app,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert app["readinessProbe"]["httpGet"] == {"path": "/app-health/healthz", "port": 15021}
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert {
+        "name": "sailplan-certs",
+        "secret": {"secretName": "sailplan-cert-service1", "defaultMode": 0o444},
+    } in volumes
