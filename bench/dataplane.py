@@ -440,6 +440,8 @@ def run_wrk(
     result = wrk_summary(command, env, timeout=seconds + 30)
     if result["errors"] or result["non2xx"]:
         raise RuntimeError(f"{target} answered with errors under load: {result}")
+    if not result["requests"]:
+        raise RuntimeError(f"{target} answered no request within {seconds:g} s: {result}")
     return result
 
 
@@ -543,6 +545,9 @@ def outbound_cost(services: int, settings: LoadSettings) -> dict[str, float]:
             run_haproxy("caller", directory, dict(config.files), caller.outbound),
         ):
             target = Target(caller.outbound, f"{service_name(services - 1)}:8080")
+            # A fresh 1,000-service sidecar took 1.5 s over its first answer (an earlier run
+            # measured 0 requests in its windows on a busy machine): wait for one first.
+            wait_for_http(target, timeout=120)
             run_wrk(target, seconds=1, connections=settings.saturate_connections)
             saturated = run_wrk(
                 target, seconds=settings.saturate_seconds, connections=settings.saturate_connections
