@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import yaml
 from model_support import edited
+from proxy_support import check_config
 from schema_support import validate_manifest
 
 import sailplan
@@ -164,3 +165,11 @@ def test_explicit_proxy_refusals(edits: dict[str, Any], message: str) -> None:
 def test_an_http_proxy_in_env_is_fine_with_iptables() -> None:
     text = yaml.safe_dump(edited({"services.service2.versions.v1.env.HTTP_PROXY": "http://p:1"}))
     assert sailplan.load_mesh_text(text).interception == "iptables"
+
+
+def test_explicit_proxy_configs_pass_haproxy_check() -> None:
+    # The real haproxy reads every compiled config of the mode: sidecars and the gateway.
+    config_maps = _of_kind(_render({"interception": "explicit-proxy"}), "ConfigMap")
+    assert len(config_maps) == 4
+    for config_map in config_maps:
+        check_config(config_map["data"], config_map["metadata"]["name"])
