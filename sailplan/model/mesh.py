@@ -141,7 +141,9 @@ class Mesh(SpecModel):
                 "reaches it (istio-cni removes its init container); `explicit-proxy` is refused."
             ),
             builtin=(
-                "`explicit-proxy`: no init container; the app gets `HTTP_PROXY` (the sidecar's "
+                "`explicit-proxy`: no init container, and the Namespace sailplan creates is "
+                "labelled `pod-security.kubernetes.io/enforce: restricted`; the app gets "
+                "`HTTP_PROXY` (the sidecar's "
                 "outbound port on 127.0.0.1) and `NO_PROXY` `localhost,127.0.0.1` unless its "
                 "`env` sets `NO_PROXY`; the Services and callers' sidecars target the sidecar's "
                 "inbound port 15006. Calls not over plain HTTP (https, tcp) bypass the mesh."
