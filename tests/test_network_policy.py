@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import yaml
-from model_support import edited
+from model_support import DELETE, edited
 from proxy_support import check_config
 from schema_support import validate_manifest
 
@@ -153,8 +153,19 @@ def test_a_no_proxy_from_the_spec_is_kept() -> None:
             "interception: explicit-proxy (the app reaches the mesh through its sidecar); "
             "remove it from env",
         ),
+        (
+            {
+                "interception": "explicit-proxy",
+                "dataPlane": "gateway-api",
+                "mtls": "permissive",
+                "ingress.nodePort": DELETE,
+            },
+            "interception: explicit-proxy needs the builtin data plane: on the gateway-api data "
+            "plane the mesh that implements it injects its own sidecar and decides how traffic "
+            "reaches it",
+        ),
     ],
-    ids=["istio", "own-http-proxy"],
+    ids=["istio", "own-http-proxy", "gateway-api"],
 )
 def test_explicit_proxy_refusals(edits: dict[str, Any], message: str) -> None:
     with pytest.raises(sailplan.SpecError) as error:

@@ -448,6 +448,15 @@ def _interception_problems(mesh: Mesh) -> list[Problem]:
                 "to run without its privileged init container)",
             )
         ]
+    if mesh.data_plane != "builtin":
+        return [
+            Problem(
+                "interception",
+                f"explicit-proxy needs the builtin data plane: on the {mesh.data_plane} data "
+                "plane the mesh that implements it injects its own sidecar and decides how "
+                "traffic reaches it",
+            )
+        ]
     return [
         Problem(
             f"services.{service_name}.versions.{version_name}.env.{name}",
