@@ -404,6 +404,7 @@ def cross_object_problems(mesh: Mesh) -> list[Problem]:
     if mesh.data_plane == "gateway-api":
         problems += [p for p in gateway_api_problems(mesh) if p not in problems]
     problems += _interception_problems(mesh)
+    problems += _tcp_allow_problems(mesh)
     if mesh.mtls == "strict" and mesh.data_plane == "builtin":
         problems.append(
             Problem(
@@ -434,6 +435,23 @@ def _builtin_authorization_problems(mesh: Mesh) -> list[Problem]:
             )
         )
     return problems
+
+
+def _tcp_allow_problems(mesh: Mesh) -> list[Problem]:
+    # Istio ignores an ALLOW rule's HTTP-only conditions on a TCP workload by never matching the
+    # rule: `methods: [GET]` would refuse every connection instead of allowing GETs.
+    return [
+        Problem(
+            f"services.{name}.allow[{index}].{field}",
+            f"{field} need an http or grpc service: {name} is tcp, whose connections carry no "
+            "HTTP method or path; keep only from in its rules",
+        )
+        for name, service in sorted(mesh.services.items())
+        if service.protocol == "tcp"
+        for index, rule in enumerate(service.allow or [])
+        for field, given in (("methods", rule.methods), ("paths", rule.paths))
+        if given is not None
+    ]
 
 
 def _interception_problems(mesh: Mesh) -> list[Problem]:
