@@ -97,7 +97,7 @@ def test_explicit_proxy_services_and_callers_target_the_sidecar_inbound_port() -
         [port] = _find(objects, "Service", name)["spec"]["ports"]
         assert port["port"] == 8088
         assert port["targetPort"] == 15006
-    config = _find(objects, "ConfigMap", "service2-v1-proxy")["data"]["haproxy.cfg"]
+    config = _find(objects, "ConfigMap", "demo-outbound")["data"]["20-outbound.cfg"]
     assert "server-template v1- 10 service1-v1.demo.svc.cluster.local:15006 " in config
     assert ":8088 resolvers" not in config
     # A proxied request names its destination in the request line: no original destination.
@@ -160,9 +160,9 @@ def test_a_no_proxy_from_the_spec_is_kept() -> None:
                 "mtls": "permissive",
                 "ingress.nodePort": DELETE,
             },
-            "interception: explicit-proxy needs the builtin data plane: on the gateway-api data "
-            "plane the mesh that implements it injects its own sidecar and decides how traffic "
-            "reaches it",
+            "interception: explicit-proxy: on the gateway-api data plane the mesh implementation "
+            "injects its own proxy and decides how traffic reaches it (Linkerd: its init "
+            "container or CNI plugin); use iptables, or the builtin data plane",
         ),
     ],
     ids=["istio", "own-http-proxy", "gateway-api"],
@@ -180,7 +180,12 @@ def test_an_http_proxy_in_env_is_fine_with_iptables() -> None:
 
 def test_explicit_proxy_configs_pass_haproxy_check() -> None:
     # The real haproxy reads every compiled config of the mode: sidecars and the gateway.
-    config_maps = _of_kind(_render({"interception": "explicit-proxy"}), "ConfigMap")
-    assert len(config_maps) == 4
-    for config_map in config_maps:
-        check_config(config_map["data"], config_map["metadata"]["name"])
+    objects = _render({"interception": "explicit-proxy"})
+    for workload in ("service1-v1", "service1-v2", "service2-v1"):
+        pod = _find(objects, "Deployment", workload)["spec"]["template"]["spec"]
+        volume = {v["name"]: v for v in pod["volumes"]}["sailplan-config"]
+        files: dict[str, str] = {}
+        for source in volume["projected"]["sources"]:
+            files.update(_find(objects, "ConfigMap", source["configMap"]["name"])["data"])
+        check_config(files, workload)
+    check_config(_find(objects, "ConfigMap", "demo-gateway-proxy")["data"], "demo-gateway")

@@ -466,15 +466,8 @@ def _interception_problems(mesh: Mesh) -> list[Problem]:
                 "to run without its privileged init container)",
             )
         ]
-    if mesh.data_plane != "builtin":
-        return [
-            Problem(
-                "interception",
-                f"explicit-proxy needs the builtin data plane: on the {mesh.data_plane} data "
-                "plane the mesh that implements it injects its own sidecar and decides how "
-                "traffic reaches it",
-            )
-        ]
+    if mesh.data_plane == "gateway-api":
+        return []  # model/gateway_api.py refuses it, with the plane's own reason
     return [
         Problem(
             f"services.{service_name}.versions.{version_name}.env.{name}",
