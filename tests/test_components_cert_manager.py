@@ -219,3 +219,27 @@ def test_cert_manager_arguments_a_mesh_would_not_use_are_refused(
 
     engine, _ = register(build)
     assert engine.of_type("sailplan:index:Mesh") == []
+
+
+@pytest.mark.parametrize(
+    ("issuer", "message"),
+    [
+        (
+            IssuerRef("Corp CA"),
+            "MeshArgs.certificate_issuer.name: 'Corp CA' is not an issuer name: use lowercase "
+            "letters, digits, '-' and '.'",
+        ),
+        (
+            IssuerRef("corp-ca", "clusterissuer"),  # type: ignore[arg-type]
+            "MeshArgs.certificate_issuer.kind: 'clusterissuer' is not an issuer kind: use one of "
+            "'Issuer', 'ClusterIssuer' (did you mean 'ClusterIssuer'?)",
+        ),
+    ],
+    ids=["name", "kind"],
+)
+def test_a_wrong_issuer_is_refused_before_anything_registers(
+    issuer: IssuerRef, message: str
+) -> None:
+    with pytest.raises(ArgsError) as error:
+        MeshArgs(spec=DEMO_MESH, certificate_issuer=issuer)
+    assert str(error.value) == message

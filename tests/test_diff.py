@@ -342,6 +342,7 @@ def test_a_new_service_creates_its_objects() -> None:
         "created Deployment demo/service3-v1 pods start",
         "created DestinationRule demo/service3 istiod pushes to the proxies",
         "created VirtualService demo/service3 istiod pushes to the proxies",
+        "created NetworkPolicy demo/service3",
     ]
 
 
@@ -594,7 +595,7 @@ def test_switching_the_data_plane_shows_what_applying_it_does() -> None:
     new["dataPlane"] = "istio"
     planes = object_changes(_mesh(old), _mesh(new))
     assert [(p.plane, p.current, p.counts) for p in planes] == [
-        ("builtin → istio", True, "7 created, 4 updated, 11 deleted"),
+        ("builtin → istio", True, "7 created, 6 updated, 17 deleted"),
         ("istio", False, "no change"),
         ("builtin", False, "no change"),
     ]

@@ -181,3 +181,25 @@ def test_a_control_plane_in_another_trust_domain_is_refused() -> None:
         "identities istiod never issues; set trust_domain='prod.example.com' in the "
         "IstioControlPlaneArgs"
     )
+
+
+def test_http_conditions_on_a_tcp_service_are_refused() -> None:
+    edits = {
+        "dataPlane": "istio",
+        "services.service1.protocol": "tcp",
+        "services.service1.routes": [],
+        "services.service1.allow": [{"from": ["service2"], "methods": ["GET"]}],
+        "ingress.routes[0].service": "service2",
+    }
+    with pytest.raises(sailplan.SpecError) as error:
+        _mesh(edits)
+    assert (
+        "services.service1.allow[0].methods: methods need an http or grpc service: service1 is "
+        "tcp, whose connections carry no HTTP method or path; keep only from in its rules"
+    ) in str(error.value).splitlines()
+    # Callers alone are what a tcp service's policy can check.
+    edits["services.service1.allow"] = [{"from": ["service2"]}]
+    [policy] = _policies(_mesh(edits))
+    assert policy["spec"]["rules"] == [
+        {"from": [{"source": {"principals": ["cluster.local/ns/demo/sa/service2"]}}]}
+    ]

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 import yaml
-from model_support import edited
+from model_support import DELETE, edited
+from proxy_support import check_config
 from schema_support import validate_manifest
 
 import sailplan
@@ -153,8 +154,19 @@ def test_a_no_proxy_from_the_spec_is_kept() -> None:
             "interception: explicit-proxy (the app reaches the mesh through its sidecar); "
             "remove it from env",
         ),
+        (
+            {
+                "interception": "explicit-proxy",
+                "dataPlane": "gateway-api",
+                "mtls": "permissive",
+                "ingress.nodePort": DELETE,
+            },
+            "interception: explicit-proxy: on the gateway-api data plane the mesh implementation "
+            "injects its own proxy and decides how traffic reaches it (Linkerd: its init "
+            "container or CNI plugin); use iptables, or the builtin data plane",
+        ),
     ],
-    ids=["istio", "own-http-proxy"],
+    ids=["istio", "own-http-proxy", "gateway-api"],
 )
 def test_explicit_proxy_refusals(edits: dict[str, Any], message: str) -> None:
     with pytest.raises(sailplan.SpecError) as error:
@@ -165,3 +177,16 @@ def test_explicit_proxy_refusals(edits: dict[str, Any], message: str) -> None:
 def test_an_http_proxy_in_env_is_fine_with_iptables() -> None:
     text = yaml.safe_dump(edited({"services.service2.versions.v1.env.HTTP_PROXY": "http://p:1"}))
     assert sailplan.load_mesh_text(text).interception == "iptables"
+
+
+def test_explicit_proxy_configs_pass_haproxy_check() -> None:
+    # The real haproxy reads every compiled config of the mode: sidecars and the gateway.
+    objects = _render({"interception": "explicit-proxy"})
+    for workload in ("service1-v1", "service1-v2", "service2-v1"):
+        pod = _find(objects, "Deployment", workload)["spec"]["template"]["spec"]
+        volume = {v["name"]: v for v in pod["volumes"]}["sailplan-config"]
+        files: dict[str, str] = {}
+        for source in volume["projected"]["sources"]:
+            files.update(_find(objects, "ConfigMap", source["configMap"]["name"])["data"])
+        check_config(files, workload)
+    check_config(_find(objects, "ConfigMap", "demo-gateway-proxy")["data"], "demo-gateway")

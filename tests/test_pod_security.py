@@ -239,3 +239,16 @@ def test_explicit_proxy_keeps_the_sidecar_and_app_as_hardened_as_iptables() -> N
     sidecar = pod["initContainers"][0]
     assert sidecar["restartPolicy"] == "Always"
     assert sidecar["securityContext"]["runAsUser"] == 1337
+
+
+def test_an_explicit_proxy_namespace_enforces_restricted() -> None:
+    def labels(edits: dict[str, Any]) -> dict[str, str]:
+        mesh = sailplan.load_mesh_text(yaml.safe_dump(edited(edits)))
+        [namespace] = [m for m in render_manifests(mesh) if m["kind"] == "Namespace"]
+        return dict(namespace["metadata"]["labels"])
+
+    assert labels({"interception": "explicit-proxy"})["pod-security.kubernetes.io/enforce"] == (
+        "restricted"
+    )
+    # iptables pods could not run under it: the cluster's own default applies.
+    assert "pod-security.kubernetes.io/enforce" not in labels({})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from sailplan.components.args import (
     require_input_str,
     require_instance,
     require_name_prefix,
+    require_str,
 )
 from sailplan.components.cert_manager import CertManager
 from sailplan.components.istio_control_plane import IstioControlPlane, IstioControlPlaneArgs
@@ -126,6 +128,8 @@ class MeshArgs:
         require_instance(
             f"{where}.certificate_issuer", self.certificate_issuer, IssuerRef, "an IssuerRef"
         )
+        if self.certificate_issuer is not None:
+            _check_issuer(f"{where}.certificate_issuer", self.certificate_issuer)
         require_instance(
             f"{where}.control_plane",
             self.control_plane,
@@ -220,6 +224,20 @@ class MeshArgs:
                     "the mesh has mtls: disable, so no certificates are issued and it would "
                     "not be used: drop it, or set mtls to permissive or strict",
                 )
+
+
+_ISSUER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _check_issuer(path: str, issuer: IssuerRef) -> None:
+    """An issuer cert-manager could find: a wrong one would leave every Certificate pending."""
+    if not isinstance(issuer.name, str) or not _ISSUER_NAME.fullmatch(issuer.name):
+        raise ArgsError(
+            f"{path}.name",
+            f"{issuer.name!r} is not an issuer name: use lowercase letters, digits, '-' and '.'",
+        )
+    require_choice(f"{path}.kind", issuer.kind, ("Issuer", "ClusterIssuer"), "an issuer kind")
+    require_str(f"{path}.group", issuer.group, "an API group such as 'cert-manager.io'")
 
 
 @dataclass

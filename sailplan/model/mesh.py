@@ -140,7 +140,9 @@ class Mesh(SpecModel):
                 "reaches it (istio-cni removes its init container); `explicit-proxy` is refused."
             ),
             builtin=(
-                "`explicit-proxy`: no init container; the app gets `HTTP_PROXY` (the sidecar's "
+                "`explicit-proxy`: no init container, and the Namespace sailplan creates is "
+                "labelled `pod-security.kubernetes.io/enforce: restricted`; the app gets "
+                "`HTTP_PROXY` (the sidecar's "
                 "outbound port on 127.0.0.1) and `NO_PROXY` `localhost,127.0.0.1` unless its "
                 "`env` sets `NO_PROXY`; the Services and callers' sidecars target the sidecar's "
                 "inbound port 15006. Calls not over plain HTTP (https, tcp) bypass the mesh."
@@ -407,7 +409,25 @@ def cross_object_problems(mesh: Mesh) -> list[Problem]:
     if mesh.data_plane == "gateway-api":
         problems += [p for p in gateway_api_problems(mesh) if p not in problems]
     problems += _interception_problems(mesh)
+    problems += _tcp_allow_problems(mesh)
     return problems
+
+
+def _tcp_allow_problems(mesh: Mesh) -> list[Problem]:
+    # Istio ignores an ALLOW rule's HTTP-only conditions on a TCP workload by never matching the
+    # rule: `methods: [GET]` would refuse every connection instead of allowing GETs.
+    return [
+        Problem(
+            f"services.{name}.allow[{index}].{field}",
+            f"{field} need an http or grpc service: {name} is tcp, whose connections carry no "
+            "HTTP method or path; keep only from in its rules",
+        )
+        for name, service in sorted(mesh.services.items())
+        if service.protocol == "tcp"
+        for index, rule in enumerate(service.allow or [])
+        for field, given in (("methods", rule.methods), ("paths", rule.paths))
+        if given is not None
+    ]
 
 
 def _interception_problems(mesh: Mesh) -> list[Problem]:
@@ -422,6 +442,8 @@ def _interception_problems(mesh: Mesh) -> list[Problem]:
                 "to run without its privileged init container)",
             )
         ]
+    if mesh.data_plane == "gateway-api":
+        return []  # model/gateway_api.py refuses it, with the plane's own reason
     return [
         Problem(
             f"services.{service_name}.versions.{version_name}.env.{name}",

@@ -12,6 +12,7 @@ from sailplan import constants as c
 from sailplan.model import DataPlane, Mesh, Service, Version
 from sailplan.model.service import EnvRef
 
+POD_SECURITY_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 # The uid/gid apps run as when the image does not say: any non-root id works with runAsNonRoot.
 APP_UID = 10001
 
@@ -45,6 +46,9 @@ def namespace(mesh: Mesh, data_plane: DataPlane) -> dict[str, Any]:
         # Namespace-wide injection, so pods created by anything else in it are meshed too; the
         # pod label below makes sailplan's own workloads explicit even under a revision tag.
         labels[c.ISTIO_NAMESPACE_INJECTION_LABEL] = "enabled"
+    if data_plane == "builtin" and mesh.interception == "explicit-proxy":
+        # The mode exists so that pods meet `restricted`: have the API server hold them to it.
+        labels[POD_SECURITY_ENFORCE_LABEL] = "restricted"
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
