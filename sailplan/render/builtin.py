@@ -204,8 +204,12 @@ def inject(
     """A copy of an app Deployment with the init container (iptables interception), the sidecar
     and their volumes; `shared`: the outbound ConfigMaps its config directory projects besides
     its own."""
-    injected = copy.deepcopy(deployment)
-    template = injected["spec"]["template"]
+    # Copies of the dicts changed here, the rest shared: a deep copy of every Deployment was
+    # half of a large mesh's render time.
+    template = {**deployment["spec"]["template"]}
+    template["metadata"] = {**template["metadata"]}
+    template["spec"] = {**template["spec"]}
+    injected = {**deployment, "spec": {**deployment["spec"], "template": template}}
     template["metadata"]["annotations"] = dict(
         sorted({**template["metadata"].get("annotations", {}), **scrape_annotations()}.items())
     )
@@ -220,6 +224,7 @@ def inject(
         *proxy_volumes(proxy_config_map_name(injected["metadata"]["name"]), shared),
     ]
     if interception == "explicit-proxy":
+        pod["containers"] = [{**container} for container in pod["containers"]]
         for container in pod["containers"]:
             container["env"] = explicit_proxy_env(container["env"])
     return injected

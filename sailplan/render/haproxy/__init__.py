@@ -130,6 +130,9 @@ class SidecarCompiler:
         self._front = self._outbound_front(self._services)
         self._hosts_map = hosts_map(self._ctx)
         self._sections: dict[tuple[str, bool], str] = {}
+        shared = proxy_files(self._ctx, "")
+        self._pages = {n: text for n, text in shared.files.items() if n.endswith(".http")}
+        self._lua = shared.files.get("mesh.lua")
 
     def _outbound_front(self, service_names: list[str]) -> str:
         out = Writer()
@@ -169,8 +172,7 @@ class SidecarCompiler:
         self, service: str, version: str, app_port: int | None = None
     ) -> dict[str, str]:
         """What is the workload's own: the global sections, its inbound listener, error pages."""
-        config = proxy_files(self._ctx, self._globals)
-        files = {name: text for name, text in config.files.items() if name.endswith(".http")}
+        files = dict(self._pages)
         files[GLOBAL_FILE] = self._globals
         files[INBOUND_FILE] = self._inbound(service, version, app_port)
         return dict(sorted(files.items()))
@@ -179,8 +181,8 @@ class SidecarCompiler:
         """The files every sidecar shares: first `20-outbound.cfg` with the Host map (and the Lua),
         then, past FLAT_SERVICE_LIMIT services, one file per shard."""
         base = {OUTBOUND_FILE: self._front, "hosts.map": self._hosts_map}
-        if self._ctx.uses_lua():
-            base["mesh.lua"] = lua_source()
+        if self._lua is not None:
+            base["mesh.lua"] = self._lua
         if self._ctx.uses_outlier_detection():
             # Empty: the Lua fills HAProxy's in-memory copy, but the map must exist to load.
             base[OUTLIER_MAP] = ""
