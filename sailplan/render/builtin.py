@@ -371,7 +371,9 @@ def render_builtin(
         # An explicit proxy is sent `GET http://host/...`: no original destination to return to.
         passthrough="host-header" if explicit else "original-destination",
     )
-    shared_maps = shared_outbound_config_maps(mesh, sidecars)
+    # Not when every service lists its `calls`: no sidecar would read them.
+    everyone = any(service.calls is None for service in mesh.services.values())
+    shared_maps = shared_outbound_config_maps(mesh, sidecars) if everyone else []
     shared = [m["metadata"]["name"] for m in shared_maps]
     objects: list[dict[str, Any]] = [*shared_maps]
     for manifest in kubernetes_objects:
@@ -381,9 +383,11 @@ def render_builtin(
         if manifest["kind"] != "Deployment":
             objects.append(manifest)
             continue
-        objects.append(inject(manifest, proxy_image, shared, mesh.interception))
         labels = manifest["spec"]["selector"]["matchLabels"]
         service_name, version = labels[c.APP_LABEL], labels[c.WORKLOAD_VERSION_LABEL]
+        # A service with `calls` has its outbound config in its own ConfigMap.
+        scoped = sidecars.callees(service_name) is not None
+        objects.append(inject(manifest, proxy_image, [] if scoped else shared, mesh.interception))
         config = ProxyConfig(sidecars.workload_files(service_name, version))
         workload = workload_name(service_name, version)
         objects.append(

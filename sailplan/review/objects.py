@@ -15,7 +15,7 @@ from sailplan.render.manifests import KIND_ORDER, render_manifests
 
 Action = Literal["created", "updated", "deleted"]
 PLANES: tuple[DataPlane, ...] = ("builtin", "istio")
-_ISTIO_KINDS = {"VirtualService", "DestinationRule", "Gateway", "PeerAuthentication"}
+_ISTIO_KINDS = {"VirtualService", "DestinationRule", "Gateway", "PeerAuthentication", "Sidecar"}
 Key = tuple[str, str, str]
 
 

@@ -155,26 +155,54 @@ class SidecarCompiler:
         inbound(self._ctx, out, app_port or self.mesh.services[service].port)
         return out.text()
 
+    def callees(self, service: str) -> list[str] | None:
+        """The http services the service's `calls` lists, or None when it calls the whole mesh
+        (and its sidecars share the mesh's outbound files)."""
+        calls = self.mesh.services[service].calls
+        if calls is None:
+            return None
+        listed = set(calls)
+        return [name for name in self._services if name in listed]
+
+    def _scoped_outbound(self, callees: list[str]) -> str:
+        hop = not flat(callees)
+        return "\n".join(
+            [self._outbound_front(callees), *(self._section(name, hop) for name in callees)]
+        )
+
     def sidecar(self, service: str, version: str, app_port: int | None = None) -> ProxyConfig:
         """The workload's config as one `haproxy.cfg`: the same sections as `files`, in order."""
-        parts = [self._globals, self._inbound(service, version, app_port), self._front]
+        inbound_text = self._inbound(service, version, app_port)
+        callees = self.callees(service)
+        if callees is not None:
+            text = "\n".join([self._globals, inbound_text, self._scoped_outbound(callees)])
+            return proxy_files(self._ctx, text, hosts_map=hosts_map(self._ctx, callees))
+        parts = [self._globals, inbound_text, self._front]
         parts += [self._section(name, self._hop) for name in self._services]
         return proxy_files(self._ctx, "\n".join(parts), hosts_map=self._hosts_map)
 
     def files(self, service: str, version: str, app_port: int | None = None) -> ProxyConfig:
         """The workload's config directory: its own files, the shared outbound and its shards."""
         files = dict(self.workload_files(service, version, app_port))
-        for shared in self.shared_outbound():
-            files.update(shared)
+        if self.callees(service) is None:
+            for shared in self.shared_outbound():
+                files.update(shared)
         return ProxyConfig(files=dict(sorted(files.items())))
 
     def workload_files(
         self, service: str, version: str, app_port: int | None = None
     ) -> dict[str, str]:
-        """What is the workload's own: the global sections, its inbound listener, error pages."""
+        """What is the workload's own: the global sections, its inbound listener, error pages;
+        with `calls`, its own outbound listener and Host map, of the listed services only."""
         files = dict(self._pages)
         files[GLOBAL_FILE] = self._globals
         files[INBOUND_FILE] = self._inbound(service, version, app_port)
+        callees = self.callees(service)
+        if callees is not None:
+            files[OUTBOUND_FILE] = self._scoped_outbound(callees)
+            files["hosts.map"] = hosts_map(self._ctx, callees)
+            if self._lua is not None:
+                files["mesh.lua"] = self._lua
         return dict(sorted(files.items()))
 
     def shared_outbound(self) -> list[dict[str, str]]:
