@@ -88,9 +88,12 @@ def _refuse_stalling_regexes(mesh: Mesh) -> None:
 GLOBAL_FILE = "00-global.cfg"
 INBOUND_FILE = "10-inbound.cfg"
 OUTBOUND_FILE = "20-outbound.cfg"
-# About this much outbound config per shard before the shard count doubles: half of
-# Kubernetes' 1 MiB ConfigMap limit, so the hash's uneven spread stays well below it.
-SHARD_TARGET_BYTES = 512 * 1024
+# The most outbound config a shard may hold before the shard count doubles. The fullest shard
+# is what is compared, so the hash's uneven spread cannot pass it; the rest of Kubernetes'
+# 1 MiB ConfigMap limit is margin. Fewer, fuller shards: every Deployment projects each one, so
+# the shard count multiplies the size of every pod template (bench/meshgen.py at 5,000
+# services: 64 shards of at most 804 KiB, where half a MiB needed 128).
+SHARD_TARGET_BYTES = 900 * 1024
 
 
 def shard_file(index: int) -> str:
