@@ -204,7 +204,27 @@ def _check(args: argparse.Namespace) -> int:
     print(summarize(mesh, source))
     for warning in warnings:
         print(f"warning: {_with_line(warning)}", file=sys.stderr)
+    hint = calls_hint(mesh)
+    if hint is not None:
+        print(f"hint: {hint}", file=sys.stderr)
     return EXIT_OK
+
+
+# Past this many services a sidecar that knows every service carries much it never uses.
+CALLS_HINT_SERVICES = 50
+
+
+def calls_hint(mesh: Mesh) -> str | None:
+    """A suggestion to scope sidecars with `calls` when a mesh is large."""
+    unscoped = sorted(name for name, service in mesh.services.items() if service.calls is None)
+    total = len(mesh.services)
+    if total <= CALLS_HINT_SERVICES or not unscoped:
+        return None
+    return (
+        f"{len(unscoped)} of the mesh's {total} services have no `calls` list, so each of their "
+        f"sidecars carries the routes of all {total} services; listing the services each one "
+        f"calls (services.{unscoped[0]}.calls) keeps its sidecar small"
+    )
 
 
 def _with_line(problem: Problem) -> str:

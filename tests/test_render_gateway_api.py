@@ -374,6 +374,12 @@ OTHER = "use the istio or builtin data plane"
             f"or {OTHER}",
         ),
         (
+            _with_routes([], calls=["reviews"]),
+            {},
+            "services.reviews.calls: the Gateway API cannot scope a workload's proxy to the "
+            f"services it calls (Istio's Sidecar is its own API); drop calls, or {OTHER}",
+        ),
+        (
             BASE,
             {"authorization": {"default": "deny"}},
             "authorization.default: the Gateway API says nothing about which callers a service "
@@ -408,6 +414,7 @@ OTHER = "use the istio or builtin data plane"
         "too-many-headers",
         "too-many-rules",
         "allow",
+        "calls",
         "authorization-default-deny",
         "trust-domain",
         "explicit-proxy",
@@ -773,6 +780,7 @@ def test_every_spec_field_is_decided_for_this_plane() -> None:
         "routes",
         "policy",
         "allow",
+        "calls",
     ]
     assert list(Route.model_fields) == [
         "name",
@@ -819,6 +827,7 @@ FIELDS = {
     "Service.routes": RENDERED,
     "Service.policy": REFUSED,
     "Service.allow": REFUSED,
+    "Service.calls": REFUSED,
     "Policy.loadBalancer": REFUSED,
     "Policy.connectionPool": REFUSED,
     "Policy.outlierDetection": REFUSED,

@@ -319,9 +319,10 @@ def test_strict_mtls_renders_on_the_builtin_plane_too() -> None:
     mesh = sailplan.load_mesh_text(POLICIES)
     maps = [m for m in render_manifests(mesh, "builtin") if m["kind"] == "ConfigMap"]
     assert maps
-    for config_map in maps:
-        if "inbound" in config_map["data"]["haproxy.cfg"]:
-            assert "bind 0.0.0.0:15006 ssl crt" in config_map["data"]["haproxy.cfg"]
+    inbound = [m["data"]["10-inbound.cfg"] for m in maps if "10-inbound.cfg" in m["data"]]
+    assert inbound
+    for config in inbound:
+        assert "bind 0.0.0.0:15006 ssl crt" in config
 
 
 TCP = """

@@ -258,6 +258,15 @@ def gateway_api_problems(mesh: Mesh) -> list[Problem]:
                     f"or {_OTHER_PLANES}",
                 )
             )
+        if service.calls is not None:
+            found.append(
+                Problem(
+                    f"{at}.calls",
+                    "the Gateway API cannot scope a workload's proxy to the services it calls "
+                    "(Istio's Sidecar is its own API); drop calls, or "
+                    f"{_OTHER_PLANES}",
+                )
+            )
         for index, route in enumerate(service.routes):
             found += _route_problems(f"{at}.routes[{index}]", route)
         if not found:  # the order of rules matters only once each can be rendered

@@ -378,6 +378,15 @@ def cross_object_problems(mesh: Mesh) -> list[Problem]:
                     )
                 )
         problems += _route_problems(at, service)
+        for index, callee in enumerate(service.calls or []):
+            if callee not in mesh.services:
+                problems.append(
+                    Problem(
+                        f"{at}.calls[{index}]",
+                        f"unknown service {shown(callee)}; services are: "
+                        f"{clip(', '.join(sorted(mesh.services)))}",
+                    )
+                )
     if mesh.ingress is not None:
         problems += _catch_all_problems("ingress", mesh.ingress.routes)
         known = ", ".join(sorted(mesh.services))

@@ -307,6 +307,26 @@ def destination_rule(mesh: Mesh, service_name: str) -> dict[str, Any]:
     }
 
 
+def sidecar(mesh: Mesh, service_name: str) -> dict[str, Any] | None:
+    """The `Sidecar` of a service with `calls`: its pods' proxies learn only the listed hosts.
+    A host not listed is unknown to them and, under Istio's default `ALLOW_ANY`, goes to
+    `PassthroughCluster`: to the address dialled, without the mesh's routes or policies."""
+    calls = mesh.services[service_name].calls
+    if calls is None:
+        return None
+    # istio-system/*: the control plane's own services stay known, as without a Sidecar.
+    hosts = [f"./{fqdn(mesh, callee)}" for callee in sorted(set(calls))] + ["istio-system/*"]
+    return {
+        "apiVersion": NETWORKING,
+        "kind": "Sidecar",
+        "metadata": metadata(mesh, service_name, service_labels(mesh, service_name)),
+        "spec": {
+            "workloadSelector": {"labels": {c.APP_LABEL: service_name}},
+            "egress": [{"hosts": hosts}],
+        },
+    }
+
+
 def gateway(mesh: Mesh) -> dict[str, Any]:
     assert mesh.ingress is not None
     return {
@@ -400,7 +420,7 @@ def tcp_virtual_service(mesh: Mesh, service_name: str) -> dict[str, Any] | None:
 
 def render_istio(mesh: Mesh) -> list[dict[str, Any]]:
     """Per service (sorted): DestinationRule, VirtualService (tcp services: one only when they
-    route); then the Gateway and its VirtualService; then PeerAuthentication; then the
+    route), Sidecar (services with `calls`); then the Gateway and its VirtualService; then PeerAuthentication; then the
     access-log Telemetry when the mesh asks for one."""
     objects: list[dict[str, Any]] = []
     for service_name in sorted(mesh.services):
@@ -409,6 +429,8 @@ def render_istio(mesh: Mesh) -> list[dict[str, Any]]:
             objects.append(virtual_service(mesh, service_name))
         elif (tcp := tcp_virtual_service(mesh, service_name)) is not None:
             objects.append(tcp)
+        if (scope := sidecar(mesh, service_name)) is not None:
+            objects.append(scope)
     if mesh.ingress is not None:
         objects.append(gateway(mesh))
         objects.append(ingress_virtual_service(mesh))

@@ -35,6 +35,7 @@ KIND_ORDER = (
     "Issuer",
     "Certificate",
     "AuthorizationPolicy",
+    "Sidecar",
 )
 
 

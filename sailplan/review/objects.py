@@ -21,6 +21,7 @@ _ISTIO_KINDS = {
     "Gateway",
     "PeerAuthentication",
     "AuthorizationPolicy",
+    "Sidecar",
 }
 Key = tuple[str, str, str]
 

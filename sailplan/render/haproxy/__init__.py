@@ -88,9 +88,12 @@ def _refuse_stalling_regexes(mesh: Mesh) -> None:
 GLOBAL_FILE = "00-global.cfg"
 INBOUND_FILE = "10-inbound.cfg"
 OUTBOUND_FILE = "20-outbound.cfg"
-# About this much outbound config per shard before the shard count doubles: half of
-# Kubernetes' 1 MiB ConfigMap limit, so the hash's uneven spread stays well below it.
-SHARD_TARGET_BYTES = 512 * 1024
+# The most outbound config a shard may hold before the shard count doubles. The fullest shard
+# is what is compared, so the hash's uneven spread cannot pass it; the rest of Kubernetes'
+# 1 MiB ConfigMap limit is margin. Fewer, fuller shards: every Deployment projects each one, so
+# the shard count multiplies the size of every pod template (bench/meshgen.py at 5,000
+# services: 64 shards of at most 804 KiB, where half a MiB needed 128).
+SHARD_TARGET_BYTES = 900 * 1024
 
 
 def shard_file(index: int) -> str:
@@ -130,6 +133,9 @@ class SidecarCompiler:
         self._front = self._outbound_front(self._services)
         self._hosts_map = hosts_map(self._ctx)
         self._sections: dict[tuple[str, bool], str] = {}
+        shared = proxy_files(self._ctx, "")
+        self._pages = {n: text for n, text in shared.files.items() if n.endswith(".http")}
+        self._lua = shared.files.get("mesh.lua")
 
     def _outbound_front(self, service_names: list[str]) -> str:
         out = Writer()
@@ -152,35 +158,62 @@ class SidecarCompiler:
         inbound(self._ctx, out, app_port or self.mesh.services[service].port, service)
         return out.text()
 
+    def callees(self, service: str) -> list[str] | None:
+        """The http services the service's `calls` lists, or None when it calls the whole mesh
+        (and its sidecars share the mesh's outbound files)."""
+        calls = self.mesh.services[service].calls
+        if calls is None:
+            return None
+        listed = set(calls)
+        return [name for name in self._services if name in listed]
+
+    def _scoped_outbound(self, callees: list[str]) -> str:
+        hop = not flat(callees)
+        return "\n".join(
+            [self._outbound_front(callees), *(self._section(name, hop) for name in callees)]
+        )
+
     def sidecar(self, service: str, version: str, app_port: int | None = None) -> ProxyConfig:
         """The workload's config as one `haproxy.cfg`: the same sections as `files`, in order."""
-        parts = [self._globals, self._inbound(service, version, app_port), self._front]
+        inbound_text = self._inbound(service, version, app_port)
+        callees = self.callees(service)
+        if callees is not None:
+            text = "\n".join([self._globals, inbound_text, self._scoped_outbound(callees)])
+            return proxy_files(self._ctx, text, hosts_map=hosts_map(self._ctx, callees))
+        parts = [self._globals, inbound_text, self._front]
         parts += [self._section(name, self._hop) for name in self._services]
         return proxy_files(self._ctx, "\n".join(parts), hosts_map=self._hosts_map)
 
     def files(self, service: str, version: str, app_port: int | None = None) -> ProxyConfig:
         """The workload's config directory: its own files, the shared outbound and its shards."""
         files = dict(self.workload_files(service, version, app_port))
-        for shared in self.shared_outbound():
-            files.update(shared)
+        if self.callees(service) is None:
+            for shared in self.shared_outbound():
+                files.update(shared)
         return ProxyConfig(files=dict(sorted(files.items())))
 
     def workload_files(
         self, service: str, version: str, app_port: int | None = None
     ) -> dict[str, str]:
-        """What is the workload's own: the global sections, its inbound listener, error pages."""
-        config = proxy_files(self._ctx, self._globals)
-        files = {name: text for name, text in config.files.items() if name.endswith(".http")}
+        """What is the workload's own: the global sections, its inbound listener, error pages;
+        with `calls`, its own outbound listener and Host map, of the listed services only."""
+        files = dict(self._pages)
         files[GLOBAL_FILE] = self._globals
         files[INBOUND_FILE] = self._inbound(service, version, app_port)
+        callees = self.callees(service)
+        if callees is not None:
+            files[OUTBOUND_FILE] = self._scoped_outbound(callees)
+            files["hosts.map"] = hosts_map(self._ctx, callees)
+            if self._lua is not None:
+                files["mesh.lua"] = self._lua
         return dict(sorted(files.items()))
 
     def shared_outbound(self) -> list[dict[str, str]]:
         """The files every sidecar shares: first `20-outbound.cfg` with the Host map (and the Lua),
         then, past FLAT_SERVICE_LIMIT services, one file per shard."""
         base = {OUTBOUND_FILE: self._front, "hosts.map": self._hosts_map}
-        if self._ctx.uses_lua():
-            base["mesh.lua"] = lua_source()
+        if self._lua is not None:
+            base["mesh.lua"] = self._lua
         if self._ctx.uses_outlier_detection():
             # Empty: the Lua fills HAProxy's in-memory copy, but the map must exist to load.
             base[OUTLIER_MAP] = ""

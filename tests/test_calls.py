@@ -1,0 +1,179 @@
+"""`calls`: a service's sidecars scoped to the services it calls, on both planes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from proxy_support import backends, check_config, free_port, request, running_haproxy
+from schema_support import validate_manifest
+
+import sailplan
+from sailplan.cli import main
+from sailplan.render.haproxy import ProxyPorts, SidecarCompiler, StaticEndpoints
+from sailplan.render.manifests import render_manifests
+
+
+def _spec(count: int, calls: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    services: dict[str, Any] = {}
+    for index in range(count):
+        name = f"svc{index:03d}"
+        services[name] = {
+            "port": 8000 + index,
+            "versions": {"v1": {"image": "a"}, "v2": {"image": "b"}},
+            "routes": [
+                {"name": "testers", "match": [{"headers": {"x-v": {"exact": "two"}}}], "to": "v2"},
+                {"to": "v1"},
+            ],
+        }
+        if calls and name in calls:
+            services[name]["calls"] = calls[name]
+    return {"apiVersion": "sailplan/v1", "kind": "Mesh", "name": "calls", "services": services}
+
+
+def _mesh(spec: dict[str, Any], data_plane: str = "builtin") -> sailplan.Mesh:
+    return sailplan.load_mesh_text(yaml.safe_dump({**spec, "dataPlane": data_plane}))
+
+
+def _find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def test_check_refuses_a_call_to_an_unknown_service(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "mesh.yaml"
+    path.write_text(yaml.safe_dump(_spec(2, {"svc000": ["svc001", "billing"]})))
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "services.svc000.calls[1]: unknown service 'billing'; services are: svc000, svc001" in err
+    )
+    assert "Traceback" not in err
+
+
+def test_check_suggests_calls_for_a_large_mesh(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "mesh.yaml"
+    path.write_text(yaml.safe_dump(_spec(51, {"svc001": ["svc002"]})))
+    assert main(["check", str(path)]) == 0
+    assert capsys.readouterr().err == (
+        "hint: 50 of the mesh's 51 services have no `calls` list, so each of their sidecars "
+        "carries the routes of all 51 services; listing the services each one calls "
+        "(services.svc000.calls) keeps its sidecar small\n"
+    )
+    path.write_text(yaml.safe_dump(_spec(50)))
+    assert main(["check", str(path)]) == 0
+    assert "hint:" not in capsys.readouterr().err
+
+
+def test_builtin_sidecar_with_calls_carries_only_those_services() -> None:
+    objects = render_manifests(_mesh(_spec(20, {"svc000": ["svc003", "svc007"]})))
+    own = _find(objects, "ConfigMap", "svc000-v1-proxy")["data"]
+    assert sorted(own) == [
+        "00-global.cfg",
+        "10-inbound.cfg",
+        "20-outbound.cfg",
+        "503.http",
+        "504.http",
+        "hosts.map",
+        "mesh.lua",  # mTLS: the inbound reads the caller's identity in Lua
+    ]
+    assert sorted({line.split()[1] for line in own["hosts.map"].splitlines()}) == [
+        "svc003",
+        "svc007",
+    ]
+    assert "svc003__testers__v2" in own["20-outbound.cfg"]
+    assert "svc005" not in own["20-outbound.cfg"]
+    pod = _find(objects, "Deployment", "svc000-v1")["spec"]["template"]["spec"]
+    volume = {v["name"]: v for v in pod["volumes"]}["sailplan-config"]
+    assert volume["projected"]["sources"] == [{"configMap": {"name": "svc000-v1-proxy"}}]
+    # The others still share the mesh's outbound config, every service in it.
+    other = _find(objects, "Deployment", "svc001-v1")["spec"]["template"]["spec"]
+    other_volume = {v["name"]: v for v in other["volumes"]}["sailplan-config"]
+    assert {"configMap": {"name": "calls-outbound"}} in other_volume["projected"]["sources"]
+    check_config(own, "svc000-v1")
+
+
+def test_no_shared_outbound_when_every_service_lists_its_calls() -> None:
+    spec = _spec(3, {"svc000": ["svc001"], "svc001": [], "svc002": ["svc000"]})
+    objects = render_manifests(_mesh(spec))
+    assert not [o for o in objects if o["metadata"]["name"].startswith("calls-outbound")]
+
+
+def test_istio_renders_a_schema_valid_sidecar_per_service_with_calls() -> None:
+    objects = render_manifests(_mesh(_spec(3, {"svc000": ["svc002", "svc001"]}), "istio"))
+    sidecars = [o for o in objects if o["kind"] == "Sidecar"]
+    assert sidecars == [
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "Sidecar",
+            "metadata": {
+                "name": "svc000",
+                "namespace": "calls",
+                "labels": {
+                    "app.kubernetes.io/managed-by": "sailplan",
+                    "app.kubernetes.io/name": "svc000",
+                    "app.kubernetes.io/part-of": "calls",
+                },
+            },
+            "spec": {
+                "workloadSelector": {"labels": {"app": "svc000"}},
+                "egress": [
+                    {
+                        "hosts": [
+                            "./svc001.calls.svc.cluster.local",
+                            "./svc002.calls.svc.cluster.local",
+                            "istio-system/*",
+                        ]
+                    }
+                ],
+            },
+        }
+    ]
+    validate_manifest(sidecars[0])
+
+
+@pytest.mark.haproxy
+@pytest.mark.timeout(60)
+def test_a_scoped_sidecar_routes_what_it_calls_and_passes_the_rest_through(
+    tmp_path: Path,
+) -> None:
+    """svc000 calls svc001 only: svc001's rules apply; svc002, known to the mesh but not
+    listed, is an unknown host to this sidecar, so its rules and backends are not used and the
+    request goes to the passthrough backend (here, an explicit proxy's: the Host names the
+    destination, and a name that is not an address gets the proxy's own 503)."""
+    # Plaintext: this is about routing, and the test's backends hold no mesh certificates.
+    mesh = _mesh({**_spec(20, {"svc000": ["svc001"]}), "mtls": "disable"})
+    with backends("svc001-v1", "svc001-v2", "svc002-v1", "svc002-v2") as started:
+        endpoints = StaticEndpoints(
+            {
+                s: {v: [("127.0.0.1", started[f"{s}-{v}"].port)] for v in ("v1", "v2")}
+                for s in ("svc001", "svc002")
+            }
+        )
+        ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        config = SidecarCompiler(
+            mesh,
+            endpoints=endpoints,
+            ports=ports,
+            config_dir=str(tmp_path),
+            runtime_dir=str(tmp_path),
+            passthrough="host-header",
+        ).files("svc000", "v1")
+        assert not [name for name in config.files if name.startswith("20-outbound-")]
+        with running_haproxy(config.files, tmp_path, [ports.outbound]):
+            listed = request(ports.outbound, host="svc001", headers={"x-v": "two"})
+            unlisted = request(ports.outbound, host="svc002", headers={"x-v": "two"})
+            direct = request(
+                ports.outbound,
+                host=f"127.0.0.1:{started['svc002-v1'].port}",
+                headers={"x-v": "two"},
+            )
+    assert (listed.status, listed.body) == (200, "svc001-v2")
+    assert unlisted.status == 503 and not started["svc002-v2"].requests
+    # Dialled directly, svc002 answers from where it was sent: v1, its `testers` rule unused.
+    assert (direct.status, direct.body) == (200, "svc002-v1")
