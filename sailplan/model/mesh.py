@@ -510,6 +510,8 @@ def _tcp_problems(route_at: str, route: Route) -> list[Problem]:
         "mirror": route.mirror,
         "headers": route.headers,
         "rewrite": route.rewrite,
+        "redirect": route.redirect,
+        "respond": route.respond,
     }
     return [
         Problem(f"{route_at}.{key}", f"{key} needs protocol http or grpc; this service is tcp")

@@ -117,6 +117,22 @@ def _rewrite(route: Route, matches: list[Match] | None) -> dict[str, Any]:
     return rendered
 
 
+def _redirect(route: Route) -> dict[str, Any]:
+    assert route.redirect is not None
+    redirect = route.redirect
+    rendered: dict[str, Any] = {}
+    if redirect.uri is not None:
+        rendered["uri"] = redirect.uri
+    if redirect.authority is not None:
+        rendered["authority"] = redirect.authority
+    if redirect.scheme is not None:
+        rendered["scheme"] = redirect.scheme
+    if redirect.port is not None:
+        rendered["port"] = redirect.port
+    rendered["redirectCode"] = redirect.code
+    return rendered
+
+
 def _destination(mesh: Mesh, service_name: str, version: str | None) -> dict[str, Any]:
     destination: dict[str, Any] = {
         "host": fqdn(mesh, service_name),
@@ -134,7 +150,14 @@ def _http_route(
     if matches:
         rule["match"] = [_http_match(m) for m in matches]
     weights = {version: weight for version, weight in route.weights.items() if weight > 0}
-    if len(weights) == 1:
+    if route.redirect is not None:
+        rule["redirect"] = _redirect(route)
+    elif route.respond is not None:
+        response: dict[str, Any] = {"status": route.respond.status}
+        if route.respond.body is not None:
+            response["body"] = {"string": route.respond.body}
+        rule["directResponse"] = response
+    elif len(weights) == 1:
         rule["route"] = [{"destination": _destination(mesh, service_name, next(iter(weights)))}]
     else:
         rule["route"] = [

@@ -468,6 +468,39 @@ def _route(
     return branches
 
 
+def redirect_location(redirect: Mapping[str, Any], request: Request) -> str:
+    """HTTPRedirect as Envoy's redirect builds the Location: each part given replaces the
+    request's (`uri` the whole path, `authority` the host, `port` the Host's port), the scheme
+    is the request's (http here) unless given, and the query string is kept (strip_query is
+    false)."""
+    split = urlsplit(request.path)
+    scheme = redirect.get("scheme", "http")
+    host = redirect.get("authority", request.host)
+    if "port" in redirect:
+        host = f"{host.split(':', 1)[0]}:{redirect['port']}"
+    path = redirect.get("uri", split.path)
+    query = f"?{split.query}" if split.query else ""
+    return f"{scheme}://{host}{path}{query}"
+
+
+def _answer_or_route(
+    cluster: Cluster, rule: Mapping[str, Any], request: Request, upstreams: Upstreams
+) -> list[Branch]:
+    """A rule with `redirect` or `directResponse` answers itself ("A HTTP rule can either
+    return a direct_response, redirect or forward (default) traffic"): the redirect with an empty
+    body, the direct response with its body; else the rule routes."""
+    if "redirect" in rule:
+        redirect = rule["redirect"]
+        location = (("location", redirect_location(redirect, request)),)
+        status = int(redirect.get("redirectCode", 301))
+        return [Branch(1.0, status, "", 0.0, headers=location)]
+    if "directResponse" in rule:
+        response = rule["directResponse"]
+        body = response.get("body", {}).get("string", "")
+        return [Branch(1.0, int(response["status"]), body, 0.0)]
+    return _route(cluster, rule, request, upstreams)
+
+
 def _apply_rule(
     cluster: Cluster, rule: Mapping[str, Any], request: Request, upstreams: Upstreams
 ) -> list[Branch]:
@@ -482,7 +515,7 @@ def _apply_rule(
     if "abort" in fault:
         aborted = fault["abort"].get("percentage", {}).get("value", 100.0) / 100
     branches: list[Branch] = []
-    routed = _route(cluster, rule, request, upstreams) if aborted < 1 else []
+    routed = _answer_or_route(cluster, rule, request, upstreams) if aborted < 1 else []
     # Route response headers go on the upstream's answers only, not on Envoy's local replies
     # (envoyproxy/envoy#8944: sendLocalReply does not apply response_headers_to_add).
     answer = change_headers(rule.get("headers", {}).get("response"), UPSTREAM_ANSWER_HEADERS)
@@ -503,7 +536,7 @@ def _apply_rule(
                         branch.elapsed_ms + extra,
                         branch.attempts,
                         branch.upstream,
-                        answer if branch.upstream else (),
+                        answer if branch.upstream else branch.headers,
                     )
                 )
     return branches

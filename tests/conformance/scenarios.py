@@ -55,6 +55,8 @@ class Expect:
     answer_headers: dict[str, str | None] = field(default_factory=dict)
     # The path (with query) of every request the pods saw.
     upstream_path: str | None = None
+    # The Location of every answer (a redirect).
+    location: str | None = None
 
 
 @dataclass(frozen=True)
@@ -543,6 +545,37 @@ SCENARIOS = [
             ),
             (Send("/api/v12/users/7"), Expect({V1: 1.0}, upstream_path="/users/7/v12")),
             (Send("/api/other"), Expect({V1: 1.0}, upstream_path="/api/other")),
+        ],
+    ),
+    Scenario(
+        "redirect-and-direct-response-answer-without-forwarding",
+        mesh(
+            [
+                {"match": [{"path": "/login"}], "redirect": {"uri": "/v2/login", "code": 302}},
+                {
+                    "match": [{"path": {"prefix": "/secure"}}],
+                    "redirect": {"scheme": "https", "authority": "shop.example.com", "port": 8443},
+                },
+                {
+                    "match": [{"path": {"prefix": "/maintenance"}}],
+                    "respond": {"status": 503, "body": "down for maintenance"},
+                },
+                {"match": [{"path": "/ok"}], "respond": {"status": 200, "body": "fine"}},
+                {"to": "v1"},
+            ]
+        ),
+        [
+            (
+                Send("/login?next=%2F"),
+                Expect({"302 ": 1.0}, location="http://service1/v2/login?next=%2F"),
+            ),
+            (
+                Send("/secure/cart"),
+                Expect({"301 ": 1.0}, location="https://shop.example.com:8443/secure/cart"),
+            ),
+            (Send("/maintenance/x"), Expect({"503 down for maintenance": 1.0}, attempts=0)),
+            (Send("/ok"), Expect({"fine": 1.0}, attempts=0)),
+            (Send("/other"), Expect({V1: 1.0})),
         ],
     ),
 ]

@@ -57,6 +57,8 @@ def _extras(expect: Expect) -> str:
         text += f"; the pods see {_headers(expect.upstream_headers)}"
     if expect.upstream_path is not None:
         text += f"; the pods see the path `{expect.upstream_path}`"
+    if expect.location is not None:
+        text += f" to `{expect.location}`"
     if expect.answer_headers:
         text += f"; the pods' answers arrive with {_headers(expect.answer_headers)}"
     return text

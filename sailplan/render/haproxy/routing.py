@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from sailplan.model import Route
 
+from .answers import answer_lines
 from .backends import (
     backend_choice,
     backends,
@@ -67,10 +68,11 @@ def service_routing(
             lines += alternative_lines(prefix, groups)
         lines += rule_per_alternative(rule, prefix, groups)
         on_route = f"{{ var(txn.route) -m str {label} }}"
-        if route.fault is not None and route.fault.abort is not None:
+        if route.answer is not None or (route.fault is not None and route.fault.abort is not None):
             # The proxy's own answer never reaches a backend, which names the route otherwise.
             lines += backend_lines(route_label(service, index), None, on_route)
         lines += _faults(route, on_route)
+        lines += answer_lines(route, on_route)
         lines += request_header_lines(route, on_route)
         lines += response_header_lines(route, on_route)
         lines += rewrite_lines(route, on_route)
