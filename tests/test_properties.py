@@ -53,6 +53,12 @@ MATCH = st.fixed_dictionaries(
             st.sampled_from(["end-user", "x-canary"]), NAMES.map(lambda v: {"exact": v}), max_size=2
         ),
         "method": st.sampled_from(["GET", "POST"]),
+        "withoutHeaders": st.dictionaries(
+            st.sampled_from(["x-debug", "x-test"]),
+            st.sampled_from([{}, {"exact": "1"}, {"regex": ".*"}]),
+            min_size=1,
+            max_size=2,
+        ),
     },
 ).filter(lambda m: any(m.values()))
 

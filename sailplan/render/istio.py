@@ -50,7 +50,8 @@ def ingress_labels(mesh: Mesh) -> dict[str, str]:
 
 
 def _string_match(match: StringMatch) -> dict[str, str]:
-    return {match.kind: match.value}
+    # `{}`: Istio's "the header is present" (Envoy's present_match).
+    return {} if match.kind == "present" else {match.kind: match.value}
 
 
 def _http_match(match: Match) -> dict[str, Any]:
@@ -63,6 +64,12 @@ def _http_match(match: Match) -> dict[str, Any]:
         rendered["headers"] = {k: _string_match(v) for k, v in sorted(match.headers.items())}
     if match.query:
         rendered["queryParams"] = {k: _string_match(v) for k, v in sorted(match.query.items())}
+    if match.without_headers:
+        rendered["withoutHeaders"] = {
+            k: _string_match(v) for k, v in sorted(match.without_headers.items())
+        }
+    if match.ignore_uri_case:
+        rendered["ignoreUriCase"] = True
     return rendered
 
 

@@ -215,6 +215,8 @@ def string_matches(rule: Mapping[str, str], value: str | None) -> bool:
     string... is matched against the full string")."""
     if value is None:
         return False
+    if not rule:
+        return True  # `{}`: the header is present (Envoy's present_match)
     if "exact" in rule:
         return value == rule["exact"]
     if "prefix" in rule:
@@ -227,7 +229,11 @@ def string_matches(rule: Mapping[str, str], value: str | None) -> bool:
 def request_matches(match: Mapping[str, Any], request: Request) -> bool:
     """ "All conditions inside a single match block have AND semantics" (HTTPMatchRequest)."""
     split = urlsplit(request.path)
-    if "uri" in match and not string_matches(match["uri"], split.path):
+    uri, path = match.get("uri"), split.path
+    if uri is not None and match.get("ignoreUriCase"):
+        # RouteMatch.case_sensitive false: exact and prefix paths compare without case.
+        uri, path = {kind: text.lower() for kind, text in uri.items()}, path.lower()
+    if uri is not None and not string_matches(uri, path):
         return False
     if "method" in match and not string_matches(match["method"], request.method):
         return False
@@ -236,6 +242,14 @@ def request_matches(match: Mapping[str, Any], request: Request) -> bool:
     headers = {k.lower(): v for k, v in request.headers.items()}
     for name, rule in match.get("headers", {}).items():
         if not string_matches(rule, headers.get(name)):
+            return False
+    # withoutHeaders: Istio sets invert_match, and treat_missing_header_as_empty unless the
+    # condition is a present match (`{}`), so `{}` holds for a missing header and any other
+    # condition holds when the value, or "" for a missing header, does not match it.
+    for name, rule in match.get("withoutHeaders", {}).items():
+        if not rule and name in headers:
+            return False
+        if rule and string_matches(rule, headers.get(name, "")):
             return False
     query = dict(parse_qsl(split.query, keep_blank_values=True))
     return all(

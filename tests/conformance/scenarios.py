@@ -578,4 +578,33 @@ SCENARIOS = [
             (Send("/other"), Expect({V1: 1.0})),
         ],
     ),
+    Scenario(
+        "presence-negative-and-any-case-matches",
+        mesh(
+            [
+                {"match": [{"headers": {"x-canary": {}}}], "to": "v2"},
+                {
+                    "match": [{"path": "/ok", "withoutHeaders": {"x-debug": {}}}],
+                    "respond": {"status": 200, "body": "no debug"},
+                },
+                {
+                    "match": [{"path": "/any", "withoutHeaders": {"x-v": {"regex": ".*"}}}],
+                    "respond": {"status": 200, "body": "never"},
+                },
+                {
+                    "match": [{"path": {"prefix": "/API/"}, "ignoreUriCase": True}],
+                    "respond": {"status": 200, "body": "api"},
+                },
+                {"to": "v1"},
+            ]
+        ),
+        [
+            (Send(headers={"x-canary": ""}), Expect({V2: 1.0})),
+            (Send("/ok"), Expect({"no debug": 1.0})),
+            (Send("/ok", headers={"x-debug": "1"}), Expect({V1: 1.0})),
+            (Send("/any"), Expect({V1: 1.0})),
+            (Send("/Api/users"), Expect({"api": 1.0})),
+            (Send("/apix"), Expect({V1: 1.0})),
+        ],
+    ),
 ]

@@ -388,3 +388,27 @@ def test_redirects_and_direct_responses_never_reach_a_pod() -> None:
         (308, "", 0, (("location", "http://reviews/x"),))
     ]
     assert _mesh(cluster, Request("/", host="reviews")) == {"503 down": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("match", "request_", "expected"),
+    [
+        ({"headers": {"x": {}}}, Request(headers={"x": ""}), True),
+        ({"headers": {"x": {}}}, Request(), False),
+        ({"withoutHeaders": {"x": {}}}, Request(), True),
+        ({"withoutHeaders": {"x": {}}}, Request(headers={"x": "1"}), False),
+        ({"withoutHeaders": {"x": {"exact": "a"}}}, Request(), True),
+        ({"withoutHeaders": {"x": {"exact": "a"}}}, Request(headers={"x": "a"}), False),
+        ({"withoutHeaders": {"x": {"exact": "a"}}}, Request(headers={"x": "b"}), True),
+        # A missing header reads as "", which a prefix "" or regex ".*" matches.
+        ({"withoutHeaders": {"x": {"regex": ".*"}}}, Request(), False),
+        ({"withoutHeaders": {"x": {"prefix": ""}}}, Request(), False),
+        ({"uri": {"prefix": "/API"}, "ignoreUriCase": True}, Request("/api/x"), True),
+        ({"uri": {"exact": "/a"}, "ignoreUriCase": True}, Request("/A?q=B"), True),
+        ({"uri": {"exact": "/a"}}, Request("/A"), False),
+    ],
+)
+def test_presence_negative_and_case_matches(
+    match: dict[str, Any], request_: Request, expected: bool
+) -> None:
+    assert rule_matches({"match": [match]}, request_) is expected
