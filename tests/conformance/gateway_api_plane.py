@@ -59,6 +59,14 @@ REFUSED: dict[str, tuple[str, str]] = {
         "services.service1.routes[2].rewrite.uriRegexRewrite",
         "no regex path rewrite",
     ),
+    "redirect-and-direct-response-answer-without-forwarding": (
+        "services.service1.routes[0].redirect",
+        "redirects are not rendered for this plane yet",
+    ),
+    "presence-negative-and-any-case-matches": (
+        "services.service1.routes[0].match[0].headers.x-canary",
+        "no presence-only header match",
+    ),
 }
 
 # scenario -> why the plane answers differently (what the Gateway API leaves to implementations)
