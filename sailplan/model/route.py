@@ -895,6 +895,19 @@ class Route(SpecModel):
             "the header changes and before the mirror's copy.",
         ),
     )
+    mirrors: list[Mirror] | None = Field(
+        default=None,
+        min_length=1,
+        description="Copy matching requests to several versions, each with its own share, and "
+        "drop their answers. Instead of `mirror`. HTTP only.",
+        examples=[[{"to": "v2", "percent": 10}, {"to": "v3", "percent": 50}]],
+        json_schema_extra=planes(
+            istio="The rule's `mirrors`: per version a destination (subset `<version>`) and "
+            "`percentage`.",
+            builtin="A Lua mirror action per version, each with its own draw; each copy keeps "
+            "the method, headers and body.",
+        ),
+    )
     redirect: Redirect | None = Field(
         default=None,
         description="Answer with a redirect instead of forwarding. Instead of `to` or `split`.",
@@ -947,6 +960,23 @@ class Route(SpecModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _one_mirror_field(self) -> Route:
+        if self.mirror is not None and self.mirrors is not None:
+            raise ValueError("give mirror or mirrors, not both")
+        seen = [m.to for m in self.mirrors or []]
+        for version in seen:
+            if seen.count(version) > 1:
+                raise ValueError(f"mirrors copies to {version!r} twice: list each version once")
+        return self
+
+    @property
+    def copies(self) -> list[Mirror]:
+        """Every mirror of the route: `mirrors`, or the one `mirror`."""
+        if self.mirrors is not None:
+            return list(self.mirrors)
+        return [self.mirror] if self.mirror is not None else []
+
     @property
     def answer(self) -> str | None:
         """`redirect` or `respond` when the route answers itself instead of forwarding."""
@@ -969,7 +999,7 @@ class Route(SpecModel):
 
 
 # What acts on a forwarded request or its answer: nothing, on a route that answers itself.
-_FORWARDING_FIELDS = ("timeout", "retries", "mirror", "headers", "rewrite")
+_FORWARDING_FIELDS = ("timeout", "retries", "mirror", "mirrors", "headers", "rewrite")
 
 
 def route_problems(route_at: str, route: Route) -> list[Problem]:

@@ -205,6 +205,14 @@ def _http_route(
     if route.mirror is not None:
         rule["mirror"] = _destination(mesh, service_name, route.mirror.to)
         rule["mirrorPercentage"] = {"value": route.mirror.percent}
+    if route.mirrors is not None:
+        rule["mirrors"] = [
+            {
+                "destination": _destination(mesh, service_name, mirror.to),
+                "percentage": {"value": mirror.percent},
+            }
+            for mirror in route.mirrors
+        ]
     return rule
 
 

@@ -563,30 +563,36 @@ def _copies(cluster: Cluster, rule: Mapping[str, Any], request: Request) -> list
     shadows the whole request, method, headers and body included (RouteAction
     request_mirror_policies), to the mirror cluster, whose load balancer (round robin) picks a
     host per copy like for any request. The router shadows only what reaches it: an aborted
-    request is not copied."""
-    mirror = rule.get("mirror")
-    if mirror is None:
-        return []
+    request is not copied. `mirrors` lists several such policies."""
+    policies = []
+    if "mirror" in rule:
+        policies.append((rule["mirror"], rule.get("mirrorPercentage", {}).get("value", 100.0)))
+    # `mirrors`: one request_mirror_policy each, each sampled on its own (HTTPMirrorPolicy).
+    for entry in rule.get("mirrors", []):
+        policies.append((entry["destination"], entry.get("percentage", {}).get("value", 100.0)))
     aborted = rule.get("fault", {}).get("abort", {})
     reached = 1 - (aborted.get("percentage", {}).get("value", 100.0) / 100 if aborted else 0.0)
-    percent = rule.get("mirrorPercentage", {}).get("value", 100.0) / 100
-    host = mirror["host"]
-    labels = cluster.subset_labels(host, mirror["subset"]) if "subset" in mirror else None
-    pods = cluster.endpoints(host, labels)
-    if not pods or reached * percent <= 0:
-        return []
     name = request.host.rsplit(":", 1)[0] if ":" in request.host else request.host
-    return [
-        Copy(
-            reached * percent,
-            ",".join(sorted(set(pods))),
-            len(pods),
-            request.method,
-            request.path,
-            f"{name}-shadow",
-            request.body,
+    copies = []
+    for mirror, value in policies:
+        percent = value / 100
+        host = mirror["host"]
+        labels = cluster.subset_labels(host, mirror["subset"]) if "subset" in mirror else None
+        pods = cluster.endpoints(host, labels)
+        if not pods or reached * percent <= 0:
+            continue
+        copies.append(
+            Copy(
+                reached * percent,
+                ",".join(sorted(set(pods))),
+                len(pods),
+                request.method,
+                request.path,
+                f"{name}-shadow",
+                request.body,
+            )
         )
-    ]
+    return copies
 
 
 def _forwarded(rule: Mapping[str, Any], request: Request) -> tuple[tuple[str, str], ...]:

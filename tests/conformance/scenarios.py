@@ -47,6 +47,8 @@ class Expect:
     # Every request is also copied to this `<service>/<version>`: same method, path and body,
     # the Host with `-shadow`, the copies spread evenly over all its pods.
     mirrored: str | None = None
+    # Further versions every request is also copied to, likewise (a route's `mirrors`).
+    also_mirrored: tuple[str, ...] = ()
     # Requests the pods saw per send (attempts, retries included); checked with `count` 1.
     attempts: int | None = None
     # Headers of every request the pods saw, all lines of a name joined with ", " (None: absent).
@@ -115,6 +117,13 @@ V1, V2 = "service1/v1", "service1/v2"
 # Envoy's local reply when a circuit breaker of the cluster is full.
 OVERFLOW = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 EVEN = {V1: 0.5, V2: 0.5}
+
+
+def _with_v3(spec: dict[str, Any]) -> dict[str, Any]:
+    """The mesh with a third version of service1, one pod."""
+    spec["services"]["service1"]["versions"]["v3"] = {"image": "example/v3", "replicas": 1}
+    return spec
+
 
 SCENARIOS = [
     Scenario(
@@ -605,6 +614,21 @@ SCENARIOS = [
             (Send("/any"), Expect({V1: 1.0})),
             (Send("/Api/users"), Expect({"api": 1.0})),
             (Send("/apix"), Expect({V1: 1.0})),
+        ],
+    ),
+    Scenario(
+        "several-mirrors-each-copy-method-path-and-body",
+        _with_v3(
+            mesh(
+                [{"to": "v1", "mirrors": [{"to": "v2"}, {"to": "v3", "percent": 100}]}],
+                replicas={"v2": 2},
+            )
+        ),
+        [
+            (
+                Send("/orders?id=3", method="PUT", body='{"n": 1}', count=4, concurrency=1),
+                Expect({V1: 1.0}, mirrored=V2, also_mirrored=("service1/v3",)),
+            )
         ],
     ),
 ]
