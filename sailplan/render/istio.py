@@ -12,7 +12,7 @@ from sailplan import constants as c
 from sailplan.model import Duration, HeaderChanges, Match, Mesh, Route, Service, StringMatch
 from sailplan.model.ingress import IngressRoute
 from sailplan.model.intersect import Inexpressible, intersect_lists
-from sailplan.model.policy import ConnectionPool
+from sailplan.model.policy import ConnectionPool, LoadBalancer
 from sailplan.model.route import folded_prefix_rewrite
 from sailplan.render.kubernetes import mesh_labels, metadata, service_labels
 
@@ -276,9 +276,7 @@ def _traffic_policy(service: Service) -> dict[str, Any]:
         if policy.load_balancer.algorithm is not None:
             rendered["loadBalancer"] = {"simple": _LOAD_BALANCER[policy.load_balancer.algorithm]}
         else:
-            rendered["loadBalancer"] = {
-                "consistentHash": {"httpHeaderName": policy.load_balancer.hash_header}
-            }
+            rendered["loadBalancer"] = {"consistentHash": _consistent_hash(policy.load_balancer)}
     if policy.connection_pool is not None:
         rendered["connectionPool"] = _connection_pool(policy.connection_pool, service.protocol)
     if policy.outlier_detection is not None:
@@ -294,6 +292,14 @@ def _traffic_policy(service: Service) -> dict[str, Any]:
                 outlier.consecutive_gateway_errors
             )
     return rendered
+
+
+def _consistent_hash(balancer: LoadBalancer) -> dict[str, Any]:
+    if balancer.hash_source_ip:
+        return {"useSourceIp": True}
+    if balancer.hash_query_parameter is not None:
+        return {"httpQueryParameterName": balancer.hash_query_parameter}
+    return {"httpHeaderName": balancer.hash_header}
 
 
 def _connection_pool(pool: ConnectionPool, protocol: str) -> dict[str, Any]:

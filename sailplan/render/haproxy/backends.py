@@ -98,6 +98,10 @@ def _pool_lines(service: Service) -> list[str]:
             lines.append(f"balance {_BALANCE[lb.algorithm]}")
         elif lb.hash_header is not None:
             lines += [f"balance hdr({bare(lb.hash_header)})", "hash-type consistent"]
+        elif lb.hash_source_ip:
+            lines += ["balance source", "hash-type consistent"]
+        elif lb.hash_query_parameter is not None:
+            lines += [f"balance url_param {bare(lb.hash_query_parameter)}", "hash-type consistent"]
     if policy is not None and policy.connection_pool is not None:
         lines += _connection_pool_lines(policy.connection_pool)
     return lines
