@@ -785,6 +785,7 @@ def test_every_spec_field_is_decided_for_this_plane() -> None:
         "mirror",
         "headers",
         "rewrite",
+        "mirrors",
         "redirect",
         "respond",
     ]
@@ -887,6 +888,7 @@ FIELDS = {
     "Route.mirror": RENDERED,
     "Route.headers": RENDERED,
     "Route.rewrite": RENDERED,
+    "Route.mirrors": "refused (several RequestMirror filters not rendered yet)",
     "Route.redirect": "refused (not rendered yet)",
     "Route.respond": REFUSED,
     **{f"Redirect.{f}": REFUSED for f in ("uri", "authority", "scheme", "port", "code")},

@@ -213,7 +213,7 @@ def cluster_members(service: Service, service_name: str, version: str) -> list[s
         for index, route in enumerate(service.routes)
         if route.weights.get(version, 0) > 0
     ]
-    if any(route.mirror is not None and route.mirror.to == version for route in service.routes):
+    if any(m.to == version for route in service.routes for m in route.copies):
         members.append(mirror_listener(service_name, version))
     return members
 
