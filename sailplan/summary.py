@@ -50,8 +50,8 @@ def _extras(route: Route) -> list[str]:
         extras.append(f"timeout {route.timeout}")
     if route.retries:
         extras.append(f"retries {route.retries.attempts}")
-    if route.mirror:
-        extras.append(f"mirror {route.mirror.percent:g}% to {route.mirror.to}")
+    for mirror in route.copies:
+        extras.append(f"mirror {mirror.percent:g}% to {mirror.to}")
     return extras
 
 
@@ -59,11 +59,14 @@ def _policy(policy: Policy) -> str:
     parts = []
     if policy.load_balancer is not None:
         balancer = policy.load_balancer
-        parts.append(
-            f"load balancer {balancer.algorithm}"
-            if balancer.algorithm is not None
-            else f"load balancer hash of header {balancer.hash_header}"
-        )
+        if balancer.algorithm is not None:
+            parts.append(f"load balancer {balancer.algorithm}")
+        elif balancer.hash_source_ip:
+            parts.append("load balancer hash of the source address")
+        elif balancer.hash_query_parameter is not None:
+            parts.append(f"load balancer hash of query parameter {balancer.hash_query_parameter}")
+        else:
+            parts.append(f"load balancer hash of header {balancer.hash_header}")
     if policy.connection_pool is not None:
         pool = policy.connection_pool
         if pool.max_connections is not None:

@@ -133,7 +133,10 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "no destination",
         {f"{R0}.split": DELETE},
-        [f"{R0}: a route needs a destination: `to: <version>` or a `split`"],
+        [
+            f"{R0}: a route needs a destination: `to: <version>` or a `split`, or an answer: "
+            "`redirect` or `respond`"
+        ],
     ),
     (
         "duplicate route names",

@@ -402,7 +402,16 @@ def test_any_regex_is_refused_or_passes_haproxy_check(pattern: str) -> None:
     re2.compile(pattern)  # accepted means RE2 (Envoy) accepts it too
 
 
-NAME_FIELDS = ("mesh", "namespace", "service", "version", "route", "host", "hash-header")
+NAME_FIELDS = (
+    "mesh",
+    "namespace",
+    "service",
+    "version",
+    "route",
+    "host",
+    "hash-header",
+    "hash-query",
+)
 
 
 def _named_spec(field_name: str, text: str) -> dict[str, Any]:
@@ -434,6 +443,8 @@ def _named_spec(field_name: str, text: str) -> dict[str, Any]:
         service["routes"] = [{"name": text, "to": "v1"}]
     elif field_name == "host":
         spec["ingress"]["hosts"] = [text]
+    elif field_name == "hash-query":
+        service["policy"] = {"loadBalancer": {"hashQueryParameter": text}}
     else:
         service["policy"] = {"loadBalancer": {"hashHeader": text}}
     return spec

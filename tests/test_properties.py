@@ -34,6 +34,17 @@ HEADER_CHANGES = st.fixed_dictionaries(
 )
 # A regex rewrite's new path: path characters (HAProxy's `%`, `$`, `'`, `&` among them) and groups.
 REWRITE_PATH = st.from_regex(r"/([A-Za-z0-9._~!$&'()*+,;=:@/%-]|\\[12]){0,10}", fullmatch=True)
+# What a route answers with: a redirect's parts, a fixed response's one-line body.
+REDIRECTS = st.fixed_dictionaries(
+    {"uri": REWRITE_PATH.map(lambda p: p.replace("\\", "")), "code": st.sampled_from([301, 308])},
+    optional={"authority": st.from_regex(r"[a-z0-9]{1,8}(\.[a-z]{2,4})?", fullmatch=True)},
+)
+RESPONSES = st.fixed_dictionaries(
+    {"status": st.integers(200, 599).filter(lambda s: s not in (204, 304))},
+    optional={
+        "body": st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), max_size=20)
+    },
+)
 MATCH = st.fixed_dictionaries(
     {},
     optional={
@@ -42,6 +53,12 @@ MATCH = st.fixed_dictionaries(
             st.sampled_from(["end-user", "x-canary"]), NAMES.map(lambda v: {"exact": v}), max_size=2
         ),
         "method": st.sampled_from(["GET", "POST"]),
+        "withoutHeaders": st.dictionaries(
+            st.sampled_from(["x-debug", "x-test"]),
+            st.sampled_from([{}, {"exact": "1"}, {"regex": ".*"}]),
+            min_size=1,
+            max_size=2,
+        ),
     },
 ).filter(lambda m: any(m.values()))
 
@@ -111,6 +128,14 @@ def routes(draw: st.DrawFn, versions: list[str]) -> list[dict[str, Any]]:
                 "perTryTimeout": draw(DURATIONS),
                 "on": ["5xx"],
             }
+        if draw(st.integers(0, 5)) == 0:
+            # A route that answers itself: no destination, nothing that acts on forwarding.
+            for key in ("to", "split", "timeout", "retries", "headers", "rewrite"):
+                route.pop(key, None)
+            if draw(st.booleans()):
+                route["redirect"] = draw(REDIRECTS)
+            else:
+                route["respond"] = draw(RESPONSES)
         result.append(route)
     return result
 

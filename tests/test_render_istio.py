@@ -119,7 +119,7 @@ def test_every_referenced_subset_exists(scenario: Path | None) -> None:
     }
     for vs in (o for o in objects if o["kind"] == "VirtualService"):
         for rule in vs["spec"]["http"]:
-            targets = [r["destination"] for r in rule["route"]] + (
+            targets = [r["destination"] for r in rule.get("route", [])] + (
                 [rule["mirror"]] if "mirror" in rule else []
             )
             for destination in targets:

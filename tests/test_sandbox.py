@@ -117,6 +117,15 @@ def test_header_match_through_the_ingress(walkthrough: tuple[SandboxProcess, Pat
     assert {o.label for o in _traffic(url, 30, 5)} == {"200 Hello, a v1"}
 
 
+def test_route_changes_apply_in_the_sandbox(walkthrough: tuple[SandboxProcess, Path]) -> None:
+    """The example with header changes, rewrites, a redirect, a fixed response and negative
+    and case-insensitive matches compiles, reloads and routes."""
+    assert "reloaded" in _apply(walkthrough, MESHES / "route-changes.yaml")
+    url = f"{walkthrough[0].url()}/api/users/1"
+    assert {o.label for o in _traffic(url, 20, 5, {"end-user": "jason"})} == {"200 Hello, a v2"}
+    assert {o.label for o in _traffic(url, 20, 5, {"end-user": "bob"})} == {"200 Hello, a v1"}
+
+
 def test_invalid_edit_is_reported_and_ignored(walkthrough: tuple[SandboxProcess, Path]) -> None:
     sandbox, watched = walkthrough
     _apply(walkthrough, MESHES / "header-match.yaml")

@@ -4,7 +4,7 @@ the istio gateway cannot express."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sailplan.model.errors import Problem
@@ -34,15 +34,26 @@ def analysis_problems(mesh: Mesh) -> list[Problem]:
 
 def _string_covers(earlier: StringMatch, later: StringMatch) -> bool:
     """Every value `later` accepts, `earlier` accepts too (provably; regexes only when equal)."""
-    if earlier == later:
+    if earlier == later or earlier.kind == "present":
         return True
     if earlier.kind == "prefix" and later.kind in ("prefix", "exact"):
         return later.value.startswith(earlier.value)
     return False
 
 
+def _path_covers(earlier: Match, later: Match) -> bool:
+    """`_string_covers` for paths, where either side may ignore letter case."""
+    assert earlier.path is not None and later.path is not None
+    if not earlier.ignore_uri_case:
+        return not later.ignore_uri_case and _string_covers(earlier.path, later.path)
+    if later.path.kind == "regex":
+        return False
+    lowered = [m.model_copy(update={m.kind: m.value.lower()}) for m in (earlier.path, later.path)]
+    return _string_covers(*lowered)
+
+
 def _map_covers(
-    earlier: dict[str, StringMatch] | None, later: dict[str, StringMatch] | None
+    earlier: Mapping[str, StringMatch] | None, later: Mapping[str, StringMatch] | None
 ) -> bool:
     later = later or {}
     return all(
@@ -58,8 +69,17 @@ def match_covers(earlier: Match, later: Match) -> bool:
         if condition is None:
             continue
         other = getattr(later, field)
-        if other is None or not _string_covers(condition, other):
+        if other is None:
             return False
+        if not (
+            _path_covers(earlier, later) if field == "path" else _string_covers(condition, other)
+        ):
+            return False
+    # A negative condition of `earlier` holds for every request of `later` provably only when
+    # `later` has the same one.
+    later_without = later.without_headers or {}
+    if any(later_without.get(k) != v for k, v in (earlier.without_headers or {}).items()):
+        return False
     return _map_covers(earlier.headers, later.headers) and _map_covers(earlier.query, later.query)
 
 

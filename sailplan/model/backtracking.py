@@ -323,10 +323,11 @@ def _match_regexes(at: str, match: Match) -> Iterator[tuple[str, str]]:
         condition = getattr(match, field)
         if condition is not None and condition.kind == "regex":
             yield f"{at}.{field}.regex", condition.value
-    for group in ("headers", "query"):
+    for group in ("headers", "query", "without_headers"):
         for name, condition in sorted((getattr(match, group) or {}).items()):
             if condition.kind == "regex":
-                yield f"{at}.{group}.{name}.regex", condition.value
+                where = "withoutHeaders" if group == "without_headers" else group
+                yield f"{at}.{where}.{name}.regex", condition.value
 
 
 def backtracking_problems(mesh: Mesh) -> list[Problem]:

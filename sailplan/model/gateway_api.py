@@ -351,8 +351,23 @@ def _policy_problems(at: str, policy: object) -> list[Problem]:
     return problems
 
 
+# Route fields the gateway-api plane does not render (yet): refused, never ignored.
+_UNRENDERED_ROUTE_FIELDS = {
+    "redirect": "redirects (HTTPRoute's RequestRedirect filter)",
+    "respond": "fixed responses, which the Gateway API's standard channel has no filter for",
+    "mirrors": "several mirrors",
+}
+
+
 def _route_problems(at: str, route: Route) -> list[Problem]:
-    problems = []
+    problems = [
+        Problem(
+            f"{at}.{field}",
+            f"the gateway-api data plane does not render {what} yet; {_OTHER_PLANES}",
+        )
+        for field, what in _UNRENDERED_ROUTE_FIELDS.items()
+        if getattr(route, field) is not None
+    ]
     if route.fault is not None:
         problems.append(
             Problem(
@@ -408,6 +423,30 @@ def _route_problems(at: str, route: Route) -> list[Problem]:
 def match_problems(at: str, match: Match) -> list[Problem]:
     """What in one match an HTTPRoute match cannot say."""
     problems = []
+    if match.without_headers:
+        problems.append(
+            Problem(
+                f"{at}.withoutHeaders",
+                f"an HTTPRoute match has no negative header conditions; {_OTHER_PLANES}",
+            )
+        )
+    if match.ignore_uri_case:
+        problems.append(
+            Problem(
+                f"{at}.ignoreUriCase",
+                f"an HTTPRoute path match cannot ignore letter case; {_OTHER_PLANES}",
+            )
+        )
+    for name, header in sorted((match.headers or {}).items()):
+        if header.kind == "present":
+            problems.append(
+                Problem(
+                    f"{at}.headers.{name}",
+                    "an HTTPRoute header match compares a value; its presence alone would need "
+                    f"a regular expression, which each implementation reads its own way; "
+                    f"{_OTHER_PLANES}",
+                )
+            )
     if match.method is not None and match.method.kind != "exact":
         problems.append(
             Problem(

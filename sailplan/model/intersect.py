@@ -11,6 +11,7 @@ istio plane instead of rendering a rule that routes differently (divergence D6).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,11 @@ def intersect_strings(
     """One condition equivalent to `a AND b` (None for "no condition" when both are absent)."""
     if a is None or b is None or a == b:
         return a or b
+    # `{}` (a header is present) adds nothing to a condition on its value.
+    if a.kind == "present":
+        return b
+    if b.kind == "present":
+        return a
     if a.kind == "regex" and b.kind != "regex":
         a, b = b, a
     if b.kind == "regex":
@@ -103,6 +109,17 @@ def intersect(a: Match, b: Match) -> Match | Inexpressible | None:
     """One match accepting exactly the requests both accept; None when none can."""
     folded: dict[str, Any] = {}
     never = False
+    if a.path is not None and b.path is not None and a.ignore_uri_case != b.ignore_uri_case:
+        return Inexpressible(
+            "path", "one side ignores the path's letter case and the other does not"
+        )
+    ignore_case = bool(a.ignore_uri_case or b.ignore_uri_case)
+    if ignore_case and a.path is not None and b.path is not None:
+        # Both ignore case (exact and prefix paths only): fold the lowercase forms.
+        a = a.model_copy(update={"path": _lowered(a.path)})
+        b = b.model_copy(update={"path": _lowered(b.path)})
+    if ignore_case:
+        folded["ignore_uri_case"] = True
     for field in ("path", "method"):
         one, other = getattr(a, field), getattr(b, field)
         if one is None and other is None:
@@ -118,7 +135,32 @@ def intersect(a: Match, b: Match) -> Match | Inexpressible | None:
             return mapped
         never |= mapped is NEVER
         folded[field] = mapped or None
+    without = _union_without(a.without_headers, b.without_headers)
+    if isinstance(without, Inexpressible):
+        return without
+    folded["without_headers"] = without or None
     return NEVER if never else Match(**folded)
+
+
+def _lowered(match: StringMatch) -> StringMatch:
+    return match.model_copy(update={match.kind: match.value.lower()})
+
+
+def _union_without(
+    a: Mapping[str, StringMatch] | None, b: Mapping[str, StringMatch] | None
+) -> dict[str, StringMatch] | Inexpressible:
+    """Both sides' negative conditions hold together; one name with two different conditions
+    would need two negative conditions on one header, which a match cannot say."""
+    merged = dict(a or {})
+    for name, condition in (b or {}).items():
+        if name in merged and merged[name] != condition:
+            return Inexpressible(
+                f"withoutHeaders.{name}",
+                f"the two sides exclude different values ({merged[name].describe()!r}, "
+                f"{condition.describe()!r})",
+            )
+        merged[name] = condition
+    return merged
 
 
 def _intersect_maps(

@@ -200,31 +200,67 @@ class StringMatch(SpecModel):
         return None if value is None else check_re2(value)
 
     @property
-    def kind(self) -> Literal["exact", "prefix", "regex"]:
+    def kind(self) -> Literal["exact", "prefix", "regex", "present"]:
+        """`present` only for a header's `{}`: the header is there, with any value."""
         if self.exact is not None:
             return "exact"
         if self.prefix is not None:
             return "prefix"
-        return "regex"
+        if self.regex is not None:
+            return "regex"
+        return "present"
 
     @property
     def value(self) -> str:
-        return next(v for v in (self.exact, self.prefix, self.regex) if v is not None)
+        return next((v for v in (self.exact, self.prefix, self.regex) if v is not None), "")
 
     @model_serializer(mode="plain")
     def _one_key(self) -> dict[str, str]:
-        return {self.kind: self.value}
+        return {} if self.kind == "present" else {self.kind: self.value}
+
+    def matches_empty(self) -> bool:
+        """Whether an empty value matches (Envoy reads a missing header as empty in
+        `withoutHeaders`)."""
+        if self.kind == "regex":
+            return re2.fullmatch(self.value, "") is not None
+        return self.kind == "prefix" or (self.kind == "exact" and self.value == "")
 
     def describe(self) -> str:
         if self.kind == "exact":
             return self.value
         if self.kind == "prefix":
             return f"{self.value}*"
+        if self.kind == "present":
+            return "present"
         return f"~{self.value}"
 
 
-def _check_header_value(match: StringMatch) -> StringMatch:
-    if match.kind != "regex" and match.value != match.value.strip(" "):
+def _string_or_at_most_one_kind(schema: dict[str, Any]) -> None:
+    """JSON Schema of a HeaderMatch: a plain string, or a mapping with at most one of exact,
+    prefix or regex (`{}`: the header is present)."""
+    mapping = {key: schema.pop(key) for key in ("type", "properties", "additionalProperties")}
+    schema["anyOf"] = [{"type": "string"}, {**mapping, "maxProperties": 1}]
+
+
+class HeaderMatch(StringMatch):
+    """At most one of `exact`, `prefix` or `regex`; a plain string means `exact`, `{}` that the
+    header is present with any value."""
+
+    model_config = ConfigDict(json_schema_extra=_string_or_at_most_one_kind)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> HeaderMatch:
+        given = [kind for kind in ("exact", "prefix", "regex") if getattr(self, kind) is not None]
+        if len(given) > 1:
+            raise ValueError(
+                f"give at most one of exact, prefix or regex (found: {', '.join(given)}); "
+                "{} means the header is present"
+            )
+        return self
+
+
+def _check_header_value(match: HeaderMatch) -> HeaderMatch:
+    if match.kind in ("exact", "prefix") and match.value != match.value.strip(" "):
         raise ValueError(
             f"{match.value!r} starts or ends with a space, which HTTP strips from every header "
             "value, so no request could match"
@@ -244,7 +280,7 @@ def _check_query_value(match: StringMatch) -> StringMatch:
     return match
 
 
-HeaderValueMatch = Annotated[StringMatch, AfterValidator(_check_header_value)]
+HeaderValueMatch = Annotated[HeaderMatch, AfterValidator(_check_header_value)]
 QueryValueMatch = Annotated[StringMatch, AfterValidator(_check_query_value)]
 
 
@@ -264,12 +300,25 @@ class Match(SpecModel):
     )
     headers: dict[HeaderName, HeaderValueMatch] | None = Field(
         default=None,
-        description="Request headers by lowercase name; each must be present and match.",
-        examples=[{"end-user": "jason"}],
+        description="Request headers by lowercase name; each must be present and match. `{}` "
+        "asks only that the header is present.",
+        examples=[{"end-user": "jason", "x-canary": {}}],
         json_schema_extra=planes(
-            istio="`headers` of the match.",
+            istio="`headers` of the match (`{}`: Envoy's present match).",
             builtin="A condition on `req.fhdr(<name>)` per header: the whole value as sent, "
-            "so `exact: jason` does not match `bob, jason`, as on istio.",
+            "so `exact: jason` does not match `bob, jason`, as on istio; `{}` is `-m found`.",
+        ),
+    )
+    without_headers: dict[HeaderName, HeaderValueMatch] | None = Field(
+        default=None,
+        description="Request headers by lowercase name that must NOT match: `{}` holds when the "
+        "header is absent; a value condition holds when the header's value does not match it, "
+        "a missing header counting as an empty value (as Istio has Envoy read it).",
+        examples=[{"x-debug": {}, "end-user": "jason"}],
+        json_schema_extra=planes(
+            istio="`withoutHeaders` of the match.",
+            builtin="The negated condition on `req.fhdr(<name>)`; when the condition matches "
+            "an empty value, also that the header is present.",
         ),
     )
     method: StringMatch | None = Field(
@@ -289,6 +338,17 @@ class Match(SpecModel):
         json_schema_extra=planes(
             istio="`queryParams` of the match.",
             builtin="A condition on `url_param(<name>)` per parameter.",
+        ),
+    )
+    # None, not False, when not given: a mesh's YAML form keeps only what was written.
+    ignore_uri_case: bool | None = Field(
+        default=None,
+        description="Match an exact or prefix `path` without regard to ASCII letter case. "
+        "Default: `false`.",
+        examples=[True],
+        json_schema_extra=planes(
+            istio="`ignoreUriCase` of the match.",
+            builtin="HAProxy's `-i` on the path condition.",
         ),
     )
 
@@ -320,8 +380,21 @@ class Match(SpecModel):
         return value
 
     @model_validator(mode="after")
+    def _case_of_a_path(self) -> Match:
+        if self.ignore_uri_case and (self.path is None or self.path.kind == "regex"):
+            raise ValueError(
+                "ignoreUriCase applies to an exact or prefix path only: "
+                + (
+                    "write the regex case-insensitively, such as (?i)/api/.*"
+                    if self.path is not None
+                    else "give a path, or remove ignoreUriCase"
+                )
+            )
+        return self
+
+    @model_validator(mode="after")
     def _fits_one_rule(self) -> Match:
-        count = len(self.headers or {}) + len(self.query or {})
+        count = len(self.headers or {}) + len(self.query or {}) + len(self.without_headers or {})
         if count > MAX_CONDITIONS:
             raise ValueError(
                 f"{count} header and query conditions in one match: use at most {MAX_CONDITIONS}"
@@ -330,16 +403,18 @@ class Match(SpecModel):
 
     @property
     def is_catch_all(self) -> bool:
-        return not (self.path or self.headers or self.method or self.query)
+        return not (self.path or self.headers or self.method or self.query or self.without_headers)
 
     def describe(self) -> str:
         parts = []
         if self.method:
             parts.append(self.method.describe())
         if self.path:
-            parts.append(self.path.describe())
+            parts.append(self.path.describe() + (" (any case)" if self.ignore_uri_case else ""))
         for name, header in sorted((self.headers or {}).items()):
             parts.append(f"{name}: {header.describe()}")
+        for name, header in sorted((self.without_headers or {}).items()):
+            parts.append(f"not {name}: {header.describe()}")
         for name, param in sorted((self.query or {}).items()):
             parts.append(f"?{name}={param.describe()}")
         return " ".join(parts) or "any request"

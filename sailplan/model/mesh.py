@@ -492,13 +492,14 @@ def _route_problems(at: str, service: Service) -> list[Problem]:
             unknown(f"{route_at}.to", route.to)
         for version in route.split or {}:
             unknown(f"{route_at}.split.{version}", version)
-        if route.mirror is not None:
-            unknown(f"{route_at}.mirror.to", route.mirror.to)
-            if route.weights.get(route.mirror.to, 0) > 0:
+        for number, mirror in enumerate(route.copies):
+            mirror_at = f"{route_at}.mirror" if route.mirror else f"{route_at}.mirrors[{number}]"
+            unknown(f"{mirror_at}.to", mirror.to)
+            if route.weights.get(mirror.to, 0) > 0:
                 problems.append(
                     Problem(
-                        f"{route_at}.mirror.to",
-                        f"{route.mirror.to!r} already receives this route's requests; "
+                        f"{mirror_at}.to",
+                        f"{mirror.to!r} already receives this route's requests; "
                         "mirror to a version the route does not send to",
                     )
                 )
@@ -515,8 +516,11 @@ def _tcp_problems(route_at: str, route: Route) -> list[Problem]:
         "timeout": route.timeout,
         "retries": route.retries,
         "mirror": route.mirror,
+        "mirrors": route.mirrors,
         "headers": route.headers,
         "rewrite": route.rewrite,
+        "redirect": route.redirect,
+        "respond": route.respond,
     }
     return [
         Problem(f"{route_at}.{key}", f"{key} needs protocol http or grpc; this service is tcp")

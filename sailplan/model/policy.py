@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, model_serializer, model_validator
 
 from sailplan.model.base import INT32_MAX, Duration, HeaderName, SpecModel, planes
 from sailplan.model.errors import Problem
+from sailplan.model.match import QueryName
 from sailplan.model.route import Route, builtin_retry_problem
 
 Algorithm = Literal["round-robin", "random", "least-request"]
@@ -16,7 +17,7 @@ Algorithm = Literal["round-robin", "random", "least-request"]
 
 def _name_or_one_key(schema: dict[str, Any]) -> None:
     """JSON Schema of a LoadBalancer as the validator reads it: an algorithm's name, or a mapping
-    with exactly one of algorithm or hashHeader."""
+    with exactly one of algorithm, hashHeader, hashSourceIp or hashQueryParameter."""
     mapping = {key: schema.pop(key) for key in ("type", "properties", "additionalProperties")}
     schema["anyOf"] = [
         {"enum": list(get_args(Algorithm))},
@@ -25,7 +26,8 @@ def _name_or_one_key(schema: dict[str, Any]) -> None:
 
 
 class LoadBalancer(SpecModel):
-    """`round-robin`, `random`, `least-request`, or `{hashHeader: <header>}` for sticky routing."""
+    """`round-robin`, `random`, `least-request`, or for sticky routing one of `{hashHeader:
+    <header>}`, `{hashSourceIp: true}`, `{hashQueryParameter: <name>}`."""
 
     model_config = ConfigDict(json_schema_extra=_name_or_one_key)
 
@@ -48,6 +50,28 @@ class LoadBalancer(SpecModel):
             builtin="`balance hdr(<header>)` with `hash-type consistent`.",
         ),
     )
+    hash_source_ip: bool | None = Field(
+        default=None,
+        description="Sticky routing by the caller's address: `true`. In a sidecar that is the "
+        "calling pod, at the ingress the client.",
+        examples=[True],
+        json_schema_extra=planes(
+            istio="`loadBalancer.consistentHash.useSourceIp`.",
+            builtin="`balance source` with `hash-type consistent`.",
+            schema={"const": True},
+        ),
+    )
+    hash_query_parameter: QueryName | None = Field(
+        default=None,
+        description="Sticky routing: requests with the same value of this query parameter go to "
+        "the same endpoint.",
+        examples=["user"],
+        json_schema_extra=planes(
+            istio="`loadBalancer.consistentHash.httpQueryParameterName`.",
+            builtin="`balance url_param(<name>)` with `hash-type consistent`; a request without "
+            "the parameter goes round robin (Envoy picks at random).",
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -58,16 +82,33 @@ class LoadBalancer(SpecModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> LoadBalancer:
-        if (self.algorithm is None) == (self.hash_header is None):
+        if self.hash_source_ip is False:
+            raise ValueError("hashSourceIp takes true; remove it for no source hashing")
+        given = [
+            value
+            for value in (
+                self.algorithm,
+                self.hash_header,
+                self.hash_source_ip,
+                self.hash_query_parameter,
+            )
+            if value is not None
+        ]
+        if len(given) != 1:
             raise ValueError(
-                "give an algorithm (round-robin, random, least-request) or {hashHeader: <header>}"
+                "give an algorithm (round-robin, random, least-request) or one of "
+                "{hashHeader: <header>}, {hashSourceIp: true}, {hashQueryParameter: <name>}"
             )
         return self
 
     @model_serializer(mode="plain")
-    def _compact(self) -> str | dict[str, str]:
+    def _compact(self) -> str | dict[str, str | bool]:
         if self.algorithm is not None:
             return self.algorithm
+        if self.hash_source_ip:
+            return {"hashSourceIp": True}
+        if self.hash_query_parameter is not None:
+            return {"hashQueryParameter": self.hash_query_parameter}
         return {"hashHeader": self.hash_header or ""}
 
 

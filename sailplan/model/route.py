@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,10 +21,11 @@ from sailplan.model.base import (
     Duration,
     HeaderName,
     Percent,
+    Port,
     SpecModel,
     planes,
 )
-from sailplan.model.errors import Problem
+from sailplan.model.errors import Problem, shown
 from sailplan.model.match import Match, OneOrList, as_match_list, check_re2, re2_groups
 
 # Every retryOn token Istio's webhook accepts besides status codes (agent/validation.go), each
@@ -614,6 +615,141 @@ class Rewrite(SpecModel):
         return self
 
 
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+# Envoy's default limit on a direct response's body is 4 KiB; a line of haproxy.cfg holds less.
+MAX_BODY_BYTES = 1024
+
+
+class Redirect(SpecModel):
+    """Answer with a redirect to a URL made from the request's, with the parts given replaced."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    uri: RewritePath | None = Field(
+        default=None,
+        description="The path of the new URL (the whole path; the query string is kept). "
+        "Default: the request's path.",
+        examples=["/v2/login"],
+        json_schema_extra=planes(
+            istio="`redirect.uri`.",
+            builtin="The path of `http-request redirect location`.",
+        ),
+    )
+    authority: Authority | None = Field(
+        default=None,
+        description="The host (and port) of the new URL. Default: the request's Host.",
+        examples=["login.example.com"],
+        json_schema_extra=planes(
+            istio="`redirect.authority`.",
+            builtin="The host of `http-request redirect location`.",
+        ),
+    )
+    scheme: Literal["http", "https"] | None = Field(
+        default=None,
+        description="`http` or `https`. Default: the request's scheme.",
+        examples=["https"],
+        json_schema_extra=planes(
+            istio="`redirect.scheme`.",
+            builtin="The scheme of `http-request redirect location`.",
+        ),
+    )
+    port: Port | None = Field(
+        default=None,
+        description="The port of the new URL, replacing any the host has. Default: the "
+        "request's Host port, if any.",
+        examples=[8443],
+        json_schema_extra=planes(
+            istio="`redirect.port`.",
+            builtin="The port of `http-request redirect location`.",
+        ),
+    )
+    code: int = Field(
+        default=301,
+        description="The redirect status: 301, 302, 303, 307 or 308. Default: 301, as Istio's.",
+        examples=[302],
+        json_schema_extra=planes(
+            istio="`redirect.redirectCode`.",
+            builtin="`code` of `http-request redirect`.",
+            schema={"enum": list(REDIRECT_CODES)},
+        ),
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _redirect_code(cls, value: int) -> int:
+        if value not in REDIRECT_CODES:
+            raise ValueError(
+                f"{value} is not a redirect status: use {', '.join(map(str, REDIRECT_CODES))}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Redirect:
+        if (
+            self.uri is None
+            and self.authority is None
+            and self.scheme is None
+            and self.port is None
+        ):
+            raise ValueError(
+                "a redirect to the same URL loops: give uri, authority, scheme or port"
+            )
+        return self
+
+
+class Respond(SpecModel):
+    """Answer the request at once with a fixed status and body."""
+
+    status: int = Field(
+        description="The HTTP status, from 200 to 599.",
+        examples=[503],
+        json_schema_extra=planes(
+            istio="`directResponse.status`.",
+            builtin="`http-request return status`.",
+            schema={"minimum": 200, "maximum": 599},
+        ),
+    )
+    body: str | None = Field(
+        default=None,
+        description="The answer's text, sent as `text/plain`; at most 1024 bytes, no control "
+        "characters. Default: no body.",
+        examples=["down for maintenance"],
+        json_schema_extra=planes(
+            istio="`directResponse.body.string`.",
+            builtin="`content-type text/plain string` of `http-request return`.",
+        ),
+    )
+
+    @field_validator("status")
+    @classmethod
+    def _http_status(cls, value: int) -> int:
+        if not 200 <= value <= 599:
+            raise ValueError(f"{value} is not an HTTP status to answer with: use 200 to 599")
+        return value
+
+    @field_validator("body")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if _CONTROL.search(value):
+            raise ValueError(
+                f"{shown(value)} contains a control character (such as a newline or tab): "
+                "write the body on one line"
+            )
+        if len(value.encode()) > MAX_BODY_BYTES:
+            raise ValueError(
+                f"is {len(value.encode())} bytes long: a body may have at most {MAX_BODY_BYTES}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _body_allowed(self) -> Respond:
+        if self.body is not None and self.status in (204, 304):
+            raise ValueError(f"a {self.status} answer has no body: remove body")
+        return self
+
+
 Weight = Annotated[int, Field(ge=0, le=100)]
 MatchList = Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match_list), OneOrList()]
 
@@ -622,7 +758,14 @@ class Route(SpecModel):
     """An ordered routing rule of a service. The first rule whose `match` holds decides."""
 
     model_config = ConfigDict(
-        json_schema_extra={"oneOf": [{"required": ["to"]}, {"required": ["split"]}]}
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["to"]},
+                {"required": ["split"]},
+                {"required": ["redirect"]},
+                {"required": ["respond"]},
+            ]
+        }
     )
 
     name: DnsLabel | None = Field(
@@ -752,6 +895,39 @@ class Route(SpecModel):
             "the header changes and before the mirror's copy.",
         ),
     )
+    mirrors: list[Mirror] | None = Field(
+        default=None,
+        min_length=1,
+        description="Copy matching requests to several versions, each with its own share, and "
+        "drop their answers. Instead of `mirror`. HTTP only.",
+        examples=[[{"to": "v2", "percent": 10}, {"to": "v3", "percent": 50}]],
+        json_schema_extra=planes(
+            istio="The rule's `mirrors`: per version a destination (subset `<version>`) and "
+            "`percentage`.",
+            builtin="A Lua mirror action per version, each with its own draw; each copy keeps "
+            "the method, headers and body.",
+        ),
+    )
+    redirect: Redirect | None = Field(
+        default=None,
+        description="Answer with a redirect instead of forwarding. Instead of `to` or `split`.",
+        examples=[{"scheme": "https", "code": 308}],
+        json_schema_extra=planes(
+            istio="The rule's `redirect`.",
+            builtin="`http-request redirect location <url> code <code>` once the route is "
+            "picked, after its faults.",
+        ),
+    )
+    respond: Respond | None = Field(
+        default=None,
+        description="Answer with a fixed status and body instead of forwarding. Instead of `to` "
+        "or `split`.",
+        examples=[{"status": 503, "body": "down for maintenance"}],
+        json_schema_extra=planes(
+            istio="The rule's `directResponse`.",
+            builtin="`http-request return` once the route is picked, after its faults.",
+        ),
+    )
 
     @field_validator("split")
     @classmethod
@@ -766,11 +942,49 @@ class Route(SpecModel):
 
     @model_validator(mode="after")
     def _one_destination(self) -> Route:
-        if self.to is None and self.split is None:
-            raise ValueError("a route needs a destination: `to: <version>` or a `split`")
+        answers = [key for key in ("redirect", "respond") if getattr(self, key) is not None]
+        if self.to is None and self.split is None and not answers:
+            raise ValueError(
+                "a route needs a destination: `to: <version>` or a `split`, or an answer: "
+                "`redirect` or `respond`"
+            )
         if self.to is not None and self.split is not None:
             raise ValueError("give either `to` or `split`, not both")
+        if len(answers) == 2:
+            raise ValueError("give either `redirect` or `respond`, not both")
+        if answers and (self.to is not None or self.split is not None):
+            destination = "to" if self.to is not None else "split"
+            raise ValueError(
+                f"`{answers[0]}` answers the request itself, so `{destination}` would never be "
+                f"used: give one of them"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _one_mirror_field(self) -> Route:
+        if self.mirror is not None and self.mirrors is not None:
+            raise ValueError("give mirror or mirrors, not both")
+        seen = [m.to for m in self.mirrors or []]
+        for version in seen:
+            if seen.count(version) > 1:
+                raise ValueError(f"mirrors copies to {version!r} twice: list each version once")
+        return self
+
+    @property
+    def copies(self) -> list[Mirror]:
+        """Every mirror of the route: `mirrors`, or the one `mirror`."""
+        if self.mirrors is not None:
+            return list(self.mirrors)
+        return [self.mirror] if self.mirror is not None else []
+
+    @property
+    def answer(self) -> str | None:
+        """`redirect` or `respond` when the route answers itself instead of forwarding."""
+        if self.redirect is not None:
+            return "redirect"
+        if self.respond is not None:
+            return "respond"
+        return None
 
     @property
     def is_catch_all(self) -> bool:
@@ -784,9 +998,24 @@ class Route(SpecModel):
         return dict(self.split or {})
 
 
+# What acts on a forwarded request or its answer: nothing, on a route that answers itself.
+_FORWARDING_FIELDS = ("timeout", "retries", "mirror", "mirrors", "headers", "rewrite")
+
+
 def route_problems(route_at: str, route: Route) -> list[Problem]:
-    """What spans a route's fields: a prefix rewrite needs a path prefix to replace."""
+    """What spans a route's fields: a prefix rewrite needs a path prefix to replace; a route
+    that answers itself forwards nothing to time, retry, mirror, rewrite or change headers of."""
     problems = []
+    if route.answer is not None:
+        problems += [
+            Problem(
+                f"{route_at}.{key}",
+                f"{key} acts on a forwarded request, and this route answers itself "
+                f"({route.answer}): remove {key}",
+            )
+            for key in _FORWARDING_FIELDS
+            if getattr(route, key) is not None
+        ]
     if route.rewrite is not None and route.rewrite.uri is not None:
         without = [
             number

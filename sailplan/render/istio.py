@@ -12,7 +12,7 @@ from sailplan import constants as c
 from sailplan.model import Duration, HeaderChanges, Match, Mesh, Route, Service, StringMatch
 from sailplan.model.ingress import IngressRoute
 from sailplan.model.intersect import Inexpressible, intersect_lists
-from sailplan.model.policy import ConnectionPool
+from sailplan.model.policy import ConnectionPool, LoadBalancer
 from sailplan.model.route import folded_prefix_rewrite
 from sailplan.render.kubernetes import mesh_labels, metadata, service_labels
 
@@ -50,7 +50,8 @@ def ingress_labels(mesh: Mesh) -> dict[str, str]:
 
 
 def _string_match(match: StringMatch) -> dict[str, str]:
-    return {match.kind: match.value}
+    # `{}`: Istio's "the header is present" (Envoy's present_match).
+    return {} if match.kind == "present" else {match.kind: match.value}
 
 
 def _http_match(match: Match) -> dict[str, Any]:
@@ -63,6 +64,12 @@ def _http_match(match: Match) -> dict[str, Any]:
         rendered["headers"] = {k: _string_match(v) for k, v in sorted(match.headers.items())}
     if match.query:
         rendered["queryParams"] = {k: _string_match(v) for k, v in sorted(match.query.items())}
+    if match.without_headers:
+        rendered["withoutHeaders"] = {
+            k: _string_match(v) for k, v in sorted(match.without_headers.items())
+        }
+    if match.ignore_uri_case:
+        rendered["ignoreUriCase"] = True
     return rendered
 
 
@@ -117,6 +124,22 @@ def _rewrite(route: Route, matches: list[Match] | None) -> dict[str, Any]:
     return rendered
 
 
+def _redirect(route: Route) -> dict[str, Any]:
+    assert route.redirect is not None
+    redirect = route.redirect
+    rendered: dict[str, Any] = {}
+    if redirect.uri is not None:
+        rendered["uri"] = redirect.uri
+    if redirect.authority is not None:
+        rendered["authority"] = redirect.authority
+    if redirect.scheme is not None:
+        rendered["scheme"] = redirect.scheme
+    if redirect.port is not None:
+        rendered["port"] = redirect.port
+    rendered["redirectCode"] = redirect.code
+    return rendered
+
+
 def _destination(mesh: Mesh, service_name: str, version: str | None) -> dict[str, Any]:
     destination: dict[str, Any] = {
         "host": fqdn(mesh, service_name),
@@ -134,7 +157,14 @@ def _http_route(
     if matches:
         rule["match"] = [_http_match(m) for m in matches]
     weights = {version: weight for version, weight in route.weights.items() if weight > 0}
-    if len(weights) == 1:
+    if route.redirect is not None:
+        rule["redirect"] = _redirect(route)
+    elif route.respond is not None:
+        response: dict[str, Any] = {"status": route.respond.status}
+        if route.respond.body is not None:
+            response["body"] = {"string": route.respond.body}
+        rule["directResponse"] = response
+    elif len(weights) == 1:
         rule["route"] = [{"destination": _destination(mesh, service_name, next(iter(weights)))}]
     else:
         rule["route"] = [
@@ -175,6 +205,14 @@ def _http_route(
     if route.mirror is not None:
         rule["mirror"] = _destination(mesh, service_name, route.mirror.to)
         rule["mirrorPercentage"] = {"value": route.mirror.percent}
+    if route.mirrors is not None:
+        rule["mirrors"] = [
+            {
+                "destination": _destination(mesh, service_name, mirror.to),
+                "percentage": {"value": mirror.percent},
+            }
+            for mirror in route.mirrors
+        ]
     return rule
 
 
@@ -238,9 +276,7 @@ def _traffic_policy(service: Service) -> dict[str, Any]:
         if policy.load_balancer.algorithm is not None:
             rendered["loadBalancer"] = {"simple": _LOAD_BALANCER[policy.load_balancer.algorithm]}
         else:
-            rendered["loadBalancer"] = {
-                "consistentHash": {"httpHeaderName": policy.load_balancer.hash_header}
-            }
+            rendered["loadBalancer"] = {"consistentHash": _consistent_hash(policy.load_balancer)}
     if policy.connection_pool is not None:
         rendered["connectionPool"] = _connection_pool(policy.connection_pool, service.protocol)
     if policy.outlier_detection is not None:
@@ -256,6 +292,14 @@ def _traffic_policy(service: Service) -> dict[str, Any]:
                 outlier.consecutive_gateway_errors
             )
     return rendered
+
+
+def _consistent_hash(balancer: LoadBalancer) -> dict[str, Any]:
+    if balancer.hash_source_ip:
+        return {"useSourceIp": True}
+    if balancer.hash_query_parameter is not None:
+        return {"httpQueryParameterName": balancer.hash_query_parameter}
+    return {"httpHeaderName": balancer.hash_header}
 
 
 def _connection_pool(pool: ConnectionPool, protocol: str) -> dict[str, Any]:

@@ -283,13 +283,13 @@ def _route_field_changes(old: AnyRoute, new: AnyRoute) -> list[str]:
         texts.append(f"timeout {old.timeout or 'none'} → {new.timeout or 'none'}")
     if old.retries != new.retries:
         texts.append(f"retries {words.retries(old.retries)} → {words.retries(new.retries)}")
-    if old.mirror != new.mirror:
+    if old.copies != new.copies:
         texts.append(f"mirror {_mirror(old)} → {_mirror(new)}")
     return texts
 
 
 def _mirror(route: Route) -> str:
-    return f"{route.mirror.percent:g}% to {route.mirror.to}" if route.mirror else "none"
+    return ", ".join(f"{m.percent:g}% to {m.to}" for m in route.copies) or "none"
 
 
 def _ingress_changes(old: Mesh, new: Mesh) -> list[Change]:

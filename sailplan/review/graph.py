@@ -130,14 +130,14 @@ def _route_edges(name: str, service: Service) -> list[Edge]:
                     _signature(route.to_dict()),
                 )
             )
-        if route.mirror:
+        for mirror in route.copies:
             edges.append(
                 Edge(
-                    f"{source}>{route.mirror.to}#{key}#mirror",
+                    f"{source}>{mirror.to}#{key}#mirror",
                     source,
-                    _node_id("ver", name, route.mirror.to),
+                    _node_id("ver", name, mirror.to),
                     "mirror",
-                    (f"{label}: mirror {route.mirror.percent:g}%",),
+                    (f"{label}: mirror {mirror.percent:g}%",),
                     False,
                     _signature(route.to_dict()),
                 )
@@ -175,7 +175,7 @@ def mesh_graph(mesh: Mesh) -> Graph:
     for name, service in mesh.services.items():
         nodes.append(_service_node(name, service))
         routed = {v for r in service.routes for v, w in r.weights.items() if w > 0}
-        routed |= {r.mirror.to for r in service.routes if r.mirror}
+        routed |= {m.to for r in service.routes for m in r.copies}
         for version_name, version in service.versions.items():
             replicas = f"{version.replicas} replica{'' if version.replicas == 1 else 's'}"
             # A version the routes never send to is worth a reviewer's second look.

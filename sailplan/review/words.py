@@ -49,8 +49,8 @@ def route_extras(route: Route) -> list[str]:
         extras.append(f"timeout {route.timeout}")
     if route.retries:
         extras.append(f"retries {retries(route.retries)}")
-    if route.mirror:
-        extras.append(f"mirror {route.mirror.percent:g}% to {route.mirror.to}")
+    for mirror in route.copies:
+        extras.append(f"mirror {mirror.percent:g}% to {mirror.to}")
     return extras
 
 

@@ -59,6 +59,18 @@ REFUSED: dict[str, tuple[str, str]] = {
         "services.service1.routes[2].rewrite.uriRegexRewrite",
         "no regex path rewrite",
     ),
+    "redirect-and-direct-response-answer-without-forwarding": (
+        "services.service1.routes[0].redirect",
+        "redirects are not rendered for this plane yet",
+    ),
+    "presence-negative-and-any-case-matches": (
+        "services.service1.routes[0].match[0].headers.x-canary",
+        "no presence-only header match",
+    ),
+    "several-mirrors-each-copy-method-path-and-body": (
+        "services.service1.routes[0].mirrors",
+        "several mirrors are not rendered for this plane yet",
+    ),
 }
 
 # scenario -> why the plane answers differently (what the Gateway API leaves to implementations)

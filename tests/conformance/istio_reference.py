@@ -215,6 +215,8 @@ def string_matches(rule: Mapping[str, str], value: str | None) -> bool:
     string... is matched against the full string")."""
     if value is None:
         return False
+    if not rule:
+        return True  # `{}`: the header is present (Envoy's present_match)
     if "exact" in rule:
         return value == rule["exact"]
     if "prefix" in rule:
@@ -227,7 +229,11 @@ def string_matches(rule: Mapping[str, str], value: str | None) -> bool:
 def request_matches(match: Mapping[str, Any], request: Request) -> bool:
     """ "All conditions inside a single match block have AND semantics" (HTTPMatchRequest)."""
     split = urlsplit(request.path)
-    if "uri" in match and not string_matches(match["uri"], split.path):
+    uri, path = match.get("uri"), split.path
+    if uri is not None and match.get("ignoreUriCase"):
+        # RouteMatch.case_sensitive false: exact and prefix paths compare without case.
+        uri, path = {kind: text.lower() for kind, text in uri.items()}, path.lower()
+    if uri is not None and not string_matches(uri, path):
         return False
     if "method" in match and not string_matches(match["method"], request.method):
         return False
@@ -236,6 +242,14 @@ def request_matches(match: Mapping[str, Any], request: Request) -> bool:
     headers = {k.lower(): v for k, v in request.headers.items()}
     for name, rule in match.get("headers", {}).items():
         if not string_matches(rule, headers.get(name)):
+            return False
+    # withoutHeaders: Istio sets invert_match, and treat_missing_header_as_empty unless the
+    # condition is a present match (`{}`), so `{}` holds for a missing header and any other
+    # condition holds when the value, or "" for a missing header, does not match it.
+    for name, rule in match.get("withoutHeaders", {}).items():
+        if not rule and name in headers:
+            return False
+        if rule and string_matches(rule, headers.get(name, "")):
             return False
     query = dict(parse_qsl(split.query, keep_blank_values=True))
     return all(
@@ -468,6 +482,39 @@ def _route(
     return branches
 
 
+def redirect_location(redirect: Mapping[str, Any], request: Request) -> str:
+    """HTTPRedirect as Envoy's redirect builds the Location: each part given replaces the
+    request's (`uri` the whole path, `authority` the host, `port` the Host's port), the scheme
+    is the request's (http here) unless given, and the query string is kept (strip_query is
+    false)."""
+    split = urlsplit(request.path)
+    scheme = redirect.get("scheme", "http")
+    host = redirect.get("authority", request.host)
+    if "port" in redirect:
+        host = f"{host.split(':', 1)[0]}:{redirect['port']}"
+    path = redirect.get("uri", split.path)
+    query = f"?{split.query}" if split.query else ""
+    return f"{scheme}://{host}{path}{query}"
+
+
+def _answer_or_route(
+    cluster: Cluster, rule: Mapping[str, Any], request: Request, upstreams: Upstreams
+) -> list[Branch]:
+    """A rule with `redirect` or `directResponse` answers itself ("A HTTP rule can either
+    return a direct_response, redirect or forward (default) traffic"): the redirect with an empty
+    body, the direct response with its body; else the rule routes."""
+    if "redirect" in rule:
+        redirect = rule["redirect"]
+        location = (("location", redirect_location(redirect, request)),)
+        status = int(redirect.get("redirectCode", 301))
+        return [Branch(1.0, status, "", 0.0, headers=location)]
+    if "directResponse" in rule:
+        response = rule["directResponse"]
+        body = response.get("body", {}).get("string", "")
+        return [Branch(1.0, int(response["status"]), body, 0.0)]
+    return _route(cluster, rule, request, upstreams)
+
+
 def _apply_rule(
     cluster: Cluster, rule: Mapping[str, Any], request: Request, upstreams: Upstreams
 ) -> list[Branch]:
@@ -482,7 +529,7 @@ def _apply_rule(
     if "abort" in fault:
         aborted = fault["abort"].get("percentage", {}).get("value", 100.0) / 100
     branches: list[Branch] = []
-    routed = _route(cluster, rule, request, upstreams) if aborted < 1 else []
+    routed = _answer_or_route(cluster, rule, request, upstreams) if aborted < 1 else []
     # Route response headers go on the upstream's answers only, not on Envoy's local replies
     # (envoyproxy/envoy#8944: sendLocalReply does not apply response_headers_to_add).
     answer = change_headers(rule.get("headers", {}).get("response"), UPSTREAM_ANSWER_HEADERS)
@@ -503,7 +550,7 @@ def _apply_rule(
                         branch.elapsed_ms + extra,
                         branch.attempts,
                         branch.upstream,
-                        answer if branch.upstream else (),
+                        answer if branch.upstream else branch.headers,
                     )
                 )
     return branches
@@ -516,30 +563,36 @@ def _copies(cluster: Cluster, rule: Mapping[str, Any], request: Request) -> list
     shadows the whole request, method, headers and body included (RouteAction
     request_mirror_policies), to the mirror cluster, whose load balancer (round robin) picks a
     host per copy like for any request. The router shadows only what reaches it: an aborted
-    request is not copied."""
-    mirror = rule.get("mirror")
-    if mirror is None:
-        return []
+    request is not copied. `mirrors` lists several such policies."""
+    policies = []
+    if "mirror" in rule:
+        policies.append((rule["mirror"], rule.get("mirrorPercentage", {}).get("value", 100.0)))
+    # `mirrors`: one request_mirror_policy each, each sampled on its own (HTTPMirrorPolicy).
+    for entry in rule.get("mirrors", []):
+        policies.append((entry["destination"], entry.get("percentage", {}).get("value", 100.0)))
     aborted = rule.get("fault", {}).get("abort", {})
     reached = 1 - (aborted.get("percentage", {}).get("value", 100.0) / 100 if aborted else 0.0)
-    percent = rule.get("mirrorPercentage", {}).get("value", 100.0) / 100
-    host = mirror["host"]
-    labels = cluster.subset_labels(host, mirror["subset"]) if "subset" in mirror else None
-    pods = cluster.endpoints(host, labels)
-    if not pods or reached * percent <= 0:
-        return []
     name = request.host.rsplit(":", 1)[0] if ":" in request.host else request.host
-    return [
-        Copy(
-            reached * percent,
-            ",".join(sorted(set(pods))),
-            len(pods),
-            request.method,
-            request.path,
-            f"{name}-shadow",
-            request.body,
+    copies = []
+    for mirror, value in policies:
+        percent = value / 100
+        host = mirror["host"]
+        labels = cluster.subset_labels(host, mirror["subset"]) if "subset" in mirror else None
+        pods = cluster.endpoints(host, labels)
+        if not pods or reached * percent <= 0:
+            continue
+        copies.append(
+            Copy(
+                reached * percent,
+                ",".join(sorted(set(pods))),
+                len(pods),
+                request.method,
+                request.path,
+                f"{name}-shadow",
+                request.body,
+            )
         )
-    ]
+    return copies
 
 
 def _forwarded(rule: Mapping[str, Any], request: Request) -> tuple[tuple[str, str], ...]:

@@ -47,6 +47,8 @@ class Expect:
     # Every request is also copied to this `<service>/<version>`: same method, path and body,
     # the Host with `-shadow`, the copies spread evenly over all its pods.
     mirrored: str | None = None
+    # Further versions every request is also copied to, likewise (a route's `mirrors`).
+    also_mirrored: tuple[str, ...] = ()
     # Requests the pods saw per send (attempts, retries included); checked with `count` 1.
     attempts: int | None = None
     # Headers of every request the pods saw, all lines of a name joined with ", " (None: absent).
@@ -55,6 +57,8 @@ class Expect:
     answer_headers: dict[str, str | None] = field(default_factory=dict)
     # The path (with query) of every request the pods saw.
     upstream_path: str | None = None
+    # The Location of every answer (a redirect).
+    location: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,13 @@ V1, V2 = "service1/v1", "service1/v2"
 # Envoy's local reply when a circuit breaker of the cluster is full.
 OVERFLOW = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 EVEN = {V1: 0.5, V2: 0.5}
+
+
+def _with_v3(spec: dict[str, Any]) -> dict[str, Any]:
+    """The mesh with a third version of service1, one pod."""
+    spec["services"]["service1"]["versions"]["v3"] = {"image": "example/v3", "replicas": 1}
+    return spec
+
 
 SCENARIOS = [
     Scenario(
@@ -543,6 +554,81 @@ SCENARIOS = [
             ),
             (Send("/api/v12/users/7"), Expect({V1: 1.0}, upstream_path="/users/7/v12")),
             (Send("/api/other"), Expect({V1: 1.0}, upstream_path="/api/other")),
+        ],
+    ),
+    Scenario(
+        "redirect-and-direct-response-answer-without-forwarding",
+        mesh(
+            [
+                {"match": [{"path": "/login"}], "redirect": {"uri": "/v2/login", "code": 302}},
+                {
+                    "match": [{"path": {"prefix": "/secure"}}],
+                    "redirect": {"scheme": "https", "authority": "shop.example.com", "port": 8443},
+                },
+                {
+                    "match": [{"path": {"prefix": "/maintenance"}}],
+                    "respond": {"status": 503, "body": "down for maintenance"},
+                },
+                {"match": [{"path": "/ok"}], "respond": {"status": 200, "body": "fine"}},
+                {"to": "v1"},
+            ]
+        ),
+        [
+            (
+                Send("/login?next=%2F"),
+                Expect({"302 ": 1.0}, location="http://service1/v2/login?next=%2F"),
+            ),
+            (
+                Send("/secure/cart"),
+                Expect({"301 ": 1.0}, location="https://shop.example.com:8443/secure/cart"),
+            ),
+            (Send("/maintenance/x"), Expect({"503 down for maintenance": 1.0}, attempts=0)),
+            (Send("/ok"), Expect({"fine": 1.0}, attempts=0)),
+            (Send("/other"), Expect({V1: 1.0})),
+        ],
+    ),
+    Scenario(
+        "presence-negative-and-any-case-matches",
+        mesh(
+            [
+                {"match": [{"headers": {"x-canary": {}}}], "to": "v2"},
+                {
+                    "match": [{"path": "/ok", "withoutHeaders": {"x-debug": {}}}],
+                    "respond": {"status": 200, "body": "no debug"},
+                },
+                {
+                    "match": [{"path": "/any", "withoutHeaders": {"x-v": {"regex": ".*"}}}],
+                    "respond": {"status": 200, "body": "never"},
+                },
+                {
+                    "match": [{"path": {"prefix": "/API/"}, "ignoreUriCase": True}],
+                    "respond": {"status": 200, "body": "api"},
+                },
+                {"to": "v1"},
+            ]
+        ),
+        [
+            (Send(headers={"x-canary": ""}), Expect({V2: 1.0})),
+            (Send("/ok"), Expect({"no debug": 1.0})),
+            (Send("/ok", headers={"x-debug": "1"}), Expect({V1: 1.0})),
+            (Send("/any"), Expect({V1: 1.0})),
+            (Send("/Api/users"), Expect({"api": 1.0})),
+            (Send("/apix"), Expect({V1: 1.0})),
+        ],
+    ),
+    Scenario(
+        "several-mirrors-each-copy-method-path-and-body",
+        _with_v3(
+            mesh(
+                [{"to": "v1", "mirrors": [{"to": "v2"}, {"to": "v3", "percent": 100}]}],
+                replicas={"v2": 2},
+            )
+        ),
+        [
+            (
+                Send("/orders?id=3", method="PUT", body='{"n": 1}', count=4, concurrency=1),
+                Expect({V1: 1.0}, mirrored=V2, also_mirrored=("service1/v3",)),
+            )
         ],
     ),
 ]

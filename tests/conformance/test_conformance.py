@@ -74,9 +74,11 @@ def _check_istio(
         ]
         wanted = []
         if expect.mirrored is not None:
-            replicas = _replicas(mesh, expect.mirrored)
             shadow = f"{send.host}-shadow"
-            wanted = [(1.0, expect.mirrored, replicas, send.method, send.path, shadow, send.body)]
+            wanted = [
+                (1.0, to, _replicas(mesh, to), send.method, send.path, shadow, send.body)
+                for to in (expect.mirrored, *expect.also_mirrored)
+            ]
         assert copies == wanted, f"{send}: {plane} copies {copies}"
     if isinstance(send, Send):
         _check_headers(f"{send}: {plane} forwards", [outcome.forwarded], expect.upstream_headers)
@@ -86,6 +88,9 @@ def _check_istio(
             )
     answers = [branch.headers for branch in outcome.branches if branch.upstream]
     _check_headers(f"{send}: {plane} answers", answers, expect.answer_headers)
+    if expect.location is not None:
+        locations = {_joined(branch.headers).get("location") for branch in outcome.branches}
+        assert locations == {expect.location}, f"{send}: {plane} redirects to {locations}"
     if expect.seconds is not None:
         low, high = expect.seconds
         for branch in outcome.branches:
@@ -263,8 +268,12 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
             _check_headers(f"{send}: builtin forwards", forwarded, expect.upstream_headers)
             answers = [r.headers for r in replies if label(r.status, r.body) in builtin.pods]
             _check_headers(f"{send}: builtin answers", answers, expect.answer_headers)
+            if expect.location is not None:
+                locations = {_joined(r.headers).get("location") for r in replies}
+                assert locations == {expect.location}, f"{send}: builtin redirects to {locations}"
             if expect.mirrored is not None:
-                _check_copies(builtin.pods[expect.mirrored], send)
+                for to in (expect.mirrored, *expect.also_mirrored):
+                    _check_copies(builtin.pods[to], send)
             if expect.attempts is not None:
                 assert send.count == 1, "attempts are checked on single sends"
                 time.sleep(0.5)  # an attempt made after the answer would show up by now

@@ -15,6 +15,7 @@ from .istio_reference import (
     evaluate_burst,
     evaluate_gateway,
     evaluate_mesh,
+    redirect_location,
     rewritten_path,
     rule_matches,
 )
@@ -361,3 +362,53 @@ def test_outlier_detection_ejects_on_consecutive_errors(
     ).shares()
     expected = {"503 no healthy upstream": 1.0} if last == "ejected" else {"reviews/v1": 1.0}
     assert shares == expected
+
+
+@pytest.mark.parametrize(
+    ("redirect", "request_", "location"),
+    [
+        ({"uri": "/b"}, Request("/a?x=1", host="reviews"), "http://reviews/b?x=1"),
+        ({"authority": "n.example", "scheme": "https"}, Request("/a"), "https://n.example/a"),
+        ({"port": 8443}, Request("/a", host="reviews:9080"), "http://reviews:8443/a"),
+    ],
+)
+def test_redirect_location(redirect: dict[str, Any], request_: Request, location: str) -> None:
+    assert redirect_location(redirect, request_) == location
+
+
+def test_redirects_and_direct_responses_never_reach_a_pod() -> None:
+    cluster = _objects(
+        [
+            {"match": [{"uri": {"exact": "/r"}}], "redirect": {"uri": "/x", "redirectCode": 308}},
+            {"directResponse": {"status": 503, "body": {"string": "down"}}},
+        ]
+    )
+    moved = evaluate_mesh(cluster, Request("/r", host="reviews"), caller_namespace="shop")
+    assert [(b.status, b.body, b.attempts, b.headers) for b in moved.branches] == [
+        (308, "", 0, (("location", "http://reviews/x"),))
+    ]
+    assert _mesh(cluster, Request("/", host="reviews")) == {"503 down": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("match", "request_", "expected"),
+    [
+        ({"headers": {"x": {}}}, Request(headers={"x": ""}), True),
+        ({"headers": {"x": {}}}, Request(), False),
+        ({"withoutHeaders": {"x": {}}}, Request(), True),
+        ({"withoutHeaders": {"x": {}}}, Request(headers={"x": "1"}), False),
+        ({"withoutHeaders": {"x": {"exact": "a"}}}, Request(), True),
+        ({"withoutHeaders": {"x": {"exact": "a"}}}, Request(headers={"x": "a"}), False),
+        ({"withoutHeaders": {"x": {"exact": "a"}}}, Request(headers={"x": "b"}), True),
+        # A missing header reads as "", which a prefix "" or regex ".*" matches.
+        ({"withoutHeaders": {"x": {"regex": ".*"}}}, Request(), False),
+        ({"withoutHeaders": {"x": {"prefix": ""}}}, Request(), False),
+        ({"uri": {"prefix": "/API"}, "ignoreUriCase": True}, Request("/api/x"), True),
+        ({"uri": {"exact": "/a"}, "ignoreUriCase": True}, Request("/A?q=B"), True),
+        ({"uri": {"exact": "/a"}}, Request("/A"), False),
+    ],
+)
+def test_presence_negative_and_case_matches(
+    match: dict[str, Any], request_: Request, expected: bool
+) -> None:
+    assert rule_matches({"match": [match]}, request_) is expected

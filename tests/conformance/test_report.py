@@ -52,11 +52,14 @@ def _extras(expect: Expect) -> str:
     if expect.attempts is not None:
         text += f", {expect.attempts} attempts"
     if expect.mirrored is not None:
-        text += f", each copied alike to {expect.mirrored}, over all its pods in turn"
+        to = " and ".join((expect.mirrored, *expect.also_mirrored))
+        text += f", each copied alike to {to}, over all its pods in turn"
     if expect.upstream_headers:
         text += f"; the pods see {_headers(expect.upstream_headers)}"
     if expect.upstream_path is not None:
         text += f"; the pods see the path `{expect.upstream_path}`"
+    if expect.location is not None:
+        text += f" to `{expect.location}`"
     if expect.answer_headers:
         text += f"; the pods' answers arrive with {_headers(expect.answer_headers)}"
     return text

@@ -99,6 +99,10 @@ def _pool_lines(service: Service) -> list[str]:
             lines.append(f"balance {_BALANCE[lb.algorithm]}")
         elif lb.hash_header is not None:
             lines += [f"balance hdr({bare(lb.hash_header)})", "hash-type consistent"]
+        elif lb.hash_source_ip:
+            lines += ["balance source", "hash-type consistent"]
+        elif lb.hash_query_parameter is not None:
+            lines += [f"balance url_param {bare(lb.hash_query_parameter)}", "hash-type consistent"]
     if policy is not None and policy.connection_pool is not None:
         lines += _connection_pool_lines(policy.connection_pool)
     return lines
@@ -210,7 +214,7 @@ def cluster_members(service: Service, service_name: str, version: str) -> list[s
         for index, route in enumerate(service.routes)
         if route.weights.get(version, 0) > 0
     ]
-    if any(route.mirror is not None and route.mirror.to == version for route in service.routes):
+    if any(m.to == version for route in service.routes for m in route.copies):
         members.append(mirror_listener(service_name, version))
     return members
 

@@ -27,26 +27,30 @@ def percent_condition(percent: float) -> str:
     return f"{{ rand({_DRAW_RANGE}) -m int lt {threshold} }}"
 
 
-def _fetches(match: Match) -> list[tuple[str, StringMatch]]:
+def _fetches(match: Match) -> list[tuple[str, StringMatch, str]]:
+    """(fetch, condition, how): `how` is "" for a plain condition, "-i" for a path matched in
+    any letter case, "not" for a `withoutHeaders` condition."""
     fetches = []
     if match.path is not None:
-        fetches.append(("path", match.path))
+        fetches.append(("path", match.path, "-i" if match.ignore_uri_case else ""))
     if match.method is not None:
-        fetches.append(("method", match.method))
+        fetches.append(("method", match.method, ""))
     # fhdr: the whole header value; hdr would split it at commas and match the pieces.
     for name, header in sorted((match.headers or {}).items()):
-        fetches.append((f"req.fhdr({bare(name)})", header))
+        fetches.append((f"req.fhdr({bare(name)})", header, ""))
     for name, param in sorted((match.query or {}).items()):
-        fetches.append((f"url_param({bare(name)})", param))
+        fetches.append((f"url_param({bare(name)})", param, ""))
+    for name, header in sorted((match.without_headers or {}).items()):
+        fetches.append((f"req.fhdr({bare(name)})", header, "not"))
     return fetches
 
 
 def _pattern(kind: str, value: str) -> str:
     # HAProxy loads no pattern from an empty word: `-m str ''` would match nothing at all.
+    if kind == "present" or (value == "" and kind == "prefix"):
+        return "-m found"
     if value == "" and kind == "exact":
         return "-m len 0"
-    if value == "" and kind == "prefix":
-        return "-m found"
     return f"-m {_METHOD[kind]} -- {quote(value)}"
 
 
@@ -59,14 +63,24 @@ def alternatives(matches: Sequence[Match] | None, scope: str) -> tuple[list[str]
     groups: list[list[str]] = []
     for number, match in enumerate(matches):
         names = []
-        for index, (fetch, string_match) in enumerate(_fetches(match)):
+        for index, (fetch, string_match, how) in enumerate(_fetches(match)):
             name = acl_name(scope, f"m{number}", str(index))
             value = string_match.value
             if string_match.kind == "regex":
                 # Envoy's safe_regex matches the whole value; HAProxy's `-m reg` searches in it.
                 value = f"^(?:{value})$"
-            declarations.append(f"acl {name} {fetch} {_pattern(string_match.kind, value)}")
-            names.append(name)
+            flag = "-i " if how == "-i" else ""
+            declarations.append(f"acl {name} {fetch} {flag}{_pattern(string_match.kind, value)}")
+            if how != "not":
+                names.append(name)
+                continue
+            names.append(f"!{name}")
+            if string_match.kind != "present" and string_match.matches_empty():
+                # Istio has Envoy read a missing header as empty here, and the condition matches
+                # an empty value, so only a header that is there can fail it.
+                found = acl_name(scope, f"m{number}", f"{index}f")
+                declarations.append(f"acl {found} {fetch} -m found")
+                names.append(found)
         groups.append(names)
     return declarations, groups
 

@@ -93,7 +93,7 @@ class Context:
 
     def uses_lua(self) -> bool:
         routes = any(
-            route.mirror is not None or (route.fault is not None and route.fault.delay is not None)
+            bool(route.copies) or (route.fault is not None and route.fault.delay is not None)
             for service in self.mesh.services.values()
             for route in service.routes
         )

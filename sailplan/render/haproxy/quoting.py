@@ -31,10 +31,16 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
+def format_text(text: str) -> str:
+    """Spec text as a literal part of a log-format string that also holds `%[...]` samples:
+    each `%` doubled. The whole string still goes through `quote`."""
+    return text.replace("%", "%%")
+
+
 def literal_format(text: str) -> str:
     """A log-format argument (`set-header`'s value) that HAProxy sends as the text itself: `%`
     starts a sample expression there (`%[src]`), so each is doubled, then the word is quoted."""
-    return quote(text.replace("%", "%%"))
+    return quote(format_text(text))
 
 
 def bare(word: str) -> str:

@@ -54,7 +54,9 @@ def rewrite_lines(route: Route, on_route: str) -> list[str]:
             if match.path.kind == "exact":
                 lines.append(f"http-request set-path {literal_format(rewrite.uri)} if {condition}")
             else:
-                pattern = f"^{pcre_literal(match.path.value)}(.*)"
+                # Envoy replaces the prefix as the request wrote it, in any case it matched.
+                anycase = "(?i)" if match.ignore_uri_case else ""
+                pattern = f"{anycase}^{pcre_literal(match.path.value)}(.*)"
                 lines.append(
                     f"http-request replace-path {quote(pattern)} "
                     f"{literal_format(rewrite.uri + chr(92) + '1')} if {condition}"

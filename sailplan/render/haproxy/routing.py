@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from sailplan.model import Route
 
+from .answers import answer_lines
 from .backends import (
     backend_choice,
     backends,
@@ -69,19 +70,21 @@ def service_routing(
             lines += alternative_lines(prefix, groups)
         lines += rule_per_alternative(rule, prefix, groups)
         on_route = f"{{ var(txn.route) -m str {label} }}"
-        if route.fault is not None and route.fault.abort is not None:
+        if route.answer is not None or (route.fault is not None and route.fault.abort is not None):
             # The proxy's own answer never reaches a backend, which names the route otherwise.
             lines += backend_lines(route_label(service, index), None, on_route)
         lines += _faults(route, on_route)
+        lines += answer_lines(route, on_route)
         lines += request_header_lines(route, on_route)
         lines += response_header_lines(route, on_route)
         lines += rewrite_lines(route, on_route)
-        if route.mirror is not None:
-            socket = mirror_socket(ctx, tag, service_name, route.mirror.to)
+        for mirror in route.copies:
+            # Each mirror draws on its own, as each of Envoy's request_mirror_policies does.
+            socket = mirror_socket(ctx, tag, service_name, mirror.to)
             if socket is not None:
                 lines.append(
                     f"http-request lua.sailplan_mirror {quote(socket)}"
-                    + when([on_route, percent_condition(route.mirror.percent)])
+                    + when([on_route, percent_condition(mirror.percent)])
                 )
     return lines
 
@@ -147,7 +150,7 @@ def routing_rules(
     share one frontend, so each rule checks its service and the draw waits for a service."""
     services = [ctx.mesh.services[name] for name in service_names]
     lines = []
-    if any(route.mirror for service in services for route in service.routes):
+    if any(route.copies for service in services for route in service.routes):
         lines.append("option http-buffer-request")
     if any(len(route.weights) > 1 for service in services for route in service.routes):
         condition = " if { var(txn.svc) -m found }" if guarded else ""
@@ -194,7 +197,7 @@ def _mirror_listeners(ctx: Context, out: Writer, service_name: str, tag: str) ->
     to it (method, headers and body as they came), and it spreads the copies over every pod of
     the version in turn, as Envoy's shadow cluster does."""
     service = ctx.mesh.services[service_name]
-    for version in sorted({r.mirror.to for r in service.routes if r.mirror is not None}):
+    for version in sorted({m.to for r in service.routes for m in r.copies}):
         socket = mirror_socket(ctx, tag, service_name, version)
         if socket is None:
             continue
