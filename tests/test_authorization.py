@@ -88,3 +88,14 @@ def test_a_caller_sidecar_that_is_not_allowed_gets_403_through_its_outbound(tmp_
         assert request(allowed.ports.outbound, "/api/x", host="service1").status == 200
         reply = request(refused.ports.outbound, "/api/x", host="service1")
         assert (reply.status, reply.body) == (403, RBAC_BODY)
+
+
+def test_identities_longer_than_127_bytes_are_read_from_the_certificate() -> None:
+    # DER writes a length of 128 or more in two bytes (0x81 n): mesh.lua must read that form too.
+    domain = f"{'x' * 63}.{'y' * 63}"
+    spec = mesh("strict", [{"from": ["service2"]}], trustDomain=domain)
+    with backends("app") as apps, sidecars(spec) as running:
+        assert len(running.identity("service2")) > 127
+        port = running.sidecar("service1", apps["app"]).ports.inbound
+        assert _as(running, "service2", port, "/").status == 200
+        assert _denied(_as(running, "service3", port, "/"))
