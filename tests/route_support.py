@@ -23,6 +23,8 @@ def spec(routes: list[dict[str, Any]]) -> dict[str, Any]:
         "apiVersion": "sailplan/v1",
         "kind": "Mesh",
         "name": "routes",
+        # Plaintext: the tests' pods are bare HTTP servers, not sidecars holding mesh certificates.
+        "mtls": "disable",
         "services": {
             "service1": {
                 "port": 8088,

@@ -52,6 +52,8 @@ def _mesh(
 ) -> sailplan.Mesh:
     spec: dict[str, Any] = {
         "apiVersion": "sailplan/v1",
+        # Plaintext: the pods here are bare HTTP servers, not sidecars holding mesh certificates.
+        "mtls": "disable",
         "kind": "Mesh",
         "name": "test",
         "services": {

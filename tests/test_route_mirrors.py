@@ -20,6 +20,8 @@ R0 = "services.service1.routes[0]"
 def _mesh(routes: list[dict[str, Any]]) -> sailplan.Mesh:
     spec = {
         "apiVersion": "sailplan/v1",
+        # Plaintext: the pods here are bare HTTP servers, not sidecars holding mesh certificates.
+        "mtls": "disable",
         "kind": "Mesh",
         "name": "mirrors",
         "services": {
