@@ -49,7 +49,8 @@ RBAC_DENIED_BODY = "RBAC: access denied"
 TRUST_DOMAIN = "cluster.local"
 # The ingress gateway's pods run as the ServiceAccount the istio gateway chart creates, named
 # after its release: sailplan installs the chart as `istio-ingressgateway` in `istio-ingress`.
-GATEWAY_PRINCIPAL = f"{TRUST_DOMAIN}/ns/istio-ingress/sa/istio-ingressgateway"
+GATEWAY_ACCOUNT = "ns/istio-ingress/sa/istio-ingressgateway"
+GATEWAY_PRINCIPAL = f"{TRUST_DOMAIN}/{GATEWAY_ACCOUNT}"
 
 # Istio's mesh-wide default retry policy, applied to every HTTP route whose VirtualService sets no
 # `retries` (MeshConfig.defaultHttpRetryPolicy; the route config istiod generates shows
@@ -132,7 +133,11 @@ class Outcome:
 class Cluster:
     """The rendered objects, indexed the way Envoy's configuration is built from them."""
 
-    def __init__(self, manifests: Iterable[Mapping[str, Any]]) -> None:
+    def __init__(
+        self, manifests: Iterable[Mapping[str, Any]], trust_domain: str = TRUST_DOMAIN
+    ) -> None:
+        # MeshConfig.trustDomain of the control plane: the first part of every principal.
+        self.trust_domain = trust_domain
         self.virtual_services: list[Mapping[str, Any]] = []
         self.destination_rules: dict[str, Mapping[str, Any]] = {}
         self.services: dict[tuple[str, str], Mapping[str, Any]] = {}
@@ -142,7 +147,8 @@ class Cluster:
         self.peer_authentications: list[Mapping[str, Any]] = []
         # `<service>/<version>` -> (namespace, pod labels), filled as endpoints are looked up.
         self.pods: dict[str, tuple[str, Mapping[str, str]]] = {}
-        for manifest in manifests:
+        self.manifests = list(manifests)
+        for manifest in self.manifests:
             kind = manifest["kind"]
             meta = manifest["metadata"]
             if kind == "VirtualService":
@@ -206,7 +212,7 @@ class Cluster:
             if deployment["metadata"]["namespace"] == namespace and labels.get("app") == service:
                 pod_spec = deployment["spec"]["template"].get("spec", {})
                 account = pod_spec.get("serviceAccountName", "default")
-                return f"{TRUST_DOMAIN}/ns/{namespace}/sa/{account}"
+                return f"{self.trust_domain}/ns/{namespace}/sa/{account}"
         raise ValueError(f"no Deployment runs {service!r} in {namespace!r}")
 
     def subset_labels(self, fqdn: str, subset: str) -> Mapping[str, str]:
@@ -876,7 +882,7 @@ def evaluate_gateway(
     there ("The names of gateways and sidecars that should apply these routes"). The gateway
     calls the pods with its own mTLS identity, whoever sent the request to it."""
     upstreams = upstreams or Upstreams()
-    request = replace(request, principal=GATEWAY_PRINCIPAL)
+    request = replace(request, principal=f"{cluster.trust_domain}/{GATEWAY_ACCOUNT}")
     for gateway in sorted(cluster.gateways):
         vs = cluster.gateway_virtual_service(gateway, request.host or "any.example")
         if vs is None:

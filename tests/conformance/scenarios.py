@@ -42,7 +42,7 @@ class Send:
     def __post_init__(self) -> None:
         if self.caller == INGRESS:
             object.__setattr__(self, "via", "ingress")
-        assert self.via == "mesh" or self.caller in (None, INGRESS), "ingress sends come from it"
+        assert self.via == "mesh" or self.caller in (None, INGRESS), "via ingress: no caller"
 
     @property
     def sender(self) -> str:

@@ -207,7 +207,7 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
         _run_gateway_api(scenario, mesh)
         return
     if plane == "istio":
-        cluster = Cluster(render_manifests(mesh, "istio"))
+        cluster = Cluster(render_manifests(mesh, "istio"), mesh.trust_domain)
         upstreams = Upstreams(refusing=dict(scenario.refusing))
         for send, expect in scenario.steps:
             if isinstance(send, Burst):

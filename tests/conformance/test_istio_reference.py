@@ -556,6 +556,11 @@ def test_principals_come_from_the_deployments_service_account() -> None:
     assert cluster.principal("reviews", "shop") == "cluster.local/ns/shop/sa/default"
     with pytest.raises(ValueError, match="no Deployment"):
         cluster.principal("web", "other")
+    # The control plane's trust domain starts every principal, the gateway's too.
+    gateway_only = {"rules": [{"from": [{"source": {"principals": [GATEWAY_PRINCIPAL]}}]}]}
+    elsewhere = Cluster(_authz(gateway_only).manifests, "prod.example.com")
+    assert elsewhere.principal("web", "shop") == "prod.example.com/ns/shop/sa/web"
+    assert evaluate_gateway(elsewhere, Request(host="shop.example.com")).shares() == {DENIED: 1.0}
 
 
 def test_a_plaintext_client_reaches_the_pods_without_routes_or_identity() -> None:
