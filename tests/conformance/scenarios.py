@@ -694,12 +694,16 @@ SCENARIOS = [
         ),
         [
             (Send("/api/users", caller="service2"), Expect({V1: 1.0})),
+            # The prefix is `/api/`: the bare `/api` is not under it.
+            (Send("/api", caller="service2"), Expect({DENIED: 1.0})),
             (Send("/api/users", method="POST", caller="service2"), Expect({DENIED: 1.0})),
             (Send("/public", caller="service2"), Expect({DENIED: 1.0})),
             (Send("/api/users", caller="service3"), Expect({DENIED: 1.0})),
             (Send("/api/users"), Expect({DENIED: 1.0})),
             (Send("/api/users", caller="ingress"), Expect({DENIED: 1.0})),
             (Send("/public", caller="ingress"), Expect({V1: 1.0})),
+            # Paths are compared without the query string.
+            (Send("/public?page=2", caller="ingress"), Expect({V1: 1.0})),
             (Send("/public/more", caller="ingress"), Expect({DENIED: 1.0})),
         ],
     ),
