@@ -71,6 +71,18 @@ REFUSED: dict[str, tuple[str, str]] = {
         "services.service1.routes[0].mirrors",
         "several mirrors are not rendered for this plane yet",
     ),
+    "allow-by-caller-method-and-path": (
+        "services.service1.allow",
+        "no authorization: which callers a service admits is each mesh's own API",
+    ),
+    "default-deny-lets-in-only-what-allow-says": (
+        "mtls",
+        "no mutual TLS between services and no authorization: each mesh's own API",
+    ),
+    "permissive-plaintext-caller-has-no-identity": (
+        "services.service1.allow",
+        "no authorization: which callers a service admits is each mesh's own API",
+    ),
 }
 
 # scenario -> why the plane answers differently (what the Gateway API leaves to implementations)

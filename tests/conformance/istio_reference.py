@@ -11,14 +11,18 @@ answers after that long; `/flaky/<n>` answers 503 to the first n requests it see
 Outlier detection is modelled for consecutive errors of versions with one pod (the evaluator
 tells pods apart by version only), without time: an ejected pod stays out for the rest of the
 scenario (scenarios use an ejection time far longer than they run).
-Out of scope (no scenario relies on them yet): consistent-hash load balancing, TLS.
+Authorization: `security.istio.io/v1` AuthorizationPolicies with action ALLOW, enforced by the
+called pod's sidecar on the caller's mTLS principal, method and path (see `authorized`); a
+plaintext caller (no sidecar) reaches the pods directly (`evaluate_direct`).
+Out of scope (no scenario relies on them yet): consistent-hash load balancing, TLS between
+gateway and app, DENY/CUSTOM/AUDIT policies, `when` conditions.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -37,6 +41,16 @@ OVERFLOW_BODY = "upstream connect error or disconnect/reset before headers. rese
 CONNECT_FAILURE_BODY = (
     "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 )
+
+# Envoy's RBAC filter answers a request no policy lets in with 403 and this body.
+RBAC_DENIED_BODY = "RBAC: access denied"
+# Istio's default trust domain (MeshConfig.trustDomain): principals are
+# `<trust domain>/ns/<namespace>/sa/<service account>`.
+TRUST_DOMAIN = "cluster.local"
+# The ingress gateway's pods run as the ServiceAccount the istio gateway chart creates, named
+# after its release: sailplan installs the chart as `istio-ingressgateway` in `istio-ingress`.
+GATEWAY_ACCOUNT = "ns/istio-ingress/sa/istio-ingressgateway"
+GATEWAY_PRINCIPAL = f"{TRUST_DOMAIN}/{GATEWAY_ACCOUNT}"
 
 # Istio's mesh-wide default retry policy, applied to every HTTP route whose VirtualService sets no
 # `retries` (MeshConfig.defaultHttpRetryPolicy; the route config istiod generates shows
@@ -68,6 +82,8 @@ class Request:
     headers: Mapping[str, str] = field(default_factory=dict)
     host: str = ""  # the Host/:authority header; for mesh requests the service name by default
     body: str = ""
+    # The caller's mTLS principal as the called sidecar sees it; None for a plaintext caller.
+    principal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,13 +133,22 @@ class Outcome:
 class Cluster:
     """The rendered objects, indexed the way Envoy's configuration is built from them."""
 
-    def __init__(self, manifests: Iterable[Mapping[str, Any]]) -> None:
+    def __init__(
+        self, manifests: Iterable[Mapping[str, Any]], trust_domain: str = TRUST_DOMAIN
+    ) -> None:
+        # MeshConfig.trustDomain of the control plane: the first part of every principal.
+        self.trust_domain = trust_domain
         self.virtual_services: list[Mapping[str, Any]] = []
         self.destination_rules: dict[str, Mapping[str, Any]] = {}
         self.services: dict[tuple[str, str], Mapping[str, Any]] = {}
         self.deployments: list[Mapping[str, Any]] = []
         self.gateways: dict[str, Mapping[str, Any]] = {}
-        for manifest in manifests:
+        self.authorization_policies: list[Mapping[str, Any]] = []
+        self.peer_authentications: list[Mapping[str, Any]] = []
+        # `<service>/<version>` -> (namespace, pod labels), filled as endpoints are looked up.
+        self.pods: dict[str, tuple[str, Mapping[str, str]]] = {}
+        self.manifests = list(manifests)
+        for manifest in self.manifests:
             kind = manifest["kind"]
             meta = manifest["metadata"]
             if kind == "VirtualService":
@@ -136,6 +161,10 @@ class Cluster:
                 self.deployments.append(manifest)
             elif kind == "Gateway":
                 self.gateways[f"{meta['namespace']}/{meta['name']}"] = manifest
+            elif kind == "AuthorizationPolicy":
+                self.authorization_policies.append(manifest)
+            elif kind == "PeerAuthentication":
+                self.peer_authentications.append(manifest)
 
     # -- hosts -----------------------------------------------------------------------------
 
@@ -172,7 +201,19 @@ class Cluster:
             if all(pod_labels.get(k) == v for k, v in selector.items()):
                 version = pod_labels.get("version", "")
                 pods += [f"{name}/{version}"] * int(deployment["spec"].get("replicas", 1))
+                self.pods[f"{name}/{version}"] = (namespace, pod_labels)
         return pods
+
+    def principal(self, service: str, namespace: str) -> str:
+        """The principal of `service`'s pods: the ServiceAccount their Deployment runs as
+        (Kubernetes' `default` when none is named), in Istio's principal form."""
+        for deployment in self.deployments:
+            labels = deployment["spec"]["template"]["metadata"]["labels"]
+            if deployment["metadata"]["namespace"] == namespace and labels.get("app") == service:
+                pod_spec = deployment["spec"]["template"].get("spec", {})
+                account = pod_spec.get("serviceAccountName", "default")
+                return f"{self.trust_domain}/ns/{namespace}/sa/{account}"
+        raise ValueError(f"no Deployment runs {service!r} in {namespace!r}")
 
     def subset_labels(self, fqdn: str, subset: str) -> Mapping[str, str]:
         rule = self.destination_rules[fqdn]
@@ -204,6 +245,91 @@ class Cluster:
             ):
                 return vs
         return None
+
+
+# -- authorization (Istio AuthorizationPolicy, enforced by the called pod's sidecar) ---------
+
+
+def _value_matches(pattern: str, value: str) -> bool:
+    """Istio's string fields of a rule: exact, `prefix*`, `*suffix`, or `*` for any non-empty
+    value (AuthorizationPolicy reference, "Rule": "prefix match, suffix match and presence
+    match")."""
+    if pattern == "*":
+        return value != ""
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    return value == pattern
+
+
+_SOURCE_FIELDS = {"principals"}
+_OPERATION_FIELDS = {"methods", "paths"}
+
+
+def _source_matches(source: Mapping[str, Any], request: Request) -> bool:
+    unknown = set(source) - _SOURCE_FIELDS
+    if unknown:
+        raise NotImplementedError(f"source fields not modelled: {sorted(unknown)}")
+    if "principals" in source:
+        # Principals come from the peer certificate: a plaintext caller has none and matches
+        # no principal ("This field requires mTLS enabled").
+        principal = request.principal
+        if principal is None or not any(_value_matches(p, principal) for p in source["principals"]):
+            return False
+    return True
+
+
+def _operation_matches(operation: Mapping[str, Any], request: Request) -> bool:
+    unknown = set(operation) - _OPERATION_FIELDS
+    if unknown:
+        raise NotImplementedError(f"operation fields not modelled: {sorted(unknown)}")
+    if "methods" in operation and request.method not in operation["methods"]:
+        return False
+    # Envoy's RBAC `url_path` matcher: the path without the query string.
+    path = urlsplit(request.path).path
+    return "paths" not in operation or any(_value_matches(p, path) for p in operation["paths"])
+
+
+def authorization_rule_matches(rule: Mapping[str, Any], request: Request) -> bool:
+    """`from`, `to` and `when` must all match; within `from` (or `to`) any entry will do; a
+    rule with none of them matches every request."""
+    if "when" in rule:
+        raise NotImplementedError("when conditions are not modelled")
+    sources = rule.get("from")
+    if sources is not None and not any(_source_matches(s["source"], request) for s in sources):
+        return False
+    operations = rule.get("to")
+    return operations is None or any(
+        _operation_matches(o["operation"], request) for o in operations
+    )
+
+
+def authorized(cluster: Cluster, pod: str, request: Request) -> bool:
+    """Whether the sidecar of `pod` lets the request in. The ALLOW policies of the pod's
+    namespace that select it (`selector.matchLabels` within the pod's labels; no selector:
+    every workload of the namespace) decide: "If there are no ALLOW policies for the workload,
+    allow the request. If any of the ALLOW policies match the request, allow the request. Deny
+    the request." A policy without rules matches nothing (the `allow-nothing` example)."""
+    namespace, labels = cluster.pods[pod]
+    selecting = []
+    for policy in cluster.authorization_policies:
+        if policy["metadata"]["namespace"] != namespace:
+            continue
+        spec = policy.get("spec") or {}
+        selector = spec.get("selector", {}).get("matchLabels", {})
+        if not all(labels.get(k) == v for k, v in selector.items()):
+            continue
+        if spec.get("action", "ALLOW") != "ALLOW" or "provider" in spec:
+            raise NotImplementedError(f"action {spec.get('action')} is not modelled")
+        selecting.append(spec)
+    if not selecting:
+        return True
+    return any(
+        authorization_rule_matches(rule, request)
+        for spec in selecting
+        for rule in spec.get("rules", [])
+    )
 
 
 # -- matching (Istio HTTPMatchRequest) --------------------------------------------------------
@@ -373,6 +499,7 @@ def _should_retry(
 
 
 def _attempts(
+    cluster: Cluster,
     rule: Mapping[str, Any],
     pods: list[tuple[str, bool]],
     request: Request,
@@ -401,7 +528,10 @@ def _attempts(
             if attempt < max_attempts and _should_retry(retry_on, None, codes, refused=True):
                 continue
             return 503, CONNECT_FAILURE_BODY, elapsed, attempt
-        status, body, took = upstreams.answer(pod, request.path)
+        if authorized(cluster, pod, request):
+            status, body, took = upstreams.answer(pod, request.path)
+        else:  # the pod's sidecar answers; a 403 is no reason to retry
+            status, body, took = 403, RBAC_DENIED_BODY, 0.0
         if outlier is not None:  # every attempt's answer counts, retried ones included
             upstreams.observe(outlier[0], pod, status, outlier[1])
         budget = min(per_try, total - elapsed)
@@ -451,6 +581,7 @@ def _route(
             for pod in sorted(set(pods)):
                 share = weight / total_weight * pods.count(pod) / len(pods)
                 status, body, elapsed, attempts = _attempts(
+                    cluster,
                     rule,
                     [(pod, False)],
                     request,
@@ -468,7 +599,7 @@ def _route(
             ring += [(pod, replica < dead) for replica in range(pods.count(pod))]
         for start in range(len(ring)):
             order = ring[start:] + ring[:start]
-            status, body, elapsed, attempts = _attempts(rule, order, request, upstreams)
+            status, body, elapsed, attempts = _attempts(cluster, rule, order, request, upstreams)
             branches.append(
                 Branch(
                     weight / total_weight / len(ring),
@@ -748,8 +879,10 @@ def evaluate_gateway(
     cluster: Cluster, request: Request, *, upstreams: Upstreams | None = None
 ) -> Outcome:
     """A request arriving at the ingress gateway: only VirtualServices bound to a Gateway apply
-    there ("The names of gateways and sidecars that should apply these routes")."""
+    there ("The names of gateways and sidecars that should apply these routes"). The gateway
+    calls the pods with its own mTLS identity, whoever sent the request to it."""
     upstreams = upstreams or Upstreams()
+    request = replace(request, principal=f"{cluster.trust_domain}/{GATEWAY_ACCOUNT}")
     for gateway in sorted(cluster.gateways):
         vs = cluster.gateway_virtual_service(gateway, request.host or "any.example")
         if vs is None:
@@ -764,3 +897,29 @@ def evaluate_gateway(
             rewritten_path(found, request),
         )
     return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))
+
+
+def evaluate_direct(
+    cluster: Cluster,
+    request: Request,
+    *,
+    caller_namespace: str,
+    upstreams: Upstreams | None = None,
+) -> Outcome:
+    """A request from a client without a sidecar: plaintext, straight to the Service's pods
+    (kube-proxy spreads connections over every endpoint), so no VirtualService and no retry
+    applies, and the pods' sidecars see no principal. Under a STRICT PeerAuthentication the
+    connection itself is refused, which no scenario asks about."""
+    assert request.principal is None, "a client without a sidecar has no principal"
+    for peer in cluster.peer_authentications:
+        mode = peer["spec"].get("mtls", {}).get("mode", "PERMISSIVE")
+        if mode == "STRICT":
+            raise NotImplementedError("a plaintext client of a STRICT workload is not modelled")
+    upstreams = upstreams or Upstreams()
+    fqdn = cluster.fqdn(request.host, caller_namespace)
+    if fqdn is None:
+        raise ValueError(f"{request.host!r} is not a service of the mesh")
+    rule = {"route": [{"destination": {"host": fqdn}}], "retries": {"attempts": 0}}
+    return Outcome(
+        tuple(_apply_rule(cluster, rule, request, upstreams)), (), _forwarded(rule, request)
+    )

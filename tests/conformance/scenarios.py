@@ -15,6 +15,13 @@ from typing import Any, Literal
 
 Via = Literal["mesh", "ingress"]
 
+# The caller of a mesh request with no `caller`: the `caller` service of `mesh()`.
+DEFAULT_CALLER = "caller"
+# A caller without a sidecar or certificate: it connects in plaintext straight to the pods of the
+# Service (as kube-proxy spreads them), so no mesh routing applies and it carries no identity.
+PLAINTEXT = "plaintext"
+INGRESS = "ingress"
+
 
 @dataclass(frozen=True)
 class Send:
@@ -27,6 +34,20 @@ class Send:
     # Sends of one step in flight at once on the builtin plane; 1 keeps round robin's order.
     concurrency: int = 16
     body: str = ""
+    # Who sends it: a service of the mesh (through its sidecar, with its mTLS identity),
+    # `ingress` (through the ingress gateway: `via` becomes "ingress") or PLAINTEXT. None: the
+    # default caller for a mesh request, an outside client of the gateway for an ingress one.
+    caller: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.caller == INGRESS:
+            object.__setattr__(self, "via", "ingress")
+        assert self.via == "mesh" or self.caller in (None, INGRESS), "via ingress: no caller"
+
+    @property
+    def sender(self) -> str:
+        """The caller of a mesh request: the named one, else the default."""
+        return self.caller or DEFAULT_CALLER
 
 
 @dataclass(frozen=True)
@@ -123,6 +144,32 @@ def _with_v3(spec: dict[str, Any]) -> dict[str, Any]:
     """The mesh with a third version of service1, one pod."""
     spec["services"]["service1"]["versions"]["v3"] = {"image": "example/v3", "replicas": 1}
     return spec
+
+
+# Envoy's RBAC filter's answer to a request no ALLOW policy lets in.
+DENIED = "403 RBAC: access denied"
+
+
+def _secured(
+    spec: dict[str, Any],
+    *,
+    allow: list[dict[str, Any]],
+    mtls: str | None = None,
+    default: str | None = None,
+) -> dict[str, Any]:
+    """The mesh with `allow` on service1, and `mtls` and `authorization.default` when given."""
+    spec["services"]["service1"]["allow"] = copy.deepcopy(allow)
+    if mtls is not None:
+        spec["mtls"] = mtls
+    if default is not None:
+        spec["authorization"] = {"default": default}
+    return spec
+
+
+def _with_service3(spec: dict[str, Any], *, allow: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mesh with a third service to call from, and `allow` on service1."""
+    spec["services"]["service3"] = {"port": 8881, "versions": {"v1": {"image": "example/other"}}}
+    return _secured(spec, allow=allow)
 
 
 SCENARIOS = [
@@ -629,6 +676,64 @@ SCENARIOS = [
                 Send("/orders?id=3", method="PUT", body='{"n": 1}', count=4, concurrency=1),
                 Expect({V1: 1.0}, mirrored=V2, also_mirrored=("service1/v3",)),
             )
+        ],
+    ),
+    # -- authorization (`allow`, `authorization.default`): the caller's identity decides ----------
+    Scenario(
+        "allow-by-caller-method-and-path",
+        _with_service3(
+            mesh(
+                [{"to": "v1"}],
+                service2=True,
+                ingress={"port": 80, "routes": [{"service": "service1"}]},
+            ),
+            allow=[
+                {"from": ["service2"], "methods": ["GET"], "paths": [{"prefix": "/api/"}]},
+                {"from": ["ingress"], "paths": [{"exact": "/public"}]},
+            ],
+        ),
+        [
+            (Send("/api/users", caller="service2"), Expect({V1: 1.0})),
+            # The prefix is `/api/`: the bare `/api` is not under it.
+            (Send("/api", caller="service2"), Expect({DENIED: 1.0})),
+            (Send("/api/users", method="POST", caller="service2"), Expect({DENIED: 1.0})),
+            (Send("/public", caller="service2"), Expect({DENIED: 1.0})),
+            (Send("/api/users", caller="service3"), Expect({DENIED: 1.0})),
+            (Send("/api/users"), Expect({DENIED: 1.0})),
+            (Send("/api/users", caller="ingress"), Expect({DENIED: 1.0})),
+            (Send("/public", caller="ingress"), Expect({V1: 1.0})),
+            # Paths are compared without the query string.
+            (Send("/public?page=2", caller="ingress"), Expect({V1: 1.0})),
+            (Send("/public/more", caller="ingress"), Expect({DENIED: 1.0})),
+        ],
+    ),
+    Scenario(
+        "default-deny-lets-in-only-what-allow-says",
+        _secured(
+            mesh([{"to": "v1"}], service2=True),
+            mtls="strict",
+            allow=[{"from": ["caller"]}],
+            default="deny",
+        ),
+        [
+            (Send("/any", method="DELETE"), Expect({V1: 1.0})),
+            (Send("/", caller="service2"), Expect({DENIED: 1.0})),
+            (Send("/", host="service2"), Expect({DENIED: 1.0})),
+        ],
+    ),
+    Scenario(
+        # Permissive takes plaintext on the same port, but a plaintext caller has no identity:
+        # only a rule without `from` lets it in.
+        "permissive-plaintext-caller-has-no-identity",
+        _secured(
+            mesh([{"to": "v1"}], replicas={"v2": 0}),
+            mtls="permissive",
+            allow=[{"from": ["caller"]}, {"paths": [{"prefix": "/public/"}]}],
+        ),
+        [
+            (Send("/api/users"), Expect({V1: 1.0})),
+            (Send("/api/users", caller=PLAINTEXT), Expect({DENIED: 1.0})),
+            (Send("/public/x", caller=PLAINTEXT), Expect({V1: 1.0})),
         ],
     ),
 ]

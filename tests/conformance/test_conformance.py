@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,21 @@ from .istio_reference import (
     Request,
     Upstreams,
     evaluate_burst,
+    evaluate_direct,
     evaluate_gateway,
     evaluate_mesh,
 )
-from .scenarios import SCENARIOS, Burst, Expect, Scenario, Send, label
+from .scenarios import (
+    DEFAULT_CALLER,
+    INGRESS,
+    PLAINTEXT,
+    SCENARIOS,
+    Burst,
+    Expect,
+    Scenario,
+    Send,
+    label,
+)
 
 PLANES = ("istio", "builtin", "gateway-api")
 
@@ -113,6 +125,8 @@ def _run_gateway_api(scenario: Scenario, mesh: sailplan.Mesh) -> None:
         upstreams = Upstreams(refusing=dict(scenario.refusing))
         for send, expect in scenario.steps:
             assert isinstance(send, Send), "bursts measure connection pools, refused here"
+            # Callers matter to authorization only, which the plane refuses.
+            assert send.caller in (None, DEFAULT_CALLER, INGRESS), "a caller on gateway-api"
             request = Request(send.path, send.method, send.headers, send.host, send.body)
             if send.via == "mesh":
                 outcome = gateway_api.evaluate_mesh(
@@ -193,11 +207,15 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
         _run_gateway_api(scenario, mesh)
         return
     if plane == "istio":
-        cluster = Cluster(render_manifests(mesh, "istio"))
+        cluster = Cluster(render_manifests(mesh, "istio"), mesh.trust_domain)
         upstreams = Upstreams(refusing=dict(scenario.refusing))
         for send, expect in scenario.steps:
             if isinstance(send, Burst):
-                requests = [Request(s.path, s.method, s.headers, s.host) for s in send.sends]
+                principal = cluster.principal(DEFAULT_CALLER, mesh.target_namespace)
+                requests = [
+                    Request(s.path, s.method, s.headers, s.host, principal=principal)
+                    for s in send.sends
+                ]
                 outcome = evaluate_burst(
                     cluster, requests, caller_namespace=mesh.target_namespace, upstreams=upstreams
                 )
@@ -205,9 +223,17 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
                 continue
             request = Request(send.path, send.method, send.headers, send.host, send.body)
             # The evaluator gives the exact distribution: one evaluation stands for `count` sends.
-            if send.via == "mesh":
-                outcome = evaluate_mesh(
+            if send.via == "mesh" and send.sender == PLAINTEXT:
+                outcome = evaluate_direct(
                     cluster, request, caller_namespace=mesh.target_namespace, upstreams=upstreams
+                )
+            elif send.via == "mesh":
+                principal = cluster.principal(send.sender, mesh.target_namespace)
+                outcome = evaluate_mesh(
+                    cluster,
+                    replace(request, principal=principal),
+                    caller_namespace=mesh.target_namespace,
+                    upstreams=upstreams,
                 )
             else:
                 outcome = evaluate_gateway(cluster, request, upstreams=upstreams)
@@ -240,6 +266,7 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
                     method=send.method,
                     headers=send.headers,
                     body=send.body,
+                    caller=send.caller,
                 )
 
             seen = sum(len(pod.requests) for pods in builtin.pods.values() for pod in pods)

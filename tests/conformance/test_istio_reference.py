@@ -8,11 +8,14 @@ from typing import Any
 import pytest
 
 from .istio_reference import (
+    GATEWAY_PRINCIPAL,
     Cluster,
     Request,
     Upstreams,
+    authorization_rule_matches,
     change_headers,
     evaluate_burst,
+    evaluate_direct,
     evaluate_gateway,
     evaluate_mesh,
     redirect_location,
@@ -26,6 +29,7 @@ def _objects(
     *,
     gateway_http: list[dict[str, Any]] | None = None,
     policy: dict[str, Any] | None = None,
+    extra: list[dict[str, Any]] | None = None,
 ) -> Cluster:
     host = "reviews.shop.svc.cluster.local"
     objects: list[dict[str, Any]] = [
@@ -73,7 +77,7 @@ def _objects(
                 "spec": {"hosts": ["*.example.com"], "gateways": ["shop/gw"], "http": gateway_http},
             },
         ]
-    return Cluster(objects)
+    return Cluster([*objects, *(extra or [])])
 
 
 def _to(subset: str | None = None, weight: int | None = None) -> dict[str, Any]:
@@ -412,3 +416,160 @@ def test_presence_negative_and_case_matches(
     match: dict[str, Any], request_: Request, expected: bool
 ) -> None:
     assert rule_matches({"match": [match]}, request_) is expected
+
+
+# -- AuthorizationPolicy ---------------------------------------------------------------------
+
+DENIED = "403 RBAC: access denied"
+WEB = "cluster.local/ns/shop/sa/web"
+
+
+def _authz(*policies: dict[str, Any], mtls: str | None = None) -> Cluster:
+    extra: list[dict[str, Any]] = [
+        {
+            "kind": "AuthorizationPolicy",
+            "metadata": {"name": f"p{index}", "namespace": policy.pop("namespace", "shop")},
+            "spec": policy,
+        }
+        for index, policy in enumerate(policies)
+    ]
+    extra.append(
+        {
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {
+                "template": {
+                    "metadata": {"labels": {"app": "web", "version": "v1"}},
+                    "spec": {"serviceAccountName": "web"},
+                }
+            },
+        }
+    )
+    if mtls is not None:
+        extra.append(
+            {
+                "kind": "PeerAuthentication",
+                "metadata": {"name": "default", "namespace": "shop"},
+                "spec": {"mtls": {"mode": mtls}},
+            }
+        )
+    return _objects([{"route": [_to()]}], gateway_http=[{"route": [_to("a")]}], extra=extra)
+
+
+@pytest.mark.parametrize(
+    ("rule", "request_", "expected"),
+    [
+        ({}, Request(), True),
+        ({"from": [{"source": {"principals": [WEB]}}]}, Request(principal=WEB), True),
+        ({"from": [{"source": {"principals": [WEB]}}]}, Request(principal=f"{WEB}2"), False),
+        # A principal needs mTLS: a plaintext caller matches none, not even `*`.
+        ({"from": [{"source": {"principals": ["*"]}}]}, Request(), False),
+        ({"from": [{"source": {"principals": ["*/sa/web"]}}]}, Request(principal=WEB), True),
+        ({"from": [{"source": {"principals": ["cluster.local/ns/shop/*"]}}]}, Request(), False),
+        ({"to": [{"operation": {"methods": ["GET"]}}]}, Request(method="POST"), False),
+        ({"to": [{"operation": {"paths": ["/api/*"]}}]}, Request("/api/users?x=1"), True),
+        ({"to": [{"operation": {"paths": ["/api/*"]}}]}, Request("/api"), False),
+        # Paths are compared without the query string.
+        ({"to": [{"operation": {"paths": ["/public"]}}]}, Request("/public?x=1"), True),
+        ({"to": [{"operation": {"paths": ["/public"]}}]}, Request("/public/more"), False),
+        ({"to": [{"operation": {"paths": ["*.png"]}}]}, Request("/a/b.png"), True),
+        # from AND to; entries of one list OR.
+        (
+            {
+                "from": [{"source": {"principals": [WEB]}}],
+                "to": [{"operation": {"methods": ["GET"]}}, {"operation": {"paths": ["/x"]}}],
+            },
+            Request("/x", method="POST", principal=WEB),
+            True,
+        ),
+        (
+            {"from": [{"source": {"principals": [WEB]}}], "to": [{"operation": {"paths": ["/x"]}}]},
+            Request("/x"),
+            False,
+        ),
+    ],
+)
+def test_authorization_rule_semantics(
+    rule: dict[str, Any], request_: Request, expected: bool
+) -> None:
+    assert authorization_rule_matches(rule, request_) is expected
+
+
+def test_fields_the_evaluator_does_not_model_are_refused_not_ignored() -> None:
+    with pytest.raises(NotImplementedError, match="notPrincipals"):
+        authorization_rule_matches({"from": [{"source": {"notPrincipals": [WEB]}}]}, Request())
+    with pytest.raises(NotImplementedError, match="when"):
+        authorization_rule_matches({"when": [{"key": "request.auth.claims[iss]"}]}, Request())
+    cluster = _authz({"action": "DENY", "rules": [{}]})
+    with pytest.raises(NotImplementedError, match="DENY"):
+        _mesh(cluster, Request(host="reviews"))
+
+
+def test_no_allow_policy_for_the_workload_lets_everyone_in() -> None:
+    elsewhere = {"namespace": "other", "action": "ALLOW"}
+    other_app = {"selector": {"matchLabels": {"app": "ratings"}}}
+    cluster = _authz(elsewhere, other_app)
+    assert _mesh(cluster, Request(host="reviews")) == {"reviews/v1": 0.25, "reviews/v2": 0.75}
+
+
+def test_an_allow_policy_without_rules_lets_nothing_in() -> None:
+    # The `allow-nothing` example: no selector, so every workload of the namespace.
+    assert _mesh(_authz({"action": "ALLOW"}), Request(host="reviews")) == {DENIED: 1.0}
+    assert _mesh(_authz({}), Request(host="reviews")) == {DENIED: 1.0}
+
+
+def test_any_selecting_allow_policy_may_let_the_request_in() -> None:
+    only_v1 = {
+        "selector": {"matchLabels": {"app": "reviews", "version": "v1"}},
+        "rules": [{"from": [{"source": {"principals": [WEB]}}]}],
+    }
+    cluster = _authz({"action": "ALLOW"}, only_v1)
+    shares = evaluate_mesh(
+        cluster, Request(host="reviews", principal=WEB), caller_namespace="shop"
+    ).shares()
+    assert shares == {"reviews/v1": 0.25, DENIED: 0.75}
+
+
+def test_a_denied_request_is_answered_by_the_pods_sidecar_and_not_retried() -> None:
+    cluster = _objects(
+        [{"route": [_to("a")], "retries": {"attempts": 3, "retryOn": "5xx"}}],
+        extra=[{"kind": "AuthorizationPolicy", "metadata": {"namespace": "shop"}, "spec": {}}],
+    )
+    outcome = evaluate_mesh(cluster, Request(host="reviews"), caller_namespace="shop")
+    assert [(b.status, b.body, b.attempts, b.upstream) for b in outcome.branches] == [
+        (403, "RBAC: access denied", 1, False)
+    ]
+
+
+def test_the_gateway_calls_with_its_own_principal() -> None:
+    gateway_only = {"rules": [{"from": [{"source": {"principals": [GATEWAY_PRINCIPAL]}}]}]}
+    cluster = _authz(gateway_only)
+    assert evaluate_gateway(cluster, Request(host="shop.example.com")).shares() == {
+        "reviews/v1": 1.0
+    }
+    assert _mesh(cluster, Request(host="reviews")) == {DENIED: 1.0}
+
+
+def test_principals_come_from_the_deployments_service_account() -> None:
+    cluster = _authz()
+    assert cluster.principal("web", "shop") == WEB
+    assert cluster.principal("reviews", "shop") == "cluster.local/ns/shop/sa/default"
+    with pytest.raises(ValueError, match="no Deployment"):
+        cluster.principal("web", "other")
+    # The control plane's trust domain starts every principal, the gateway's too.
+    gateway_only = {"rules": [{"from": [{"source": {"principals": [GATEWAY_PRINCIPAL]}}]}]}
+    elsewhere = Cluster(_authz(gateway_only).manifests, "prod.example.com")
+    assert elsewhere.principal("web", "shop") == "prod.example.com/ns/shop/sa/web"
+    assert evaluate_gateway(elsewhere, Request(host="shop.example.com")).shares() == {DENIED: 1.0}
+
+
+def test_a_plaintext_client_reaches_the_pods_without_routes_or_identity() -> None:
+    public = {"rules": [{"to": [{"operation": {"paths": ["/public/*"]}}]}]}
+    cluster = _authz(public, mtls="PERMISSIVE")
+    direct = evaluate_direct(cluster, Request("/public/a", host="reviews"), caller_namespace="shop")
+    # Every pod of the Service, whatever the VirtualService (which sends all to v1) says.
+    assert direct.shares() == {"reviews/v1": 0.25, "reviews/v2": 0.75}
+    denied = evaluate_direct(cluster, Request("/api", host="reviews"), caller_namespace="shop")
+    assert denied.shares() == {DENIED: 1.0}
+    with pytest.raises(NotImplementedError, match="STRICT"):
+        evaluate_direct(_authz(mtls="STRICT"), Request(host="reviews"), caller_namespace="shop")

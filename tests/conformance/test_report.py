@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import REPO
 
 from .gateway_api_plane import DIVERGES, REFUSED
-from .scenarios import SCENARIOS, Burst, Expect, Scenario, Send
+from .scenarios import PLAINTEXT, SCENARIOS, Burst, Expect, Scenario, Send
 
 REPORT = REPO / "docs" / "conformance.md"
 
@@ -20,13 +20,20 @@ Generated from `tests/conformance/scenarios.py` by `pytest tests/conformance --u
 
 Every scenario runs on every data plane and must give the same answers: on **builtin** for real
 (the sidecar and gateway compiled from the spec, on haproxy, in front of one backend per pod), on
-**istio** through a reference evaluator of the rendered VirtualServices, DestinationRules and
-Gateway, written from Istio's and Envoy's documentation, and on **gateway-api** through an
-evaluator of the rendered HTTPRoutes and Gateway written from the Gateway API specification, run
-once per choice the specification leaves to implementations (where a regex path ranks, whether a
-regex matches the whole value); a scenario the Gateway API's standard channel cannot express is
-*refused* by `check` on that plane, with the reason given. `tests/conformance/test_random_meshes.py`
-adds random small meshes whose answers the istio evaluator decides and haproxy must match.
+**istio** through a reference evaluator of the rendered VirtualServices, DestinationRules,
+Gateway and AuthorizationPolicies, written from Istio's and Envoy's documentation, and on
+**gateway-api** through an evaluator of the rendered HTTPRoutes and Gateway written from the
+Gateway API specification, run once per choice the specification leaves to implementations (where
+a regex path ranks, whether a regex matches the whole value); a scenario the Gateway API's
+standard channel cannot express is *refused* by `check` on that plane, with the reason given.
+`tests/conformance/test_random_meshes.py` adds random small meshes whose answers the istio
+evaluator decides and haproxy must match.
+
+Mesh requests come from the `caller` service unless the step names another caller. In a
+scenario with authorization (`allow`, `authorization.default`) every pod on builtin runs behind
+its own sidecar with a certificate for its workload's identity, made for the run, so a request
+crosses the caller's sidecar, mTLS as `mtls` says, and the called pod's sidecar, which decides on
+the caller's identity; a plaintext client connects straight to the pods.
 
 A plane marked *differs* still answers differently there; the suite expects it to fail on that
 plane (a strict xfail), so closing the difference makes the suite say so.
@@ -40,6 +47,10 @@ def _request(send: Send | Burst) -> str:
     if send.headers:
         parts.append(", ".join(f"{k}: {v}" for k, v in send.headers.items()))
     where = "through the ingress" if send.via == "ingress" else f"to {send.host}"
+    if send.via == "mesh" and send.caller == PLAINTEXT:
+        where += " from a plaintext client without a sidecar"
+    elif send.via == "mesh" and send.caller is not None:
+        where += f" from {send.caller}"
     times = f" x{send.count}" if send.count > 1 else ""
     body = f" with body `{send.body}`" if send.body else ""
     return f"`{' '.join(parts)}`{body} {where}{times}"
