@@ -225,6 +225,9 @@ class Topology:
     path_proxies: dict[str, list[str]] = field(default_factory=dict)
     # Peers that could not run, with the reason printed.
     skipped: dict[str, str] = field(default_factory=dict)
+    # The mTLS callee's inbound port and the certificate directory of its caller, for full
+    # handshakes from outside the sidecars.
+    handshake_target: tuple[int, Path] | None = None
 
 
 def strict_mesh(mesh: Mesh) -> Mesh:
@@ -439,6 +442,10 @@ def topology(mesh: Mesh, peers: Sequence[str] = peer_configs.PEERS) -> Iterator[
                 "bare-two-hops": ["bare-2", "bare-1"],
             },
         )
+        topo.handshake_target = (
+            mtls_ports["callee"].inbound,
+            Path(cert_dir_of(str(runtime / "caller-mtls"))),
+        )
         _peer_paths(stack, topo, runtime, peers, backend_port)
         yield topo
 
@@ -517,6 +524,59 @@ def _fixed_rate(
     return fixed, cpu
 
 
+def s_time_connections(output: str) -> int:
+    """The number of connections `openssl s_time` made, from its summary line."""
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) > 2 and words[1:3] == ["connections", "in"] and words[0].isdigit():
+            return int(words[0])
+    raise RuntimeError(f"openssl s_time printed no connection count: {output.strip()[-300:]}")
+
+
+def full_handshakes(topo: Topology, seconds: float) -> dict[str, float]:
+    """New TLS connections, one after the other, to the mTLS callee's inbound with the caller's
+    certificate (`openssl s_time -new`: no session resumed, the handshake and nothing else), and
+    the callee's CPU across them: what one full mTLS handshake costs the server side."""
+    if topo.handshake_target is None:
+        raise RuntimeError("the topology has no mTLS callee")
+    port, certs = topo.handshake_target
+    callee = next(p for p in topo.proxies if p.name == "callee-mtls")
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("openssl is not installed: install Debian's openssl")
+    command = [
+        openssl,
+        "s_time",
+        "-connect",
+        f"127.0.0.1:{port}",
+        "-new",
+        "-cert",
+        str(certs / "tls.crt"),
+        "-key",
+        str(certs / "tls.key"),
+        "-CAfile",
+        str(certs / "ca.crt"),
+        "-time",
+        str(max(1, round(seconds))),
+    ]
+    before = cpu_seconds(callee.pid)
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30)
+    elapsed = time.monotonic() - started
+    cpu = cpu_seconds(callee.pid) - before
+    if done.returncode != 0:
+        raise RuntimeError(f"openssl s_time failed ({done.returncode}): {done.stderr.strip()}")
+    count = s_time_connections(done.stdout)
+    if not count:
+        raise RuntimeError(f"openssl s_time made no connection: {done.stdout.strip()[-300:]}")
+    return {
+        "handshakes": float(count),
+        "seconds": elapsed,
+        "per_second": count / elapsed,
+        "callee_cpu_ms_per_handshake": cpu * 1000 / count,
+    }
+
+
 def measure(
     mesh: Mesh | None = None,
     settings: LoadSettings = LoadSettings(),
@@ -547,6 +607,7 @@ def measure(
                     closed, closed_cpu = _fixed_rate(topo, path, settings, close=True)
                     run[path] |= {"closed": closed, "closed_vcpu": closed_cpu}
             runs.append(run)
+        handshakes = full_handshakes(topo, settings.fixed_seconds)
         rss = {p.name: peak_rss_kib(p.pid) for p in topo.proxies}
         pss = {p.name: pss_kib(p.pid) for p in topo.proxies}
     return {
@@ -555,6 +616,7 @@ def measure(
         "pss_kib": pss,
         "path_proxies": topo.path_proxies,
         "skipped": topo.skipped,
+        "full_handshakes": handshakes,
         "settings": settings.__dict__,
     }
 

@@ -16,6 +16,7 @@ from bench.dataplane import (
     MESH_FILE,
     haproxy_binary,
     peer_binary,
+    s_time_connections,
     sidecar_configs,
     strict_mesh,
     write_certificates,
@@ -573,6 +574,26 @@ def test_report_says_what_mtls_adds_and_where_istios_figure_comes_from() -> None
     assert "https://istio.io/v1.20/docs/ops/deployment/performance-and-scalability/" in text
     assert "+0.228 ms p90" in text
     assert mtls_summary(None) == "" and mtls_targets(None) == [] and mtls_section(None) == []
+    handshakes = {
+        "handshakes": 1234.0,
+        "seconds": 3.1,
+        "per_second": 398.0,
+        "callee_cpu_ms_per_handshake": 0.61,
+    }
+    lines = mtls_section(comparison, handshakes)
+    assert "  1,234 in 3.1 s, 398/s one after the other with openssl and the" in lines
+    assert "  signature, the verification of the caller's chain): 0.61 ms." in lines
+
+
+def test_s_time_connection_count_is_read_from_its_summary() -> None:
+    output = (
+        "Collecting connection statistics for 2 seconds\n****\n\n"
+        "409 connections in 0.63s; 649.21 connections/user sec, bytes read 0\n"
+        "409 connections in 3 real seconds, 0 bytes read per connection\n"
+    )
+    assert s_time_connections(output) == 409
+    with pytest.raises(RuntimeError, match="openssl s_time printed no connection count: ERROR"):
+        s_time_connections("ERROR\n")
 
 
 def test_the_mtls_pair_gets_strict_configs_and_a_certificate_each(tmp_path: Path) -> None:
