@@ -67,6 +67,7 @@ def chart(
     render: Mapping[str, Mapping[str, Any]],
     outbound: Mapping[str, Mapping[str, float]],
     path: Path,
+    outbound_run: str = "this run",
 ) -> None:
     import matplotlib
 
@@ -151,7 +152,7 @@ def chart(
         sizes,
         [outbound[str(n)]["saturated_rps"] for n in sizes],
         marker="o",
-        label="compiled outbound (this run)",
+        label=f"compiled outbound ({outbound_run})",
     )
     before = sorted(FLAT_RULES_RPS.items())
     routing.plot(
@@ -461,7 +462,9 @@ def write(data: Mapping[str, Any]) -> str:
     render_1000 = builtin_1000.get("render_s")
     istio_1000 = render.get("istio/1000", {}).get("render_s")
     outbound = data["outbound"]
-    chart(figures, render, outbound, HERE / "results.png")
+    carried = data.get("carried_over")
+    outbound_run = "this run" if carried is None else f"run of {carried['date']}"
+    chart(figures, render, outbound, HERE / "results.png", outbound_run)
     mtls = s.mtls_comparison(plane["runs"], plane["peak_rss_kib"])
     line = (
         s.summary_line(figures, sidecar, render_1000)
