@@ -3,7 +3,9 @@
 BENCH_RUNS (default 5) sets the number of data-plane runs, BENCH_SATURATE_S (4) and BENCH_FIXED_S
 (6) the seconds of each saturated and fixed-rate measurement, BENCH_PEERS (`nginx,traefik`; empty
 for none) the peers run next to sailplan; `--report` only rewrites the report from
-bench/results.json. Prints progress, then the summary line.
+bench/results.json; `--dataplane` measures only the data-plane paths and keeps the outbound,
+ReDoS and rendering figures of the last bench/results.json (the report says from which run).
+Prints progress, then the summary line.
 """
 
 from __future__ import annotations
@@ -31,6 +33,25 @@ def _stop(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _keep_the_rest(plane: dict[str, object]) -> dict[str, object]:
+    """This run's data plane with the other parts of the last full run, which the report names."""
+    path = report.HERE / "results.json"
+    try:
+        last = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise RuntimeError(f"--dataplane needs the last full run's {path}: {error}") from None
+    earlier = last.get("carried_over") or {
+        "date": last["machine"]["date"],
+        "commit": last["machine"]["commit"],
+    }
+    return {
+        **{part: last[part] for part in ("outbound", "scale", "redos") if part in last},
+        "machine": report.machine(),
+        "dataplane": plane,
+        "carried_over": earlier,
+    }
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)  # a background job starts with SIGINT ignored
@@ -39,6 +60,10 @@ def main(argv: list[str]) -> int:
         data = json.loads((report.HERE / "results.json").read_text())
         print(report.write(data))
         return 0
+    if argv not in ([], ["--dataplane"]):
+        print("bench: use no argument, --report or --dataplane", file=sys.stderr)
+        return 2
+    only_dataplane = argv == ["--dataplane"]
     started = time.monotonic()
     settings = dataplane.LoadSettings(
         runs=int(os.environ.get("BENCH_RUNS", "5")),
@@ -63,22 +88,28 @@ def main(argv: list[str]) -> int:
         plane = dataplane.measure(settings=settings, peers=peers)
         # Other processes on the machine skew latency: say how busy it was.
         plane["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
-        print("outbound sidecar cost vs mesh size", flush=True)
-        outbound = {str(size): dataplane.outbound_cost(size, settings) for size in OUTBOUND_SIZES}
-        print("ReDoS: hostile vs benign regex routes", flush=True)
-        regexes = redos.measure()
+        if only_dataplane:
+            data = _keep_the_rest(plane)
+        else:
+            print("outbound sidecar cost vs mesh size", flush=True)
+            outbound = {
+                str(size): dataplane.outbound_cost(size, settings) for size in OUTBOUND_SIZES
+            }
+            print("ReDoS: hostile vs benign regex routes", flush=True)
+            regexes = redos.measure()
     except RuntimeError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1
-    print("rendering at scale", flush=True)
-    scaling = scale.run(RENDER_SIZES, SIDECAR_SIZES, PULUMI_SIZES, calls=CALLS)
-    data = {
-        "machine": report.machine(),
-        "dataplane": plane,
-        "outbound": outbound,
-        "scale": scaling,
-        "redos": regexes,
-    }
+    if not only_dataplane:
+        print("rendering at scale", flush=True)
+        scaling = scale.run(RENDER_SIZES, SIDECAR_SIZES, PULUMI_SIZES, calls=CALLS)
+        data = {
+            "machine": report.machine(),
+            "dataplane": plane,
+            "outbound": outbound,
+            "scale": scaling,
+            "redos": regexes,
+        }
     (report.HERE / "results.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     line = report.write(data)
     print(

@@ -22,10 +22,13 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import peer_configs
+from bench import peer_configs, summary
 from sailplan.loader import load_mesh
 from sailplan.model import Mesh
+from sailplan.model.security import service_identity
 from sailplan.render.haproxy import ProxyConfig, ProxyPorts, StaticEndpoints, compile_sidecar
+from sailplan.render.haproxy.security import cert_dir_of
+from sailplan.sandbox.certs import new_authority, write_identity
 from sailplan.sandbox.runner import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -51,6 +54,15 @@ frontend app
 """
 
 SERVICE1_HOST = "service1:8088"
+# The two-sidecar path twice in every run: as bench.mesh.yaml says (`mtls: disable`, plaintext
+# between the sidecars) and with `mtls: strict` (TLS 1.3, both ends verified), so the cost of mTLS
+# is the difference of two measurements taken next to each other.
+MTLS_PATH = summary.MTLS_PATH
+# Measured a second time with `Connection: close`: a new connection per request, wrk -> caller,
+# and (the caller's service backends reuse connections `safe`ly, never for the first request of
+# a client's connection) caller -> callee, so each request pays the connection set-up, which
+# keep-alive amortises away in the other measurements.
+CLOSED_PATHS = ("two-sidecars", MTLS_PATH)
 
 
 def haproxy_binary() -> str:
@@ -213,12 +225,30 @@ class Topology:
     path_proxies: dict[str, list[str]] = field(default_factory=dict)
     # Peers that could not run, with the reason printed.
     skipped: dict[str, str] = field(default_factory=dict)
+    # The mTLS callee's inbound port and the certificate directory of its caller, for full
+    # handshakes from outside the sidecars.
+    handshake_target: tuple[int, Path] | None = None
+
+
+def strict_mesh(mesh: Mesh) -> Mesh:
+    """The same mesh with mTLS required between the sidecars."""
+    return mesh.model_copy(update={"mtls": "strict"})
+
+
+def write_certificates(mesh: Mesh, runtime: Path, suffix: str) -> None:
+    """A mesh CA for the run and a certificate per sidecar, where each sidecar reads it (the
+    sandbox's PKI: sailplan/sandbox/certs.py)."""
+    authority = new_authority("sailplan bench mesh CA")
+    for name, service in (("callee", "service1"), ("caller", "service2")):
+        directory = Path(cert_dir_of(str(runtime / f"{name}{suffix}")))
+        write_identity(directory, authority, service_identity(mesh, service))
 
 
 def sidecar_configs(
-    mesh: Mesh, backend_port: int, runtime: Path
+    mesh: Mesh, backend_port: int, runtime: Path, suffix: str = ""
 ) -> tuple[dict[str, ProxyPorts], dict[str, ProxyConfig]]:
-    """The callee's (service1-v1) and the caller's (service2-v1) sidecars, as the mesh runs them."""
+    """The callee's (service1-v1) and the caller's (service2-v1) sidecars, as the mesh runs them;
+    their directories are `callee<suffix>` and `caller<suffix>` under `runtime`."""
 
     def ports() -> ProxyPorts:
         return ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
@@ -239,7 +269,7 @@ def sidecar_configs(
         ("callee", "service1", callee, backend_port),
         ("caller", "service2", caller, free_port()),
     ):
-        directory = runtime / name
+        directory = runtime / f"{name}{suffix}"
         configs[name] = compile_sidecar(
             mesh,
             service,
@@ -341,6 +371,22 @@ def _peer_paths(
         topo.path_proxies[f"{peer}-two-hops"] = names[::-1]
 
 
+def _start_pair(
+    stack: ExitStack,
+    runtime: Path,
+    ports: Mapping[str, ProxyPorts],
+    configs: Mapping[str, ProxyConfig],
+    suffix: str,
+) -> tuple[Proxy, Proxy]:
+    """Start the callee sidecar, then the caller sidecar; (callee, caller)."""
+    started = []
+    for name, port in (("callee", ports["callee"].inbound), ("caller", ports["caller"].outbound)):
+        full = f"{name}{suffix}"
+        files = dict(configs[name].files)
+        started.append(stack.enter_context(run_haproxy(full, runtime / full, files, port)))
+    return started[0], started[1]
+
+
 @contextmanager
 def topology(mesh: Mesh, peers: Sequence[str] = peer_configs.PEERS) -> Iterator[Topology]:
     """The app; sailplan's callee and caller sidecars; one and two bare HAProxy hops; each
@@ -360,19 +406,11 @@ def topology(mesh: Mesh, peers: Sequence[str] = peer_configs.PEERS) -> Iterator[
             )
         )
         ports, configs = sidecar_configs(mesh, backend_port, runtime)
-        callee = stack.enter_context(
-            run_haproxy(
-                "callee", runtime / "callee", dict(configs["callee"].files), ports["callee"].inbound
-            )
-        )
-        caller = stack.enter_context(
-            run_haproxy(
-                "caller",
-                runtime / "caller",
-                dict(configs["caller"].files),
-                ports["caller"].outbound,
-            )
-        )
+        callee, caller = _start_pair(stack, runtime, ports, configs, "")
+        secure = strict_mesh(mesh)
+        write_certificates(secure, runtime, "-mtls")
+        mtls_ports, mtls_configs = sidecar_configs(secure, backend_port, runtime, "-mtls")
+        mtls_callee, mtls_caller = _start_pair(stack, runtime, mtls_ports, mtls_configs, "-mtls")
         # Bare hops: the callee sidecar's globals and defaults, bind -> one server, no rules.
         sidecar_cfg = configs["callee"].files["haproxy.cfg"]
         bare_ports = {"bare-1": free_port(), "bare-2": free_port()}
@@ -390,17 +428,23 @@ def topology(mesh: Mesh, peers: Sequence[str] = peer_configs.PEERS) -> Iterator[
                 "direct": Target(backend_port, f"127.0.0.1:{backend_port}"),
                 "one-sidecar": Target(ports["callee"].inbound, service_host),
                 "two-sidecars": Target(ports["caller"].outbound, service_host),
+                MTLS_PATH: Target(mtls_ports["caller"].outbound, service_host),
                 "bare-one-hop": Target(bare_ports["bare-1"], service_host),
                 "bare-two-hops": Target(bare_ports["bare-2"], service_host),
             },
-            [backend, callee, caller, *bare],
+            [backend, callee, caller, mtls_callee, mtls_caller, *bare],
             {
                 "direct": [],
                 "one-sidecar": ["callee"],
                 "two-sidecars": ["caller", "callee"],
+                MTLS_PATH: ["caller-mtls", "callee-mtls"],
                 "bare-one-hop": ["bare-1"],
                 "bare-two-hops": ["bare-2", "bare-1"],
             },
+        )
+        topo.handshake_target = (
+            mtls_ports["callee"].inbound,
+            Path(cert_dir_of(str(runtime / "caller-mtls"))),
         )
         _peer_paths(stack, topo, runtime, peers, backend_port)
         yield topo
@@ -420,9 +464,10 @@ def wrk_summary(command: list[str], env: dict[str, str], *, timeout: float) -> d
 
 
 def run_wrk(
-    target: Target, *, seconds: float, connections: int, delay_ms: float = 0
+    target: Target, *, seconds: float, connections: int, delay_ms: float = 0, close: bool = False
 ) -> dict[str, float]:
-    """One wrk run (one thread) against the target; the script's JSON summary."""
+    """One wrk run (one thread) against the target; the script's JSON summary. `close`: every
+    request asks for `Connection: close`, so wrk opens a new connection for each."""
     command = [
         wrk_binary(),
         "-t1",
@@ -434,6 +479,7 @@ def run_wrk(
         str(WRK_SCRIPT),
         "-H",
         f"Host: {target.host}",
+        *(["-H", "Connection: close"] if close else []),
         f"http://127.0.0.1:{target.port}/",
     ]
     env = dict(os.environ, BENCH_DELAY_MS=f"{delay_ms:g}")
@@ -460,6 +506,77 @@ def fixed_rate_delay_ms(settings: LoadSettings) -> float:
     return settings.fixed_connections * 1000 / settings.fixed_rate
 
 
+def _fixed_rate(
+    topo: Topology, path: str, settings: LoadSettings, *, close: bool
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The path at the ~1,000 req/s pace; the vCPU of every proxy across that window."""
+    before = {p.name: cpu_seconds(p.pid) for p in topo.proxies}
+    started = time.monotonic()
+    fixed = run_wrk(
+        topo.targets[path],
+        seconds=settings.fixed_seconds,
+        connections=settings.fixed_connections,
+        delay_ms=fixed_rate_delay_ms(settings),
+        close=close,
+    )
+    elapsed = time.monotonic() - started
+    cpu = {p.name: (cpu_seconds(p.pid) - before[p.name]) / elapsed for p in topo.proxies}
+    return fixed, cpu
+
+
+def s_time_connections(output: str) -> int:
+    """The number of connections `openssl s_time` made, from its summary line."""
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) > 2 and words[1:3] == ["connections", "in"] and words[0].isdigit():
+            return int(words[0])
+    raise RuntimeError(f"openssl s_time printed no connection count: {output.strip()[-300:]}")
+
+
+def full_handshakes(topo: Topology, seconds: float) -> dict[str, float]:
+    """New TLS connections, one after the other, to the mTLS callee's inbound with the caller's
+    certificate (`openssl s_time -new`: no session resumed, the handshake and nothing else), and
+    the callee's CPU across them: what one full mTLS handshake costs the server side."""
+    if topo.handshake_target is None:
+        raise RuntimeError("the topology has no mTLS callee")
+    port, certs = topo.handshake_target
+    callee = next(p for p in topo.proxies if p.name == "callee-mtls")
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("openssl is not installed: install Debian's openssl")
+    command = [
+        openssl,
+        "s_time",
+        "-connect",
+        f"127.0.0.1:{port}",
+        "-new",
+        "-cert",
+        str(certs / "tls.crt"),
+        "-key",
+        str(certs / "tls.key"),
+        "-CAfile",
+        str(certs / "ca.crt"),
+        "-time",
+        str(max(1, round(seconds))),
+    ]
+    before = cpu_seconds(callee.pid)
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30)
+    elapsed = time.monotonic() - started
+    cpu = cpu_seconds(callee.pid) - before
+    if done.returncode != 0:
+        raise RuntimeError(f"openssl s_time failed ({done.returncode}): {done.stderr.strip()}")
+    count = s_time_connections(done.stdout)
+    if not count:
+        raise RuntimeError(f"openssl s_time made no connection: {done.stdout.strip()[-300:]}")
+    return {
+        "handshakes": float(count),
+        "seconds": elapsed,
+        "per_second": count / elapsed,
+        "callee_cpu_ms_per_handshake": cpu * 1000 / count,
+    }
+
+
 def measure(
     mesh: Mesh | None = None,
     settings: LoadSettings = LoadSettings(),
@@ -484,20 +601,13 @@ def measure(
                     seconds=settings.saturate_seconds,
                     connections=settings.saturate_connections,
                 )
-                before = {p.name: cpu_seconds(p.pid) for p in topo.proxies}
-                started = time.monotonic()
-                fixed = run_wrk(
-                    topo.targets[path],
-                    seconds=settings.fixed_seconds,
-                    connections=settings.fixed_connections,
-                    delay_ms=fixed_rate_delay_ms(settings),
-                )
-                elapsed = time.monotonic() - started
-                cpu = {
-                    p.name: (cpu_seconds(p.pid) - before[p.name]) / elapsed for p in topo.proxies
-                }
+                fixed, cpu = _fixed_rate(topo, path, settings, close=False)
                 run[path] = {"saturated": saturated, "fixed": fixed, "vcpu": cpu}
+                if path in CLOSED_PATHS:
+                    closed, closed_cpu = _fixed_rate(topo, path, settings, close=True)
+                    run[path] |= {"closed": closed, "closed_vcpu": closed_cpu}
             runs.append(run)
+        handshakes = full_handshakes(topo, settings.fixed_seconds)
         rss = {p.name: peak_rss_kib(p.pid) for p in topo.proxies}
         pss = {p.name: pss_kib(p.pid) for p in topo.proxies}
     return {
@@ -506,6 +616,7 @@ def measure(
         "pss_kib": pss,
         "path_proxies": topo.path_proxies,
         "skipped": topo.skipped,
+        "full_handshakes": handshakes,
         "settings": settings.__dict__,
     }
 

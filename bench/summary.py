@@ -9,10 +9,14 @@ from bench.scale import parse_key
 from bench.stats import growth_exponent, median, paired
 
 PATHS = ("direct", "one-sidecar", "two-sidecars")
+# The two-sidecar path again, with `mtls: strict` between the sidecars (the other is plaintext).
+MTLS_PATH = "two-sidecars-mtls"
+# Each sidecar of the plaintext pair -> its counterpart in the mTLS pair.
+MTLS_SIDECARS = {"caller": "caller-mtls", "callee": "callee-mtls"}
 # The reference paths measured in the same runs: bare HAProxy hops, then the peers' two hops.
 BARE = {"one-sidecar": "bare-one-hop", "two-sidecars": "bare-two-hops"}
 PEER_PATHS = {"nginx": "nginx-two-hops", "traefik": "traefik-two-hops"}
-ALL_PATHS = (*PATHS, *BARE.values(), *PEER_PATHS.values())
+ALL_PATHS = (*PATHS, MTLS_PATH, *BARE.values(), *PEER_PATHS.values())
 
 # Our targets (bench/RESULTS.md explains where they come from).
 TARGET_THROUGHPUT_RATIO = 0.45
@@ -25,6 +29,10 @@ TARGET_BARE_THROUGHPUT_RATIO = 0.9
 TARGET_GROWTH_EXPONENT = 1.1
 TARGET_RENDER_5000_S = 5.0
 TARGET_BARE_ADDED_P50_MS = 0.05
+# What mTLS may add over plaintext between the two sidecars, at ~1,000 req/s on kept-alive
+# connections (issue 11).
+TARGET_MTLS_ADDED_P50_MS = 0.15
+TARGET_MTLS_ADDED_VCPU = 0.01
 
 
 def dataplane_figures(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
@@ -160,3 +168,63 @@ def peer_comparison(
             row[f"added_{percentile}_ratio"] = _ratios(added(ours), added(path))
         rows[peer] = row
     return rows
+
+
+def mtls_comparison(
+    runs: Sequence[Mapping[str, Any]], peak_rss_kib: Mapping[str, int]
+) -> dict[str, Any] | None:
+    """The two-sidecar path with mTLS against the same path in plaintext, run by run: saturated
+    throughput ratio, added p50/p99 at the fixed rate, each sidecar's vCPU and peak RSS in both
+    modes with the difference; and, when measured, the same with a new connection per request
+    (`closed`), whose extra CPU per request is the connection set-up's. None when the run had no
+    mTLS path."""
+    plain = "two-sidecars"
+    if not runs or MTLS_PATH not in runs[0]:
+        return None
+
+    def latency(path: str, key: str, percentile: str) -> list[float]:
+        return [run[path][key][f"{percentile}_us"] / 1000 for run in runs]
+
+    def window(key: str) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        for percentile in ("p50", "p99"):
+            row[f"{percentile}_ms"] = median(latency(plain, key, percentile))
+            row[f"mtls_{percentile}_ms"] = median(latency(MTLS_PATH, key, percentile))
+            row[f"added_{percentile}_ms"] = paired(
+                latency(MTLS_PATH, key, percentile), latency(plain, key, percentile)
+            ).difference_median
+        vcpu_key = "vcpu" if key == "fixed" else f"{key}_vcpu"
+        sidecars = {}
+        for name, secure in MTLS_SIDECARS.items():
+            ours = [run[MTLS_PATH][vcpu_key][secure] for run in runs]
+            base = [run[plain][vcpu_key][name] for run in runs]
+            rps = [run[MTLS_PATH][key]["rps"] for run in runs]
+            sidecars[name] = {
+                "vcpu": median(base),
+                "mtls_vcpu": median(ours),
+                "added_vcpu": paired(ours, base).difference_median,
+                # CPU milliseconds mTLS adds to each request (vCPU-seconds per second / req/s).
+                "added_cpu_ms_per_request": median(
+                    [(o - b) / r * 1000 for o, b, r in zip(ours, base, rps, strict=True)]
+                ),
+            }
+        row["sidecars"] = sidecars
+        row["rps"] = median([run[plain][key]["rps"] for run in runs])
+        row["mtls_rps"] = median([run[MTLS_PATH][key]["rps"] for run in runs])
+        return row
+
+    result: dict[str, Any] = {
+        "throughput_ratio": _ratios(
+            [run[MTLS_PATH]["saturated"]["rps"] for run in runs],
+            [run[plain]["saturated"]["rps"] for run in runs],
+        ),
+        "fixed": window("fixed"),
+        "rss_mib": {
+            name: {"plain": peak_rss_kib[name] / 1024, "mtls": peak_rss_kib[secure] / 1024}
+            for name, secure in MTLS_SIDECARS.items()
+            if name in peak_rss_kib and secure in peak_rss_kib
+        },
+    }
+    if all("closed" in run[plain] and "closed" in run[MTLS_PATH] for run in runs):
+        result["closed"] = window("closed")
+    return result

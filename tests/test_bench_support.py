@@ -12,7 +12,15 @@ import pytest
 import yaml
 
 from bench.breakdown import variants, without_access_log
-from bench.dataplane import MESH_FILE, haproxy_binary, peer_binary, sidecar_configs
+from bench.dataplane import (
+    MESH_FILE,
+    haproxy_binary,
+    peer_binary,
+    s_time_connections,
+    sidecar_configs,
+    strict_mesh,
+    write_certificates,
+)
 from bench.meshgen import (
     called_services,
     generated_mesh_document,
@@ -28,6 +36,9 @@ from bench.peer_configs import (
 )
 from bench.report import (
     _render_rows,
+    mtls_section,
+    mtls_summary,
+    mtls_targets,
     reference_sections,
     reference_summary,
     reference_targets,
@@ -35,7 +46,13 @@ from bench.report import (
 from bench.scale import extrapolate, parse_key, too_big
 from bench.scale import key as scale_key
 from bench.stats import growth_exponent, median, medians_by_key, paired, percentile
-from bench.summary import bare_comparison, dataplane_figures, peer_comparison, summary_line
+from bench.summary import (
+    bare_comparison,
+    dataplane_figures,
+    mtls_comparison,
+    peer_comparison,
+    summary_line,
+)
 from sailplan.loader import load_mesh, load_mesh_text
 from sailplan.model.base import Duration
 from sailplan.model.route import Route
@@ -464,3 +481,134 @@ def test_breakdown_variants_take_out_the_access_log_and_the_route_timeout() -> N
     texts = [load_mesh_text(text) for text, _ in found.values()]
     assert texts[0].services["service1"].routes[1].timeout is not None
     assert all(route.timeout is None for route in texts[2].services["service1"].routes)
+
+
+# --- mTLS against plaintext on the two-sidecar path -------------------------------------------
+
+
+def _mtls_run(
+    plain_rps: float, mtls_rps: float, added_p50_us: int, added_vcpu: float, closed: bool = True
+) -> dict[str, object]:
+    idle = dict.fromkeys(["caller", "callee", "caller-mtls", "callee-mtls"], 0.0)
+
+    def path(rps: float, p50: int, vcpu: dict[str, float]) -> dict[str, object]:
+        fixed = {"rps": 1000.0, "p50_us": p50, "p90_us": p50 * 2, "p99_us": p50 * 3}
+        row: dict[str, object] = {"saturated": {"rps": rps}, "fixed": fixed, "vcpu": vcpu}
+        if closed:
+            # A new connection per request: twice the latency and the CPU.
+            row["closed"] = {**fixed, "rps": 500.0, "p50_us": p50 * 2, "p99_us": p50 * 6}
+            row["closed_vcpu"] = {name: value * 2 for name, value in vcpu.items()}
+        return row
+
+    return {
+        "two-sidecars": path(plain_rps, 400, {**idle, "caller": 0.03, "callee": 0.02}),
+        "two-sidecars-mtls": path(
+            mtls_rps,
+            400 + added_p50_us,
+            {**idle, "caller-mtls": 0.03 + added_vcpu, "callee-mtls": 0.02 + added_vcpu / 2},
+        ),
+    }
+
+
+MTLS_RSS = {"caller": 10_240, "callee": 9_216, "caller-mtls": 12_288, "callee-mtls": 11_264}
+
+
+def test_mtls_is_compared_with_plaintext_run_by_run() -> None:
+    runs = [
+        _mtls_run(20_000, 16_000, 100, 0.004),
+        _mtls_run(10_000, 9_000, 60, 0.008),
+        _mtls_run(30_000, 21_000, 200, 0.002),
+    ]
+    comparison = mtls_comparison(runs, MTLS_RSS)
+    assert comparison is not None
+    assert comparison["throughput_ratio"] == pytest.approx(0.8)  # of 0.8, 0.9, 0.7
+    fixed = comparison["fixed"]
+    assert fixed["added_p50_ms"] == pytest.approx(0.1)  # of 0.1, 0.06, 0.2
+    assert fixed["added_p99_ms"] == pytest.approx(0.3)
+    assert fixed["p50_ms"] == pytest.approx(0.4)
+    assert fixed["mtls_p50_ms"] == pytest.approx(0.5)
+    caller = fixed["sidecars"]["caller"]
+    assert caller["added_vcpu"] == pytest.approx(0.004)
+    assert caller["added_cpu_ms_per_request"] == pytest.approx(0.004)  # 4 µs per request
+    assert fixed["sidecars"]["callee"]["added_vcpu"] == pytest.approx(0.002)
+    closed = comparison["closed"]
+    assert closed["added_p50_ms"] == pytest.approx(0.2)
+    # Twice the CPU at half the rate: four times the CPU per request.
+    assert closed["sidecars"]["caller"]["added_cpu_ms_per_request"] == pytest.approx(0.016)
+    assert comparison["rss_mib"]["caller"] == {"plain": 10.0, "mtls": 12.0}
+
+
+def test_mtls_comparison_is_absent_without_the_mtls_path_and_closed_is_optional() -> None:
+    assert mtls_comparison([_run(1000, 500, 200, 400)], MTLS_RSS) is None
+    comparison = mtls_comparison([_mtls_run(20_000, 16_000, 100, 0.004, closed=False)], MTLS_RSS)
+    assert comparison is not None
+    assert "closed" not in comparison
+
+
+def test_report_says_what_mtls_adds_and_where_istios_figure_comes_from() -> None:
+    runs = [_mtls_run(20_000, 16_000, 100, 0.004), _mtls_run(20_000, 14_000, 200, 0.02)]
+    comparison = mtls_comparison(runs, MTLS_RSS)
+    assert mtls_summary(comparison) == (
+        "; mTLS vs plaintext +0.150 ms p50, +0.012 vCPU/sidecar, 0.75x throughput"
+    )
+    assert mtls_targets(comparison) == [
+        "| mTLS adds <= 0.15 ms p50 over plaintext (two sidecars, @1,000 rps, kept-alive "
+        "connections) | +0.150 ms | met |",
+        "| mTLS adds <= 0.01 vCPU per sidecar over plaintext @1,000 rps | +0.012 vCPU (the "
+        "sidecar it costs more) | NOT met |",
+    ]
+    section = mtls_section(comparison)
+    assert "Saturated throughput, mTLS / plaintext: 0.75x." in section
+    assert (
+        "| p50 | `Connection: close` (one per request) | 0.800 ms | 1.100 ms | +0.300 ms |"
+        in section
+    )
+    assert (
+        "| caller sidecar vCPU | kept alive (as sidecars run) | 0.030 | 0.042 | +0.012 "
+        "(+12 µs CPU per request) |" in section
+    )
+    assert (
+        "| callee sidecar peak RSS (VmHWM) | all runs | 9.0 MiB | 11.0 MiB | +2.0 MiB |" in section
+    )
+    text = "\n".join(section)
+    assert "https://istio.io/v1.20/docs/ops/deployment/performance-and-scalability/" in text
+    assert "+0.228 ms p90" in text
+    assert mtls_summary(None) == "" and mtls_targets(None) == [] and mtls_section(None) == []
+    handshakes = {
+        "handshakes": 1234.0,
+        "seconds": 3.1,
+        "per_second": 398.0,
+        "callee_cpu_ms_per_handshake": 0.61,
+    }
+    lines = mtls_section(comparison, handshakes)
+    assert "  1,234 in 3.1 s, 398/s one after the other with openssl and the" in lines
+    assert "  signature, the verification of the caller's chain): 0.61 ms." in lines
+
+
+def test_s_time_connection_count_is_read_from_its_summary() -> None:
+    output = (
+        "Collecting connection statistics for 2 seconds\n****\n\n"
+        "409 connections in 0.63s; 649.21 connections/user sec, bytes read 0\n"
+        "409 connections in 3 real seconds, 0 bytes read per connection\n"
+    )
+    assert s_time_connections(output) == 409
+    with pytest.raises(RuntimeError, match="openssl s_time printed no connection count: ERROR"):
+        s_time_connections("ERROR\n")
+
+
+def test_the_mtls_pair_gets_strict_configs_and_a_certificate_each(tmp_path: Path) -> None:
+    plain = load_mesh(MESH_FILE)
+    assert plain.mtls == "disable"
+    secure = strict_mesh(plain)
+    assert secure.mtls == "strict"
+    write_certificates(secure, tmp_path, "-mtls")
+    for name in ("caller-mtls", "callee-mtls"):
+        certs = tmp_path / f"{name}-certs"
+        assert sorted(p.name for p in certs.iterdir()) == ["ca.crt", "tls.crt", "tls.key"]
+        assert (certs / "tls.key").stat().st_mode & 0o777 == 0o600
+    _, configs = sidecar_configs(secure, 8080, tmp_path, "-mtls")
+    inbound = configs["callee"].files["haproxy.cfg"]
+    assert f"ssl crt {tmp_path}/callee-mtls-certs/tls.crt" in inbound
+    assert "verify required" in inbound
+    _, plain_configs = sidecar_configs(plain, 8080, tmp_path)
+    assert "ssl crt" not in plain_configs["caller"].files["haproxy.cfg"]
