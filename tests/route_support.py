@@ -23,6 +23,8 @@ def spec(routes: list[dict[str, Any]]) -> dict[str, Any]:
         "apiVersion": "sailplan/v1",
         "kind": "Mesh",
         "name": "routes",
+        # Plaintext, as the conformance runner: these tests look at routing, not at mTLS.
+        "mtls": "disable",
         "services": {
             "service1": {
                 "port": 8088,
