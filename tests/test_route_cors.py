@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from route_support import load, problems, sidecar, spec, values
+from schema_support import validate_manifest
 
 import sailplan
 from sailplan.render.istio import virtual_service
@@ -53,7 +54,9 @@ def _preflight(origin: str, method: str = "POST") -> dict[str, str]:
 
 
 def test_istio_rule_carries_the_cors_policy() -> None:
-    rule = virtual_service(load(_routes(CORS)), "service1")["spec"]["http"][0]
+    rendered = virtual_service(load(_routes(CORS)), "service1")
+    validate_manifest(rendered)
+    rule = rendered["spec"]["http"][0]
     assert rule["corsPolicy"] == {
         "allowOrigins": [
             {"exact": "https://shop.example.com"},
