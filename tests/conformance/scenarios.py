@@ -673,12 +673,26 @@ SCENARIOS = [
                     "cors": {"allowOrigins": ["*"]},
                 },
                 {"to": "v1"},
-            ]
+            ],
+            ingress={
+                "port": 80,
+                "routes": [{"match": {"path": {"prefix": "/api/"}}, "service": "service1"}],
+            },
         ),
         [
             (
                 Send(
                     "/api/items", method="OPTIONS", headers=_preflight("https://shop.example.com")
+                ),
+                Expect({"": 1.0}, attempts=0, reply_headers=_CORS_ALL),
+            ),
+            # The gateway repeats the service's rules, its CORS policy included.
+            (
+                Send(
+                    "/api/items",
+                    method="OPTIONS",
+                    headers=_preflight("https://shop.example.com"),
+                    via="ingress",
                 ),
                 Expect({"": 1.0}, attempts=0, reply_headers=_CORS_ALL),
             ),
