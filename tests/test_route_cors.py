@@ -162,6 +162,26 @@ def test_a_star_origin_allows_every_origin_and_the_proxys_own_answers_carry_the_
         assert _cors(reply.headers) == {"access-control-allow-origin": ["https://any.where"]}
 
 
+@pytest.mark.haproxy
+@pytest.mark.timeout(60)
+def test_origins_with_config_syntax_are_compared_as_text() -> None:
+    """Quotes, `$`, `#`, braces and `-` words in an origin are data in the proxy config."""
+    odd = "https://it's.$HOME #x } -m {"
+    cors = {"allowOrigins": [odd, {"prefix": "-i '"}], "exposeHeaders": ["x-a"]}
+    with sidecar(load(_routes(cors))) as proxy:
+        for origin in (odd, "-i 'x"):
+            reply = proxy.get("/api/", method="OPTIONS", headers=_preflight(origin))
+            assert (reply.status, _cors(reply.headers)) == (
+                200,
+                {
+                    "access-control-allow-origin": [origin],
+                    "access-control-expose-headers": ["x-a"],
+                },
+            )
+        reply = proxy.get("/api/", headers={"origin": "https://it"})
+        assert (reply.body, _cors(reply.headers)) == ("v2", {})
+
+
 def test_allows_follows_envoy() -> None:
     mesh = load(_routes(CORS))
     cors = mesh.services["service1"].routes[0].cors
