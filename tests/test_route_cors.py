@@ -12,6 +12,7 @@ from route_support import load, problems, sidecar, spec, values
 from schema_support import validate_manifest
 
 import sailplan
+from sailplan.render.haproxy import FLAT_SERVICE_LIMIT
 from sailplan.render.istio import virtual_service
 
 R0 = "services.service1.routes[0]"
@@ -180,6 +181,31 @@ def test_origins_with_config_syntax_are_compared_as_text() -> None:
             )
         reply = proxy.get("/api/", headers={"origin": "https://it"})
         assert (reply.body, _cors(reply.headers)) == ("v2", {})
+
+
+@pytest.mark.haproxy
+@pytest.mark.timeout(60)
+def test_past_the_flat_limit_the_service_s_routing_frontend_answers_cors() -> None:
+    """Past FLAT_SERVICE_LIMIT services each service routes in its own frontend, reached
+    through a socket: the preflight and the answers' headers are made there."""
+    data = spec(_routes(CORS))
+    data["services"].update(
+        {
+            f"extra{i}": {"port": 9100 + i, "versions": {"v1": {"image": "x"}}}
+            for i in range(FLAT_SERVICE_LIMIT)
+        }
+    )
+    with sidecar(sailplan.load_mesh_text(yaml.safe_dump(data))) as proxy:
+        origin = "https://shop.example.com"
+        reply = proxy.get("/api/items", method="OPTIONS", headers=_preflight(origin))
+        assert (reply.status, reply.body) == (200, "")
+        assert values(reply.headers, "access-control-allow-methods") == ["GET,POST"]
+        assert values(reply.headers, "access-control-allow-origin") == [origin]
+        reply = proxy.get("/api/items", headers={"origin": origin})
+        assert (reply.body, values(reply.headers, "access-control-allow-origin")) == (
+            "v2",
+            [origin],
+        )
 
 
 def test_allows_follows_envoy() -> None:
