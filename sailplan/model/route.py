@@ -888,21 +888,6 @@ class Cors(SpecModel):
                 return True
         return False
 
-    def allows(self, origin: str) -> bool:
-        """Whether a request's non-empty Origin is allowed, as Envoy decides it."""
-        if not origin:
-            return False
-        if self.allows_any_origin:
-            return True
-        for allowed in self.allow_origins:
-            if allowed.kind == "exact" and origin == allowed.value:
-                return True
-            if allowed.kind == "prefix" and origin.startswith(allowed.value):
-                return True
-            if allowed.kind == "regex" and re2.fullmatch(allowed.value, origin) is not None:
-                return True
-        return False
-
 
 Weight = Annotated[int, Field(ge=0, le=100)]
 MatchList = Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match_list), OneOrList()]
