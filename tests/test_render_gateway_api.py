@@ -26,6 +26,8 @@ REFUSED_EXAMPLES = {
     "timeout": "services.service1.routes[0].fault",
     # A negative header condition, which an HTTPRoute match cannot say.
     "route-changes": "services.service1.routes[0].match[0].withoutHeaders",
+    # HTTPRoute's CORS filter is experimental.
+    "cors": "services.service2.routes[0].cors",
 }
 RENDERABLE = [DEMO_MESH, *(p for p in EXAMPLE_MESHES if p.stem not in REFUSED_EXAMPLES)]
 
@@ -297,6 +299,12 @@ OTHER = "use the istio or builtin data plane"
             f"services.reviews.routes[0].fault: the Gateway API has no fault injection; {OTHER}",
         ),
         (
+            _with_routes([{"to": "v1", "cors": {"allowOrigins": ["https://a.example"]}}]),
+            {},
+            "services.reviews.routes[0].cors: HTTPRoute's CORS filter is in the Gateway API's "
+            f"experimental channel only, which sailplan does not render; {OTHER}",
+        ),
+        (
             _with_routes([{"to": "v1", "retries": {"attempts": 2}}]),
             {},
             "services.reviews.routes[0].retries: HTTPRoute retries are in the Gateway API's "
@@ -402,6 +410,7 @@ OTHER = "use the istio or builtin data plane"
     ],
     ids=[
         "fault",
+        "cors",
         "retries",
         "outlier-detection",
         "load-balancer",
@@ -796,6 +805,7 @@ def test_every_spec_field_is_decided_for_this_plane() -> None:
         "mirrors",
         "redirect",
         "respond",
+        "cors",
     ]
 
 
@@ -900,6 +910,18 @@ FIELDS = {
     "Route.mirrors": "refused (several RequestMirror filters not rendered yet)",
     "Route.redirect": "refused (not rendered yet)",
     "Route.respond": REFUSED,
+    "Route.cors": REFUSED,
+    **{
+        f"Cors.{f}": REFUSED
+        for f in (
+            "allowOrigins",
+            "allowMethods",
+            "allowHeaders",
+            "exposeHeaders",
+            "maxAge",
+            "allowCredentials",
+        )
+    },
     **{f"Redirect.{f}": REFUSED for f in ("uri", "authority", "scheme", "port", "code")},
     **{f"Respond.{f}": REFUSED for f in ("status", "body")},
     "Match.withoutHeaders": REFUSED,

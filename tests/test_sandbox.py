@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from proxy_support import request
 from sandbox_support import (
     MESHES,
     REFUSED,
@@ -124,6 +125,30 @@ def test_route_changes_apply_in_the_sandbox(walkthrough: tuple[SandboxProcess, P
     url = f"{walkthrough[0].url()}/api/users/1"
     assert {o.label for o in _traffic(url, 20, 5, {"end-user": "jason"})} == {"200 Hello, a v2"}
     assert {o.label for o in _traffic(url, 20, 5, {"end-user": "bob"})} == {"200 Hello, a v1"}
+
+
+def test_cors_preflight_through_the_ingress(walkthrough: tuple[SandboxProcess, Path]) -> None:
+    """The CORS example: the gateway answers an allowed origin's preflight itself, and the
+    API's answer to that origin carries the CORS headers."""
+    assert "reloaded" in _apply(walkthrough, MESHES / "cors.yaml")
+    port = int(walkthrough[0].url().rsplit(":", 1)[1])
+    shop = "https://shop.example.com"
+    preflight = request(
+        port,
+        "/api/users/1",
+        method="OPTIONS",
+        headers={"origin": shop, "access-control-request-method": "POST"},
+    )
+    headers = dict(preflight.headers)
+    assert (preflight.status, preflight.body) == (200, "")
+    assert headers["access-control-allow-origin"] == shop
+    assert headers["access-control-allow-methods"] == "GET,POST"
+    assert headers["access-control-max-age"] == "3600"
+    answer = request(port, "/api/users/1", headers={"origin": shop})
+    assert answer.status == 200
+    assert dict(answer.headers)["access-control-allow-origin"] == shop
+    other = request(port, "/api/users/1", headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in dict(other.headers)
 
 
 def test_invalid_edit_is_reported_and_ignored(walkthrough: tuple[SandboxProcess, Path]) -> None:

@@ -11,6 +11,7 @@ from sailplan.model.mesh import DataPlane, Mesh, MtlsMode
 from sailplan.model.policy import ConnectionPool, LoadBalancer, OutlierDetection, Policy
 from sailplan.model.route import (
     Abort,
+    Cors,
     Delay,
     Fault,
     HeaderChanges,
@@ -49,6 +50,7 @@ __all__ = [
     "AllowRule",
     "Authorization",
     "ConnectionPool",
+    "Cors",
     "DataPlane",
     "Delay",
     "Duration",

@@ -341,6 +341,10 @@ def backtracking_problems(mesh: Mesh) -> list[Problem]:
             if route.rewrite is not None and route.rewrite.uri_regex_rewrite is not None:
                 at = f"services.{service_name}.routes[{index}].rewrite.uriRegexRewrite.match"
                 found.append((at, route.rewrite.uri_regex_rewrite.match))
+            for number, origin in enumerate(route.cors.allow_origins if route.cors else []):
+                if origin.kind == "regex":
+                    at = f"services.{service_name}.routes[{index}].cors.allowOrigins[{number}]"
+                    found.append((f"{at}.regex", origin.value))
     if mesh.ingress is not None:
         for index, ingress_route in enumerate(mesh.ingress.routes):
             for number, match in enumerate(ingress_route.match or []):

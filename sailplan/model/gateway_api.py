@@ -375,6 +375,14 @@ def _route_problems(at: str, route: Route) -> list[Problem]:
                 f"the Gateway API has no fault injection; {_OTHER_PLANES}",
             )
         )
+    if route.cors is not None:
+        problems.append(
+            Problem(
+                f"{at}.cors",
+                "HTTPRoute's CORS filter is in the Gateway API's experimental channel only, which "
+                f"sailplan does not render; {_OTHER_PLANES}",
+            )
+        )
     if route.retries is not None:
         problems.append(
             Problem(

@@ -521,6 +521,7 @@ def _tcp_problems(route_at: str, route: Route) -> list[Problem]:
         "rewrite": route.rewrite,
         "redirect": route.redirect,
         "respond": route.respond,
+        "cors": route.cors,
     }
     return [
         Problem(f"{route_at}.{key}", f"{key} needs protocol http or grpc; this service is tcp")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+import re2
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -26,7 +27,14 @@ from sailplan.model.base import (
     planes,
 )
 from sailplan.model.errors import Problem, shown
-from sailplan.model.match import Match, OneOrList, as_match_list, check_re2, re2_groups
+from sailplan.model.match import (
+    Match,
+    OneOrList,
+    StringMatch,
+    as_match_list,
+    check_re2,
+    re2_groups,
+)
 
 # Every retryOn token Istio's webhook accepts besides status codes (agent/validation.go), each
 # with Envoy's meaning (x-envoy-retry-on, x-envoy-retry-grpc-on).
@@ -750,6 +758,137 @@ class Respond(SpecModel):
         return self
 
 
+# A method in a CORS list: an RFC 9110 token without `*` (Envoy reads a lone `*` as "echo the
+# request's method", which the list form cannot say unambiguously) and without `,` (the join).
+_CORS_METHOD = re.compile(r"[A-Za-z0-9!#$%&'+.^_`|~-]+")
+
+
+def _check_cors_method(value: str) -> str:
+    if not _CORS_METHOD.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an HTTP method: use a method name such as GET or POST (no '*' "
+            "or ',')"
+        )
+    return value
+
+
+CorsMethod = Annotated[
+    str,
+    AfterValidator(_check_cors_method),
+    WithJsonSchema({"type": "string", "pattern": f"^(?:{_CORS_METHOD.pattern})$"}),
+]
+
+
+class Cors(SpecModel):
+    """Cross-origin resource sharing for the route: which web origins may call it from a
+    browser. The proxy answers preflights itself, as Envoy's CORS filter does."""
+
+    allow_origins: list[StringMatch] = Field(
+        min_length=1,
+        description="The origins allowed, each `exact`, `prefix` or `regex` (RE2, the whole "
+        "origin); a plain string is `exact`. A request whose `Origin` none of them matches gets "
+        "no CORS headers, and its preflight is forwarded to the app. As in Envoy, an entry that "
+        "matches the text `*` (such as `exact: '*'`) allows every origin.",
+        examples=[[{"exact": "https://shop.example.com"}, {"regex": "https://.*[.]example[.]org"}]],
+        json_schema_extra=planes(
+            istio="`corsPolicy.allowOrigins`.",
+            builtin="ACLs on the request's `Origin` once the route is picked (`-m str`, `-m beg`, "
+            "`-m reg` on `^(?:<regex>)$`); regexes HAProxy's matcher could stall on are refused "
+            "as in a match.",
+        ),
+    )
+    allow_methods: list[CorsMethod] | None = Field(
+        default=None,
+        min_length=1,
+        description="The methods a preflight allows, sent joined by `,`. Default: no "
+        "`access-control-allow-methods` header.",
+        examples=[["GET", "POST"]],
+        json_schema_extra=planes(
+            istio="`corsPolicy.allowMethods`.",
+            builtin="`access-control-allow-methods` of the preflight answer.",
+        ),
+    )
+    allow_headers: list[HeaderName] | None = Field(
+        default=None,
+        min_length=1,
+        description="The request headers a preflight allows, lowercase, sent joined by `,`. "
+        "Default: no `access-control-allow-headers` header.",
+        examples=[["content-type", "authorization"]],
+        json_schema_extra=planes(
+            istio="`corsPolicy.allowHeaders`.",
+            builtin="`access-control-allow-headers` of the preflight answer.",
+        ),
+    )
+    expose_headers: list[HeaderName] | None = Field(
+        default=None,
+        min_length=1,
+        description="The answer headers a browser lets the page read, lowercase, sent joined "
+        "by `,` on every answer to an allowed origin. Default: none.",
+        examples=[["x-request-id"]],
+        json_schema_extra=planes(
+            istio="`corsPolicy.exposeHeaders`.",
+            builtin="`access-control-expose-headers`, set by `http-after-response` on every "
+            "answer to an allowed origin.",
+        ),
+    )
+    max_age: Duration | None = Field(
+        default=None,
+        description="How long a browser may cache a preflight's answer: whole seconds, such as "
+        "`1h`. Default: no `access-control-max-age` header (the browser's own default).",
+        examples=["1h"],
+        json_schema_extra=planes(
+            istio="`corsPolicy.maxAge`: Envoy sends it in seconds.",
+            builtin="`access-control-max-age` of the preflight answer, in seconds.",
+        ),
+    )
+    allow_credentials: bool | None = Field(
+        default=None,
+        description="Whether the browser may send cookies and credentials: `true` sends "
+        "`access-control-allow-credentials: true` to allowed origins. Default: not sent.",
+        examples=[True],
+        json_schema_extra=planes(
+            istio="`corsPolicy.allowCredentials`.",
+            builtin="`access-control-allow-credentials: true` on the preflight answer and "
+            "every answer to an allowed origin.",
+        ),
+    )
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _origins(cls, value: list[StringMatch]) -> list[StringMatch]:
+        for origin in value:
+            if origin.kind == "exact" and origin.value == "":
+                raise ValueError(
+                    "an empty exact origin matches no request (a request without an Origin "
+                    "is not a CORS request): give the origin, such as 'https://example.com'"
+                )
+        return value
+
+    @field_validator("max_age")
+    @classmethod
+    def _whole_seconds(cls, value: Duration | None) -> Duration | None:
+        if value is not None and value.ms % 1000 != 0:
+            raise ValueError(
+                f"{value} is not a whole number of seconds: Istio and browsers take "
+                "access-control-max-age in seconds, so write it in seconds, such as "
+                f"{max(1, round(value.ms / 1000))}s"
+            )
+        return value
+
+    @property
+    def allows_any_origin(self) -> bool:
+        """Whether an entry matches the text `*`: Envoy then allows every origin
+        (CorsFilter::isOriginAllowed tries `*` before the request's origin)."""
+        for origin in self.allow_origins:
+            if origin.kind == "exact" and origin.value == "*":
+                return True
+            if origin.kind == "prefix" and "*".startswith(origin.value):
+                return True
+            if origin.kind == "regex" and re2.fullmatch(origin.value, "*") is not None:
+                return True
+        return False
+
+
 Weight = Annotated[int, Field(ge=0, le=100)]
 MatchList = Annotated[list[Match], Field(min_length=1), BeforeValidator(as_match_list), OneOrList()]
 
@@ -926,6 +1065,30 @@ class Route(SpecModel):
         json_schema_extra=planes(
             istio="The rule's `directResponse`.",
             builtin="`http-request return` once the route is picked, after its faults.",
+        ),
+    )
+
+    cors: Cors | None = Field(
+        default=None,
+        description="Answer browsers' cross-origin checks for the route: preflights are answered "
+        "by the proxy, and answers to allowed origins carry the CORS headers. HTTP only.",
+        examples=[
+            {
+                "allowOrigins": [{"exact": "https://shop.example.com"}],
+                "allowMethods": ["GET", "POST"],
+                "allowHeaders": ["content-type"],
+                "maxAge": "1h",
+            }
+        ],
+        json_schema_extra=planes(
+            istio="The rule's `corsPolicy` (Istio's Envoy answers preflights in its CORS filter, "
+            "before faults; an unmatched preflight is forwarded).",
+            builtin="Once the route is picked and before its faults, a preflight (`OPTIONS` with "
+            "`Origin` and `Access-Control-Request-Method`) from an allowed origin is answered "
+            "200 by `http-request return`; `http-after-response` adds "
+            "`access-control-allow-origin` (the request's origin), credentials and expose "
+            "headers to every answer to an allowed origin, the proxy's own included, as "
+            "Envoy's filter does.",
         ),
     )
 

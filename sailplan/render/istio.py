@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sailplan import constants as c
-from sailplan.model import Duration, HeaderChanges, Match, Mesh, Route, Service, StringMatch
+from sailplan.model import Cors, Duration, HeaderChanges, Match, Mesh, Route, Service, StringMatch
 from sailplan.model.ingress import IngressRoute
 from sailplan.model.intersect import Inexpressible, intersect_lists
 from sailplan.model.policy import ConnectionPool, LoadBalancer
@@ -205,6 +205,8 @@ def _http_route(
     if route.mirror is not None:
         rule["mirror"] = _destination(mesh, service_name, route.mirror.to)
         rule["mirrorPercentage"] = {"value": route.mirror.percent}
+    if route.cors is not None:
+        rule["corsPolicy"] = _cors_policy(route.cors)
     if route.mirrors is not None:
         rule["mirrors"] = [
             {
@@ -214,6 +216,23 @@ def _http_route(
             for mirror in route.mirrors
         ]
     return rule
+
+
+def _cors_policy(cors: Cors) -> dict[str, Any]:
+    # Lists stay lists: istiod joins allowMethods, allowHeaders and exposeHeaders with "," for
+    # Envoy, and sends maxAge as whole seconds (the model takes whole seconds only).
+    policy: dict[str, Any] = {"allowOrigins": [_string_match(m) for m in cors.allow_origins]}
+    if cors.allow_methods is not None:
+        policy["allowMethods"] = list(cors.allow_methods)
+    if cors.allow_headers is not None:
+        policy["allowHeaders"] = list(cors.allow_headers)
+    if cors.expose_headers is not None:
+        policy["exposeHeaders"] = list(cors.expose_headers)
+    if cors.max_age is not None:
+        policy["maxAge"] = istio_duration(cors.max_age)
+    if cors.allow_credentials is not None:
+        policy["allowCredentials"] = cors.allow_credentials
+    return policy
 
 
 def _fallthrough(

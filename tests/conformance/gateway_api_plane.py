@@ -16,6 +16,10 @@ REFUSED: dict[str, tuple[str, str]] = {
         "the prefix /only, not ending in /, is a regex path, whose rank against the rule for "
         "unmatched requests each implementation chooses",
     ),
+    "cors-preflights-answered-and-allowed-origins-get-the-headers": (
+        "services.service1.routes[0].cors",
+        "HTTPRoute's CORS filter is experimental",
+    ),
     "abort-half": ("services.service1.routes[0].fault", "no fault injection"),
     "delay-every-request": ("services.service1.routes[0].fault", "no fault injection"),
     "retries-turn-flaky-into-success": (

@@ -646,7 +646,64 @@ def _answer_or_route(
     return _route(cluster, rule, request, upstreams)
 
 
+def _origin_allowed(policy: Mapping[str, Any], origin: str) -> bool:
+    """CorsPolicy.allowOrigins as Envoy's CORS filter reads them (CorsFilter::isOriginAllowed):
+    an entry matching the text `*` allows every origin, else one must match the origin."""
+    return any(
+        string_matches(rule, "*") or string_matches(rule, origin)
+        for rule in policy.get("allowOrigins", [])
+    )
+
+
+def _with_header_lines(
+    lines: tuple[tuple[str, str], ...], added: list[tuple[str, str]]
+) -> tuple[tuple[str, str], ...]:
+    """`lines` with each of `added` set, replacing lines of that name (Envoy's setInline)."""
+    names = {name for name, _ in added}
+    return (*[(n, v) for n, v in lines if n.lower() not in names], *added)
+
+
 def _apply_rule(
+    cluster: Cluster, rule: Mapping[str, Any], request: Request, upstreams: Upstreams
+) -> list[Branch]:
+    """`corsPolicy`: Envoy's CORS filter, which Istio puts before the fault filter. A request
+    with a non-empty Origin the policy allows is a CORS request; if it is a preflight (OPTIONS
+    with a non-empty Access-Control-Request-Method) the filter answers it 200 itself, with
+    allow-methods, allow-headers (each list joined by ",") and max-age (seconds). Its encoder
+    side then sets allow-origin (the request's origin), allow-credentials `true` and
+    expose-headers on every answer to the request, the filter's own and other local replies
+    included. Another origin's preflight is forwarded (unmatchedPreflights FORWARD, the
+    default); its answers are left alone."""
+    policy = rule.get("corsPolicy")
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    origin = headers.get("origin", "")
+    if policy is None or not origin or not _origin_allowed(policy, origin):
+        return _fault_and_route(cluster, rule, request, upstreams)
+    added = [("access-control-allow-origin", origin)]
+    if policy.get("allowCredentials"):
+        added.append(("access-control-allow-credentials", "true"))
+    if policy.get("exposeHeaders"):
+        added.append(("access-control-expose-headers", ",".join(policy["exposeHeaders"])))
+    if request.method == "OPTIONS" and headers.get("access-control-request-method"):
+        answer: list[tuple[str, str]] = []
+        for key, name in (
+            ("allowMethods", "access-control-allow-methods"),
+            ("allowHeaders", "access-control-allow-headers"),
+        ):
+            if policy.get(key):
+                answer.append((name, ",".join(policy[key])))
+        if "maxAge" in policy:
+            answer.append(
+                ("access-control-max-age", str(int(duration_ms(policy["maxAge"]) // 1000)))
+            )
+        return [Branch(1.0, 200, "", 0.0, headers=_with_header_lines(tuple(answer), added))]
+    return [
+        replace(branch, headers=_with_header_lines(branch.headers, added))
+        for branch in _fault_and_route(cluster, rule, request, upstreams)
+    ]
+
+
+def _fault_and_route(
     cluster: Cluster, rule: Mapping[str, Any], request: Request, upstreams: Upstreams
 ) -> list[Branch]:
     """HTTPFaultInjection: a delay is injected first, then an abort ("delay and abort can be

@@ -80,6 +80,8 @@ class Expect:
     upstream_path: str | None = None
     # The Location of every answer (a redirect).
     location: str | None = None
+    # Headers of every reply the caller gets, the proxy's own answers included, likewise.
+    reply_headers: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,21 @@ def _with_service3(spec: dict[str, Any], *, allow: list[dict[str, Any]]) -> dict
     """The mesh with a third service to call from, and `allow` on service1."""
     spec["services"]["service3"] = {"port": 8881, "versions": {"v1": {"image": "example/other"}}}
     return _secured(spec, allow=allow)
+
+
+def _preflight(origin: str) -> dict[str, str]:
+    return {"origin": origin, "access-control-request-method": "POST"}
+
+
+# A preflight's answer from an allowed origin under the first route of the CORS scenario.
+_CORS_ALL: dict[str, str | None] = {
+    "access-control-allow-origin": "https://shop.example.com",
+    "access-control-allow-methods": "GET,POST",
+    "access-control-allow-headers": "content-type",
+    "access-control-max-age": "3600",
+    "access-control-allow-credentials": "true",
+    "access-control-expose-headers": "x-request-id",
+}
 
 
 SCENARIOS = [
@@ -734,6 +751,86 @@ SCENARIOS = [
             (Send("/api/users"), Expect({V1: 1.0})),
             (Send("/api/users", caller=PLAINTEXT), Expect({DENIED: 1.0})),
             (Send("/public/x", caller=PLAINTEXT), Expect({V1: 1.0})),
+        ],
+    ),
+    Scenario(
+        "cors-preflights-answered-and-allowed-origins-get-the-headers",
+        mesh(
+            [
+                {
+                    "match": [{"path": {"prefix": "/api/"}}],
+                    "to": "v2",
+                    "cors": {
+                        "allowOrigins": [
+                            {"exact": "https://shop.example.com"},
+                            {"regex": "https://[a-z]+[.]example[.]org"},
+                        ],
+                        "allowMethods": ["GET", "POST"],
+                        "allowHeaders": ["content-type"],
+                        "exposeHeaders": ["x-request-id"],
+                        "maxAge": "1h",
+                        "allowCredentials": True,
+                    },
+                },
+                {
+                    "match": [{"path": {"prefix": "/down/"}}],
+                    "respond": {"status": 503, "body": "down"},
+                    "cors": {"allowOrigins": ["*"]},
+                },
+                {"to": "v1"},
+            ],
+            ingress={
+                "port": 80,
+                "routes": [{"match": {"path": {"prefix": "/api/"}}, "service": "service1"}],
+            },
+        ),
+        [
+            (
+                Send(
+                    "/api/items", method="OPTIONS", headers=_preflight("https://shop.example.com")
+                ),
+                Expect({"": 1.0}, attempts=0, reply_headers=_CORS_ALL),
+            ),
+            # The gateway repeats the service's rules, its CORS policy included.
+            (
+                Send(
+                    "/api/items",
+                    method="OPTIONS",
+                    headers=_preflight("https://shop.example.com"),
+                    via="ingress",
+                ),
+                Expect({"": 1.0}, attempts=0, reply_headers=_CORS_ALL),
+            ),
+            (
+                Send("/api/items", headers={"origin": "https://abc.example.org"}),
+                Expect(
+                    {V2: 1.0},
+                    reply_headers={
+                        "access-control-allow-origin": "https://abc.example.org",
+                        "access-control-allow-credentials": "true",
+                        "access-control-expose-headers": "x-request-id",
+                        "access-control-allow-methods": None,
+                    },
+                ),
+            ),
+            (
+                Send("/api/items", method="OPTIONS", headers=_preflight("https://evil.example")),
+                Expect({V2: 1.0}, attempts=1, reply_headers=dict.fromkeys(_CORS_ALL)),
+            ),
+            (
+                Send("/down/x", headers={"origin": "https://any.where"}),
+                Expect(
+                    {"503 down": 1.0},
+                    reply_headers={
+                        "access-control-allow-origin": "https://any.where",
+                        "access-control-allow-credentials": None,
+                    },
+                ),
+            ),
+            (
+                Send("/other", headers={"origin": "https://shop.example.com"}),
+                Expect({V1: 1.0}, reply_headers=dict.fromkeys(_CORS_ALL)),
+            ),
         ],
     ),
 ]

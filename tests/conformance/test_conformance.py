@@ -100,6 +100,8 @@ def _check_istio(
             )
     answers = [branch.headers for branch in outcome.branches if branch.upstream]
     _check_headers(f"{send}: {plane} answers", answers, expect.answer_headers)
+    replies = [branch.headers for branch in outcome.branches]
+    _check_headers(f"{send}: {plane} replies", replies, expect.reply_headers)
     if expect.location is not None:
         locations = {_joined(branch.headers).get("location") for branch in outcome.branches}
         assert locations == {expect.location}, f"{send}: {plane} redirects to {locations}"
@@ -295,6 +297,9 @@ def test_scenario(scenario: Scenario, plane: str, tmp_path: Path) -> None:
             _check_headers(f"{send}: builtin forwards", forwarded, expect.upstream_headers)
             answers = [r.headers for r in replies if label(r.status, r.body) in builtin.pods]
             _check_headers(f"{send}: builtin answers", answers, expect.answer_headers)
+            _check_headers(
+                f"{send}: builtin replies", [r.headers for r in replies], expect.reply_headers
+            )
             if expect.location is not None:
                 locations = {_joined(r.headers).get("location") for r in replies}
                 assert locations == {expect.location}, f"{send}: builtin redirects to {locations}"

@@ -73,6 +73,8 @@ def _extras(expect: Expect) -> str:
         text += f" to `{expect.location}`"
     if expect.answer_headers:
         text += f"; the pods' answers arrive with {_headers(expect.answer_headers)}"
+    if expect.reply_headers:
+        text += f"; every reply has {_headers(expect.reply_headers)}"
     return text
 
 
@@ -83,7 +85,8 @@ def _headers(wanted: dict[str, str | None]) -> str:
 
 
 def _answer(shares: dict[str, float]) -> str:
-    return ", ".join(f"{label} {share:.0%}" for label, share in shares.items())
+    # A 200 without a body (a preflight the proxy answers) has an empty label.
+    return ", ".join(f"{label or '200 (no body)'} {share:.0%}" for label, share in shares.items())
 
 
 def _plane(scenario: Scenario, plane: str) -> str:

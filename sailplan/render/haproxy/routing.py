@@ -22,6 +22,7 @@ from .backends import (
 )
 from .conditions import alternatives, percent_condition, rule_per_alternative, when
 from .context import Context, DnsEndpoints, Passthrough, Writer, flat
+from .cors import cors_lines
 from .endpoints import mirror_socket, servers
 from .globals import ABORT_BODY, DEFAULT_SERVER_TIMEOUT
 from .headers import request_header_lines, response_header_lines
@@ -70,9 +71,12 @@ def service_routing(
             lines += alternative_lines(prefix, groups)
         lines += rule_per_alternative(rule, prefix, groups)
         on_route = f"{{ var(txn.route) -m str {label} }}"
-        if route.answer is not None or (route.fault is not None and route.fault.abort is not None):
+        own_answer = route.fault is not None and route.fault.abort is not None
+        if route.answer is not None or own_answer or route.cors is not None:
             # The proxy's own answer never reaches a backend, which names the route otherwise.
             lines += backend_lines(route_label(service, index), None, on_route)
+        # Envoy's CORS filter comes before its fault filter.
+        lines += cors_lines(route, on_route, acl_name(service_name, f"r{index}"))
         lines += _faults(route, on_route)
         lines += answer_lines(route, on_route)
         lines += request_header_lines(route, on_route)
