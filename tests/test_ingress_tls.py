@@ -1,0 +1,317 @@
+"""HTTPS at the ingress (`ingress.tls`): the spec's rules, Istio's Gateway, the cert-manager
+Certificate, and the builtin gateway terminating real TLS in a real HAProxy."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import GOLDEN
+from golden_support import check_golden
+from proxy_support import backends, free_port, running_haproxy
+from schema_support import validate_manifest
+
+import sailplan
+from sailplan.model import SpecError
+from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_gateway
+from sailplan.render.haproxy.ingress import ingress_cert_dir
+from sailplan.render.manifests import render_manifests
+from sailplan.sandbox.certs import new_authority, write_identity
+
+HOST = "shop.example.com"
+
+
+def _spec(tls: dict[str, Any] | None, mtls: str = "permissive", **ingress: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "apiVersion": "sailplan/v1",
+        "kind": "Mesh",
+        "name": "shop",
+        "mtls": mtls,
+        "services": {
+            "web": {"port": 8080, "versions": {"v1": {"image": "web:1"}}},
+        },
+        "ingress": {"port": 443, "hosts": [HOST], "routes": [{"service": "web"}], **ingress},
+    }
+    if tls is not None:
+        spec["ingress"]["tls"] = tls
+    return spec
+
+
+def _mesh(tls: dict[str, Any] | None, mtls: str = "permissive", **ingress: Any) -> sailplan.Mesh:
+    return sailplan.load_mesh_text(yaml.safe_dump(_spec(tls, mtls, **ingress)))
+
+
+def _problems(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    with pytest.raises(SpecError) as error:
+        sailplan.load_mesh_text(yaml.safe_dump(spec))
+    return [(p.path, p.message) for p in error.value.problems]
+
+
+# --- the spec ---------------------------------------------------------------------------------
+
+
+def test_tls_defaults_to_tls_1_2_without_a_redirect() -> None:
+    tls = _mesh({"secretName": "shop-tls"}).ingress.tls  # type: ignore[union-attr]
+    assert tls is not None
+    assert (tls.secret_name, tls.issuer, tls.min_version, tls.https_redirect) == (
+        "shop-tls",
+        None,
+        "TLSv1.2",
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("tls", "ingress", "expected"),
+    [
+        (
+            {},
+            {},
+            (
+                "ingress.tls",
+                "give the certificate as secretName (an existing TLS Secret) or issuer "
+                "(cert-manager issues one), exactly one of them",
+            ),
+        ),
+        (
+            {"secretName": "a", "issuer": {"name": "b"}},
+            {},
+            (
+                "ingress.tls",
+                "give the certificate as secretName (an existing TLS Secret) or issuer "
+                "(cert-manager issues one), exactly one of them",
+            ),
+        ),
+        (
+            {"secretName": "a", "httpsRedirect": True},
+            {"port": 80},
+            (
+                "ingress",
+                "tls.httpsRedirect listens on port 80, which the HTTPS listener already "
+                "takes; set port: 443",
+            ),
+        ),
+        (
+            {"issuer": {"name": "letsencrypt"}},
+            {"hosts": ["*"]},
+            (
+                "ingress",
+                "tls.issuer needs the host names to put in the certificate, and hosts is `*` "
+                "(every host); list the hosts, or give tls.secretName",
+            ),
+        ),
+    ],
+)
+def test_bad_tls_is_refused_with_a_sentence(
+    tls: dict[str, Any], ingress: dict[str, Any], expected: tuple[str, str]
+) -> None:
+    assert _problems(_spec(tls, **ingress)) == [expected]
+
+
+def test_an_unknown_tls_version_is_refused() -> None:
+    [(path, message)] = _problems(_spec({"secretName": "a", "minVersion": "TLSv1.1"}))
+    assert path == "ingress.tls.minVersion"
+    assert "TLSv1.2" in message and "TLSv1.3" in message
+
+
+def test_the_gateway_api_plane_refuses_tls() -> None:
+    spec = {**_spec({"secretName": "a"}), "dataPlane": "gateway-api"}
+    assert _problems(spec) == [
+        (
+            "ingress.tls",
+            "HTTPS at the ingress is not rendered on the gateway-api data plane yet (its "
+            "Gateway has one HTTP listener); drop tls, or use the istio or builtin data plane",
+        )
+    ]
+
+
+# --- istio ------------------------------------------------------------------------------------
+
+
+def _find(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def test_istio_serves_https_with_the_secret_and_redirects_plain_http() -> None:
+    mesh = _mesh({"secretName": "shop-tls", "minVersion": "TLSv1.3", "httpsRedirect": True})
+    objects = render_manifests(mesh, "istio")
+    [gateway] = _find(objects, "Gateway")
+    assert gateway["spec"]["servers"] == [
+        {
+            "port": {"number": 443, "name": "https-443", "protocol": "HTTPS"},
+            "hosts": [HOST],
+            "tls": {
+                "mode": "SIMPLE",
+                "credentialName": "shop-tls",
+                "minProtocolVersion": "TLSV1_3",
+            },
+        },
+        {
+            "port": {"number": 80, "name": "http-80", "protocol": "HTTP"},
+            "hosts": [HOST],
+            "tls": {"httpsRedirect": True},
+        },
+    ]
+    assert _find(objects, "Certificate") == []
+    for manifest in objects:
+        validate_manifest(manifest)
+
+
+def test_an_issuer_gets_a_certificate_for_the_hosts_in_the_gateways_namespace() -> None:
+    mesh = _mesh({"issuer": {"name": "letsencrypt"}})
+    objects = render_manifests(mesh, "istio")
+    [certificate] = _find(objects, "Certificate")
+    assert certificate["metadata"]["namespace"] == "istio-ingress"
+    assert certificate["spec"] == {
+        "secretName": "shop-ingress-tls",
+        "dnsNames": [HOST],
+        "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer", "group": "cert-manager.io"},
+    }
+    [gateway] = _find(objects, "Gateway")
+    assert gateway["spec"]["servers"][0]["tls"]["credentialName"] == "shop-ingress-tls"
+    for manifest in objects:
+        validate_manifest(manifest)
+
+
+@pytest.mark.parametrize("plane", ["istio", "builtin"])
+def test_golden(plane: str, update_golden: bool) -> None:
+    mesh = _mesh({"issuer": {"name": "shop-ca", "kind": "Issuer"}, "httpsRedirect": True})
+    manifests = render_manifests(mesh, plane)  # type: ignore[arg-type]
+    for manifest in manifests:
+        validate_manifest(manifest)
+    check_golden(GOLDEN / plane / "https-ingress.yaml", manifests, update_golden)
+
+
+# --- builtin: manifests -----------------------------------------------------------------------
+
+
+def test_the_builtin_gateway_alone_mounts_the_ingress_secret_and_exposes_both_ports() -> None:
+    mesh = _mesh({"secretName": "shop-tls", "httpsRedirect": True})
+    objects = render_manifests(mesh, "builtin")
+    mounting = [
+        d["metadata"]["name"]
+        for d in _find(objects, "Deployment")
+        if any(
+            v.get("secret", {}).get("secretName") == "shop-tls"
+            for v in d["spec"]["template"]["spec"]["volumes"]
+        )
+    ]
+    assert mounting == ["shop-gateway"]
+    [service] = [s for s in _find(objects, "Service") if s["metadata"]["name"] == "shop-gateway"]
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        ("https-443", 443, "http"),
+        ("http-80", 80, "http-redirect"),
+    ]
+
+
+# --- builtin: real TLS in HAProxy -------------------------------------------------------------
+
+
+def _context(ca_file: Path, *, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    if maximum is not None:
+        context.maximum_version = maximum
+    return context
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Any:
+    def start(tls: dict[str, Any]) -> Any:
+        # mTLS off: this gateway holds the ingress certificate alone, no mesh identity.
+        return _Gateway(tmp_path, _mesh(tls, mtls="disable"))
+
+    return start
+
+
+class _Gateway:
+    def __init__(self, directory: Path, mesh: sailplan.Mesh) -> None:
+        self.directory = directory
+        self.mesh = mesh
+        authority = new_authority("test ingress CA")
+        certs = write_identity(Path(ingress_cert_dir(str(directory))), authority, "", [HOST])
+        self.ca_file = certs / "ca.crt"
+        self.listen, self.plain = free_port(), free_port()
+
+    def run(self, backend_port: int) -> Any:
+        ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        config = compile_gateway(
+            self.mesh,
+            endpoints=StaticEndpoints({"web": {"v1": [("127.0.0.1", backend_port)]}}),
+            listen_port=self.listen,
+            ports=ports,
+            config_dir=str(self.directory),
+            runtime_dir=str(self.directory),
+            redirect_port=self.plain,
+            public_port=self.listen,
+        )
+        wait = [self.listen] + ([self.plain] if "redirect" in config.files["haproxy.cfg"] else [])
+        return running_haproxy(config.files, self.directory, wait)
+
+
+def _handshake(port: int, context: ssl.SSLContext) -> tuple[str | None, str | None]:
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=HOST) as tls,
+    ):
+        return tls.version(), tls.selected_alpn_protocol()
+
+
+def _tls_get(port: int, ca_file: Path, path: str) -> str:
+    """The whole answer to one HTTP/1.1 request over TLS (the connection closed after it)."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    request = f"GET {path} HTTP/1.1\r\nhost: {HOST}\r\nconnection: close\r\n\r\n"
+    answer = b""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=HOST) as tls,
+    ):
+        tls.sendall(request.encode())
+        while chunk := tls.recv(65536):
+            answer += chunk
+    return answer.decode()
+
+
+def test_the_builtin_gateway_terminates_tls_and_offers_h2(gateway: Any) -> None:
+    running = gateway({"secretName": "shop-tls"})
+    with backends("web") as started, running.run(started["web"].port):
+        assert _handshake(running.listen, _context(running.ca_file)) == ("TLSv1.3", "h2")
+        # TLS 1.2 is accepted by default, and a client without h2 gets HTTP/1.1.
+        old = _context(running.ca_file, maximum=ssl.TLSVersion.TLSv1_2)
+        old.set_alpn_protocols(["http/1.1"])
+        assert _handshake(running.listen, old) == ("TLSv1.2", "http/1.1")
+        answer = _tls_get(running.listen, running.ca_file, "/hello")
+        assert answer.startswith("HTTP/1.1 200")
+        assert answer.endswith("web")
+        assert started["web"].requests[-1][1] == "/hello"
+
+
+def test_min_version_1_3_refuses_a_tls_1_2_client(gateway: Any) -> None:
+    running = gateway({"secretName": "shop-tls", "minVersion": "TLSv1.3"})
+    with backends("web") as started, running.run(started["web"].port):
+        assert _handshake(running.listen, _context(running.ca_file))[0] == "TLSv1.3"
+        with pytest.raises(ssl.SSLError):
+            _handshake(running.listen, _context(running.ca_file, maximum=ssl.TLSVersion.TLSv1_2))
+        assert started["web"].requests == []
+
+
+def test_plain_http_is_redirected_to_https_with_host_path_and_query(gateway: Any) -> None:
+    running = gateway({"secretName": "shop-tls", "httpsRedirect": True})
+    with backends("web") as started, running.run(started["web"].port):
+        connection = http.client.HTTPConnection("127.0.0.1", running.plain, timeout=10)
+        try:
+            connection.request("GET", "/a/b?x=1", headers={"host": f"{HOST}:{running.plain}"})
+            response = connection.getresponse()
+            response.read()
+        finally:
+            connection.close()
+        assert response.status == 301
+        assert response.getheader("location") == f"https://{HOST}:{running.listen}/a/b?x=1"
+        assert started["web"].requests == []
+        # Over TLS the same listener's rules do not redirect.
+        assert _tls_get(running.listen, running.ca_file, "/a").startswith("HTTP/1.1 200")
