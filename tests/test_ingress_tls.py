@@ -315,3 +315,56 @@ def test_plain_http_is_redirected_to_https_with_host_path_and_query(gateway: Any
         assert started["web"].requests == []
         # Over TLS the same listener's rules do not redirect.
         assert _tls_get(running.listen, running.ca_file, "/a").startswith("HTTP/1.1 200")
+
+
+# --- the sandbox ------------------------------------------------------------------------------
+
+
+@pytest.mark.haproxy
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_sandbox_serves_https_with_a_certificate_of_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sandbox_support import MESHES, SandboxProcess, alive, runnable_copy
+
+    from sailplan.cli import main
+
+    data = yaml.safe_load(runnable_copy(MESHES / "even-split.yaml"))
+    data["ingress"].update(port=443, tls={"secretName": "unused-here", "httpsRedirect": True})
+    mesh_file = tmp_path / "mesh.yaml"
+    mesh_file.write_text(yaml.safe_dump(data))
+    sandbox = SandboxProcess(mesh_file)
+    try:
+        sandbox.wait_for("ready: ")
+        url = sandbox.url()
+        assert url.startswith("https://127.0.0.1:")
+        [note] = [line for line in sandbox.lines if line.startswith("ingress certificate: ")]
+        ca = note.split("--cacert ", 1)[1].split(",", 1)[0]
+        post = [f"{url}/api/users", "-n", "3", "-X", "POST", "-d", '{"username": "a"}']
+        assert main(["traffic", *post, "--cacert", ca, "--expect-status", "201"]) == 0
+        assert main(["traffic", *post, "--insecure", "--expect-status", "201"]) == 0
+        # Without the run's CA the certificate is not trusted: no request gets an answer.
+        capsys.readouterr()
+        assert main(["traffic", *post]) == 1
+        assert (
+            "failed: certificate verify failed: unable to get local issuer certificate"
+            in capsys.readouterr().out
+        )
+        [row] = [line for line in sandbox.lines if "redirect :" in line]
+        plain = int(row.split("redirect :", 1)[1].split()[0])
+        connection = http.client.HTTPConnection("127.0.0.1", plain, timeout=10)
+        try:
+            connection.request("GET", "/api/users?x=1", headers={"host": f"127.0.0.1:{plain}"})
+            response = connection.getresponse()
+            response.read()
+        finally:
+            connection.close()
+        assert (response.status, response.getheader("location")) == (
+            301,
+            f"{url}/api/users?x=1",
+        )
+    finally:
+        sandbox.stop()
+        leaked = [pid for pid in sandbox.children if alive(pid)]
+        assert not leaked, f"processes left running: {leaked}"

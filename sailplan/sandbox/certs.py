@@ -5,6 +5,7 @@ reads its mounted Secret: `tls.crt`, `tls.key`, `ca.crt` in one directory, mode 
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,14 @@ def new_authority(name: str = "sailplan sandbox mesh CA") -> Authority:
     return Authority(certificate, key)
 
 
+def _general_name(name: str) -> x509.GeneralName:
+    """An IP address SAN for an address (clients check `127.0.0.1` against those), else DNS."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
 def issue(
     authority: Authority, identity: str, dns_names: list[str] | None = None
 ) -> tuple[bytes, bytes]:
@@ -75,7 +84,7 @@ def issue(
     names: list[x509.GeneralName] = (
         [x509.UniformResourceIdentifier(identity)]
         if dns_names is None
-        else [x509.DNSName(name) for name in dns_names]
+        else [_general_name(name) for name in dns_names]
     )
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
