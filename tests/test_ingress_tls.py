@@ -4,8 +4,14 @@ Certificate, and the builtin gateway terminating real TLS in a real HAProxy."""
 from __future__ import annotations
 
 import http.client
+import os
+import shutil
+import signal
 import socket
 import ssl
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +19,7 @@ import pytest
 import yaml
 from conftest import GOLDEN
 from golden_support import check_golden
-from proxy_support import backends, free_port, running_haproxy
+from proxy_support import backends, free_port, running_haproxy, wait_for_port
 from schema_support import validate_manifest
 
 import sailplan
@@ -21,7 +27,7 @@ from sailplan.model import SpecError
 from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_gateway
 from sailplan.render.haproxy.ingress import ingress_cert_dir
 from sailplan.render.manifests import render_manifests
-from sailplan.sandbox.certs import new_authority, write_identity
+from sailplan.sandbox.certs import new_authority, serial_of, write_identity
 
 HOST = "shop.example.com"
 
@@ -368,3 +374,75 @@ def test_the_sandbox_serves_https_with_a_certificate_of_its_own(
         sandbox.stop()
         leaked = [pid for pid in sandbox.children if alive(pid)]
         assert not leaked, f"processes left running: {leaked}"
+
+
+# --- the image's entrypoint -------------------------------------------------------------------
+
+
+def _served_serial(port: int, ca_file: Path) -> int:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=HOST) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return serial_of(ssl.DER_cert_to_PEM_cert(der).encode())
+
+
+@pytest.mark.timeout(60)
+def test_the_gateway_image_serves_a_renewed_ingress_certificate() -> None:
+    """The entrypoint watches the mounted ingress Secret as cert-manager renews it."""
+    from conftest import REPO
+
+    from sailplan.sandbox.runner import write_config
+
+    root = Path(tempfile.mkdtemp(prefix="sp-"))
+    config_dir, runtime_dir = root / "config", root / "run"
+    certs = Path(ingress_cert_dir(str(config_dir)))
+    authority = new_authority("test ingress CA")
+    listen = free_port()
+    ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    config = compile_gateway(
+        _mesh({"secretName": "shop-tls"}, mtls="disable"),
+        endpoints=StaticEndpoints({"web": {"v1": [("127.0.0.1", free_port())]}}),
+        listen_port=listen,
+        ports=ports,
+        config_dir=str(config_dir),
+        runtime_dir=str(runtime_dir),
+    )
+    write_config(config_dir, config)
+    write_identity(certs, authority, "", [HOST])
+    first = serial_of((certs / "tls.crt").read_bytes())
+    log = (root / "entrypoint.log").open("wb")
+    proxy = subprocess.Popen(
+        ["sh", str(REPO / "sailplan" / "proxy_image" / "entrypoint.sh"), "gateway"],
+        env={
+            **os.environ,
+            "SAILPLAN_CONFIG_DIR": str(config_dir),
+            "SAILPLAN_RUNTIME_DIR": str(runtime_dir),
+            "SAILPLAN_POLL_SECONDS": "0.2",
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(listen)
+        assert _served_serial(listen, certs / "ca.crt") == first
+        write_identity(certs, authority, "", [HOST])
+        renewed = serial_of((certs / "tls.crt").read_bytes())
+        deadline = time.monotonic() + 15
+        while _served_serial(listen, certs / "ca.crt") != renewed:
+            assert time.monotonic() < deadline, "the renewed certificate is not served"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proxy.pid, signal.SIGTERM)
+        try:
+            proxy.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proxy.pid, signal.SIGKILL)
+            proxy.wait(timeout=5)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+    assert renewed != first
