@@ -271,7 +271,10 @@ def _handshake(port: int, context: ssl.SSLContext) -> tuple[str | None, str | No
 def _tls_get(port: int, ca_file: Path, path: str) -> str:
     """The whole answer to one HTTP/1.1 request over TLS (the connection closed after it)."""
     context = ssl.create_default_context(cafile=str(ca_file))
-    request = f"GET {path} HTTP/1.1\r\nhost: {HOST}\r\nconnection: close\r\n\r\n"
+    request = (
+        f"GET {path} HTTP/1.1\r\nhost: {HOST}\r\nx-forwarded-proto: gopher\r\n"
+        "connection: close\r\n\r\n"
+    )
     answer = b""
     with (
         socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
@@ -294,7 +297,8 @@ def test_the_builtin_gateway_terminates_tls_and_offers_h2(gateway: Any) -> None:
         answer = _tls_get(running.listen, running.ca_file, "/hello")
         assert answer.startswith("HTTP/1.1 200")
         assert answer.endswith("web")
-        assert started["web"].requests[-1][1] == "/hello"
+        _, path, headers = started["web"].requests[-1]
+        assert (path, headers.get("x-forwarded-proto")) == ("/hello", "https")
 
 
 def test_min_version_1_3_refuses_a_tls_1_2_client(gateway: Any) -> None:

@@ -230,7 +230,7 @@ class Ingress(SpecModel):
             istio="The Gateway server's `tls`, mode SIMPLE, protocol HTTPS, named `https-<port>`.",
             builtin=(
                 "HAProxy terminates TLS in the gateway (`bind ... ssl`), offering HTTP/2 and "
-                "HTTP/1.1 by ALPN."
+                "HTTP/1.1 by ALPN, and sets `x-forwarded-proto: https` as Envoy's gateway does."
             ),
         ),
     )

@@ -52,6 +52,10 @@ def ingress(
                 "unless { ssl_fc }",
             ]
     body = [bind, *redirect[:1], *frontend_lines("ingress"), *redirect[1:]]
+    if spec.tls is not None:
+        # Every request past the redirect came over TLS: the app learns it as behind Envoy's
+        # gateway, which sets the header at the edge (one a client sent is replaced).
+        body.append("http-request set-header x-forwarded-proto https")
     if "*" not in spec.hosts:
         body.append("http-request set-var(txn.host) req.hdr(host),field(1,:),lower")
         allowed = []
