@@ -160,6 +160,17 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=10.0, help="per-request timeout in seconds"
     )
     traffic.add_argument(
+        "--cacert",
+        metavar="FILE",
+        help="https:// only: trust the CA certificates in FILE (the sandbox prints its own) "
+        "instead of the system's",
+    )
+    traffic.add_argument(
+        "--insecure",
+        action="store_true",
+        help="https:// only: do not check the server's certificate",
+    )
+    traffic.add_argument(
         "--expect-status",
         action="append",
         default=[],

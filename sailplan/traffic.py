@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import math
+import ssl
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ class Target:
     port: int
     path: str
     authority: str
+    scheme: str = "http"
 
 
 @dataclass(frozen=True)
@@ -87,14 +89,36 @@ def verdict(
 
 def parse_target(url: str) -> Target:
     parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise TrafficUsageError(f"{url!r} is not an http:// URL")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TrafficUsageError(f"{url!r} is not an http:// or https:// URL")
     try:
-        port = parts.port or 80
+        port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise TrafficUsageError(f"{url!r} has an invalid port") from None
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(parts.hostname, port, path, parts.netloc)
+    return Target(parts.hostname, port, path, parts.netloc, parts.scheme)
+
+
+def tls_context(target: Target, cacert: str | None, insecure: bool) -> ssl.SSLContext | None:
+    """How an https:// target's certificate is checked: against the system's CAs, the CA in
+    `cacert` (the sandbox prints its own), or not at all (`insecure`). None for http://."""
+    if cacert is not None and insecure:
+        raise TrafficUsageError("give --cacert or --insecure, not both")
+    if target.scheme != "https":
+        if cacert is not None or insecure:
+            raise TrafficUsageError("--cacert and --insecure apply to https:// URLs only")
+        return None
+    if insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    try:
+        return ssl.create_default_context(cafile=cacert)
+    except FileNotFoundError:
+        raise TrafficUsageError(f"--cacert {cacert}: no such file") from None
+    except (OSError, ssl.SSLError):
+        raise TrafficUsageError(f"--cacert {cacert}: not a PEM certificate file") from None
 
 
 def parse_headers(raw: Sequence[str]) -> dict[str, str]:
@@ -140,9 +164,10 @@ def table(outcomes: Sequence[Outcome]) -> str:
 class _Client:
     """One keep-alive connection per worker thread."""
 
-    def __init__(self, target: Target, timeout: float) -> None:
+    def __init__(self, target: Target, timeout: float, context: ssl.SSLContext | None) -> None:
         self.target = target
         self.timeout = timeout
+        self.context = context
         self.local = threading.local()
 
     def send(self, method: str, headers: dict[str, str], body: bytes | None) -> Outcome:
@@ -150,8 +175,17 @@ class _Client:
         connection: http.client.HTTPConnection | None = getattr(self.local, "connection", None)
         try:
             if connection is None:
-                connection = http.client.HTTPConnection(
-                    self.target.host, self.target.port, timeout=self.timeout
+                connection = (
+                    http.client.HTTPConnection(
+                        self.target.host, self.target.port, timeout=self.timeout
+                    )
+                    if self.context is None
+                    else http.client.HTTPSConnection(
+                        self.target.host,
+                        self.target.port,
+                        timeout=self.timeout,
+                        context=self.context,
+                    )
                 )
                 self.local.connection = connection
             connection.request(method, self.target.path, body=body, headers=headers)
@@ -169,11 +203,17 @@ class _Client:
             if connection is not None:
                 connection.close()
             self.local.connection = None
-            reason = (
-                "timed out"
-                if isinstance(error, TimeoutError)
-                else getattr(error, "strerror", None) or type(error).__name__
-            )
+            if isinstance(error, ssl.SSLCertVerificationError):
+                reason = f"certificate verify failed: {error.verify_message}"
+            elif isinstance(error, ssl.SSLError) and error.reason:
+                # OpenSSL's short reason (`tlsv1 alert protocol version`), not its long text.
+                reason = error.reason.replace("_", " ")
+            else:
+                reason = (
+                    "timed out"
+                    if isinstance(error, TimeoutError)
+                    else getattr(error, "strerror", None) or type(error).__name__
+                )
             return Outcome(f"failed: {str(reason).lower()}", time.monotonic() - started)
 
 
@@ -185,8 +225,9 @@ def send_all(
     headers: dict[str, str],
     body: bytes | None,
     timeout: float,
+    context: ssl.SSLContext | None = None,
 ) -> list[Outcome]:
-    client = _Client(target, timeout)
+    client = _Client(target, timeout, context)
     done = [0]
     lock = threading.Lock()
     progress = sys.stderr.isatty()
@@ -214,6 +255,7 @@ def send_all(
 def run_traffic(args: argparse.Namespace) -> int:
     try:
         target = parse_target(args.url)
+        context = tls_context(target, args.cacert, args.insecure)
         headers = parse_headers(args.header)
         if args.requests < 1:
             raise TrafficUsageError("-n must be at least 1")
@@ -236,6 +278,7 @@ def run_traffic(args: argparse.Namespace) -> int:
         headers,
         body,
         args.timeout,
+        context,
     )
     print(table(outcomes))
     failed = verdict(outcomes, expected, args.max_failures)

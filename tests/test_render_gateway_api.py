@@ -349,6 +349,13 @@ OTHER = "use the istio or builtin data plane"
             "data plane",
         ),
         (
+            BASE,
+            {"ingress": {"tls": {"secretName": "shop-tls"}, "routes": [{"service": "reviews"}]}},
+            "ingress.tls: HTTPS at the ingress is not rendered on the gateway-api data plane yet "
+            "(its Gateway has one HTTP listener); drop tls, or use the istio or builtin data "
+            "plane",
+        ),
+        (
             _with_routes([{"match": {"method": {"prefix": "P"}}, "to": "v2"}]),
             {},
             "services.reviews.routes[0].match[0].method: the Gateway API matches a method "
@@ -418,6 +425,7 @@ OTHER = "use the istio or builtin data plane"
         "mtls-strict",
         "access-log",
         "node-port",
+        "ingress-tls",
         "method-prefix",
         "exact-path-characters",
         "too-many-headers",
@@ -945,6 +953,10 @@ FIELDS = {
     "Ingress.port": RENDERED,
     "Ingress.nodePort": REFUSED,
     "Ingress.hosts": RENDERED,
+    "Ingress.tls": REFUSED,
+    **{f"IngressTls.{f}": REFUSED for f in ("secretName", "issuer", "minVersion", "httpsRedirect")},
+    "CertificateIssuer.name": REFUSED,
+    "CertificateIssuer.kind": REFUSED,
     "Ingress.routes": RENDERED,
     "IngressRoute.name": RENDERED,
     "IngressRoute.match": RENDERED,

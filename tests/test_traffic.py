@@ -20,6 +20,10 @@ def test_targets_and_headers_parse() -> None:
     target = parse_target("http://127.0.0.1:8080/api/users/1?x=1")
     assert (target.host, target.port, target.path) == ("127.0.0.1", 8080, "/api/users/1?x=1")
     assert parse_target("http://example.com").port == 80
+    assert (parse_target("https://example.com").port, parse_target("https://e").scheme) == (
+        443,
+        "https",
+    )
     assert parse_headers(["end-user: jason", "x-a:b"]) == {"end-user": "jason", "x-a": "b"}
 
 
@@ -113,7 +117,19 @@ def test_expected_statuses_and_a_failure_budget_let_a_script_assert(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["traffic", "nope", "-n", "1"], "error: 'nope' is not an http:// URL"),
+        (["traffic", "nope", "-n", "1"], "error: 'nope' is not an http:// or https:// URL"),
+        (
+            ["traffic", "https://127.0.0.1/", "--insecure", "--cacert", "ca.crt"],
+            "error: give --cacert or --insecure, not both",
+        ),
+        (
+            ["traffic", "http://127.0.0.1/", "--insecure"],
+            "error: --cacert and --insecure apply to https:// URLs only",
+        ),
+        (
+            ["traffic", "https://127.0.0.1/", "--cacert", "/nonexistent/ca.crt"],
+            "error: --cacert /nonexistent/ca.crt: no such file",
+        ),
         (["traffic", "http://127.0.0.1/", "-n", "0"], "error: -n must be at least 1"),
         (
             ["traffic", "http://127.0.0.1/", "-H", "novalue"],

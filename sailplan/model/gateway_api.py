@@ -331,6 +331,14 @@ def _mesh_wide_problems(mesh: Mesh) -> list[Problem]:
                 "gateway's Service itself; drop nodePort, or use the istio or builtin data plane",
             )
         )
+    if mesh.ingress is not None and mesh.ingress.tls is not None:
+        problems.append(
+            Problem(
+                "ingress.tls",
+                "HTTPS at the ingress is not rendered on the gateway-api data plane yet (its "
+                "Gateway has one HTTP listener); drop tls, or use the istio or builtin data plane",
+            )
+        )
     return problems
 
 

@@ -12,6 +12,8 @@ set -eu
 mode="${1:-proxy}"
 config_dir="${SAILPLAN_CONFIG_DIR:-/etc/sailplan}"
 cert_dir="${SAILPLAN_CERT_DIR:-$config_dir-certs}"
+# The gateway's ingress certificate (`ingress.tls`), renewed by cert-manager as the mesh one is.
+ingress_cert_dir="$config_dir-ingress-tls"
 runtime_dir="${SAILPLAN_RUNTIME_DIR:-/var/run/sailplan}"
 poll="${SAILPLAN_POLL_SECONDS:-2}"
 haproxy="${SAILPLAN_HAPROXY:-haproxy}"
@@ -35,7 +37,7 @@ esac
 # ConfigMap projected into the directory. The certificate counts too: cert-manager renews it into
 # the Secret, and the reload below puts the new one in service (new workers load it; old ones
 # finish their requests on the old one), so rotation drops nothing.
-fingerprint() { cat "$config_dir"/* "$cert_dir"/* 2>/dev/null | cksum; }
+fingerprint() { cat "$config_dir"/* "$cert_dir"/* "$ingress_cert_dir"/* 2>/dev/null | cksum; }
 
 if ! "$haproxy" -c -q -f "$config"; then
   log "the configuration in $config is invalid; not starting"

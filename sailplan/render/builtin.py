@@ -16,10 +16,12 @@ from typing import Any
 
 from sailplan import constants as c
 from sailplan.model import Mesh, Problem, SpecError
+from sailplan.model.ingress import HTTPS_REDIRECT_PORT, ingress_certificate_name
 from sailplan.model.mesh import Interception
 from sailplan.model.security import certificate_secret_name
 from sailplan.render.haproxy import DnsEndpoints, ProxyConfig, SidecarCompiler, compile_gateway
 from sailplan.render.haproxy.globals import APP_HEALTH_PREFIX, METRICS_PATH
+from sailplan.render.haproxy.ingress import ingress_cert_dir
 from sailplan.render.haproxy.security import cert_dir_of
 from sailplan.render.istio import gateway_name, ingress_labels
 from sailplan.render.kubernetes import (
@@ -33,10 +35,14 @@ from sailplan.render.kubernetes import (
 CONFIG_DIR = "/etc/sailplan"
 RUNTIME_DIR = "/var/run/sailplan"
 GATEWAY_LISTEN_PORT = 8080
+# The plain listener of `ingress.tls.httpsRedirect`, behind the Service's port 80.
+GATEWAY_REDIRECT_PORT = 8081
 _CONFIG_VOLUME = "sailplan-config"
 _CERT_VOLUME = "sailplan-certs"
 CERT_DIR = cert_dir_of(CONFIG_DIR)
 _RUNTIME_VOLUME = "sailplan-runtime"
+_INGRESS_CERT_VOLUME = "sailplan-ingress-tls"
+INGRESS_CERT_DIR = ingress_cert_dir(CONFIG_DIR)
 # Loopback stays direct with explicit-proxy interception: the app's own calls to itself.
 _NO_PROXY = "localhost,127.0.0.1"
 _PROXY_RESOURCES = {
@@ -334,28 +340,56 @@ def gateway_objects(mesh: Mesh, image: str, endpoints: DnsEndpoints) -> list[dic
     name = gateway_name(mesh)
     labels = ingress_labels(mesh)
     pod_labels = dict(sorted({**labels, c.APP_LABEL: name}.items()))
+    tls = mesh.ingress.tls
+    redirect = tls is not None and tls.https_redirect
     config = compile_gateway(
         mesh,
         endpoints=endpoints,
         listen_port=GATEWAY_LISTEN_PORT,
         config_dir=CONFIG_DIR,
         runtime_dir=RUNTIME_DIR,
+        redirect_port=GATEWAY_REDIRECT_PORT if redirect else None,
     )
-    container = proxy_container(
-        image,
-        "gateway",
-        [{"name": "http", "containerPort": GATEWAY_LISTEN_PORT, "protocol": "TCP"}],
-        cert_secret(mesh, name) is not None,
-    )
+    listen_ports = [{"name": "http", "containerPort": GATEWAY_LISTEN_PORT, "protocol": "TCP"}]
+    if redirect:
+        listen_ports.append(
+            {"name": "http-redirect", "containerPort": GATEWAY_REDIRECT_PORT, "protocol": "TCP"}
+        )
+    container = proxy_container(image, "gateway", listen_ports, cert_secret(mesh, name) is not None)
+    scheme = "http" if tls is None else "https"
     service_port: dict[str, Any] = {
-        "name": f"http-{mesh.ingress.port}",
+        "name": f"{scheme}-{mesh.ingress.port}",
         "port": mesh.ingress.port,
         "targetPort": "http",
         "protocol": "TCP",
-        "appProtocol": "http",
+        "appProtocol": scheme,
     }
     if mesh.ingress.node_port is not None:
         service_port["nodePort"] = mesh.ingress.node_port
+    service_ports = [service_port]
+    if redirect:
+        service_ports.append(
+            {
+                "name": f"http-{HTTPS_REDIRECT_PORT}",
+                "port": HTTPS_REDIRECT_PORT,
+                "targetPort": "http-redirect",
+                "protocol": "TCP",
+                "appProtocol": "http",
+            }
+        )
+    volumes = proxy_volumes(proxy_config_map_name(name), cert_secret=cert_secret(mesh, name))
+    if tls is not None:
+        # The ingress certificate, in the gateway pod only: no sidecar ever holds its key.
+        secret = tls.secret_name or ingress_certificate_name(mesh.name)
+        volumes.append(
+            {
+                "name": _INGRESS_CERT_VOLUME,
+                "secret": {"secretName": secret, "defaultMode": 0o444},
+            }
+        )
+        container["volumeMounts"].append(
+            {"name": _INGRESS_CERT_VOLUME, "mountPath": INGRESS_CERT_DIR, "readOnly": True}
+        )
     return [
         {
             "apiVersion": "v1",
@@ -371,7 +405,7 @@ def gateway_objects(mesh: Mesh, image: str, endpoints: DnsEndpoints) -> list[dic
             "spec": {
                 "type": "NodePort" if mesh.ingress.node_port is not None else "LoadBalancer",
                 "selector": {c.APP_LABEL: name},
-                "ports": [service_port],
+                "ports": service_ports,
             },
         },
         {
@@ -391,9 +425,7 @@ def gateway_objects(mesh: Mesh, image: str, endpoints: DnsEndpoints) -> list[dic
                             "seccompProfile": {"type": "RuntimeDefault"},
                         },
                         "containers": [container],
-                        "volumes": proxy_volumes(
-                            proxy_config_map_name(name), cert_secret=cert_secret(mesh, name)
-                        ),
+                        "volumes": volumes,
                     },
                 },
             },

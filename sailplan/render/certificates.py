@@ -16,7 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sailplan import constants as c
 from sailplan.model import Mesh
+from sailplan.model.ingress import ingress_certificate_name
 from sailplan.model.security import (
     certificate_secret_name,
     gateway_service_account,
@@ -135,9 +137,11 @@ def workload_certificate(
 
 def render_certificates(mesh: Mesh, issuer: IssuerRef | None = None) -> list[dict[str, Any]]:
     """The mesh CA (unless `issuer` names another) and a Certificate per service (sorted), then
-    the ingress gateway's; nothing when the mesh needs no certificates."""
+    the ingress gateway's; then the ingress's own HTTPS certificate when cert-manager issues it."""
+    ingress = ingress_certificate(mesh)
+    tail = [] if ingress is None else [ingress]
     if not needs_certificates(mesh):
-        return []
+        return tail
     objects: list[dict[str, Any]] = []
     if issuer is None:
         objects += mesh_ca_objects(mesh)
@@ -163,4 +167,28 @@ def render_certificates(mesh: Mesh, issuer: IssuerRef | None = None) -> list[dic
                 issuer,
             )
         )
-    return objects
+    return objects + tail
+
+
+def ingress_certificate(mesh: Mesh) -> dict[str, Any] | None:
+    """The certificate of the ingress's hosts when `ingress.tls.issuer` asks cert-manager for one,
+    issued into the Secret the gateway serves. On istio the gateway runs in its own namespace and
+    reads `credentialName` there, so the Certificate (and its Secret) live there."""
+    tls = mesh.ingress.tls if mesh.ingress is not None else None
+    if tls is None or tls.issuer is None:
+        return None
+    assert mesh.ingress is not None
+    name = ingress_certificate_name(mesh.name)
+    meta = metadata(mesh, name, ingress_labels(mesh))
+    if mesh.data_plane == "istio":
+        meta["namespace"] = c.ISTIO_GATEWAY_NAMESPACE
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Certificate",
+        "metadata": {**meta, "annotations": dict(_WAIT_FOR_READY)},
+        "spec": {
+            "secretName": name,
+            "dnsNames": list(mesh.ingress.hosts),
+            "issuerRef": IssuerRef(tls.issuer.name, tls.issuer.kind).to_dict(),
+        },
+    }

@@ -10,7 +10,12 @@ from typing import Any
 
 from sailplan import constants as c
 from sailplan.model import Cors, Duration, HeaderChanges, Match, Mesh, Route, Service, StringMatch
-from sailplan.model.ingress import IngressRoute
+from sailplan.model.ingress import (
+    HTTPS_REDIRECT_PORT,
+    Ingress,
+    IngressRoute,
+    ingress_certificate_name,
+)
 from sailplan.model.intersect import Inexpressible, intersect_lists
 from sailplan.model.policy import ConnectionPool, LoadBalancer
 from sailplan.model.route import folded_prefix_rewrite
@@ -398,18 +403,42 @@ def gateway(mesh: Mesh) -> dict[str, Any]:
         "metadata": metadata(mesh, gateway_name(mesh), ingress_labels(mesh)),
         "spec": {
             "selector": dict(c.ISTIO_GATEWAY_SELECTOR),
-            "servers": [
-                {
-                    "port": {
-                        "number": mesh.ingress.port,
-                        "name": f"http-{mesh.ingress.port}",
-                        "protocol": "HTTP",
-                    },
-                    "hosts": list(mesh.ingress.hosts),
-                }
-            ],
+            "servers": _gateway_servers(mesh.name, mesh.ingress),
         },
     }
+
+
+_TLS_VERSIONS = {"TLSv1.2": "TLSV1_2", "TLSv1.3": "TLSV1_3"}
+
+
+def _gateway_servers(mesh_name: str, ingress: Ingress) -> list[dict[str, Any]]:
+    hosts = list(ingress.hosts)
+    tls = ingress.tls
+    if tls is None:
+        port = {"number": ingress.port, "name": f"http-{ingress.port}", "protocol": "HTTP"}
+        return [{"port": port, "hosts": hosts}]
+    secret = tls.secret_name or ingress_certificate_name(mesh_name)
+    servers: list[dict[str, Any]] = [
+        {
+            "port": {"number": ingress.port, "name": f"https-{ingress.port}", "protocol": "HTTPS"},
+            "hosts": hosts,
+            "tls": {
+                "mode": "SIMPLE",
+                "credentialName": secret,
+                "minProtocolVersion": _TLS_VERSIONS[tls.min_version],
+            },
+        }
+    ]
+    if tls.https_redirect:
+        plain = HTTPS_REDIRECT_PORT
+        servers.append(
+            {
+                "port": {"number": plain, "name": f"http-{plain}", "protocol": "HTTP"},
+                "hosts": hosts,
+                "tls": {"httpsRedirect": True},
+            }
+        )
+    return servers
 
 
 def _ingress_rule_prefix(ingress_route: IngressRoute, index: int) -> str:

@@ -5,6 +5,7 @@ reads its mounted Secret: `tls.crt`, `tls.key`, `ca.crt` in one directory, mode 
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,10 +66,26 @@ def new_authority(name: str = "sailplan sandbox mesh CA") -> Authority:
     return Authority(certificate, key)
 
 
-def issue(authority: Authority, identity: str) -> tuple[bytes, bytes]:
+def _general_name(name: str) -> x509.GeneralName:
+    """An IP address SAN for an address (clients check `127.0.0.1` against those), else DNS."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def issue(
+    authority: Authority, identity: str, dns_names: list[str] | None = None
+) -> tuple[bytes, bytes]:
     """(certificate PEM, key PEM) for a SPIFFE ID, usable as client and server certificate. No
-    subject, as Istio's and cert-manager's SPIFFE certificates: the URI SAN is the identity."""
+    subject, as Istio's and cert-manager's SPIFFE certificates: the URI SAN is the identity.
+    With `dns_names` instead, a server certificate for those host names (the ingress's)."""
     key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = (
+        [x509.UniformResourceIdentifier(identity)]
+        if dns_names is None
+        else [_general_name(name) for name in dns_names]
+    )
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
@@ -78,9 +95,7 @@ def issue(authority: Authority, identity: str) -> tuple[bytes, bytes]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - BACKDATE)
         .not_valid_after(now + LIFETIME)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]), critical=True
-        )
+        .add_extension(x509.SubjectAlternativeName(names), critical=True)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -124,11 +139,14 @@ def _private(path: Path, data: bytes) -> None:
     os.chmod(path, 0o600)
 
 
-def write_identity(directory: Path, authority: Authority, identity: str) -> Path:
+def write_identity(
+    directory: Path, authority: Authority, identity: str, dns_names: list[str] | None = None
+) -> Path:
     """The certificate directory of one workload, as its mounted Secret would be. Files are
-    replaced by rename, as a Secret volume swaps them, so a reader never sees half a file."""
+    replaced by rename, as a Secret volume swaps them, so a reader never sees half a file.
+    `dns_names`: the ingress's server certificate for those hosts instead of an identity."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    certificate, key = issue(authority, identity)
+    certificate, key = issue(authority, identity, dns_names)
     for name, data in (("tls.key", key), ("tls.crt", certificate), ("ca.crt", authority.pem)):
         staged = directory / f".{name}.new"
         _private(staged, data)

@@ -41,6 +41,8 @@ class Plan:
     instances: tuple[Instance, ...]
     gateway_port: int | None
     gateway: ProxyPorts | None
+    # The plain listener of `ingress.tls.httpsRedirect`, which answers with a redirect to HTTPS.
+    redirect_port: int | None = None
 
     def topology(self) -> tuple[tuple[str, str, int], ...]:
         """What a route change cannot alter without a restart."""
@@ -275,7 +277,10 @@ def make_plan(
     )
     if mesh.ingress is None:
         return Plan(instances, None, None)
-    return Plan(instances, ingress_port or next_port(), proxy_ports())
+    tls = mesh.ingress.tls
+    gateway_port, gateway = ingress_port or next_port(), proxy_ports()
+    redirect = next_port() if tls is not None and tls.https_redirect else None
+    return Plan(instances, gateway_port, gateway, redirect)
 
 
 class Proxy(NamedTuple):
@@ -289,6 +294,8 @@ class Proxy(NamedTuple):
     config: ProxyConfig
     # The SPIFFE ID its certificate carries (written by the runner beside config_dir).
     identity: str = ""
+    # The gateway with `ingress.tls`: the names its HTTPS certificate is for; None without.
+    ingress_names: tuple[str, ...] | None = None
 
 
 def compile_configs(
@@ -331,6 +338,16 @@ def compile_configs(
                 ports=plan.gateway,
                 config_dir=str(directory),
                 runtime_dir=str(sockets),
+                redirect_port=plan.redirect_port,
+                public_port=plan.gateway_port,
             ),
             ingress_identity(mesh),
+            None if mesh.ingress is None or mesh.ingress.tls is None else ingress_names(mesh),
         )
+
+
+def ingress_names(mesh: Mesh) -> tuple[str, ...]:
+    """What the sandbox's HTTPS certificate is for: the ingress's hosts (but `*`, which no
+    certificate can name) and the loopback names the sandbox is reached by."""
+    assert mesh.ingress is not None
+    return (*(host for host in mesh.ingress.hosts if host != "*"), "localhost", "127.0.0.1")

@@ -21,6 +21,7 @@ from sailplan.loader import load_mesh_text, read_mesh_file
 from sailplan.model import Mesh, SpecError
 from sailplan.model.service import Version
 from sailplan.render.haproxy import ProxyConfig
+from sailplan.render.haproxy.ingress import ingress_cert_dir
 from sailplan.render.haproxy.security import cert_dir_of
 from sailplan.sandbox import netns
 from sailplan.sandbox.certs import new_authority, write_identity
@@ -158,6 +159,12 @@ def _http_ok(port: int, path: str) -> bool:
         return False
 
 
+def _https_shape(mesh: Mesh) -> tuple[bool, bool]:
+    """Whether the ingress serves HTTPS, and redirects plain HTTP: a change needs new ports."""
+    tls = mesh.ingress.tls if mesh.ingress is not None else None
+    return tls is not None, tls is not None and tls.https_redirect
+
+
 class Sandbox:
     # Given by run(): the stop handlers are installed only once the mesh was read and checked.
     stop: StopSignal
@@ -193,6 +200,9 @@ class Sandbox:
         # This run's mesh CA: every proxy gets a certificate of its identity from it, in the
         # runtime directory, removed with it.
         self.authority = new_authority()
+        # The ingress's HTTPS certificate (`ingress.tls`) comes from a CA of its own, made per
+        # run: clients trust it with `sailplan traffic --cacert`, and nothing of the mesh.
+        self.ingress_authority = new_authority("sailplan sandbox ingress CA")
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -297,6 +307,17 @@ class Sandbox:
     def _certify(self, proxy: Proxy) -> None:
         """The proxy's certificate directory, as the cluster mounts its Secret (mode 0600)."""
         write_identity(Path(cert_dir_of(str(proxy.config_dir))), self.authority, proxy.identity)
+        if proxy.ingress_names is not None:
+            write_identity(
+                Path(ingress_cert_dir(str(proxy.config_dir))),
+                self.ingress_authority,
+                "",
+                list(proxy.ingress_names),
+            )
+
+    def ingress_ca_file(self) -> Path:
+        """The CA of the ingress's HTTPS certificate this run (`ingress.tls`)."""
+        return Path(ingress_cert_dir(str(self.runtime_root / "gateway"))) / "ca.crt"
 
     def _in_pod(
         self, instance: str, command: list[str], cwd: Path, env: dict[str, str]
@@ -381,7 +402,9 @@ class Sandbox:
                 (
                     "gateway",
                     str(pids["gateway"]),
-                    f"ingress :{self.plan.gateway_port}  admin :{self.plan.gateway.admin}",
+                    f"ingress :{self.plan.gateway_port}"
+                    + (f"  redirect :{self.plan.redirect_port}" if self.plan.redirect_port else "")
+                    + f"  admin :{self.plan.gateway.admin}",
                 )
             )
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -440,8 +463,10 @@ class Sandbox:
             if more > 0:
                 shown += f" (and {more} more: sailplan check {self.mesh_file} lists them)"
             return shown
-        if make_plan(mesh, lambda: 0).topology() != self.plan.topology() or (
-            (mesh.ingress is None) != (self.mesh.ingress is None)
+        if (
+            make_plan(mesh, lambda: 0).topology() != self.plan.topology()
+            or ((mesh.ingress is None) != (self.mesh.ingress is None))
+            or _https_shape(mesh) != _https_shape(self.mesh)
         ):
             return (
                 "services, versions, replicas or the ingress changed; restart the sandbox to apply "
@@ -583,14 +608,21 @@ class Sandbox:
             except StopRequested:
                 self.supervisor.say("stopping")
                 return 0
+            https = _https_shape(self.mesh)[0]
             url = (
-                f"http://127.0.0.1:{self.plan.gateway_port}"
+                f"{'https' if https else 'http'}://127.0.0.1:{self.plan.gateway_port}"
                 if self.plan.gateway_port
                 else "(no ingress)"
             )
             self.supervisor.say(self.table())
             for note in sandbox_notes(self.mesh):
                 self.supervisor.say(note)
+            if https:
+                ca = self.ingress_ca_file()
+                self.supervisor.say(
+                    f"ingress certificate: signed by this run's CA {ca} (sailplan traffic "
+                    f"--cacert {ca}, or --insecure)"
+                )
             self.supervisor.say(f"ready: {url}")
             seen: str | Unreadable = self.text
             next_watch = time.monotonic()

@@ -286,13 +286,17 @@ def compile_gateway(
     ports: ProxyPorts = DEFAULT_PORTS,
     config_dir: str = "/etc/sailplan",
     runtime_dir: str = "/var/run/sailplan",
+    redirect_port: int | None = None,
+    public_port: int | None = None,
 ) -> ProxyConfig:
-    """The ingress gateway: ingress routes pick a service, that service's routes pick the version."""
+    """The ingress gateway: ingress routes pick a service, that service's routes pick the version.
+    With `tls.httpsRedirect`, `redirect_port` is the plain listener's and `public_port` the
+    HTTPS port clients reach (the spec's `port` by default)."""
     if mesh.ingress is None:
         raise ValueError(f"mesh {mesh.name!r} has no ingress")
     _refuse_stalling_regexes(mesh)
     ctx = Context(mesh, endpoints, ports, config_dir, runtime_dir)
     out = Writer()
     global_sections(ctx, out)
-    ingress(ctx, out, listen_port)
+    ingress(ctx, out, listen_port, redirect_port, public_port)
     return proxy_files(ctx, out.text())

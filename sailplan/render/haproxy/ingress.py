@@ -3,7 +3,7 @@ same service routing the sidecars use."""
 
 from __future__ import annotations
 
-from sailplan.model.ingress import IngressRoute
+from sailplan.model.ingress import INGRESS_CERT_DIR_SUFFIX, IngressRoute
 
 from .conditions import alternatives, rule_per_alternative
 from .context import Context, Writer
@@ -11,12 +11,51 @@ from .globals import NO_ROUTE_BODY
 from .observability import flag, frontend_lines
 from .quoting import acl_name, bare, quote
 from .routing import dispatch_lines, service_frontends
+from .security import CERT_FILE
+
+HTTPS_DEFAULT_PORT = 443
 
 
-def ingress(ctx: Context, out: Writer, listen_port: int) -> None:
+def ingress_cert_dir(config_dir: str) -> str:
+    """Where the gateway finds the ingress certificate: beside its config, as the mesh one."""
+    return f"{config_dir}{INGRESS_CERT_DIR_SUFFIX}"
+
+
+def ingress(
+    ctx: Context,
+    out: Writer,
+    listen_port: int,
+    redirect_port: int | None = None,
+    public_port: int | None = None,
+) -> None:
+    """`redirect_port`: where the plain listener of `tls.httpsRedirect` binds; `public_port`:
+    the port clients reach the HTTPS listener on (the redirect's target), `port` by default."""
     assert ctx.mesh.ingress is not None
     spec = ctx.mesh.ingress
-    body = [f"bind {ctx.ports.bind_address}:{listen_port}", *frontend_lines("ingress")]
+    bind = f"bind {ctx.ports.bind_address}:{listen_port}"
+    redirect: list[str] = []
+    if spec.tls is not None:
+        # `crt .../tls.crt` finds its key in `tls.key` (ssl-load-extra-del-ext in `global`).
+        bind += (
+            f" ssl crt {ingress_cert_dir(ctx.config_dir)}/{CERT_FILE} alpn h2,http/1.1 "
+            f"ssl-min-ver {spec.tls.min_version}"
+        )
+        if spec.tls.https_redirect:
+            assert redirect_port is not None
+            port = spec.port if public_port is None else public_port
+            # The Host without its port (the plain one), then the HTTPS port unless the default.
+            suffix = "" if port == HTTPS_DEFAULT_PORT else f":{port}"
+            redirect = [
+                f"bind {ctx.ports.bind_address}:{redirect_port}",
+                "http-request redirect location "
+                f"https://%[req.hdr(host),field(1,:)]{suffix}%[capture.req.uri] code 301 "
+                "unless { ssl_fc }",
+            ]
+    body = [bind, *redirect[:1], *frontend_lines("ingress"), *redirect[1:]]
+    if spec.tls is not None:
+        # Every request past the redirect came over TLS: the app learns it as behind Envoy's
+        # gateway, which sets the header at the edge (one a client sent is replaced).
+        body.append("http-request set-header x-forwarded-proto https")
     if "*" not in spec.hosts:
         body.append("http-request set-var(txn.host) req.hdr(host),field(1,:),lower")
         allowed = []
