@@ -231,9 +231,15 @@ def test_a_pulumi_program_outside_the_checkout_uses_the_installed_wheel(
         "entrypoint.sh",
         "init-iptables.sh",
     ]
-    # Two istio meshes, one control plane: each chart registered once.
+    # Two istio meshes, one control plane: each chart registered once; the builtin mesh (mTLS
+    # permissive by default) brings cert-manager for its certificates.
     charts = sorted(name for typ, name in report["created"] if typ.endswith("helm.sh/v4:Chart"))
-    assert charts == ["sailplan-istio-base", "sailplan-istio-gateway", "sailplan-istio-istiod"]
+    assert charts == [
+        "sailplan-cert-manager-chart",
+        "sailplan-istio-base",
+        "sailplan-istio-gateway",
+        "sailplan-istio-istiod",
+    ]
     # The meshes' ingress pins nodePort 32000: the gateway Service is a NodePort Service.
     assert report["reads"] == []
     digest = f"registry.example/proxy:2@sha256:{'1' * 64}"
