@@ -67,3 +67,45 @@ def test_the_program_exits_2_on_an_invalid_mesh(
         in capsys.readouterr().err
     )
     assert engine.registrations == []
+
+
+def test_core_kinds_register_the_manifest_under_the_providers_type_and_version() -> None:
+    # Registered without pulumi_kubernetes' generated classes (bench/FINDINGS.md): the engine must
+    # still see the provider's type token, the plugin version those classes pin, the manifest as
+    # inputs, and outputs readable under the wire names.
+    from pulumi.runtime.mocks import MockMonitor
+    from pulumi_kubernetes import _utilities
+
+    requests: list[Any] = []
+
+    class Monitor(MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:
+            requests.append(request)
+            return super().RegisterResource(request)
+
+    engine = fresh_engine()
+    pulumi.runtime.set_mocks(engine, project="sailplan", stack="test", monitor=Monitor(engine))
+    manifest: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web-v1", "namespace": "demo"},
+        "spec": {"replicas": 2, "template": {"spec": {"automountServiceAccountToken": False}}},
+    }
+    replicas: list[Any] = []
+
+    @pulumi.runtime.test
+    def run() -> Any:
+        resource = create_resource("demo", manifest, pulumi.ResourceOptions())
+        return resource.spec.apply(lambda spec: replicas.append(spec["replicas"]))  # type: ignore[attr-defined]
+
+    run()
+    [request] = requests
+    assert (request.type, request.name, request.version) == (
+        "kubernetes:apps/v1:Deployment",
+        "demo-deployment-web-v1",
+        _utilities.get_version(),  # type: ignore[no-untyped-call]
+    )
+    assert list(request.aliases) == []
+    [registration] = engine.registrations
+    assert registration.inputs == manifest
+    assert replicas == [2]
