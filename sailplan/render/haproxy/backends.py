@@ -241,7 +241,9 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
                 continue
             name = route_backend(service_name, service, index, version)
             where = f"services.{service_name}.routes[{index}] -> {version}"
-            attempt_timeout = _attempt_timeout(route)
+            # The longest an attempt here waits for its answer: the per-try timeout, else the
+            # route's, which the outer listener enforces.
+            attempt_timeout = _attempt_timeout(route) or route.timeout
             body = outlier_lines(
                 ctx,
                 service,
@@ -303,16 +305,18 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
 
 
 def _attempt_timeout(route: Route) -> Duration | None:
-    """How long one attempt may wait for its answer: the per-try timeout or the route's."""
+    """How long one attempt may wait for its answer, when that is shorter than the route's
+    timeout. The route's own timeout is the outer listener's: bounding the attempts by it too
+    raced the two timers, and an inner 504 lost Envoy's UT flag in the access log."""
     per_try = route.retries.per_try_timeout if route.retries else None
-    return min(
-        (d for d in (per_try, route.timeout) if d is not None), default=None, key=lambda d: d.ms
-    )
+    if per_try is None or (route.timeout is not None and per_try.ms >= route.timeout.ms):
+        return None
+    return per_try
 
 
 def _attempt_lines(route: Route) -> list[str]:
     """Timeout and retries of a route. HAProxy's `timeout server` bounds each attempt, so a
-    route with retries gets its per-try timeout (or the route timeout) per attempt."""
+    route with a per-try timeout shorter than its timeout gets it per attempt."""
     lines = []
     attempt_timeout = _attempt_timeout(route)
     if attempt_timeout is not None:
