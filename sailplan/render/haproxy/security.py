@@ -26,10 +26,8 @@ Inbound, per `mtls`:
 from __future__ import annotations
 
 from sailplan.model.security import (
-    INGRESS,
     caller_identity,
     denies_by_default,
-    ingress_identity,
     service_identity,
 )
 
@@ -115,15 +113,6 @@ def server_identity_lines(ctx: Context, service_name: str) -> list[str]:
         f"{quote(SAN_MISMATCH_BODY)} if {{ ssl_s_der -m found }} "
         f"!{{ ssl_s_der,hex -m sub {pattern} }}"
     ]
-
-
-def _identities(ctx: Context) -> dict[str, str]:
-    """Every identity a caller in this mesh can have: caller name -> SPIFFE ID."""
-    names = sorted(ctx.mesh.services)
-    identities = {name: service_identity(ctx.mesh, name) for name in names}
-    if ctx.mesh.ingress is not None:
-        identities[INGRESS] = ingress_identity(ctx.mesh)
-    return identities
 
 
 def _peer_lines(ctx: Context, own: str) -> list[str]:
