@@ -27,10 +27,10 @@ def _rss_mib() -> float:
 def measure(services: int, plane: str, profile: str | None = None) -> dict[str, Any]:
     """One registration in this interpreter (call it in a fresh one)."""
     import pulumi
-    from pulumi.runtime.mocks import MockMonitor
 
     import sailplan.components.mesh as mesh_module
     from bench.meshgen import generated_mesh_yaml
+    from bench.scale_probe import counting_mocks
     from sailplan.components.mesh import Mesh, MeshArgs
     from sailplan.loader import load_mesh_text
     from sailplan.render import builtin
@@ -39,20 +39,7 @@ def measure(services: int, plane: str, profile: str | None = None) -> dict[str, 
     # registration, not what a cluster accepts.
     builtin.CONFIG_MAP_LIMIT_BYTES = sys.maxsize
 
-    class Engine(pulumi.runtime.Mocks):
-        count = 0
-
-        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-            Engine.count += 1
-            return f"{args.name}-id", dict(args.inputs)
-
-        def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-            return {}
-
-    engine = Engine()
-    pulumi.runtime.set_mocks(
-        engine, project="bench", stack="bench", preview=False, monitor=MockMonitor(engine)
-    )
+    engine = counting_mocks()
     spec = load_mesh_text(generated_mesh_yaml(services, plane))
     arguments = (
         MeshArgs(spec=spec, install_control_plane=False)
@@ -93,7 +80,7 @@ def measure(services: int, plane: str, profile: str | None = None) -> dict[str, 
         "plane": plane,
         "register_s": round(wall, 3),
         "render_s": round(rendering[0], 3),
-        "resources": Engine.count,
+        "resources": engine.count,
         "peak_rss_mib": round(_rss_mib(), 1),
     }
 

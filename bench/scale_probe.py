@@ -85,18 +85,17 @@ def sidecar(services: int, calls: int | None = None) -> dict[str, Any]:
     }
 
 
-def pulumi_registration(services: int, data_plane: str) -> dict[str, Any]:
+def counting_mocks() -> Any:
+    """Pulumi's mock engine, set for this interpreter, counting the resources registered
+    (`.count`)."""
     import pulumi
     from pulumi.runtime.mocks import MockMonitor
-
-    from sailplan.components.mesh import Mesh, MeshArgs
-    from sailplan.loader import load_mesh_text
 
     class Engine(pulumi.runtime.Mocks):
         count = 0
 
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-            Engine.count += 1
+            self.count += 1
             return f"{args.name}-id", dict(args.inputs)
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
@@ -106,6 +105,16 @@ def pulumi_registration(services: int, data_plane: str) -> dict[str, Any]:
     pulumi.runtime.set_mocks(
         engine, project="bench", stack="bench", preview=False, monitor=MockMonitor(engine)
     )
+    return engine
+
+
+def pulumi_registration(services: int, data_plane: str) -> dict[str, Any]:
+    import pulumi
+
+    from sailplan.components.mesh import Mesh, MeshArgs
+    from sailplan.loader import load_mesh_text
+
+    engine = counting_mocks()
     mesh = load_mesh_text(generated_mesh_yaml(services, data_plane))
     arguments = (
         MeshArgs(spec=mesh, install_control_plane=False)
@@ -121,7 +130,7 @@ def pulumi_registration(services: int, data_plane: str) -> dict[str, Any]:
     run()
     return {
         "register_s": time.perf_counter() - started,
-        "resources": Engine.count,
+        "resources": engine.count,
         "peak_rss_mib": _rss_mib(),
     }
 
