@@ -6,7 +6,9 @@ Everything started here is bounded in time and stopped by its PID in a finalizer
 from __future__ import annotations
 
 import http.client
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -155,6 +157,49 @@ def running_haproxy(
             process.kill()
             process.wait(timeout=5)
         log.close()
+
+
+ENTRYPOINT = Path(__file__).resolve().parent.parent / "sailplan" / "proxy_image" / "entrypoint.sh"
+
+
+@contextmanager
+def running_entrypoint(
+    role: str, config_dir: Path, runtime_dir: Path, log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The proxy image's entrypoint run for real (`proxy` or `gateway`), polling its mounted files
+    every 0.2 s as the kubelet's projected volume would change them; its whole process group
+    (the entrypoint and its haproxy) is ended on the way out."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["sh", str(ENTRYPOINT), role],
+            env={
+                **os.environ,
+                "SAILPLAN_CONFIG_DIR": str(config_dir),
+                "SAILPLAN_RUNTIME_DIR": str(runtime_dir),
+                "SAILPLAN_POLL_SECONDS": "0.2",
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+
+
+def wait_until_served(serial: Callable[[], int], expected: int, timeout: float = 15) -> None:
+    """Wait until the listener hands out the certificate with serial `expected` (the entrypoint
+    reloads HAProxy when a mounted certificate changes)."""
+    deadline = time.monotonic() + timeout
+    while serial() != expected:
+        assert time.monotonic() < deadline, "the renewed certificate is not served"
+        time.sleep(0.2)
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,10 @@ Certificate, and the builtin gateway terminating real TLS in a real HAProxy."""
 from __future__ import annotations
 
 import http.client
-import os
 import shutil
-import signal
 import socket
 import ssl
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +15,14 @@ import pytest
 import yaml
 from conftest import GOLDEN
 from golden_support import check_golden
-from proxy_support import backends, free_port, running_haproxy, wait_for_port
+from proxy_support import (
+    backends,
+    free_port,
+    running_entrypoint,
+    running_haproxy,
+    wait_for_port,
+    wait_until_served,
+)
 from schema_support import validate_manifest
 
 import sailplan
@@ -397,8 +400,6 @@ def _served_serial(port: int, ca_file: Path) -> int:
 @pytest.mark.timeout(60)
 def test_the_gateway_image_serves_a_renewed_ingress_certificate() -> None:
     """The entrypoint watches the mounted ingress Secret as cert-manager renews it."""
-    from conftest import REPO
-
     from sailplan.sandbox.runner import write_config
 
     root = Path(tempfile.mkdtemp(prefix="sp-"))
@@ -418,35 +419,13 @@ def test_the_gateway_image_serves_a_renewed_ingress_certificate() -> None:
     write_config(config_dir, config)
     write_identity(certs, authority, "", [HOST])
     first = serial_of((certs / "tls.crt").read_bytes())
-    log = (root / "entrypoint.log").open("wb")
-    proxy = subprocess.Popen(
-        ["sh", str(REPO / "sailplan" / "proxy_image" / "entrypoint.sh"), "gateway"],
-        env={
-            **os.environ,
-            "SAILPLAN_CONFIG_DIR": str(config_dir),
-            "SAILPLAN_RUNTIME_DIR": str(runtime_dir),
-            "SAILPLAN_POLL_SECONDS": "0.2",
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     try:
-        wait_for_port(listen)
-        assert _served_serial(listen, certs / "ca.crt") == first
-        write_identity(certs, authority, "", [HOST])
-        renewed = serial_of((certs / "tls.crt").read_bytes())
-        deadline = time.monotonic() + 15
-        while _served_serial(listen, certs / "ca.crt") != renewed:
-            assert time.monotonic() < deadline, "the renewed certificate is not served"
-            time.sleep(0.2)
+        with running_entrypoint("gateway", config_dir, runtime_dir, root / "entrypoint.log"):
+            wait_for_port(listen)
+            assert _served_serial(listen, certs / "ca.crt") == first
+            write_identity(certs, authority, "", [HOST])
+            renewed = serial_of((certs / "tls.crt").read_bytes())
+            wait_until_served(lambda: _served_serial(listen, certs / "ca.crt"), renewed)
     finally:
-        os.killpg(proxy.pid, signal.SIGTERM)
-        try:
-            proxy.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proxy.pid, signal.SIGKILL)
-            proxy.wait(timeout=5)
-        log.close()
         shutil.rmtree(root, ignore_errors=True)
     assert renewed != first

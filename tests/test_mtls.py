@@ -5,12 +5,9 @@ connections that verify the server's identity."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import signal
 import socket
 import ssl
-import subprocess
 import tempfile
 import threading
 import time
@@ -19,8 +16,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DEMO_MESH, REPO
-from proxy_support import backends, free_port, request, wait_for_port
+from conftest import DEMO_MESH
+from proxy_support import (
+    backends,
+    free_port,
+    request,
+    running_entrypoint,
+    wait_for_port,
+    wait_until_served,
+)
 from security_support import (
     client_context,
     mesh,
@@ -36,8 +40,6 @@ from sailplan.render.haproxy.security import SAN_MISMATCH_BODY, cert_dir_of, san
 from sailplan.render.manifests import render_manifests
 from sailplan.sandbox.certs import issue, new_authority, serial_of, write_identity
 from sailplan.sandbox.runner import write_config
-
-ENTRYPOINT = REPO / "sailplan" / "proxy_image" / "entrypoint.sh"
 
 pytestmark = [pytest.mark.haproxy, pytest.mark.timeout(90)]
 
@@ -170,19 +172,6 @@ def test_a_renewed_certificate_is_served_without_failing_a_request(tmp_path: Pat
         write_config(config_dir, config)
         write_identity(certs, authority, service_identity(spec, "service1"))
         first = serial_of((certs / "tls.crt").read_bytes())
-        log = (root / "entrypoint.log").open("wb")
-        proxy = subprocess.Popen(
-            ["sh", str(ENTRYPOINT), "proxy"],
-            env={
-                **os.environ,
-                "SAILPLAN_CONFIG_DIR": str(config_dir),
-                "SAILPLAN_RUNTIME_DIR": str(runtime_dir),
-                "SAILPLAN_POLL_SECONDS": "0.2",
-            },
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
         def client() -> None:
             while not stop.is_set():
@@ -194,29 +183,23 @@ def test_a_renewed_certificate_is_served_without_failing_a_request(tmp_path: Pat
 
         workers = [threading.Thread(target=client) for _ in range(4)]
         try:
-            wait_for_port(ports.inbound)
-            assert _served_serial(ports.inbound, context) == first
-            for worker in workers:
-                worker.start()
-            time.sleep(1)
-            write_identity(certs, authority, service_identity(spec, "service1"))
-            renewed = serial_of((certs / "tls.crt").read_bytes())
-            deadline = time.monotonic() + 15
-            while _served_serial(ports.inbound, context) != renewed:
-                assert time.monotonic() < deadline, "the renewed certificate is not served"
-                time.sleep(0.2)
-            time.sleep(1)
+            with running_entrypoint("proxy", config_dir, runtime_dir, root / "entrypoint.log"):
+                try:
+                    wait_for_port(ports.inbound)
+                    assert _served_serial(ports.inbound, context) == first
+                    for worker in workers:
+                        worker.start()
+                    time.sleep(1)
+                    write_identity(certs, authority, service_identity(spec, "service1"))
+                    renewed = serial_of((certs / "tls.crt").read_bytes())
+                    wait_until_served(lambda: _served_serial(ports.inbound, context), renewed)
+                    time.sleep(1)
+                finally:
+                    stop.set()
+                    for worker in workers:
+                        if worker.is_alive():
+                            worker.join(timeout=10)
         finally:
-            stop.set()
-            for worker in workers:
-                worker.join(timeout=10)
-            os.killpg(proxy.pid, signal.SIGTERM)
-            try:
-                proxy.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proxy.pid, signal.SIGKILL)
-                proxy.wait(timeout=5)
-            log.close()
             shutil.rmtree(root, ignore_errors=True)
     assert renewed != first
     assert outcomes["ok"] > 50, outcomes

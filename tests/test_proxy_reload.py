@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -12,14 +11,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
-from proxy_support import backends, free_port, request, wait_for_port
+from proxy_support import (
+    ENTRYPOINT,
+    backends,
+    free_port,
+    request,
+    running_entrypoint,
+    wait_for_port,
+)
 
 import sailplan
 from sailplan.render.haproxy import ProxyConfig, ProxyPorts, StaticEndpoints, compile_sidecar
 from sailplan.sandbox.runner import write_config
 
-ENTRYPOINT = REPO / "sailplan" / "proxy_image" / "entrypoint.sh"
 pytestmark = [pytest.mark.haproxy, pytest.mark.timeout(90)]
 
 
@@ -70,20 +74,6 @@ def test_config_changes_reload_without_failing_a_request(tmp_path: Path) -> None
             return dict(config.files)
 
         _publish(config_dir, compiled({"to": "v1"}))
-        log = (tmp_path / "entrypoint.log").open("wb")
-        env = {
-            **os.environ,
-            "SAILPLAN_CONFIG_DIR": str(config_dir),
-            "SAILPLAN_RUNTIME_DIR": str(runtime_dir),
-            "SAILPLAN_POLL_SECONDS": "0.2",
-        }
-        proxy = subprocess.Popen(
-            ["sh", str(ENTRYPOINT), "proxy"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
         outcomes: Counter[str] = Counter()
         stop = threading.Event()
 
@@ -102,33 +92,28 @@ def test_config_changes_reload_without_failing_a_request(tmp_path: Path) -> None
                 assert time.monotonic() < deadline, f"no {body!r} answers: {outcomes}"
                 time.sleep(0.05)
 
-        try:
-            wait_for_port(ports.outbound)
-            workers = [threading.Thread(target=client) for _ in range(4)]
-            for worker in workers:
-                worker.start()
-            wait_for("v1")
-            _publish(config_dir, compiled({"to": "v2"}))
-            wait_for("v2")
-            broken = dict(compiled({"to": "v1"}))
-            broken["haproxy.cfg"] += "\nthis is not haproxy syntax\n"
-            _publish(config_dir, broken)
-            time.sleep(1.0)
-            wait_for("v2")  # the invalid config was refused; traffic still flows as before
-            _publish(config_dir, compiled({"split": {"v1": 50, "v2": 50}}))
-            wait_for("v1")
-            wait_for("v2")
-        finally:
-            stop.set()
-            for worker in workers:
-                worker.join(timeout=10)
-            os.killpg(proxy.pid, signal.SIGTERM)
+        workers = [threading.Thread(target=client) for _ in range(4)]
+        with running_entrypoint("proxy", config_dir, runtime_dir, tmp_path / "entrypoint.log"):
             try:
-                proxy.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proxy.pid, signal.SIGKILL)
-                proxy.wait(timeout=5)
-            log.close()
+                wait_for_port(ports.outbound)
+                for worker in workers:
+                    worker.start()
+                wait_for("v1")
+                _publish(config_dir, compiled({"to": "v2"}))
+                wait_for("v2")
+                broken = dict(compiled({"to": "v1"}))
+                broken["haproxy.cfg"] += "\nthis is not haproxy syntax\n"
+                _publish(config_dir, broken)
+                time.sleep(1.0)
+                wait_for("v2")  # the invalid config was refused; traffic still flows as before
+                _publish(config_dir, compiled({"split": {"v1": 50, "v2": 50}}))
+                wait_for("v1")
+                wait_for("v2")
+            finally:
+                stop.set()
+                for worker in workers:
+                    if worker.is_alive():
+                        worker.join(timeout=10)
     failures = {k: v for k, v in outcomes.items() if k not in ("v1", "v2")}
     assert failures == {}, f"requests failed during reloads: {failures}"
     text = (tmp_path / "entrypoint.log").read_text()

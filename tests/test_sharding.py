@@ -5,15 +5,20 @@ directory; and the sidecar's reload when any projected file changes."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from proxy_support import backends, check_config, free_port, request, running_haproxy
+from proxy_support import (
+    backends,
+    check_config,
+    free_port,
+    request,
+    running_entrypoint,
+    running_haproxy,
+)
 
 import sailplan
 import sailplan.render.haproxy as compiler_module
@@ -22,7 +27,6 @@ from sailplan.render.haproxy import ProxyPorts, SidecarCompiler, StaticEndpoints
 from sailplan.render.manifests import render_manifests
 
 REPO = Path(__file__).resolve().parents[1]
-ENTRYPOINT = REPO / "sailplan" / "proxy_image" / "entrypoint.sh"
 
 
 def _spec(
@@ -224,21 +228,7 @@ def test_the_sidecar_reloads_when_a_shard_changes(small_shards: None, tmp_path: 
         changed = sorted(name for name in first if first[name] != second[name])
         assert len(changed) == 1 and changed[0].startswith("20-outbound-")
         _write(config_dir, first)
-        env = {
-            **os.environ,
-            "SAILPLAN_CONFIG_DIR": str(config_dir),
-            "SAILPLAN_RUNTIME_DIR": str(runtime_dir),
-            "SAILPLAN_POLL_SECONDS": "0.2",
-        }
-        log = (tmp_path / "entrypoint.log").open("wb")
-        proxy = subprocess.Popen(
-            ["sh", str(ENTRYPOINT), "proxy"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
+        with running_entrypoint("proxy", config_dir, runtime_dir, tmp_path / "entrypoint.log"):
             deadline = time.monotonic() + 20
             body = ""
             while body != "v1":
@@ -252,14 +242,6 @@ def test_the_sidecar_reloads_when_a_shard_changes(small_shards: None, tmp_path: 
                 assert time.monotonic() < deadline, "the shard's change never took effect"
                 body = request(ports.outbound, host="svc005", timeout=2).body
                 time.sleep(0.05)
-        finally:
-            os.killpg(proxy.pid, signal.SIGTERM)
-            try:
-                proxy.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proxy.pid, signal.SIGKILL)
-                proxy.wait(timeout=5)
-            log.close()
     assert (
         "configuration or certificate changed: reloaded"
         in (tmp_path / "entrypoint.log").read_text()
