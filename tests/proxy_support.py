@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import sailplan
+from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
 from sailplan.render.haproxy.security import cert_dir_of
 from sailplan.sandbox.certs import new_authority, write_identity
 
@@ -200,6 +202,35 @@ def wait_until_served(serial: Callable[[], int], expected: int, timeout: float =
     while serial() != expected:
         assert time.monotonic() < deadline, "the renewed certificate is not served"
         time.sleep(0.2)
+
+
+def loopback_ports() -> ProxyPorts:
+    return ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+
+
+@contextmanager
+def running_caller(
+    mesh: sailplan.Mesh,
+    addresses: Mapping[str, list[tuple[str, int]]],
+    directory: Path,
+) -> Iterator[ProxyPorts]:
+    """The sidecar of the workload `caller` (v1) on real haproxy, routing to service1's versions
+    at `addresses`; a Host outside the mesh passes through to the address it names. Yields the
+    ports once it listens (haproxy binds every listener before it accepts on any)."""
+    ports = loopback_ports()
+    config = compile_sidecar(
+        mesh,
+        "caller",
+        "v1",
+        endpoints=StaticEndpoints({"service1": dict(addresses)}),
+        ports=ports,
+        app_port=free_port(),
+        config_dir=str(directory),
+        runtime_dir=str(directory),
+        passthrough="host-header",
+    )
+    with running_haproxy(config.files, directory, [ports.outbound]):
+        yield ports
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from proxy_support import Backend, Reply, backends, free_port, request, running_haproxy
+from proxy_support import Backend, Reply, backends, request, running_caller
 
 import sailplan
-from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
 
 
 def spec(routes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -72,19 +71,6 @@ def sidecar(mesh: sailplan.Mesh) -> Iterator[Sidecar]:
         backends("v1", "v2") as pods,
         tempfile.TemporaryDirectory(prefix="sp-r-") as name,
     ):
-        directory = Path(name)
         addresses = {version: [("127.0.0.1", pod.port)] for version, pod in pods.items()}
-        ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
-        config = compile_sidecar(
-            mesh,
-            "caller",
-            "v1",
-            endpoints=StaticEndpoints({"service1": addresses}),
-            ports=ports,
-            app_port=free_port(),
-            config_dir=str(directory),
-            runtime_dir=str(directory),
-            passthrough="host-header",
-        )
-        with running_haproxy(config.files, directory, [ports.outbound]):
+        with running_caller(mesh, addresses, Path(name)) as ports:
             yield Sidecar(ports.outbound, pods)

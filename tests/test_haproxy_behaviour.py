@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 import yaml
-from proxy_support import Backend, Reply, backends, free_port, many, request, running_haproxy
+from proxy_support import (
+    Backend,
+    Reply,
+    backends,
+    free_port,
+    many,
+    request,
+    running_caller,
+    running_haproxy,
+)
 
 import sailplan
 from sailplan.render.haproxy import (
@@ -75,20 +84,8 @@ def sidecar_for(tmp_path: Path) -> Iterator[Any]:
         stack.append(context)
         addresses = {version: [("127.0.0.1", b.port)] for version, b in started.items()}
         addresses.update(endpoint_override or {})
-        ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
-        config = compile_sidecar(
-            mesh,
-            "caller",
-            "v1",
-            endpoints=StaticEndpoints({"service1": addresses}),
-            ports=ports,
-            app_port=free_port(),
-            config_dir=str(tmp_path),
-            runtime_dir=str(tmp_path),
-            passthrough="host-header",
-        )
-        proxy = running_haproxy(config.files, tmp_path, [ports.outbound, ports.health])
-        proxy.__enter__()
+        proxy = running_caller(mesh, addresses, tmp_path)
+        ports = proxy.__enter__()
         stack.append(proxy)
         return Sidecar(ports, started)
 

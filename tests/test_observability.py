@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 import yaml
-from proxy_support import Backend, backends, free_port, many, request, running_haproxy
+from proxy_support import (
+    Backend,
+    backends,
+    free_port,
+    many,
+    request,
+    running_caller,
+    running_haproxy,
+)
 from sandbox_support import MESHES, SandboxProcess, runnable_copy
 from schema_support import validate_manifest
 
@@ -27,7 +35,6 @@ from sailplan.render.haproxy import (
     ProxyPorts,
     StaticEndpoints,
     compile_gateway,
-    compile_sidecar,
 )
 from sailplan.render.haproxy.observability import ACCESS_LOG_FIELDS, route_label
 from sailplan.render.manifests import render_manifests
@@ -90,19 +97,7 @@ def access_lines(directory: Path, count: int, timeout: float = 5.0) -> list[dict
 def sidecar(
     tmp_path: Path, mesh: sailplan.Mesh, addresses: dict[str, list[tuple[str, int]]]
 ) -> Iterator[ProxyPorts]:
-    ports = _ports()
-    config = compile_sidecar(
-        mesh,
-        "caller",
-        "v1",
-        endpoints=StaticEndpoints({"service1": addresses}),
-        ports=ports,
-        app_port=free_port(),
-        config_dir=str(tmp_path),
-        runtime_dir=str(tmp_path),
-        passthrough="host-header",
-    )
-    with running_haproxy(config.files, tmp_path, [ports.outbound, ports.admin]):
+    with running_caller(mesh, addresses, tmp_path) as ports:
         yield ports
 
 
