@@ -173,14 +173,14 @@ def test_a_second_ctrl_c_kills_what_ignores_sigterm_at_once(tmp_path: Path) -> N
     sandbox = SandboxProcess(mesh, env={"TMPDIR": str(runtime)})
     try:
         sandbox.wait_for("ready: ")
-        first = time.monotonic()
         sandbox.process.send_signal(signal.SIGINT)
         sandbox.wait_for("stopping", 10)
         time.sleep(0.5)  # the others have ended; the stubborn greeter has not
         assert sandbox.process.poll() is None
+        second = time.monotonic()
         sandbox.process.send_signal(signal.SIGINT)
         assert sandbox.process.wait(timeout=10) == 0
-        took = time.monotonic() - first
+        took = time.monotonic() - second
     finally:
         sandbox.stop(signal.SIGKILL)
         leaked = processes_with_env(f"TMPDIR={runtime}")
@@ -189,7 +189,9 @@ def test_a_second_ctrl_c_kills_what_ignores_sigterm_at_once(tmp_path: Path) -> N
         shutil.rmtree(runtime, ignore_errors=True)
     time.sleep(0.1)
     assert sandbox.lines[-1] == "stop: asked again; killing service2-v1-0", sandbox.lines
-    assert took < 4  # not the 5 s grace
+    # Measured from the second Ctrl-C, so a slow first stop on a busy machine does not count:
+    # the greeter is killed at once, not after what is left of the 5 s grace.
+    assert took < 3
     assert not leaked
 
 
