@@ -87,6 +87,21 @@ REFUSED: dict[str, tuple[str, str]] = {
         "services.service1.allow",
         "no authorization: which callers a service admits is each mesh's own API",
     ),
+    "calls-listed-service-gets-its-routes-and-faults": (
+        "services.caller.calls",
+        "no scoping of a workload's proxy to the services it calls (Istio's Sidecar is its own "
+        "API)",
+    ),
+    "calls-unlisted-service-passes-through-without-its-routes": (
+        "services.caller.calls",
+        "no scoping of a workload's proxy to the services it calls (Istio's Sidecar is its own "
+        "API)",
+    ),
+    "calls-unlisted-callee-still-applies-authorization": (
+        "services.caller.calls",
+        "no scoping of a workload's proxy to the services it calls (Istio's Sidecar is its own "
+        "API)",
+    ),
 }
 
 # scenario -> why the plane answers differently (what the Gateway API leaves to implementations)

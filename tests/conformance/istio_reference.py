@@ -14,6 +14,9 @@ scenario (scenarios use an ejection time far longer than they run).
 Authorization: `security.istio.io/v1` AuthorizationPolicies with action ALLOW, enforced by the
 called pod's sidecar on the caller's mTLS principal, method and path (see `authorized`); a
 plaintext caller (no sidecar) reaches the pods directly (`evaluate_direct`).
+Sidecar resources: a caller whose Sidecar's `egress.hosts` leave out the destination's host does
+not know that Service, so its VirtualService and DestinationRule do not apply: the request goes,
+plaintext, to the address dialled (see `scoped_out`), and the callee's sidecar sees no principal.
 Out of scope (no scenario relies on them yet): consistent-hash load balancing, TLS between
 gateway and app, DENY/CUSTOM/AUDIT policies, `when` conditions.
 """
@@ -145,6 +148,7 @@ class Cluster:
         self.gateways: dict[str, Mapping[str, Any]] = {}
         self.authorization_policies: list[Mapping[str, Any]] = []
         self.peer_authentications: list[Mapping[str, Any]] = []
+        self.sidecars: list[Mapping[str, Any]] = []
         # `<service>/<version>` -> (namespace, pod labels), filled as endpoints are looked up.
         self.pods: dict[str, tuple[str, Mapping[str, str]]] = {}
         self.manifests = list(manifests)
@@ -165,6 +169,8 @@ class Cluster:
                 self.authorization_policies.append(manifest)
             elif kind == "PeerAuthentication":
                 self.peer_authentications.append(manifest)
+            elif kind == "Sidecar":
+                self.sidecars.append(manifest)
 
     # -- hosts -----------------------------------------------------------------------------
 
@@ -214,6 +220,37 @@ class Cluster:
                 account = pod_spec.get("serviceAccountName", "default")
                 return f"{self.trust_domain}/ns/{namespace}/sa/{account}"
         raise ValueError(f"no Deployment runs {service!r} in {namespace!r}")
+
+    def workload(self, principal: str) -> tuple[str, Mapping[str, str]]:
+        """(namespace, pod labels) of the pods that run as `principal`'s ServiceAccount: the
+        caller a request with that principal comes from (sailplan gives each service its own
+        account)."""
+        for deployment in self.deployments:
+            namespace = deployment["metadata"]["namespace"]
+            template = deployment["spec"]["template"]
+            account = template.get("spec", {}).get("serviceAccountName", "default")
+            if principal == f"{self.trust_domain}/ns/{namespace}/sa/{account}":
+                return namespace, template["metadata"]["labels"]
+        raise ValueError(f"no Deployment runs as {principal!r}")
+
+    def sidecar(self, namespace: str, labels: Mapping[str, str]) -> Mapping[str, Any] | None:
+        """The Sidecar that configures a workload's proxy: the one of its namespace whose
+        `workloadSelector` selects its pods, else the namespace's one without a selector (Istio
+        Sidecar reference: "The Sidecar resource with a workloadSelector takes precedence over
+        a Sidecar resource without one"; two that apply to one workload are undefined, refused
+        here). A mesh-wide default in the root namespace is not modelled."""
+        selecting, fallback = [], []
+        for sidecar in self.sidecars:
+            if sidecar["metadata"]["namespace"] != namespace:
+                continue
+            selector = sidecar["spec"].get("workloadSelector")
+            if selector is None:
+                fallback.append(sidecar)
+            elif all(labels.get(k) == v for k, v in selector["labels"].items()):
+                selecting.append(sidecar)
+        found = selecting or fallback
+        assert len(found) <= 1, f"{len(found)} Sidecars configure one workload"
+        return found[0] if found else None
 
     def subset_labels(self, fqdn: str, subset: str) -> Mapping[str, str]:
         rule = self.destination_rules[fqdn]
@@ -818,6 +855,65 @@ def rewritten_path(rule: Mapping[str, Any], request: Request) -> str:
     return path + (f"?{split.query}" if split.query else "")
 
 
+def _egress_host_matches(entry: str, sidecar_namespace: str, fqdn: str) -> bool:
+    """One `egress.hosts` entry, `namespace/dnsName` (Istio Sidecar reference, IstioEgressListener
+    `hosts`): the namespace `.` is the Sidecar's own, `*` any, `~` none; the dnsName is a FQDN, or
+    `*` for every host, or `*.suffix`."""
+    namespace, _, dns_name = entry.partition("/")
+    service_namespace = fqdn.split(".")[1]
+    if namespace == ".":
+        namespace = sidecar_namespace
+    if namespace == "~" or namespace not in ("*", service_namespace):
+        return False
+    if dns_name == "*":
+        return True
+    if dns_name.startswith("*."):
+        return fqdn.endswith(dns_name[1:])
+    return dns_name == fqdn
+
+
+def scoped_out(cluster: Cluster, request: Request, fqdn: str) -> Mapping[str, Any] | None:
+    """The caller's Sidecar when it leaves `fqdn` out of every egress listener's hosts, else
+    None. The proxy then has no cluster or route for that Service: "the sidecar proxy ... will
+    only be able to reach" the hosts listed, and a host it does not know goes to the listener's
+    catch-all, `PassthroughCluster` under `outboundTrafficPolicy` ALLOW_ANY (the default), or
+    `BlackHoleCluster` under REGISTRY_ONLY (Istio Sidecar reference, OutboundTrafficPolicy)."""
+    if request.principal is None:
+        return None  # no known caller, no Sidecar
+    namespace, labels = cluster.workload(request.principal)
+    sidecar = cluster.sidecar(namespace, labels)
+    if sidecar is None:
+        return None
+    for listener in sidecar["spec"].get("egress", []):
+        if any(_egress_host_matches(h, namespace, fqdn) for h in listener.get("hosts", [])):
+            return None
+    return sidecar
+
+
+def _passthrough(
+    cluster: Cluster,
+    sidecar: Mapping[str, Any],
+    request: Request,
+    caller_namespace: str,
+    upstreams: Upstreams,
+) -> Outcome:
+    """A request for a host the caller's proxy does not know. ALLOW_ANY: `PassthroughCluster`, an
+    ORIGINAL_DST cluster without TLS, sends it to the address the app dialled, the Service's
+    ClusterIP, which kube-proxy spreads over every pod of the Service; no VirtualService,
+    DestinationRule or retry policy applies, and the callee's sidecar gets plaintext, so sees no
+    principal: exactly a client without a sidecar (`evaluate_direct`). REGISTRY_ONLY: Envoy's
+    `BlackHoleCluster` has no endpoint, so 502 (not rendered by sailplan, refused here)."""
+    mode = sidecar["spec"].get("outboundTrafficPolicy", {}).get("mode", "ALLOW_ANY")
+    if mode != "ALLOW_ANY":
+        raise NotImplementedError(f"outboundTrafficPolicy {mode} is not modelled")
+    return evaluate_direct(
+        cluster,
+        replace(request, principal=None),
+        caller_namespace=caller_namespace,
+        upstreams=upstreams,
+    )
+
+
 def _first_rule(vs: Mapping[str, Any], request: Request) -> Mapping[str, Any] | None:
     """ "The first rule matching an incoming request is used" (VirtualService.http)."""
     for rule in vs["spec"].get("http", []):
@@ -838,6 +934,9 @@ def evaluate_mesh(
     fqdn = cluster.fqdn(request.host, caller_namespace)
     if fqdn is None:
         raise ValueError(f"{request.host!r} is not a service of the mesh")
+    sidecar = scoped_out(cluster, request, fqdn)
+    if sidecar is not None:
+        return _passthrough(cluster, sidecar, request, caller_namespace, upstreams)
     vs = cluster.mesh_virtual_service(fqdn)
     if vs is None:
         # No VirtualService: Istio's default route sends the request to every endpoint.
@@ -910,6 +1009,7 @@ def evaluate_burst(
     for request in requests:
         fqdn = cluster.fqdn(request.host, caller_namespace)
         assert fqdn is not None, f"{request.host!r} is not a service of the mesh"
+        assert scoped_out(cluster, request, fqdn) is None, "a burst past the caller's Sidecar"
         vs = cluster.mesh_virtual_service(fqdn)
         rule = _first_rule(vs, request) if vs is not None else None
         assert rule is not None and len(rule["route"]) == 1, "a burst needs one destination"

@@ -189,6 +189,25 @@ _CORS_ALL: dict[str, str | None] = {
 }
 
 
+def _calling(spec: dict[str, Any], calls: list[str]) -> dict[str, Any]:
+    """The mesh with the default caller's sidecar scoped to `calls`."""
+    spec["services"][DEFAULT_CALLER]["calls"] = list(calls)
+    return spec
+
+
+# service1 with one pod (v1), whose routes a caller's sidecar applies only when it knows
+# service1: a header match that marks the request, then an abort of everything else.
+_SCOPED_ROUTES: list[dict[str, Any]] = [
+    {
+        "name": "testers",
+        "match": [{"headers": {"end-user": "jason"}}],
+        "to": "v1",
+        "headers": {"request": {"set": {"x-route": "testers"}}},
+    },
+    {"name": "default", "to": "v1", "fault": {"abort": {"status": 503, "percent": 100}}},
+]
+
+
 SCENARIOS = [
     Scenario(
         "split-80-20",
@@ -831,6 +850,51 @@ SCENARIOS = [
                 Send("/other", headers={"origin": "https://shop.example.com"}),
                 Expect({V1: 1.0}, reply_headers=dict.fromkeys(_CORS_ALL)),
             ),
+        ],
+    ),
+    # -- `calls`: a caller's sidecar scoped to the services it lists (issue 13) ---------------
+    Scenario(
+        "calls-listed-service-gets-its-routes-and-faults",
+        _calling(mesh(_SCOPED_ROUTES, replicas={"v2": 0}, service2=True), ["service1"]),
+        [
+            (
+                Send(headers={"end-user": "jason"}),
+                Expect({V1: 1.0}, upstream_headers={"x-route": "testers"}),
+            ),
+            (Send(), Expect({"503 fault filter abort": 1.0}, attempts=0)),
+        ],
+    ),
+    Scenario(
+        # Not listed: the caller's proxy does not know service1, so the request passes through
+        # to the Service's address (any pod), its routes, match and fault unused.
+        "calls-unlisted-service-passes-through-without-its-routes",
+        _calling(mesh(_SCOPED_ROUTES, replicas={"v2": 0}, service2=True), ["service2"]),
+        [
+            (
+                Send(headers={"end-user": "jason"}),
+                Expect({V1: 1.0}, upstream_headers={"x-route": None}),
+            ),
+            (Send(), Expect({V1: 1.0}, attempts=1)),
+            (Send(host="service2"), Expect({"service2/v1": 1.0})),
+        ],
+    ),
+    Scenario(
+        # Passed through, the request leaves without the caller's certificate: the callee's
+        # authorization still applies, to a caller with no identity (plaintext, as `permissive`
+        # takes it).
+        "calls-unlisted-callee-still-applies-authorization",
+        _calling(
+            _secured(
+                mesh([{"to": "v1"}], replicas={"v2": 0}, service2=True),
+                mtls="permissive",
+                allow=[{"from": ["caller", "service2"]}, {"paths": [{"prefix": "/public/"}]}],
+            ),
+            ["service2"],
+        ),
+        [
+            (Send("/api/users"), Expect({DENIED: 1.0})),
+            (Send("/public/x"), Expect({V1: 1.0})),
+            (Send("/api/users", caller="service2"), Expect({V1: 1.0})),
         ],
     ),
 ]
