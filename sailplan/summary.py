@@ -65,6 +65,8 @@ def _policy(policy: Policy) -> str:
             parts.append("load balancer hash of the source address")
         elif balancer.hash_query_parameter is not None:
             parts.append(f"load balancer hash of query parameter {balancer.hash_query_parameter}")
+        elif balancer.hash_cookie is not None:
+            parts.append(f"load balancer hash of cookie {balancer.hash_cookie.name}")
         else:
             parts.append(f"load balancer hash of header {balancer.hash_header}")
     if policy.connection_pool is not None:

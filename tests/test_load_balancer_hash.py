@@ -104,7 +104,8 @@ def test_one_caller_sticks_to_one_pod_by_source_address(tmp_path: Path) -> None:
         (
             {"hashSourceIp": True, "hashHeader": "x"},
             f"{AT}: give an algorithm (round-robin, random, least-request) or one of "
-            "{hashHeader: <header>}, {hashSourceIp: true}, {hashQueryParameter: <name>}",
+            "{hashHeader: <header>}, {hashSourceIp: true}, {hashQueryParameter: <name>}, "
+            "{hashCookie: {name: <cookie>}}",
         ),
         (
             {"hashSourceIp": False},

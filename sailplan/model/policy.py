@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import ConfigDict, Field, model_serializer, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from sailplan.model.base import INT32_MAX, Duration, HeaderName, SpecModel, planes
 from sailplan.model.errors import Problem
@@ -17,7 +26,7 @@ Algorithm = Literal["round-robin", "random", "least-request"]
 
 def _name_or_one_key(schema: dict[str, Any]) -> None:
     """JSON Schema of a LoadBalancer as the validator reads it: an algorithm's name, or a mapping
-    with exactly one of algorithm, hashHeader, hashSourceIp or hashQueryParameter."""
+    with exactly one of algorithm, hashHeader, hashSourceIp, hashQueryParameter or hashCookie."""
     mapping = {key: schema.pop(key) for key in ("type", "properties", "additionalProperties")}
     schema["anyOf"] = [
         {"enum": list(get_args(Algorithm))},
@@ -25,9 +34,110 @@ def _name_or_one_key(schema: dict[str, Any]) -> None:
     ]
 
 
+# RFC 6265's cookie-name: an RFC 2616 token, any visible ASCII character but the separators
+# ( ) < > @ , ; : \ " / [ ] ? = { }.
+_COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+# RFC 6265's path-value: any character but controls and `;`. sailplan also keeps out spaces (the
+# value is written into a header) and asks for an absolute path, which is all a Path attribute
+# can usefully name.
+_COOKIE_PATH = re.compile(r"/[!-:<-~]*")
+
+
+def check_cookie_name(value: str) -> str:
+    if not _COOKIE_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid cookie name: use letters, digits and "
+            "! # $ % & ' * + - . ^ _ ` | ~ (an RFC 6265 token)"
+        )
+    return value
+
+
+def check_cookie_path(value: str) -> str:
+    if not _COOKIE_PATH.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a cookie path: start with '/' and use printable ASCII without "
+            "spaces or ';'"
+        )
+    return value
+
+
+CookieName = Annotated[
+    str,
+    AfterValidator(check_cookie_name),
+    WithJsonSchema({"type": "string", "pattern": f"^(?:{_COOKIE_NAME.pattern})$"}),
+]
+CookiePath = Annotated[
+    str,
+    AfterValidator(check_cookie_path),
+    WithJsonSchema({"type": "string", "pattern": f"^(?:{_COOKIE_PATH.pattern})$"}),
+]
+
+
+class HashCookie(SpecModel):
+    """Sticky routing by a cookie: requests carrying the same value of the cookie go to the same
+    endpoint. With `ttl`, a request without the cookie gets one, so the client's next requests
+    stick to the endpoint that answered it."""
+
+    name: CookieName = Field(
+        description="The cookie's name.",
+        examples=["session"],
+        json_schema_extra=planes(
+            istio="`consistentHash.httpCookie.name`.",
+            builtin="`balance hash` on the value of `req.cook(<name>)`, with `hash-type "
+            "consistent`. The value is hashed as the client sent it (Envoy drops surrounding "
+            "double quotes first; the proxy's own cookie is hashed the same way on either "
+            "plane, since it is always sent back as it was set).",
+        ),
+    )
+    ttl: Duration | None = Field(
+        default=None,
+        description="Give a request without the cookie a new one, living this long (whole "
+        "seconds), and hash on it. Default: no cookie is made, and requests without one go to "
+        "any endpoint.",
+        examples=["1h"],
+        json_schema_extra=planes(
+            istio="`consistentHash.httpCookie.ttl`: Envoy answers with `Set-Cookie: "
+            '<name>="<value>"; Max-Age=<seconds>; Path=<path>; HttpOnly`, the value a hash of '
+            "the client connection's addresses.",
+            builtin="The proxy makes a random value (a UUID) for a request without the cookie, "
+            "hashes on it, and answers with the same `Set-Cookie` as Envoy's.",
+        ),
+    )
+    path: CookiePath | None = Field(
+        default=None,
+        description="The `Path` attribute of a cookie made for `ttl`. Default: none, so the "
+        "client scopes the cookie to the request's directory.",
+        examples=["/"],
+        json_schema_extra=planes(
+            istio="`consistentHash.httpCookie.path`.",
+            builtin="`Path=<path>` in the `Set-Cookie` answer.",
+        ),
+    )
+
+    @field_validator("ttl")
+    @classmethod
+    def _whole_seconds(cls, value: Duration | None) -> Duration | None:
+        if value is not None and value.ms % 1000:
+            raise ValueError(
+                f"{value} is not a whole number of seconds: the cookie's Max-Age counts "
+                "seconds (Envoy would drop the fraction)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _path_for_a_made_cookie(self) -> HashCookie:
+        if self.path is not None and self.ttl is None:
+            raise ValueError(
+                "path is the Path of the cookie the proxy makes, and without ttl it makes none: "
+                "give ttl, or remove path"
+            )
+        return self
+
+
 class LoadBalancer(SpecModel):
     """`round-robin`, `random`, `least-request`, or for sticky routing one of `{hashHeader:
-    <header>}`, `{hashSourceIp: true}`, `{hashQueryParameter: <name>}`."""
+    <header>}`, `{hashSourceIp: true}`, `{hashQueryParameter: <name>}`, `{hashCookie: {name,
+    ttl, path}}`."""
 
     model_config = ConfigDict(json_schema_extra=_name_or_one_key)
 
@@ -72,6 +182,17 @@ class LoadBalancer(SpecModel):
             "the parameter goes round robin (Envoy picks at random).",
         ),
     )
+    hash_cookie: HashCookie | None = Field(
+        default=None,
+        description="Sticky routing by a cookie's value; with `ttl`, the proxy gives a client "
+        "without the cookie a new one.",
+        examples=[{"name": "session", "ttl": "1h", "path": "/"}],
+        json_schema_extra=planes(
+            istio="`loadBalancer.consistentHash.httpCookie`.",
+            builtin="`balance hash` on the cookie's value with `hash-type consistent`; a request "
+            "without the cookie and no `ttl` goes round robin (Envoy picks at random).",
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -91,20 +212,24 @@ class LoadBalancer(SpecModel):
                 self.hash_header,
                 self.hash_source_ip,
                 self.hash_query_parameter,
+                self.hash_cookie,
             )
             if value is not None
         ]
         if len(given) != 1:
             raise ValueError(
                 "give an algorithm (round-robin, random, least-request) or one of "
-                "{hashHeader: <header>}, {hashSourceIp: true}, {hashQueryParameter: <name>}"
+                "{hashHeader: <header>}, {hashSourceIp: true}, {hashQueryParameter: <name>}, "
+                "{hashCookie: {name: <cookie>}}"
             )
         return self
 
     @model_serializer(mode="plain")
-    def _compact(self) -> str | dict[str, str | bool]:
+    def _compact(self) -> str | dict[str, Any]:
         if self.algorithm is not None:
             return self.algorithm
+        if self.hash_cookie is not None:
+            return {"hashCookie": self.hash_cookie.to_dict()}
         if self.hash_source_ip:
             return {"hashSourceIp": True}
         if self.hash_query_parameter is not None:

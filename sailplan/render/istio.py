@@ -319,6 +319,14 @@ def _traffic_policy(service: Service) -> dict[str, Any]:
 
 
 def _consistent_hash(balancer: LoadBalancer) -> dict[str, Any]:
+    if balancer.hash_cookie is not None:
+        cookie = balancer.hash_cookie
+        rendered: dict[str, Any] = {"name": cookie.name}
+        if cookie.path is not None:
+            rendered["path"] = cookie.path
+        if cookie.ttl is not None:
+            rendered["ttl"] = istio_duration(cookie.ttl)
+        return {"httpCookie": rendered}
     if balancer.hash_source_ip:
         return {"useSourceIp": True}
     if balancer.hash_query_parameter is not None:

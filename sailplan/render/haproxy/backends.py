@@ -4,14 +4,14 @@ connection pool and outlier detection."""
 from __future__ import annotations
 
 from sailplan.model import Duration, Route, Service
-from sailplan.model.policy import ConnectionPool
+from sailplan.model.policy import ConnectionPool, HashCookie
 from sailplan.model.route import RETRY_STATUS_CODES
 
 from .context import Context, Writer
 from .endpoints import servers
 from .globals import DEFAULT_SERVER_TIMEOUT, OUTLIER_MAP, OVERFLOW_BODY
 from .observability import ALL_VERSIONS_ROUTE, backend_lines, flag, route_label
-from .quoting import bare, ident, quote
+from .quoting import bare, fetch_text, format_text, ident, quote
 from .security import server_identity_lines
 
 # HAProxy 2.6 retry-on keywords for each condition of the spec, with Envoy's meaning of each.
@@ -103,9 +103,36 @@ def _pool_lines(service: Service) -> list[str]:
             lines += ["balance source", "hash-type consistent"]
         elif lb.hash_query_parameter is not None:
             lines += [f"balance url_param {bare(lb.hash_query_parameter)}", "hash-type consistent"]
+        elif lb.hash_cookie is not None:
+            lines += _hash_cookie_lines(lb.hash_cookie)
     if policy is not None and policy.connection_pool is not None:
         lines += _connection_pool_lines(policy.connection_pool)
     return lines
+
+
+def _hash_cookie_lines(cookie: HashCookie) -> list[str]:
+    """Hash on a cookie's value, in the section holding the servers (its variables are this
+    transaction's: a route's attempts listener is a transaction of its own). With a ttl, a
+    request without the cookie gets a new value, hashed on at once, and the answer sets it as
+    Envoy's `Set-Cookie` does (the value in double quotes, which the client sends back as they
+    are, so the follow-ups hash on the same text)."""
+    lines = [f"http-request set-var(txn.lb_cookie) req.cook({fetch_text(cookie.name)})"]
+    if cookie.ttl is not None:
+        made = quote('"%[uuid]"')
+        lines += [
+            f"http-request set-var-fmt(txn.lb_made) {made} if !{{ var(txn.lb_cookie) -m found }}",
+            "http-request set-var(txn.lb_cookie) var(txn.lb_made) if { var(txn.lb_made) -m found }",
+        ]
+        attributes = f"; Max-Age={cookie.ttl.ms // 1000}"
+        if cookie.path is not None:
+            attributes += f"; Path={cookie.path}"
+        set_cookie = f"{format_text(cookie.name)}=%[var(txn.lb_made)]{format_text(attributes)}"
+        lines.append(
+            f"http-response add-header set-cookie {quote(set_cookie + '; HttpOnly')} "
+            "if { var(txn.lb_made) -m found }"
+        )
+    # Without the cookie the expression has no value, and HAProxy picks round robin.
+    return [*lines, "balance hash var(txn.lb_cookie)", "hash-type consistent"]
 
 
 def _overflow_if(condition: str) -> str:

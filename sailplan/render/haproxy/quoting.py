@@ -73,3 +73,14 @@ def acl_name(*parts: str) -> str:
 def ident(*parts: str) -> str:
     """A section name built from spec names: anything outside HAProxy's name characters becomes `_`."""
     return "__".join(re.sub(r"[^A-Za-z0-9_.-]", "_", part) for part in parts)
+
+
+# What ends or quotes a sample fetch's argument when HAProxy reads it (after the line's own
+# quoting is undone): a backslash escapes each of them there.
+_ARG_SYNTAX = re.compile(r"""([\\'",() ])""")
+
+
+def fetch_text(text: str) -> str:
+    """Any text as a sample fetch's argument, such as a cookie name in `req.cook(...)`: escaped
+    for the argument parser, then quoted for the line, so `#`, `$`, `'` and `,` are data."""
+    return quote(_ARG_SYNTAX.sub(r"\\\1", text))
