@@ -653,6 +653,46 @@ def test_header_changes_rewrites_and_mirrors_become_filters_in_sailplan_s_order(
     ]
 
 
+def test_each_mirror_is_a_request_mirror_filter_with_its_own_share() -> None:
+    text = _with_routes(
+        [
+            {
+                "to": "v1",
+                "mirrors": [
+                    {"to": "v2", "percent": 0.5},
+                    {"to": "v3", "percent": 25},
+                    {"to": "v4"},
+                ],
+            }
+        ]
+    )
+    data = yaml.safe_load(text)
+    for version in ("v3", "v4"):
+        data["services"]["reviews"]["versions"][version] = {"image": f"reviews:{version}"}
+    objects = render_manifests(sailplan.Mesh.parse(data))
+    for manifest in objects:
+        validate_manifest(manifest)
+    (rule,) = _find(objects, "HTTPRoute", "reviews")["spec"]["rules"]
+    assert rule["filters"] == [
+        {
+            "type": "RequestMirror",
+            "requestMirror": {
+                "backendRef": {"name": "reviews-v2", "port": 9080},
+                "fraction": {"numerator": 1, "denominator": 200},
+            },
+        },
+        {
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": {"name": "reviews-v3", "port": 9080}, "percent": 25},
+        },
+        # 100%: the filter's default share.
+        {
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": {"name": "reviews-v4", "port": 9080}},
+        },
+    ]
+
+
 def _changes(**route: Any) -> str:
     return _with_routes(
         [{"match": {"path": {"prefix": "/old/"}}, "to": "v2", **route}, {"to": "v1"}]
@@ -915,7 +955,7 @@ FIELDS = {
     "Route.mirror": RENDERED,
     "Route.headers": RENDERED,
     "Route.rewrite": RENDERED,
-    "Route.mirrors": "refused (several RequestMirror filters not rendered yet)",
+    "Route.mirrors": RENDERED,
     "Route.redirect": "refused (not rendered yet)",
     "Route.respond": REFUSED,
     "Route.cors": REFUSED,

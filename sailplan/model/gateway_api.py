@@ -363,7 +363,6 @@ def _policy_problems(at: str, policy: object) -> list[Problem]:
 _UNRENDERED_ROUTE_FIELDS = {
     "redirect": "redirects (HTTPRoute's RequestRedirect filter)",
     "respond": "fixed responses, which the Gateway API's standard channel has no filter for",
-    "mirrors": "several mirrors",
 }
 
 

@@ -116,10 +116,10 @@ def _filters(mesh: Mesh, rule: Rule, route: Route) -> list[dict[str, Any]]:
             rewrite["path"] = {"type": kind, field: value}
         if rewrite:
             filters.append({"type": "URLRewrite", "urlRewrite": rewrite})
-    if route.mirror is not None:
-        mirror: dict[str, Any] = {"backendRef": _backend(mesh, rule.service, route.mirror.to)}
-        if route.mirror.percent < 100:
-            mirror.update(_mirror_share(route.mirror.percent))
+    for copy in route.copies:  # a RequestMirror filter per version, each with its own share
+        mirror: dict[str, Any] = {"backendRef": _backend(mesh, rule.service, copy.to)}
+        if copy.percent < 100:
+            mirror.update(_mirror_share(copy.percent))
         filters.append({"type": "RequestMirror", "requestMirror": mirror})
     if headers is not None and headers.response is not None:
         filters.append(

@@ -71,10 +71,6 @@ REFUSED: dict[str, tuple[str, str]] = {
         "services.service1.routes[0].match[0].headers.x-canary",
         "no presence-only header match",
     ),
-    "several-mirrors-each-copy-method-path-and-body": (
-        "services.service1.routes[0].mirrors",
-        "several mirrors are not rendered for this plane yet",
-    ),
     "allow-by-caller-method-and-path": (
         "services.service1.allow",
         "no authorization: which callers a service admits is each mesh's own API",
