@@ -64,8 +64,8 @@ REFUSED: dict[str, tuple[str, str]] = {
         "no regex path rewrite",
     ),
     "redirect-and-direct-response-answer-without-forwarding": (
-        "services.service1.routes[0].redirect",
-        "redirects are not rendered for this plane yet",
+        "services.service1.routes[2].respond",
+        "no direct response",
     ),
     "presence-negative-and-any-case-matches": (
         "services.service1.routes[0].match[0].headers.x-canary",
