@@ -653,6 +653,46 @@ def test_header_changes_rewrites_and_mirrors_become_filters_in_sailplan_s_order(
     ]
 
 
+def test_each_mirror_is_a_request_mirror_filter_with_its_own_share() -> None:
+    text = _with_routes(
+        [
+            {
+                "to": "v1",
+                "mirrors": [
+                    {"to": "v2", "percent": 0.5},
+                    {"to": "v3", "percent": 25},
+                    {"to": "v4"},
+                ],
+            }
+        ]
+    )
+    data = yaml.safe_load(text)
+    for version in ("v3", "v4"):
+        data["services"]["reviews"]["versions"][version] = {"image": f"reviews:{version}"}
+    objects = render_manifests(sailplan.Mesh.parse(data))
+    for manifest in objects:
+        validate_manifest(manifest)
+    (rule,) = _find(objects, "HTTPRoute", "reviews")["spec"]["rules"]
+    assert rule["filters"] == [
+        {
+            "type": "RequestMirror",
+            "requestMirror": {
+                "backendRef": {"name": "reviews-v2", "port": 9080},
+                "fraction": {"numerator": 1, "denominator": 200},
+            },
+        },
+        {
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": {"name": "reviews-v3", "port": 9080}, "percent": 25},
+        },
+        # 100%: the filter's default share.
+        {
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": {"name": "reviews-v4", "port": 9080}},
+        },
+    ]
+
+
 def _changes(**route: Any) -> str:
     return _with_routes(
         [{"match": {"path": {"prefix": "/old/"}}, "to": "v2", **route}, {"to": "v1"}]
@@ -716,6 +756,120 @@ def _changes(**route: Any) -> str:
 )
 def test_rewrites_the_gateway_api_cannot_say_are_refused(text: str, expected: str) -> None:
     assert _problems(text) == [expected]
+
+
+REDIRECTS = [
+    {"name": "login", "match": {"path": "/login"}, "redirect": {"uri": "/v2/login", "code": 302}},
+    {
+        "name": "secure",
+        "match": {"path": {"prefix": "/secure/"}},
+        "redirect": {"scheme": "https", "authority": "shop.example.com", "port": 8443},
+    },
+    {"name": "tls", "match": {"path": {"prefix": "/tls/"}}, "redirect": {"scheme": "https"}},
+    {
+        "name": "moved",
+        "match": {"path": {"prefix": "/moved/"}},
+        "redirect": {"authority": "a.example"},
+    },
+    {"name": "port", "match": {"path": {"prefix": "/p/"}}, "redirect": {"port": 8081}},
+    {"name": "rest", "to": "v1"},
+]
+
+
+def _redirects(rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        rule["name"]: rule["filters"][0]["requestRedirect"]
+        for rule in rules
+        if "filters" in rule and rule["filters"][0]["type"] == "RequestRedirect"
+    }
+
+
+def test_a_redirect_is_a_request_redirect_rule_without_backends() -> None:
+    objects = render_manifests(sailplan.load_mesh_text(_with_routes(REDIRECTS)))
+    for manifest in objects:
+        validate_manifest(manifest)
+    rules = _find(objects, "HTTPRoute", "reviews")["spec"]["rules"]
+    assert not any("backendRefs" in rule for rule in rules if rule["name"] in _redirects(rules))
+    # The Service's port 9080 is what callers' Host names; a redirect that keeps the request's
+    # port says it where the Gateway API would take the scheme's (tls) and one that names a
+    # host without a port says 80 where it would take the Service's (moved).
+    assert _redirects(rules) == {
+        "login": {
+            "path": {"type": "ReplaceFullPath", "replaceFullPath": "/v2/login"},
+            "statusCode": 302,
+        },
+        "secure": {
+            "scheme": "https",
+            "hostname": "shop.example.com",
+            "port": 8443,
+            "statusCode": 301,
+        },
+        "tls": {"scheme": "https", "port": 9080, "statusCode": 301},
+        "moved": {"hostname": "a.example", "port": 80, "statusCode": 301},
+        "port": {"port": 8081, "statusCode": 301},
+    }
+
+
+@pytest.mark.parametrize("ingress_port", [80, 8000])
+def test_redirects_give_sailplan_s_locations_on_the_mesh_and_at_the_gateway(
+    ingress_port: int,
+) -> None:
+    from conformance import gateway_api_reference as gateway_api
+    from conformance import istio_reference as istio
+
+    data = yaml.safe_load(_with_routes(REDIRECTS))
+    data["ingress"] = {"port": ingress_port, "hosts": ["shop.example.com"]}
+    data["ingress"]["routes"] = [{"service": "reviews"}]
+    mesh = sailplan.Mesh.parse(data)
+    reference = istio.Cluster(render_manifests(mesh, "istio"))
+    rendered = gateway_api.Cluster(render_manifests(mesh))
+    # A client names the port it sends to in Host, unless it is the scheme's default.
+    gateway_host = "shop.example.com" + ("" if ingress_port == 80 else f":{ingress_port}")
+    for path in ("/login?next=%2F", "/secure/cart", "/tls/x?y=1", "/moved/a", "/p/q", "/tls"):
+        mesh_request = istio.Request(path, host="reviews:9080")
+        want = istio.evaluate_mesh(reference, mesh_request, caller_namespace="shop")
+        got = gateway_api.evaluate_mesh(rendered, mesh_request, caller_namespace="shop")
+        assert [(b.status, b.headers) for b in got.branches] == [
+            (b.status, b.headers) for b in want.branches
+        ], path
+        request = istio.Request(path, host=gateway_host)
+        want = istio.evaluate_gateway(reference, request)
+        got = gateway_api.evaluate_gateway(rendered, request)
+        assert [(b.status, b.headers) for b in got.branches] == [
+            (b.status, b.headers) for b in want.branches
+        ], path
+
+
+@pytest.mark.parametrize(
+    ("redirect", "expected"),
+    [
+        (
+            {"scheme": "https", "code": 308},
+            "services.reviews.routes[0].redirect.code: 308: the Gateway API's standard channel "
+            f"redirects with 301 or 302 only; use one of them, or {OTHER}",
+        ),
+        (
+            {"authority": "Shop.example.com:8080"},
+            "services.reviews.routes[0].redirect.authority: 'Shop.example.com:8080': the Gateway "
+            f"API redirects to a lowercase host name (and a port); write the host in lowercase, "
+            f"or {OTHER}",
+        ),
+    ],
+    ids=["code-308", "uppercase-host"],
+)
+def test_redirects_the_standard_channel_cannot_say_are_refused(
+    redirect: dict[str, Any], expected: str
+) -> None:
+    text = _with_routes([{"match": {"path": "/a"}, "redirect": redirect}, {"to": "v1"}])
+    assert _problems(text) == [expected]
+
+
+def test_a_direct_response_is_refused() -> None:
+    text = _with_routes([{"match": {"path": "/a"}, "respond": {"status": 503}}, {"to": "v1"}])
+    assert _problems(text) == [
+        "services.reviews.routes[0].respond: the Gateway API's standard channel has no direct "
+        f"response (a fixed status and body); {OTHER}"
+    ]
 
 
 def test_two_routes_rewriting_alike_from_overlapping_prefixes_still_keep_their_order() -> None:
@@ -915,8 +1069,8 @@ FIELDS = {
     "Route.mirror": RENDERED,
     "Route.headers": RENDERED,
     "Route.rewrite": RENDERED,
-    "Route.mirrors": "refused (several RequestMirror filters not rendered yet)",
-    "Route.redirect": "refused (not rendered yet)",
+    "Route.mirrors": RENDERED,
+    "Route.redirect": RENDERED,
     "Route.respond": REFUSED,
     "Route.cors": REFUSED,
     **{
@@ -930,7 +1084,9 @@ FIELDS = {
             "allowCredentials",
         )
     },
-    **{f"Redirect.{f}": REFUSED for f in ("uri", "authority", "scheme", "port", "code")},
+    **{f"Redirect.{f}": RENDERED for f in ("uri", "scheme", "port")},
+    "Redirect.authority": "lowercase host names (and a port); others refused",
+    "Redirect.code": "301 and 302; others refused",
     **{f"Respond.{f}": REFUSED for f in ("status", "body")},
     "Match.withoutHeaders": REFUSED,
     "Match.ignoreUriCase": REFUSED,

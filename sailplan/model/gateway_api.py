@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Literal
 from sailplan.model.errors import Problem
 from sailplan.model.intersect import Inexpressible, intersect, intersect_lists
 from sailplan.model.match import Match, StringMatch
-from sailplan.model.route import Route
+from sailplan.model.route import Redirect, Route
 
 if TYPE_CHECKING:  # model/mesh.py imports this module
     from sailplan.model.mesh import Mesh
@@ -359,23 +359,61 @@ def _policy_problems(at: str, policy: object) -> list[Problem]:
     return problems
 
 
-# Route fields the gateway-api plane does not render (yet): refused, never ignored.
-_UNRENDERED_ROUTE_FIELDS = {
-    "redirect": "redirects (HTTPRoute's RequestRedirect filter)",
-    "respond": "fixed responses, which the Gateway API's standard channel has no filter for",
-    "mirrors": "several mirrors",
-}
+# HTTPRequestRedirectFilter.statusCode of the standard channel.
+REDIRECT_CODES = (301, 302)
+
+
+def authority_parts(authority: str) -> tuple[str, int | None]:
+    """The host and the port (None when not given) of a sailplan authority."""
+    host, colon, port = authority.rpartition(":")
+    if colon and port.isdigit():
+        return host, int(port)
+    return authority, None
+
+
+def _redirect_problems(at: str, redirect: Redirect) -> list[Problem]:
+    problems = []
+    if redirect.code not in REDIRECT_CODES:
+        problems.append(
+            Problem(
+                f"{at}.code",
+                f"{redirect.code}: the Gateway API's standard channel redirects with 301 or 302 "
+                f"only; use one of them, or {_OTHER_PLANES}",
+            )
+        )
+    if redirect.authority is not None:
+        host, _ = authority_parts(redirect.authority)
+        if not _PRECISE_HOSTNAME.fullmatch(host):
+            problems.append(
+                Problem(
+                    f"{at}.authority",
+                    f"{redirect.authority!r}: the Gateway API redirects to a lowercase host name "
+                    f"(and a port); write the host in lowercase, or {_OTHER_PLANES}",
+                )
+            )
+    if redirect.uri is not None and len(redirect.uri) > MAX_PATH:
+        problems.append(
+            Problem(
+                f"{at}.uri",
+                f"has {len(redirect.uri)} characters; a Gateway API redirect path has at most "
+                f"{MAX_PATH}",
+            )
+        )
+    return problems
 
 
 def _route_problems(at: str, route: Route) -> list[Problem]:
-    problems = [
-        Problem(
-            f"{at}.{field}",
-            f"the gateway-api data plane does not render {what} yet; {_OTHER_PLANES}",
+    problems = []
+    if route.respond is not None:
+        problems.append(
+            Problem(
+                f"{at}.respond",
+                "the Gateway API's standard channel has no direct response (a fixed status and "
+                f"body); {_OTHER_PLANES}",
+            )
         )
-        for field, what in _UNRENDERED_ROUTE_FIELDS.items()
-        if getattr(route, field) is not None
-    ]
+    if route.redirect is not None:
+        problems += _redirect_problems(f"{at}.redirect", route.redirect)
     if route.fault is not None:
         problems.append(
             Problem(

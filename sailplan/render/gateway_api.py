@@ -11,6 +11,7 @@ are and why their order is safe: sailplan/model/gateway_api.py.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -18,19 +19,29 @@ from sailplan import constants as c
 from sailplan.model import Duration, Match, Mesh, Route
 from sailplan.model.gateway_api import (
     Rule,
+    authority_parts,
     ingress_rules,
     mesh_rules,
     path_match,
     path_rewrite,
     string_match,
 )
-from sailplan.model.route import HeaderChanges
+from sailplan.model.route import HeaderChanges, Redirect
 from sailplan.render.istio import gateway_name, ingress_labels
 from sailplan.render.kubernetes import metadata, port_name, service_labels, workload_name
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 LISTENER = "http"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Where a rule's requests arrive: the scheme and port a redirect without them keeps."""
+
+    scheme: str
+    port: int
 
 
 def gateway_api_duration(duration: Duration) -> str:
@@ -116,10 +127,10 @@ def _filters(mesh: Mesh, rule: Rule, route: Route) -> list[dict[str, Any]]:
             rewrite["path"] = {"type": kind, field: value}
         if rewrite:
             filters.append({"type": "URLRewrite", "urlRewrite": rewrite})
-    if route.mirror is not None:
-        mirror: dict[str, Any] = {"backendRef": _backend(mesh, rule.service, route.mirror.to)}
-        if route.mirror.percent < 100:
-            mirror.update(_mirror_share(route.mirror.percent))
+    for copy in route.copies:  # a RequestMirror filter per version, each with its own share
+        mirror: dict[str, Any] = {"backendRef": _backend(mesh, rule.service, copy.to)}
+        if copy.percent < 100:
+            mirror.update(_mirror_share(copy.percent))
         filters.append({"type": "RequestMirror", "requestMirror": mirror})
     if headers is not None and headers.response is not None:
         filters.append(
@@ -131,13 +142,48 @@ def _filters(mesh: Mesh, rule: Rule, route: Route) -> list[dict[str, Any]]:
     return filters
 
 
-def _rule(mesh: Mesh, rule: Rule) -> dict[str, Any]:
+def redirect_filter(redirect: Redirect, listener: Listener) -> dict[str, Any]:
+    """An HTTPRequestRedirectFilter giving the Location sailplan means.
+
+    sailplan keeps the request's scheme and Host port (as Envoy does) where the redirect gives
+    none, and `authority` replaces the host and its port; a Gateway API redirect without a port
+    takes the scheme's well-known port when it gives a scheme, else the listener's. A client
+    names the port it sends to in Host unless it is the scheme's default (RFC 9110), so the
+    request's port is the listener's, and the port is written out where the two rules differ."""
+    rendered: dict[str, Any] = {}
+    if redirect.scheme is not None:
+        rendered["scheme"] = redirect.scheme
+    scheme = redirect.scheme or listener.scheme
+    if redirect.authority is not None:
+        rendered["hostname"], port = authority_parts(redirect.authority)
+    elif listener.port != DEFAULT_PORTS[listener.scheme]:
+        port = listener.port
+    else:
+        port = None
+    if redirect.port is not None:
+        port = redirect.port
+    if redirect.uri is not None:
+        rendered["path"] = {"type": "ReplaceFullPath", "replaceFullPath": redirect.uri}
+    wanted = DEFAULT_PORTS[scheme] if port is None else port
+    derived = DEFAULT_PORTS[redirect.scheme] if redirect.scheme is not None else listener.port
+    if wanted != derived:
+        rendered["port"] = wanted
+    rendered["statusCode"] = redirect.code  # check() refused the codes the channel lacks
+    return rendered
+
+
+def _rule(mesh: Mesh, rule: Rule, listener: Listener) -> dict[str, Any]:
     rendered: dict[str, Any] = {"name": rule.name}
     if rule.matches is not None:
         rendered["matches"] = [_match(m) for m in rule.matches]
     route = rule.route
     if route is None:
         rendered["backendRefs"] = [_backend(mesh, rule.service, None)]
+        return rendered
+    if route.redirect is not None:
+        # A redirect answers instead of forwarding: no backends (the CRD forbids both).
+        redirect = redirect_filter(route.redirect, listener)
+        rendered["filters"] = [{"type": "RequestRedirect", "requestRedirect": redirect}]
         return rendered
     filters = _filters(mesh, rule, route)
     if filters:
@@ -183,13 +229,15 @@ def service_route(mesh: Mesh, service_name: str) -> dict[str, Any]:
     """The service's HTTPRoute, bound to its Service (GAMMA): callers' requests to the Service
     follow its rules."""
     rules = mesh_rules(mesh, service_name)
+    # Callers send plain HTTP to the Service's port; the mesh's proxies encrypt it.
+    listener = Listener("http", mesh.services[service_name].port)
     return {
         "apiVersion": GATEWAY_API,
         "kind": "HTTPRoute",
         "metadata": metadata(mesh, service_name, service_labels(mesh, service_name)),
         "spec": {
             "parentRefs": [{"group": "", "kind": "Service", "name": service_name}],
-            "rules": [_rule(mesh, rule) for rule in rules],
+            "rules": [_rule(mesh, rule, listener) for rule in rules],
         },
     }
 
@@ -234,7 +282,8 @@ def ingress_route(mesh: Mesh) -> dict[str, Any]:
     # A Gateway API hostname cannot be `*`: a route without hostnames takes every host.
     if "*" not in mesh.ingress.hosts:
         spec["hostnames"] = list(mesh.ingress.hosts)
-    spec["rules"] = [_rule(mesh, rule) for rule in rules]
+    listener = Listener("http", mesh.ingress.port)
+    spec["rules"] = [_rule(mesh, rule, listener) for rule in rules]
     return {
         "apiVersion": GATEWAY_API,
         "kind": "HTTPRoute",

@@ -64,16 +64,12 @@ REFUSED: dict[str, tuple[str, str]] = {
         "no regex path rewrite",
     ),
     "redirect-and-direct-response-answer-without-forwarding": (
-        "services.service1.routes[0].redirect",
-        "redirects are not rendered for this plane yet",
+        "services.service1.routes[2].respond",
+        "no direct response",
     ),
     "presence-negative-and-any-case-matches": (
         "services.service1.routes[0].match[0].headers.x-canary",
         "no presence-only header match",
-    ),
-    "several-mirrors-each-copy-method-path-and-body": (
-        "services.service1.routes[0].mirrors",
-        "several mirrors are not rendered for this plane yet",
     ),
     "allow-by-caller-method-and-path": (
         "services.service1.allow",

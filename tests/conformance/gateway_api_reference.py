@@ -120,17 +120,41 @@ class Cluster:
             )
         ]
 
-    def gateway_routes(self, host: str) -> list[Mapping[str, Any]]:
-        """HTTPRoutes attached to a Gateway whose `hostnames` take the request's host (no
-        hostnames: every host; `*.example.com` any name below example.com)."""
+    def _listeners(self, route: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """The Gateway listeners a route attaches to: the one its parentRef's `sectionName`
+        names, else every listener of the Gateway."""
+        namespace = route["metadata"]["namespace"]
+        found = []
+        for ref in route["spec"]["parentRefs"]:
+            gateway = self.gateways.get((ref.get("namespace", namespace), ref["name"]))
+            if ref.get("kind") != "Gateway" or gateway is None:
+                continue
+            found += [
+                listener
+                for listener in gateway["spec"]["listeners"]
+                if ref.get("sectionName", listener["name"]) == listener["name"]
+            ]
+        return found
+
+    def listener(self, route: Mapping[str, Any], name: str | None) -> Mapping[str, Any]:
+        """The listener a request on listener `name` (None: the first) reached `route` by."""
+        return next(
+            listener
+            for listener in self._listeners(route)
+            if name is None or listener["name"] == name
+        )
+
+    def gateway_routes(self, host: str, listener: str | None = None) -> list[Mapping[str, Any]]:
+        """HTTPRoutes attached to a Gateway (to `listener`, when named; else to its first
+        listener) whose `hostnames` take the request's host (no hostnames: every host;
+        `*.example.com` any name below example.com)."""
         name = host.rsplit(":", 1)[0].lower()
+        firsts = {id(g["spec"]["listeners"][0]) for g in self.gateways.values()}
         found = []
         for route in self.routes:
-            namespace = route["metadata"]["namespace"]
             attached = any(
-                ref.get("kind") == "Gateway"
-                and (ref.get("namespace", namespace), ref["name"]) in self.gateways
-                for ref in route["spec"]["parentRefs"]
+                listener == reached["name"] if listener is not None else id(reached) in firsts
+                for reached in self._listeners(route)
             )
             hostnames = route["spec"].get("hostnames")
             if attached and (
@@ -239,7 +263,10 @@ _FILTER_FIELDS = {
     "ResponseHeaderModifier": "responseHeaderModifier",
     "URLRewrite": "urlRewrite",
     "RequestMirror": "requestMirror",
+    "RequestRedirect": "requestRedirect",
 }
+# "the well-known port associated with the redirect scheme" (HTTPRequestRedirectFilter.Port).
+WELL_KNOWN_PORTS = {"http": 80, "https": 443}
 
 
 def _filter(rule: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
@@ -283,9 +310,19 @@ def rewritten_path(rule: Mapping[str, Any], request: Request, how: Implementatio
     ReplacePrefixMatch replaces the PathPrefix the rule matched, by path elements, as the table
     of HTTPPathModifier.ReplacePrefixMatch shows: "/foo/bar" with prefix "/foo/" and "/xyz/"
     becomes "/xyz/bar", "/foo" with "/" becomes "/"."""
+    return modified_path((_filter(rule, "URLRewrite") or {}).get("path"), rule, request, how)
+
+
+def modified_path(
+    modifier: Mapping[str, Any] | None,
+    rule: Mapping[str, Any],
+    request: Request,
+    how: Implementation,
+) -> str:
+    """The request's path (with its query) after an HTTPPathModifier, of a URLRewrite or a
+    RequestRedirect."""
     split = urlsplit(request.path)
     path = split.path
-    modifier = (_filter(rule, "URLRewrite") or {}).get("path")
     if modifier is not None and modifier["type"] == "ReplaceFullPath":
         path = modifier["replaceFullPath"]
     elif modifier is not None:
@@ -386,6 +423,31 @@ def _copies(
     return copies
 
 
+def redirect_location(
+    rule: Mapping[str, Any], request: Request, listener: tuple[str, int], how: Implementation
+) -> str:
+    """HTTPRequestRedirectFilter: `scheme` "When empty, the scheme of the request is used";
+    `hostname` "When empty, the hostname in the Host header of the request is used"; `path` as
+    URLRewrite's; `port` when not given: "If redirect scheme is not-empty, the redirect port
+    MUST be the well-known port associated with the redirect scheme ... If redirect scheme is
+    empty, the redirect port MUST be the Gateway Listener port" (for a Service parent, the
+    Service's port), and "Implementations SHOULD NOT add the port number" when it is the
+    scheme's well-known one. The query string is kept, as Envoy-based implementations do."""
+    redirect = _filter(rule, "RequestRedirect")
+    assert redirect is not None
+    scheme = redirect.get("scheme", listener[0])
+    host = redirect.get("hostname", request.host.rsplit(":", 1)[0])
+    if "port" in redirect:
+        port = redirect["port"]
+    elif "scheme" in redirect:
+        port = WELL_KNOWN_PORTS[redirect["scheme"]]
+    else:
+        port = listener[1]
+    authority = host if WELL_KNOWN_PORTS.get(scheme) == port else f"{host}:{port}"
+    path = modified_path(redirect.get("path"), rule, request, how)
+    return f"{scheme}://{authority}{path}"
+
+
 def _outcome(
     cluster: Cluster,
     namespace: str,
@@ -393,7 +455,15 @@ def _outcome(
     request: Request,
     ups: Upstreams,
     how: Implementation,
+    listener: tuple[str, int] | None,
 ) -> Outcome:
+    redirect = _filter(rule, "RequestRedirect")
+    if redirect is not None:
+        assert listener is not None, "a redirect from a Service without ports"
+        # "RequestRedirect filter must not be used together with backendRefs": the rule answers.
+        status = int(redirect.get("statusCode", 302))
+        location = (("location", redirect_location(rule, request, listener, how)),)
+        return Outcome((Branch(1.0, status, "", 0.0, headers=location),))
     return Outcome(
         tuple(_backends(cluster, namespace, rule, request, ups)),
         tuple(_copies(cluster, namespace, rule, request)),
@@ -426,7 +496,10 @@ def evaluate_mesh(
         if found is None:
             return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))
         rule = found
-    return _outcome(cluster, namespace, rule, request, upstreams, how)
+    # A mesh request arrives on the Service's port (sailplan's have one).
+    ports = cluster.services[(namespace, service)]["spec"].get("ports", [])
+    listener = ("http", ports[0]["port"]) if ports else None
+    return _outcome(cluster, namespace, rule, request, upstreams, how, listener)
 
 
 def evaluate_gateway(
@@ -435,16 +508,19 @@ def evaluate_gateway(
     *,
     upstreams: Upstreams | None = None,
     how: Implementation = Implementation(),
+    listener: str | None = None,
 ) -> Outcome:
-    """A request arriving at a Gateway: its attached HTTPRoutes whose hostnames take the host.
-    Backends are reached as Services (the producer routes of a backend Service are not applied
-    again: sailplan's ingress route already carries the service's rules)."""
+    """A request arriving at a Gateway's `listener` (by name; None: the first listener of each
+    Gateway): its attached HTTPRoutes whose hostnames take the host. Backends are reached as
+    Services (the producer routes of a backend Service are not applied again: sailplan's ingress
+    route already carries the service's rules)."""
     upstreams = upstreams or Upstreams()
-    routes = cluster.gateway_routes(request.host or "any.example")
+    routes = cluster.gateway_routes(request.host or "any.example", listener)
     found = choose_rule(routes, request, how) if routes else None
     if found is None:
         return Outcome((Branch(1.0, NO_ROUTE, "", 0.0),))
-    namespace = next(
-        r["metadata"]["namespace"] for r in routes if found in r["spec"].get("rules", [])
-    )
-    return _outcome(cluster, namespace, found, request, upstreams, how)
+    route = next(r for r in routes if found in r["spec"].get("rules", []))
+    namespace = route["metadata"]["namespace"]
+    arrived = cluster.listener(route, listener)
+    scheme = "https" if arrived["protocol"] == "HTTPS" else "http"
+    return _outcome(cluster, namespace, found, request, upstreams, how, (scheme, arrived["port"]))

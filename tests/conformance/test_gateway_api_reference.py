@@ -24,7 +24,7 @@ def _service(name: str, **selector: str) -> dict[str, Any]:
     return {
         "kind": "Service",
         "metadata": {"name": name, "namespace": "shop"},
-        "spec": {"selector": selector or {"app": name}},
+        "spec": {"selector": selector or {"app": name}, "ports": [{"port": 9080}]},
     }
 
 
@@ -59,7 +59,16 @@ def _cluster(*rules: dict[str, Any], gateway_rules: list[dict[str, Any]] | None 
         )
     if gateway_rules is not None:
         objects += [
-            {"kind": "Gateway", "metadata": {"name": "gw", "namespace": "shop"}, "spec": {}},
+            {
+                "kind": "Gateway",
+                "metadata": {"name": "gw", "namespace": "shop"},
+                "spec": {
+                    "listeners": [
+                        {"name": "http", "port": 8000, "protocol": "HTTP"},
+                        {"name": "https", "port": 443, "protocol": "HTTPS"},
+                    ]
+                },
+            },
             {
                 "kind": "HTTPRoute",
                 "metadata": {"name": "ingress", "namespace": "shop"},
@@ -305,3 +314,61 @@ def test_header_modifiers_and_the_hostname_change_what_is_forwarded_and_answered
     )
     assert outcome.forwarded_path == "/new?q=1"
     assert [b.headers for b in outcome.branches] == [(("content-type", "text/plain"), ("x-r", "1"))]
+
+
+def _redirect(**redirect: Any) -> dict[str, Any]:
+    rule = {
+        "matches": [_path("PathPrefix", "/old/")],
+        "filters": [{"type": "RequestRedirect", "requestRedirect": redirect}],
+    }
+    return rule
+
+
+@pytest.mark.parametrize(
+    ("redirect", "host", "location"),
+    [
+        # "When empty, the scheme of the request is used" and the hostname of its Host; the
+        # port "MUST be the Gateway Listener port" (a Service parent's: its port).
+        ({}, "reviews", "http://reviews:9080/old/a?x=1"),
+        ({}, "reviews:9080", "http://reviews:9080/old/a?x=1"),
+        # A scheme brings its well-known port, left out of the Location.
+        ({"scheme": "https"}, "reviews:9080", "https://reviews/old/a?x=1"),
+        ({"scheme": "https", "port": 8443}, "reviews", "https://reviews:8443/old/a?x=1"),
+        ({"hostname": "a.example", "port": 80}, "reviews", "http://a.example/old/a?x=1"),
+        (
+            {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/new"}},
+            "reviews",
+            "http://reviews:9080/new?x=1",
+        ),
+        (
+            {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/new/"}},
+            "reviews",
+            "http://reviews:9080/new/a?x=1",
+        ),
+    ],
+)
+def test_a_redirect_builds_the_location_as_the_specification_says(
+    redirect: dict[str, Any], host: str, location: str
+) -> None:
+    cluster = _cluster(_redirect(**redirect), _to("v1"))
+    outcome = evaluate_mesh(
+        cluster, Request("/old/a?x=1", host=host), caller_namespace="shop", how=FULL
+    )
+    assert [(b.status, b.body, b.headers) for b in outcome.branches] == [
+        (302, "", (("location", location),))  # statusCode's default
+    ]
+    assert outcome.copies == () and outcome.forwarded == ()
+
+
+def test_a_gateway_redirect_keeps_the_listener_s_scheme_and_port() -> None:
+    cluster = _cluster(gateway_rules=[_redirect(statusCode=301)])
+    for listener, location in (
+        ("http", "http://shop.example.com:8000/old/a"),
+        ("https", "https://shop.example.com/old/a"),
+    ):
+        outcome = evaluate_gateway(
+            cluster, Request("/old/a", host="shop.example.com"), how=FULL, listener=listener
+        )
+        assert [(b.status, b.headers) for b in outcome.branches] == [
+            (301, (("location", location),))
+        ]
