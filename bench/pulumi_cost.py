@@ -2,6 +2,7 @@
 
     python -m bench.pulumi_cost 200 1000                  # istio plane, one fresh interpreter each
     python -m bench.pulumi_cost --plane builtin 200
+    python -m bench.pulumi_cost --registration grouped 1000  # one ConfigGroup per service
     python -m bench.pulumi_cost --profile out.prof 1000  # cProfile of the registration
 
 Each size runs in its own interpreter (peak RSS, ru_maxrss, is then about that size alone) and
@@ -24,7 +25,9 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(services: int, plane: str, profile: str | None = None) -> dict[str, Any]:
+def measure(
+    services: int, plane: str, registration: str = "per-object", profile: str | None = None
+) -> dict[str, Any]:
     """One registration in this interpreter (call it in a fresh one)."""
     import pulumi
 
@@ -42,9 +45,13 @@ def measure(services: int, plane: str, profile: str | None = None) -> dict[str, 
     engine = counting_mocks()
     spec = load_mesh_text(generated_mesh_yaml(services, plane))
     arguments = (
-        MeshArgs(spec=spec, install_control_plane=False)
+        MeshArgs(spec=spec, install_control_plane=False, registration=registration)  # type: ignore[arg-type]
         if plane == "istio"
-        else MeshArgs(spec=spec, proxy_image="registry.example/proxy:1")
+        else MeshArgs(
+            spec=spec,
+            proxy_image="registry.example/proxy:1",
+            registration=registration,  # type: ignore[arg-type]
+        )
     )
     # Time the render inside `Mesh` apart, so what is left is the SDK's registration path.
     render = mesh_module.render_manifests
@@ -78,6 +85,7 @@ def measure(services: int, plane: str, profile: str | None = None) -> dict[str, 
     return {
         "services": services,
         "plane": plane,
+        "registration": registration,
         "register_s": round(wall, 3),
         "render_s": round(rendering[0], 3),
         "resources": engine.count,
@@ -89,16 +97,18 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.pulumi_cost")
     parser.add_argument("services", type=int, nargs="+")
     parser.add_argument("--plane", choices=("istio", "builtin"), default="istio")
+    parser.add_argument("--registration", choices=("per-object", "grouped"), default="per-object")
     parser.add_argument("--profile", help="write a cProfile of the registration here")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.one:
-        result = measure(options.services[0], options.plane, options.profile)
+        result = measure(options.services[0], options.plane, options.registration, options.profile)
         print("PROBEJSON " + json.dumps(result, sort_keys=True), flush=True)
         return 0
     print(f"{'services':>8} {'resources':>9} {'wall s':>7} {'render s':>8} {'peak RSS MiB':>12}")
     for services in options.services:
         command = [sys.executable, "-m", "bench.pulumi_cost", "--one", "--plane", options.plane]
+        command += ["--registration", options.registration]
         if options.profile:
             command += ["--profile", options.profile]
         done = subprocess.run(

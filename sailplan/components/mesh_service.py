@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import pulumi
+from pulumi_kubernetes.yaml.v2 import ConfigGroup
 
 from sailplan import constants as c
-from sailplan.components.resources import create_resource
+from sailplan.components.args import require_choice
+from sailplan.components.resources import PROVIDER_VERSION, create_resource
+
+Registration = Literal["per-object", "grouped"]
+"""How a `MeshService` registers its objects: one Pulumi resource each ("per-object"), or one
+`pulumi_kubernetes` `yaml.v2.ConfigGroup` the provider expands into those objects ("grouped")."""
+REGISTRATIONS: tuple[Registration, ...] = ("per-object", "grouped")
+# cli-utils' explicit ordering annotation, which the ConfigGroup reads to order its children.
+DEPENDS_ON_ANNOTATION = "config.kubernetes.io/depends-on"
 
 
 class ManifestGroups(NamedTuple):
@@ -45,8 +54,36 @@ def group_manifests(manifests: Sequence[dict[str, Any]]) -> ManifestGroups:
     return groups
 
 
+def _reference(manifest: dict[str, Any]) -> str:
+    """cli-utils' reference to a namespaced object: "<group>/namespaces/<ns>/<kind>/<name>"."""
+    api_version: str = manifest["apiVersion"]
+    group = api_version.rpartition("/")[0]  # "" for the core group ("v1")
+    metadata = manifest["metadata"]
+    return f"{group}/namespaces/{metadata['namespace']}/{manifest['kind']}/{metadata['name']}"
+
+
+def grouped_objects(manifests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `objs` of a service's ConfigGroup: the manifests, each Deployment annotated to wait for
+    the group's Certificates (its pods mount their Secret), as `depends_on` does per object.
+    Inside a group, the annotation is the only ordering the provider honours beyond its kind
+    heuristics (namespaces and CRDs first); the manifests given are not modified."""
+    certificates = [_reference(m) for m in manifests if m["kind"] == "Certificate"]
+    objects = []
+    for manifest in manifests:
+        if manifest["kind"] == "Deployment" and certificates:
+            metadata = dict(manifest["metadata"])
+            metadata["annotations"] = {
+                **metadata.get("annotations", {}),
+                DEPENDS_ON_ANNOTATION: ",".join(certificates),
+            }
+            manifest = {**manifest, "metadata": metadata}
+        objects.append(manifest)
+    return objects
+
+
 class _ManifestGroup(pulumi.ComponentResource):
     children: list[pulumi.CustomResource]
+    group: ConfigGroup | None
 
     def __init__(
         self,
@@ -54,8 +91,33 @@ class _ManifestGroup(pulumi.ComponentResource):
         name: str,
         manifests: Sequence[dict[str, Any]],
         opts: pulumi.ResourceOptions | None,
+        registration: Registration = "per-object",
     ) -> None:
+        require_choice(
+            f"{token.rpartition(':')[2]}.registration",
+            registration,
+            REGISTRATIONS,
+            "a way of registering the objects",
+        )
         super().__init__(token, name, None, opts)
+        self.group = None
+        if registration == "grouped":
+            # One remote component: the provider registers each object as its child (so
+            # `pulumi preview` still diffs them one by one) and the program registers one
+            # resource instead of one per object. Its children are named "<name>:<ns>/<name>".
+            self.children = []
+            self.group = ConfigGroup(
+                name,
+                objs=grouped_objects(manifests),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    version=PROVIDER_VERSION,
+                    # Spelled out (children wait for their parent anyway): the construct request
+                    # then carries them, and tests can see them.
+                    depends_on=opts.depends_on if opts is not None else None,
+                ),
+            )
+            return
         child = pulumi.ResourceOptions(parent=self)
         # A workload's pods mount its certificate's Secret: its Deployments wait for the
         # Certificate (which Pulumi awaits until cert-manager has issued it).
@@ -80,15 +142,22 @@ class _ManifestGroup(pulumi.ComponentResource):
 
 
 class MeshService(_ManifestGroup):
-    """One service: its ServiceAccount, Services, Deployments, proxy ConfigMaps and routing rules."""
+    """One service: its ServiceAccount, Services, Deployments, proxy ConfigMaps and routing rules.
+
+    registration="per-object" (default) registers each object as a child resource
+    (`children`); "grouped" registers one `yaml.v2.ConfigGroup` child (`group`) that the
+    Kubernetes provider expands into the same objects, which is much cheaper for the program at
+    thousands of objects but gives the objects other URNs (see the README, "Deploy with Pulumi").
+    """
 
     def __init__(
         self,
         name: str,
         manifests: Sequence[dict[str, Any]],
         opts: pulumi.ResourceOptions | None = None,
+        registration: Registration = "per-object",
     ) -> None:
-        super().__init__("sailplan:index:MeshService", name, manifests, opts)
+        super().__init__("sailplan:index:MeshService", name, manifests, opts, registration)
         self.register_outputs({})
 
 

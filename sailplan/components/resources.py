@@ -46,7 +46,7 @@ def resource_name(prefix: str, manifest: dict[str, Any]) -> str:
 
 
 # The provider plugin version the generated classes pin, so the engine loads the same plugin.
-_PROVIDER_VERSION: str = _utilities.get_version()  # type: ignore[no-untyped-call]
+PROVIDER_VERSION: str = _utilities.get_version()  # type: ignore[no-untyped-call]
 
 
 def create_resource(
@@ -78,5 +78,5 @@ def create_resource(
         token,
         resource_name(prefix, manifest),
         props,
-        pulumi.ResourceOptions.merge(pulumi.ResourceOptions(version=_PROVIDER_VERSION), opts),
+        pulumi.ResourceOptions.merge(pulumi.ResourceOptions(version=PROVIDER_VERSION), opts),
     )

@@ -1,0 +1,213 @@
+"""`registration="grouped"`: one `yaml.v2.ConfigGroup` per service, under Pulumi's mock engine.
+
+Under mocks a remote component reaches the engine once, with its inputs, and its children (which
+the Kubernetes provider registers in a real deployment) are never registered: so these tests check
+what the provider would expand, the ConfigGroup's `objs`, and what it waits for.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+from conftest import DEMO_MESH
+from pulumi_support import Engine, register
+
+import sailplan
+from sailplan.components import (
+    ArgsError,
+    Mesh,
+    MeshArgs,
+    MeshService,
+    ProxyImageArgs,
+    group_manifests,
+)
+from sailplan.components.mesh_service import DEPENDS_ON_ANNOTATION, grouped_objects
+from sailplan.render.manifests import render_manifests
+
+CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
+
+
+def _outputs(mesh: Mesh) -> pulumi.Output[list[Any]]:
+    return pulumi.Output.all(mesh.namespace, mesh.ingress_address, mesh.proxy_image)
+
+
+def _groups(engine: Engine) -> dict[str, Any]:
+    return {r.name: r for r in engine.of_type(CONFIG_GROUP)}
+
+
+def _without_depends_on(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    stripped = copy.deepcopy(objects)
+    for obj in stripped:
+        annotations = obj["metadata"].get("annotations", {})
+        annotations.pop(DEPENDS_ON_ANNOTATION, None)
+        if "annotations" in obj["metadata"] and not annotations:
+            del obj["metadata"]["annotations"]
+    return stripped
+
+
+def test_each_service_is_one_config_group_carrying_its_rendered_objects() -> None:
+    engine, outputs = register(
+        lambda: _outputs(
+            Mesh("demo", MeshArgs(spec=DEMO_MESH, proxy_image="p:1", registration="grouped"))
+        )
+    )
+    # The outputs do not depend on how the services are registered.
+    assert outputs == ["demo", "<any node address>:32000", "p:1"]
+    groups = group_manifests(render_manifests(sailplan.load_mesh(DEMO_MESH), proxy_image="p:1"))
+    config_groups = _groups(engine)
+    assert sorted(config_groups) == ["demo-service1", "demo-service2"]
+    for service, objects in groups.services.items():
+        group = config_groups[f"demo-{service}"]
+        assert not group.custom
+        assert group.parent == engine.by_name(f"demo-{service}").urn
+        assert group.urn.endswith(f"sailplan:index:MeshService${CONFIG_GROUP}::demo-{service}")
+        # Exactly the rendered objects, in the renderers' order, plus the ordering annotation.
+        assert _without_depends_on(group.inputs["objs"]) == objects
+    # No service object is registered by the program itself; the ingress and mesh-wide ones are.
+    custom = {r.name for r in engine.registrations if r.custom and "cert-manager" not in r.name}
+    assert not any(name.startswith(("demo-service1-", "demo-service2-")) for name in custom)
+    expected = {f"demo-{m['kind'].lower()}-{m['metadata']['name']}" for m in groups.mesh_wide} | {
+        f"demo-ingress-{m['kind'].lower()}-{m['metadata']['name']}" for m in groups.ingress
+    }
+    assert custom == expected
+
+
+def test_a_sidecar_deployment_waits_for_its_certificate_inside_the_group() -> None:
+    engine, _ = register(
+        lambda: Mesh("demo", MeshArgs(spec=DEMO_MESH, proxy_image="p:1", registration="grouped"))
+    )
+    objs = _groups(engine)["demo-service1"].inputs["objs"]
+    annotated = {
+        (o["kind"], o["metadata"]["name"]): o["metadata"]
+        .get("annotations", {})
+        .get(DEPENDS_ON_ANNOTATION)
+        for o in objs
+    }
+    assert annotated[("Deployment", "service1-v1")] == (
+        "cert-manager.io/namespaces/demo/Certificate/service1"
+    )
+    assert annotated[("Deployment", "service1-v2")] == (
+        "cert-manager.io/namespaces/demo/Certificate/service1"
+    )
+    # Nothing else is ordered by annotation: the Certificate keeps only its own wait condition.
+    assert {key for key, value in annotated.items() if value} == {
+        ("Deployment", "service1-v1"),
+        ("Deployment", "service1-v2"),
+    }
+    [certificate] = [o for o in objs if o["kind"] == "Certificate"]
+    assert certificate["metadata"]["annotations"] == {"pulumi.com/waitFor": "condition=Ready"}
+
+
+def test_a_group_waits_for_the_namespace_and_the_mesh_ca() -> None:
+    engine, _ = register(
+        lambda: Mesh("demo", MeshArgs(spec=DEMO_MESH, proxy_image="p:1", registration="grouped"))
+    )
+    namespace = engine.by_name("demo-namespace-demo").urn
+    mesh_ca = engine.by_name("demo-certificate-demo-mesh-ca").urn
+    for name, group in _groups(engine).items():
+        assert {namespace, mesh_ca} <= set(group.dependencies), name
+        assert {namespace, mesh_ca} <= set(engine.by_name(name).dependencies), name
+
+
+def test_istio_groups_wait_for_the_control_plane_and_carry_no_annotation() -> None:
+    engine, _ = register(
+        lambda: (
+            Mesh(
+                "demo", MeshArgs(spec=DEMO_MESH, data_plane="istio", registration="grouped")
+            ).namespace
+        )
+    )
+    istiod = engine.by_name("sailplan-istio-istiod").urn
+    base = engine.by_name("sailplan-istio-base").urn
+    spec = sailplan.load_mesh(DEMO_MESH).with_data_plane("istio")
+    groups = group_manifests(render_manifests(spec))
+    for service, objects in groups.services.items():
+        group = _groups(engine)[f"demo-{service}"]
+        assert {istiod, base} <= set(group.dependencies)
+        # No Certificates on the istio plane: the objects go to the provider unchanged.
+        assert group.inputs["objs"] == objects
+
+
+def test_the_group_uses_the_meshs_kubernetes_provider() -> None:
+    def build() -> Any:
+        provider = k8s.Provider("cluster-a")
+        return Mesh(
+            "demo",
+            MeshArgs(spec=DEMO_MESH, data_plane="istio", registration="grouped"),
+            pulumi.ResourceOptions(provider=provider),
+        ).namespace
+
+    engine, _ = register(build)
+    for name, group in _groups(engine).items():
+        assert group.provider.split("::")[-2:] == ["cluster-a", "cluster-a-id"], name
+
+
+def test_a_service_can_be_grouped_without_mesh() -> None:
+    groups = group_manifests(render_manifests(sailplan.load_mesh(DEMO_MESH), proxy_image="p:1"))
+    engine, _ = register(
+        lambda: MeshService("shop-service2", groups.services["service2"], registration="grouped")
+    )
+    [group] = engine.of_type(CONFIG_GROUP)
+    assert group.name == "shop-service2"
+    assert group.parent == engine.by_name("shop-service2").urn
+    assert [r.type for r in engine.registrations if r.custom] == []
+
+
+def test_grouping_leaves_the_rendered_manifests_alone() -> None:
+    groups = group_manifests(render_manifests(sailplan.load_mesh(DEMO_MESH), proxy_image="p:1"))
+    objects = groups.services["service1"]
+    before = copy.deepcopy(objects)
+    grouped = grouped_objects(objects)
+    assert objects == before
+    assert grouped != objects  # the Deployments are annotated copies
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            {"registration": "Grouped"},
+            "MeshArgs.registration: 'Grouped' is not a way of registering: use one of "
+            "'per-object', 'grouped' (did you mean 'grouped'?)",
+        ),
+        (
+            {
+                "registration": "grouped",
+                "build_proxy_image": ProxyImageArgs(repository="reg.example/proxy"),
+            },
+            "MeshArgs.registration: 'grouped' needs every object known at preview, but the proxy "
+            "image is built or given as an Output, known only during `pulumi up`, so the preview "
+            "would show no object of any service: give proxy_image= as a string, or use "
+            "'per-object'",
+        ),
+    ],
+)
+def test_wrong_registration_arguments_are_refused(arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(ArgsError) as raised:
+        MeshArgs(spec=DEMO_MESH, **arguments)
+    assert str(raised.value) == message
+
+
+def test_grouped_with_an_output_image_is_refused() -> None:
+    def build() -> None:
+        MeshArgs(
+            spec=DEMO_MESH,
+            registration="grouped",
+            proxy_image=pulumi.Output.from_input("reg.example/proxy@sha256:" + "0" * 64),
+        )
+
+    with pytest.raises(ArgsError, match=r"^MeshArgs\.registration: 'grouped' needs every"):
+        register(build)
+
+
+def test_meshservice_refuses_an_unknown_registration() -> None:
+    with pytest.raises(ArgsError) as raised:
+        MeshService("x", [], registration="batched")  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "MeshService.registration: 'batched' is not a way of registering the objects: use one "
+        "of 'per-object', 'grouped'"
+    )
