@@ -1004,6 +1004,7 @@ FIELDS = {
     "Service.allow": REFUSED,
     "Service.calls": REFUSED,
     "Policy.loadBalancer": REFUSED,
+    **{f"HashCookie.{f}": REFUSED for f in ("name", "ttl", "path")},
     "Policy.connectionPool": REFUSED,
     "Policy.outlierDetection": REFUSED,
     **{
