@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 
-from bench import dataplane, redos, report, scale
+from bench import dataplane, redos, report, scale, sidecar_rss
 from bench.peer_configs import PEERS
 
 # Both planes to 5,000 services, with and without `calls` (5 services each); scale.run bounds
@@ -45,7 +45,11 @@ def _keep_the_rest(plane: dict[str, object]) -> dict[str, object]:
         "commit": last["machine"]["commit"],
     }
     return {
-        **{part: last[part] for part in ("outbound", "scale", "redos") if part in last},
+        **{
+            part: last[part]
+            for part in ("outbound", "scale", "redos", "sidecar_rss")
+            if part in last
+        },
         "machine": report.machine(),
         "dataplane": plane,
         "carried_over": earlier,
@@ -103,12 +107,15 @@ def main(argv: list[str]) -> int:
     if not only_dataplane:
         print("rendering at scale", flush=True)
         scaling = scale.run(RENDER_SIZES, SIDECAR_SIZES, PULUMI_SIZES, calls=CALLS)
+        print("one sidecar's memory, whole mesh and `calls`", flush=True)
+        memory = sidecar_rss.measure()
         data = {
             "machine": report.machine(),
             "dataplane": plane,
             "outbound": outbound,
             "scale": scaling,
             "redos": regexes,
+            "sidecar_rss": memory,
         }
     (report.HERE / "results.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     line = report.write(data)

@@ -14,6 +14,7 @@ from typing import Any
 from bench import redos
 from bench import summary as s
 from bench.scale import PREDICTION_MARGIN, parse_key
+from bench.sidecar_rss import TARGET_CALLS_RSS_MIB
 from bench.stats import median
 
 HERE = Path(__file__).resolve().parent
@@ -452,6 +453,63 @@ def mtls_section(
     return out
 
 
+def sidecar_rss_lines(results: Mapping[str, Any] | None) -> list[str]:
+    """The table of one sidecar's memory, the whole mesh loaded against `calls`
+    (bench/sidecar_rss.py), and the issue's target for it."""
+    if not results:
+        return ["One sidecar's memory (bench/sidecar_rss.py): not measured in this run."]
+    rows: Mapping[str, Any] = results["rows"]
+    first = next((r for r in rows.values() if "services" in r), None)
+    services = f"{first['services']:,}" if first is not None else "the"
+    load = results["load_average"]
+    run = results.get("run")
+    when = (
+        f"Measured apart, by `python -m bench.sidecar_rss` on {run['date']} at commit {run['commit']}"
+        if run is not None
+        else "Measured in this run"
+    )
+    lines = [
+        f"One sidecar's memory: the first service's v1 of the generated {services}-service mesh,",
+        "its compiled config run by a real HAProxy until it answers, then 2 s later VmRSS and VmHWM",
+        "(peak) from /proc (bench/sidecar_rss.py). `dns` is the config a pod runs (a `server-template`",
+        "per version, resolved by kube-dns; nothing resolves here, so it answers its health port);",
+        "`static` the sandbox's (one server per version, answering a request through the routes).",
+        f"{when}; 1-minute load average {load['before']:.2f} before, {load['after']:.2f} after.",
+        "",
+        "| endpoints | services routed | config (bytes) | answers after (s) | VmRSS (MiB) | VmHWM (MiB) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for label, row in rows.items():
+        kind, variant = label.split("/")
+        scope = (
+            "whole mesh" if variant == "whole" else f"`calls` of {variant.removeprefix('calls')}"
+        )
+        if "skipped" in row:
+            lines.append(f"| {kind} | {scope} | - | skipped: {row['skipped']} | - | - |")
+            continue
+        lines.append(
+            f"| {kind} | {scope} ({row['routed_services']:,}) | {row['config_bytes']:,} | "
+            f"{row['ready_s']:.2f} | {row['vmrss_kib'] / 1024:.1f} | {row['vmhwm_kib'] / 1024:.1f} |"
+        )
+    scoped = [
+        row["vmhwm_kib"] / 1024
+        for label, row in rows.items()
+        if not label.endswith("/whole") and "vmhwm_kib" in row
+    ]
+    lines.append("")
+    if scoped:
+        worst = max(scoped)
+        lines.append(
+            f"Target: a sidecar with `calls` <= {TARGET_CALLS_RSS_MIB:g} MiB: {worst:.1f} MiB peak "
+            f"(the larger of the two): {s.verdict(worst <= TARGET_CALLS_RSS_MIB)}."
+        )
+    else:
+        lines.append(
+            f"Target: a sidecar with `calls` <= {TARGET_CALLS_RSS_MIB:g} MiB: not measured."
+        )
+    return lines
+
+
 def write(data: Mapping[str, Any]) -> str:
     """Writes RESULTS.md and results.png; returns the summary line."""
     plane = data["dataplane"]
@@ -692,6 +750,8 @@ def write(data: Mapping[str, Any]) -> str:
             )
             for k, v in data["scale"]["sidecar"].items()
         ],
+        "",
+        *sidecar_rss_lines(data.get("sidecar_rss")),
         "",
         "Pulumi: registering the `Mesh` component (istio data plane, install_control_plane=False) under",
         "`pulumi.runtime.set_mocks`, from construction until every output resolved:",
