@@ -173,6 +173,12 @@ def test_a_scoped_sidecar_routes_what_it_calls_and_passes_the_rest_through(
                 host=f"127.0.0.1:{started['svc002-v1'].port}",
                 headers={"x-v": "two"},
             )
+            stats = request(ports.admin, "/stats;csv", host="localhost")
+    # What the running proxy loaded: the backends of svc001's routes, none of the 19 others'.
+    assert stats.status == 200
+    loaded = {line.split(",")[0] for line in stats.body.splitlines() if ",BACKEND," in line}
+    assert {name.split("__")[0] for name in loaded if "__" in name} == {"svc001"}
+    assert {"svc001__testers__v2", "passthrough"} <= loaded
     assert (listed.status, listed.body) == (200, "svc001-v2")
     assert unlisted.status == 503 and not started["svc002-v2"].requests
     # Dialled directly, svc002 answers from where it was sent: v1, its `testers` rule unused.
