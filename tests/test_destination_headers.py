@@ -14,7 +14,7 @@ from schema_support import validate_manifest
 
 import sailplan
 from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
-from sailplan.render.istio import virtual_service
+from sailplan.render.istio import ingress_virtual_service, virtual_service
 
 R0 = "services.service1.routes[0]"
 V1 = {"request": {"set": {"x-dest": "v1"}}, "response": {"set": {"x-answered-by": "v1"}}}
@@ -78,6 +78,15 @@ def test_istio_headers_of_the_one_destination() -> None:
             "headers": V2,
         }
     ]
+
+
+def test_the_istio_gateway_repeats_the_destinations_headers() -> None:
+    # A gateway ignores mesh VirtualServices: its own rules must carry each destination's changes.
+    route = {"split": {"v1": 80, "v2": 20}, "destinationHeaders": {"v2": V2}}
+    rendered = ingress_virtual_service(_mesh(route, ingress={"routes": [{"service": "service1"}]}))
+    validate_manifest(rendered)
+    [rule] = rendered["spec"]["http"]
+    assert [d.get("headers") for d in rule["route"]] == [None, V2]
 
 
 def _send(
