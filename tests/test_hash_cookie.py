@@ -16,7 +16,12 @@ from schema_support import validate_manifest
 
 import sailplan
 from sailplan.model.gateway_api import gateway_api_problems
-from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
+from sailplan.render.haproxy import (
+    ProxyPorts,
+    StaticEndpoints,
+    compile_gateway,
+    compile_sidecar,
+)
 from sailplan.render.istio import destination_rule
 
 AT = "services.service1.policy.loadBalancer"
@@ -40,6 +45,7 @@ def _spec(load_balancer: Any, *, timeout: str | None = None) -> dict[str, Any]:
             "service1": service1,
             "caller": {"port": 9000, "versions": {"v1": {"image": "c"}}},
         },
+        "ingress": {"routes": [{"service": "service1"}]},
     }
 
 
@@ -81,24 +87,46 @@ def test_the_gateway_api_plane_refuses_cookie_hashing() -> None:
 class _Pods:
     """service1's three pods behind a caller's sidecar compiled for `load_balancer`."""
 
-    def __init__(self, load_balancer: Any, tmp_path: Path, timeout: str | None = None) -> None:
+    def __init__(
+        self,
+        load_balancer: Any,
+        tmp_path: Path,
+        timeout: str | None = None,
+        *,
+        gateway: bool = False,
+    ) -> None:
         self.load_balancer = load_balancer
         self.timeout = timeout
         self.tmp_path = tmp_path
+        self.gateway = gateway
         self.ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        # Where clients send: the gateway's listener, or the caller's outbound listener.
+        self.port = free_port() if gateway else self.ports.outbound
 
     def files(self, pods: list[Backend]) -> dict[str, str]:
-        config = compile_sidecar(
-            _mesh(self.load_balancer, timeout=self.timeout),
-            "caller",
-            "v1",
-            endpoints=StaticEndpoints({"service1": {"v1": [("127.0.0.1", p.port) for p in pods]}}),
-            ports=self.ports,
-            app_port=free_port(),
-            config_dir=str(self.tmp_path),
-            runtime_dir=str(self.tmp_path),
-            passthrough="host-header",
-        )
+        mesh = _mesh(self.load_balancer, timeout=self.timeout)
+        endpoints = StaticEndpoints({"service1": {"v1": [("127.0.0.1", p.port) for p in pods]}})
+        if self.gateway:
+            config = compile_gateway(
+                mesh,
+                endpoints=endpoints,
+                listen_port=self.port,
+                ports=self.ports,
+                config_dir=str(self.tmp_path),
+                runtime_dir=str(self.tmp_path),
+            )
+        else:
+            config = compile_sidecar(
+                mesh,
+                "caller",
+                "v1",
+                endpoints=endpoints,
+                ports=self.ports,
+                app_port=free_port(),
+                config_dir=str(self.tmp_path),
+                runtime_dir=str(self.tmp_path),
+                passthrough="host-header",
+            )
         return dict(config.files)
 
 
@@ -143,16 +171,18 @@ def test_the_same_cookie_goes_to_the_same_pod(tmp_path: Path) -> None:
     assert not any(_set_cookies(reply) for reply in spread)
 
 
-def _follow_ups(load_balancer: Any, tmp_path: Path, timeout: str | None = None) -> None:
+def _follow_ups(
+    load_balancer: Any, tmp_path: Path, timeout: str | None = None, *, gateway: bool = False
+) -> None:
     """Ten clients without the cookie each get one, and their next requests stick."""
     pods = [Backend(f"pod{i}").start() for i in range(3)]
     try:
-        setup = _Pods(load_balancer, tmp_path, timeout)
-        with running_haproxy(setup.files(pods), tmp_path, [setup.ports.outbound]):
+        setup = _Pods(load_balancer, tmp_path, timeout, gateway=gateway)
+        with running_haproxy(setup.files(pods), tmp_path, [setup.port]):
             first_pods = []
             values = set()
             for _client in range(10):
-                first = request(setup.ports.outbound, "/")
+                first = request(setup.port, "/")
                 assert first.status == 200
                 [set_cookie] = _set_cookies(first)
                 pair, *attributes = set_cookie.split("; ")
@@ -163,7 +193,7 @@ def _follow_ups(load_balancer: Any, tmp_path: Path, timeout: str | None = None) 
                 values.add(value)
                 first_pods.append(first.body)
                 for _ in range(4):
-                    again = request(setup.ports.outbound, "/", headers={"cookie": pair})
+                    again = request(setup.port, "/", headers={"cookie": pair})
                     assert (again.status, again.body) == (200, first.body)
                     assert _set_cookies(again) == []
             assert len(values) == 10  # every client got a cookie of its own
@@ -188,6 +218,8 @@ def test_a_client_without_the_cookie_gets_one_and_sticks(tmp_path: Path) -> None
     _follow_ups({"hashCookie": cookie}, tmp_path)
     # A route with a timeout makes its attempts in a listener of its own: the same there.
     _follow_ups({"hashCookie": cookie}, tmp_path / "timeout", timeout="5s")
+    # Browsers reach the ingress gateway, which balances the same way.
+    _follow_ups({"hashCookie": cookie}, tmp_path / "gateway", gateway=True)
 
 
 @pytest.mark.parametrize(

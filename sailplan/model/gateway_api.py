@@ -429,6 +429,15 @@ def _route_problems(at: str, route: Route) -> list[Problem]:
                 f"sailplan does not render; {_OTHER_PLANES}",
             )
         )
+    if route.destination_headers is not None:
+        problems.append(
+            Problem(
+                f"{at}.destinationHeaders",
+                "an HTTPRoute's filters per backend are implementation-specific in the Gateway "
+                "API (an implementation may ignore them), so sailplan does not render them; put "
+                f"the changes in the route's headers, or {_OTHER_PLANES}",
+            )
+        )
     if route.retries is not None:
         problems.append(
             Problem(

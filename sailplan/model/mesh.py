@@ -518,6 +518,7 @@ def _tcp_problems(route_at: str, route: Route) -> list[Problem]:
         "mirror": route.mirror,
         "mirrors": route.mirrors,
         "headers": route.headers,
+        "destinationHeaders": route.destination_headers,
         "rewrite": route.rewrite,
         "redirect": route.redirect,
         "respond": route.respond,

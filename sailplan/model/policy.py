@@ -530,6 +530,24 @@ class Policy(SpecModel):
     )
 
 
+def _builtin_destination_header_problems(route_at: str, route: Route) -> list[Problem]:
+    """The builtin proxy changes a destination's request headers in that version's backend,
+    after the mirror's copy has left; Envoy copies the request with them."""
+    if not route.copies:
+        return []
+    mirror = "mirror" if route.mirror is not None else "mirrors"
+    return [
+        Problem(
+            f"{route_at}.destinationHeaders.{version}.request",
+            f"the builtin proxy copies the request for {mirror} before it picks the version, so "
+            "the copy would miss these changes (Envoy's carries them): move them to the "
+            f"route's headers.request, remove {mirror}, or use the istio data plane",
+        )
+        for version, changes in sorted((route.destination_headers or {}).items())
+        if changes.request is not None
+    ]
+
+
 def builtin_policy_problems(
     at: str, routes: Sequence[Route], policy: Policy | None
 ) -> list[Problem]:
@@ -537,6 +555,7 @@ def builtin_policy_problems(
     by `check`, with the field's path, rather than accepted and ignored."""
     problems = []
     for index, route in enumerate(routes):
+        problems += _builtin_destination_header_problems(f"{at}.routes[{index}]", route)
         if route.retries is None:
             continue
         for position, token in enumerate(route.retries.on or ()):

@@ -439,6 +439,12 @@ class HeaderChanges(SpecModel):
         return self
 
 
+def _changed_names(changes: HeaderChanges | None) -> set[str]:
+    if changes is None:
+        return set()
+    return {*(changes.set or {}), *(changes.add or {}), *(changes.remove or [])}
+
+
 class Headers(SpecModel):
     """Header changes of a route: on the request before it is forwarded, on the answer on its way
     back."""
@@ -1023,6 +1029,23 @@ class Route(SpecModel):
             "was picked.",
         ),
     )
+    destination_headers: dict[DnsLabel, Headers] | None = Field(
+        default=None,
+        description="Header changes for one destination of the route only: version -> "
+        "`request` and `response` changes, the shape of `headers`, made when the request goes "
+        "to that version (a `to` version or one of the `split` with a weight above 0). A "
+        "header takes its changes from `headers` or from here, not both. HTTP only.",
+        examples=[{"v2": {"request": {"set": {"x-canary": "true"}}}}],
+        json_schema_extra=planes(
+            istio="`headers` of the rule's `route` destination of that subset (Istio's "
+            "HTTPRouteDestination.headers).",
+            builtin="Header rules in the backend of the route's version only, after the "
+            "route's own; `http-response` rules there see that version's answers only. "
+            "`check` refuses request changes on a route with `mirror` or `mirrors`: the copy "
+            "leaves before the version is drawn, and Envoy's copy carries the changes.",
+            schema={"minProperties": 1},
+        ),
+    )
     rewrite: Rewrite | None = Field(
         default=None,
         description="Rewrite the request's path or authority before it is forwarded (and "
@@ -1123,6 +1146,13 @@ class Route(SpecModel):
             )
         return self
 
+    @field_validator("destination_headers")
+    @classmethod
+    def _some_destination(cls, value: dict[str, Headers] | None) -> dict[str, Headers] | None:
+        if value is not None and not value:
+            raise ValueError("give at least one version, or remove destinationHeaders")
+        return value
+
     @model_validator(mode="after")
     def _one_mirror_field(self) -> Route:
         if self.mirror is not None and self.mirrors is not None:
@@ -1179,6 +1209,7 @@ def route_problems(route_at: str, route: Route) -> list[Problem]:
             for key in _FORWARDING_FIELDS
             if getattr(route, key) is not None
         ]
+    problems += _destination_header_problems(route_at, route)
     if route.rewrite is not None and route.rewrite.uri is not None:
         without = [
             number
@@ -1195,6 +1226,37 @@ def route_problems(route_at: str, route: Route) -> list[Problem]:
                     "uriRegexRewrite",
                 )
             )
+    return problems
+
+
+def _destination_header_problems(route_at: str, route: Route) -> list[Problem]:
+    """Each version of destinationHeaders receives the route's requests, and a header takes its
+    changes from the route or from the destination: Envoy applies the two lists in an order that
+    differs between one destination and a split, so sailplan keeps them apart."""
+    problems = []
+    destinations = [version for version, weight in route.weights.items() if weight > 0]
+    for version, changes in (route.destination_headers or {}).items():
+        at = f"{route_at}.destinationHeaders.{version}"
+        if version not in destinations:
+            problems.append(
+                Problem(
+                    at,
+                    f"{version!r} is not a destination of this route: name a version of `to`, "
+                    "or of `split` with a weight above 0",
+                )
+            )
+            continue
+        for direction in ("request", "response"):
+            own = _changed_names(getattr(route.headers, direction, None))
+            theirs = _changed_names(getattr(changes, direction))
+            problems += [
+                Problem(
+                    f"{at}.{direction}",
+                    f"{name!r} is changed by the route's headers.{direction} too: give a "
+                    "header one change, on the route or on the destination",
+                )
+                for name in sorted(own & theirs)
+            ]
     return problems
 
 

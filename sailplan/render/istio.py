@@ -18,7 +18,7 @@ from sailplan.model.ingress import (
 )
 from sailplan.model.intersect import Inexpressible, intersect_lists
 from sailplan.model.policy import ConnectionPool, LoadBalancer
-from sailplan.model.route import folded_prefix_rewrite
+from sailplan.model.route import Headers, folded_prefix_rewrite
 from sailplan.render.kubernetes import mesh_labels, metadata, service_labels
 
 NETWORKING = "networking.istio.io/v1"
@@ -155,6 +155,16 @@ def _destination(mesh: Mesh, service_name: str, version: str | None) -> dict[str
     return destination
 
 
+def _headers(changes: Headers) -> dict[str, Any]:
+    """HTTPRoute.headers, of a rule or of one of its destinations."""
+    headers: dict[str, Any] = {}
+    if changes.request is not None:
+        headers["request"] = _header_changes(changes.request)
+    if changes.response is not None:
+        headers["response"] = _header_changes(changes.response)
+    return headers
+
+
 def _http_route(
     mesh: Mesh, service_name: str, route: Route, name: str, matches: list[Match] | None
 ) -> dict[str, Any]:
@@ -176,6 +186,10 @@ def _http_route(
             {"destination": _destination(mesh, service_name, version), "weight": weight}
             for version, weight in weights.items()
         ]
+    for destination in rule.get("route", []):
+        changes = (route.destination_headers or {}).get(destination["destination"]["subset"])
+        if changes is not None:
+            destination["headers"] = _headers(changes)
     if route.fault is not None:
         fault: dict[str, Any] = {}
         if route.fault.delay is not None:
@@ -199,12 +213,7 @@ def _http_route(
                 retries["perTryTimeout"] = istio_duration(route.retries.per_try_timeout)
         rule["retries"] = retries
     if route.headers is not None:
-        headers: dict[str, Any] = {}
-        if route.headers.request is not None:
-            headers["request"] = _header_changes(route.headers.request)
-        if route.headers.response is not None:
-            headers["response"] = _header_changes(route.headers.response)
-        rule["headers"] = headers
+        rule["headers"] = _headers(route.headers)
     if route.rewrite is not None:
         rule["rewrite"] = _rewrite(route, matches)
     if route.mirror is not None:

@@ -98,6 +98,10 @@ REFUSED: dict[str, tuple[str, str]] = {
         "no scoping of a workload's proxy to the services it calls (Istio's Sidecar is its own "
         "API)",
     ),
+    "headers-per-destination": (
+        "services.service1.routes[0].destinationHeaders",
+        "filters per backend are implementation-specific",
+    ),
 }
 
 # scenario -> why the plane answers differently (what the Gateway API leaves to implementations)

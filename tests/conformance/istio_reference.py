@@ -680,7 +680,7 @@ def _answer_or_route(
         response = rule["directResponse"]
         body = response.get("body", {}).get("string", "")
         return [Branch(1.0, int(response["status"]), body, 0.0)]
-    return _route(cluster, rule, request, upstreams)
+    return _route_destinations(cluster, rule, request, upstreams)
 
 
 def _origin_allowed(policy: Mapping[str, Any], origin: str) -> bool:
@@ -757,7 +757,7 @@ def _fault_and_route(
     routed = _answer_or_route(cluster, rule, request, upstreams) if aborted < 1 else []
     # Route response headers go on the upstream's answers only, not on Envoy's local replies
     # (envoyproxy/envoy#8944: sendLocalReply does not apply response_headers_to_add).
-    answer = change_headers(rule.get("headers", {}).get("response"), UPSTREAM_ANSWER_HEADERS)
+    route_answer = rule.get("headers", {}).get("response")
     for is_delayed, p_delay in ((True, delayed), (False, 1 - delayed)):
         if p_delay <= 0:
             continue
@@ -775,7 +775,10 @@ def _fault_and_route(
                         branch.elapsed_ms + extra,
                         branch.attempts,
                         branch.upstream,
-                        answer if branch.upstream else branch.headers,
+                        # A destination's own changes come first (below), then the rule's.
+                        change_headers(route_answer, branch.headers or UPSTREAM_ANSWER_HEADERS)
+                        if branch.upstream
+                        else branch.headers,
                     )
                 )
     return branches
@@ -825,6 +828,7 @@ def _forwarded(rule: Mapping[str, Any], request: Request) -> tuple[tuple[str, st
     its authority rewrite (Envoy's host_rewrite_literal) are applied before the request (and its
     mirror copy) leaves."""
     lines = (("host", request.host), *request.headers.items())
+    lines = change_headers(destination_request_changes(rule), lines)
     changed = change_headers(rule.get("headers", {}).get("request"), lines)
     authority = rule.get("rewrite", {}).get("authority")
     if authority is None:
@@ -1080,3 +1084,55 @@ def evaluate_direct(
     return Outcome(
         tuple(_apply_rule(cluster, rule, request, upstreams)), (), _forwarded(rule, request)
     )
+
+
+# -- headers per destination (HTTPRouteDestination.headers) -----------------------------------
+
+
+def _route_destinations(
+    cluster: Cluster, rule: Mapping[str, Any], request: Request, upstreams: Upstreams
+) -> list[Branch]:
+    """`route` whose destinations change headers: Istio gives each weighted cluster its own
+    header operations (WeightedCluster.ClusterWeight request/response_headers_to_add/remove), or
+    appends the one destination's to the route's. Envoy evaluates a weighted cluster's before
+    the route's (most_specific_header_mutations_wins is off); sailplan gives a header one change,
+    on the route or on a destination, so either order gives the same lines. Each destination is
+    routed alone, its branches scaled by its share of the weights, in the order `_route` takes
+    them, so the pods' counters see the same sequence."""
+    destinations = rule["route"]
+    if not any("headers" in destination for destination in destinations):
+        return _route(cluster, rule, request, upstreams)
+    weights = [d.get("weight", 100 if len(destinations) == 1 else 0) for d in destinations]
+    total = sum(weights)
+    branches = []
+    for destination, weight in zip(destinations, weights, strict=True):
+        if weight == 0:
+            continue
+        answer = change_headers(
+            destination.get("headers", {}).get("response"), UPSTREAM_ANSWER_HEADERS
+        )
+        alone = {**rule, "route": [{**destination, "weight": weight}]}
+        for branch in _route(cluster, alone, request, upstreams):
+            branches.append(
+                replace(
+                    branch,
+                    probability=branch.probability * weight / total,
+                    headers=answer if branch.upstream else branch.headers,
+                )
+            )
+    return branches
+
+
+def destination_request_changes(rule: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The request changes of the rule's destinations, which one forwarded request shows only
+    when every destination that takes requests makes the same ones (Outcome.forwarded is one
+    request): a scenario whose destinations differ here is refused, not evaluated wrongly."""
+    destinations = rule.get("route", [])
+    taking = [d for d in destinations if d.get("weight", 100 if len(destinations) == 1 else 0) > 0]
+    changes = [d.get("headers", {}).get("request") for d in taking]
+    if any(change != changes[0] for change in changes[1:]):
+        raise ValueError(
+            "the destinations change the request differently; one forwarded request cannot "
+            "show that: give them the same request changes in a scenario"
+        )
+    return changes[0] if changes else None

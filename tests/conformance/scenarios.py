@@ -897,4 +897,57 @@ SCENARIOS = [
             (Send("/api/users", caller="service2"), Expect({V1: 1.0})),
         ],
     ),
+    Scenario(
+        # Header changes per destination: the one destination's, which Istio appends to the
+        # rule's, and a split's, which each weighted cluster makes itself (the same changes on
+        # both, so one forwarded request shows them).
+        "headers-per-destination",
+        mesh(
+            [
+                {
+                    "match": [{"headers": {"lane": "a"}}],
+                    "to": "v2",
+                    "headers": {
+                        "request": {"set": {"x-route": "a"}},
+                        "response": {"set": {"x-route": "a"}},
+                    },
+                    "destinationHeaders": {
+                        "v2": {
+                            "request": {"set": {"x-dest": "v2"}, "remove": ["x-debug"]},
+                            "response": {"add": {"x-dest": "v2"}, "remove": ["server"]},
+                        }
+                    },
+                },
+                {
+                    "split": {"v1": 50, "v2": 50},
+                    "destinationHeaders": {
+                        version: {
+                            "request": {"add": {"x-tag": "split"}},
+                            "response": {"set": {"x-dest": "split"}},
+                        }
+                        for version in ("v1", "v2")
+                    },
+                },
+            ]
+        ),
+        [
+            (
+                Send(headers={"lane": "a", "x-debug": "1", "x-dest": "client"}),
+                Expect(
+                    {V2: 1.0},
+                    upstream_headers={"x-route": "a", "x-dest": "v2", "x-debug": None},
+                    answer_headers={"x-route": "a", "x-dest": "v2", "server": None},
+                ),
+            ),
+            (
+                Send(headers={"x-tag": "cart", "x-debug": "1"}, count=200),
+                Expect(
+                    EVEN,
+                    tolerance=0.16,
+                    upstream_headers={"x-tag": "cart, split", "x-debug": "1", "x-route": None},
+                    answer_headers={"x-dest": "split", "x-route": None},
+                ),
+            ),
+        ],
+    ),
 ]

@@ -10,6 +10,7 @@ from sailplan.model.route import RETRY_STATUS_CODES
 from .context import Context, Writer
 from .endpoints import servers
 from .globals import DEFAULT_SERVER_TIMEOUT, OUTLIER_MAP, OVERFLOW_BODY
+from .headers import destination_header_lines
 from .observability import ALL_VERSIONS_ROUTE, backend_lines, flag, route_label
 from .quoting import bare, fetch_text, format_text, ident, quote
 from .security import server_identity_lines
@@ -284,6 +285,9 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
             body += server_identity_lines(ctx, service_name)
             logged = backend_lines(route_label(service, index), version)
             logged += _overflow_lines(service, _pool_members(service, service_name, version))
+            # In the section the caller's request enters, so a timed route's attempts listener
+            # gets the changed request and its answers (its own 504 included) are changed once.
+            logged += destination_header_lines(route, version)
             if route.timeout is None:
                 out.section(f"backend {name}", *logged, *body, comment=where)
                 continue
