@@ -175,6 +175,11 @@ GATEWAY_API_CEL: dict[str, Any] = {
     "tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']": lambda ls: all(
         "tls" not in x for x in ls if x["protocol"] in ("HTTP", "TCP", "UDP")
     ),
+    "certificateRefs or options must be specified when mode is Terminate": lambda tls: (
+        tls.get("mode", "Terminate") != "Terminate"
+        or bool(tls.get("certificateRefs"))
+        or bool(tls.get("options"))
+    ),
     "tls mode must be Terminate for protocol HTTPS": lambda ls: all(
         x.get("tls", {}).get("mode", "Terminate") == "Terminate"
         for x in ls

@@ -350,10 +350,17 @@ OTHER = "use the istio or builtin data plane"
         ),
         (
             BASE,
-            {"ingress": {"tls": {"secretName": "shop-tls"}, "routes": [{"service": "reviews"}]}},
-            "ingress.tls: HTTPS at the ingress is not rendered on the gateway-api data plane yet "
-            "(its Gateway has one HTTP listener); drop tls, or use the istio or builtin data "
-            "plane",
+            {
+                "ingress": {
+                    "port": 443,
+                    "tls": {"secretName": "shop-tls", "minVersion": "TLSv1.3"},
+                    "routes": [{"service": "reviews"}],
+                }
+            },
+            "ingress.tls.minVersion: TLSv1.3: the Gateway API's standard channel has no setting "
+            "for the oldest TLS version a client may use (a listener's tls.options are each "
+            "implementation's own, and TLSv1.2 is the usual default); drop minVersion, or use "
+            "the istio or builtin data plane",
         ),
         (
             _with_routes([{"match": {"method": {"prefix": "P"}}, "to": "v2"}]),
@@ -425,7 +432,7 @@ OTHER = "use the istio or builtin data plane"
         "mtls-strict",
         "access-log",
         "node-port",
-        "ingress-tls",
+        "ingress-tls-min-version",
         "method-prefix",
         "exact-path-characters",
         "too-many-headers",
@@ -872,6 +879,122 @@ def test_a_direct_response_is_refused() -> None:
     ]
 
 
+HTTPS = """
+apiVersion: sailplan/v1
+kind: Mesh
+name: shop
+dataPlane: gateway-api
+services:
+  web:
+    port: 8080
+    versions:
+      v1: {image: web:1}
+      v2: {image: web:2}
+    routes:
+      - name: old
+        match: {path: {prefix: /old/}}
+        redirect: {uri: /new, code: 302}
+      - name: copied
+        to: v1
+        mirrors: [{to: v2, percent: 2.5}]
+ingress:
+  port: 8443
+  hosts: [shop.example.com]
+  tls:
+    issuer: {name: letsencrypt}
+    httpsRedirect: true
+  routes:
+    - service: web
+"""
+
+
+def test_golden_of_https_redirects_and_mirrors(update_golden: bool) -> None:
+    manifests = render_manifests(sailplan.load_mesh_text(HTTPS))
+    for manifest in manifests:
+        validate_manifest(manifest)
+    check_golden(GOLDEN / "gateway-api" / "https-redirects-mirrors.yaml", manifests, update_golden)
+
+
+def test_https_at_the_ingress_is_a_terminating_listener_with_the_secret() -> None:
+    data = yaml.safe_load(HTTPS)
+    data["ingress"]["tls"] = {"secretName": "shop-cert"}
+    objects = render_manifests(sailplan.Mesh.parse(data))
+    for manifest in objects:
+        validate_manifest(manifest)
+    assert _find(objects, "Gateway", "shop-gateway")["spec"]["listeners"] == [
+        {
+            "name": "https",
+            "port": 8443,
+            "protocol": "HTTPS",
+            "tls": {
+                "mode": "Terminate",
+                "certificateRefs": [{"group": "", "kind": "Secret", "name": "shop-cert"}],
+            },
+            "allowedRoutes": {"namespaces": {"from": "Same"}},
+        }
+    ]
+    route = _find(objects, "HTTPRoute", "shop-ingress")
+    assert route["spec"]["parentRefs"][0]["sectionName"] == "https"
+    # No Certificate without an issuer, and no plain listener without httpsRedirect.
+    assert not [o for o in objects if o["kind"] == "Certificate"]
+    assert not [o for o in objects if o["metadata"]["name"] == "shop-https-redirect"]
+
+
+def test_an_issuer_s_certificate_is_in_the_gateway_s_namespace_and_its_secret_is_served() -> None:
+    objects = render_manifests(sailplan.load_mesh_text(HTTPS))
+    (certificate,) = [o for o in objects if o["kind"] == "Certificate"]
+    assert certificate["metadata"]["namespace"] == "shop"
+    assert certificate["spec"]["secretName"] == "shop-ingress-tls"
+    assert certificate["spec"]["dnsNames"] == ["shop.example.com"]
+    assert certificate["spec"]["issuerRef"] == {
+        "name": "letsencrypt",
+        "kind": "ClusterIssuer",
+        "group": "cert-manager.io",
+    }
+    gateway = _find(objects, "Gateway", "shop-gateway")
+    assert gateway["metadata"]["namespace"] == "shop"
+    https, http = gateway["spec"]["listeners"]
+    assert https["tls"]["certificateRefs"] == [
+        {"group": "", "kind": "Secret", "name": "shop-ingress-tls"}
+    ]
+    assert (http["name"], http["port"], http["protocol"]) == ("http", 80, "HTTP")
+    assert "tls" not in http
+
+
+@pytest.mark.parametrize(
+    ("port", "location"),
+    [(443, "https://shop.example.com/a/b?c=1"), (8443, "https://shop.example.com:8443/a/b?c=1")],
+)
+def test_https_redirect_answers_the_plain_listener_with_a_301_to_https(
+    port: int, location: str
+) -> None:
+    from conformance import gateway_api_reference as gateway_api
+    from conformance import istio_reference as istio
+
+    data = yaml.safe_load(HTTPS)
+    data["ingress"]["port"] = port
+    objects = render_manifests(sailplan.Mesh.parse(data))
+    redirect = _find(objects, "HTTPRoute", "shop-https-redirect")
+    assert redirect["spec"]["parentRefs"][0]["sectionName"] == "http"
+    assert redirect["spec"]["hostnames"] == ["shop.example.com"]
+    cluster = gateway_api.Cluster(objects)
+    request = istio.Request("/a/b?c=1", host="shop.example.com")
+    plain = gateway_api.evaluate_gateway(cluster, request, listener="http")
+    assert [(b.status, b.body, b.headers) for b in plain.branches] == [
+        (301, "", (("location", location),))
+    ]
+    # On the HTTPS listener the ingress routes apply.
+    secure = gateway_api.evaluate_gateway(cluster, request, listener="https")
+    assert secure.shares() == {"web/v1": 1.0}
+    assert [(c.probability, c.to) for c in secure.copies] == [(0.025, "web/v2")]
+
+
+def test_the_oldest_tls_version_may_be_the_default() -> None:
+    data = yaml.safe_load(HTTPS)
+    data["ingress"]["tls"]["minVersion"] = "TLSv1.2"
+    assert render_manifests(sailplan.Mesh.parse(data))
+
+
 def test_two_routes_rewriting_alike_from_overlapping_prefixes_still_keep_their_order() -> None:
     # Same rewrite, same version: different results, since each replaces its own prefix.
     text = _with_routes(
@@ -1112,10 +1235,11 @@ FIELDS = {
     "Ingress.port": RENDERED,
     "Ingress.nodePort": REFUSED,
     "Ingress.hosts": RENDERED,
-    "Ingress.tls": REFUSED,
-    **{f"IngressTls.{f}": REFUSED for f in ("secretName", "issuer", "minVersion", "httpsRedirect")},
-    "CertificateIssuer.name": REFUSED,
-    "CertificateIssuer.kind": REFUSED,
+    "Ingress.tls": RENDERED,
+    **{f"IngressTls.{f}": RENDERED for f in ("secretName", "issuer", "httpsRedirect")},
+    "IngressTls.minVersion": "TLSv1.2 (the usual default) only; TLSv1.3 refused",
+    "CertificateIssuer.name": RENDERED,
+    "CertificateIssuer.kind": RENDERED,
     "Ingress.routes": RENDERED,
     "IngressRoute.name": RENDERED,
     "IngressRoute.match": RENDERED,

@@ -20,6 +20,7 @@ from sailplan.components.args import (
     require_str,
 )
 from sailplan.components.mesh_service import service_address, unknown_in_preview
+from sailplan.model.ingress import HTTPS_REDIRECT_PORT
 from sailplan.model.security import DEFAULT_TRUST_DOMAIN
 
 ISTIO_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
@@ -34,6 +35,8 @@ WEBHOOK_DRIFT_FIELDS = ["webhooks[*].failurePolicy", "webhooks[*].clientConfig.c
 
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+# The gateway pod's port for the Service's port 80 when `gateway_port` (on pod port 80) is not 80.
+REDIRECT_TARGET_PORT = 8080
 _CHART_VERSION = re.compile(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?")
 _TRUST_DOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
@@ -52,8 +55,9 @@ class IstioControlPlaneArgs:
         AuthorizationPolicies name callers by identity. Istio's default is "cluster.local".
     istiod_resources, mesh_config, extra_istiod_values: passed into the istiod chart's values.
     gateway_service_type: "ClusterIP", "NodePort" or "LoadBalancer" for the gateway's Service.
-    gateway_port: the Service port for HTTP; gateway_node_port pins its node port (NodePort or
-    LoadBalancer only).
+    gateway_port: the Service port for HTTP (or HTTPS); gateway_node_port pins its node port
+    (NodePort or LoadBalancer only). When gateway_port is not 80 the Service also exposes port 80
+    (to pod port 8080), for a mesh's `tls.httpsRedirect`.
 
     Every argument is checked on construction; a wrong one raises `ArgsError` naming it.
     """
@@ -162,15 +166,21 @@ def gateway_values(args: IstioControlPlaneArgs) -> dict[str, Any]:
     }
     if args.gateway_node_port is not None:
         http["nodePort"] = args.gateway_node_port
-    values: dict[str, Any] = {
-        "service": {
-            "type": args.gateway_service_type,
-            "ports": [
-                {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
-                http,
-            ],
-        }
-    }
+    ports = [{"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021}, http]
+    if args.gateway_port != HTTPS_REDIRECT_PORT:
+        # A mesh's `tls.httpsRedirect` adds a plain Gateway server on port 80, which Istio binds
+        # only to a port this Service exposes (IST0162). The chart's own values expose 80, and
+        # the list here replaces them, so 80 comes back, to a pod port `http` does not take. A
+        # control plane is shared by meshes, hence always rather than per mesh.
+        ports.append(
+            {
+                "name": "http-redirect",
+                "port": HTTPS_REDIRECT_PORT,
+                "protocol": "TCP",
+                "targetPort": REDIRECT_TARGET_PORT,
+            }
+        )
+    values: dict[str, Any] = {"service": {"type": args.gateway_service_type, "ports": ports}}
     if args.revision:
         values["revision"] = args.revision
     return values

@@ -331,12 +331,15 @@ def _mesh_wide_problems(mesh: Mesh) -> list[Problem]:
                 "gateway's Service itself; drop nodePort, or use the istio or builtin data plane",
             )
         )
-    if mesh.ingress is not None and mesh.ingress.tls is not None:
+    tls = mesh.ingress.tls if mesh.ingress is not None else None
+    if tls is not None and tls.min_version != DEFAULT_TLS_VERSION:
         problems.append(
             Problem(
-                "ingress.tls",
-                "HTTPS at the ingress is not rendered on the gateway-api data plane yet (its "
-                "Gateway has one HTTP listener); drop tls, or use the istio or builtin data plane",
+                "ingress.tls.minVersion",
+                f"{tls.min_version}: the Gateway API's standard channel has no setting for the "
+                "oldest TLS version a client may use (a listener's tls.options are each "
+                f"implementation's own, and {DEFAULT_TLS_VERSION} is the usual default); drop "
+                "minVersion, or use the istio or builtin data plane",
             )
         )
     return problems
@@ -359,6 +362,8 @@ def _policy_problems(at: str, policy: object) -> list[Problem]:
     return problems
 
 
+# The oldest TLS version Envoy-based Gateway implementations accept unless told otherwise.
+DEFAULT_TLS_VERSION = "TLSv1.2"
 # HTTPRequestRedirectFilter.statusCode of the standard channel.
 REDIRECT_CODES = (301, 302)
 

@@ -152,8 +152,8 @@ class IngressTls(SpecModel):
         json_schema_extra=planes(
             istio=(
                 "A second Gateway server on port 80, protocol HTTP, with `tls.httpsRedirect`; "
-                "the gateway's Service must expose port 80 (the control plane a `Mesh` "
-                "creates exposes `port` only)."
+                "the gateway Service of the control plane sailplan installs exposes port 80 "
+                "(to the pod's port 8080) beside `port`."
             ),
             builtin=(
                 "Port 80 of the gateway's Service: `http-request redirect` with code 301 to "

@@ -26,6 +26,7 @@ from sailplan.model.gateway_api import (
     path_rewrite,
     string_match,
 )
+from sailplan.model.ingress import HTTPS_REDIRECT_PORT, ingress_certificate_name
 from sailplan.model.route import HeaderChanges, Redirect
 from sailplan.render.istio import gateway_name, ingress_labels
 from sailplan.render.kubernetes import metadata, port_name, service_labels, workload_name
@@ -33,6 +34,7 @@ from sailplan.render.kubernetes import metadata, port_name, service_labels, work
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 LISTENER = "http"
+HTTPS_LISTENER = "https"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -242,23 +244,64 @@ def service_route(mesh: Mesh, service_name: str) -> dict[str, Any]:
     }
 
 
+def _listener(name: str, port: int, protocol: str, **more: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "port": port,
+        "protocol": protocol,
+        **more,
+        "allowedRoutes": {"namespaces": {"from": "Same"}},
+    }
+
+
 def gateway(mesh: Mesh, gateway_class: str) -> dict[str, Any]:
+    """One HTTP listener on `ingress.port`; with `tls`, an HTTPS listener there instead that
+    terminates TLS with the Secret (the one cert-manager issues for `issuer`, in the Gateway's
+    namespace), and with `httpsRedirect` an HTTP listener on port 80."""
     assert mesh.ingress is not None
+    tls = mesh.ingress.tls
+    if tls is None:
+        listeners = [_listener(LISTENER, mesh.ingress.port, "HTTP")]
+    else:
+        secret = tls.secret_name or ingress_certificate_name(mesh.name)
+        terminate = {
+            "mode": "Terminate",
+            "certificateRefs": [{"group": "", "kind": "Secret", "name": secret}],
+        }
+        listeners = [_listener(HTTPS_LISTENER, mesh.ingress.port, "HTTPS", tls=terminate)]
+        if tls.https_redirect:
+            listeners.append(_listener(LISTENER, HTTPS_REDIRECT_PORT, "HTTP"))
     return {
         "apiVersion": GATEWAY_API,
         "kind": "Gateway",
         "metadata": metadata(mesh, gateway_name(mesh), ingress_labels(mesh)),
-        "spec": {
-            "gatewayClassName": gateway_class,
-            "listeners": [
-                {
-                    "name": LISTENER,
-                    "port": mesh.ingress.port,
-                    "protocol": "HTTP",
-                    "allowedRoutes": {"namespaces": {"from": "Same"}},
-                }
-            ],
-        },
+        "spec": {"gatewayClassName": gateway_class, "listeners": listeners},
+    }
+
+
+def _gateway_route(
+    mesh: Mesh, name: str, listener: str, rules: list[dict[str, Any]]
+) -> dict[str, Any]:
+    assert mesh.ingress is not None
+    spec: dict[str, Any] = {
+        "parentRefs": [
+            {
+                "group": GATEWAY_API_GROUP,
+                "kind": "Gateway",
+                "name": gateway_name(mesh),
+                "sectionName": listener,
+            }
+        ]
+    }
+    # A Gateway API hostname cannot be `*`: a route without hostnames takes every host.
+    if "*" not in mesh.ingress.hosts:
+        spec["hostnames"] = list(mesh.ingress.hosts)
+    spec["rules"] = rules
+    return {
+        "apiVersion": GATEWAY_API,
+        "kind": "HTTPRoute",
+        "metadata": metadata(mesh, name, ingress_labels(mesh)),
+        "spec": spec,
     }
 
 
@@ -269,32 +312,36 @@ def ingress_route(mesh: Mesh) -> dict[str, Any]:
         index, why = rules
         # check() refuses such meshes for the gateway-api plane (model/gateway_api.py).
         raise ValueError(f"ingress.routes[{index}]: {why.reason}")
-    spec: dict[str, Any] = {
-        "parentRefs": [
+    if mesh.ingress.tls is None:
+        listener = Listener("http", mesh.ingress.port)
+        section = LISTENER
+    else:
+        listener, section = Listener("https", mesh.ingress.port), HTTPS_LISTENER
+    rendered = [_rule(mesh, rule, listener) for rule in rules]
+    return _gateway_route(mesh, f"{mesh.name}-ingress", section, rendered)
+
+
+def https_redirect_route(mesh: Mesh) -> dict[str, Any]:
+    """`tls.httpsRedirect`: every request on the plain listener is answered 301 with the same
+    host, path and query on https, its port `ingress.port` (left out when 443)."""
+    assert mesh.ingress is not None
+    port = None if mesh.ingress.port == DEFAULT_PORTS["https"] else mesh.ingress.port
+    redirect = Redirect(scheme="https", port=port, code=301)
+    rule = {
+        "name": "https-redirect",
+        "filters": [
             {
-                "group": GATEWAY_API_GROUP,
-                "kind": "Gateway",
-                "name": gateway_name(mesh),
-                "sectionName": LISTENER,
+                "type": "RequestRedirect",
+                "requestRedirect": redirect_filter(redirect, Listener("http", HTTPS_REDIRECT_PORT)),
             }
-        ]
+        ],
     }
-    # A Gateway API hostname cannot be `*`: a route without hostnames takes every host.
-    if "*" not in mesh.ingress.hosts:
-        spec["hostnames"] = list(mesh.ingress.hosts)
-    listener = Listener("http", mesh.ingress.port)
-    spec["rules"] = [_rule(mesh, rule, listener) for rule in rules]
-    return {
-        "apiVersion": GATEWAY_API,
-        "kind": "HTTPRoute",
-        "metadata": metadata(mesh, f"{mesh.name}-ingress", ingress_labels(mesh)),
-        "spec": spec,
-    }
+    return _gateway_route(mesh, f"{mesh.name}-https-redirect", LISTENER, [rule])
 
 
 def render_gateway_api(mesh: Mesh, *, gateway_class: str) -> list[dict[str, Any]]:
     """Per service (sorted): a Service per version (sorted), then the HTTPRoute; then the
-    Gateway and its HTTPRoute."""
+    Gateway, its HTTPRoute, and the HTTPRoute of `httpsRedirect`."""
     objects: list[dict[str, Any]] = []
     for service_name in sorted(mesh.services):
         for version in sorted(mesh.services[service_name].versions):
@@ -303,4 +350,6 @@ def render_gateway_api(mesh: Mesh, *, gateway_class: str) -> list[dict[str, Any]
     if mesh.ingress is not None:
         objects.append(gateway(mesh, gateway_class))
         objects.append(ingress_route(mesh))
+        if mesh.ingress.tls is not None and mesh.ingress.tls.https_redirect:
+            objects.append(https_redirect_route(mesh))
     return objects

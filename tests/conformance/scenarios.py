@@ -950,4 +950,48 @@ SCENARIOS = [
             ),
         ],
     ),
+    # -- redirects alone, which the gateway-api plane says too (it cannot say `respond`) ----------
+    Scenario(
+        "redirects-replace-what-they-name-and-keep-the-rest",
+        mesh(
+            [
+                {"match": [{"path": "/login"}], "redirect": {"uri": "/v2/login", "code": 302}},
+                {
+                    "match": [{"path": {"prefix": "/secure/"}}],
+                    "redirect": {"scheme": "https", "authority": "shop.example.com", "port": 8443},
+                },
+                {"match": [{"path": {"prefix": "/tls/"}}], "redirect": {"scheme": "https"}},
+                {
+                    "match": [{"path": {"prefix": "/moved/"}}],
+                    "redirect": {"authority": "a.example"},
+                },
+                {"to": "v1"},
+            ],
+            ingress={"port": 80, "routes": [{"service": "service1"}]},
+        ),
+        [
+            # Callers name the Service's port in Host, as clients name the port they send to.
+            (
+                Send("/login?next=%2F", host="service1:8088"),
+                Expect({"302 ": 1.0}, location="http://service1:8088/v2/login?next=%2F"),
+            ),
+            (
+                Send("/secure/cart", host="service1:8088"),
+                Expect({"301 ": 1.0}, location="https://shop.example.com:8443/secure/cart"),
+            ),
+            (
+                Send("/tls/x?y=1", host="service1:8088"),
+                Expect({"301 ": 1.0}, location="https://service1:8088/tls/x?y=1"),
+            ),
+            (
+                Send("/moved/a", host="service1:8088"),
+                Expect({"301 ": 1.0}, location="http://a.example/moved/a"),
+            ),
+            (Send("/tls", host="service1:8088"), Expect({V1: 1.0})),
+            (
+                Send("/tls/x", host="shop.example.com", via="ingress"),
+                Expect({"301 ": 1.0}, location="https://shop.example.com/tls/x"),
+            ),
+        ],
+    ),
 ]
