@@ -2,12 +2,14 @@
 
 Under mocks a remote component reaches the engine once, with its inputs, and its children (which
 the Kubernetes provider registers in a real deployment) are never registered: so these tests check
-what the provider would expand, the ConfigGroup's `objs`, and what it waits for.
+what the provider would expand, the ConfigGroup's `yaml` input (one JSON object per line), and
+what it waits for.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pulumi
@@ -39,6 +41,12 @@ def _groups(engine: Engine) -> dict[str, Any]:
     return {r.name: r for r in engine.of_type(CONFIG_GROUP)}
 
 
+def _objects(group: Any) -> list[dict[str, Any]]:
+    text = group.inputs["yaml"]
+    assert set(group.inputs) == {"yaml"}  # no objs, files, prefix or skipAwait
+    return [json.loads(line) for line in text.split("\n")]
+
+
 def _without_depends_on(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     stripped = copy.deepcopy(objects)
     for obj in stripped:
@@ -66,7 +74,7 @@ def test_each_service_is_one_config_group_carrying_its_rendered_objects() -> Non
         assert group.parent == engine.by_name(f"demo-{service}").urn
         assert group.urn.endswith(f"sailplan:index:MeshService${CONFIG_GROUP}::demo-{service}")
         # Exactly the rendered objects, in the renderers' order, plus the ordering annotation.
-        assert _without_depends_on(group.inputs["objs"]) == objects
+        assert _without_depends_on(_objects(group)) == objects
     # No service object is registered by the program itself; the ingress and mesh-wide ones are.
     custom = {r.name for r in engine.registrations if r.custom and "cert-manager" not in r.name}
     assert not any(name.startswith(("demo-service1-", "demo-service2-")) for name in custom)
@@ -80,7 +88,7 @@ def test_a_sidecar_deployment_waits_for_its_certificate_inside_the_group() -> No
     engine, _ = register(
         lambda: Mesh("demo", MeshArgs(spec=DEMO_MESH, proxy_image="p:1", registration="grouped"))
     )
-    objs = _groups(engine)["demo-service1"].inputs["objs"]
+    objs = _objects(_groups(engine)["demo-service1"])
     annotated = {
         (o["kind"], o["metadata"]["name"]): o["metadata"]
         .get("annotations", {})
@@ -129,7 +137,7 @@ def test_istio_groups_wait_for_the_control_plane_and_carry_no_annotation() -> No
         group = _groups(engine)[f"demo-{service}"]
         assert {istiod, base} <= set(group.dependencies)
         # No Certificates on the istio plane: the objects go to the provider unchanged.
-        assert group.inputs["objs"] == objects
+        assert _objects(group) == objects
 
 
 def test_the_group_uses_the_meshs_kubernetes_provider() -> None:
