@@ -1,13 +1,16 @@
-"""`registration="grouped"`: one `yaml.v2.ConfigGroup` per service, under Pulumi's mock engine.
+"""`registration="grouped"`: one `yaml.v2.ConfigGroup` per service in place of its `MeshService`,
+under Pulumi's mock engine.
 
 Under mocks a remote component reaches the engine once, with its inputs, and its children (which
 the Kubernetes provider registers in a real deployment) are never registered: so these tests check
-what the provider would expand, the ConfigGroup's `objs`, and what it waits for.
+what the provider would expand, the ConfigGroup's `yaml` input (one JSON object per line), and
+what it waits for.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pulumi
@@ -21,9 +24,9 @@ from sailplan.components import (
     ArgsError,
     Mesh,
     MeshArgs,
-    MeshService,
     ProxyImageArgs,
     group_manifests,
+    service_config_group,
 )
 from sailplan.components.mesh_service import DEPENDS_ON_ANNOTATION, grouped_objects
 from sailplan.render.manifests import render_manifests
@@ -37,6 +40,12 @@ def _outputs(mesh: Mesh) -> pulumi.Output[list[Any]]:
 
 def _groups(engine: Engine) -> dict[str, Any]:
     return {r.name: r for r in engine.of_type(CONFIG_GROUP)}
+
+
+def _objects(group: Any) -> list[dict[str, Any]]:
+    text = group.inputs["yaml"]
+    assert set(group.inputs) == {"yaml"}  # no objs, files, prefix or skipAwait
+    return [json.loads(line) for line in text.split("\n")]
 
 
 def _without_depends_on(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -63,10 +72,11 @@ def test_each_service_is_one_config_group_carrying_its_rendered_objects() -> Non
     for service, objects in groups.services.items():
         group = config_groups[f"demo-{service}"]
         assert not group.custom
-        assert group.parent == engine.by_name(f"demo-{service}").urn
-        assert group.urn.endswith(f"sailplan:index:MeshService${CONFIG_GROUP}::demo-{service}")
+        assert group.parent == engine.by_name("demo").urn
+        assert group.urn.endswith(f"sailplan:index:Mesh${CONFIG_GROUP}::demo-{service}")
         # Exactly the rendered objects, in the renderers' order, plus the ordering annotation.
-        assert _without_depends_on(group.inputs["objs"]) == objects
+        assert _without_depends_on(_objects(group)) == objects
+    assert engine.of_type("sailplan:index:MeshService") == []
     # No service object is registered by the program itself; the ingress and mesh-wide ones are.
     custom = {r.name for r in engine.registrations if r.custom and "cert-manager" not in r.name}
     assert not any(name.startswith(("demo-service1-", "demo-service2-")) for name in custom)
@@ -80,7 +90,7 @@ def test_a_sidecar_deployment_waits_for_its_certificate_inside_the_group() -> No
     engine, _ = register(
         lambda: Mesh("demo", MeshArgs(spec=DEMO_MESH, proxy_image="p:1", registration="grouped"))
     )
-    objs = _groups(engine)["demo-service1"].inputs["objs"]
+    objs = _objects(_groups(engine)["demo-service1"])
     annotated = {
         (o["kind"], o["metadata"]["name"]): o["metadata"]
         .get("annotations", {})
@@ -110,7 +120,6 @@ def test_a_group_waits_for_the_namespace_and_the_mesh_ca() -> None:
     mesh_ca = engine.by_name("demo-certificate-demo-mesh-ca").urn
     for name, group in _groups(engine).items():
         assert {namespace, mesh_ca} <= set(group.dependencies), name
-        assert {namespace, mesh_ca} <= set(engine.by_name(name).dependencies), name
 
 
 def test_istio_groups_wait_for_the_control_plane_and_carry_no_annotation() -> None:
@@ -129,7 +138,7 @@ def test_istio_groups_wait_for_the_control_plane_and_carry_no_annotation() -> No
         group = _groups(engine)[f"demo-{service}"]
         assert {istiod, base} <= set(group.dependencies)
         # No Certificates on the istio plane: the objects go to the provider unchanged.
-        assert group.inputs["objs"] == objects
+        assert _objects(group) == objects
 
 
 def test_the_group_uses_the_meshs_kubernetes_provider() -> None:
@@ -148,13 +157,10 @@ def test_the_group_uses_the_meshs_kubernetes_provider() -> None:
 
 def test_a_service_can_be_grouped_without_mesh() -> None:
     groups = group_manifests(render_manifests(sailplan.load_mesh(DEMO_MESH), proxy_image="p:1"))
-    engine, _ = register(
-        lambda: MeshService("shop-service2", groups.services["service2"], registration="grouped")
-    )
-    [group] = engine.of_type(CONFIG_GROUP)
-    assert group.name == "shop-service2"
-    assert group.parent == engine.by_name("shop-service2").urn
-    assert [r.type for r in engine.registrations if r.custom] == []
+    engine, _ = register(lambda: service_config_group("shop-service2", groups.services["service2"]))
+    [group] = engine.registrations
+    assert (group.type, group.name) == (CONFIG_GROUP, "shop-service2")
+    assert _without_depends_on(_objects(group)) == groups.services["service2"]
 
 
 def test_grouping_leaves_the_rendered_manifests_alone() -> None:
@@ -202,12 +208,3 @@ def test_grouped_with_an_output_image_is_refused() -> None:
 
     with pytest.raises(ArgsError, match=r"^MeshArgs\.registration: 'grouped' needs every"):
         register(build)
-
-
-def test_meshservice_refuses_an_unknown_registration() -> None:
-    with pytest.raises(ArgsError) as raised:
-        MeshService("x", [], registration="batched")  # type: ignore[arg-type]
-    assert str(raised.value) == (
-        "MeshService.registration: 'batched' is not a way of registering the objects: use one "
-        "of 'per-object', 'grouped'"
-    )

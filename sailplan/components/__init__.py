@@ -2,7 +2,8 @@
 
 `Mesh` deploys a whole spec; `IstioControlPlane`, `CertManager`, `ProxyImage`, `MeshService` and
 `IngressGateway` are the parts it is made of, for other IaC repos to compose (`group_manifests`
-sorts rendered manifests into the parts). Wrong arguments raise `ArgsError` on construction.
+sorts rendered manifests into the parts; `service_config_group` registers a service's objects as one
+`yaml.v2.ConfigGroup`). Wrong arguments raise `ArgsError` on construction.
 """
 
 from sailplan.components.args import ArgsError
@@ -14,6 +15,7 @@ from sailplan.components.mesh_service import (
     ManifestGroups,
     MeshService,
     group_manifests,
+    service_config_group,
 )
 from sailplan.components.proxy_image import ProxyImage, ProxyImageArgs
 from sailplan.render.certificates import IssuerRef
@@ -33,4 +35,5 @@ __all__ = [
     "ProxyImage",
     "ProxyImageArgs",
     "group_manifests",
+    "service_config_group",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.runtime.settings import get_monitor
+from pulumi_kubernetes.yaml.v2 import ConfigGroup
 
 from sailplan import constants as c
 from sailplan.components.args import (
@@ -31,6 +32,7 @@ from sailplan.components.mesh_service import (
     MeshService,
     Registration,
     group_manifests,
+    service_config_group,
 )
 from sailplan.components.proxy_image import ProxyImage, ProxyImageArgs
 from sailplan.components.resources import create_resource
@@ -63,10 +65,10 @@ class MeshArgs:
         URNs stay put when the component is renamed and two meshes never collide.
     registration: how each service's objects are registered. "per-object" (default): one Pulumi
         resource per Kubernetes object, under the service's `MeshService`. "grouped": one
-        `pulumi_kubernetes` `yaml.v2.ConfigGroup` per service, which the Kubernetes provider
-        expands into the same objects (still one resource each, diffed one by one in
-        `pulumi preview`); at 1,000 services the program registers about 2,000 resources instead
-        of 8,000. The objects' URNs differ between the two, without aliases: choose it when a
+        `pulumi_kubernetes` `yaml.v2.ConfigGroup` per service in the MeshService's place, which
+        the Kubernetes provider expands into the same objects (still one resource each, diffed
+        one by one in `pulumi preview`); at 1,000 services the program registers about 1,000
+        resources instead of 8,000. The objects' URNs differ between the two, without aliases: choose it when a
         stack is created (README, "Deploy with Pulumi"). The ingress and mesh-wide objects are
         registered per object either way.
 
@@ -450,7 +452,8 @@ class Mesh(pulumi.ComponentResource):
 
     The spec is validated and rendered before anything is registered, so an invalid spec or a
     wrong argument (see `MeshArgs`) deploys nothing. Children, named "<name_prefix>-...":
-    a `MeshService` per service, an `IngressGateway`, the mesh-wide objects and the namespace;
+    a `MeshService` per service (a `yaml.v2.ConfigGroup` with `registration="grouped"`; `services`
+    maps each service's name to it), an `IngressGateway`, the mesh-wide objects and the namespace;
     on the builtin data plane a `ProxyImage` when building one; on the istio data plane the
     workloads wait for the control plane (shared by every istio-plane Mesh of the program unless
     `MeshArgs.control_plane` names one).
@@ -467,6 +470,7 @@ class Mesh(pulumi.ComponentResource):
     proxy_image: pulumi.Output[str | None]
     control_plane: IstioControlPlane | None
     cert_manager: CertManager | None
+    services: dict[str, MeshService | ConfigGroup]
 
     def __init__(
         self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None
@@ -564,8 +568,14 @@ class Mesh(pulumi.ComponentResource):
             if manifest["apiVersion"].startswith("cert-manager.io/")
         ]
         after = pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(depends_on=mesh_ca))
+        # Grouped: the ConfigGroup takes the MeshService's place (and name) rather than going
+        # under it, as a component of its own costs as much to register as the group does.
         self.services = {
-            service: MeshService(f"{prefix}-{service}", objects, after, args.registration)
+            service: (
+                service_config_group(f"{prefix}-{service}", objects, after)
+                if args.registration == "grouped"
+                else MeshService(f"{prefix}-{service}", objects, after)
+            )
             for service, objects in sorted(groups.services.items())
         }
         self.ingress_address = pulumi.Output.from_input(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
@@ -9,12 +10,12 @@ import pulumi
 from pulumi_kubernetes.yaml.v2 import ConfigGroup
 
 from sailplan import constants as c
-from sailplan.components.args import require_choice
 from sailplan.components.resources import PROVIDER_VERSION, create_resource
 
 Registration = Literal["per-object", "grouped"]
-"""How a `MeshService` registers its objects: one Pulumi resource each ("per-object"), or one
-`pulumi_kubernetes` `yaml.v2.ConfigGroup` the provider expands into those objects ("grouped")."""
+"""How `Mesh` registers a service's objects: one Pulumi resource each under a `MeshService`
+("per-object"), or one `pulumi_kubernetes` `yaml.v2.ConfigGroup` that the Kubernetes provider
+expands into those objects ("grouped", `service_config_group`)."""
 REGISTRATIONS: tuple[Registration, ...] = ("per-object", "grouped")
 # cli-utils' explicit ordering annotation, which the ConfigGroup reads to order its children.
 DEPENDS_ON_ANNOTATION = "config.kubernetes.io/depends-on"
@@ -63,7 +64,7 @@ def _reference(manifest: dict[str, Any]) -> str:
 
 
 def grouped_objects(manifests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The `objs` of a service's ConfigGroup: the manifests, each Deployment annotated to wait for
+    """The objects of a service's ConfigGroup: the manifests, each Deployment annotated to wait for
     the group's Certificates (its pods mount their Secret), as `depends_on` does per object.
     Inside a group, the annotation is the only ordering the provider honours beyond its kind
     heuristics (namespaces and CRDs first); the manifests given are not modified."""
@@ -81,9 +82,37 @@ def grouped_objects(manifests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
     return objects
 
 
+def grouped_text(manifests: Sequence[dict[str, Any]]) -> str:
+    """The ConfigGroup's `yaml` input: `grouped_objects`, one compact JSON object per line.
+
+    JSON is YAML, and the provider reads this input with Kubernetes' YAML-or-JSON stream decoder
+    (pulumi-kubernetes provider/pkg/provider/yaml/v2/yaml.go, `yamlDecode`), which takes a stream
+    of JSON objects as kubectl does. A string rather than the `objs` list is what makes grouping
+    pay off: the SDK serializes a list value by value, each an awaited call, and the engine's
+    answer comes back the same way; a string goes in one piece (bench/FINDINGS.md)."""
+    return "\n".join(json.dumps(obj, separators=(",", ":")) for obj in grouped_objects(manifests))
+
+
+def service_config_group(
+    name: str,
+    manifests: Sequence[dict[str, Any]],
+    opts: pulumi.ResourceOptions | None = None,
+) -> ConfigGroup:
+    """One service's objects as one `yaml.v2.ConfigGroup` (what `Mesh` registers in place of a
+    `MeshService` with `registration="grouped"`): the Kubernetes provider registers each object
+    as a child of the group, named "<name>:<namespace>/<object name>", so `pulumi preview` still
+    diffs them one by one, while the program registers one resource instead of one per object.
+    `opts.depends_on` orders the whole group: the program sends the group to the provider only
+    once what it depends on is created."""
+    return ConfigGroup(
+        name,
+        yaml=grouped_text(manifests),
+        opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(version=PROVIDER_VERSION), opts),
+    )
+
+
 class _ManifestGroup(pulumi.ComponentResource):
     children: list[pulumi.CustomResource]
-    group: ConfigGroup | None
 
     def __init__(
         self,
@@ -91,33 +120,8 @@ class _ManifestGroup(pulumi.ComponentResource):
         name: str,
         manifests: Sequence[dict[str, Any]],
         opts: pulumi.ResourceOptions | None,
-        registration: Registration = "per-object",
     ) -> None:
-        require_choice(
-            f"{token.rpartition(':')[2]}.registration",
-            registration,
-            REGISTRATIONS,
-            "a way of registering the objects",
-        )
         super().__init__(token, name, None, opts)
-        self.group = None
-        if registration == "grouped":
-            # One remote component: the provider registers each object as its child (so
-            # `pulumi preview` still diffs them one by one) and the program registers one
-            # resource instead of one per object. Its children are named "<name>:<ns>/<name>".
-            self.children = []
-            self.group = ConfigGroup(
-                name,
-                objs=grouped_objects(manifests),
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    version=PROVIDER_VERSION,
-                    # Spelled out (children wait for their parent anyway): the construct request
-                    # then carries them, and tests can see them.
-                    depends_on=opts.depends_on if opts is not None else None,
-                ),
-            )
-            return
         child = pulumi.ResourceOptions(parent=self)
         # A workload's pods mount its certificate's Secret: its Deployments wait for the
         # Certificate (which Pulumi awaits until cert-manager has issued it).
@@ -142,22 +146,16 @@ class _ManifestGroup(pulumi.ComponentResource):
 
 
 class MeshService(_ManifestGroup):
-    """One service: its ServiceAccount, Services, Deployments, proxy ConfigMaps and routing rules.
-
-    registration="per-object" (default) registers each object as a child resource
-    (`children`); "grouped" registers one `yaml.v2.ConfigGroup` child (`group`) that the
-    Kubernetes provider expands into the same objects, which is much cheaper for the program at
-    thousands of objects but gives the objects other URNs (see the README, "Deploy with Pulumi").
-    """
+    """One service: its ServiceAccount, Services, Deployments, proxy ConfigMaps and routing rules,
+    each a child resource (`service_config_group` registers them as one ConfigGroup instead)."""
 
     def __init__(
         self,
         name: str,
         manifests: Sequence[dict[str, Any]],
         opts: pulumi.ResourceOptions | None = None,
-        registration: Registration = "per-object",
     ) -> None:
-        super().__init__("sailplan:index:MeshService", name, manifests, opts, registration)
+        super().__init__("sailplan:index:MeshService", name, manifests, opts)
         self.register_outputs({})
 
 
