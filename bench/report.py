@@ -479,7 +479,9 @@ def sidecar_rss_lines(results: Mapping[str, Any] | None) -> list[str]:
         "| endpoints | services routed | config (bytes) | answers after (s) | VmRSS (MiB) | VmHWM (MiB) |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    for label, row in rows.items():
+    # Per kind of endpoints, the whole mesh first: results.json keeps its keys sorted.
+    for label in sorted(rows, key=lambda k: (k.split("/")[0], not k.endswith("/whole"), k)):
+        row = rows[label]
         kind, variant = label.split("/")
         scope = (
             "whole mesh" if variant == "whole" else f"`calls` of {variant.removeprefix('calls')}"

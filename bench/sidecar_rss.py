@@ -198,7 +198,8 @@ def measure(services: int = SERVICES, calls: int = CALLS) -> dict[str, Any]:
                 print(f"  sidecar memory {label}, {services:,} services", flush=True)
                 try:
                     rows[label] = measure_one(kind, Path(temporary), services, variant)
-                except RuntimeError as error:
+                except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+                    # One failed variant must not lose the hours of bench before it.
                     rows[label] = {"skipped": str(error)}
     return {"rows": rows, "load_average": {"before": before, "after": os.getloadavg()[0]}}
 
