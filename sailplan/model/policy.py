@@ -84,9 +84,10 @@ class HashCookie(SpecModel):
         json_schema_extra=planes(
             istio="`consistentHash.httpCookie.name`.",
             builtin="`balance hash` on the value of `req.cook(<name>)`, with `hash-type "
-            "consistent`. The value is hashed as the client sent it (Envoy drops surrounding "
-            "double quotes first; the proxy's own cookie is hashed the same way on either "
-            "plane, since it is always sent back as it was set).",
+            "consistent`; an empty value counts as none. The value is hashed as the client "
+            "sent it (Envoy drops surrounding double quotes first; the proxy's own cookie is "
+            "sent back as it was set, so it sticks on either plane), and of a cookie sent "
+            "twice HAProxy reads the last, Envoy the first.",
         ),
     )
     ttl: Duration | None = Field(

@@ -117,7 +117,11 @@ def _hash_cookie_lines(cookie: HashCookie) -> list[str]:
     request without the cookie gets a new value, hashed on at once, and the answer sets it as
     Envoy's `Set-Cookie` does (the value in double quotes, which the client sends back as they
     are, so the follow-ups hash on the same text)."""
-    lines = [f"http-request set-var(txn.lb_cookie) req.cook({fetch_text(cookie.name)})"]
+    lines = [
+        f"http-request set-var(txn.lb_cookie) req.cook({fetch_text(cookie.name)})",
+        # An empty value counts as no cookie, as Envoy reads it.
+        "http-request unset-var(txn.lb_cookie) if { var(txn.lb_cookie) -m len 0 }",
+    ]
     if cookie.ttl is not None:
         made = quote('"%[uuid]"')
         lines += [
