@@ -202,6 +202,35 @@ def _render_rows(render: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return rows
 
 
+def _cli_rows(cli: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """`sailplan render -o DIR` as a user waits for it, and each plane's time relative to istio's
+    at the same size (both measured in this run)."""
+    if not cli:
+        return []
+    rows = [
+        "What a user waits for: `python -m sailplan render MESH -o DIR --data-plane P` of the generated",
+        "mesh in a fresh process, wall time from its start until every file is written (interpreter,",
+        "imports, load, render, YAML writing).",
+        "",
+        "| data plane | services | `render -o DIR` (s) | / istio | files | bytes | peak RSS (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, value in cli.items():
+        plane, size, _ = parse_key(name)
+        if "cli_s" not in value:
+            rows.append(
+                f"| {plane} | {size:,} | skipped: {value.get('skipped', '?')} | - | - | - | - |"
+            )
+            continue
+        istio = cli.get(f"istio/{size}", {}).get("cli_s")
+        ratio = "-" if not istio else f"{value['cli_s'] / istio:.2f}"
+        rows.append(
+            f"| {plane} | {size:,} | {value['cli_s']:.2f} | {ratio} | {value['files']:,} | "
+            f"{value['bytes']:,} | {value['peak_rss_mib']:.0f} |"
+        )
+    return ["", *rows]
+
+
 def _calls_skipped(render: Mapping[str, Mapping[str, Any]]) -> str:
     """Why sizes with `calls` did not run (the first reason given), for the targets table."""
     return next(
@@ -723,6 +752,7 @@ def write(data: Mapping[str, Any]) -> str:
         "`load + validate` is `load_mesh_text` (YAML parse + pydantic validation + cross-object checks).",
         "",
         *_render_rows(render),
+        *_cli_rows(data["scale"].get("cli", {})),
         "",
         "Bounds: each size runs in its own process with a timeout and an address-space limit "
         + (

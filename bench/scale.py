@@ -20,6 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 # extrapolating from small sizes overshoots (the previous run's 1,000-service builtin render was
 # predicted at 12.8 GiB and took 7.8).
 PREDICTION_MARGIN = 2.0
+# `sailplan render -o DIR` as a user runs it (a fresh process, wall time), per plane, in the same
+# run so that the planes compare.
+CLI_SIZES: dict[str, list[int]] = {"istio": [1000], "builtin": [1000]}
 
 
 def default_memory_limit_mib() -> int:
@@ -122,12 +125,14 @@ def run(
     calls: Sequence[int | None] = (None,),
     timeout: float = 180,
     memory_limit_mib: int | None = None,
+    cli_sizes: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
     limit = memory_limit_mib or default_memory_limit_mib()
     results: dict[str, Any] = {
         "render": {},
         "sidecar": {},
         "pulumi": {},
+        "cli": {},
         "bounds": {"timeout_s": timeout, "memory_limit_mib": limit},
     }
     for plane, sizes in render_sizes.items():
@@ -158,4 +163,10 @@ def run(
     for size in pulumi_sizes:
         print(f"  pulumi mock registration, {size} services", flush=True)
         results["pulumi"][str(size)] = probe("pulumi", str(size), "istio", timeout=timeout)
+    for plane, sizes in (CLI_SIZES if cli_sizes is None else cli_sizes).items():
+        for size in sizes:
+            print(f"  sailplan render -o DIR, {plane}, {size} services", flush=True)
+            results["cli"][key(plane, size, None)] = probe(
+                "cli", str(size), plane, timeout=timeout, memory_limit_mib=limit
+            )
     return results

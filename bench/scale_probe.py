@@ -3,6 +3,7 @@
     python -m bench.scale_probe render <services> <istio|builtin> [<calls>]
     python -m bench.scale_probe sidecar <services> [<calls>]  # one compile_sidecar, builtin
     python -m bench.scale_probe pulumi <services> <istio|builtin>
+    python -m bench.scale_probe cli <services> <istio|builtin>  # `sailplan render -o DIR`, wall
 
 A fresh process per measurement keeps peak RSS (ru_maxrss) about that measurement alone.
 <calls>: each service of the generated mesh lists that many services in `calls`. When the model
@@ -13,8 +14,11 @@ from __future__ import annotations
 
 import json
 import resource
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.meshgen import generated_mesh_yaml
@@ -135,6 +139,31 @@ def pulumi_registration(services: int, data_plane: str) -> dict[str, Any]:
     }
 
 
+def cli(services: int, data_plane: str) -> dict[str, Any]:
+    """What a user waits for: `sailplan render MESH -o DIR --data-plane P` in a fresh process, from
+    its start (interpreter and imports) until every file is written, as wall time."""
+    with tempfile.TemporaryDirectory(prefix="sailplan-bench-") as tmp:
+        mesh = Path(tmp) / "mesh.yaml"
+        mesh.write_text(generated_mesh_yaml(services, data_plane), encoding="utf-8")
+        out = Path(tmp) / "out"
+        command = [sys.executable, "-m", "sailplan", "render", str(mesh), "-o", str(out)]
+        started = time.perf_counter()
+        done = subprocess.run(
+            [*command, "--data-plane", data_plane], capture_output=True, text=True, check=False
+        )
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"sailplan render exited {done.returncode}: {last}")
+        files = sorted(out.iterdir())
+        return {
+            "cli_s": seconds,
+            "files": len(files),
+            "bytes": sum(f.stat().st_size for f in files),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        }
+
+
 def main(argv: list[str]) -> int:
     kind, services = argv[0], int(argv[1])
     try:
@@ -144,8 +173,10 @@ def main(argv: list[str]) -> int:
             result = sidecar(services, int(argv[2]) if len(argv) > 2 else None)
         elif kind == "pulumi":
             result = pulumi_registration(services, argv[2])
+        elif kind == "cli":
+            result = cli(services, argv[2])
         else:
-            print(f"unknown probe {kind!r}: use render, sidecar or pulumi", file=sys.stderr)
+            print(f"unknown probe {kind!r}: use render, sidecar, pulumi or cli", file=sys.stderr)
             return 2
     except CallsRefused as refused:
         result = {"skipped": str(refused)}

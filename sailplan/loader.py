@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Hashable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,22 @@ class _StrictLoader(_BaseLoader):  # type: ignore[valid-type, misc]
     scalars as YAML 1.2 does: only true/false are booleans (YAML 1.1 turns `on:`, the retries
     key, into True), and there are no timestamps (`RELEASE: 2024-12-01` is text, not a date)."""
 
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        # libyaml's composer asks this once per scalar (a 1,000-service mesh has 118,000); a mesh
+        # repeats its keys and values, so each plain text is matched against the resolvers once.
+        # The tag of a plain scalar depends on its text alone (no path resolvers are set).
+        if kind is yaml.ScalarNode and implicit[0]:
+            cache: dict[str, str] = self.__dict__.setdefault("_resolved", {})
+            tag = cache.get(value)
+            if tag is None:
+                tag = cache[value] = super().resolve(kind, value, implicit)
+            return tag
+        if kind is yaml.MappingNode:
+            return self.DEFAULT_MAPPING_TAG
+        if kind is yaml.SequenceNode:
+            return self.DEFAULT_SEQUENCE_TAG
+        return super().resolve(kind, value, implicit)
+
 
 _YAML_11_ONLY = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
 _StrictLoader.yaml_implicit_resolvers = {
@@ -40,6 +57,14 @@ def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -
     seen: dict[Any, Any] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
+        if not isinstance(key, Hashable):
+            # PyYAML's own check and words, which would otherwise come after this one's `in`.
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                "found unhashable key",
+                key_node.start_mark,
+            )
         if key in seen:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
@@ -138,7 +163,90 @@ def _compose(text: str, source: str) -> yaml.Node | None:
     return node
 
 
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_NULL = "tag:yaml.org,2002:null"
+# Tags whose PyYAML constructor turns a scalar into a value from its text alone.
+_PLAIN_VALUES = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+class _Unusual(Exception):
+    """What the lean constructor leaves to PyYAML's: a duplicate key, a merge key (`<<`), a
+    collection as a key, a tag other than str, int, float, bool, null, map and seq."""
+
+
+def _lean_construct(root: yaml.Node) -> Any:
+    """The plain data of the node graph, as PyYAML's constructor builds it, in one iterative pass.
+
+    PyYAML's constructor costs several Python calls per value (construct_object, a generator per
+    collection, flatten_mapping, a hashability check). This builds the common case directly and
+    raises `_Unusual` for anything else, which `_construct` then hands to PyYAML, so that every
+    error and every rarely used feature stays exactly PyYAML's. It does not modify the nodes, so
+    PyYAML starts from the same graph."""
+    loader = _StrictLoader("")
+    constructors = loader.yaml_constructors
+    # Aliases share node objects: a shared collection becomes one shared Python object, as with
+    # PyYAML (only a file with anchors has any).
+    built: dict[int, Any] = {}
+    # (node, its empty container, its depth). Past MAX_DEPTH PyYAML takes over: its recursion
+    # limit words a too deeply nested file as before.
+    pending: list[tuple[yaml.Node, Any, int]] = []
+
+    def scalar(node: yaml.Node) -> Any:
+        tag = node.tag
+        if tag == _STR:
+            return node.value
+        if tag == _NULL:
+            return None
+        if tag in _PLAIN_VALUES:
+            return constructors[tag](loader, node)
+        raise _Unusual
+
+    def value_of(node: yaml.Node, depth: int) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return scalar(node)
+        known = built.get(id(node))
+        if known is not None:
+            return known
+        made: Any
+        if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
+            made = {}
+        elif isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
+            made = []
+        else:
+            raise _Unusual
+        if depth > MAX_DEPTH:
+            raise _Unusual
+        built[id(node)] = made
+        pending.append((node, made, depth))
+        return made
+
+    try:
+        result = value_of(root, 1)
+        while pending:
+            node, made, depth = pending.pop()
+            if type(made) is list:
+                made.extend([value_of(child, depth + 1) for child in node.value])
+                continue
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise _Unusual
+                key = scalar(key_node)
+                if key in made:
+                    raise _Unusual
+                made[key] = value_of(value_node, depth + 1)
+        return result
+    finally:
+        loader.dispose()
+
+
 def _construct(node: yaml.Node) -> Any:
+    try:
+        return _lean_construct(node)
+    except (_Unusual, ValueError):
+        # PyYAML's constructor reads what the lean one leaves, and words every error.
+        pass
     loader = _StrictLoader("")
     try:
         return loader.construct_document(node)
@@ -213,6 +321,14 @@ def line_of(root: yaml.Node | None, path: str) -> int | None:
 def load_mesh_text(text: str, source: str = "<text>") -> Mesh:
     """Validate YAML text as a mesh. Problems carry the line of their path where the file has one,
     and are listed in the order they appear in the file."""
+    # One pause for the whole load, so the node graph and the plain data are freed (by reference
+    # counting, in `_load`'s return) before the collector runs again: only the Mesh survives the
+    # pause, and the first collection after it scans the Mesh alone, not everything read.
+    with paused_gc():
+        return _load(text, source)
+
+
+def _load(text: str, source: str) -> Mesh:
     if "\x00" in text:
         # libyaml stops at the first NUL and would report a confusing error further on.
         line = text.count("\n", 0, text.index("\x00")) + 1
@@ -238,8 +354,7 @@ def load_mesh_text(text: str, source: str = "<text>") -> Mesh:
             ]
         )
     try:
-        with paused_gc():
-            return Mesh.parse(data)
+        return Mesh.parse(data)
     except SpecError as error:
         raise SpecError(in_document_order(error.problems, root)) from None
     except RecursionError:

@@ -275,3 +275,73 @@ def test_a_missing_key_points_at_its_parent() -> None:
         sailplan.load_mesh_text(text, "mesh.yaml")
     [problem] = error.value.problems
     assert (problem.line, str(problem)) == (25, "services.service2.port: is required")
+
+
+def _pyyaml_construct(text: str) -> object:
+    node = sailplan.loader._compose(text, "mesh.yaml")
+    pyyaml = sailplan.loader._StrictLoader("")
+    try:
+        return pyyaml.construct_document(node)
+    finally:
+        pyyaml.dispose()
+
+
+def test_the_lean_constructor_builds_what_pyyamls_builds() -> None:
+    from bench.meshgen import generated_mesh_yaml
+
+    texts = [path.read_text() for path in [DEMO_MESH, *EXAMPLE_MESHES]]
+    texts.append(generated_mesh_yaml(20, "builtin"))
+    texts.append(
+        "a: [1, -2, 0x1f, 0o17, 1_000, 1.5, .inf, -.nan, 1e3, true, False, on, yes, ~, null, '']\n"
+        "b: {'1': x, 1: y, 2.5: z, null: n, false: f}\n"
+        "c: !!str 12\nd: !!int '7'\ne: &x {k: [v, {w: 1}]}\nf: *x\ng: *x\n"
+        "h: 2024-12-01\ni: |\n  multi\n  line\n"
+    )
+    for text in texts:
+        node = sailplan.loader._compose(text, "mesh.yaml")
+        lean = sailplan.loader._lean_construct(node)
+        assert repr(lean) == repr(_pyyaml_construct(text))
+    # An alias is one shared object, as PyYAML makes it.
+    shared = sailplan.loader._lean_construct(sailplan.loader._compose(texts[-1], "mesh.yaml"))
+    assert shared["e"] is shared["f"] is shared["g"]
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("a: 1\na: 2\n", "mesh.yaml:2:1: YAML syntax error: duplicate key 'a'"),
+        ("a: 1\ntrue: 2\n1: 3\n", "mesh.yaml:3:1: YAML syntax error: duplicate key 1"),
+        (
+            "base: &b {x: 1}\nmore:\n  <<: *b\n  y: 2\n",
+            "mesh.yaml:3:3: YAML syntax error: could not determine a constructor for the tag "
+            "'tag:yaml.org,2002:merge'",
+        ),
+        ("? [a, b]\n: 1\n", "mesh.yaml:1:3: YAML syntax error: found unhashable key"),
+        ("a: !!set {x, y}\n", "{'a': {'x', 'y'}}"),
+        ("a: !!binary aGVsbG8=\n", "{'a': b'hello'}"),
+        (
+            "a: !!timestamp 2024-13-45\n",
+            "mesh.yaml: a value cannot be read: month must be in 1..12",
+        ),
+        (
+            "a: !custom 1\n",
+            "mesh.yaml:1:4: YAML syntax error: could not determine a constructor for the tag "
+            "'!custom'",
+        ),
+        # Past MAX_DEPTH, where PyYAML's constructor words a too deep file.
+        (
+            "a: 1\nb: " + "[" * 120 + "]" * 120 + "\n",
+            "{'a': 1, 'b': " + "[" * 120 + "]" * 120 + "}",
+        ),
+    ],
+)
+def test_what_the_lean_constructor_leaves_to_pyyaml(text: str, read: str) -> None:
+    node = sailplan.loader._compose(text, "mesh.yaml")
+    with pytest.raises(sailplan.loader._Unusual):
+        sailplan.loader._lean_construct(node)
+    try:
+        got = repr(sailplan.loader.parse_yaml(text, "mesh.yaml"))
+    except sailplan.SpecError as error:
+        [problem] = error.problems
+        got = str(problem)
+    assert got == read

@@ -66,3 +66,26 @@ def test_a_long_quoted_line_folds_at_a_space() -> None:
         'data:\n  503.http: "HTTP/1.1 503 Service Unavailable\\r\\ncontent-type: text/plain\\r\\n'
         'content-length: 19\\r\\nconnection:\n    close\\r\\n"\n'
     )
+
+
+def test_the_lean_representer_writes_what_pyyamls_writes() -> None:
+    # `dump` builds the nodes itself; PyYAML's representer, through yaml.dump, is the reference.
+    documents: list[object] = [
+        document
+        for path in sorted(GOLDEN.rglob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if document is not None
+    ]
+    documents += [
+        {"b": [1, -2, 1.5, float("inf"), True, False, None, "", "on", "1", "a\nb\n", "x\n\n"]},
+        {1: "int key", "1": "text key", None: "null key"},  # keys that cannot be compared
+        {"nested": [[{"z": 1, "a": {}}], []], "big": 10**30},
+        ["top", "level", {"list": "yes"}],
+        "a text alone",
+    ]
+    for dumper in {yaml_output._Dumper, yaml_output._PythonDumper}:
+        for document in documents:
+            reference = yaml.dump(document, Dumper=dumper, **yaml_output._OPTIONS)
+            assert dump(document, dumper=dumper) == reference, document
+    with pytest.raises(yaml.representer.RepresenterError):
+        dump({"a": object()})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Iterable
 from typing import Any, TextIO
 
@@ -112,10 +114,83 @@ _OPTIONS: dict[str, Any] = {
     "width": 100,
 }
 
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+# What the serializer asks per scalar: the tag its text would resolve to if written plain (to know
+# whether it must be quoted). Manifests repeat their keys and values, so each text is matched
+# against the resolvers once; cleared when large, as rendered values (configs) can be big.
+_plain_tags: dict[str, str] = {}
+_PLAIN_TAGS_MAX = 100_000
+_resolver_resolve: Any = yaml.resolver.Resolver.resolve
+
+
+def _resolve(dumper: Any, kind: Any, value: Any, implicit: Any) -> Any:
+    if kind is yaml.ScalarNode:
+        if not implicit[0]:
+            # Quoted: the default tag (no path resolvers are set).
+            return _STR
+        tag = _plain_tags.get(value)
+        if tag is None:
+            if len(_plain_tags) >= _PLAIN_TAGS_MAX:
+                _plain_tags.clear()
+            tag = _plain_tags[value] = _resolver_resolve(dumper, kind, value, implicit)
+        return tag
+    return _resolver_resolve(dumper, kind, value, implicit)
+
+
+for _dumper in {_Dumper, _PythonDumper}:
+    _dumper.resolve = _resolve
+
+
+def _node(data: Any, dumper: Any) -> yaml.Node:
+    """The node PyYAML's SafeRepresenter makes of `data` with the options above, built directly
+    for the types manifests hold (PyYAML's costs several Python calls per value, and dominated
+    `render -o`); any other type goes to the dumper's own representer."""
+    kind = type(data)
+    if kind is str:
+        node: yaml.Node = _multiline_as_block(dumper, data)
+        return node
+    if kind is dict:
+        items = list(data.items())
+        # PyYAML keeps the order of keys that cannot be compared.
+        with contextlib.suppress(TypeError):
+            items = sorted(items)
+        return yaml.MappingNode(
+            _MAP, [(_node(k, dumper), _node(v, dumper)) for k, v in items], flow_style=False
+        )
+    if kind is list:
+        return yaml.SequenceNode(_SEQ, [_node(v, dumper) for v in data], flow_style=False)
+    if kind is bool:
+        return yaml.ScalarNode(_BOOL, "true" if data else "false")
+    if kind is int:
+        return yaml.ScalarNode(_INT, str(data))
+    if data is None:
+        return yaml.ScalarNode(_NULL, "null")
+    node = dumper.represent_data(data)
+    return node
+
+
+def _write(document: Any, stream: Any, dumper_class: Any) -> None:
+    # What yaml.dump does, with the nodes from `_node`.
+    dumper = dumper_class(stream, **_OPTIONS)
+    try:
+        dumper.open()
+        dumper.serialize(_node(document, dumper))
+        dumper.close()
+    finally:
+        dumper.dispose()
+
 
 def dump(document: Any, *, dumper: Any = None) -> str:
     """One document as YAML; `dumper` chooses the emitter (tests compare libyaml's and PyYAML's)."""
-    return str(yaml.dump(document, Dumper=dumper or _Dumper, **_OPTIONS))
+    stream = io.StringIO()
+    _write(document, stream, dumper or _Dumper)
+    return stream.getvalue()
 
 
 def dump_all(documents: Iterable[Any]) -> str:
@@ -123,8 +198,8 @@ def dump_all(documents: Iterable[Any]) -> str:
 
 
 def write_one(document: Any, stream: TextIO) -> None:
-    """`dump` straight into a stream."""
-    yaml.dump(document, stream, Dumper=_Dumper, **_OPTIONS)
+    """`dump` straight into a stream: libyaml writes it in chunks as it emits."""
+    _write(document, stream, _Dumper)
 
 
 def write_all(documents: Iterable[Any], stream: TextIO) -> None:
