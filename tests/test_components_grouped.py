@@ -28,7 +28,11 @@ from sailplan.components import (
     group_manifests,
     service_config_group,
 )
-from sailplan.components.mesh_service import DEPENDS_ON_ANNOTATION, grouped_objects
+from sailplan.components.mesh_service import (
+    DEPENDS_ON_ANNOTATION,
+    grouped_objects,
+    grouped_text,
+)
 from sailplan.render.manifests import render_manifests
 
 CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
@@ -161,6 +165,42 @@ def test_a_service_can_be_grouped_without_mesh() -> None:
     [group] = engine.registrations
     assert (group.type, group.name) == (CONFIG_GROUP, "shop-service2")
     assert _without_depends_on(_objects(group)) == groups.services["service2"]
+
+
+def test_the_yaml_input_is_a_stream_of_json_objects() -> None:
+    """What Kubernetes' YAML-or-JSON decoder in the provider reads: a leading "{" selects its JSON
+    mode, which decodes one value after another as Python's raw_decode does."""
+    groups = group_manifests(render_manifests(sailplan.load_mesh(DEMO_MESH), proxy_image="p:1"))
+    text = grouped_text(groups.services["service1"])
+    assert text.startswith("{")
+    decoder, position, decoded = json.JSONDecoder(), 0, []
+    while position < len(text):
+        value, position = decoder.raw_decode(text, position)
+        decoded.append(value)
+        position += len(text[position:]) - len(text[position:].lstrip())
+    assert decoded == grouped_objects(groups.services["service1"])
+    assert text.isascii()  # non-ASCII would be escaped, never passed raw
+
+
+def test_a_group_waits_for_what_the_mesh_was_told_to_wait_for() -> None:
+    def build() -> Any:
+        namespace = k8s.core.v1.Namespace("made-elsewhere", metadata={"name": "demo"})
+        return Mesh(
+            "demo",
+            MeshArgs(
+                spec=DEMO_MESH,
+                data_plane="istio",
+                registration="grouped",
+                create_namespace=False,
+                install_control_plane=False,
+            ),
+            pulumi.ResourceOptions(depends_on=[namespace]),
+        ).namespace
+
+    engine, _ = register(build)
+    elsewhere = engine.by_name("made-elsewhere").urn
+    for name, group in _groups(engine).items():
+        assert elsewhere in group.dependencies, name
 
 
 def test_grouping_leaves_the_rendered_manifests_alone() -> None:

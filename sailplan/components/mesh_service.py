@@ -88,8 +88,9 @@ def grouped_text(manifests: Sequence[dict[str, Any]]) -> str:
     JSON is YAML, and the provider reads this input with Kubernetes' YAML-or-JSON stream decoder
     (pulumi-kubernetes provider/pkg/provider/yaml/v2/yaml.go, `yamlDecode`), which takes a stream
     of JSON objects as kubectl does. A string rather than the `objs` list is what makes grouping
-    pay off: the SDK serializes a list value by value, each an awaited call, and the engine's
-    answer comes back the same way; a string goes in one piece (bench/FINDINGS.md)."""
+    pay off: the SDK serializes a list value by value, each an awaited call (and the mock
+    engine's echo of it comes back the same way); a string goes in one piece
+    (bench/FINDINGS.md)."""
     return "\n".join(json.dumps(obj, separators=(",", ":")) for obj in grouped_objects(manifests))
 
 
