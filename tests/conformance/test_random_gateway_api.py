@@ -7,6 +7,7 @@ reference evaluators, so the search can be wide."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -57,9 +58,23 @@ def matches(draw: st.DrawFn) -> dict[str, Any]:
     return match
 
 
+# Redirects replacing any of the URL's parts (at least one), with the codes both planes have.
+REDIRECTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "uri": st.sampled_from(["/n", "/a/b"]),
+        "scheme": st.sampled_from(["http", "https"]),
+        "authority": st.sampled_from(["a.example", "b.example:8443"]),
+        "port": st.sampled_from([80, 443, 8088]),
+        "code": st.sampled_from([301, 302]),
+    },
+).filter(lambda redirect: set(redirect) - {"code"})
+
+
 @st.composite
 def routes(draw: st.DrawFn) -> list[dict[str, Any]]:
-    # Every rule sends to its own version, so the answer names the rule that took the request.
+    # Every rule sends to its own version (or redirects), so the answer names the rule that took
+    # the request.
     result: list[dict[str, Any]] = []
     for index in range(draw(st.integers(1, 4))):
         alternatives = draw(st.lists(matches(), min_size=1, max_size=2, unique_by=repr))
@@ -68,6 +83,9 @@ def routes(draw: st.DrawFn) -> list[dict[str, Any]]:
             st.booleans()
         ):
             route["rewrite"] = {"uri": draw(st.sampled_from(["/n/", "/"]))}
+        elif draw(st.integers(0, 3)) == 0:
+            del route["to"]
+            route["redirect"] = draw(REDIRECTS)
         result.append(route)
     if draw(st.booleans()):
         result.append({"to": VERSIONS[-1]})
@@ -117,11 +135,31 @@ def requests(draw: st.DrawFn, paths: list[str]) -> istio.Request:
         if draw(st.booleans()):
             headers[name] = draw(st.sampled_from(["jason", "bob", "ja", "jasonx"]))
     path = draw(st.sampled_from(paths)) + draw(st.sampled_from(["", "?q=1", "?q=2"]))
-    return istio.Request(path, draw(st.sampled_from(["GET", "POST"])), headers, "service1")
+    # Host names the Service's port, as a client names the port it sends to (a redirect keeps it).
+    return istio.Request(path, draw(st.sampled_from(["GET", "POST"])), headers, "service1:8088")
 
 
 def _shares(outcome: istio.Outcome) -> dict[str, float]:
     return {key: round(value, 9) for key, value in outcome.shares().items() if value > 0}
+
+
+_DEFAULT_PORT = re.compile(r"^(http://[^/]*):80(/|$)|^(https://[^/]*):443(/|$)")
+
+
+def _without_default_port(match: re.Match[str]) -> str:
+    return f"{match[1]}{match[2]}" if match[1] else f"{match[3]}{match[4]}"
+
+
+def _locations(outcome: istio.Outcome) -> list[str]:
+    """The redirects' Locations, without a scheme's default port: Envoy writes a port given as
+    the redirect's, the Gateway API leaves a default one out, and both are the same URL
+    (RFC 3986, 6.2.3)."""
+    return sorted(
+        _DEFAULT_PORT.sub(_without_default_port, value)
+        for branch in outcome.branches
+        for name, value in branch.headers
+        if name == "location"
+    )
 
 
 @settings(
@@ -162,7 +200,15 @@ def test_the_rendered_httproutes_route_as_first_match_does(data: st.DataObject) 
             )
             answer = _shares(outcome)
             assert answer == expected, (service1_routes, request, how, answer, expected)
-            assert outcome.forwarded_path == reference_outcome.forwarded_path, (
+            assert _locations(outcome) == _locations(reference_outcome), (
+                service1_routes,
+                request,
+                how,
+                _locations(outcome),
+                _locations(reference_outcome),
+            )
+            redirected = _locations(reference_outcome)
+            assert redirected or outcome.forwarded_path == reference_outcome.forwarded_path, (
                 service1_routes,
                 request,
                 how,
@@ -173,7 +219,10 @@ def test_the_rendered_httproutes_route_as_first_match_does(data: st.DataObject) 
                 at = gateway_api.evaluate_gateway(rendered, at_gateway, how=how)
                 answer_in = _shares(at)
                 assert answer_in == expected_in, (request, how, answer_in, expected_in)
-                assert at.forwarded_path == reference_in.forwarded_path, (request, how)
+                assert _locations(at) == _locations(reference_in), (request, how)
+                assert (
+                    _locations(reference_in) or at.forwarded_path == reference_in.forwarded_path
+                ), (request, how)
 
 
 def test_the_search_finds_meshes_the_plane_accepts_and_refuses() -> None:
