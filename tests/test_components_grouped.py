@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from conftest import DEMO_MESH
+from conftest import DEMO_MESH, REPO
 from pulumi_support import Engine, register
 
 import sailplan
@@ -248,3 +250,24 @@ def test_grouped_with_an_output_image_is_refused() -> None:
 
     with pytest.raises(ArgsError, match=r"^MeshArgs\.registration: 'grouped' needs every"):
         register(build)
+
+
+def test_the_registration_bench_measures_both_ways() -> None:
+    """`python -m bench.pulumi_cost` registers the generated mesh each way, in a fresh interpreter
+    (its mocks and its timing of the render are process-global)."""
+    counts = {}
+    for registration in ("per-object", "grouped"):
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.pulumi_cost", "--registration", registration, "5"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        header, row = done.stdout.splitlines()
+        assert header.split()[:6] == ["services", "resources", "wall", "s", "cpu", "s"]
+        counts[registration] = int(row.split()[1])
+    # 5 services of 7 objects: a MeshService and a resource per object each, or one group each;
+    # plus the Mesh, its namespace and its PeerAuthentication.
+    assert counts == {"per-object": 5 * (1 + 7) + 3, "grouped": 5 + 3}
