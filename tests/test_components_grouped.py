@@ -65,11 +65,17 @@ def _without_depends_on(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_each_service_is_one_config_group_carrying_its_rendered_objects() -> None:
-    engine, outputs = register(
-        lambda: _outputs(
+    meshes: list[Mesh] = []
+
+    def build() -> Any:
+        meshes.append(
             Mesh("demo", MeshArgs(spec=DEMO_MESH, proxy_image="p:1", registration="grouped"))
         )
-    )
+        return _outputs(meshes[0])
+
+    engine, outputs = register(build)
+    assert meshes[0].services == {}
+    assert sorted(meshes[0].service_groups) == ["service1", "service2"]
     # The outputs do not depend on how the services are registered.
     assert outputs == ["demo", "<any node address>:32000", "p:1"]
     groups = group_manifests(render_manifests(sailplan.load_mesh(DEMO_MESH), proxy_image="p:1"))
@@ -90,6 +96,19 @@ def test_each_service_is_one_config_group_carrying_its_rendered_objects() -> Non
         f"demo-ingress-{m['kind'].lower()}-{m['metadata']['name']}" for m in groups.ingress
     }
     assert custom == expected
+
+
+def test_per_object_stays_the_default() -> None:
+    meshes: list[Mesh] = []
+
+    def build() -> Any:
+        meshes.append(Mesh("demo", MeshArgs(spec=DEMO_MESH, proxy_image="p:1")))
+        return meshes[0].namespace
+
+    engine, _ = register(build)
+    assert sorted(meshes[0].services) == ["service1", "service2"]
+    assert meshes[0].service_groups == {}
+    assert engine.of_type(CONFIG_GROUP) == []
 
 
 def test_a_sidecar_deployment_waits_for_its_certificate_inside_the_group() -> None:
