@@ -38,6 +38,7 @@ from sailplan.components.mesh_service import (
 from sailplan.render.manifests import render_manifests
 
 CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
+LINKERD_SHOP = REPO / "examples" / "pulumi-linkerd" / "shop.mesh.yaml"
 
 
 def _outputs(mesh: Mesh) -> pulumi.Output[list[Any]]:
@@ -164,6 +165,23 @@ def test_istio_groups_wait_for_the_control_plane_and_carry_no_annotation() -> No
         assert {istiod, base} <= set(group.dependencies)
         # No Certificates on the istio plane: the objects go to the provider unchanged.
         assert _objects(group) == objects
+
+
+def test_gateway_api_services_are_grouped_too() -> None:
+    engine, _ = register(
+        lambda: Mesh("shop", MeshArgs(spec=LINKERD_SHOP, registration="grouped")).namespace
+    )
+    spec = sailplan.load_mesh(LINKERD_SHOP)
+    assert spec.data_plane == "gateway-api"
+    groups = group_manifests(render_manifests(spec))
+    assert {name: _objects(group) for name, group in _groups(engine).items()} == {
+        f"shop-{service}": objects for service, objects in groups.services.items()
+    }
+    assert any(
+        o["apiVersion"].startswith("gateway.networking.k8s.io/")
+        for objects in groups.services.values()
+        for o in objects
+    )
 
 
 def test_the_group_uses_the_meshs_kubernetes_provider() -> None:
