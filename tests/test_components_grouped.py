@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from conftest import DEMO_MESH
+from conftest import DEMO_MESH, REPO
 from pulumi_support import Engine, register
 
 import sailplan
@@ -36,6 +38,7 @@ from sailplan.components.mesh_service import (
 from sailplan.render.manifests import render_manifests
 
 CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
+LINKERD_SHOP = REPO / "examples" / "pulumi-linkerd" / "shop.mesh.yaml"
 
 
 def _outputs(mesh: Mesh) -> pulumi.Output[list[Any]]:
@@ -63,11 +66,17 @@ def _without_depends_on(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_each_service_is_one_config_group_carrying_its_rendered_objects() -> None:
-    engine, outputs = register(
-        lambda: _outputs(
+    meshes: list[Mesh] = []
+
+    def build() -> Any:
+        meshes.append(
             Mesh("demo", MeshArgs(spec=DEMO_MESH, proxy_image="p:1", registration="grouped"))
         )
-    )
+        return _outputs(meshes[0])
+
+    engine, outputs = register(build)
+    assert meshes[0].services == {}
+    assert sorted(meshes[0].service_groups) == ["service1", "service2"]
     # The outputs do not depend on how the services are registered.
     assert outputs == ["demo", "<any node address>:32000", "p:1"]
     groups = group_manifests(render_manifests(sailplan.load_mesh(DEMO_MESH), proxy_image="p:1"))
@@ -88,6 +97,19 @@ def test_each_service_is_one_config_group_carrying_its_rendered_objects() -> Non
         f"demo-ingress-{m['kind'].lower()}-{m['metadata']['name']}" for m in groups.ingress
     }
     assert custom == expected
+
+
+def test_per_object_stays_the_default() -> None:
+    meshes: list[Mesh] = []
+
+    def build() -> Any:
+        meshes.append(Mesh("demo", MeshArgs(spec=DEMO_MESH, proxy_image="p:1")))
+        return meshes[0].namespace
+
+    engine, _ = register(build)
+    assert sorted(meshes[0].services) == ["service1", "service2"]
+    assert meshes[0].service_groups == {}
+    assert engine.of_type(CONFIG_GROUP) == []
 
 
 def test_a_sidecar_deployment_waits_for_its_certificate_inside_the_group() -> None:
@@ -143,6 +165,23 @@ def test_istio_groups_wait_for_the_control_plane_and_carry_no_annotation() -> No
         assert {istiod, base} <= set(group.dependencies)
         # No Certificates on the istio plane: the objects go to the provider unchanged.
         assert _objects(group) == objects
+
+
+def test_gateway_api_services_are_grouped_too() -> None:
+    engine, _ = register(
+        lambda: Mesh("shop", MeshArgs(spec=LINKERD_SHOP, registration="grouped")).namespace
+    )
+    spec = sailplan.load_mesh(LINKERD_SHOP)
+    assert spec.data_plane == "gateway-api"
+    groups = group_manifests(render_manifests(spec))
+    assert {name: _objects(group) for name, group in _groups(engine).items()} == {
+        f"shop-{service}": objects for service, objects in groups.services.items()
+    }
+    assert any(
+        o["apiVersion"].startswith("gateway.networking.k8s.io/")
+        for objects in groups.services.values()
+        for o in objects
+    )
 
 
 def test_the_group_uses_the_meshs_kubernetes_provider() -> None:
@@ -248,3 +287,24 @@ def test_grouped_with_an_output_image_is_refused() -> None:
 
     with pytest.raises(ArgsError, match=r"^MeshArgs\.registration: 'grouped' needs every"):
         register(build)
+
+
+def test_the_registration_bench_measures_both_ways() -> None:
+    """`python -m bench.pulumi_cost` registers the generated mesh each way, in a fresh interpreter
+    (its mocks and its timing of the render are process-global)."""
+    counts = {}
+    for registration in ("per-object", "grouped"):
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.pulumi_cost", "--registration", registration, "5"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        header, row = done.stdout.splitlines()
+        assert header.split()[:6] == ["services", "resources", "wall", "s", "cpu", "s"]
+        counts[registration] = int(row.split()[1])
+    # 5 services of 7 objects: a MeshService and a resource per object each, or one group each;
+    # plus the Mesh, its namespace and its PeerAuthentication.
+    assert counts == {"per-object": 5 * (1 + 7) + 3, "grouped": 5 + 3}

@@ -452,8 +452,8 @@ class Mesh(pulumi.ComponentResource):
 
     The spec is validated and rendered before anything is registered, so an invalid spec or a
     wrong argument (see `MeshArgs`) deploys nothing. Children, named "<name_prefix>-...":
-    a `MeshService` per service (a `yaml.v2.ConfigGroup` with `registration="grouped"`; `services`
-    maps each service's name to it), an `IngressGateway`, the mesh-wide objects and the namespace;
+    a `MeshService` per service (`services`, by service name; with `registration="grouped"` a
+    `yaml.v2.ConfigGroup` in its place, `service_groups`), an `IngressGateway`, the mesh-wide objects and the namespace;
     on the builtin data plane a `ProxyImage` when building one; on the istio data plane the
     workloads wait for the control plane (shared by every istio-plane Mesh of the program unless
     `MeshArgs.control_plane` names one).
@@ -470,7 +470,8 @@ class Mesh(pulumi.ComponentResource):
     proxy_image: pulumi.Output[str | None]
     control_plane: IstioControlPlane | None
     cert_manager: CertManager | None
-    services: dict[str, MeshService | ConfigGroup]
+    services: dict[str, MeshService]
+    service_groups: dict[str, ConfigGroup]
 
     def __init__(
         self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None
@@ -568,15 +569,17 @@ class Mesh(pulumi.ComponentResource):
             if manifest["apiVersion"].startswith("cert-manager.io/")
         ]
         after = pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(depends_on=mesh_ca))
+        services = sorted(groups.services.items())
+        grouped = args.registration == "grouped"
+        self.services = {
+            service: MeshService(f"{prefix}-{service}", objects, after)
+            for service, objects in ([] if grouped else services)
+        }
         # Grouped: the ConfigGroup takes the MeshService's place (and name) rather than going
         # under it, as a component of its own costs as much to register as the group does.
-        self.services = {
-            service: (
-                service_config_group(f"{prefix}-{service}", objects, after)
-                if args.registration == "grouped"
-                else MeshService(f"{prefix}-{service}", objects, after)
-            )
-            for service, objects in sorted(groups.services.items())
+        self.service_groups = {
+            service: service_config_group(f"{prefix}-{service}", objects, after)
+            for service, objects in (services if grouped else [])
         }
         self.ingress_address = pulumi.Output.from_input(None)
         if groups.ingress:
