@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import io
+import itertools
 import json
 import re
 import subprocess
@@ -21,6 +22,7 @@ from conftest import DEMO_MESH
 
 from sailplan import Mesh
 from sailplan.cli import main
+from sailplan.model import LoadBalancer
 from sailplan.review.diff import mesh_changes
 from sailplan.review.objects import object_changes
 
@@ -839,3 +841,201 @@ def test_git_missing_is_a_runtime_failure_said_in_one_line(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == "error: git: not installed; a git:REV:PATH source needs it\n"
+
+
+# Where each object of the spec lives in the every-field test's mesh: (path of keys from the
+# mesh's top, the object as the mesh has it before the change, the `path` its changes are under).
+MOBILE = ("services", "service1", "routes", 1)
+AT_MOBILE = "services.service1.routes[1]"
+V1 = ("services", "service1", "versions", "v1")
+AT_V1 = "services.service1.versions.v1"
+POLICY = ("services", "service1", "policy")
+PLACES: dict[str, tuple[tuple[str | int, ...], Data, str]] = {
+    "Mesh": ((), {}, ""),
+    "Authorization": (("authorization",), {"default": "allow"}, "authorization"),
+    "Service": (("services", "service1"), {}, "services.service1"),
+    "Version": (V1, {}, AT_V1),
+    "Readiness": ((*V1, "readiness"), {"path": "/base"}, f"{AT_V1}.readiness"),
+    "LocalRun": ((*V1, "local"), {"command": ["base"]}, f"{AT_V1}.local"),
+    "Resources": ((*V1, "resources"), {}, f"{AT_V1}.resources"),
+    "ResourceAmounts": ((*V1, "resources", "limits"), {"cpu": "9"}, f"{AT_V1}.resources"),
+    "EnvRef": ((*V1, "env", "BASE"), {"secretKeyRef": {"name": "b", "key": "b"}}, f"{AT_V1}.env"),
+    "KeyRef": ((*V1, "env", "BASE", "secretKeyRef"), {"name": "b", "key": "b"}, f"{AT_V1}.env"),
+    "EnvFrom": ((*V1, "envFrom", 0), {"secretRef": {"name": "b"}}, f"{AT_V1}.envFrom"),
+    "NameRef": ((*V1, "envFrom", 0, "secretRef"), {"name": "b"}, f"{AT_V1}.envFrom"),
+    "Route": (MOBILE, {}, AT_MOBILE),
+    "Match": ((*MOBILE, "match"), {"path": {"prefix": "/m/"}}, f"{AT_MOBILE}.match"),
+    "Fault": ((*MOBILE, "fault"), {"delay": {"fixed": "9s", "percent": 1}}, f"{AT_MOBILE}.fault"),
+    "Delay": ((*MOBILE, "fault", "delay"), {"fixed": "9s", "percent": 1}, f"{AT_MOBILE}.fault"),
+    "Abort": ((*MOBILE, "fault", "abort"), {"status": 599, "percent": 1}, f"{AT_MOBILE}.fault"),
+    "Retries": ((*MOBILE, "retries"), {"attempts": 9}, f"{AT_MOBILE}.retries"),
+    "Mirror": ((*MOBILE, "mirror"), {"to": "v3", "percent": 1}, f"{AT_MOBILE}.mirror"),
+    "Headers": ((*MOBILE, "headers"), {"request": {"set": {"x-b": "b"}}}, f"{AT_MOBILE}.headers"),
+    "HeaderChanges": ((*MOBILE, "headers", "request"), {"set": {"x-b": "b"}}, AT_MOBILE),
+    "Rewrite": ((*MOBILE, "rewrite"), {"authority": "base.internal"}, f"{AT_MOBILE}.rewrite"),
+    "RegexRewrite": (
+        (*MOBILE, "rewrite", "uriRegexRewrite"),
+        {"match": "/b/(.*)", "rewrite": "/c/\\1"},
+        f"{AT_MOBILE}.rewrite",
+    ),
+    "Redirect": ((*MOBILE, "redirect"), {"uri": "/base"}, f"{AT_MOBILE}.redirect"),
+    "Respond": ((*MOBILE, "respond"), {"status": 404}, f"{AT_MOBILE}.respond"),
+    "Cors": ((*MOBILE, "cors"), {"allowOrigins": ["https://base.example"]}, f"{AT_MOBILE}.cors"),
+    "Policy": (POLICY, {"loadBalancer": "round-robin"}, "services.service1.policy"),
+    "LoadBalancer": (
+        (*POLICY, "loadBalancer"),
+        {"hashHeader": "x-base"},
+        "services.service1.policy.loadBalancer",
+    ),
+    "HashCookie": (
+        (*POLICY, "loadBalancer", "hashCookie"),
+        {"name": "base", "ttl": "9h"},
+        "services.service1.policy.loadBalancer",
+    ),
+    "ConnectionPool": (
+        (*POLICY, "connectionPool"),
+        {"maxConnections": 1},
+        "services.service1.policy.connectionPool",
+    ),
+    "OutlierDetection": (
+        (*POLICY, "outlierDetection"),
+        {"consecutive5xxErrors": 1},
+        "services.service1.policy.outlierDetection",
+    ),
+    "AllowRule": (
+        ("services", "service1", "allow", 0),
+        {"from": ["service2"]},
+        "services.service1.allow[0]",
+    ),
+    "PathRule": (
+        ("services", "service1", "allow", 0, "paths", 0),
+        {"exact": "/base"},
+        "services.service1.allow[0].paths",
+    ),
+    "Ingress": (("ingress",), {}, "ingress"),
+    "IngressRoute": (("ingress", "routes", 0), {}, "ingress.routes[0]"),
+    "IngressTls": (("ingress", "tls"), {"secretName": "base-tls"}, "ingress.tls"),
+    "CertificateIssuer": (("ingress", "tls", "issuer"), {"name": "base"}, "ingress.tls"),
+}
+# A route's name is who it is: a new name reads as the route removed and another added, at the
+# route's own path.
+IDENTITIES = {"Route.name"}
+# The documented example where it names what this mesh does not have, or would shadow a route.
+EXAMPLES: dict[str, Any] = {
+    "Mesh.services": {
+        "service2": {"port": 9000, "versions": {"v1": {"image": "r/s2:1"}}},
+        "service3": {"port": 9001, "versions": {"v1": {"image": "r/s3:1"}}},
+    },
+    "Mesh.ingress": {"hosts": ["shop.example.com"], "routes": [{"service": "service1"}]},
+    "AllowRule.from": ["service1", "ingress"],
+    "Ingress.routes": [{"match": {"path": {"prefix": "/api/"}}, "service": "service1"}],
+    "IngressRoute.service": "service1",
+    "Match.headers": {"x-canary": {}},
+    "Route.name": "phones",
+    "Route.match": [{"headers": {"x-canary": "true"}}],
+    "Route.destinationHeaders": {"v1": {"request": {"set": {"x-canary": "true"}}}},
+    "Service.allow": [{"from": ["service2", "ingress"], "methods": ["GET"]}],
+    "Service.calls": ["service2"],
+}
+
+
+def _spec_fields() -> dict[str, list[tuple[str, Any]]]:
+    """Every field of the spec with its first example, per object, as the schema lists them."""
+    schema = Mesh.model_json_schema(by_alias=True)
+    bodies = {"Mesh": schema, **schema.get("$defs", {})}
+    fields = {
+        name: [(key, prop["examples"][0]) for key, prop in body.get("properties", {}).items()]
+        for name, body in bodies.items()
+        if body.get("properties")
+    }
+    # A load balancer is written as a name or a one-key mapping: its schema has no properties.
+    fields["LoadBalancer"] = [
+        (info.alias or key, (info.examples or [None])[0])
+        for key, info in LoadBalancer.model_fields.items()
+    ]
+    return fields
+
+
+def _place(data: Data, keys: tuple[str | int, ...], value: Any, merge: bool) -> None:
+    """Put VALUE at KEYS, making the mappings and lists on the way (a plain-name load balancer
+    becomes a mapping); with MERGE, into the mapping already there."""
+    parent: Any = data
+    for key, following in itertools.pairwise(keys):
+        if isinstance(parent, list):
+            parent = parent[key]
+            continue
+        if not isinstance(parent.get(key), list | dict):
+            parent[key] = [{}] if isinstance(following, int) else {}
+        parent = parent[key]
+    current = parent[keys[-1]] if isinstance(parent, list) else parent.get(keys[-1])
+    parent[keys[-1]] = {**current, **value} if merge and isinstance(current, dict) else value
+
+
+def _field_base(
+    name: str, value: Data | None = None, merge: bool = True, plane: str = "builtin"
+) -> Data:
+    """The mesh of the every-field test, with the object NAME at its place as VALUE (default:
+    its base in PLACES)."""
+    keys, base, _ = PLACES[name]
+    data = _base()
+    service1 = data["services"]["service1"]
+    service1["versions"]["v3"] = {"image": "registry/users:3"}
+    data["ingress"].update(port=443, hosts=["base.example.com"])
+    data["dataPlane"] = plane
+    if keys[:4] == MOBILE and keys[4:5] in {("redirect",), ("respond",)}:
+        del service1["routes"][1]["to"]  # a route that answers itself sends nowhere
+    if keys:
+        _place(data, keys, base if value is None else value, merge)
+    return data
+
+
+def _mutated(name: str, key: str, example: Any) -> tuple[Data, Data] | None:
+    """(old, new): the base, and the base with KEY of the object NAME set to EXAMPLE beside its
+    other fields, or alone when they exclude each other, on the first plane that takes it (builtin
+    refuses a few, such as grpc); None when no such mesh is valid."""
+    _, value, _ = PLACES[name]
+    for plane in ("builtin", "istio"):
+        for changed, merge in (({**value, key: example}, True), ({key: example}, False)):
+            data = _field_base(name, changed, merge, plane)
+            if name == "Mesh":
+                data[key] = example
+            if name == "Route" and key in {"redirect", "respond", "split"}:
+                data["services"]["service1"]["routes"][1].pop("to", None)
+            try:
+                Mesh.parse(data)
+            except Exception:
+                continue
+            return _field_base(name, plane=plane), data
+    return None
+
+
+def test_every_field_of_the_spec_is_said_when_it_changes() -> None:
+    """Each field of each object, set to its documented example beside the object's base: the
+    diff says a change at that field's path (or under the object, for nested objects)."""
+    fields = _spec_fields()
+    assert sorted(set(fields) - set(PLACES)) == [], "give these objects a place in PLACES"
+    unsaid, invalid, constant = [], [], []
+    for name, entries in fields.items():
+        at = PLACES[name][2]
+        for key, example in entries:
+            pair = _mutated(name, key, EXAMPLES.get(f"{name}.{key}", example))
+            if pair is None:
+                invalid.append(f"{name}.{key}")
+                continue
+            old, new = pair
+            if Mesh.parse(old).to_dict() == Mesh.parse(new).to_dict():
+                constant.append(f"{name}.{key}")  # its example is its only value
+                continue
+            # A field of one of these is said at its own path; a nested object's under it.
+            expected = at
+            own = {"Mesh", "Service", "Version", "Route", "Policy", "Ingress"}
+            if name in own and f"{name}.{key}" not in IDENTITIES:
+                expected = f"{at}.{key}" if at else key
+            paths = [c.path for c in mesh_changes(Mesh.parse(old), Mesh.parse(new))]
+            if not any(
+                p == expected or p.startswith((f"{expected}.", f"{expected}[")) for p in paths
+            ):
+                unsaid.append(f"{name}.{key}: {paths}")
+    assert constant == ["Mesh.apiVersion", "Mesh.kind"]
+    assert invalid == [], f"these examples make no valid mesh here: adjust PLACES: {invalid}"
+    assert unsaid == [], "a change of these fields is not said at their path:\n" + "\n".join(unsaid)
