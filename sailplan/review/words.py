@@ -1,4 +1,5 @@
-"""The spec's own words for routes, matches and faults, shared by `diff` and `graph`."""
+"""The spec's own words for routes, matches, faults, headers, load balancers, access rules and
+TLS, shared by `diff` and `graph`."""
 
 from __future__ import annotations
 
