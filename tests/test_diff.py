@@ -75,6 +75,13 @@ def _with_headers(data: Data) -> None:
     }
 
 
+def _with_answers(data: Data) -> None:
+    for route in _routes(data)[:2]:
+        del route["to"]
+    _routes(data)[0]["respond"] = {"status": 503, "body": "down"}
+    _routes(data)[1]["redirect"] = {"uri": "/v2/login", "code": 302}
+
+
 def _with_mirrors(data: Data) -> None:
     data["services"]["service1"]["versions"]["v4"] = {"image": "registry/users:4"}
     data["services"]["service1"]["versions"]["v3"] = {"image": "registry/users:3"}
@@ -350,6 +357,42 @@ CASES: list[Case] = [
         lambda d: d["ingress"].pop("tls"),
         ["ingress: HTTPS removed — the ingress serves plain HTTP"],
         _with_tls,
+    ),
+    (
+        "respond status and redirect code",
+        lambda d: (
+            _routes(d)[0].update(respond={"status": 404}),
+            _routes(d)[1].update(redirect={"uri": "/v3/login", "code": 301}),
+        ),
+        [
+            'service1 › testers: respond 503 with body "down" → 404',
+            "service1 › mobile: redirect 302 (path /v2/login) → 301 (path /v3/login)",
+        ],
+        _with_answers,
+    ),
+    (
+        "rewrite changed and dropped",
+        lambda d: _routes(d)[1].update(rewrite={"uri": "/v3/"}),
+        [
+            "service1 › mobile: rewrite path /v2/ → /v3/",
+            "service1 › mobile: rewrite Host users.internal → none",
+        ],
+        lambda d: _routes(d)[1].update(rewrite={"uri": "/v2/", "authority": "users.internal"}),
+    ),
+    (
+        "sticky load balancer removed",
+        lambda d: d["services"]["service1"].pop("policy"),
+        ["service1: load balancer removed (was sticky by source IP)"],
+        lambda d: d["services"]["service1"].update(policy={"loadBalancer": {"hashSourceIp": True}}),
+    ),
+    (
+        "calls swapped",
+        lambda d: d["services"]["service2"].update(calls=["service1"]),
+        [
+            "service2: no longer gets service2's routes; its calls there pass through",
+            "service2: now gets service1's routes",
+        ],
+        _with_calls,
     ),
     (
         "load balancer",
