@@ -153,6 +153,11 @@ CASES: list[Case] = [
         ["service1 › testers: match end-user: jason → end-user: ~ja.*"],
     ),
     (
+        "match that reads the same is said by its keys",
+        lambda d: _routes(d)[1].update(match={"path": {"exact": "/m/*"}}),
+        ["service1 › mobile: match path prefix /m/ → path exact /m/*"],
+    ),
+    (
         "fault added",
         lambda d: _canary(d).update(fault={"abort": {"status": 503, "percent": 10}}),
         ["service1 › canary: fault none → abort 503 at 10%"],

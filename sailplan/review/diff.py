@@ -294,8 +294,14 @@ def _route_field_changes(old: AnyRoute, new: AnyRoute) -> list[tuple[str, str]]:
     return said
 
 
+def _arrow(label: str, before: str, after: str) -> list[str]:
+    """`timeout 1s → 2s`; nothing when the words are the same for two different values (such
+    as retries `off` with other conditions), which then are said by their keys instead."""
+    return [] if before == after else [f"{label} {before} → {after}"]
+
+
 def _match(old: AnyRoute, new: AnyRoute) -> list[str]:
-    return [f"match {words.conditions(old.match)} → {words.conditions(new.match)}"]
+    return _arrow("match", words.conditions(old.match), words.conditions(new.match))
 
 
 def _service(old: Any, new: Any) -> list[str]:
@@ -324,15 +330,15 @@ def _weights(old: Any, new: Any) -> list[str]:
 
 
 def _fault(old: Any, new: Any) -> list[str]:
-    return [f"fault {words.fault(old.fault)} → {words.fault(new.fault)}"]
+    return _arrow("fault", words.fault(old.fault), words.fault(new.fault))
 
 
 def _timeout(old: Any, new: Any) -> list[str]:
-    return [f"timeout {old.timeout or 'none'} → {new.timeout or 'none'}"]
+    return _arrow("timeout", old.timeout or "none", new.timeout or "none")
 
 
 def _retries(old: Any, new: Any) -> list[str]:
-    return [f"retries {words.retries(old.retries)} → {words.retries(new.retries)}"]
+    return _arrow("retries", words.retries(old.retries), words.retries(new.retries))
 
 
 def _mirrors(old: Any, new: Any) -> list[str]:
@@ -376,13 +382,13 @@ def _rewrite(old: Any, new: Any) -> list[str]:
 
 
 def _redirect(old: Any, new: Any) -> list[str]:
-    return [
-        f"redirect {words.redirect(_dict(old.redirect))} → {words.redirect(_dict(new.redirect))}"
-    ]
+    return _arrow(
+        "redirect", words.redirect(_dict(old.redirect)), words.redirect(_dict(new.redirect))
+    )
 
 
 def _respond(old: Any, new: Any) -> list[str]:
-    return [f"respond {words.respond(_dict(old.respond))} → {words.respond(_dict(new.respond))}"]
+    return _arrow("respond", words.respond(_dict(old.respond)), words.respond(_dict(new.respond)))
 
 
 def _cors(old: Any, new: Any) -> list[str]:
