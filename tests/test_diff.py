@@ -325,6 +325,12 @@ CASES: list[Case] = [
         _with_allow,
     ),
     (
+        "allow paths that read the same are said by their keys",
+        lambda d: d["services"]["service1"]["allow"][0].update(paths=[{"exact": "/api*"}]),
+        ["service1: allow[0] paths prefix /api → exact /api*"],
+        _with_allow,
+    ),
+    (
         "allow removed",
         lambda d: d["services"]["service1"].pop("allow"),
         [

@@ -493,10 +493,16 @@ def _allow_rule_changes(name: str, label: str, at: str, was: Any, now: Any) -> l
             continue
         removed = [item for item in before if item not in after]
         added = [item for item in after if item not in before]
-        for items, verb in ((added, "added"), (removed, "removed")):
-            if items:
-                text = f"{label} {part} {verb}: {', '.join(items)}"
-                changes.append(Change("security", name, text, f"{at}.{key}"))
+        texts = [
+            f"{label} {part} {verb}: {', '.join(items)}"
+            for items, verb in ((added, "added"), (removed, "removed"))
+            if items
+        ]
+        if not texts:
+            # Reordered, or the same in these words (exact `/a*`, prefix `/a`): say the keys.
+            was_text, now_text = words.value_text(was[key]), words.value_text(now[key])
+            texts = [f"{label} {part} {was_text} → {now_text}"]
+        changes += [Change("security", name, text, f"{at}.{key}") for text in texts]
     return changes
 
 
