@@ -466,6 +466,13 @@ CASES: list[Case] = [
         ],
     ),
     (
+        "env from a ConfigMap",
+        lambda d: d["services"]["service1"]["versions"]["v1"].update(
+            envFrom=[{"configMapRef": {"name": "users-config"}}]
+        ),
+        ["service1 v1: envFrom added: configMapRef name users-config — pods restart"],
+    ),
+    (
         "readiness",
         lambda d: d["services"]["service1"]["versions"]["v1"].update(readiness={"path": "/ready"}),
         ["service1 v1: readiness.path /healthz → /ready — pods restart"],

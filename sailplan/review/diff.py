@@ -19,7 +19,7 @@ Category = Literal["security", "traffic", "workload", "policy", "ingress", "mesh
 CATEGORIES: tuple[Category, ...] = ("security", "traffic", "ingress", "policy", "workload", "mesh")
 
 # Version fields that are part of the pod template: changing one replaces every pod of the version.
-_POD_FIELDS = ("image", "env", "resources", "readiness")
+_POD_FIELDS = ("image", "env", "envFrom", "resources", "readiness")
 POD_ROLL = "pods restart"
 
 _MTLS_MEANING = {
