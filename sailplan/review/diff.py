@@ -295,8 +295,8 @@ def _route_field_changes(old: AnyRoute, new: AnyRoute) -> list[tuple[str, str]]:
 
 
 def _arrow(label: str, before: str, after: str) -> list[str]:
-    """`timeout 1s → 2s`; nothing when the words are the same for two different values (such
-    as retries `off` with other conditions), which then are said by their keys instead."""
+    """`timeout 1s → 2s`; nothing when the words are the same for two different values (path
+    exact `/m/*` and prefix `/m/` both read `/m/*`), which then are said by their keys."""
     return [] if before == after else [f"{label} {before} → {after}"]
 
 
