@@ -1,7 +1,9 @@
-"""The spec's own words for routes, matches and faults, shared by `diff` and `graph`."""
+"""The spec's own words for routes, matches, faults, headers, load balancers, access rules and
+TLS, shared by `diff` and `graph`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,3 +111,123 @@ def route_keys(routes: Sequence[Route | IngressRoute]) -> list[str]:
         seen[key] = seen.get(key, 0) + 1
         keys.append(key if seen[key] == 1 else f"{key}#{seen[key]}")
     return keys
+
+
+# The review's words for the YAML-shaped (`to_dict`) values of the newer route, policy, access
+# and ingress fields: what the proxy then does, not which keys moved.
+
+_DIRECTIONS = {"request": ("on requests", "to requests", "from requests")}
+_DIRECTIONS["response"] = ("on answers", "to answers", "from answers")
+
+
+def _keys(before: dict[str, Any] | list[str], after: dict[str, Any] | list[str]) -> list[str]:
+    return [*before, *(key for key in after if key not in before)]
+
+
+def header_changes(old: Any, new: Any) -> list[str]:
+    """`sets x-canary: true on requests (was false)`: each header `headers` (request/response,
+    set/add/remove) now treats differently."""
+    texts = []
+    for direction, (on, to, off) in _DIRECTIONS.items():
+        was, now = (old or {}).get(direction) or {}, (new or {}).get(direction) or {}
+        for verb, where in (("sets", on), ("adds", to)):
+            key = "set" if verb == "sets" else "add"
+            before, after = was.get(key) or {}, now.get(key) or {}
+            for name in _keys(before, after):
+                if name not in after:
+                    texts.append(f"no longer {verb} {name} {where} (was {before[name]})")
+                elif name not in before:
+                    texts.append(f"{verb} {name}: {after[name]} {where}")
+                elif before[name] != after[name]:
+                    texts.append(f"{verb} {name}: {after[name]} {where} (was {before[name]})")
+        removed, kept = was.get("remove") or [], now.get("remove") or []
+        texts += [f"no longer removes {name} {off}" for name in removed if name not in kept]
+        texts += [f"removes {name} {off}" for name in kept if name not in removed]
+    return texts
+
+
+def string_match(value: Any) -> str:
+    """A YAML-shaped StringMatch as `check` prints it: `a`, `a*`, `~a`."""
+    if not isinstance(value, dict):
+        return str(value)
+    if "prefix" in value:
+        return f"{value['prefix']}*"
+    if "regex" in value:
+        return f"~{value['regex']}"
+    return str(value.get("exact", "present"))
+
+
+def rewrite_parts(value: Any) -> dict[str, str]:
+    """A `rewrite` as {part: text}: `path`, `path by regex`, `Host`."""
+    value = value or {}
+    parts = {}
+    if "uri" in value:
+        parts["path"] = str(value["uri"])
+    if "uriRegexRewrite" in value:
+        regex = value["uriRegexRewrite"]
+        parts["path by regex"] = f"{regex['match']} as {regex['rewrite']}"
+    if "authority" in value:
+        parts["Host"] = str(value["authority"])
+    return parts
+
+
+def redirect(value: Any) -> str:
+    """`301 (scheme https, Host shop.example.com, port 8443, path /v2/login)`, or `none`."""
+    if value is None:
+        return "none"
+    labels = (("scheme", "scheme"), ("authority", "Host"), ("port", "port"), ("uri", "path"))
+    parts = [f"{label} {value[key]}" for key, label in labels if key in value]
+    return f"{value.get('code', 301)} ({', '.join(parts)})" if parts else str(value.get("code"))
+
+
+def respond(value: Any) -> str:
+    """`503 with body "down for maintenance"`, or `none`."""
+    if value is None:
+        return "none"
+    # JSON quoting keeps a body with newlines or quotes on one unambiguous line.
+    body = f" with body {json.dumps(value['body'], ensure_ascii=False)}" if "body" in value else ""
+    return f"{value['status']}{body}"
+
+
+def load_balancer(value: Any) -> str:
+    """`least-request`, or the sticky kind: `sticky by cookie session (ttl 1h, path /)`."""
+    if not isinstance(value, dict):
+        return value_text(value)
+    if "hashCookie" in value:
+        cookie = value["hashCookie"]
+        extra = ", ".join(f"{key} {cookie[key]}" for key in ("ttl", "path") if key in cookie)
+        return f"sticky by cookie {cookie['name']}" + (f" ({extra})" if extra else "")
+    if "hashHeader" in value:
+        return f"sticky by header {value['hashHeader']}"
+    if "hashQueryParameter" in value:
+        return f"sticky by query parameter {value['hashQueryParameter']}"
+    if "hashSourceIp" in value:
+        return "sticky by source IP"
+    return value_text(value)
+
+
+def access_paths(value: Any) -> list[str]:
+    """An allow rule's `paths` as `/api*` (prefix) and `/health` (exact)."""
+    return [
+        f"{path['prefix']}*" if "prefix" in path else str(path.get("exact")) for path in value or []
+    ]
+
+
+def allow_rule(rule: Any) -> str:
+    """`from web, ingress; GET, HEAD; paths /api*`, or `any request`."""
+    parts = []
+    if rule.get("from"):
+        parts.append(f"from {', '.join(rule['from'])}")
+    if rule.get("methods"):
+        parts.append(", ".join(rule["methods"]))
+    if rule.get("paths"):
+        parts.append(f"paths {', '.join(access_paths(rule['paths']))}")
+    return "; ".join(parts) or "any request"
+
+
+def tls_certificate(value: Any) -> str:
+    """`Secret shop-tls`, or `issued by ClusterIssuer letsencrypt`."""
+    if "issuer" in value:
+        issuer = value["issuer"]
+        return f"issued by {issuer.get('kind', 'Issuer')} {issuer['name']}"
+    return f"Secret {value.get('secretName')}"
