@@ -861,8 +861,13 @@ def test_redirects_give_sailplan_s_locations_on_the_mesh_and_at_the_gateway(
             f"API redirects to a lowercase host name (and a port); write the host in lowercase, "
             f"or {OTHER}",
         ),
+        (
+            {"uri": "/" + "a" * 1024},
+            "services.reviews.routes[0].redirect.uri: has 1025 characters; a Gateway API "
+            "redirect path has at most 1024",
+        ),
     ],
-    ids=["code-308", "uppercase-host"],
+    ids=["code-308", "uppercase-host", "long-path"],
 )
 def test_redirects_the_standard_channel_cannot_say_are_refused(
     redirect: dict[str, Any], expected: str
