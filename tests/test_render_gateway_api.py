@@ -861,8 +861,13 @@ def test_redirects_give_sailplan_s_locations_on_the_mesh_and_at_the_gateway(
             f"API redirects to a lowercase host name (and a port); write the host in lowercase, "
             f"or {OTHER}",
         ),
+        (
+            {"uri": "/" + "a" * 1024},
+            "services.reviews.routes[0].redirect.uri: has 1025 characters; a Gateway API "
+            "redirect path has at most 1024",
+        ),
     ],
-    ids=["code-308", "uppercase-host"],
+    ids=["code-308", "uppercase-host", "long-path"],
 )
 def test_redirects_the_standard_channel_cannot_say_are_refused(
     redirect: dict[str, Any], expected: str
@@ -987,6 +992,14 @@ def test_https_redirect_answers_the_plain_listener_with_a_301_to_https(
     secure = gateway_api.evaluate_gateway(cluster, request, listener="https")
     assert secure.shares() == {"web/v1": 1.0}
     assert [(c.probability, c.to) for c in secure.copies] == [(0.025, "web/v2")]
+    # A route's redirect there keeps https and the port the client named (none for 443).
+    host = "shop.example.com" + ("" if port == 443 else f":{port}")
+    moved = gateway_api.evaluate_gateway(
+        cluster, istio.Request("/old/x?c=1", host=host), listener="https"
+    )
+    assert [(b.status, b.headers) for b in moved.branches] == [
+        (302, (("location", f"https://{host}/new?c=1"),))
+    ]
 
 
 def test_the_oldest_tls_version_may_be_the_default() -> None:

@@ -5,8 +5,10 @@ HTTPRoutes bound to a Service, e.g. Linkerd or Istio) and of Gateway (the ingres
 service an HTTPRoute whose parent is the Service itself, and a Service per version for its
 backends; for the ingress a Gateway of a configurable class and one HTTPRoute bound to it, which
 repeats each target service's rules narrowed to the ingress route (as the istio plane does, since
-whether a gateway applies the mesh's routes too is up to the implementation). Which rules there
-are and why their order is safe: sailplan/model/gateway_api.py.
+whether a gateway applies the mesh's routes too is up to the implementation). With `ingress.tls`
+the Gateway's listener terminates TLS, and `httpsRedirect` adds a plain listener on port 80 with
+an HTTPRoute of its own that redirects to https. Which rules there are and why their order is
+safe: sailplan/model/gateway_api.py.
 """
 
 from __future__ import annotations

@@ -71,6 +71,11 @@ REDIRECTS = st.fixed_dictionaries(
 ).filter(lambda redirect: set(redirect) - {"code"})
 
 
+MIRRORS = st.fixed_dictionaries(
+    {"to": st.sampled_from(VERSIONS[4:]), "percent": st.sampled_from([25, 12.5, 0.5, 100])}
+)
+
+
 @st.composite
 def routes(draw: st.DrawFn) -> list[dict[str, Any]]:
     # Every rule sends to its own version (or redirects), so the answer names the rule that took
@@ -86,6 +91,10 @@ def routes(draw: st.DrawFn) -> list[dict[str, Any]]:
         elif draw(st.integers(0, 3)) == 0:
             del route["to"]
             route["redirect"] = draw(REDIRECTS)
+        if "to" in route and draw(st.integers(0, 2)) == 0:
+            # r4 and r5 take no route's requests but the catch-all's, which mirrors none.
+            route["mirrors"] = draw(st.lists(MIRRORS, min_size=1, max_size=2, unique_by=str))
+            route["mirrors"] = list({m["to"]: m for m in route["mirrors"]}.values())
         result.append(route)
     if draw(st.booleans()):
         result.append({"to": VERSIONS[-1]})
@@ -200,6 +209,14 @@ def test_the_rendered_httproutes_route_as_first_match_does(data: st.DataObject) 
             )
             answer = _shares(outcome)
             assert answer == expected, (service1_routes, request, how, answer, expected)
+            assert sorted(map(repr, outcome.copies)) == sorted(
+                map(repr, reference_outcome.copies)
+            ), (
+                service1_routes,
+                request,
+                outcome.copies,
+                reference_outcome.copies,
+            )
             assert _locations(outcome) == _locations(reference_outcome), (
                 service1_routes,
                 request,
@@ -220,6 +237,10 @@ def test_the_rendered_httproutes_route_as_first_match_does(data: st.DataObject) 
                 answer_in = _shares(at)
                 assert answer_in == expected_in, (request, how, answer_in, expected_in)
                 assert _locations(at) == _locations(reference_in), (request, how)
+                assert sorted(map(repr, at.copies)) == sorted(map(repr, reference_in.copies)), (
+                    request,
+                    how,
+                )
                 assert (
                     _locations(reference_in) or at.forwarded_path == reference_in.forwarded_path
                 ), (request, how)
