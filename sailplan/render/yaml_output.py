@@ -203,17 +203,13 @@ def _scalar(value: Any) -> str:
     """One value on one line, as libyaml writes it with the options above."""
     kind = type(value)
     if kind is str:
-        text: str = value
-        if _SAFE_PLAIN.fullmatch(text) and not text.endswith((" ", ":")) and ": " not in text:
-            if _plain_tag(text) == _STR:
-                return text
-            # A text that reads as a number, a boolean, a date or null: libyaml single-quotes it.
-            return f"'{text}'"
-        if text == "" or (
-            _ASCII_LINE.fullmatch(text) and "'" not in text and _plain_tag(text) != _STR
-        ):
-            return f"'{text}'"
-        raise _Unusual
+        known = _written.get(value)
+        if known is None:
+            known = _written_text(value)
+            if len(_written) >= _PLAIN_TAGS_MAX:
+                _written.clear()
+            _written[value] = known
+        return known
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
@@ -227,6 +223,21 @@ def _scalar(value: Any) -> str:
             number = number.replace("e", ".0e", 1)
         if _plain_tag(number) == _FLOAT:
             return number
+    raise _Unusual
+
+
+# A text as `_scalar` writes it: manifests repeat their keys and values.
+_written: dict[str, str] = {}
+
+
+def _written_text(text: str) -> str:
+    if _SAFE_PLAIN.fullmatch(text) and not text.endswith((" ", ":")) and ": " not in text:
+        if _plain_tag(text) == _STR:
+            return text
+        # A text that reads as a number, a boolean, a date or null: libyaml single-quotes it.
+        return f"'{text}'"
+    if text == "" or (_ASCII_LINE.fullmatch(text) and "'" not in text and _plain_tag(text) != _STR):
+        return f"'{text}'"
     raise _Unusual
 
 
@@ -313,16 +324,20 @@ def _mapping(data: dict[Any, Any], column: int, head: str, out: list[str]) -> No
                 _sequence(value, column, out)
             else:
                 out.append(line + " []")
-        elif kind is str and _needs_double_quotes(value):
-            first, *rest = _double_quoted(value, len(line) + 1, column + 2)
-            out.append(f"{line} {first}")
-            out.extend(rest)
-        elif kind is str and "\n" in value:
-            first, *rest = _literal(value, column + 2)
-            out.append(f"{line} {first}")
-            out.extend(rest)
         else:
-            text = _scalar(value)
+            text = _written.get(value) if kind is str else None
+            if text is None:
+                if kind is str and _needs_double_quotes(value):
+                    first, *rest = _double_quoted(value, len(line) + 1, column + 2)
+                    out.append(f"{line} {first}")
+                    out.extend(rest)
+                    continue
+                if kind is str and "\n" in value:
+                    first, *rest = _literal(value, column + 2)
+                    out.append(f"{line} {first}")
+                    out.extend(rest)
+                    continue
+                text = _scalar(value)
             if " " in text and len(line) + 1 + len(text) > _WIDTH:
                 raise _Unusual
             out.append(f"{line} {text}")
