@@ -33,36 +33,39 @@ def test_restored_after_an_exception() -> None:
     assert gc.isenabled()
 
 
-def test_what_the_pause_built_is_not_scanned_when_it_ends() -> None:
-    # The youngest generation's count, when a collection starts, is how many containers it
-    # scans (at least). Left at what the pause built, the first allocation after the pause
-    # would scan all of it.
-    pending: list[int] = []
-
-    def record(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            pending.append(gc.get_count()[0])
-
-    gc.callbacks.append(record)
+def _frozen_by(work: object) -> int:
+    """How many objects a pause around `work()` moved to the permanent generation."""
+    gc.unfreeze()
+    gc.collect()
     try:
         with paused_gc():
-            built = [[index] for index in range(100_000)]
-        after = [[index] for index in range(10_000)]
-    finally:
-        gc.callbacks.remove(record)
-    assert pending, "no collection ran after the pause"
-    assert max(pending) < 10_000
-    assert len(built) + len(after) == 110_000
-
-
-def test_objects_the_program_froze_stay_frozen() -> None:
-    frozen = [[index] for index in range(100)]
-    gc.freeze()
-    try:
-        before = gc.get_freeze_count()
-        with paused_gc():
-            built = [[index] for index in range(1_000)]
-        assert gc.get_freeze_count() == before
+            kept = work()  # type: ignore[operator]
+        frozen = gc.get_freeze_count()
+        del kept
+        return frozen
     finally:
         gc.unfreeze()
-    assert len(frozen) + len(built) == 1_100
+
+
+def test_what_a_large_pause_leaves_behind_is_frozen() -> None:
+    # The first collection after the pause would otherwise scan every one of these.
+    frozen = _frozen_by(lambda: [{"k": [i]} for i in range(60_000)])
+    assert frozen >= 120_000
+    assert gc.get_count()[0] < 1_000
+
+
+def test_a_small_pause_freezes_nothing() -> None:
+    assert _frozen_by(lambda: [{"k": [i]} for i in range(1_000)]) == 0
+
+
+def test_a_pause_that_fails_freezes_nothing() -> None:
+    gc.unfreeze()
+    kept: list[object] = []
+    try:
+        with paused_gc():
+            kept.extend({"k": [i]} for i in range(60_000))
+            raise ValueError
+    except ValueError:
+        pass
+    assert gc.get_freeze_count() == 0
+    assert gc.isenabled()

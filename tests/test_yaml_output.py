@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 
@@ -89,3 +90,72 @@ def test_the_lean_representer_writes_what_pyyamls_writes() -> None:
             assert dump(document, dumper=dumper) == reference, document
     with pytest.raises(yaml.representer.RepresenterError):
         dump({"a": object()})
+
+
+def _libyaml(document: object) -> str:
+    # The emitter path alone: nodes into libyaml (or PyYAML's emitter without it).
+    stream = io.StringIO()
+    yaml_output._write(document, stream, yaml_output._PythonDumper)
+    if yaml.__with_libyaml__:
+        libyaml = io.StringIO()
+        dumper = yaml_output._Dumper(libyaml, **yaml_output._OPTIONS)
+        dumper.open()
+        dumper.serialize(yaml_output._node(document, dumper))
+        dumper.close()
+        dumper.dispose()
+        assert libyaml.getvalue() == stream.getvalue()
+    return stream.getvalue()
+
+
+def test_manifests_written_as_text_are_what_the_emitter_writes() -> None:
+    from bench.meshgen import generated_mesh_yaml
+    from sailplan.loader import load_mesh_text
+    from sailplan.render.manifests import render_manifests
+
+    documents = [
+        document
+        for path in sorted(GOLDEN.rglob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if document is not None
+    ]
+    for plane in ("istio", "builtin"):
+        documents += render_manifests(load_mesh_text(generated_mesh_yaml(40, plane)))
+    as_text = 0
+    for document in documents:
+        try:
+            text = yaml_output._text(document)
+        except yaml_output._Unusual:
+            continue
+        as_text += 1
+        assert text == _libyaml(document)
+    # Regular expressions with indicators (`*`, `[`) are left to the emitter; nearly all else is text.
+    assert as_text > 0.95 * len(documents)
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("plain/text-1.2", "k: plain/text-1.2\n"),
+        ("8080", "k: '8080'\n"),
+        ("on", "k: 'on'\n"),
+        ("", "k: ''\n"),
+        (1.5, "k: 1.5\n"),
+        (1e20, "k: 1.0e+20\n"),
+        ("a\nb\n", "k: |\n  a\n  b\n"),
+        (" a\n\nb", "k: |2-\n   a\n\n  b\n"),
+        ("x\r\n", 'k: "x\\r\\n"\n'),
+        ("a  b", "k: a  b\n"),
+    ],
+)
+def test_values_written_as_text(value: object, written: str) -> None:
+    assert yaml_output._text({"k": value}) == written == _libyaml({"k": value})
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a*b", "a: b", "a #b", "-x", "é", "a\n\n", "x" * 60 + " " + "y" * 60, float("nan"), (1, 2)],
+)
+def test_values_left_to_the_emitter(value: object) -> None:
+    with pytest.raises(yaml_output._Unusual):
+        yaml_output._text({"k": value})
+    assert dump({"k": value}) == _libyaml({"k": value})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from collections.abc import Iterable
 from typing import Any, TextIO
 
@@ -118,6 +119,7 @@ _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
 _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
+_FLOAT = "tag:yaml.org,2002:float"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 
@@ -175,7 +177,216 @@ def _node(data: Any, dumper: Any) -> yaml.Node:
     return node
 
 
+class _Unusual(Exception):
+    """A value `_text` leaves to the emitter: see `_text`."""
+
+
+# Plain scalars that libyaml writes as they are in block context: no indicator first, no `: `,
+# no ` #`, printable ASCII (the tag the text resolves to is checked apart).
+_SAFE_PLAIN = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_./=+@%:,() -]*")
+_ASCII_LINE = re.compile(r"[\x20-\x7e]*")
+_ASCII_LINES = re.compile(r"[\x20-\x7e\n]*")
+# libyaml writes a key longer than this (128) as a complex key; a line past the width (100) may be
+# folded at a space: `_text` leaves both to the emitter.
+_KEY_MAX = 100
+_WIDTH = _OPTIONS["width"]
+
+
+def _plain_tag(text: str) -> str:
+    tag = _plain_tags.get(text)
+    if tag is None:
+        tag = str(_resolve(_Dumper, yaml.ScalarNode, text, (True, False)))
+    return tag
+
+
+def _scalar(value: Any) -> str:
+    """One value on one line, as libyaml writes it with the options above."""
+    kind = type(value)
+    if kind is str:
+        known = _written.get(value)
+        if known is None:
+            known = _written_text(value)
+            if len(_written) >= _PLAIN_TAGS_MAX:
+                _written.clear()
+            _written[value] = known
+        return known
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if value is None:
+        return "null"
+    if kind is float and value - value == 0:
+        # SafeRepresenter's spelling of a finite float; NaN and infinities go to the emitter.
+        number = repr(value).lower()
+        if "." not in number and "e" in number:
+            number = number.replace("e", ".0e", 1)
+        if _plain_tag(number) == _FLOAT:
+            return number
+    raise _Unusual
+
+
+# A text as `_scalar` writes it: manifests repeat their keys and values.
+_written: dict[str, str] = {}
+
+
+def _written_text(text: str) -> str:
+    if _SAFE_PLAIN.fullmatch(text) and not text.endswith((" ", ":")) and ": " not in text:
+        if _plain_tag(text) == _STR:
+            return text
+        # A text that reads as a number, a boolean, a date or null: libyaml single-quotes it.
+        return f"'{text}'"
+    if text == "" or (_ASCII_LINE.fullmatch(text) and "'" not in text and _plain_tag(text) != _STR):
+        return f"'{text}'"
+    raise _Unusual
+
+
+def _literal(text: str, indent: int) -> list[str]:
+    """A multi-line text as libyaml's literal block (`|`) at `indent`, or `_Unusual` where libyaml
+    would double-quote it (a space before a break or at the end, a control character)."""
+    if not _ASCII_LINES.fullmatch(text) or " \n" in text or text.endswith(" "):
+        raise _Unusual
+    if text.endswith("\n\n") or text == "\n":
+        raise _Unusual
+    hints = ("2" if text[0] in " \n" else "") + ("" if text.endswith("\n") else "-")
+    lines = text.removesuffix("\n").split("\n")
+    pad = " " * indent
+    return ["|" + hints, *[pad + line if line else "" for line in lines]]
+
+
+_ESCAPES = {
+    "\x00": "\\0", "\x07": "\\a", "\x08": "\\b", "\t": "\\t", "\n": "\\n", "\x0b": "\\v",
+    "\x0c": "\\f", "\r": "\\r", "\x1b": "\\e", '"': '\\"', "\\": "\\\\",
+}  # fmt: skip
+
+
+def _double_quoted(text: str, column: int, indent: int) -> list[str]:
+    """`text` double-quoted from `column` as libyaml writes it (the rule `_PythonDumper` follows):
+    folded at a single space past the width, continued at `indent`. ASCII only."""
+    out = ['"']
+    column += 1
+    lines: list[str] = []
+    spaces = False
+    last = len(text) - 1
+    for index, ch in enumerate(text):
+        if ch == " ":
+            if not spaces and column > _WIDTH and 0 < index < last:
+                lines.append("".join(out))
+                out = [" " * indent]
+                column = indent
+                if text[index + 1] == " ":
+                    out.append("\\")
+                    column += 1
+            else:
+                out.append(ch)
+                column += 1
+            spaces = True
+            continue
+        spaces = False
+        if ch in _ESCAPES:
+            ch = _ESCAPES[ch]
+        elif not " " < ch <= "~":
+            raise _Unusual
+        out.append(ch)
+        column += len(ch)
+    out.append('"')
+    lines.append("".join(out))
+    return lines
+
+
+def _needs_double_quotes(text: str) -> bool:
+    """Whether libyaml writes this mapping value double-quoted: a control character, or a
+    multi-line text that a literal block cannot hold (a space before a break or at the end)."""
+    if _ASCII_LINE.fullmatch(text):
+        return False
+    if _ASCII_LINES.fullmatch(text):
+        return " \n" in text or text.endswith(" ")
+    return True
+
+
+def _mapping(data: dict[Any, Any], column: int, head: str, out: list[str]) -> None:
+    pad = " " * column
+    for key, value in sorted(data.items()):
+        if type(key) is not str or len(key) > _KEY_MAX or "\n" in key:
+            raise _Unusual
+        line = head + _scalar(key) + ":"
+        head = pad
+        kind = type(value)
+        if kind is dict:
+            if value:
+                out.append(line)
+                _mapping(value, column + 2, " " * (column + 2), out)
+            else:
+                out.append(line + " {}")
+        elif kind is list:
+            if value:
+                out.append(line)
+                _sequence(value, column, out)
+            else:
+                out.append(line + " []")
+        else:
+            text = _written.get(value) if kind is str else None
+            if text is None:
+                if kind is str and _needs_double_quotes(value):
+                    first, *rest = _double_quoted(value, len(line) + 1, column + 2)
+                    out.append(f"{line} {first}")
+                    out.extend(rest)
+                    continue
+                if kind is str and "\n" in value:
+                    first, *rest = _literal(value, column + 2)
+                    out.append(f"{line} {first}")
+                    out.extend(rest)
+                    continue
+                text = _scalar(value)
+            if " " in text and len(line) + 1 + len(text) > _WIDTH:
+                raise _Unusual
+            out.append(f"{line} {text}")
+
+
+def _sequence(items: list[Any], column: int, out: list[str]) -> None:
+    # Block sequences in a mapping are not indented (`key:` then `- item` in the same column).
+    dash = " " * column + "- "
+    for item in items:
+        kind = type(item)
+        if kind is dict:
+            if item:
+                _mapping(item, column + 2, dash, out)
+            else:
+                out.append(dash + "{}")
+        elif kind is list or (kind is str and "\n" in item):
+            raise _Unusual
+        else:
+            text = _scalar(item)
+            if " " in text and len(dash) + len(text) > _WIDTH:
+                raise _Unusual
+            out.append(dash + text)
+
+
+def _text(document: Any) -> str:
+    """The YAML libyaml writes for a manifest, built as text: block mappings and sequences, plain
+    and single-quoted scalars, literal blocks. Anything else raises `_Unusual` and goes through the
+    emitter (double quotes, folding, other types, non-ASCII text). Nodes plus libyaml's emitter
+    cost about 0.5 ms per object, the whole of `render -o` of a large mesh; tests compare this with
+    libyaml on every golden manifest."""
+    if type(document) is not dict or not document:
+        raise _Unusual
+    out: list[str] = []
+    try:
+        _mapping(document, 0, "", out)
+    except TypeError:
+        # Keys that do not sort: PyYAML keeps their order.
+        raise _Unusual from None
+    out.append("")
+    return "\n".join(out)
+
+
 def _write(document: Any, stream: Any, dumper_class: Any) -> None:
+    if dumper_class is _Dumper:
+        try:
+            stream.write(_text(document))
+            return
+        except _Unusual:
+            pass
     # What yaml.dump does, with the nodes from `_node`.
     dumper = dumper_class(stream, **_OPTIONS)
     try:
