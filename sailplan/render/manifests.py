@@ -39,9 +39,11 @@ KIND_ORDER = (
 )
 
 
+_RANKS = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
+
+
 def _rank(manifest: dict[str, Any]) -> int:
-    kind = manifest["kind"]
-    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+    return _RANKS.get(manifest["kind"], len(KIND_ORDER))
 
 
 def render_manifests(

@@ -3,6 +3,8 @@ connection pool and outlier detection."""
 
 from __future__ import annotations
 
+from functools import cache
+
 from sailplan.model import Duration, Route, Service
 from sailplan.model.policy import ConnectionPool, HashCookie
 from sailplan.model.route import RETRY_STATUS_CODES
@@ -111,6 +113,12 @@ def _pool_lines(service: Service) -> list[str]:
     return lines
 
 
+_OVERFLOW_ANSWER = (
+    f"http-request return status 503 content-type text/plain string {quote(OVERFLOW_BODY)}"
+    f"{flag('UO')}"
+)
+
+
 def _hash_cookie_lines(cookie: HashCookie) -> list[str]:
     """Hash on a cookie's value, in the section holding the servers (its variables are this
     transaction's: a route's attempts listener is a transaction of its own). With a ttl, a
@@ -141,10 +149,7 @@ def _hash_cookie_lines(cookie: HashCookie) -> list[str]:
 
 
 def _overflow_if(condition: str) -> str:
-    return (
-        f"http-request return status 503 content-type text/plain string {quote(OVERFLOW_BODY)}"
-        f"{flag('UO')} if {condition}"
-    )
+    return f"{_OVERFLOW_ANSWER} if {condition}"
 
 
 def _overflow_lines(service: Service, members: list[str]) -> list[str]:
@@ -251,27 +256,35 @@ def cluster_members(service: Service, service_name: str, version: str) -> list[s
     return members
 
 
-def _pool_members(service: Service, service_name: str, version: str) -> list[str]:
-    """Envoy keeps one connection pool per cluster, and Istio makes a cluster of each version's
-    subset: every route's backend to a version counts against the same `maxConnections`."""
-    return [
-        route_backend(service_name, service, index, version)
-        for index, route in enumerate(service.routes)
-        if route.weights.get(version, 0) > 0
-    ]
-
-
 def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -> None:
     """A backend per (route, version) the route sends traffic to, and one of every version.
     `socket_prefix` names the unix sockets of the service's deadline hops."""
     service = ctx.mesh.services[service_name]
     options = _server_options(service)
     versions = sorted(service.versions)
+    # What every backend of the service repeats, once: its backends' names, the members of each
+    # version's pool, the servers (bench/FINDINGS.md point 10, a render linear in services).
+    weights = [route.weights for route in service.routes]
+    names = {
+        (index, version): route_backend(service_name, service, index, version)
+        for index, split in enumerate(weights)
+        for version, weight in split.items()
+        if weight > 0
+    }
+    # Envoy keeps one connection pool per cluster, and Istio makes a cluster of each version's
+    # subset: every route's backend to a version counts against the same `maxConnections`.
+    pool_members = {
+        version: [name for (_, to), name in names.items() if to == version] for version in versions
+    }
+    outlier = service.policy is not None and service.policy.outlier_detection is not None
+    pool = _pool_lines(service)
+    version_servers = {v: servers(ctx, service_name, v, options) for v in versions}
+    identity = server_identity_lines(ctx, service_name)
     for index, route in enumerate(service.routes):
-        for version, weight in route.weights.items():
+        for version, weight in weights[index].items():
             if weight <= 0:
                 continue
-            name = route_backend(service_name, service, index, version)
+            name = names[index, version]
             where = f"services.{service_name}.routes[{index}] -> {version}"
             # The longest an attempt here waits for its answer: the per-try timeout, else the
             # route's, which the outer listener enforces.
@@ -281,14 +294,14 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
                 service,
                 name + (ATTEMPTS_SUFFIX if route.timeout is not None else ""),
                 version_cluster(service_name, version),
-                cluster_members(service, service_name, version),
+                cluster_members(service, service_name, version) if outlier else [],
                 f"{attempt_timeout.ms}ms" if attempt_timeout else DEFAULT_SERVER_TIMEOUT,
             )
-            body += [*_pool_lines(service), *_attempt_lines(route)]
-            body += servers(ctx, service_name, version, options)
-            body += server_identity_lines(ctx, service_name)
+            body += [*pool, *_attempt_lines(route)]
+            body += version_servers[version]
+            body += identity
             logged = backend_lines(route_label(service, index), version)
-            logged += _overflow_lines(service, _pool_members(service, service_name, version))
+            logged += _overflow_lines(service, pool_members[version])
             # In the section the caller's request enters, so a timed route's attempts listener
             # gets the changed request and its answers (its own 504 included) are changed once.
             logged += destination_header_lines(route, version)
@@ -326,12 +339,12 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
             ctx, service, everyone, f"{service_name}|", [everyone], DEFAULT_SERVER_TIMEOUT
         ),
         *_overflow_lines(service, [everyone]),
-        *_pool_lines(service),
+        *pool,
         *_DEFAULT_RETRIES,
     ]
-    for version in sorted(service.versions):
-        body += servers(ctx, service_name, version, options)
-    body += server_identity_lines(ctx, service_name)
+    for version in versions:
+        body += version_servers[version]
+    body += identity
     out.section(
         f"backend {everyone}",
         *body,
@@ -362,9 +375,15 @@ def _attempt_lines(route: Route) -> list[str]:
     if retries.attempts == 0:
         # Envoy makes no retry at all; HAProxy's own default would retry a connection 3 times.
         return [*lines, "retries 0"]
+    return [*lines, f"retries {retries.attempts}", f"retry-on {_retry_on(retries.conditions)}"]
+
+
+# Once per set of conditions: every route of a large mesh repeats a few.
+@cache
+def _retry_on(conditions: tuple[str, ...]) -> str:
     keywords: list[str] = []
-    for condition in retries.conditions:
+    for condition in conditions:
         for keyword in _RETRY_ON[condition]:
             if keyword not in keywords:
                 keywords.append(keyword)
-    return [*lines, f"retries {retries.attempts}", f"retry-on {' '.join(keywords) or 'none'}"]
+    return " ".join(keywords) or "none"

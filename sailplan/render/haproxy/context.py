@@ -147,7 +147,7 @@ class Writer:
         if comment:
             self.lines.append(f"# {comment}")
         self.lines.append(header)
-        self.lines.extend(f"    {line}" for line in body if line)
+        self.lines.extend([f"    {line}" for line in body if line])
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"

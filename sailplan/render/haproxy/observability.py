@@ -15,6 +15,8 @@ frontend that hopped into them, so each request is logged once per proxy).
 
 from __future__ import annotations
 
+from functools import cache
+
 from sailplan.model import Service
 
 from .quoting import bare
@@ -55,6 +57,7 @@ _FIELDS = (
 ACCESS_LOG_FIELDS = tuple(name for name, _ in _FIELDS)
 
 
+@cache
 def log_format(proxy: str) -> str:
     """The `log-format` argument: one JSON object per request, without spaces, so it is one word.
     `proxy` is `outbound`, `inbound` or `ingress`, also in the routing frontends behind a hop."""
@@ -66,11 +69,17 @@ def frontend_lines(proxy: str, *, caller_from_header: bool = False) -> list[str]
     """The first lines of a logging frontend: its log format, the request's parts remembered for
     the log line, an id for the request when it has none (Envoy's `x-request-id` behaviour), the
     response flag. Per frontend, not in `defaults`: the health and admin frontends log nothing."""
-    return [
+    return list(_frontend_lines(proxy, caller_from_header))
+
+
+# Built once per kind of frontend: a large mesh has a routing frontend per service.
+@cache
+def _frontend_lines(proxy: str, caller_from_header: bool) -> tuple[str, ...]:
+    return (
         f"log-format {log_format(proxy)}",
         *_request_lines(caller_from_header),
         *_response_lines(),
-    ]
+    )
 
 
 def _request_lines(caller_from_header: bool) -> list[str]:
