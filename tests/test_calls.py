@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from proxy_support import backends, check_config, free_port, request, running_haproxy
+from dns_support import Dns, use_dns
+from proxy_support import Backend, backends, check_config, free_port, request, running_haproxy
 from schema_support import validate_manifest
 
 import sailplan
 from sailplan.cli import main
-from sailplan.render.haproxy import ProxyPorts, SidecarCompiler, StaticEndpoints
+from sailplan.render.haproxy import DnsEndpoints, ProxyPorts, SidecarCompiler, StaticEndpoints
 from sailplan.render.manifests import render_manifests
 
 
@@ -183,3 +185,73 @@ def test_a_scoped_sidecar_routes_what_it_calls_and_passes_the_rest_through(
     assert unlisted.status == 503 and not started["svc002-v2"].requests
     # Dialled directly, svc002 answers from where it was sent: v1, its `testers` rule unused.
     assert (direct.status, direct.body) == (200, "svc002-v1")
+
+
+def _passthrough_queries(dns: Dns) -> list[str]:
+    """The names asked for, but the versions' headless Services (the sidecar's own servers)."""
+    return [name for name in dns.queries if not name.startswith("svc001-")]
+
+
+@pytest.mark.haproxy
+@pytest.mark.timeout(60)
+def test_explicit_proxy_in_a_cluster_resolves_an_unlisted_service_by_name(
+    tmp_path: Path,
+) -> None:
+    """interception: explicit-proxy: the app asks its sidecar for `http://svc002:8002/`, and
+    svc002 is not in `calls`. The pod's resolver would complete the short name with its
+    namespace's search domain; the passthrough does the same through the cluster's DNS and
+    dials the address it gets (the Service's ClusterIP), with no mesh policy. A name with dots
+    is asked as written, a literal IP is dialled without a query, and a name DNS does not know
+    gets a 503 that says so."""
+    mesh = _mesh({**_spec(3, {"svc000": ["svc001"]}), "mtls": "disable"})
+    # Not on 127.0.0.1: the explicit proxy's own address, which a Host that set no destination
+    # would leave in place and so reach by accident.
+    service_ip = Backend("svc002-v1", address="127.0.0.2").start()
+    outside_ip = Backend("outside", address="127.0.0.3").start()
+    started = {"svc002-v1": service_ip, "outside": outside_ip}
+    svc002, outside = service_ip.port, outside_ip.port
+    dns = Dns({"svc002.calls.svc.cluster.local": ["127.0.0.2"], "api.example.com": ["127.0.0.3"]})
+    ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    config = SidecarCompiler(
+        mesh,
+        endpoints=DnsEndpoints("calls", port=15006),
+        ports=ports,
+        config_dir=str(tmp_path),
+        runtime_dir=str(tmp_path),
+        passthrough="host-header",
+    ).files("svc000", "v1")
+    try:
+        with running_haproxy(use_dns(dict(config.files), dns), tmp_path, [ports.outbound]):
+            short = request(ports.outbound, host=f"svc002:{svc002}", headers={"x-v": "two"})
+            dotted = request(ports.outbound, host=f"API.example.com:{outside}")
+            asked = _passthrough_queries(dns)
+            literal = request(ports.outbound, host=f"127.0.0.3:{outside}")
+            after_literal = _passthrough_queries(dns)
+            unknown = request(ports.outbound, host=f"svc009:{svc002}")
+            unqualified = request(ports.outbound, host=f"svc002.calls:{svc002}")
+    finally:
+        dns.stop()
+        service_ip.stop()
+        outside_ip.stop()
+    assert (short.status, short.body) == (200, "svc002-v1")
+    assert (dotted.status, dotted.body) == (200, "outside")
+    assert set(asked) == {"svc002.calls.svc.cluster.local", "api.example.com"}
+    assert (literal.status, literal.body) == (200, "outside")
+    assert after_literal == asked
+    assert (unknown.status, unknown.body) == (
+        503,
+        "DNS resolution failure: svc009.calls.svc.cluster.local",
+    )
+    assert (unqualified.status, unqualified.body) == (
+        503,
+        "DNS resolution failure: svc002.calls",
+    )
+    assert len(started["svc002-v1"].requests) == 1
+    log = [
+        json.loads(line)
+        for line in (tmp_path / "haproxy.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    flags = {entry["authority"]: entry["response_flags"] for entry in log}
+    assert flags[f"svc009:{svc002}"] == "DF"
+    assert flags[f"svc002:{svc002}"] == "-"

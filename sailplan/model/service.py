@@ -582,6 +582,9 @@ class Service(SpecModel):
             "to `PassthroughCluster` (Istio's default outbound policy `ALLOW_ANY`).",
             builtin="The sidecar's outbound config holds the listed services' routes only, in "
             "the workload's own ConfigMap instead of the mesh's shared shards; any other Host "
-            "goes to the passthrough backend, to the address the caller dialled.",
+            "goes to the passthrough backend, to the address the caller dialled; with "
+            "`interception: explicit-proxy`, to the Host's name resolved by the cluster's DNS "
+            "as the pod's resolver would (a short name in the workload's namespace), 503 "
+            "`DNS resolution failure: <name>` when it does not resolve.",
         ),
     )

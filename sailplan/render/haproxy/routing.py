@@ -24,10 +24,10 @@ from .conditions import alternatives, percent_condition, rule_per_alternative, w
 from .context import Context, DnsEndpoints, Passthrough, Writer, flat
 from .cors import cors_lines
 from .endpoints import mirror_socket, servers
-from .globals import ABORT_BODY, DEFAULT_SERVER_TIMEOUT
+from .globals import ABORT_BODY, DEFAULT_SERVER_TIMEOUT, DNS_FAILURE_BODY
 from .headers import request_header_lines, response_header_lines
 from .observability import backend_lines, flag, frontend_lines, hop_lines, route_label
-from .quoting import acl_name, bare, quote
+from .quoting import acl_name, bare, fetch_arg, quote
 from .rewrite import alternative_lines, needs_alternative, rewrite_lines
 from .security import inbound as secure_inbound
 from .security import meshed
@@ -48,6 +48,32 @@ APP_POOL = "pool-purge-delay 1h"
 PASSTHROUGH_POOL = f"{APP_POOL} pool-low-conn 32"
 # The tag of a per-service routing frontend's socket -> the proxy its log lines name.
 PROXY_NAMES = {"o": "outbound", "g": "ingress"}
+
+
+def _passthrough_address(ctx: Context) -> list[str]:
+    """An explicit proxy's passthrough: the Host's name -> `txn.daddr`, the address to dial. A
+    literal IPv4 address is taken as it is (the cast to an address fails for anything else). In
+    a cluster a name is asked of the cluster's DNS as the pod's own resolver would: a short name
+    is a Service of the workload's namespace (its first search domain); a name with dots is
+    asked as written. A destination never stays unset: set-dst would then keep the proxy's own
+    address, 127.0.0.1, and the request would reach whatever listens on the Host's port there."""
+    lines = ["http-request set-var(txn.daddr) var(txn.host),ipmask(32)"]
+    unset = "!{ var(txn.daddr) -m found }"
+    if isinstance(ctx.endpoints, DnsEndpoints):
+        search = fetch_arg(f".{ctx.endpoints.namespace}.svc.{ctx.endpoints.cluster_domain}")
+        lines += [
+            f"http-request set-var(txn.dname) var(txn.host) if {unset} {{ var(txn.host) -m sub . }}",
+            f"http-request set-var-fmt(txn.dname) %[var(txn.host)]{search} "
+            f"if {unset} !{{ var(txn.host) -m sub . }}",
+            f"http-request do-resolve(txn.daddr,kubedns,ipv4) var(txn.dname) if {unset}",
+        ]
+    else:
+        lines.append(f"http-request set-var(txn.dname) var(txn.host) if {unset}")
+    return [
+        *lines,
+        "http-request return status 503 content-type text/plain "
+        f"lf-string {quote(DNS_FAILURE_BODY + ': %[var(txn.dname)]')}{flag('DF')} if {unset}",
+    ]
 
 
 def service_routing(
@@ -287,12 +313,13 @@ def outbound_front(
             comment="unknown destinations go where the caller sent them",
         )
     else:
-        # Explicit proxy (sandbox): the Host names the destination; literal IPs only.
+        # Explicit proxy: the Host names the destination.
         out.section(
             "backend passthrough",
             "http-request set-var(txn.dport) req.hdr(host),field(2,:)",
             "http-request set-var(txn.dport) str(80) if !{ var(txn.dport) -m found } or { var(txn.dport) -m len 0 }",
-            "http-request set-dst req.hdr(host),field(1,:)",
+            *_passthrough_address(ctx),
+            "http-request set-dst var(txn.daddr)",
             "http-request set-dst-port var(txn.dport)",
             # A connection is reused only for the same destination address and port.
             APP_REUSE,
