@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 import yaml
 from dns_support import Dns, use_dns
 from proxy_support import Backend, backends, check_config, free_port, request, running_haproxy
+from sandbox_support import MESHES, SandboxProcess, runnable_copy
 from schema_support import validate_manifest
 
 import sailplan
@@ -145,9 +148,10 @@ def test_a_scoped_sidecar_routes_what_it_calls_and_passes_the_rest_through(
     tmp_path: Path,
 ) -> None:
     """svc000 calls svc001 only: svc001's rules apply; svc002, known to the mesh but not
-    listed, is an unknown host to this sidecar, so its rules and backends are not used and the
-    request goes to the passthrough backend (here, an explicit proxy's: the Host names the
-    destination, and a name that is not an address gets the proxy's own 503)."""
+    listed, is an unknown host to this sidecar, so its rules and backends are not used: the
+    request passes through (here, an explicit proxy's with static addresses, as in the sandbox:
+    to any pod of svc002, as its ClusterIP would send it), and a name the mesh does not know
+    that is not an address gets the proxy's own 503."""
     # Plaintext: this is about routing, and the test's backends hold no mesh certificates.
     mesh = _mesh({**_spec(20, {"svc000": ["svc001"]}), "mtls": "disable"})
     with backends("svc001-v1", "svc001-v2", "svc002-v1", "svc002-v2") as started:
@@ -169,7 +173,11 @@ def test_a_scoped_sidecar_routes_what_it_calls_and_passes_the_rest_through(
         assert not [name for name in config.files if name.startswith("20-outbound-")]
         with running_haproxy(config.files, tmp_path, [ports.outbound]):
             listed = request(ports.outbound, host="svc001", headers={"x-v": "two"})
-            unlisted = request(ports.outbound, host="svc002", headers={"x-v": "two"})
+            unlisted = [
+                request(ports.outbound, host="svc002:8002", headers={"x-v": "two"})
+                for _ in range(20)
+            ]
+            unknown = request(ports.outbound, host="svc999", headers={"x-v": "two"})
             direct = request(
                 ports.outbound,
                 host=f"127.0.0.1:{started['svc002-v1'].port}",
@@ -182,7 +190,12 @@ def test_a_scoped_sidecar_routes_what_it_calls_and_passes_the_rest_through(
     assert {name.split("__")[0] for name in loaded if "__" in name} == {"svc001"}
     assert {"svc001__testers__v2", "passthrough"} <= loaded
     assert (listed.status, listed.body) == (200, "svc001-v2")
-    assert unlisted.status == 503 and not started["svc002-v2"].requests
+    # svc002's `testers` rule would send all of them to v2: no rule of svc002's applies.
+    assert {(reply.status, reply.body) for reply in unlisted} == {
+        (200, "svc002-v1"),
+        (200, "svc002-v2"),
+    }
+    assert (unknown.status, unknown.body) == (503, "DNS resolution failure: svc999")
     # Dialled directly, svc002 answers from where it was sent: v1, its `testers` rule unused.
     assert (direct.status, direct.body) == (200, "svc002-v1")
 
@@ -255,3 +268,33 @@ def test_explicit_proxy_in_a_cluster_resolves_an_unlisted_service_by_name(
     flags = {entry["authority"]: entry["response_flags"] for entry in log}
     assert flags[f"svc009:{svc002}"] == "DF"
     assert flags[f"svc002:{svc002}"] == "-"
+
+
+@pytest.mark.haproxy
+@pytest.mark.timeout(120)
+def test_the_sandbox_passes_a_call_outside_calls_to_a_pod_of_that_service(tmp_path: Path) -> None:
+    """Loopback sandbox (explicit proxy, every pod on 127.0.0.1): service2 lists no callee, so
+    its sidecar has no route of service1's. A call to service1 still reaches service1's pods, as
+    a call to its ClusterIP would in the cluster: any of them, both versions, with none of the
+    mesh's policy (service1's only route sends everything to v2)."""
+    data = yaml.safe_load(runnable_copy(MESHES / "even-split.yaml"))
+    data["services"]["service1"]["routes"] = [{"to": "v2"}]
+    data["services"]["service2"]["calls"] = []
+    path = tmp_path / "mesh.yaml"
+    path.write_text(yaml.safe_dump(data))
+    sandbox = SandboxProcess(path, "--isolation", "explicit-proxy")
+    try:
+        sandbox.wait_for("ready: ")
+        line = next(line for line in sandbox.lines if line.startswith("service2-v1-0-proxy "))
+        match = re.search(r"outbound :(\d+)", line)
+        assert match, line
+        outbound = int(match.group(1))
+        versions = Counter(
+            json.loads(request(outbound, "/healthz", host=host).body)["version"]
+            for host in ("service1:8088", "service1.even-split.svc.cluster.local:8088") * 20
+        )
+        unknown = request(outbound, "/healthz", host="nosuch:8088")
+    finally:
+        assert sandbox.stop() == 0
+    assert set(versions) == {"v1", "v2"}, versions
+    assert (unknown.status, unknown.body) == (503, "DNS resolution failure: nosuch")

@@ -55,7 +55,9 @@ def _passthrough_address(ctx: Context) -> list[str]:
     literal IPv4 address is taken as it is (the cast to an address fails for anything else). In
     a cluster a name is asked of the cluster's DNS as the pod's own resolver would: a short name
     is a Service of the workload's namespace (its first search domain); a name with dots is
-    asked as written. A destination never stays unset: set-dst would then keep the proxy's own
+    asked as written. With static addresses (the sandbox) there is no DNS to ask: a name is a
+    service of the mesh the sidecar does not route (`_unrouted_pods`), or nothing. A
+    destination never stays unset: set-dst would then keep the proxy's own
     address, 127.0.0.1, and the request would reach whatever listens on the Host's port there."""
     lines = ["http-request set-var(txn.daddr) var(txn.host),ipmask(32)"]
     unset = "!{ var(txn.daddr) -m found }"
@@ -68,12 +70,54 @@ def _passthrough_address(ctx: Context) -> list[str]:
             f"http-request do-resolve(txn.daddr,kubedns,ipv4) var(txn.dname) if {unset}",
         ]
     else:
-        lines.append(f"http-request set-var(txn.dname) var(txn.host) if {unset}")
+        # A service of the mesh this sidecar does not route: one of its pods, at random.
+        hosts = f"{ctx.config_dir}/hosts.map"
+        lines += [
+            f"http-request set-var-fmt(txn.dpick) {PASSTHROUGH_KEY}%[var(txn.host)] if {unset}",
+            f"http-request set-var(txn.dpick) var(txn.dpick),map_str({hosts}) if {unset}",
+            "http-request set-var(txn.dpods) var(txn.dpick),field(2,/) "
+            "if { var(txn.dpick) -m found }",
+            f"http-request set-var-fmt(txn.dpick) {PASSTHROUGH_KEY}%[var(txn.dpick),field(1,/)]/"
+            "%[rand,mod(txn.dpods)] if { var(txn.dpods) -m found }",
+            f"http-request set-var(txn.dpod) var(txn.dpick),map_str({hosts}) "
+            "if { var(txn.dpods) -m found }",
+            "http-request set-var(txn.daddr) var(txn.dpod),field(1,:),ipmask(32) "
+            "if { var(txn.dpod) -m found }",
+            "http-request set-var(txn.dport) var(txn.dpod),field(2,:) "
+            "if { var(txn.dpod) -m found }",
+            f"http-request set-var(txn.dname) var(txn.host) if {unset}",
+        ]
     return [
         *lines,
         "http-request return status 503 content-type text/plain "
         f"lf-string {quote(DNS_FAILURE_BODY + ': %[var(txn.dname)]')}{flag('DF')} if {unset}",
     ]
+
+
+# In the Host map, a key no Host has (`txn.host` is the Host up to its `:`): `:<host>` -> the
+# unrouted service it names and its pod count, `:<service>/<n>` -> its n-th pod's address.
+PASSTHROUGH_KEY = ":"
+
+
+def _unrouted_pods(
+    ctx: Context, service_names: Sequence[str] | None
+) -> dict[str, list[tuple[str, int]]]:
+    """Static addresses (the sandbox, benchmarks): the pods of each http service a sidecar does
+    not route (not in its `calls`), so that its explicit proxy passes a call to one through to
+    one of them with no mesh policy, as a call to the Service's ClusterIP does in a cluster
+    (where the passthrough resolves the name, and kube-proxy picks the pod). In the Host map,
+    not the config: a scoped sidecar stays small however many services it does not call (a
+    transparent sidecar's map holds them too, unread: its passthrough needs no name)."""
+    if service_names is None or isinstance(ctx.endpoints, DnsEndpoints):
+        return {}
+    routed = set(service_names)
+    found = {}
+    for service_name in ctx.http_services():
+        versions = ctx.endpoints.addresses.get(service_name, {})
+        pods = [address for version in sorted(versions) for address in versions[version]]
+        if service_name not in routed and pods:
+            found[service_name] = pods
+    return found
 
 
 def service_routing(
@@ -138,21 +182,31 @@ def _faults(route: Route, on_route: str) -> list[str]:
 
 
 def hosts_map(ctx: Context, service_names: Sequence[str] | None = None) -> str:
-    """Host -> service: short name, name.ns, name.ns.svc, FQDN (the port is stripped first)."""
+    """Host -> service, for each of its `host_names` (the port is stripped first)."""
+    lines = []
+    for service_name in ctx.http_services() if service_names is None else service_names:
+        for name in host_names(ctx, service_name):
+            lines.append(f"{bare(name)} {service_name}")
+    for service_name, pods in _unrouted_pods(ctx, service_names).items():
+        for name in host_names(ctx, service_name):
+            lines.append(f"{PASSTHROUGH_KEY}{bare(name)} {bare(service_name)}/{len(pods)}")
+        for index, (host, port) in enumerate(pods):
+            lines.append(f"{PASSTHROUGH_KEY}{bare(service_name)}/{index} {bare(host)}:{port}")
+    return "\n".join(lines) + "\n"
+
+
+def host_names(ctx: Context, service_name: str) -> tuple[str, ...]:
+    """The Hosts that name a service: short name, name.ns, name.ns.svc, FQDN."""
     namespace = ctx.mesh.target_namespace
     domain = (
         ctx.endpoints.cluster_domain if isinstance(ctx.endpoints, DnsEndpoints) else "cluster.local"
     )
-    lines = []
-    for service_name in ctx.http_services() if service_names is None else service_names:
-        for name in (
-            service_name,
-            f"{service_name}.{namespace}",
-            f"{service_name}.{namespace}.svc",
-            f"{service_name}.{namespace}.svc.{domain}",
-        ):
-            lines.append(f"{bare(name)} {service_name}")
-    return "\n".join(lines) + "\n"
+    return (
+        service_name,
+        f"{service_name}.{namespace}",
+        f"{service_name}.{namespace}.svc",
+        f"{service_name}.{namespace}.svc.{domain}",
+    )
 
 
 def dispatch_lines(ctx: Context, service_names: Sequence[str], tag: str) -> list[str]:
@@ -300,8 +354,8 @@ def outbound_front(
         "http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
         f"http-request set-var(txn.svc) var(txn.host),map_str({ctx.config_dir}/hosts.map)",
         *dispatch_lines(ctx, service_names, "o"),
-        "default_backend passthrough",
     ]
+    body.append("default_backend passthrough")
     out.section("frontend outbound", *body)
     if passthrough == "original-destination":
         # After iptables REDIRECT, 0.0.0.0:0 means the address the caller originally dialled.
