@@ -270,6 +270,24 @@ def test_explicit_proxy_in_a_cluster_resolves_an_unlisted_service_by_name(
     assert flags[f"svc002:{svc002}"] == "-"
 
 
+def _sandbox_outbound(sandbox: SandboxProcess, proxy: str) -> int:
+    line = next(line for line in sandbox.lines if line.startswith(f"{proxy} "))
+    match = re.search(r"outbound :(\d+)", line)
+    assert match, line
+    return int(match.group(1))
+
+
+def _uncalled_sandbox(tmp_path: Path, mtls: str) -> SandboxProcess:
+    """The walkthrough's mesh, service2 with `calls: []` and service1 routed to v2 only."""
+    data = yaml.safe_load(runnable_copy(MESHES / "even-split.yaml"))
+    data["mtls"] = mtls
+    data["services"]["service1"]["routes"] = [{"to": "v2"}]
+    data["services"]["service2"]["calls"] = []
+    path = tmp_path / "mesh.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return SandboxProcess(path, "--isolation", "explicit-proxy")
+
+
 @pytest.mark.haproxy
 @pytest.mark.timeout(120)
 def test_the_sandbox_passes_a_call_outside_calls_to_a_pod_of_that_service(tmp_path: Path) -> None:
@@ -277,18 +295,10 @@ def test_the_sandbox_passes_a_call_outside_calls_to_a_pod_of_that_service(tmp_pa
     its sidecar has no route of service1's. A call to service1 still reaches service1's pods, as
     a call to its ClusterIP would in the cluster: any of them, both versions, with none of the
     mesh's policy (service1's only route sends everything to v2)."""
-    data = yaml.safe_load(runnable_copy(MESHES / "even-split.yaml"))
-    data["services"]["service1"]["routes"] = [{"to": "v2"}]
-    data["services"]["service2"]["calls"] = []
-    path = tmp_path / "mesh.yaml"
-    path.write_text(yaml.safe_dump(data))
-    sandbox = SandboxProcess(path, "--isolation", "explicit-proxy")
+    sandbox = _uncalled_sandbox(tmp_path, "permissive")
     try:
         sandbox.wait_for("ready: ")
-        line = next(line for line in sandbox.lines if line.startswith("service2-v1-0-proxy "))
-        match = re.search(r"outbound :(\d+)", line)
-        assert match, line
-        outbound = int(match.group(1))
+        outbound = _sandbox_outbound(sandbox, "service2-v1-0-proxy")
         versions = Counter(
             json.loads(request(outbound, "/healthz", host=host).body)["version"]
             for host in ("service1:8088", "service1.even-split.svc.cluster.local:8088") * 20
@@ -298,3 +308,17 @@ def test_the_sandbox_passes_a_call_outside_calls_to_a_pod_of_that_service(tmp_pa
         assert sandbox.stop() == 0
     assert set(versions) == {"v1", "v2"}, versions
     assert (unknown.status, unknown.body) == (503, "DNS resolution failure: nosuch")
+
+
+@pytest.mark.haproxy
+@pytest.mark.timeout(120)
+def test_under_strict_mtls_the_callee_refuses_a_call_outside_calls(tmp_path: Path) -> None:
+    """The passthrough carries no mesh certificate (it dials as a destination outside the mesh
+    is dialled), so with `mtls: strict` the callee's sidecar refuses it, as in a cluster."""
+    sandbox = _uncalled_sandbox(tmp_path, "strict")
+    try:
+        sandbox.wait_for("ready: ")
+        refused = request(_sandbox_outbound(sandbox, "service2-v1-0-proxy"), host="service1:8088")
+    finally:
+        assert sandbox.stop() == 0
+    assert refused.status == 502

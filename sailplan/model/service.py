@@ -573,7 +573,9 @@ class Service(SpecModel):
         "a proxy. A call to a service not listed gets no mesh policy on either plane: it passes "
         "through to the address the caller dialled (the service's ClusterIP, so any of its pods), "
         "as to a destination outside the mesh, with no routes, splits, retries, timeouts or "
-        "faults. Default: every service of the mesh; worth setting past about 50 services.",
+        "faults, and without mTLS: with `mtls: strict` the callee's sidecar refuses it, so list "
+        "every service called. Default: every service of the mesh; worth setting past about "
+        "50 services.",
         examples=[["users", "orders"]],
         json_schema_extra=planes(
             istio="A `Sidecar` named after the service, selecting its pods (`app: <service>`), "
