@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import sailplan
 from sailplan.cli import main
 from sailplan.render.haproxy import DnsEndpoints, ProxyPorts, SidecarCompiler, StaticEndpoints
 from sailplan.render.manifests import render_manifests
+from sailplan.sandbox import netns
 
 
 def _spec(count: int, calls: dict[str, list[str]] | None = None) -> dict[str, Any]:
@@ -322,3 +324,38 @@ def test_under_strict_mtls_the_callee_refuses_a_call_outside_calls(tmp_path: Pat
     finally:
         assert sandbox.stop() == 0
     assert refused.status == 502
+
+
+@pytest.mark.haproxy
+@pytest.mark.timeout(180)
+def test_the_netns_sandbox_passes_a_call_outside_calls_to_a_pod_of_that_service(
+    tmp_path: Path,
+) -> None:
+    """Transparent sandbox (a namespace per pod): the greeter (service2, no callee listed)
+    dials service1's virtual address, which no kube-proxy turns into a pod there. Its sidecar
+    does, for a Host naming a mesh service it does not route: any pod, no policy (both
+    versions answer though service1's only route says v2)."""
+    reason = netns.unavailable()
+    if reason is not None:
+        pytest.skip(f"network namespaces cannot be created here: {reason}")
+    data = yaml.safe_load(runnable_copy(MESHES / "even-split.yaml"))
+    data["services"]["service1"]["routes"] = [{"to": "v2"}]
+    data["services"]["service2"]["calls"] = []
+    path = tmp_path / "mesh.yaml"
+    path.write_text(yaml.safe_dump(data))
+    sandbox = SandboxProcess(path, "--isolation", "netns")
+    try:
+        sandbox.wait_for("ready: ", timeout=90)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        versions: Counter[str] = Counter()
+        for index in range(20):
+            created = urllib.request.Request(
+                f"{sandbox.url()}/api/users",
+                data=json.dumps({"username": f"u{index}"}).encode(),
+                method="POST",
+            )
+            with opener.open(created, timeout=20) as answer:
+                versions[json.loads(answer.read())["version"]] += 1
+    finally:
+        assert sandbox.stop() == 0
+    assert set(versions) == {"v1", "v2"}, versions

@@ -587,7 +587,8 @@ class Service(SpecModel):
             "goes to the passthrough backend, to the address the caller dialled; with "
             "`interception: explicit-proxy`, to the Host's name resolved by the cluster's DNS "
             "as the pod's resolver would (a short name in the workload's namespace), 503 "
-            "`DNS resolution failure: <name>` when it does not resolve; in the sandbox's "
-            "explicit-proxy mode, to any of the service's pods.",
+            "`DNS resolution failure: <name>` when it does not resolve. In the sandbox, "
+            "which has no kube-proxy, the caller's sidecar sends it to any of the service's "
+            "pods.",
         ),
     )

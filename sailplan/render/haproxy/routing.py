@@ -70,27 +70,30 @@ def _passthrough_address(ctx: Context) -> list[str]:
             f"http-request do-resolve(txn.daddr,kubedns,ipv4) var(txn.dname) if {unset}",
         ]
     else:
-        # A service of the mesh this sidecar does not route: one of its pods, at random.
-        hosts = f"{ctx.config_dir}/hosts.map"
-        lines += [
-            f"http-request set-var-fmt(txn.dpick) {PASSTHROUGH_KEY}%[var(txn.host)] if {unset}",
-            f"http-request set-var(txn.dpick) var(txn.dpick),map_str({hosts}) if {unset}",
-            "http-request set-var(txn.dpods) var(txn.dpick),field(2,/) "
-            "if { var(txn.dpick) -m found }",
-            f"http-request set-var-fmt(txn.dpick) {PASSTHROUGH_KEY}%[var(txn.dpick),field(1,/)]/"
-            "%[rand,mod(txn.dpods)] if { var(txn.dpods) -m found }",
-            f"http-request set-var(txn.dpod) var(txn.dpick),map_str({hosts}) "
-            "if { var(txn.dpods) -m found }",
-            "http-request set-var(txn.daddr) var(txn.dpod),field(1,:),ipmask(32) "
-            "if { var(txn.dpod) -m found }",
-            "http-request set-var(txn.dport) var(txn.dpod),field(2,:) "
-            "if { var(txn.dpod) -m found }",
-            f"http-request set-var(txn.dname) var(txn.host) if {unset}",
-        ]
+        lines += _unrouted_pick(ctx, unset)
+        lines.append(f"http-request set-var(txn.dname) var(txn.host) if {unset}")
     return [
         *lines,
         "http-request return status 503 content-type text/plain "
         f"lf-string {quote(DNS_FAILURE_BODY + ': %[var(txn.dname)]')}{flag('DF')} if {unset}",
+    ]
+
+
+def _unrouted_pick(ctx: Context, condition: str) -> list[str]:
+    """Static addresses: when the Host names a service of the mesh this sidecar does not route,
+    one of its pods, at random, into `txn.daddr` and `txn.dport` (see `_unrouted_pods`)."""
+    hosts = f"{ctx.config_dir}/hosts.map"
+    return [
+        f"http-request set-var-fmt(txn.dpick) {PASSTHROUGH_KEY}%[var(txn.host)] if {condition}",
+        f"http-request set-var(txn.dpick) var(txn.dpick),map_str({hosts}) if {condition}",
+        "http-request set-var(txn.dpods) var(txn.dpick),field(2,/) if { var(txn.dpick) -m found }",
+        f"http-request set-var-fmt(txn.dpick) {PASSTHROUGH_KEY}%[var(txn.dpick),field(1,/)]/"
+        "%[rand,mod(txn.dpods)] if { var(txn.dpods) -m found }",
+        f"http-request set-var(txn.dpod) var(txn.dpick),map_str({hosts}) "
+        "if { var(txn.dpods) -m found }",
+        "http-request set-var(txn.daddr) var(txn.dpod),field(1,:),ipmask(32) "
+        "if { var(txn.dpod) -m found }",
+        "http-request set-var(txn.dport) var(txn.dpod),field(2,:) if { var(txn.dpod) -m found }",
     ]
 
 
@@ -106,8 +109,8 @@ def _unrouted_pods(
     not route (not in its `calls`), so that its explicit proxy passes a call to one through to
     one of them with no mesh policy, as a call to the Service's ClusterIP does in a cluster
     (where the passthrough resolves the name, and kube-proxy picks the pod). In the Host map,
-    not the config: a scoped sidecar stays small however many services it does not call (a
-    transparent sidecar's map holds them too, unread: its passthrough needs no name)."""
+    not the config: a scoped sidecar stays small however many services it does not call.
+    The transparent sandbox's sidecars read them too (its services' addresses are virtual)."""
     if service_names is None or isinstance(ctx.endpoints, DnsEndpoints):
         return {}
     routed = set(service_names)
@@ -359,8 +362,19 @@ def outbound_front(
     out.section("frontend outbound", *body)
     if passthrough == "original-destination":
         # After iptables REDIRECT, 0.0.0.0:0 means the address the caller originally dialled.
+        pick = []
+        if not isinstance(ctx.endpoints, DnsEndpoints):
+            # The transparent sandbox: a service's virtual address is no ClusterIP (no
+            # kube-proxy there turns it into a pod), so its sidecar picks the pod itself.
+            found = "{ var(txn.daddr) -m found }"
+            pick = [
+                *_unrouted_pick(ctx, "TRUE"),
+                f"http-request set-dst var(txn.daddr) if {found}",
+                f"http-request set-dst-port var(txn.dport) if {found}",
+            ]
         out.section(
             "backend passthrough",
+            *pick,
             # A connection is reused only for the same destination address.
             APP_REUSE,
             f"server original-destination 0.0.0.0:0 {PASSTHROUGH_POOL}",
