@@ -56,9 +56,9 @@ def _passthrough_address(ctx: Context) -> list[str]:
     a cluster a name is asked of the cluster's DNS as the pod's own resolver would: a short name
     is a Service of the workload's namespace (its first search domain); a name with dots is
     asked as written. With static addresses (the sandbox) there is no DNS to ask: a name is a
-    service of the mesh the sidecar does not route (`_unrouted_pods`), or nothing. A
-    destination never stays unset: set-dst would then keep the proxy's own
-    address, 127.0.0.1, and the request would reach whatever listens on the Host's port there."""
+    service of the mesh the sidecar does not route (`_unrouted_pods`), or nothing. No address,
+    no request: set-dst would keep the proxy's own address, 127.0.0.1, and the request would
+    reach whatever listens on the Host's port there."""
     lines = ["http-request set-var(txn.daddr) var(txn.host),ipmask(32)"]
     unset = "!{ var(txn.daddr) -m found }"
     if isinstance(ctx.endpoints, DnsEndpoints):
@@ -79,13 +79,14 @@ def _passthrough_address(ctx: Context) -> list[str]:
     ]
 
 
-def _unrouted_pick(ctx: Context, condition: str) -> list[str]:
+def _unrouted_pick(ctx: Context, condition: str = "") -> list[str]:
     """Static addresses: when the Host names a service of the mesh this sidecar does not route,
     one of its pods, at random, into `txn.daddr` and `txn.dport` (see `_unrouted_pods`)."""
     hosts = f"{ctx.config_dir}/hosts.map"
+    when = f" if {condition}" if condition else ""
     return [
-        f"http-request set-var-fmt(txn.dpick) {PASSTHROUGH_KEY}%[var(txn.host)] if {condition}",
-        f"http-request set-var(txn.dpick) var(txn.dpick),map_str({hosts}) if {condition}",
+        f"http-request set-var-fmt(txn.dpick) {PASSTHROUGH_KEY}%[var(txn.host)]{when}",
+        f"http-request set-var(txn.dpick) var(txn.dpick),map_str({hosts}){when}",
         "http-request set-var(txn.dpods) var(txn.dpick),field(2,/) if { var(txn.dpick) -m found }",
         f"http-request set-var-fmt(txn.dpick) {PASSTHROUGH_KEY}%[var(txn.dpick),field(1,/)]/"
         "%[rand,mod(txn.dpods)] if { var(txn.dpods) -m found }",
@@ -357,8 +358,8 @@ def outbound_front(
         "http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
         f"http-request set-var(txn.svc) var(txn.host),map_str({ctx.config_dir}/hosts.map)",
         *dispatch_lines(ctx, service_names, "o"),
+        "default_backend passthrough",
     ]
-    body.append("default_backend passthrough")
     out.section("frontend outbound", *body)
     if passthrough == "original-destination":
         # After iptables REDIRECT, 0.0.0.0:0 means the address the caller originally dialled.
@@ -368,7 +369,7 @@ def outbound_front(
             # kube-proxy there turns it into a pod), so its sidecar picks the pod itself.
             found = "{ var(txn.daddr) -m found }"
             pick = [
-                *_unrouted_pick(ctx, "TRUE"),
+                *_unrouted_pick(ctx),
                 f"http-request set-dst var(txn.daddr) if {found}",
                 f"http-request set-dst-port var(txn.dport) if {found}",
             ]
