@@ -70,6 +70,8 @@ class Backend:
     status_override: int | None = None
     _flaky: Counter[str] = field(default_factory=Counter)
     _server: ThreadingHTTPServer | None = None
+    # Another loopback address (127.0.0.2, ...) stands for another pod or Service IP.
+    address: str = "127.0.0.1"
 
     def start(self) -> Backend:
         backend = self
@@ -108,7 +110,7 @@ class Backend:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _answer
 
-        server = _QuietServer(("127.0.0.1", self.port), Handler)
+        server = _QuietServer((self.address, self.port), Handler)
         server.daemon_threads = True
         self.port = int(server.server_address[1])
         self._server = server

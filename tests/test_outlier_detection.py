@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from dns_support import Dns
 from proxy_support import (
     Backend,
     Reply,
@@ -505,47 +506,6 @@ def test_mirrored_copies_count_and_skip_ejected_pods(proxy_for: Any, started: An
     assert copies() == 2  # ...and it gets no more copies
 
 
-class _Dns:
-    """A DNS server on 127.0.0.1 answering A queries from a table, for HAProxy's resolvers."""
-
-    def __init__(self, records: dict[str, list[str]]) -> None:
-        self.records = records
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.settimeout(0.2)
-        self.port = int(self.socket.getsockname()[1])
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                query, client = self.socket.recvfrom(4096)
-            except TimeoutError:
-                continue
-            labels, at = [], 12
-            while query[at]:
-                labels.append(query[at + 1 : at + 1 + query[at]].decode().lower())
-                at += 1 + query[at]
-            qtype = int.from_bytes(query[at + 1 : at + 3], "big")
-            question = query[12 : at + 5]
-            addresses = self.records.get(".".join(labels), []) if qtype == 1 else []
-            flags = 0x8580 if ".".join(labels) in self.records else 0x8583  # NXDOMAIN otherwise
-            header = query[:2] + flags.to_bytes(2, "big") + (1).to_bytes(2, "big")
-            header += len(addresses).to_bytes(2, "big") + bytes(4)
-            answers = b"".join(
-                b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x01\x00\x04" + socket.inet_aton(address)
-                for address in addresses
-            )
-            self.socket.sendto(header + question + answers, client)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.socket.close()
-
-
 def test_slots_dns_has_not_filled_are_no_hosts(tmp_path: Path) -> None:
     # In a cluster a version's servers are a server-template with spare slots: 2 pods in 4
     # slots. maxEjectionPercent counts the pods, so at 50% one of two failing pods is out and
@@ -556,7 +516,7 @@ def test_slots_dns_has_not_filled_are_no_hosts(tmp_path: Path) -> None:
         server = ThreadingHTTPServer((address, port), _Failing)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         failing.append(server)
-    dns = _Dns({"service1-v1.test.svc.cluster.local": ["127.0.0.1", "127.0.0.2"]})
+    dns = Dns({"service1-v1.test.svc.cluster.local": ["127.0.0.1", "127.0.0.2"]})
     mesh = _mesh({"consecutive5xxErrors": 1, "maxEjectionPercent": 50, "baseEjectionTime": "30s"})
     proxy_ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
     config = compile_sidecar(

@@ -573,7 +573,9 @@ class Service(SpecModel):
         "a proxy. A call to a service not listed gets no mesh policy on either plane: it passes "
         "through to the address the caller dialled (the service's ClusterIP, so any of its pods), "
         "as to a destination outside the mesh, with no routes, splits, retries, timeouts or "
-        "faults. Default: every service of the mesh; worth setting past about 50 services.",
+        "faults, and without mTLS: with `mtls: strict` the callee's sidecar refuses it, so list "
+        "every service called. Default: every service of the mesh; worth setting past about "
+        "50 services.",
         examples=[["users", "orders"]],
         json_schema_extra=planes(
             istio="A `Sidecar` named after the service, selecting its pods (`app: <service>`), "
@@ -582,6 +584,11 @@ class Service(SpecModel):
             "to `PassthroughCluster` (Istio's default outbound policy `ALLOW_ANY`).",
             builtin="The sidecar's outbound config holds the listed services' routes only, in "
             "the workload's own ConfigMap instead of the mesh's shared shards; any other Host "
-            "goes to the passthrough backend, to the address the caller dialled.",
+            "goes to the passthrough backend, to the address the caller dialled; with "
+            "`interception: explicit-proxy`, to the Host's name resolved by the cluster's DNS "
+            "as the pod's resolver would (a short name in the workload's namespace), 503 "
+            "`DNS resolution failure: <name>` when it does not resolve. In the sandbox, "
+            "which has no kube-proxy, the caller's sidecar sends it to any of the service's "
+            "pods.",
         ),
     )

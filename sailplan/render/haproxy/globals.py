@@ -14,6 +14,8 @@ ABORT_BODY = "fault filter abort"
 OVERFLOW_BODY = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 NO_UPSTREAM_BODY = "no healthy upstream"
 NO_ROUTE_BODY = "no route"
+# An explicit proxy's passthrough whose Host names nothing DNS knows (Envoy's flag DF).
+DNS_FAILURE_BODY = "DNS resolution failure"
 
 DEFAULT_SERVER_TIMEOUT = "300s"
 # The servers outlier detection has errors counted for, kept in memory by mesh.lua: shipped

@@ -6,6 +6,7 @@ Field names follow Istio's JSON access log (Envoy's command operators in snake c
 pipeline reads both planes; `version`, `retries` and `proxy` are ours. `response_flags` uses
 Envoy's short flags: DI (fault delay), FI (fault abort), UO (connection pool overflow), NR (no
 route), UT (upstream request timeout), UF (upstream connection failure), UH (no healthy upstream),
+DF (an explicit proxy's passthrough found no address for the Host),
 comma-separated as Envoy writes them (`DI,UT`); `-` when none.
 
 Rules here run in every frontend that logs (outbound, inbound, ingress, and past

@@ -24,10 +24,10 @@ from .conditions import alternatives, percent_condition, rule_per_alternative, w
 from .context import Context, DnsEndpoints, Passthrough, Writer, flat
 from .cors import cors_lines
 from .endpoints import mirror_socket, servers
-from .globals import ABORT_BODY, DEFAULT_SERVER_TIMEOUT
+from .globals import ABORT_BODY, DEFAULT_SERVER_TIMEOUT, DNS_FAILURE_BODY
 from .headers import request_header_lines, response_header_lines
 from .observability import backend_lines, flag, frontend_lines, hop_lines, route_label
-from .quoting import acl_name, bare, quote
+from .quoting import acl_name, bare, fetch_arg, quote
 from .rewrite import alternative_lines, needs_alternative, rewrite_lines
 from .security import inbound as secure_inbound
 from .security import meshed
@@ -48,6 +48,80 @@ APP_POOL = "pool-purge-delay 1h"
 PASSTHROUGH_POOL = f"{APP_POOL} pool-low-conn 32"
 # The tag of a per-service routing frontend's socket -> the proxy its log lines name.
 PROXY_NAMES = {"o": "outbound", "g": "ingress"}
+
+
+def _passthrough_address(ctx: Context) -> list[str]:
+    """An explicit proxy's passthrough: the Host's name -> `txn.daddr`, the address to dial. A
+    literal IPv4 address is taken as it is (the cast to an address fails for anything else). In
+    a cluster a name is asked of the cluster's DNS as the pod's own resolver would: a short name
+    is a Service of the workload's namespace (its first search domain); a name with dots is
+    asked as written. With static addresses (the sandbox) there is no DNS to ask: a name is a
+    service of the mesh the sidecar does not route (`_unrouted_pods`), or nothing. No address,
+    no request: set-dst would keep the proxy's own address, 127.0.0.1, and the request would
+    reach whatever listens on the Host's port there."""
+    lines = ["http-request set-var(txn.daddr) var(txn.host),ipmask(32)"]
+    unset = "!{ var(txn.daddr) -m found }"
+    if isinstance(ctx.endpoints, DnsEndpoints):
+        search = fetch_arg(f".{ctx.endpoints.namespace}.svc.{ctx.endpoints.cluster_domain}")
+        lines += [
+            f"http-request set-var(txn.dname) var(txn.host) if {unset} {{ var(txn.host) -m sub . }}",
+            f"http-request set-var-fmt(txn.dname) %[var(txn.host)]{search} "
+            f"if {unset} !{{ var(txn.host) -m sub . }}",
+            f"http-request do-resolve(txn.daddr,kubedns,ipv4) var(txn.dname) if {unset}",
+        ]
+    else:
+        lines += _unrouted_pick(ctx, unset)
+        lines.append(f"http-request set-var(txn.dname) var(txn.host) if {unset}")
+    return [
+        *lines,
+        "http-request return status 503 content-type text/plain "
+        f"lf-string {quote(DNS_FAILURE_BODY + ': %[var(txn.dname)]')}{flag('DF')} if {unset}",
+    ]
+
+
+def _unrouted_pick(ctx: Context, condition: str = "") -> list[str]:
+    """Static addresses: when the Host names a service of the mesh this sidecar does not route,
+    one of its pods, at random, into `txn.daddr` and `txn.dport` (see `_unrouted_pods`)."""
+    hosts = f"{ctx.config_dir}/hosts.map"
+    when = f" if {condition}" if condition else ""
+    return [
+        f"http-request set-var-fmt(txn.dpick) {PASSTHROUGH_KEY}%[var(txn.host)]{when}",
+        f"http-request set-var(txn.dpick) var(txn.dpick),map_str({hosts}){when}",
+        "http-request set-var(txn.dpods) var(txn.dpick),field(2,/) if { var(txn.dpick) -m found }",
+        f"http-request set-var-fmt(txn.dpick) {PASSTHROUGH_KEY}%[var(txn.dpick),field(1,/)]/"
+        "%[rand,mod(txn.dpods)] if { var(txn.dpods) -m found }",
+        f"http-request set-var(txn.dpod) var(txn.dpick),map_str({hosts}) "
+        "if { var(txn.dpods) -m found }",
+        "http-request set-var(txn.daddr) var(txn.dpod),field(1,:),ipmask(32) "
+        "if { var(txn.dpod) -m found }",
+        "http-request set-var(txn.dport) var(txn.dpod),field(2,:) if { var(txn.dpod) -m found }",
+    ]
+
+
+# In the Host map, a key no Host has (`txn.host` is the Host up to its `:`): `:<host>` -> the
+# unrouted service it names and its pod count, `:<service>/<n>` -> its n-th pod's address.
+PASSTHROUGH_KEY = ":"
+
+
+def _unrouted_pods(
+    ctx: Context, service_names: Sequence[str] | None
+) -> dict[str, list[tuple[str, int]]]:
+    """Static addresses (the sandbox, benchmarks): the pods of each http service a sidecar does
+    not route (not in its `calls`), so that its explicit proxy passes a call to one through to
+    one of them with no mesh policy, as a call to the Service's ClusterIP does in a cluster
+    (where the passthrough resolves the name, and kube-proxy picks the pod). In the Host map,
+    not the config: a scoped sidecar stays small however many services it does not call.
+    The transparent sandbox's sidecars read them too (its services' addresses are virtual)."""
+    if service_names is None or isinstance(ctx.endpoints, DnsEndpoints):
+        return {}
+    routed = set(service_names)
+    found = {}
+    for service_name in ctx.http_services():
+        versions = ctx.endpoints.addresses.get(service_name, {})
+        pods = [address for version in sorted(versions) for address in versions[version]]
+        if service_name not in routed and pods:
+            found[service_name] = pods
+    return found
 
 
 def service_routing(
@@ -112,21 +186,31 @@ def _faults(route: Route, on_route: str) -> list[str]:
 
 
 def hosts_map(ctx: Context, service_names: Sequence[str] | None = None) -> str:
-    """Host -> service: short name, name.ns, name.ns.svc, FQDN (the port is stripped first)."""
+    """Host -> service, for each of its `host_names` (the port is stripped first)."""
+    lines = []
+    for service_name in ctx.http_services() if service_names is None else service_names:
+        for name in host_names(ctx, service_name):
+            lines.append(f"{bare(name)} {service_name}")
+    for service_name, pods in _unrouted_pods(ctx, service_names).items():
+        for name in host_names(ctx, service_name):
+            lines.append(f"{PASSTHROUGH_KEY}{bare(name)} {bare(service_name)}/{len(pods)}")
+        for index, (host, port) in enumerate(pods):
+            lines.append(f"{PASSTHROUGH_KEY}{bare(service_name)}/{index} {bare(host)}:{port}")
+    return "\n".join(lines) + "\n"
+
+
+def host_names(ctx: Context, service_name: str) -> tuple[str, ...]:
+    """The Hosts that name a service: short name, name.ns, name.ns.svc, FQDN."""
     namespace = ctx.mesh.target_namespace
     domain = (
         ctx.endpoints.cluster_domain if isinstance(ctx.endpoints, DnsEndpoints) else "cluster.local"
     )
-    lines = []
-    for service_name in ctx.http_services() if service_names is None else service_names:
-        for name in (
-            service_name,
-            f"{service_name}.{namespace}",
-            f"{service_name}.{namespace}.svc",
-            f"{service_name}.{namespace}.svc.{domain}",
-        ):
-            lines.append(f"{bare(name)} {service_name}")
-    return "\n".join(lines) + "\n"
+    return (
+        service_name,
+        f"{service_name}.{namespace}",
+        f"{service_name}.{namespace}.svc",
+        f"{service_name}.{namespace}.svc.{domain}",
+    )
 
 
 def dispatch_lines(ctx: Context, service_names: Sequence[str], tag: str) -> list[str]:
@@ -279,20 +363,32 @@ def outbound_front(
     out.section("frontend outbound", *body)
     if passthrough == "original-destination":
         # After iptables REDIRECT, 0.0.0.0:0 means the address the caller originally dialled.
+        pick = []
+        if not isinstance(ctx.endpoints, DnsEndpoints):
+            # The transparent sandbox: a service's virtual address is no ClusterIP (no
+            # kube-proxy there turns it into a pod), so its sidecar picks the pod itself.
+            found = "{ var(txn.daddr) -m found }"
+            pick = [
+                *_unrouted_pick(ctx),
+                f"http-request set-dst var(txn.daddr) if {found}",
+                f"http-request set-dst-port var(txn.dport) if {found}",
+            ]
         out.section(
             "backend passthrough",
+            *pick,
             # A connection is reused only for the same destination address.
             APP_REUSE,
             f"server original-destination 0.0.0.0:0 {PASSTHROUGH_POOL}",
             comment="unknown destinations go where the caller sent them",
         )
     else:
-        # Explicit proxy (sandbox): the Host names the destination; literal IPs only.
+        # Explicit proxy: the Host names the destination.
         out.section(
             "backend passthrough",
             "http-request set-var(txn.dport) req.hdr(host),field(2,:)",
             "http-request set-var(txn.dport) str(80) if !{ var(txn.dport) -m found } or { var(txn.dport) -m len 0 }",
-            "http-request set-dst req.hdr(host),field(1,:)",
+            *_passthrough_address(ctx),
+            "http-request set-dst var(txn.daddr)",
             "http-request set-dst-port var(txn.dport)",
             # A connection is reused only for the same destination address and port.
             APP_REUSE,
