@@ -369,3 +369,11 @@ def test_a_changed_redirect_marks_its_looping_edge() -> None:
     graph = graph_diff(Mesh.parse(old_data), Mesh.parse(new_data))
     marked = [(edge.lines, edge.state) for edge in graph.edges if edge.state]
     assert marked == [(("old-login", "when /login*", "301 → /v2/login"), "changed")]
+
+
+def test_a_long_direct_answer_body_is_cut_short() -> None:
+    data = _newer_route_features()
+    data["services"]["service1"]["routes"][2]["respond"]["body"] = "<html>" + "x" * 100
+    lines = {edge.lines for edge in mesh_graph(Mesh.parse(data)).edges if edge.kind == "answer"}
+    body = '"<html>' + "x" * 34 + '…"'
+    assert ("when /maintenance", f"answers 503 with body {body}", "fault delay 1s at 50%") in lines

@@ -247,8 +247,12 @@ def redirect_target(value: Any) -> str:
     return f"{value.get('code', 301)} → {where}"
 
 
-def answers(value: Any) -> str:
-    """`answers 503`, `answers 200 with body "ok"`: a `respond` route."""
+def answers(value: Any, body_limit: int = 40) -> str:
+    """`answers 503`, `answers 200 with body "ok"`: a `respond` route, a body past BODY_LIMIT
+    characters cut short (a page of HTML would bury the picture)."""
+    body = value.get("body")
+    if body is not None and len(body) > body_limit:
+        value = {**value, "body": body[:body_limit] + "…"}
     return f"answers {respond(value)}"
 
 
