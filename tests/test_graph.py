@@ -377,3 +377,19 @@ def test_a_long_direct_answer_body_is_cut_short() -> None:
     lines = {edge.lines for edge in mesh_graph(Mesh.parse(data)).edges if edge.kind == "answer"}
     body = '"<html>' + "x" * 34 + '…"'
     assert ("when /maintenance", f"answers 503 with body {body}", "fault delay 1s at 50%") in lines
+
+
+def test_the_ingress_says_its_https_and_the_redirect_to_it() -> None:
+    data: dict[str, Any] = yaml.safe_load(DEMO_MESH.read_text())
+    data["ingress"]["port"] = 443
+    data["ingress"]["hosts"] = ["shop.example.com"]
+    data["ingress"]["tls"] = {"secretName": "shop-tls", "httpsRedirect": True}
+    chart = parse_mermaid(to_mermaid(mesh_graph(Mesh.parse(data))))
+    assert chart.nodes["ingress"] == (
+        "ingress :443<br/>nodePort 32000<br/>hosts shop.example.com<br/>"
+        "HTTPS: Secret shop-tls, TLSv1.2+<br/>port 80: 301 → https:// (same host and path)"
+    )
+    data["ingress"]["tls"] = {"issuer": {"name": "letsencrypt", "kind": "ClusterIssuer"}}
+    data["ingress"]["tls"]["minVersion"] = "TLSv1.3"
+    node = mesh_graph(Mesh.parse(data)).nodes[0]
+    assert node.lines[3:] == ("HTTPS: issued by ClusterIssuer letsencrypt, TLSv1.3+",)

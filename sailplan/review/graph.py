@@ -191,6 +191,12 @@ def mesh_graph(mesh: Mesh) -> Graph:
         if ingress.node_port:
             lines.append(f"nodePort {ingress.node_port}")
         lines.append(f"hosts {', '.join(ingress.hosts)}")
+        if ingress.tls is not None:
+            tls = ingress.tls
+            lines.append(f"HTTPS: {words.tls_certificate(tls.to_dict())}, {tls.min_version}+")
+            if tls.https_redirect:
+                to_https = words.redirect_target({"code": 301, "scheme": "https"})
+                lines.append(f"port 80: {to_https} (same host and path)")
         signature = _signature({k: v for k, v in ingress.to_dict().items() if k != "routes"})
         nodes.append(Node("ingress", "ingress", tuple(lines), "", signature))
         keys = words.route_keys(ingress.routes)
