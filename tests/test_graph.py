@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import DEMO_MESH, EXAMPLE_MESHES
+from conftest import DEMO_MESH, EXAMPLE_MESHES, GOLDEN
 from mermaid_support import parse_mermaid
 
 from sailplan import Mesh, load_mesh
@@ -68,7 +68,7 @@ def _data() -> dict[str, Any]:
 def test_routes_faults_mirrors_and_policies_are_drawn() -> None:
     chart = parse_mermaid(to_mermaid(mesh_graph(Mesh.parse(_data()))))
     assert chart.nodes["svc_service1"] == (
-        "service1<br/>:8088/http<br/>load balancer hashHeader x-user<br/>"
+        "service1<br/>:8088/http<br/>load balancer sticky by header x-user<br/>"
         "circuit breaker: 50 connections, 0 pending<br/>eject after 3 consecutive 5xx for 30s"
     )
     assert chart.edges[1:4] == [
@@ -80,7 +80,7 @@ def test_routes_faults_mirrors_and_policies_are_drawn() -> None:
             "ver_service1_v2",
         ),
         ("svc_service1", "-->", "canary<br/>timeout 2s", "ver_service1_v1"),
-        ("svc_service1", "-.->", "canary: mirror 5%", "ver_service1_v2"),
+        ("svc_service1", "-.->", "canary: mirrors 5%", "ver_service1_v2"),
     ]
     # The faulty route is red; nothing else is styled.
     assert chart.link_styles == {1: "stroke:#cf222e,stroke-width:2px"}
@@ -240,3 +240,156 @@ def test_inserting_a_route_marks_only_that_route() -> None:
     graph = graph_diff(Mesh.parse(old_data), Mesh.parse(new_data))
     marked = [(edge.lines[0], edge.state) for edge in graph.edges if edge.state]
     assert marked == [("/v2/*", "added"), ("when /beta/*", "added")]
+
+
+def _newer_route_features() -> dict[str, Any]:
+    """Redirects, direct answers, rewrites, header changes, destinationHeaders, several mirrors,
+    CORS, a sticky cookie and a workload scoped by `calls`."""
+    data: dict[str, Any] = yaml.safe_load(DEMO_MESH.read_text())
+    service1 = data["services"]["service1"]
+    # istio: the builtin plane's mirror copies leave before destinationHeaders apply.
+    data["dataPlane"] = "istio"
+    service1["versions"]["v3"] = {"image": "sailplan/demo-users:0.3.0"}
+    service1["versions"]["v4"] = {"image": "sailplan/demo-users:0.4.0"}
+    service1["routes"] = [
+        {
+            "name": "old-login",
+            "match": {"path": {"prefix": "/login"}},
+            "redirect": {"uri": "/v2/login", "code": 302},
+        },
+        {
+            "name": "moved",
+            "match": {"path": {"exact": "/shop"}},
+            "redirect": {"scheme": "https", "authority": "shop.example.com", "port": 8443},
+        },
+        {
+            "match": {"path": {"exact": "/maintenance"}},
+            "respond": {"status": 503, "body": 'down "now"'},
+            "fault": {"delay": {"fixed": "1s", "percent": 50}},
+        },
+        {
+            "name": "api",
+            "match": [{"path": {"prefix": "/api/"}}, {"path": {"prefix": "/v1/api/"}}],
+            "to": "v1",
+            "rewrite": {"uri": "/", "authority": "users.internal"},
+            "headers": {
+                "request": {"set": {"x-canary": "false"}},
+                "response": {"remove": ["server"]},
+            },
+            "cors": {"allowOrigins": [{"exact": "https://a.example"}, {"prefix": "https://b."}]},
+        },
+        {
+            "name": "canary",
+            "split": {"v1": 80, "v2": 20},
+            "destinationHeaders": {"v2": {"request": {"add": {"x-canary": "true"}}}},
+            "mirrors": [{"to": "v3", "percent": 20}, {"to": "v4", "percent": 5}],
+        },
+    ]
+    service1["policy"] = {"loadBalancer": {"hashCookie": {"name": "session", "ttl": "1h"}}}
+    data["services"]["service2"]["calls"] = ["service1"]
+    return data
+
+
+def test_the_newer_route_features_are_said_on_their_edges() -> None:
+    chart = parse_mermaid(to_mermaid(mesh_graph(Mesh.parse(_newer_route_features()))))
+    assert chart.nodes["svc_service1"] == (
+        "service1<br/>:8088/http<br/>load balancer sticky by cookie session (ttl 1h)"
+    )
+    assert chart.nodes["svc_service2"] == (
+        "service2<br/>:8880/http<br/>routes for service1 only; other calls pass through"
+    )
+    # A route that answers itself reaches no version: its edge loops on the service.
+    assert chart.edges[1:] == [
+        ("svc_service1", "-->", "old-login<br/>when /login*<br/>302 → /v2/login", "svc_service1"),
+        (
+            "svc_service1",
+            "-->",
+            "moved<br/>when /shop<br/>301 → https://shop.example.com:8443",
+            "svc_service1",
+        ),
+        (
+            "svc_service1",
+            "-->",
+            "when /maintenance<br/>answers 503 with body #quot;down \\#quot;now\\#quot;#quot;"
+            "<br/>fault delay 1s at 50%",
+            "svc_service1",
+        ),
+        (
+            "svc_service1",
+            "-->",
+            "api<br/>when /api/* | /v1/api/*<br/>sets x-canary: false on requests<br/>"
+            "removes server from answers<br/>rewrite /api/* | /v1/api/* → /<br/>"
+            "rewrite Host → users.internal<br/>"
+            "CORS allows origins https://a.example, https://b.*",
+            "ver_service1_v1",
+        ),
+        ("svc_service1", "-->", "canary 80%", "ver_service1_v1"),
+        (
+            "svc_service1",
+            "-->",
+            "canary 20%<br/>adds x-canary: true to requests",
+            "ver_service1_v2",
+        ),
+        ("svc_service1", "-.->", "canary: mirrors 20%", "ver_service1_v3"),
+        ("svc_service1", "-.->", "canary: mirrors 5%", "ver_service1_v4"),
+        ("svc_service2", "-->", "every request", "ver_service2_v1"),
+    ]
+    # The answering route with a fault is red, as a forwarding one would be.
+    assert chart.link_styles == {3: "stroke:#cf222e,stroke-width:2px"}
+
+
+def test_the_newer_route_features_as_dot_match_the_golden(update_golden: bool) -> None:
+    dot = to_dot(mesh_graph(Mesh.parse(_newer_route_features())))
+    golden = GOLDEN / "graph" / "route-features.dot"
+    if update_golden:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(dot, encoding="utf-8")
+    assert dot == golden.read_text(encoding="utf-8"), "run pytest --update-golden, read the diff"
+
+
+def test_graphviz_draws_the_newer_route_features(tmp_path: Path) -> None:
+    mesh = tmp_path / "features.yaml"
+    mesh.write_text(yaml.safe_dump(_newer_route_features(), sort_keys=False))
+    svg = tmp_path / "features.svg"
+    assert main(["graph", str(mesh), "--format", "svg", "-o", str(svg)]) == 0
+    texts = {t.text for t in ElementTree.parse(svg).iter("{http://www.w3.org/2000/svg}text")}
+    assert {
+        "302 → /v2/login",
+        "rewrite Host → users.internal",
+        "canary: mirrors 20%",
+        "adds x-canary: true to requests",
+        "routes for service1 only; other calls pass through",
+    } <= texts
+
+
+def test_a_changed_redirect_marks_its_looping_edge() -> None:
+    old_data = _newer_route_features()
+    new_data = copy.deepcopy(old_data)
+    new_data["services"]["service1"]["routes"][0]["redirect"]["code"] = 301
+    graph = graph_diff(Mesh.parse(old_data), Mesh.parse(new_data))
+    marked = [(edge.lines, edge.state) for edge in graph.edges if edge.state]
+    assert marked == [(("old-login", "when /login*", "301 → /v2/login"), "changed")]
+
+
+def test_a_long_direct_answer_body_is_cut_short() -> None:
+    data = _newer_route_features()
+    data["services"]["service1"]["routes"][2]["respond"]["body"] = "<html>" + "x" * 100
+    lines = {edge.lines for edge in mesh_graph(Mesh.parse(data)).edges if edge.kind == "answer"}
+    body = '"<html>' + "x" * 34 + '…"'
+    assert ("when /maintenance", f"answers 503 with body {body}", "fault delay 1s at 50%") in lines
+
+
+def test_the_ingress_says_its_https_and_the_redirect_to_it() -> None:
+    data: dict[str, Any] = yaml.safe_load(DEMO_MESH.read_text())
+    data["ingress"]["port"] = 443
+    data["ingress"]["hosts"] = ["shop.example.com"]
+    data["ingress"]["tls"] = {"secretName": "shop-tls", "httpsRedirect": True}
+    chart = parse_mermaid(to_mermaid(mesh_graph(Mesh.parse(data))))
+    assert chart.nodes["ingress"] == (
+        "ingress :443<br/>nodePort 32000<br/>hosts shop.example.com<br/>"
+        "HTTPS: Secret shop-tls, TLSv1.2+<br/>port 80: 301 → https:// (same host and path)"
+    )
+    data["ingress"]["tls"] = {"issuer": {"name": "letsencrypt", "kind": "ClusterIssuer"}}
+    data["ingress"]["tls"]["minVersion"] = "TLSv1.3"
+    node = mesh_graph(Mesh.parse(data)).nodes[0]
+    assert node.lines[3:] == ("HTTPS: issued by ClusterIssuer letsencrypt, TLSv1.3+",)

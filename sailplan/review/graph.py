@@ -11,12 +11,13 @@ import json
 from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
-from sailplan.model import Mesh, Service
+from sailplan.model import Mesh, Route, Service
 from sailplan.review import words
 
 State = Literal["", "added", "changed", "removed"]
 NodeKind = Literal["ingress", "service", "version"]
-EdgeKind = Literal["ingress", "route", "mirror", "default"]
+# An "answer" edge loops on its service: a `redirect` or `respond` route reaches no version.
+EdgeKind = Literal["ingress", "route", "mirror", "default", "answer"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def _service_node(name: str, service: Service) -> Node:
     lines = [name, f":{service.port}/{service.protocol}"]
     policy = service.policy
     if policy and policy.load_balancer:
-        lines.append(f"load balancer {words.value_text(policy.load_balancer.to_dict())}")
+        lines.append(f"load balancer {words.load_balancer(policy.load_balancer.to_dict())}")
     if policy and policy.connection_pool:
         pool = policy.connection_pool
         limits = pool.limits()
@@ -86,6 +87,8 @@ def _service_node(name: str, service: Service) -> Node:
         lines.append(f"circuit breaker: {', '.join(limits)}")
     if policy and policy.outlier_detection:
         lines.append(policy.outlier_detection.phrase())
+    if service.calls is not None:
+        lines.append(words.calls_scope(service.calls))
     everything_but_routes = {k: v for k, v in service.to_dict().items() if k != "routes"}
     everything_but_routes.pop("versions")
     return Node(
@@ -115,17 +118,39 @@ def _route_edges(name: str, service: Service) -> list[Edge]:
         conditions = words.conditions(route.match)
         label = route.name or (f"when {conditions}" if route.match else "any request")
         when = (f"when {conditions}",) if route.name and route.match else ()
-        extras = tuple(words.route_extras(route))
-        mirror_free = tuple(e for e in extras if not e.startswith("mirror "))
+        extras = tuple(e for e in words.route_extras(route) if not e.startswith("mirror "))
+        extras += tuple(_request_changes(route))
+        answer = (
+            words.redirect_target(route.redirect.to_dict())
+            if route.redirect is not None
+            else words.answers(route.respond.to_dict())
+            if route.respond is not None
+            else None
+        )
+        if answer is not None:
+            edges.append(
+                Edge(
+                    f"{source}>answer#{key}",
+                    source,
+                    source,
+                    "answer",
+                    (label, *when, answer, *extras),
+                    route.fault is not None,
+                    _signature(route.to_dict()),
+                )
+            )
         for version, weight in route.weights.items():
             share = "" if route.to is not None else f" {weight}%"
+            # destinationHeaders act on this version's requests only: said on its edge alone.
+            changes = (route.destination_headers or {}).get(version)
+            only_here = words.header_changes(None, changes.to_dict()) if changes else []
             edges.append(
                 Edge(
                     f"{source}>{version}#{key}",
                     source,
                     _node_id("ver", name, version),
                     "route",
-                    (f"{label}{share}", *when, *mirror_free),
+                    (f"{label}{share}", *when, *extras, *only_here),
                     route.fault is not None,
                     _signature(route.to_dict()),
                 )
@@ -137,12 +162,23 @@ def _route_edges(name: str, service: Service) -> list[Edge]:
                     source,
                     _node_id("ver", name, mirror.to),
                     "mirror",
-                    (f"{label}: mirror {mirror.percent:g}%",),
+                    (f"{label}: mirrors {mirror.percent:g}%",),
                     False,
                     _signature(route.to_dict()),
                 )
             )
     return edges
+
+
+def _request_changes(route: Route) -> list[str]:
+    """Header changes, rewrites and CORS of a route, in the words `diff` uses for them."""
+    texts = words.header_changes(None, route.headers.to_dict() if route.headers else None)
+    if route.rewrite is not None:
+        matched = [m.path.describe() for m in route.match or [] if m.path is not None]
+        texts += words.rewrite_steps(route.rewrite.to_dict(), list(dict.fromkeys(matched)))
+    if route.cors is not None:
+        texts.append(words.cors_origins(route.cors.to_dict()))
+    return texts
 
 
 def mesh_graph(mesh: Mesh) -> Graph:
@@ -155,6 +191,12 @@ def mesh_graph(mesh: Mesh) -> Graph:
         if ingress.node_port:
             lines.append(f"nodePort {ingress.node_port}")
         lines.append(f"hosts {', '.join(ingress.hosts)}")
+        if ingress.tls is not None:
+            tls = ingress.tls
+            lines.append(f"HTTPS: {words.tls_certificate(tls.to_dict())}, {tls.min_version}+")
+            if tls.https_redirect:
+                to_https = words.redirect_target({"code": 301, "scheme": "https"})
+                lines.append(f"port 80: {to_https} (same host and path)")
         signature = _signature({k: v for k, v in ingress.to_dict().items() if k != "routes"})
         nodes.append(Node("ingress", "ingress", tuple(lines), "", signature))
         keys = words.route_keys(ingress.routes)

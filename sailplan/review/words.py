@@ -231,3 +231,53 @@ def tls_certificate(value: Any) -> str:
         issuer = value["issuer"]
         return f"issued by {issuer.get('kind', 'Issuer')} {issuer['name']}"
     return f"Secret {value.get('secretName')}"
+
+
+# What one route does, said once (not as a change): `graph` labels its edges with these.
+
+
+def redirect_target(value: Any) -> str:
+    """`302 → /v2/login`, `301 → https://shop.example.com:8443/v2/login`: the Location a
+    client is sent to, the parts the redirect keeps from the request left out."""
+    host = str(value.get("authority", ""))
+    if "port" in value:
+        host = f"{host}:{value['port']}"
+    scheme = f"{value['scheme']}://" if "scheme" in value else ("//" if host else "")
+    where = f"{scheme}{host}{value.get('uri', '')}" or "the same URL"
+    return f"{value.get('code', 301)} → {where}"
+
+
+def answers(value: Any, body_limit: int = 40) -> str:
+    """`answers 503`, `answers 200 with body "ok"`: a `respond` route, a body past BODY_LIMIT
+    characters cut short (a page of HTML would bury the picture)."""
+    body = value.get("body")
+    if body is not None and len(body) > body_limit:
+        value = {**value, "body": body[:body_limit] + "…"}
+    return f"answers {respond(value)}"
+
+
+def rewrite_steps(value: Any, matched: list[str]) -> list[str]:
+    """`rewrite /api* → /`, `rewrite Host → users.internal`: a `rewrite`, its path step with the
+    prefixes it replaces (MATCHED, the route's path conditions)."""
+    steps = []
+    for part, text in rewrite_parts(value).items():
+        if part == "path" and matched:
+            steps.append(f"rewrite {' | '.join(matched)} → {text}")
+        elif part == "path by regex":
+            steps.append(f"rewrite path ~{text}")
+        else:
+            steps.append(f"rewrite {part} → {text}")
+    return steps
+
+
+def cors_origins(value: Any) -> str:
+    """`CORS allows origin https://shop.example.com`: who a `cors` route lets read answers."""
+    origins = [string_match(origin) for origin in value.get("allowOrigins", [])]
+    return f"CORS allows origin{'' if len(origins) == 1 else 's'} {', '.join(origins)}"
+
+
+def calls_scope(calls: list[str]) -> str:
+    """A scoped workload (`calls`): whose routes its sidecars carry; other calls pass through."""
+    if not calls:
+        return "calls scoped to no service: every call passes through"
+    return f"routes for {', '.join(calls)} only; other calls pass through"
