@@ -117,3 +117,14 @@ def test_duration_defaults_read_as_durations_in_the_json_schema() -> None:
     # A dataclass default would be written as {"ms": 10000}.
     interval = mesh_json_schema()["$defs"]["OutlierDetection"]["properties"]["interval"]
     assert interval["default"] == "10s"
+
+
+def test_a_duration_text_is_read_once_and_its_errors_every_time() -> None:
+    from sailplan.model.base import Duration
+
+    first = Duration.parse("1m30s")
+    assert Duration.parse("1m30s") is first
+    assert first == Duration(90_000)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="finer than a millisecond"):
+            Duration.parse("1.5ms")

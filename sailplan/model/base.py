@@ -197,6 +197,11 @@ _MAX_DURATION_TEXT = 64
 _EXAMPLES = "such as 500ms, 0.5s, 1m30s or 2h"
 
 
+# Valid duration texts already read (`Duration.parse`), at most this many.
+_PARSED_DURATIONS: dict[str, Duration] = {}
+_PARSED_DURATIONS_MAX = 10_000
+
+
 def _rounded(ms: Fraction) -> str:
     """The nearest whole-millisecond duration, for the message that asks for one."""
     return str(Duration(max(1, round(ms))))
@@ -243,6 +248,18 @@ class Duration:
     def parse(cls, text: str) -> Duration:
         """Go's duration syntax (`0.5s`, `1m30s`, `500ms`), as Istio takes it: at least 1ms, in
         whole milliseconds (Istio refuses finer ones), and at most 24h."""
+        # A mesh repeats a few durations (`500ms` in every route's retries): each text is read
+        # once. Durations are immutable, so one instance serves every field with that text.
+        known = _PARSED_DURATIONS.get(text) if cls is Duration else None
+        if known is not None:
+            return known
+        parsed = cls._parse(text)
+        if cls is Duration and len(_PARSED_DURATIONS) < _PARSED_DURATIONS_MAX:
+            _PARSED_DURATIONS[text] = parsed
+        return parsed
+
+    @classmethod
+    def _parse(cls, text: str) -> Duration:
         stripped = text.strip()
         if len(stripped) > _MAX_DURATION_TEXT or not _DURATION.fullmatch(stripped):
             raise ValueError(f"{text!r} is not a duration: write a number with a unit, {_EXAMPLES}")
