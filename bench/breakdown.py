@@ -5,8 +5,10 @@
 The two-sidecar path of bench/bench.mesh.yaml with one piece taken out at a time: the per-request
 JSON access-log line (`log-format` replaced by `no log`), the canary route's `timeout` (which the
 sidecar implements as a hop through a unix socket, so the timeout bounds every attempt), and both;
-next to two bare hops. Each variant is its own caller and callee, measured at ~1,000 req/s in
-turn, `rounds` times; prints the median vCPU of both proxies and CPU microseconds per request.
+next to two bare hops; and the pair with `mtls: strict` (TLS 1.3 between the sidecars, a CA
+and a certificate per sidecar from the sandbox's PKI), so mTLS's own cost per request shows.
+Each variant is its own caller and callee, measured at ~1,000 req/s in turn, `rounds` times;
+prints the median vCPU of both proxies and CPU microseconds per request.
 """
 
 from __future__ import annotations
@@ -35,8 +37,11 @@ def without_access_log(config: str) -> str:
     )
 
 
+MTLS_VARIANT = "two sidecars with mTLS (as compiled)"
+
+
 def variants() -> dict[str, tuple[str, bool]]:
-    """name -> (mesh YAML, keep the access log)."""
+    """name -> (mesh YAML, keep the access log); the mTLS variant's mesh is made strict."""
     text = dataplane.MESH_FILE.read_text()
     document = yaml.safe_load(text)
     untimed = copy.deepcopy(document)
@@ -48,6 +53,7 @@ def variants() -> dict[str, tuple[str, bool]]:
         "  without the access log": (text, False),
         "  without the route timeout's hop": (untimed_text, True),
         "  without both": (untimed_text, False),
+        MTLS_VARIANT: (text, True),
     }
 
 
@@ -66,7 +72,12 @@ def main(argv: list[str]) -> int:
         paths: dict[str, tuple[dataplane.Target, list[dataplane.Proxy]]] = {}
         for index, (name, (text, logged)) in enumerate(variants().items()):
             runtime = root / f"v{index}"
-            ports, configs = dataplane.sidecar_configs(load_mesh_text(text), app, runtime)
+            mesh = load_mesh_text(text)
+            suffix = ""
+            if name == MTLS_VARIANT:
+                mesh, suffix = dataplane.strict_mesh(mesh), "-mtls"
+                dataplane.write_certificates(mesh, runtime, suffix)
+            ports, configs = dataplane.sidecar_configs(mesh, app, runtime, suffix)
             started = []
             for role, port in (
                 ("callee", ports["callee"].inbound),
@@ -76,7 +87,9 @@ def main(argv: list[str]) -> int:
                 if not logged:
                     files["haproxy.cfg"] = without_access_log(files["haproxy.cfg"])
                 started.append(
-                    stack.enter_context(dataplane.run_haproxy(role, runtime / role, files, port))
+                    stack.enter_context(
+                        dataplane.run_haproxy(role, runtime / f"{role}{suffix}", files, port)
+                    )
                 )
             paths[name] = (
                 dataplane.Target(ports["caller"].outbound, dataplane.SERVICE1_HOST),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.breakdown import variants, without_access_log
+from bench.breakdown import MTLS_VARIANT, variants, without_access_log
 from bench.dataplane import (
     MESH_FILE,
     haproxy_binary,
@@ -477,10 +477,13 @@ def test_breakdown_variants_take_out_the_access_log_and_the_route_timeout() -> N
         "frontend inbound\n    bind :1\n    no log\n    default_backend app\n"
     )
     found = variants()
-    assert [logged for _, logged in found.values()] == [True, False, True, False]
+    assert [logged for _, logged in found.values()] == [True, False, True, False, True]
     texts = [load_mesh_text(text) for text, _ in found.values()]
     assert texts[0].services["service1"].routes[1].timeout is not None
     assert all(route.timeout is None for route in texts[2].services["service1"].routes)
+    # The mTLS pair is the compiled bench mesh, made strict when it starts.
+    assert list(found)[-1] == MTLS_VARIANT
+    assert found[MTLS_VARIANT] == found["two sidecars (as compiled)"]
 
 
 # --- mTLS against plaintext on the two-sidecar path -------------------------------------------

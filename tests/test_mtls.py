@@ -5,6 +5,7 @@ connections that verify the server's identity."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import shutil
 import socket
 import ssl
@@ -85,6 +86,40 @@ def test_permissive_accepts_plaintext_and_mtls_on_one_port() -> None:
         )
         # The caller's address survives the hop from the detecting listener (PROXY protocol).
         assert all(r.status == 200 for r in [plain, mutual])
+
+
+def test_xfcc_is_the_connections_own_on_every_request_of_it() -> None:
+    """The header is worked out once per connection: every request on a keep-alive connection
+    carries it (a forged one replaced), and another caller's connection gets its own."""
+    with backends("app") as apps, sidecars(mesh("strict")) as running:
+        callee = running.sidecar("service1", apps["app"])
+        expected = {}
+        for service in ("service2", "service3"):
+            certs = running.cert_dir(service, running.identity(service))
+            der = ssl.PEM_cert_to_DER_cert((certs / "tls.crt").read_text())
+            expected[service] = (
+                f"By={running.identity('service1')};Hash={hashlib.sha256(der).hexdigest()};"
+                f"URI={running.identity(service)}"
+            )
+            connection = http.client.HTTPSConnection(
+                "127.0.0.1",
+                callee.ports.inbound,
+                context=client_context(certs, certs / "ca.crt"),
+                timeout=10,
+            )
+            try:
+                for forged in (None, "URI=forged", None):
+                    headers = {"host": "service1"}
+                    if forged is not None:
+                        headers["x-forwarded-client-cert"] = forged
+                    connection.request("GET", "/", headers=headers)
+                    response = connection.getresponse()
+                    assert (response.status, response.read()) == (200, b"app")
+                    assert not response.will_close
+            finally:
+                connection.close()
+        seen = [headers["x-forwarded-client-cert"] for _, _, headers in apps["app"].requests]
+        assert seen == [expected["service2"]] * 3 + [expected["service3"]] * 3
 
 
 def test_sidecar_to_sidecar_is_mtls_and_the_app_learns_the_caller() -> None:
