@@ -129,10 +129,12 @@ class SidecarCompiler:
         global_sections(self._ctx, head, sidecar=True)
         self._globals = head.text()
         self._services = self._ctx.http_services()
+        self._service_order = {name: index for index, name in enumerate(self._services)}
         self._hop = not flat(self._services)
         self._front = self._outbound_front(self._services)
         self._hosts_map = hosts_map(self._ctx)
         self._sections: dict[tuple[str, bool], str] = {}
+        self._scoped: dict[tuple[str, ...], str] = {}
         shared = proxy_files(self._ctx, "")
         self._pages = {n: text for n, text in shared.files.items() if n.endswith(".http")}
         self._lua = shared.files.get("mesh.lua")
@@ -164,14 +166,22 @@ class SidecarCompiler:
         calls = self.mesh.services[service].calls
         if calls is None:
             return None
-        listed = set(calls)
-        return [name for name in self._services if name in listed]
+        # By the mesh's order of services, looked up rather than scanned: a scan of every service
+        # per workload made scoped meshes render in quadratic time.
+        order = self._service_order
+        return sorted({name for name in calls if name in order}, key=order.__getitem__)
 
     def _scoped_outbound(self, callees: list[str]) -> str:
-        hop = not flat(callees)
-        return "\n".join(
-            [self._outbound_front(callees), *(self._section(name, hop) for name in callees)]
-        )
+        """The outbound sections of a sidecar scoped to `callees`; a service's versions share
+        their `calls`, so the text is made once per list."""
+        key = tuple(callees)
+        text = self._scoped.get(key)
+        if text is None:
+            hop = not flat(callees)
+            text = self._scoped[key] = "\n".join(
+                [self._outbound_front(callees), *(self._section(name, hop) for name in callees)]
+            )
+        return text
 
     def sidecar(self, service: str, version: str, app_port: int | None = None) -> ProxyConfig:
         """The workload's config as one `haproxy.cfg`: the same sections as `files`, in order."""
