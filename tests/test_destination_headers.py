@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
-from proxy_support import Backend, Reply, free_port, request, running_haproxy
+from proxy_support import Backend, Reply, request, running_caller
 from schema_support import validate_manifest
 
 import sailplan
-from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
 from sailplan.render.istio import ingress_virtual_service, virtual_service
 
 R0 = "services.service1.routes[0]"
@@ -100,27 +99,11 @@ def _send(
         "v2-a": Backend("v2-a").start(),
     }
     try:
-        ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
-        endpoints = StaticEndpoints(
-            {
-                "service1": {
-                    "v1": [("127.0.0.1", pods["v1-a"].port), ("127.0.0.1", pods["v1-b"].port)],
-                    "v2": [("127.0.0.1", pods["v2-a"].port)],
-                }
-            }
-        )
-        config = compile_sidecar(
-            _mesh(route),
-            "caller",
-            "v1",
-            endpoints=endpoints,
-            ports=ports,
-            app_port=free_port(),
-            config_dir=str(tmp_path),
-            runtime_dir=str(tmp_path),
-            passthrough="host-header",
-        )
-        with running_haproxy(config.files, tmp_path, [ports.outbound]):
+        addresses = {
+            "v1": [("127.0.0.1", pods["v1-a"].port), ("127.0.0.1", pods["v1-b"].port)],
+            "v2": [("127.0.0.1", pods["v2-a"].port)],
+        }
+        with running_caller(_mesh(route), addresses, tmp_path) as ports:
             replies = [request(ports.outbound, "/", headers={"x-debug": "1"}) for _ in range(count)]
         return replies, pods
     finally:

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from proxy_support import Backend, free_port, request, running_haproxy
+from proxy_support import Backend, request, running_caller
 
 import sailplan
-from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
 from sailplan.render.istio import destination_rule
 
 AT = "services.service1.policy.loadBalancer"
@@ -57,20 +56,8 @@ def _pods_seen(load_balancer: Any, tmp_path: Path, paths: list[str]) -> list[str
     """Which of service1's three pods answered each request to `paths`, in order."""
     pods = [Backend(f"pod{i}").start() for i in range(3)]
     try:
-        ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
-        addresses = [("127.0.0.1", pod.port) for pod in pods]
-        config = compile_sidecar(
-            _mesh(load_balancer),
-            "caller",
-            "v1",
-            endpoints=StaticEndpoints({"service1": {"v1": addresses}}),
-            ports=ports,
-            app_port=free_port(),
-            config_dir=str(tmp_path),
-            runtime_dir=str(tmp_path),
-            passthrough="host-header",
-        )
-        with running_haproxy(config.files, tmp_path, [ports.outbound]):
+        addresses = {"v1": [("127.0.0.1", pod.port) for pod in pods]}
+        with running_caller(_mesh(load_balancer), addresses, tmp_path) as ports:
             return [request(ports.outbound, path).body for path in paths]
     finally:
         for pod in pods:

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
-from proxy_support import Backend, backends, free_port, many, request, running_haproxy
+from proxy_support import Backend, backends, many, request, running_caller
 
 import sailplan
-from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
 from sailplan.render.istio import virtual_service
 
 R0 = "services.service1.routes[0]"
@@ -73,21 +72,8 @@ def _settled(pods: list[Backend], total: int) -> None:
 @pytest.mark.timeout(120)
 def test_each_mirror_draws_its_own_share_and_copies_alike(tmp_path: Any) -> None:
     with backends("v1", "v2", "v3") as pods:
-        ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
-        config = compile_sidecar(
-            _mesh(ROUTES),
-            "caller",
-            "v1",
-            endpoints=StaticEndpoints(
-                {"service1": {v: [("127.0.0.1", p.port)] for v, p in pods.items()}}
-            ),
-            ports=ports,
-            app_port=free_port(),
-            config_dir=str(tmp_path),
-            runtime_dir=str(tmp_path),
-            passthrough="host-header",
-        )
-        with running_haproxy(config.files, tmp_path, [ports.outbound]):
+        addresses = {v: [("127.0.0.1", p.port)] for v, p in pods.items()}
+        with running_caller(_mesh(ROUTES), addresses, tmp_path) as ports:
             count = 400
             replies = many(
                 count,
