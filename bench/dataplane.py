@@ -160,11 +160,12 @@ def run_process(
     directory: Path,
     files: Mapping[str, str],
     argv: Sequence[str],
-    port: int,
+    port: int | None,
     ready: Callable[[], None] | None = None,
 ) -> Iterator[Proxy]:
-    """Write the files, start the process in its directory, wait until it listens (and, when
-    given, until `ready` passes), and end it by its PID on the way out."""
+    """Write the files, start the process in its directory, wait until it listens on `port`
+    (None: the caller waits its own way) and, when given, until `ready` passes, and end it by
+    its PID on the way out."""
     directory.mkdir(parents=True, exist_ok=True)
     for file_name, content in files.items():
         (directory / file_name).write_text(content)
@@ -172,7 +173,8 @@ def run_process(
     process = subprocess.Popen(list(argv), cwd=directory, stdout=log, stderr=subprocess.STDOUT)
     try:
         try:
-            wait_for_port(port)
+            if port is not None:
+                wait_for_port(port)
             if ready is not None:
                 ready()
         except RuntimeError as error:
@@ -191,7 +193,11 @@ def run_process(
 
 
 @contextmanager
-def run_haproxy(name: str, directory: Path, files: dict[str, str], port: int) -> Iterator[Proxy]:
+def run_haproxy(
+    name: str, directory: Path, files: dict[str, str], port: int | None
+) -> Iterator[Proxy]:
+    """HAProxy on `files` once `haproxy -c` accepts them (a sidecar of a 1,000-service mesh
+    takes seconds to check), as `run_process` runs it."""
     directory.mkdir(parents=True, exist_ok=True)
     for file_name, content in files.items():
         (directory / file_name).write_text(content)
@@ -200,7 +206,7 @@ def run_haproxy(name: str, directory: Path, files: dict[str, str], port: int) ->
         [haproxy, "-c", "-q", "-f", str(directory / "haproxy.cfg")],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,
     )
     if checked.returncode != 0:
         raise RuntimeError(f"haproxy rejected the {name} config: {checked.stderr.strip()}")

@@ -19,17 +19,14 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.dataplane import BACKEND_CFG, haproxy_binary, process_tree, run_haproxy
+from bench.dataplane import BACKEND_CFG, process_tree, run_haproxy
 from bench.meshgen import called_services, generated_mesh_yaml, service_name
 from sailplan import constants as c
 from sailplan.loader import load_mesh_text
@@ -87,34 +84,6 @@ def _get(port: int, path: str, host: str) -> int | str:
         connection.close()
 
 
-@contextmanager
-def _running(directory: Path, files: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """HAProxy on the files, ended by its PID on the way out (whatever the wait found)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (directory / name).write_text(text)
-    haproxy = haproxy_binary()
-    config = str(directory / "haproxy.cfg")
-    checked = subprocess.run(
-        [haproxy, "-c", "-q", "-f", config], capture_output=True, text=True, timeout=120
-    )
-    if checked.returncode != 0:
-        raise RuntimeError(f"haproxy rejected the sidecar config: {checked.stderr.strip()}")
-    log = (directory / "process.log").open("wb")
-    process = subprocess.Popen([haproxy, "-db", "-f", config], stdout=log, stderr=log)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        log.close()
-
-
 def _wait(process: subprocess.Popen[bytes], port: int, path: str, host: str) -> float:
     """Seconds until a GET answers 200."""
     started = time.monotonic()
@@ -169,8 +138,9 @@ def measure_one(
     app_cfg = BACKEND_CFG.format(port=app_port, body="x" * 64)
     with (
         run_haproxy("app", runtime / f"app-{directory.name}", {"haproxy.cfg": app_cfg}, app_port),
-        _running(directory, files) as process,
+        run_haproxy("sidecar", directory, files, None) as sidecar,
     ):
+        process = sidecar.process
         ready_s = _wait(process, port, path, host)
         time.sleep(SETTLE_S)
         rss, hwm = memory_kib(process.pid)
