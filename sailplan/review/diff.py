@@ -54,7 +54,7 @@ class Change:
 def mesh_changes(old: Mesh, new: Mesh) -> list[Change]:
     """Every difference between OLD and NEW, grouped by category, in the spec's order within."""
     changes = _mesh_level(old, new)
-    for name in _union(old.services, new.services):
+    for name in words.union(old.services, new.services):
         changes += _service_changes(name, old.services.get(name), new.services.get(name))
         if name in old.services and name in new.services:
             changes += _calls_changes(name, old, new)
@@ -64,11 +64,6 @@ def mesh_changes(old: Mesh, new: Mesh) -> list[Change]:
         # (tests/test_diff.py changes every field of the spec), so this should never be reached.
         changes = _generic("mesh", "mesh", "", old.to_dict(), new.to_dict())
     return sorted(changes, key=lambda change: CATEGORIES.index(change.category))
-
-
-def _union(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Keys of both, in OLD's order then NEW's additions: the file's order, stable."""
-    return [*old, *(key for key in new if key not in old)]
 
 
 def _generic(
@@ -104,7 +99,7 @@ def _mesh_level(old: Mesh, new: Mesh) -> list[Change]:
             )
         )
     before, after = old.to_dict(), new.to_dict()
-    for key in _union(before, after):
+    for key in words.union(before, after):
         if key in _MESH_HANDLED or before.get(key) == after.get(key):
             continue
         # Authorization-like fields are security changes wherever they appear.
@@ -128,14 +123,14 @@ def _service_changes(name: str, old: Service | None, new: Service | None) -> lis
         if getattr(old, key) != getattr(new, key):
             text = f"{key} {getattr(old, key)} → {getattr(new, key)}"
             changes.append(Change("traffic", name, text, f"{at}.{key}"))
-    for version in _union(old.versions, new.versions):
+    for version in words.union(old.versions, new.versions):
         changes += _version_changes(
             name, version, old.versions.get(version), new.versions.get(version)
         )
     changes += _route_list_changes(name, f"{at}.routes", old.routes, new.routes)
     changes += _policy_changes(name, f"{at}.policy", old, new)
     before, after = old.to_dict(), new.to_dict()
-    for key in _union(before, after):
+    for key in words.union(before, after):
         handled = key in {"port", "protocol", "versions", "routes", "policy", "calls"}
         if handled or before.get(key) == after.get(key):
             continue
@@ -162,7 +157,7 @@ def _version_changes(
         return [Change("workload", subject, f"new version: {_version_text(new)}", at)]
     changes = []
     before, after = old.to_dict(), new.to_dict()
-    for key in _union(before, after):
+    for key in words.union(before, after):
         was, now = before.get(key), after.get(key)
         if was == now:
             continue
@@ -199,7 +194,7 @@ def _policy_changes(name: str, at: str, old: Service, new: Service) -> list[Chan
     before = old.policy.to_dict() if old.policy else {}
     after = new.policy.to_dict() if new.policy else {}
     changes = []
-    for key in _union(before, after):
+    for key in words.union(before, after):
         label = _POLICY_LABELS.get(key, key)
         was, now = before.get(key), after.get(key)
         if key == "loadBalancer" and was != now:
@@ -285,7 +280,7 @@ def _route_field_changes(old: AnyRoute, new: AnyRoute) -> list[tuple[str, str]]:
         if texts:
             before = {key: value for key, value in before.items() if key not in fields}
             after = {key: value for key, value in after.items() if key not in fields}
-    for key in _union(before, after):
+    for key in words.union(before, after):
         if before.get(key) != after.get(key):
             said += [
                 (key, change.text)
@@ -319,7 +314,7 @@ def _weights(old: Any, new: Any) -> list[str]:
         return [f"destination {_destination(old)} → {_destination(new)}"]
     if old.to is not None and new.to is not None:
         return [f"to {old.to} → {new.to}"]
-    versions = _union(old.weights, new.weights)
+    versions = words.union(old.weights, new.weights)
     return [
         ", ".join(
             f"{v} {old.weights.get(v, 0)}% → {new.weights.get(v, 0)}%"
@@ -346,7 +341,7 @@ def _mirrors(old: Any, new: Any) -> list[str]:
     was = {m.to: m.percent for m in old.copies}
     now = {m.to: m.percent for m in new.copies}
     texts = []
-    for version in _union(was, now):
+    for version in words.union(was, now):
         if version not in now:
             texts.append(f"no longer mirrors requests to {version} (was {was[version]:g}%)")
         elif version not in was:
@@ -367,7 +362,7 @@ def _destination_headers(old: Any, new: Any) -> list[str]:
     now = {v: h.to_dict() for v, h in (new.destination_headers or {}).items()}
     return [
         f"when sent to {version}: {text}"
-        for version in _union(was, now)
+        for version in words.union(was, now)
         for text in words.header_changes(was.get(version), now.get(version))
     ]
 
@@ -376,7 +371,7 @@ def _rewrite(old: Any, new: Any) -> list[str]:
     was, now = words.rewrite_parts(_dict(old.rewrite)), words.rewrite_parts(_dict(new.rewrite))
     return [
         f"rewrite {part} {was.get(part, 'none')} → {now.get(part, 'none')}"
-        for part in _union(was, now)
+        for part in words.union(was, now)
         if was.get(part) != now.get(part)
     ]
 
@@ -536,7 +531,7 @@ def _tls_changes(was: Any, now: Any) -> list[Change]:
         )
         changes.append(Change("security", "ingress", text, f"{at}.httpsRedirect"))
     said = {"secretName", "issuer", "minVersion", "httpsRedirect"}
-    for key in _union(was, now):
+    for key in words.union(was, now):
         if key not in said:
             changes += _generic(
                 "security", "ingress", f"{at}.{key}", was.get(key), now.get(key), f"tls {key}"
@@ -562,7 +557,7 @@ def _ingress_changes(old: Mesh, new: Mesh) -> list[Change]:
         return [Change("ingress", "ingress", text, "ingress")]
     changes = []
     before, after = old.ingress.to_dict(), new.ingress.to_dict()
-    for key in _union(before, after):
+    for key in words.union(before, after):
         if key == "tls" and before.get(key) != after.get(key):
             changes += _tls_changes(before.get(key), after.get(key))
         elif key not in {"routes", "tls"}:

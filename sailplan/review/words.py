@@ -4,7 +4,7 @@ TLS, shared by `diff` and `graph`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sailplan.model import Fault, IngressRoute, Match, Retries, Route
@@ -92,7 +92,7 @@ def field_changes(old: Any, new: Any) -> list[str]:
         return [] if old == new else [f"{value_text(old)} → {value_text(new)}"]
     before, after = flatten(old), flatten(new)
     texts = []
-    for key in [*before, *(k for k in after if k not in before)]:
+    for key in union(before, after):
         if key not in after:
             texts.append(f"{key} removed (was {value_text(before[key])})")
         elif key not in before:
@@ -120,8 +120,11 @@ _DIRECTIONS = {"request": ("on requests", "to requests", "from requests")}
 _DIRECTIONS["response"] = ("on answers", "to answers", "from answers")
 
 
-def _keys(before: dict[str, Any] | list[str], after: dict[str, Any] | list[str]) -> list[str]:
-    return [*before, *(key for key in after if key not in before)]
+def union(before: Iterable[str], after: Iterable[str]) -> list[str]:
+    """Keys of both, in BEFORE's order then AFTER's additions: the file's order, stable."""
+    first = list(before)
+    seen = set(first)
+    return [*first, *(key for key in after if key not in seen)]
 
 
 def header_changes(old: Any, new: Any) -> list[str]:
@@ -133,7 +136,7 @@ def header_changes(old: Any, new: Any) -> list[str]:
         for verb, where in (("sets", on), ("adds", to)):
             key = "set" if verb == "sets" else "add"
             before, after = was.get(key) or {}, now.get(key) or {}
-            for name in _keys(before, after):
+            for name in union(before, after):
                 if name not in after:
                     texts.append(f"no longer {verb} {name} {where} (was {before[name]})")
                 elif name not in before:
