@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from proxy_support import Backend, Reply, free_port, running_haproxy
+from proxy_support import Backend, Reply, loopback_ports, running_haproxy
 
 import sailplan
 from sailplan.model.security import service_identity
@@ -85,7 +85,7 @@ class Mesh:
         """Start `service`'s sidecar in front of `app`, with `identity`'s certificate (default:
         its own)."""
         directory = self.root / service
-        ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        ports = loopback_ports()
         config = compile_sidecar(
             self.spec,
             service,

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 import yaml
 from dns_support import Dns, use_dns
-from proxy_support import Backend, backends, check_config, free_port, request, running_haproxy
+from proxy_support import Backend, backends, check_config, loopback_ports, request, running_haproxy
 from sandbox_support import MESHES, SandboxProcess, runnable_copy
 from schema_support import validate_manifest
 
 import sailplan
 from sailplan.cli import main
-from sailplan.render.haproxy import DnsEndpoints, ProxyPorts, SidecarCompiler, StaticEndpoints
+from sailplan.render.haproxy import DnsEndpoints, SidecarCompiler, StaticEndpoints
 from sailplan.render.manifests import render_manifests
 from sailplan.sandbox import netns
 
@@ -163,7 +163,7 @@ def test_a_scoped_sidecar_routes_what_it_calls_and_passes_the_rest_through(
                 for s in ("svc001", "svc002")
             }
         )
-        ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        ports = loopback_ports()
         config = SidecarCompiler(
             mesh,
             endpoints=endpoints,
@@ -226,7 +226,7 @@ def test_explicit_proxy_in_a_cluster_resolves_an_unlisted_service_by_name(
     started = {"svc002-v1": service_ip, "outside": outside_ip}
     svc002, outside = service_ip.port, outside_ip.port
     dns = Dns({"svc002.calls.svc.cluster.local": ["127.0.0.2"], "api.example.com": ["127.0.0.3"]})
-    ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    ports = loopback_ports()
     config = SidecarCompiler(
         mesh,
         endpoints=DnsEndpoints("calls", port=15006),

@@ -16,6 +16,7 @@ from proxy_support import (
     Reply,
     backends,
     free_port,
+    loopback_ports,
     many,
     request,
     running_caller,
@@ -272,7 +273,7 @@ def test_gateway_routes_to_the_service_and_applies_its_routes(tmp_path: Path) ->
             {"service1": {v: [("127.0.0.1", b.port)] for v, b in started.items()}}
         )
         listen = free_port()
-        ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        ports = loopback_ports()
         config = compile_gateway(
             mesh,
             endpoints=endpoints,
@@ -306,7 +307,7 @@ def test_a_large_mesh_routes_through_per_service_frontends(tmp_path: Path) -> No
         endpoints = StaticEndpoints(
             {"service1": {v: [("127.0.0.1", b.port)] for v, b in started.items()}}
         )
-        ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        ports = loopback_ports()
         sidecar = compile_sidecar(
             mesh,
             "caller",
@@ -327,7 +328,7 @@ def test_a_large_mesh_routes_through_per_service_frontends(tmp_path: Path) -> No
             assert (timed_out.status, timed_out.body) == (504, "upstream request timeout")
         gateway_dir = tmp_path / "gw"
         listen = free_port()
-        gateway_ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        gateway_ports = loopback_ports()
         gateway = compile_gateway(
             mesh,
             endpoints=endpoints,

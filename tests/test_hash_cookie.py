@@ -11,13 +11,20 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from proxy_support import Backend, Reply, check_config, free_port, request, running_haproxy
+from proxy_support import (
+    Backend,
+    Reply,
+    check_config,
+    free_port,
+    loopback_ports,
+    request,
+    running_haproxy,
+)
 from schema_support import validate_manifest
 
 import sailplan
 from sailplan.model.gateway_api import gateway_api_problems
 from sailplan.render.haproxy import (
-    ProxyPorts,
     StaticEndpoints,
     compile_gateway,
     compile_sidecar,
@@ -99,7 +106,7 @@ class _Pods:
         self.timeout = timeout
         self.tmp_path = tmp_path
         self.gateway = gateway
-        self.ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        self.ports = loopback_ports()
         # Where clients send: the gateway's listener, or the caller's outbound listener.
         self.port = free_port() if gateway else self.ports.outbound
 

@@ -17,7 +17,7 @@ import re2
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from proxy_support import check_config, free_port, running_haproxy
+from proxy_support import check_config, free_port, loopback_ports, running_haproxy
 
 import sailplan
 from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
@@ -63,7 +63,7 @@ def _abort_route(match: dict[str, Any], status: int) -> dict[str, Any]:
 
 
 def _compile(mesh: sailplan.Mesh, directory: Path) -> tuple[dict[str, str], ProxyPorts]:
-    ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    ports = loopback_ports()
     config = compile_sidecar(
         mesh,
         "caller",

@@ -14,11 +14,11 @@ import re2
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from proxy_support import check_config, free_port, running_haproxy
+from proxy_support import check_config, loopback_ports, running_haproxy
 
 import sailplan
 from sailplan.model.backtracking import backtracking_risk
-from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
+from sailplan.render.haproxy import StaticEndpoints, compile_sidecar
 
 AT = "services.service1.routes[0].match[0]"
 NESTED = (
@@ -166,7 +166,7 @@ def test_accepted_patterns_answer_hostile_values_at_once() -> None:
         for index, (pattern, value) in enumerate(cases):
             directory = Path(name) / str(index)
             mesh = _load({"headers": {"x-v": {"regex": pattern}}})
-            ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+            ports = loopback_ports()
             files = compile_sidecar(
                 mesh,
                 "caller",

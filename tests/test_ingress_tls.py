@@ -18,6 +18,7 @@ from golden_support import check_golden
 from proxy_support import (
     backends,
     free_port,
+    loopback_ports,
     running_entrypoint,
     running_haproxy,
     wait_for_port,
@@ -27,7 +28,7 @@ from schema_support import validate_manifest
 
 import sailplan
 from sailplan.model import SpecError
-from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_gateway
+from sailplan.render.haproxy import StaticEndpoints, compile_gateway
 from sailplan.render.haproxy.ingress import ingress_cert_dir
 from sailplan.render.manifests import render_manifests
 from sailplan.sandbox.certs import new_authority, serial_of, write_identity
@@ -254,7 +255,7 @@ class _Gateway:
         self.listen, self.plain = free_port(), free_port()
 
     def run(self, backend_port: int) -> Any:
-        ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        ports = loopback_ports()
         config = compile_gateway(
             self.mesh,
             endpoints=StaticEndpoints({"web": {"v1": [("127.0.0.1", backend_port)]}}),
@@ -413,7 +414,7 @@ def test_the_gateway_image_serves_a_renewed_ingress_certificate() -> None:
     certs = Path(ingress_cert_dir(str(config_dir)))
     authority = new_authority("test ingress CA")
     listen = free_port()
-    ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    ports = loopback_ports()
     config = compile_gateway(
         _mesh({"secretName": "shop-tls"}, mtls="disable"),
         endpoints=StaticEndpoints({"web": {"v1": [("127.0.0.1", free_port())]}}),

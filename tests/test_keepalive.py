@@ -30,10 +30,10 @@ from typing import Any
 
 import pytest
 import yaml
-from proxy_support import free_port, running_haproxy
+from proxy_support import free_port, loopback_ports, running_haproxy
 
 import sailplan
-from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
+from sailplan.render.haproxy import StaticEndpoints, compile_sidecar
 
 pytestmark = [pytest.mark.haproxy, pytest.mark.timeout(60)]
 
@@ -204,8 +204,8 @@ def mesh_path(tmp_path: Path) -> Iterator[Callable[..., Path2]]:
     def start(app: App, *, idle: str | None = None) -> Path2:
         stack.append(app)
         mesh = _mesh()
-        callee_ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
-        caller_ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        callee_ports = loopback_ports()
+        caller_ports = loopback_ports()
         configs = {
             "callee": compile_sidecar(
                 mesh,

@@ -20,7 +20,7 @@ import yaml
 from conftest import DEMO_MESH
 from proxy_support import (
     backends,
-    free_port,
+    loopback_ports,
     request,
     running_entrypoint,
     wait_for_port,
@@ -36,7 +36,7 @@ from security_support import (
 
 import sailplan
 from sailplan.model.security import service_identity
-from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
+from sailplan.render.haproxy import StaticEndpoints, compile_sidecar
 from sailplan.render.haproxy.security import SAN_MISMATCH_BODY, cert_dir_of, san_pattern
 from sailplan.render.manifests import render_manifests
 from sailplan.sandbox.certs import issue, new_authority, serial_of, write_identity
@@ -188,7 +188,7 @@ def test_a_renewed_certificate_is_served_without_failing_a_request(tmp_path: Pat
     root = Path(tempfile.mkdtemp(prefix="sp-"))
     config_dir, runtime_dir = root / "config", root / "run"
     certs = Path(cert_dir_of(str(config_dir)))
-    ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    ports = loopback_ports()
     client_certs = write_identity(root / "client", authority, service_identity(spec, "service2"))
     context = client_context(client_certs, client_certs / "ca.crt")
     outcomes: Counter[str] = Counter()

@@ -21,6 +21,7 @@ from proxy_support import (
     Backend,
     backends,
     free_port,
+    loopback_ports,
     many,
     request,
     running_caller,
@@ -75,10 +76,6 @@ def _mesh(
         **extra,
     }
     return sailplan.load_mesh_text(yaml.safe_dump(spec))
-
-
-def _ports() -> ProxyPorts:
-    return ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
 
 
 def access_lines(directory: Path, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -266,7 +263,7 @@ def test_gateway_logs_no_route_and_passes_trace_headers(tmp_path: Path) -> None:
             mesh,
             endpoints=StaticEndpoints({"service1": _live(started)}),
             listen_port=listen,
-            ports=_ports(),
+            ports=loopback_ports(),
             config_dir=str(tmp_path),
             runtime_dir=str(tmp_path),
         )

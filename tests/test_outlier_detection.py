@@ -23,6 +23,7 @@ from proxy_support import (
     Reply,
     check_config,
     free_port,
+    loopback_ports,
     request,
     running_haproxy,
     wait_for_port,
@@ -32,7 +33,6 @@ from sandbox_support import MESHES, SandboxProcess, runnable_copy
 import sailplan
 from sailplan.render.haproxy import (
     DnsEndpoints,
-    ProxyPorts,
     StaticEndpoints,
     compile_gateway,
     compile_sidecar,
@@ -93,7 +93,7 @@ def proxy_for(tmp_path: Path) -> Iterator[Any]:
     def start(
         mesh: sailplan.Mesh, ports: list[int], *, gateway: bool = False, v2: tuple[int, ...] = ()
     ) -> Proxy:
-        proxy_ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        proxy_ports = loopback_ports()
         addresses = {"v1": [("127.0.0.1", p) for p in ports], "v2": [("127.0.0.1", p) for p in v2]}
         endpoints = StaticEndpoints({"service1": addresses})
         if gateway:
@@ -518,7 +518,7 @@ def test_slots_dns_has_not_filled_are_no_hosts(tmp_path: Path) -> None:
         failing.append(server)
     dns = Dns({"service1-v1.test.svc.cluster.local": ["127.0.0.1", "127.0.0.2"]})
     mesh = _mesh({"consecutive5xxErrors": 1, "maxEjectionPercent": 50, "baseEjectionTime": "30s"})
-    proxy_ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    proxy_ports = loopback_ports()
     config = compile_sidecar(
         mesh,
         "caller",

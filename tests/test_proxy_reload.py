@@ -14,14 +14,14 @@ import yaml
 from proxy_support import (
     ENTRYPOINT,
     backends,
-    free_port,
+    loopback_ports,
     request,
     running_entrypoint,
     wait_for_port,
 )
 
 import sailplan
-from sailplan.render.haproxy import ProxyConfig, ProxyPorts, StaticEndpoints, compile_sidecar
+from sailplan.render.haproxy import ProxyConfig, StaticEndpoints, compile_sidecar
 from sailplan.sandbox.runner import write_config
 
 pytestmark = [pytest.mark.haproxy, pytest.mark.timeout(90)]
@@ -54,7 +54,7 @@ def _publish(config_dir: Path, files: dict[str, str]) -> None:
 def test_config_changes_reload_without_failing_a_request(tmp_path: Path) -> None:
     config_dir, runtime_dir = tmp_path / "config", tmp_path / "run"
     config_dir.mkdir()
-    ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    ports = loopback_ports()
     with backends("v1", "v2") as started:
         endpoints = StaticEndpoints(
             {"service1": {v: [("127.0.0.1", b.port)] for v, b in started.items()}}

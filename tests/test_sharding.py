@@ -14,7 +14,7 @@ import yaml
 from proxy_support import (
     backends,
     check_config,
-    free_port,
+    loopback_ports,
     request,
     running_entrypoint,
     running_haproxy,
@@ -23,7 +23,7 @@ from proxy_support import (
 import sailplan
 import sailplan.render.haproxy as compiler_module
 from sailplan.render import builtin
-from sailplan.render.haproxy import ProxyPorts, SidecarCompiler, StaticEndpoints
+from sailplan.render.haproxy import SidecarCompiler, StaticEndpoints
 from sailplan.render.manifests import render_manifests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,7 +160,7 @@ def test_a_sharded_sidecar_routes_as_the_single_file_one(
         )
         answers = {}
         for layout in ("single", "sharded"):
-            ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+            ports = loopback_ports()
             directory = tmp_path / layout
             compiler = SidecarCompiler(
                 mesh,
@@ -208,7 +208,7 @@ def _write(directory: Path, files: dict[str, str]) -> None:
 def test_the_sidecar_reloads_when_a_shard_changes(small_shards: None, tmp_path: Path) -> None:
     config_dir, runtime_dir = tmp_path / "config", tmp_path / "run"
     config_dir.mkdir()
-    ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    ports = loopback_ports()
     with backends("v1", "v2") as started:
 
         def files(to: str) -> dict[str, str]:

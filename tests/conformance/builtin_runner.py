@@ -25,7 +25,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy_support import Backend, Reply, free_port, request, running_haproxy
+from proxy_support import Backend, Reply, free_port, loopback_ports, request, running_haproxy
 
 import sailplan
 from sailplan.model.security import denies_by_default, ingress_identity, service_identity
@@ -198,7 +198,7 @@ def builtin_plane(
                 addresses[service_name][version_name] = pods
         endpoints = StaticEndpoints(addresses)
 
-        sidecar_ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+        sidecar_ports = loopback_ports()
         passthrough = _passthrough(mesh, CALLER)
         sidecar = compile_sidecar(
             mesh,
@@ -246,7 +246,7 @@ def builtin_plane(
 
 
 def _ports() -> ProxyPorts:
-    return ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    return loopback_ports()
 
 
 @contextmanager
