@@ -96,9 +96,7 @@ def main(argv: list[str]) -> int:
             data = _keep_the_rest(plane)
         else:
             print("outbound sidecar cost vs mesh size", flush=True)
-            outbound = {
-                str(size): dataplane.outbound_cost(size, settings) for size in OUTBOUND_SIZES
-            }
+            outbound = dataplane.outbound_costs(OUTBOUND_SIZES, settings)
             print("ReDoS: hostile vs benign regex routes", flush=True)
             regexes = redos.measure()
     except RuntimeError as error:

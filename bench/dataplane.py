@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import http.client
 import json
+import math
 import os
 import pwd
 import shutil
@@ -21,8 +22,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench import peer_configs, summary
+from bench.stats import median
 from sailplan.loader import load_mesh
 from sailplan.model import Mesh
 from sailplan.model.security import service_identity
@@ -627,58 +630,88 @@ def measure(
     }
 
 
-def outbound_cost(services: int, settings: LoadSettings) -> dict[str, float]:
-    """One caller sidecar's outbound in a generated mesh of `services` services, calling the
-    service whose rules come last, straight to the app: how per-request cost grows with the mesh."""
+def outbound_costs(sizes: Sequence[int], settings: LoadSettings) -> dict[str, dict[str, Any]]:
+    """One caller sidecar's outbound per mesh size (a generated mesh of that many services),
+    calling the service whose rules come last, straight to the app: how per-request cost grows
+    with the mesh. Every size's sidecar runs at once and the sizes take turns, `settings.runs`
+    rounds (each round in another order), so each size is compared with the smallest one
+    measured next to it, as the data-plane paths are compared with the direct path."""
     from bench.meshgen import generated_mesh_yaml, service_name
     from sailplan.loader import load_mesh_text
 
-    mesh = load_mesh_text(generated_mesh_yaml(services))
-    with tempfile.TemporaryDirectory(prefix="sailplan-bench-") as temporary:
-        runtime = Path(temporary)
+    with ExitStack() as stack:
+        runtime = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sailplan-bench-")))
         backend_port = free_port()
-        caller = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
-        endpoints = StaticEndpoints(
-            {
-                name: {v: [("127.0.0.1", backend_port)] for v in ("v1", "v2")}
-                for name in mesh.services
-            }
-        )
-        directory = runtime / "caller"
-        config = compile_sidecar(
-            mesh,
-            service_name(0),
-            "v1",
-            endpoints=endpoints,
-            ports=caller,
-            app_port=free_port(),
-            config_dir=str(directory),
-            runtime_dir=str(directory),
-            passthrough="host-header",
-        )
         backend_cfg = BACKEND_CFG.format(port=backend_port, body="x" * RESPONSE_BYTES)
-        with (
-            run_haproxy("backend", runtime / "backend", {"haproxy.cfg": backend_cfg}, backend_port),
-            run_haproxy("caller", directory, dict(config.files), caller.outbound),
-        ):
-            target = Target(caller.outbound, f"{service_name(services - 1)}:8080")
+        stack.enter_context(
+            run_haproxy("backend", runtime / "backend", {"haproxy.cfg": backend_cfg}, backend_port)
+        )
+        sidecars: dict[int, tuple[Target, Proxy, int]] = {}
+        for services in sizes:
+            mesh = load_mesh_text(generated_mesh_yaml(services))
+            ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+            endpoints = StaticEndpoints(
+                {
+                    name: {v: [("127.0.0.1", backend_port)] for v in ("v1", "v2")}
+                    for name in mesh.services
+                }
+            )
+            directory = runtime / f"caller-{services}"
+            config = compile_sidecar(
+                mesh,
+                service_name(0),
+                "v1",
+                endpoints=endpoints,
+                ports=ports,
+                app_port=free_port(),
+                config_dir=str(directory),
+                runtime_dir=str(directory),
+                passthrough="host-header",
+            )
+            proxy = stack.enter_context(
+                run_haproxy(f"caller-{services}", directory, dict(config.files), ports.outbound)
+            )
+            target = Target(ports.outbound, f"{service_name(services - 1)}:8080")
             # A fresh 1,000-service sidecar took 1.5 s over its first answer (an earlier run
             # measured 0 requests in its windows on a busy machine): wait for one first.
             wait_for_http(target, timeout=120)
             run_wrk(target, seconds=1, connections=settings.saturate_connections)
-            saturated = run_wrk(
-                target, seconds=settings.saturate_seconds, connections=settings.saturate_connections
-            )
-            fixed = run_wrk(
-                target,
-                seconds=settings.saturate_seconds,
-                connections=settings.fixed_connections,
-                delay_ms=fixed_rate_delay_ms(settings),
-            )
+            config_bytes = sum(len(text) for text in config.files.values())
+            sidecars[services] = (target, proxy, config_bytes)
+        runs: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
+        for index in range(settings.runs):
+            # Rotate the order, so no size is always measured first after a pause.
+            order = [*sizes[index % len(sizes) :], *sizes[: index % len(sizes)]]
+            for services in order:
+                target, proxy, _ = sidecars[services]
+                saturated = run_wrk(
+                    target,
+                    seconds=settings.saturate_seconds,
+                    connections=settings.saturate_connections,
+                )
+                before = cpu_seconds(proxy.pid)
+                fixed = run_wrk(
+                    target,
+                    seconds=settings.fixed_seconds,
+                    connections=settings.fixed_connections,
+                    delay_ms=fixed_rate_delay_ms(settings),
+                )
+                cpu = cpu_seconds(proxy.pid) - before
+                requests = fixed["rps"] * settings.fixed_seconds
+                runs[services].append(
+                    {
+                        "saturated_rps": saturated["rps"],
+                        "fixed_rps": fixed["rps"],
+                        "fixed_p50_us": fixed["p50_us"],
+                        "fixed_p99_us": fixed["p99_us"],
+                        "cpu_us_per_request": cpu * 1e6 / requests if requests else math.inf,
+                    }
+                )
     return {
-        "config_bytes": float(sum(len(text) for text in config.files.values())),
-        "saturated_rps": saturated["rps"],
-        "fixed_rps": fixed["rps"],
-        "fixed_p50_us": fixed["p50_us"],
-        "fixed_p99_us": fixed["p99_us"],
+        str(services): {
+            "config_bytes": float(sidecars[services][2]),
+            **{name: median([run[name] for run in runs[services]]) for name in runs[services][0]},
+            "runs": runs[services],
+        }
+        for services in sizes
     }

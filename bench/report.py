@@ -383,6 +383,23 @@ def mtls_summary(comparison: Mapping[str, Any] | None) -> str:
     )
 
 
+def outbound_target_rows(outbound: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The targets row for the outbound sidecar's per-request cost against mesh size."""
+    growth = s.outbound_growth(outbound)
+    within = f"{s.TARGET_OUTBOUND_GROWTH:.0%}"
+    if growth is None:
+        return [
+            f"| the outbound sidecar's per-request cost at the largest mesh within {within} of the "
+            "smallest | not measured: sizes not paired in this run | NOT met |"
+        ]
+    return [
+        f"| the outbound sidecar's per-request cost at {growth['large']:,} services within {within} "
+        f"of {growth['small']:,} (CPU per request, saturated throughput, p50; paired rounds) | "
+        f"{growth['cpu_ratio']:.2f}x CPU, {growth['saturated_ratio']:.2f}x throughput, "
+        f"{growth['p50_ratio']:.2f}x p50 | {s.verdict(s.outbound_growth_met(growth))} |"
+    ]
+
+
 def mtls_targets(comparison: Mapping[str, Any] | None) -> list[str]:
     """Target rows: what mTLS may add to each request and each sidecar at ~1,000 req/s."""
     if comparison is None:
@@ -482,6 +499,63 @@ def mtls_section(
     return out
 
 
+def scoped_rss_mib(results: Mapping[str, Any] | None) -> float | None:
+    """The larger peak RSS (MiB) of the sidecars scoped by `calls`; None when none ran."""
+    rows: Mapping[str, Any] = (results or {}).get("rows", {})
+    scoped = [
+        row["vmhwm_kib"] / 1024
+        for label, row in rows.items()
+        if not label.endswith("/whole") and "vmhwm_kib" in row
+    ]
+    return max(scoped) if scoped else None
+
+
+def scale_target_rows(scale: Mapping[str, Any], rss: Mapping[str, Any] | None) -> list[str]:
+    """Issue 13's targets that the rendering, sidecar-memory and Pulumi sections measure."""
+    cli = scale.get("cli", {})
+    istio = cli.get("istio/1000", {}).get("cli_s")
+    builtin = cli.get("builtin/1000", {}).get("cli_s")
+    rows = [
+        f"| `sailplan render -o DIR` of 1,000 services <= {s.TARGET_CLI_ISTIO_1000_S} s (istio; "
+        "CLI start to last file written, fresh process) | "
+        + ("not measured" if istio is None else f"{istio:.2f} s")
+        + f" | {s.verdict(istio is not None and istio <= s.TARGET_CLI_ISTIO_1000_S)} |",
+        f"| `render -o` of 1,000 services: builtin <= {s.TARGET_CLI_BUILTIN_OVER_ISTIO:g}x istio "
+        "(same run) | "
+        + (
+            "not measured"
+            if istio is None or builtin is None
+            else f"{builtin:.2f} s, {builtin / istio:.2f}x"
+        )
+        + " | "
+        + s.verdict(
+            istio is not None
+            and builtin is not None
+            and builtin <= s.TARGET_CLI_BUILTIN_OVER_ISTIO * istio
+        )
+        + " |",
+    ]
+    worst = scoped_rss_mib(rss)
+    rows.append(
+        f"| a sidecar with `calls` of 5 services <= {TARGET_CALLS_RSS_MIB:g} MiB peak RSS | "
+        + ("not measured" if worst is None else f"{worst:.1f} MiB")
+        + f" | {s.verdict(worst is not None and worst <= TARGET_CALLS_RSS_MIB)} |"
+    )
+    pulumi = scale.get("pulumi", {})
+    for label, registration in (("1000", "per-object, the default"), ("1000/grouped", "grouped")):
+        value = pulumi.get(label, {})
+        if label != "1000" and not value:
+            continue
+        seconds = value.get("register_s")
+        rows.append(
+            f"| Pulumi mock registration of 1,000 services <= {s.TARGET_PULUMI_1000_S:g} s "
+            f"(`registration`: {registration}) | "
+            + ("not measured" if seconds is None else f"{seconds:.2f} s")
+            + f" | {s.verdict(seconds is not None and seconds <= s.TARGET_PULUMI_1000_S)} |"
+        )
+    return rows
+
+
 def sidecar_rss_lines(results: Mapping[str, Any] | None) -> list[str]:
     """The table of one sidecar's memory, the whole mesh loaded against `calls`
     (bench/sidecar_rss.py), and the issue's target for it."""
@@ -522,14 +596,9 @@ def sidecar_rss_lines(results: Mapping[str, Any] | None) -> list[str]:
             f"| {kind} | {scope} ({row['routed_services']:,}) | {row['config_bytes']:,} | "
             f"{row['ready_s']:.2f} | {row['vmrss_kib'] / 1024:.1f} | {row['vmhwm_kib'] / 1024:.1f} |"
         )
-    scoped = [
-        row["vmhwm_kib"] / 1024
-        for label, row in rows.items()
-        if not label.endswith("/whole") and "vmhwm_kib" in row
-    ]
+    worst = scoped_rss_mib(results)
     lines.append("")
-    if scoped:
-        worst = max(scoped)
+    if worst is not None:
         lines.append(
             f"Target: a sidecar with `calls` <= {TARGET_CALLS_RSS_MIB:g} MiB: {worst:.1f} MiB peak "
             f"(the larger of the two): {s.verdict(worst <= TARGET_CALLS_RSS_MIB)}."
@@ -661,6 +730,8 @@ def write(data: Mapping[str, Any]) -> str:
             and builtin_5000.get("largest_config_map_bytes", math.inf) <= 1024 * 1024
         )
         + " |",
+        *scale_target_rows(data["scale"], data.get("sidecar_rss")),
+        *outbound_target_rows(outbound),
         *redos.target_rows(data.get("redos")),
         *mtls_targets(mtls),
         *reference_targets(plane),
@@ -730,14 +801,21 @@ def write(data: Mapping[str, Any]) -> str:
         "One caller sidecar compiled from a generated mesh (bench/meshgen.py: N services, 2 versions, 3 routes",
         "each with matches, faults and retries), called for the service whose rules come last, straight to the app.",
         "",
-        "| services | config files (bytes) | saturated req/s | req/s at the ~1,000 pace | p50 ms | p99 ms | flat rules, before 7d6eda4: saturated req/s |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "Every size's sidecar runs at once and the sizes take turns, one round after another (each round in",
+        "another order); the table gives medians over rounds, and the CPU per request is the sidecar's",
+        "user + system CPU over its fixed-rate window divided by the requests it carried.",
+        "",
+        "| services | config files (bytes) | saturated req/s | req/s at the ~1,000 pace | p50 ms | p99 ms | CPU per request (us) | flat rules, before 7d6eda4: saturated req/s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size, value in sorted(outbound.items(), key=lambda item: int(item[0])):
         flat = FLAT_RULES_RPS.get(int(size))
+        cpu = value.get("cpu_us_per_request")
         out.append(
             f"| {int(size):,} | {_f(value['config_bytes'], 0)} | {_f(value['saturated_rps'], 0)} | "
             f"{_f(value['fixed_rps'], 0)} | {value['fixed_p50_us'] / 1000:.2f} | {value['fixed_p99_us'] / 1000:.2f} | "
+            + ("not measured" if cpu is None else f"{cpu:.0f}")
+            + " | "
             + ("-" if flat is None else f"{flat:,}")
             + " |"
         )
@@ -788,12 +866,15 @@ def write(data: Mapping[str, Any]) -> str:
         "Pulumi: registering the `Mesh` component (istio data plane, install_control_plane=False) under",
         "`pulumi.runtime.set_mocks`, from construction until every output resolved:",
         "",
-        "| services | resources registered | time (s) | peak RSS (MiB) |",
-        "|---:|---:|---:|---:|",
+        "| services | `registration` | resources registered | time (s) | peak RSS (MiB) |",
+        "|---:|---|---:|---:|---:|",
         *[
-            f"| {int(k):,} | {v['resources']:,} | {v['register_s']:.2f} | {v['peak_rss_mib']:.0f} |"
-            if "register_s" in v
-            else f"| {int(k):,} | - | skipped: {v['skipped']} | - |"
+            f"| {int(k.split('/')[0]):,} | {k.split('/')[1] if '/' in k else 'per-object'} | "
+            + (
+                f"{v['resources']:,} | {v['register_s']:.2f} | {v['peak_rss_mib']:.0f} |"
+                if "register_s" in v
+                else f"- | skipped: {v['skipped']} | - |"
+            )
             for k, v in data["scale"]["pulumi"].items()
         ],
         "",

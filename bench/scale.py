@@ -163,6 +163,13 @@ def run(
     for size in pulumi_sizes:
         print(f"  pulumi mock registration, {size} services", flush=True)
         results["pulumi"][str(size)] = probe("pulumi", str(size), "istio", timeout=timeout)
+    # The opt-in registration (a ConfigGroup per service) at the largest size only.
+    if pulumi_sizes:
+        size = max(pulumi_sizes)
+        print(f"  pulumi mock registration, {size} services, grouped", flush=True)
+        results["pulumi"][f"{size}/grouped"] = probe(
+            "pulumi", str(size), "istio", "grouped", timeout=timeout
+        )
     for plane, sizes in (CLI_SIZES if cli_sizes is None else cli_sizes).items():
         for size in sizes:
             print(f"  sailplan render -o DIR, {plane}, {size} services", flush=True)

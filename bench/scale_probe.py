@@ -2,7 +2,7 @@
 
     python -m bench.scale_probe render <services> <istio|builtin> [<calls>]
     python -m bench.scale_probe sidecar <services> [<calls>]  # one compile_sidecar, builtin
-    python -m bench.scale_probe pulumi <services> <istio|builtin>
+    python -m bench.scale_probe pulumi <services> <istio|builtin> [per-object|grouped]
     python -m bench.scale_probe cli <services> <istio|builtin>  # `sailplan render -o DIR`, wall
 
 A fresh process per measurement keeps peak RSS (ru_maxrss) about that measurement alone.
@@ -112,7 +112,9 @@ def counting_mocks() -> Any:
     return engine
 
 
-def pulumi_registration(services: int, data_plane: str) -> dict[str, Any]:
+def pulumi_registration(
+    services: int, data_plane: str, registration: str = "per-object"
+) -> dict[str, Any]:
     import pulumi
 
     from sailplan.components.mesh import Mesh, MeshArgs
@@ -121,9 +123,9 @@ def pulumi_registration(services: int, data_plane: str) -> dict[str, Any]:
     engine = counting_mocks()
     mesh = load_mesh_text(generated_mesh_yaml(services, data_plane))
     arguments = (
-        MeshArgs(spec=mesh, install_control_plane=False)
+        MeshArgs(spec=mesh, install_control_plane=False, registration=registration)
         if data_plane == "istio"
-        else MeshArgs(spec=mesh, proxy_image="registry.example/proxy:1")
+        else MeshArgs(spec=mesh, proxy_image="registry.example/proxy:1", registration=registration)
     )
     started = time.perf_counter()
 
@@ -172,7 +174,7 @@ def main(argv: list[str]) -> int:
         elif kind == "sidecar":
             result = sidecar(services, int(argv[2]) if len(argv) > 2 else None)
         elif kind == "pulumi":
-            result = pulumi_registration(services, argv[2])
+            result = pulumi_registration(services, *argv[2:4])
         elif kind == "cli":
             result = cli(services, argv[2])
         else:

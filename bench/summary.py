@@ -33,6 +33,14 @@ TARGET_BARE_ADDED_P50_MS = 0.05
 # connections (issue 11).
 TARGET_MTLS_ADDED_P50_MS = 0.15
 TARGET_MTLS_ADDED_VCPU = 0.01
+# What a user waits for: `sailplan render -o DIR` of 1,000 services (issue 13).
+TARGET_CLI_ISTIO_1000_S = 1.5
+TARGET_CLI_BUILTIN_OVER_ISTIO = 2.0
+# Registering the `Mesh` component of 1,000 services under Pulumi's mocks (issue 13).
+TARGET_PULUMI_1000_S = 6.0
+# The outbound sidecar's per-request cost at the largest mesh size within 10% of the smallest's
+# (issue 13: 1,000 against 10 services).
+TARGET_OUTBOUND_GROWTH = 0.10
 
 
 def dataplane_figures(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
@@ -228,3 +236,39 @@ def mtls_comparison(
     if all("closed" in run[plain] and "closed" in run[MTLS_PATH] for run in runs):
         result["closed"] = window("closed")
     return result
+
+
+def outbound_growth(outbound: Mapping[str, Mapping[str, Any]]) -> dict[str, float] | None:
+    """The outbound sidecar at the largest mesh size against the smallest, round by round (both
+    ran in every round): CPU per request, saturated throughput and p50 at the fixed rate, as
+    large/small ratios. None for runs made before the sizes were paired (no per-round figures)."""
+    sizes = sorted(int(size) for size in outbound)
+    if len(sizes) < 2:
+        return None
+    small, large = outbound[str(sizes[0])], outbound[str(sizes[-1])]
+    if "runs" not in small or "runs" not in large:
+        return None
+
+    def ratio(name: str) -> float:
+        return paired(
+            [r[name] for r in large["runs"]], [r[name] for r in small["runs"]]
+        ).ratio_median
+
+    return {
+        "small": sizes[0],
+        "large": sizes[-1],
+        "cpu_ratio": ratio("cpu_us_per_request"),
+        "saturated_ratio": ratio("saturated_rps"),
+        "p50_ratio": ratio("fixed_p50_us"),
+    }
+
+
+def outbound_growth_met(growth: Mapping[str, float]) -> bool:
+    """Every figure within TARGET_OUTBOUND_GROWTH of the smallest mesh's (throughput not lower
+    by more, CPU and p50 not higher by more)."""
+    within = TARGET_OUTBOUND_GROWTH
+    return (
+        growth["cpu_ratio"] <= 1 + within
+        and growth["saturated_ratio"] >= 1 - within
+        and growth["p50_ratio"] <= 1 + within
+    )

