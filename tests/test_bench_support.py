@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.breakdown import MTLS_VARIANT, variants, without_access_log
+from bench.breakdown import MTLS_VARIANT, variants
 from bench.dataplane import (
     MESH_FILE,
     haproxy_binary,
@@ -169,7 +169,7 @@ def _callee_config(tmp_path: Path) -> tuple[str, str]:
 
 def test_bare_hop_keeps_the_sidecar_globals_and_has_no_rules(tmp_path: Path) -> None:
     sidecar, sidecar_dir = _callee_config(tmp_path)
-    bare = bare_hop_config(sidecar, sidecar_dir, "/run/bare", 7001, 7002)
+    bare = bare_hop_config(sidecar, sidecar_dir, "/run/bare", 7001, 7002, logged=False)
     lines = [line.strip() for line in bare.splitlines()]
     for kept in ("nbthread 2", "http-reuse safe", "option http-keep-alive", "timeout client 60s"):
         assert kept in lines
@@ -178,15 +178,19 @@ def test_bare_hop_keeps_the_sidecar_globals_and_has_no_rules(tmp_path: Path) -> 
     assert sidecar_dir not in bare
     assert bare.split("frontend hop\n")[1] == (
         "    bind 127.0.0.1:7001\n"
+        "    no log\n"
         "    default_backend next\n"
         "\n"
         "backend next\n"
         "    server next 127.0.0.1:7002\n"
     )
+    # Sidecars that log each request have a hop that logs each request too.
+    logged = bare_hop_config(sidecar, sidecar_dir, "/run/bare", 7001, 7002, logged=True)
+    assert logged == bare.replace("    no log\n", "")
     rules = ("http-request ", "http-response ", "acl ", "use_backend ", "log-format ")
     assert not [line for line in lines if line.startswith(rules)]
     with pytest.raises(ValueError, match=r"^the sidecar config has no defaults section$"):
-        bare_hop_config("global\n    nbthread 2\n", "/x", "/y", 1, 2)
+        bare_hop_config("global\n    nbthread 2\n", "/x", "/y", 1, 2, logged=False)
 
 
 def test_bare_hop_config_is_accepted_by_haproxy(tmp_path: Path) -> None:
@@ -198,7 +202,7 @@ def test_bare_hop_config_is_accepted_by_haproxy(tmp_path: Path) -> None:
     for name, text in configs["callee"].files.items():
         (directory / name).write_text(text)
     (directory / "haproxy.cfg").write_text(
-        bare_hop_config(sidecar, sidecar_dir, str(directory), 7001, 7002)
+        bare_hop_config(sidecar, sidecar_dir, str(directory), 7001, 7002, logged=False)
     )
     checked = subprocess.run(
         [haproxy_binary(), "-c", "-f", str(directory / "haproxy.cfg")],
@@ -530,16 +534,13 @@ def test_render_rows_show_the_calls_variant_and_why_a_size_was_skipped() -> None
     ]
 
 
-def test_breakdown_variants_take_out_the_access_log_and_the_route_timeout() -> None:
-    config = "frontend inbound\n    bind :1\n    log-format '{}'\n    default_backend app\n"
-    assert without_access_log(config) == (
-        "frontend inbound\n    bind :1\n    no log\n    default_backend app\n"
-    )
+def test_breakdown_variants_add_the_access_log_and_take_out_the_route_timeout() -> None:
     found = variants()
-    assert [logged for _, logged in found.values()] == [True, False, True, False, True]
-    texts = [load_mesh_text(text) for text, _ in found.values()]
-    assert texts[0].services["service1"].routes[1].timeout is not None
-    assert all(route.timeout is None for route in texts[2].services["service1"].routes)
+    meshes = [load_mesh_text(text) for text in found.values()]
+    assert [mesh.access_log for mesh in meshes] == [False, True, False, False]
+    assert meshes[0].services["service1"].routes[1].timeout is not None
+    assert meshes[1].services["service1"].routes[1].timeout is not None
+    assert all(route.timeout is None for route in meshes[2].services["service1"].routes)
     # The mTLS pair is the compiled bench mesh, made strict when it starts.
     assert list(found)[-1] == MTLS_VARIANT
     assert found[MTLS_VARIANT] == found["two sidecars (as compiled)"]

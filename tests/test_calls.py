@@ -218,7 +218,7 @@ def test_explicit_proxy_in_a_cluster_resolves_an_unlisted_service_by_name(
     dials the address it gets (the Service's ClusterIP), with no mesh policy. A name with dots
     is asked as written, a literal IP is dialled without a query, and a name DNS does not know
     gets a 503 that says so."""
-    mesh = _mesh({**_spec(3, {"svc000": ["svc001"]}), "mtls": "disable"})
+    mesh = _mesh({**_spec(3, {"svc000": ["svc001"]}), "mtls": "disable", "accessLog": True})
     # Not on 127.0.0.1: the explicit proxy's own address, which a Host that set no destination
     # would leave in place and so reach by accident.
     service_ip = Backend("svc002-v1", address="127.0.0.2").start()

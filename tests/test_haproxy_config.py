@@ -62,8 +62,6 @@ def test_static_endpoints_become_servers_per_version() -> None:
     )
     assert (
         "backend service1__canary__v2\n"
-        "    http-request set-var(txn.log_route) str(canary)\n"
-        "    http-request set-var(txn.log_version) str(v2)\n"
         f"    retries 2\n    retry-on conn-failure\n    server v2-0 127.0.0.1:9002{tls}\n"
         f"    server v2-1 127.0.0.1:9003{tls}\n" in cfg
     )

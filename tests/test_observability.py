@@ -64,6 +64,7 @@ def _mesh(
         "name": "obs",
         # The endpoints here are the apps themselves, not sidecars: plaintext.
         "mtls": "disable",
+        "accessLog": True,
         "services": {
             "service1": {
                 "port": 8088,
@@ -435,5 +436,47 @@ def test_istio_access_log_is_a_telemetry_resource_when_asked() -> None:
     assert istio_kinds[-1] == telemetry[0]
     default = sailplan.load_mesh_text(yaml.safe_dump(spec))
     assert not [m for m in render_manifests(default, "istio") if m["kind"] == "Telemetry"]
-    # builtin proxies log either way: the field changes nothing there.
-    assert render_manifests(asked, "builtin") == render_manifests(default, "builtin")
+
+
+def test_builtin_proxies_log_only_when_the_mesh_asks() -> None:
+    spec = yaml.safe_load((MESHES / "header-match.yaml").read_text())
+    asked = sailplan.load_mesh_text(yaml.safe_dump({**spec, "accessLog": True}))
+    default = sailplan.load_mesh_text(yaml.safe_dump(spec))
+
+    def configs(mesh: sailplan.Mesh) -> list[str]:
+        return [
+            text
+            for m in render_manifests(mesh, "builtin")
+            if m["kind"] == "ConfigMap"
+            for name, text in m.get("data", {}).items()
+            if name.endswith(".cfg")
+        ]
+
+    logged, quiet = "".join(configs(asked)), "".join(configs(default))
+    unlogged_front = "    no log\n    http-request set-header x-request-id %[uuid]"
+    assert "log-format '{" in logged and unlogged_front not in logged
+    assert "log-format" not in quiet and "txn.log_" not in quiet
+    # Each sidecar's inbound and outbound, and the gateway.
+    assert quiet.count(unlogged_front) == logged.count("log-format '{") >= 3
+
+
+def test_without_the_access_log_requests_still_get_ids_and_no_flag_leaks(tmp_path: Path) -> None:
+    routes = [
+        {"match": [{"path": {"prefix": "/abort"}}], "to": "v1"}
+        | {"fault": {"abort": {"status": 418, "percent": 100}}},
+        {"to": "v1"},
+    ]
+    mesh = _mesh(routes, accessLog=False)
+    with backends("v1") as started, sidecar(tmp_path, mesh, _live(started)) as ports:
+        request(ports.outbound, "/new")
+        request(ports.outbound, "/kept", headers={"x-request-id": "abc-123"})
+        # The proxy's own answer carries its flag inside the proxy only.
+        aborted = request(ports.outbound, "/abort")
+        time.sleep(0.3)
+        written = (tmp_path / "haproxy.log").read_text()
+        seen = [headers for _, _, headers in started["v1"].requests]
+    assert aborted.status == 418
+    assert "x-sailplan-flag" not in {name for name, _ in aborted.headers}
+    assert [line for line in written.splitlines() if line.startswith("{")] == []
+    assert UUID4.fullmatch(seen[0]["x-request-id"])
+    assert seen[1]["x-request-id"] == "abc-123"

@@ -66,7 +66,7 @@ def _maps(objects: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
 @pytest.fixture
 def small_shards(monkeypatch: pytest.MonkeyPatch) -> None:
     # About four services a shard, so a mesh of 40 has several.
-    monkeypatch.setattr(compiler_module, "SHARD_TARGET_BYTES", 4 * 5 * 1024)
+    monkeypatch.setattr(compiler_module, "SHARD_TARGET_BYTES", 4 * 3 * 1024)
 
 
 def test_outbound_is_rendered_once_in_shards_and_every_service_is_in_one(

@@ -268,7 +268,7 @@ class Mesh(SpecModel):
     access_log: bool = Field(
         default=False,
         description="Ask every proxy for an access log: one line per request on its stdout. "
-        "Default: `false` (the istio plane's own default; builtin proxies always log).",
+        "Default: `false`, as Istio's own default.",
         examples=[True],
         json_schema_extra=planes(
             istio=(
@@ -279,9 +279,11 @@ class Mesh(SpecModel):
                 "JSON`."
             ),
             builtin=(
-                "Always on, whatever the value: each sidecar and the gateway write one JSON "
-                "line per request to stdout, with Istio's JSON field names (README, "
-                "Observability)."
+                "Each sidecar and the gateway write one JSON line per request to stdout, with "
+                "Istio's JSON field names (README, Observability); off, no request lines (the "
+                "proxy's own notices, such as an ejected pod, still go to stderr, and requests "
+                "still get an `x-request-id`). `sailplan sandbox --access-log` turns it on "
+                "for that run."
             ),
         ),
     )

@@ -194,6 +194,8 @@ class Sandbox:
             self.mesh, free_port, ingress_port, transparent=self.network is not None
         )
         self.supervisor = Supervisor(quiet=quiet, access_log=access_log)
+        # --access-log asks the proxies for their lines, whatever the mesh's `accessLog` says.
+        self.access_log = access_log
         # Made by run(), inside its clean-up: nothing is left behind, whenever a stop comes.
         self.runtime_root = Path()
         self.proxies: dict[str, Proxy] = {}
@@ -254,7 +256,9 @@ class Sandbox:
         if self.network is not None:
             self.create_network()
             self.stop.check()
-        for proxy in compile_configs(self.mesh, self.plan, self.runtime_root, self.pods()):
+        for proxy in compile_configs(
+            self._logged(self.mesh), self.plan, self.runtime_root, self.pods()
+        ):
             write_config(proxy.config_dir, proxy.config)
             self._certify(proxy)
             proxy.runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -477,7 +481,7 @@ class Sandbox:
         staging = self.runtime_root / ".staging"
         try:
             for proxy in compile_configs(
-                self._same_identities(mesh), self.plan, staging, self.pods()
+                self._logged(self._same_identities(mesh)), self.plan, staging, self.pods()
             ):
                 write_config(proxy.config_dir, proxy.config)
                 self._certify(proxy)
@@ -490,6 +494,12 @@ class Sandbox:
             shutil.rmtree(staging, ignore_errors=True)
         return mesh
 
+    def _logged(self, mesh: Mesh) -> Mesh:
+        """The mesh the proxies are compiled from: with `accessLog` on under --access-log."""
+        if self.access_log and not mesh.access_log:
+            return mesh.model_copy(update={"access_log": True})
+        return mesh
+
     def _apply(self, mesh: Mesh, text: str) -> None:
         if self._same_identities(mesh) is not mesh:
             self.supervisor.say(
@@ -497,7 +507,12 @@ class Sandbox:
                 "sandbox keeps the ones it started with until it restarts"
             )
         staged = list(
-            compile_configs(self._same_identities(mesh), self.plan, self.runtime_root, self.pods())
+            compile_configs(
+                self._logged(self._same_identities(mesh)),
+                self.plan,
+                self.runtime_root,
+                self.pods(),
+            )
         )
         try:
             for proxy in staged:

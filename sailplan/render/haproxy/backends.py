@@ -300,7 +300,7 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
             body += [*pool, *_attempt_lines(route)]
             body += version_servers[version]
             body += identity
-            logged = backend_lines(route_label(service, index), version)
+            logged = backend_lines(route_label(service, index), version, logged=ctx.mesh.access_log)
             logged += _overflow_lines(service, pool_members[version])
             # In the section the caller's request enters, so a timed route's attempts listener
             # gets the changed request and its answers (its own 504 included) are changed once.
@@ -334,7 +334,7 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
     # Istio's cluster of the host without subset: a pool of its own.
     everyone = all_versions_backend(service_name)
     body = [
-        *backend_lines(ALL_VERSIONS_ROUTE, None),
+        *backend_lines(ALL_VERSIONS_ROUTE, None, logged=ctx.mesh.access_log),
         *outlier_lines(
             ctx, service, everyone, f"{service_name}|", [everyone], DEFAULT_SERVER_TIMEOUT
         ),

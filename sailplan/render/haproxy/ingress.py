@@ -51,7 +51,12 @@ def ingress(
                 f"https://%[req.hdr(host),field(1,:)]{suffix}%[capture.req.uri] code 301 "
                 "unless { ssl_fc }",
             ]
-    body = [bind, *redirect[:1], *frontend_lines("ingress"), *redirect[1:]]
+    body = [
+        bind,
+        *redirect[:1],
+        *frontend_lines("ingress", logged=ctx.mesh.access_log),
+        *redirect[1:],
+    ]
     if spec.tls is not None:
         # Every request past the redirect came over TLS: the app learns it as behind Envoy's
         # gateway, which sets the header at the edge (one a client sent is replaced).

@@ -66,21 +66,38 @@ def log_format(proxy: str) -> str:
     return "'{" + fields + "}'"
 
 
-def frontend_lines(proxy: str, *, caller_from_header: bool = False) -> list[str]:
-    """The first lines of a logging frontend: its log format, the request's parts remembered for
-    the log line, an id for the request when it has none (Envoy's `x-request-id` behaviour), the
+def frontend_lines(proxy: str, *, logged: bool, caller_from_header: bool = False) -> list[str]:
+    """The first lines of a frontend that carries requests: an id for the request when it has
+    none (Envoy's `x-request-id`, set whether or not anything logs), and with `logged` (the
+    mesh's `accessLog`) its log format, the request's parts remembered for the log line and the
     response flag. Per frontend, not in `defaults`: the health and admin frontends log nothing."""
-    return list(_frontend_lines(proxy, caller_from_header))
+    return list(_frontend_lines(proxy, logged, caller_from_header))
 
 
 # Built once per kind of frontend: a large mesh has a routing frontend per service.
 @cache
-def _frontend_lines(proxy: str, caller_from_header: bool) -> tuple[str, ...]:
+def _frontend_lines(proxy: str, logged: bool, caller_from_header: bool) -> tuple[str, ...]:
+    if not logged:
+        return (
+            # `defaults` has `log global` for the proxy's own notices (servers going down).
+            "no log",
+            _REQUEST_ID_LINE,
+            # The flag of the proxy's own answers is for the log line; it never reaches anyone.
+            f"http-response del-header {FLAG_HEADER}",
+            f"http-after-response del-header {FLAG_HEADER}",
+        )
     return (
         f"log-format {log_format(proxy)}",
         *_request_lines(caller_from_header),
         *_response_lines(),
     )
+
+
+# W3C traceparent/tracestate and B3 headers pass through untouched, as every header does.
+_REQUEST_ID_LINE = (
+    f"http-request set-header {REQUEST_ID_HEADER} %[uuid] "
+    f"unless {{ req.hdr({REQUEST_ID_HEADER}) -m len gt 0 }}"
+)
 
 
 def _request_lines(caller_from_header: bool) -> list[str]:
@@ -96,15 +113,15 @@ def _request_lines(caller_from_header: bool) -> list[str]:
         *lines,
         "http-request set-var(txn.log_authority) req.hdr(host)",
         "http-request set-var(txn.log_path) pathq",
-        # W3C traceparent/tracestate and B3 headers pass through untouched, as every header does.
-        f"http-request set-header {REQUEST_ID_HEADER} %[uuid] "
-        f"unless {{ req.hdr({REQUEST_ID_HEADER}) -m len gt 0 }}",
+        _REQUEST_ID_LINE,
         f"http-request set-var(txn.log_request_id) req.hdr({REQUEST_ID_HEADER})",
     ]
 
 
-def hop_lines(hop_condition: str) -> list[str]:
+def hop_lines(hop_condition: str, *, logged: bool) -> list[str]:
     """Before hopping into a per-service routing frontend: that frontend logs the request."""
+    if not logged:
+        return []
     return [
         f"http-request set-header {CALLER_HEADER} %[var(txn.log_caller)] if {hop_condition}",
         f"http-request set-log-level silent if {hop_condition}",
@@ -142,8 +159,12 @@ def flag(name: str) -> str:
     return f" hdr {FLAG_HEADER} {name}"
 
 
-def backend_lines(route: str, version: str | None, condition: str = "") -> list[str]:
+def backend_lines(
+    route: str, version: str | None, condition: str = "", *, logged: bool
+) -> list[str]:
     """In a backend (or under `condition`): the route and version its log lines name."""
+    if not logged:
+        return []
     when = f" if {condition}" if condition else ""
     lines = [f"http-request set-var(txn.log_route) str({bare(route)}){when}"]
     if version is not None:

@@ -148,7 +148,9 @@ def service_routing(
         own_answer = route.fault is not None and route.fault.abort is not None
         if route.answer is not None or own_answer or route.cors is not None:
             # The proxy's own answer never reaches a backend, which names the route otherwise.
-            lines += backend_lines(route_label(service, index), None, on_route)
+            lines += backend_lines(
+                route_label(service, index), None, on_route, logged=ctx.mesh.access_log
+            )
         # Envoy's CORS filter comes before its fault filter.
         lines += cors_lines(route, on_route, acl_name(service_name, f"r{index}"))
         lines += _faults(route, on_route)
@@ -225,7 +227,7 @@ def dispatch_lines(ctx: Context, service_names: Sequence[str], tag: str) -> list
     if not flat(service_names):
         hop = "{ var(txn.svc) -m found }"
         return [
-            *hop_lines(hop),
+            *hop_lines(hop, logged=ctx.mesh.access_log),
             f"use_backend %[var(txn.svc),concat(,,{HOP_SUFFIX})] if {hop}",
         ]
     return routing_rules(ctx, service_names, tag, guarded=True)
@@ -273,7 +275,7 @@ def service_sections(ctx: Context, out: Writer, service_name: str, tag: str, *, 
         out.section(
             f"frontend {service_name}__routes",
             f"bind {socket} mode 600",
-            *frontend_lines(PROXY_NAMES[tag], caller_from_header=True),
+            *frontend_lines(PROXY_NAMES[tag], logged=ctx.mesh.access_log, caller_from_header=True),
             *routing_rules(ctx, [service_name], tag, guarded=False),
         )
     backends(ctx, out, service_name, prefix)
@@ -317,7 +319,7 @@ def inbound(ctx: Context, out: Writer, app_port: int, service_name: str) -> None
         out.section(
             "frontend inbound",
             f"bind {ctx.ports.bind_address}:{ctx.ports.inbound}",
-            *frontend_lines("inbound"),
+            *frontend_lines("inbound", logged=ctx.mesh.access_log),
             "default_backend inbound_app",
         )
     out.section(
@@ -354,7 +356,7 @@ def outbound_front(
         # An explicit proxy receives `GET http://host/path`; apps expect origin form.
         body.append("http-request set-uri %[pathq] if { url_reg ^[a-zA-Z][a-zA-Z0-9+.-]*:// }")
     body += [
-        *frontend_lines("outbound"),
+        *frontend_lines("outbound", logged=ctx.mesh.access_log),
         "http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
         f"http-request set-var(txn.svc) var(txn.host),map_str({ctx.config_dir}/hosts.map)",
         *dispatch_lines(ctx, service_names, "o"),

@@ -181,7 +181,7 @@ def inbound(ctx: Context, out: Writer, service_name: str) -> None:
     own = service_identity(ctx.mesh, service_name)
     bind = f"{ctx.ports.bind_address}:{ctx.ports.inbound}"
     rules = [
-        *frontend_lines("inbound"),
+        *frontend_lines("inbound", logged=ctx.mesh.access_log),
         *_peer_lines(ctx, own),
         *authorization_lines(ctx, service_name),
         "default_backend inbound_app",
