@@ -428,7 +428,12 @@ def topology(mesh: Mesh, peers: Sequence[str] = peer_configs.PEERS) -> Iterator[
             directory = runtime / name
             files = dict(configs["callee"].files)
             files["haproxy.cfg"] = peer_configs.bare_hop_config(
-                sidecar_cfg, str(runtime / "callee"), str(directory), bare_ports[name], next_port
+                sidecar_cfg,
+                str(runtime / "callee"),
+                str(directory),
+                bare_ports[name],
+                next_port,
+                logged=mesh.access_log,
             )
             bare.append(stack.enter_context(run_haproxy(name, directory, files, bare_ports[name])))
         service_host = f"service1:{mesh.services['service1'].port}"

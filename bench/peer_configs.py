@@ -42,12 +42,20 @@ def _sections(config: str) -> dict[str, list[str]]:
 
 
 def bare_hop_config(
-    sidecar_config: str, sidecar_dir: str, directory: str, port: int, server_port: int
+    sidecar_config: str,
+    sidecar_dir: str,
+    directory: str,
+    port: int,
+    server_port: int,
+    *,
+    logged: bool,
 ) -> str:
     """One pass-through HAProxy hop: the sidecar's own `global` and `defaults` sections (threads,
     timeouts, keep-alive and reuse options, logging) with its directory swapped for ours, then
     bind -> default_backend -> one server, and no rules. What sailplan's paths cost beyond this
-    is the cost of their rules."""
+    is the cost of their rules. `logged`: whether the sidecars log each request (the mesh's
+    `accessLog`); when they do not, neither does the hop (`defaults` has `log global`, which
+    would log each request in HAProxy's own format)."""
     sections = _sections(sidecar_config)
     for needed in ("global", "defaults"):
         if needed not in sections:
@@ -60,6 +68,7 @@ def bare_hop_config(
     out += [
         "frontend hop",
         f"    bind 127.0.0.1:{port}",
+        *([] if logged else ["    no log"]),
         "    default_backend next",
         "",
         "backend next",
