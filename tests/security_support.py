@@ -114,7 +114,7 @@ def sidecars(spec: sailplan.Mesh) -> Iterator[Mesh]:
 
 def client_context(cert_dir: Path | None, ca_file: Path) -> ssl.SSLContext:
     """A TLS client as a sidecar is one: the mesh CA, a workload certificate (or none). The
-    server's name is not checked here (the SAN is a URI); its chain is."""
+    server's name is not checked here (the sidecars check it); its chain is."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.load_verify_locations(ca_file)

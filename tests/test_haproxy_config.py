@@ -58,7 +58,7 @@ def test_static_endpoints_become_servers_per_version() -> None:
     # mtls permissive (the default): callers' sidecars originate mTLS.
     tls = (
         " ssl crt /etc/sailplan-certs/tls.crt ca-file /etc/sailplan-certs/ca.crt verify required "
-        "ssl-min-ver TLSv1.3"
+        "ssl-min-ver TLSv1.3 verifyhost service1.demo.sa.cluster.local"
     )
     assert (
         "backend service1__canary__v2\n"

@@ -12,6 +12,7 @@ from sailplan.model import Mesh
 from sailplan.model.security import (
     caller_identity,
     certificate_secret_name,
+    identity_dns_name,
     ingress_identity,
     service_identity,
 )
@@ -175,3 +176,58 @@ def test_check_says_what_mtls_and_allow_mean() -> None:
     assert permissive[3] == (
         "  mTLS permissive: sidecars call each other over mTLS and also accept plaintext"
     )
+
+
+def _label(length: int, letter: str = "a") -> str:
+    return letter * length
+
+
+@pytest.mark.parametrize(
+    ("identity", "name"),
+    [
+        ("spiffe://cluster.local/ns/demo/sa/service1", "service1.demo.sa.cluster.local"),
+        (
+            "spiffe://prod.example.com/ns/istio-ingress/sa/gw",
+            "gw.istio-ingress.sa.prod.example.com",
+        ),
+        # Every label at most 63 characters, the name at most 253.
+        (f"spiffe://{_label(63)}/ns/n/sa/s", f"s.n.sa.{_label(63)}"),
+        (f"spiffe://{_label(64)}/ns/n/sa/s", None),
+        (
+            f"spiffe://{_label(63)}.{_label(63)}.{_label(63)}.{_label(54)}/ns/n/sa/s",
+            "s.n.sa." + ".".join([_label(63), _label(63), _label(63), _label(54)]),
+        ),
+        (f"spiffe://{_label(63)}.{_label(63)}.{_label(63)}.{_label(55)}/ns/n/sa/s", None),
+        # Not a workload identity of Istio's form: no DNS name.
+        ("spiffe://cluster.local/ns/demo", None),
+        ("spiffe://cluster.local/ns/demo/sa/a/b", None),
+        ("https://cluster.local/ns/demo/sa/a", None),
+        ("spiffe://Cluster.local/ns/demo/sa/a", None),
+    ],
+)
+def test_an_identity_has_one_dns_name_when_dns_can_hold_it(identity: str, name: str | None) -> None:
+    assert identity_dns_name(identity) == name
+    if name is not None:
+        assert len(name) <= 253
+
+
+def test_builtin_mtls_refuses_a_trust_domain_no_dns_name_can_hold() -> None:
+    long_label = _label(64, "x")
+    assert _problems(edited({"trustDomain": f"{long_label}.local"})) == [
+        f"trustDomain: the label '{long_label}' is 64 characters long; with mTLS on the builtin "
+        "plane every workload certificate also names its identity as the DNS name "
+        "<serviceaccount>.<namespace>.sa.<trustDomain>, and a DNS label holds at most 63 "
+        "characters; shorten that label"
+    ]
+    # A trust domain of 253 characters: the longest workload of the demo mesh with its
+    # namespace (`demo-gateway.demo.sa.`, 21) takes the name past the 253 DNS allows.
+    domain = ".".join([_label(63), _label(63), _label(63), _label(61)])
+    assert _problems(edited({"trustDomain": domain})) == [
+        "trustDomain: with mTLS on the builtin plane every workload certificate also names its "
+        "identity as the DNS name <serviceaccount>.<namespace>.sa.<trustDomain>, which for "
+        "the ingress gateway would be 274 characters, more than the 253 DNS allows; shorten "
+        "the trust domain, the namespace or the longest service names"
+    ]
+    # Without mTLS no certificate is made; Istio's certificates carry the SPIFFE ID only.
+    for edits in ({"mtls": "disable"}, {"dataPlane": "istio"}):
+        assert Mesh.parse(edited({"trustDomain": domain, **edits})).trust_domain == domain

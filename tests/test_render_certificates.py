@@ -136,13 +136,15 @@ def test_the_ca_is_bootstrapped_self_signed_and_keeps_its_key() -> None:
     assert all(o["metadata"]["namespace"] == "demo" for o in objects)
 
 
-def test_a_workload_certificate_carries_its_spiffe_id_and_lives_a_day() -> None:
+def test_a_workload_certificate_carries_its_spiffe_id_and_dns_name_and_lives_a_day() -> None:
     objects = render_certificates(_mesh({"trustDomain": "prod.example.com"}))
     service1 = next(o for o in objects if o["metadata"]["name"] == "service1")
     assert service1["metadata"]["labels"]["app.kubernetes.io/name"] == "service1"
     assert service1["metadata"]["annotations"] == {"pulumi.com/waitFor": "condition=Ready"}
     spec = service1["spec"]
     assert spec["uris"] == ["spiffe://prod.example.com/ns/demo/sa/service1"]
+    # The same identity as the DNS name callers' sidecars check (`verifyhost`).
+    assert spec["dnsNames"] == ["service1.demo.sa.prod.example.com"]
     assert spec["secretName"] == certificate_secret_name("service1") == "sailplan-cert-service1"
     assert spec["privateKey"] == {
         "algorithm": "ECDSA",
@@ -160,6 +162,7 @@ def test_a_workload_certificate_carries_its_spiffe_id_and_lives_a_day() -> None:
     assert 0 < _hours(spec["renewBefore"]) < _hours(spec["duration"])
     gateway = objects[-1]
     assert gateway["spec"]["uris"] == ["spiffe://prod.example.com/ns/demo/sa/demo-gateway"]
+    assert gateway["spec"]["dnsNames"] == ["demo-gateway.demo.sa.prod.example.com"]
     assert gateway["spec"]["secretName"] == "sailplan-cert-demo-gateway"
     assert gateway["metadata"]["labels"]["app.kubernetes.io/component"] == "ingress-gateway"
 

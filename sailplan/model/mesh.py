@@ -187,8 +187,9 @@ class Mesh(SpecModel):
                 "`strict` and `permissive`: sidecars and the gateway call sidecars over TLS 1.3 "
                 "with their certificates (Secret `sailplan-cert-<service>`, "
                 "`sailplan-cert-<name>-gateway`), both ends verified against the mesh CA, and "
-                "a caller drops an answer whose certificate is not the called service's SPIFFE "
-                "ID; calls outside the mesh stay plaintext. The inbound port takes only mTLS "
+                "the caller checks during the handshake that the server's certificate names "
+                "the called service (a wrong one gets no request: 503, flag `UF`); calls "
+                "outside the mesh stay plaintext. The inbound port takes only mTLS "
                 "(`strict`), or detects the TLS ClientHello and takes plaintext too "
                 "(`permissive`); the app gets the caller in `x-forwarded-client-cert` "
                 "(`By=...;Hash=...;URI=...`, Envoy's format; a caller's own is removed). "
@@ -211,7 +212,10 @@ class Mesh(SpecModel):
             ),
             builtin=(
                 "The URI SAN of every workload's certificate, checked by the sidecars on both "
-                "ends of a connection."
+                "ends of a connection, and the DNS name `<serviceaccount>.<namespace>.sa."
+                "<trustDomain>` each certificate also carries, which callers check during the "
+                "handshake; with mTLS, a trust domain that makes that name longer than DNS "
+                "allows (a label over 63 characters, over 253 in all) is refused."
             ),
         ),
     )

@@ -198,6 +198,33 @@ def ingress_identity(mesh: Mesh) -> str:
     return spiffe_id(mesh.trust_domain, namespace, account)
 
 
+# `spiffe://<trust domain>/ns/<namespace>/sa/<serviceaccount>`, as `spiffe_id` writes it.
+_SPIFFE_ID = re.compile(r"spiffe://([^/]+)/ns/([^/]+)/sa/([^/]+)")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def identity_dns_name(identity: str) -> str | None:
+    """The DNS name a workload certificate carries beside its SPIFFE ID, so that a caller's
+    proxy can check a server's identity during the handshake (HAProxy's `verifyhost` matches DNS
+    names and the CN, never a URI SAN). None when `identity` is not a SPIFFE ID of that form or
+    the name would not be a valid DNS name (a label over 63 characters, over 253 in all).
+
+    `<serviceaccount>.<namespace>.sa.<trustDomain>`: the identity's parts most specific first,
+    as DNS reads, so a certificate shows who it is at a glance; one-to-one, since a ServiceAccount
+    and a namespace are single labels and the fixed `sa` label separates them from the trust
+    domain; and under the trust domain, so meshes of different trust domains that share an
+    issuer still cannot pass for each other."""
+    match = _SPIFFE_ID.fullmatch(identity)
+    if match is None:
+        return None
+    trust_domain, namespace, account = match.groups()
+    name = f"{account}.{namespace}.sa.{trust_domain}"
+    labels = name.split(".")
+    if len(name) > 253 or not all(len(x) <= 63 and _DNS_LABEL.fullmatch(x) for x in labels):
+        return None
+    return name
+
+
 def caller_identity(mesh: Mesh, caller: str) -> str:
     """The SPIFFE ID a name in `from` stands for (a service, or `ingress`)."""
     return ingress_identity(mesh) if caller == INGRESS else service_identity(mesh, caller)
@@ -248,6 +275,7 @@ def security_problems(mesh: Mesh) -> list[Problem]:
                     "permissive or strict",
                 )
             )
+    problems += _dns_name_problems(mesh)
     if mesh.authorization.default == "deny" and mesh.mtls == "disable":
         problems.append(
             Problem(
@@ -258,3 +286,40 @@ def security_problems(mesh: Mesh) -> list[Problem]:
             )
         )
     return problems
+
+
+def _dns_name_problems(mesh: Mesh) -> list[Problem]:
+    """On the builtin plane with mTLS, every workload certificate carries its identity's DNS name
+    (`identity_dns_name`), which a caller's proxy checks during the handshake: one that DNS cannot
+    hold is refused here rather than rendered into a certificate no issuer signs."""
+    if mesh.data_plane != "builtin" or mesh.mtls == "disable":
+        return []
+    long_label = next((x for x in mesh.trust_domain.split(".") if len(x) > 63), None)
+    if long_label is not None:
+        return [
+            Problem(
+                "trustDomain",
+                f"the label {shown(long_label)} is {len(long_label)} characters long; with mTLS "
+                "on the builtin plane every workload certificate also names its identity as the "
+                "DNS name <serviceaccount>.<namespace>.sa.<trustDomain>, and a DNS label holds "
+                "at most 63 characters; shorten that label",
+            )
+        ]
+    # (who, namespace, ServiceAccount) of every workload that gets a certificate; the
+    # namespace and the accounts are single labels the model already bounds.
+    workloads = [(shown(name), mesh.target_namespace, name) for name in sorted(mesh.services)]
+    if mesh.ingress is not None:
+        workloads.append(("the ingress gateway", *gateway_service_account(mesh)))
+    who, namespace, account = max(workloads, key=lambda w: len(w[1]) + len(w[2]))
+    length = len(f"{account}.{namespace}.sa.{mesh.trust_domain}")
+    if length <= 253:
+        return []
+    return [
+        Problem(
+            "trustDomain",
+            "with mTLS on the builtin plane every workload certificate also names its identity "
+            "as the DNS name <serviceaccount>.<namespace>.sa.<trustDomain>, which for "
+            f"{who} would be {length} characters, more than the 253 DNS allows; shorten the "
+            "trust domain, the namespace or the longest service names",
+        )
+    ]

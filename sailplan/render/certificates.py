@@ -1,10 +1,12 @@
 """cert-manager objects for the builtin plane's mTLS: a mesh CA and a certificate per identity.
 
 Each identity (a service's ServiceAccount, and the builtin ingress gateway's) gets a
-`cert-manager.io/v1` Certificate whose only name is its SPIFFE ID (a URI SAN, as Istio's workload
-certificates carry), issued into the Secret `certificate_secret_name(<workload>)` that the sidecar
-mounts. cert-manager writes `tls.crt`, `tls.key` and the issuing CA's `ca.crt` there and renews
-them before they expire; the sidecar picks the renewed files up without dropping a request.
+`cert-manager.io/v1` Certificate naming its SPIFFE ID (a URI SAN, as Istio's workload
+certificates carry) and the same identity as a DNS name (`identity_dns_name`:
+`<serviceaccount>.<namespace>.sa.<trustDomain>`, which callers check during the handshake),
+issued into the Secret `certificate_secret_name(<workload>)` that the sidecar mounts.
+cert-manager writes `tls.crt`, `tls.key` and the issuing CA's `ca.crt` there and renews them
+before they expire; the sidecar picks the renewed files up without dropping a request.
 
 The CA, unless the user names an issuer of their own, is bootstrapped in the mesh's namespace as
 cert-manager documents it: a self-signed Issuer signs a CA Certificate, whose Secret backs a CA
@@ -22,6 +24,7 @@ from sailplan.model.ingress import ingress_certificate_name
 from sailplan.model.security import (
     certificate_secret_name,
     gateway_service_account,
+    identity_dns_name,
     service_identity,
     spiffe_id,
 )
@@ -123,8 +126,11 @@ def workload_certificate(
         },
         "spec": {
             "secretName": certificate_secret_name(workload),
-            # The SPIFFE ID is the certificate's only name, as in Istio's workload certificates.
+            # The SPIFFE ID, as in Istio's workload certificates; and the same identity as a DNS
+            # name, which a caller's sidecar checks during the handshake (`verifyhost`: HAProxy
+            # matches DNS names, not URI SANs), so a wrong server gets no request at all.
             "uris": [identity],
+            "dnsNames": [_dns_name(identity)],
             "duration": WORKLOAD_DURATION,
             "renewBefore": WORKLOAD_RENEW_BEFORE,
             "privateKey": {**_KEY, "rotationPolicy": "Always"},
@@ -133,6 +139,13 @@ def workload_certificate(
             "issuerRef": issuer.to_dict(),
         },
     }
+
+
+def _dns_name(identity: str) -> str:
+    name = identity_dns_name(identity)
+    # The model refuses, on this plane with mTLS, a mesh whose names DNS cannot hold.
+    assert name is not None, identity
+    return name
 
 
 def render_certificates(mesh: Mesh, issuer: IssuerRef | None = None) -> list[dict[str, Any]]:

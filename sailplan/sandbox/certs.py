@@ -1,6 +1,7 @@
 """The sandbox's mesh PKI: a CA per run and a certificate per workload identity, as cert-manager
-issues them in a cluster (SPIFFE URI SAN, client and server use), written the way the sidecar
-reads its mounted Secret: `tls.crt`, `tls.key`, `ca.crt` in one directory, mode 0600."""
+issues them in a cluster (SPIFFE URI SAN and its DNS name, client and server use), written the
+way the sidecar reads its mounted Secret: `tls.crt`, `tls.key`, `ca.crt` in one directory, mode
+0600."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from sailplan.model.security import identity_dns_name
 
 # Long enough for any sandbox session; a cluster's certificates live 24 h and are renewed.
 LIFETIME = datetime.timedelta(days=2)
@@ -78,14 +81,20 @@ def issue(
     authority: Authority, identity: str, dns_names: list[str] | None = None
 ) -> tuple[bytes, bytes]:
     """(certificate PEM, key PEM) for a SPIFFE ID, usable as client and server certificate. No
-    subject, as Istio's and cert-manager's SPIFFE certificates: the URI SAN is the identity.
+    subject, as Istio's and cert-manager's SPIFFE certificates: the URI SAN is the identity, and
+    the same identity as a DNS name (`identity_dns_name`, as cert-manager's certificates in a
+    cluster) is what a caller's sidecar checks during the handshake; an identity no DNS name
+    can hold gets none (the model refuses such meshes where sidecars would check one).
     With `dns_names` instead, a server certificate for those host names (the ingress's)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = (
-        [x509.UniformResourceIdentifier(identity)]
-        if dns_names is None
-        else [_general_name(name) for name in dns_names]
-    )
+    names: list[x509.GeneralName]
+    if dns_names is None:
+        names = [x509.UniformResourceIdentifier(identity)]
+        dns_name = identity_dns_name(identity)
+        if dns_name is not None:
+            names.append(x509.DNSName(dns_name))
+    else:
+        names = [_general_name(name) for name in dns_names]
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()

@@ -15,7 +15,6 @@ from .globals import DEFAULT_SERVER_TIMEOUT, OUTLIER_MAP, OVERFLOW_BODY
 from .headers import destination_header_lines
 from .observability import ALL_VERSIONS_ROUTE, backend_lines, flag, route_label
 from .quoting import bare, fetch_text, format_text, ident, quote
-from .security import server_identity_lines
 
 # HAProxy 2.6 retry-on keywords for each condition of the spec, with Envoy's meaning of each.
 # Envoy's `reset` covers any reset before an answer (a broken answer is a protocol error, so a
@@ -279,7 +278,6 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
     outlier = service.policy is not None and service.policy.outlier_detection is not None
     pool = _pool_lines(service)
     version_servers = {v: servers(ctx, service_name, v, options) for v in versions}
-    identity = server_identity_lines(ctx, service_name)
     for index, route in enumerate(service.routes):
         for version, weight in weights[index].items():
             if weight <= 0:
@@ -299,7 +297,6 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
             )
             body += [*pool, *_attempt_lines(route)]
             body += version_servers[version]
-            body += identity
             logged = backend_lines(route_label(service, index), version, logged=ctx.mesh.access_log)
             logged += _overflow_lines(service, pool_members[version])
             # In the section the caller's request enters, so a timed route's attempts listener
@@ -344,7 +341,6 @@ def backends(ctx: Context, out: Writer, service_name: str, socket_prefix: str) -
     ]
     for version in versions:
         body += version_servers[version]
-    body += identity
     out.section(
         f"backend {everyone}",
         *body,

@@ -19,7 +19,7 @@ def slot_count(replicas: int, minimum: int) -> int:
 
 def servers(ctx: Context, service_name: str, version: str, options: str) -> list[str]:
     service = ctx.mesh.services[service_name]
-    options = " ".join(part for part in (options, server_tls(ctx)) if part)
+    options = " ".join(part for part in (options, server_tls(ctx, service_name)) if part)
     suffix = f" {options}" if options else ""
     if isinstance(ctx.endpoints, DnsEndpoints):
         host = bare(

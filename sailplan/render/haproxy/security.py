@@ -6,13 +6,15 @@ of the inbound listener and as the client certificate of every connection to ano
 All connections between sidecars (and from the gateway) are TLS 1.3, verified against the mesh
 CA on both ends.
 
-HAProxy 2.6 has no sample fetch for a certificate's SAN, so an identity is read from the
-certificate itself: a SPIFFE ID is the URI entry of the SAN extension, DER tag 0x86, its length,
-then its bytes. On the inbound side `mesh.lua` (`sailplan_peer`) reads it once per connection, so
-the config does not grow with the mesh; on the outbound side the hex of the expected entry must
-occur in the hex of the server's certificate (the length byte keeps `.../sa/web` from matching
-`.../sa/web2`). The certificate was verified against the mesh CA before any rule runs, so only
-the CA can put a name there.
+HAProxy 2.6 has no sample fetch for a certificate's SAN, so the caller's identity is read from
+the certificate itself: a SPIFFE ID is the URI entry of the SAN extension, DER tag 0x86, its
+length, then its bytes; `mesh.lua` (`sailplan_peer`) reads it once per connection, so the config
+does not grow with the mesh. The server's identity is checked during the handshake: every
+workload certificate also carries its identity as a DNS name (`identity_dns_name`), and a server
+line to a service's sidecars has `verifyhost <that name>`, so a server whose certificate names
+another workload fails the handshake and gets no request (the caller answers 503 `UF`, as for
+any failed connection). Both certificates were verified against the mesh CA, so only the CA can
+put a name there.
 
 Inbound, per `mtls`:
 - `strict`: the listener is TLS only (`verify required`): plaintext and foreign certificates
@@ -28,6 +30,7 @@ from __future__ import annotations
 from sailplan.model.security import (
     caller_identity,
     denies_by_default,
+    identity_dns_name,
     service_identity,
 )
 
@@ -38,11 +41,6 @@ from .quoting import acl_name, bare, fetch_arg, quote
 # Envoy's answer to a request its RBAC filter denies (403, text/plain).
 RBAC_BODY = "RBAC: access denied"
 XFCC_HEADER = "x-forwarded-client-cert"
-# What Envoy answers when the upstream's certificate does not carry the expected SAN.
-SAN_MISMATCH_BODY = (
-    "upstream connect error or disconnect/reset before headers. reset reason: connection "
-    "failure, transport failure reason: TLS error: SAN mismatch"
-)
 CERT_FILE = "tls.crt"
 KEY_FILE = "tls.key"
 CA_FILE = "ca.crt"
@@ -81,38 +79,21 @@ def _tls(ctx: Context) -> str:
     )
 
 
-def server_tls(ctx: Context) -> str:
-    """Options of a `server` line to another sidecar: mTLS with this workload's certificate, the
-    peer verified against the mesh CA; empty when `mtls` is `disable`."""
-    return _tls(ctx) if meshed(ctx) else ""
+def server_tls(ctx: Context, service_name: str) -> str:
+    """Options of a `server` line to one of `service_name`'s sidecars: mTLS with this workload's
+    certificate, the peer verified against the mesh CA and named as the service during the
+    handshake; empty when `mtls` is `disable`.
 
-
-def san_pattern(identity: str) -> str:
-    """The upper-case hex (HAProxy's `hex` converter) of the DER SAN entry naming `identity`."""
-    data = identity.encode("ascii")
-    if len(data) < 0x80:
-        length = bytes([len(data)])
-    else:
-        size = len(data).to_bytes((len(data).bit_length() + 7) // 8, "big")
-        length = bytes([0x80 | len(size)]) + size
-    return (b"\x86" + length + data).hex().upper()
-
-
-def server_identity_lines(ctx: Context, service_name: str) -> list[str]:
-    """In a backend whose servers are `service_name`'s sidecars: the answer counts only if the
-    server's verified certificate names the service. HAProxy 2.6 cannot check a URI SAN during the
-    handshake (`verifyhost` reads DNS names), so this check drops the answer of a mesh workload
-    that is not the service, after the request reached it. When the server closed the
-    connection with its answer the certificate is gone by then (found under a reload's
-    `connection: close`): such an answer passes unchecked rather than failing."""
+    Checked once per connection: until this, a rule after every answer hex-encoded the server's
+    whole certificate to look for the service's URI SAN in it, about 26k of the caller's ~45k
+    instructions per request that mTLS added on the bench's keep-alive path (bench/FINDINGS.md
+    point 11), and a wrong server had the request before the caller noticed."""
     if not meshed(ctx):
-        return []
-    pattern = bare(san_pattern(service_identity(ctx.mesh, service_name)))
-    return [
-        f"http-response return status 503 content-type text/plain string "
-        f"{quote(SAN_MISMATCH_BODY)} if {{ ssl_s_der -m found }} "
-        f"!{{ ssl_s_der,hex -m sub {pattern} }}"
-    ]
+        return ""
+    name = identity_dns_name(service_identity(ctx.mesh, service_name))
+    # The model refuses, with mTLS on this plane, a mesh whose names DNS cannot hold.
+    assert name is not None, service_name
+    return f"{_tls(ctx)} verifyhost {bare(name)}"
 
 
 def _peer_lines(ctx: Context, own: str) -> list[str]:
