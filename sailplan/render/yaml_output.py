@@ -387,7 +387,11 @@ def _write(document: Any, stream: Any, dumper_class: Any) -> None:
             return
         except _Unusual:
             pass
-    # What yaml.dump does, with the nodes from `_node`.
+    _emit(document, stream, dumper_class)
+
+
+def _emit(document: Any, stream: Any, dumper_class: Any) -> None:
+    """What yaml.dump does, with the nodes from `_node`."""
     dumper = dumper_class(stream, **_OPTIONS)
     try:
         dumper.open()
@@ -399,8 +403,13 @@ def _write(document: Any, stream: Any, dumper_class: Any) -> None:
 
 def dump(document: Any, *, dumper: Any = None) -> str:
     """One document as YAML; `dumper` chooses the emitter (tests compare libyaml's and PyYAML's)."""
+    dumper = dumper or _Dumper
+    if dumper is _Dumper:
+        # The text path needs no stream (the emitter's does).
+        with contextlib.suppress(_Unusual):
+            return _text(document)
     stream = io.StringIO()
-    _write(document, stream, dumper or _Dumper)
+    _emit(document, stream, dumper)
     return stream.getvalue()
 
 
