@@ -6,11 +6,15 @@ Exit codes: 0 success, 1 a runtime failure (said in one line), 2 invalid input (
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fnmatch
 import json
 import os
+import queue
 import re
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -259,9 +263,9 @@ def _render(args: argparse.Namespace) -> int:
     from sailplan.render.manifests import render_manifests
     from sailplan.render.yaml_output import (
         RENDERED_FILE_PATTERNS,
+        dump,
         object_file_name,
         write_all,
-        write_one,
     )
 
     out: Path | None = args.output_dir
@@ -277,15 +281,94 @@ def _render(args: argparse.Namespace) -> int:
         return EXIT_OK
     out.mkdir(parents=True, exist_ok=True)
     wanted = {object_file_name(m): m for m in manifests}
+    present = os.listdir(out)
     for pattern in RENDERED_FILE_PATTERNS:
-        for stale in out.glob(pattern):
-            if stale.name not in wanted:
-                stale.unlink()
-    for name, manifest in wanted.items():
-        with (out / name).open("w", encoding="utf-8") as stream:
-            write_one(manifest, stream)
+        for name in fnmatch.filter(present, pattern):
+            if name not in wanted:
+                (out / name).unlink()
+    files = ((name, dump(manifest).encode()) for name, manifest in wanted.items())
+    _write_files(out, files, set(present))
     print(f"wrote {len(wanted)} objects to {out}")
     return EXIT_OK
+
+
+# How many files the writer thread takes at a time: a queue hand-off per file costs more than the
+# batching delays the first write.
+_WRITE_BATCH = 64
+
+
+def _write_files(out: Path, files: Iterable[tuple[str, bytes]], present: set[str]) -> None:
+    """Write each (name, bytes) into `out`, leaving alone a file that already holds those bytes.
+
+    The text is made in this thread while another does the file system calls, which release the
+    GIL, so the kernel's work per file (ext4: about 0.05 ms to create one, more for its journal)
+    overlaps the next files' YAML. Names relative to one open directory spare a path lookup per
+    file. A name in `present` (the directory's listing) is read first and rewritten only if its
+    bytes differ: reading is cheaper than truncating and writing, and an unchanged file keeps its
+    inode and mtime, so `make`, rsync and git see only what the render changed."""
+    batches: queue.SimpleQueue[list[tuple[str, bytes]] | None] = queue.SimpleQueue()
+    failed: list[BaseException] = []
+
+    def writer() -> None:
+        directory = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            while (batch := batches.get()) is not None:
+                if not failed:
+                    for name, data in batch:
+                        _write_file(directory, out, name, data, name in present)
+        except BaseException as error:  # handed to the main thread, which raises it
+            failed.append(error)
+        finally:
+            os.close(directory)
+
+    thread = threading.Thread(target=writer, name="sailplan-render-writer")
+    thread.start()
+    try:
+        batch: list[tuple[str, bytes]] = []
+        for item in files:
+            if failed:
+                break
+            batch.append(item)
+            if len(batch) == _WRITE_BATCH:
+                batches.put(batch)
+                batch = []
+        batches.put(batch)
+    finally:
+        batches.put(None)
+        thread.join()
+    if failed:
+        raise failed[0]
+
+
+def _write_file(directory: int, out: Path, name: str, data: bytes, exists: bool) -> None:
+    try:
+        if exists:
+            with contextlib.suppress(FileNotFoundError):
+                fd = os.open(name, os.O_RDWR, dir_fd=directory)
+                try:
+                    # One byte more than ours tells a longer file from an equal one.
+                    if os.read(fd, len(data) + 1) == data:
+                        return
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    _write_all(fd, data)
+                    os.ftruncate(fd, len(data))
+                finally:
+                    os.close(fd)
+                return
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666, dir_fd=directory)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+    except OSError as error:
+        # Relative to the directory, the name alone would not say where.
+        raise OSError(error.errno, error.strerror, str(out / name)) from None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _not_a_directory(out: Path) -> str | None:

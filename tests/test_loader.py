@@ -292,7 +292,7 @@ def test_the_lean_constructor_builds_what_pyyamls_builds() -> None:
     texts = [path.read_text() for path in [DEMO_MESH, *EXAMPLE_MESHES]]
     texts.append(generated_mesh_yaml(20, "builtin"))
     texts.append(
-        "a: [1, -2, 0x1f, 0o17, 1_000, 1.5, .inf, -.nan, 1e3, true, False, on, yes, ~, null, '']\n"
+        "a: [1, -2, 0x1f, 0o17, 1_000, 0, 10, 007, +3, 1.5, .inf, -.nan, 1e3, true, False, on, yes, ~, null, '']\n"
         "b: {'1': x, 1: y, 2.5: z, null: n, false: f}\n"
         "c: !!str 12\nd: !!int '7'\ne: &x {k: [v, {w: 1}]}\nf: *x\ng: *x\n"
         "h: 2024-12-01\ni: |\n  multi\n  line\n"

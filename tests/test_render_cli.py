@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,72 @@ def test_file_names_sort_in_apply_order(tmp_path: Path) -> None:
     assert kinds.index("service") < kinds.index("deployment")
     assert kinds[-1] == "networkpolicy"
     assert kinds.index("peerauthentication") == kinds.index("networkpolicy") - 1
+
+
+# A time no render can produce, so that "kept its mtime" does not depend on timestamp granularity.
+_OLD_NS = 1_000_000_000 * 1_000_000_000
+
+
+def _stamp_all(out: Path) -> dict[str, tuple[int, int]]:
+    """Set every file's mtime to _OLD_NS; each name's (inode, mtime) after."""
+    for path in out.iterdir():
+        os.utime(path, ns=(_OLD_NS, _OLD_NS))
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}
+
+
+def test_rerendering_writes_only_the_files_whose_bytes_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["render", str(DEMO_MESH), "--data-plane", "istio", "-o", str(out)]) == 0
+    rendered = {p.name: p.read_bytes() for p in out.iterdir()}
+    edited = "04-deployment-demo.service1-v1.yaml"
+    longer = "03-service-demo.service1.yaml"
+    removed = "00-namespace-demo.yaml"
+    (out / edited).write_text("edited by hand\n")
+    (out / longer).write_bytes(rendered[longer] + b"# a longer file with our bytes first\n")
+    (out / removed).unlink()
+    (out / "05-destinationrule-demo.gone.yaml").write_text("stale")
+    before = _stamp_all(out)
+    capsys.readouterr()
+
+    assert main(["render", str(DEMO_MESH), "--data-plane", "istio", "-o", str(out)]) == 0
+
+    assert capsys.readouterr().out == f"wrote {len(rendered)} objects to {out}\n"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == rendered
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}
+    touched = sorted(name for name in after if after[name] != before.get(name))
+    assert touched == [removed, longer, edited]
+    # A changed file is rewritten in place: same inode, new mtime.
+    assert after[edited][0] == before[edited][0] and after[edited][1] != _OLD_NS
+
+
+def test_adding_a_service_touches_only_the_new_files(tmp_path: Path) -> None:
+    text = DEMO_MESH.read_text()
+    mesh = tmp_path / "mesh.yaml"
+    mesh.write_text(text)
+    out = tmp_path / "out"
+    assert main(["render", str(mesh), "--data-plane", "istio", "-o", str(out)]) == 0
+    before = _stamp_all(out)
+    mesh.write_text(text.replace("\ningress:", _THIRD_SERVICE, 1))
+    assert main(["render", str(mesh), "--data-plane", "istio", "-o", str(out)]) == 0
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}
+    assert {name: after[name] for name in before} == before
+    assert sorted(set(after) - set(before)) == [
+        "01-serviceaccount-demo.service3.yaml",
+        "03-service-demo.service3.yaml",
+        "04-deployment-demo.service3-v1.yaml",
+        "05-destinationrule-demo.service3.yaml",
+        "06-virtualservice-demo.service3.yaml",
+        "11-networkpolicy-demo.service3.yaml",
+    ]
+
+
+def test_a_file_that_cannot_be_written_is_a_runtime_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    blocked = out / "04-deployment-demo.service1-v1.yaml"
+    blocked.mkdir(parents=True)
+    assert main(["render", str(DEMO_MESH), "--data-plane", "istio", "-o", str(out)]) == 1
+    assert capsys.readouterr().err == f"error: {blocked}: Is a directory\n"

@@ -159,3 +159,20 @@ def test_values_left_to_the_emitter(value: object) -> None:
     with pytest.raises(yaml_output._Unusual):
         yaml_output._text({"k": value})
     assert dump({"k": value}) == _libyaml({"k": value})
+
+
+def test_a_repeated_quoted_value_folds_by_its_own_column() -> None:
+    # Written once per column: the cache of quoted lines must not hand one column's folding to
+    # another (the same error page sits at two depths here).
+    page = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n" * 2
+    document = {"a": page, "b": {"deeper": page}, "c": page}
+    text = yaml_output._text(document)
+    assert text == _libyaml(document)
+    quoted = (
+        '"HTTP/1.1 503 Service Unavailable\\r\\ncontent-type: text/plain\\r\\n'
+        'HTTP/1.1 503 Service Unavailable\\r\\ncontent-type:\n{pad}text/plain\\r\\n"'
+    )
+    assert text == (
+        f"a: {quoted.format(pad='  ')}\nb:\n  deeper: {quoted.format(pad='    ')}\n"
+        f"c: {quoted.format(pad='  ')}\n"
+    )
