@@ -137,7 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--access-log",
         action="store_true",
-        help="also print the proxies' access log: one JSON line per request (even with --quiet)",
+        help="turn the proxies' access log on for this run, whatever the mesh's accessLog, and "
+        "print it: one JSON line per request (even with --quiet)",
     )
     sandbox.add_argument(
         "--isolation",
