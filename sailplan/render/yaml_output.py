@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import re
 from collections.abc import Iterable
@@ -340,7 +341,10 @@ def _mapping(data: dict[Any, Any], column: int, head: str, out: list[str]) -> No
     # the common case, a known key and a known text, costs two dict lookups.
     pad = " " * column
     append = out.append
-    for key, value in sorted(data.items()):
+    # Sorting the keys alone takes the interpreter's fast path for str comparisons; sorting the
+    # items compared tuples (the keys are distinct, so the order is the same).
+    for key in sorted(data):
+        value = data[key]
         # Only str keys are ever stored, so an int or bool key misses and `_key_line` refuses it.
         line = head + (_key_lines.get(key) or _key_line(key))
         head = pad
@@ -466,6 +470,14 @@ def write_all(documents: Iterable[Any], stream: TextIO) -> None:
         write_one(document, stream)
 
 
+@functools.cache
+def _kind_ranks() -> dict[str, int]:
+    # Imported on first use: the renderers need not be loaded to write YAML.
+    from sailplan.render.manifests import KIND_ORDER
+
+    return {kind: rank for rank, kind in enumerate(KIND_ORDER)}
+
+
 def object_file_name(manifest: dict[str, Any]) -> str:
     """A file name that depends on the object alone: kind rank, kind, namespace and name.
 
@@ -474,10 +486,10 @@ def object_file_name(manifest: dict[str, Any]) -> str:
     a directory in name order, applying a Namespace before what lives in it. A namespace is a DNS
     label (no dots), so `<namespace>.<name>` cannot be read two ways.
     """
-    from sailplan.render.manifests import KIND_ORDER
-
     kind = str(manifest.get("kind", "object"))
-    rank = KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+    rank = _kind_ranks().get(kind)
+    if rank is None:
+        rank = len(_kind_ranks())
     metadata = manifest.get("metadata", {})
     name = str(metadata.get("name", "unnamed"))
     namespace = metadata.get("namespace")
