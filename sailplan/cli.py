@@ -345,12 +345,19 @@ def _write_file(directory: int, out: Path, name: str, data: bytes, exists: bool)
     try:
         if exists:
             with contextlib.suppress(FileNotFoundError):
-                fd = os.open(name, os.O_RDWR, dir_fd=directory)
+                # Read-only: a file that already holds its bytes needs no permission to write.
+                fd = os.open(name, os.O_RDONLY, dir_fd=directory)
                 try:
                     # One byte more than ours tells a longer file from an equal one.
-                    if os.read(fd, len(data) + 1) == data:
-                        return
-                    os.lseek(fd, 0, os.SEEK_SET)
+                    same = os.read(fd, len(data) + 1) == data
+                finally:
+                    os.close(fd)
+                if same:
+                    return
+                # Overwritten in place, then cut to length: truncating first frees the blocks and
+                # allocates them again (0.3-0.8 ms a file on ext4, against 0.03 ms).
+                fd = os.open(name, os.O_WRONLY, dir_fd=directory)
+                try:
                     _write_all(fd, data)
                     os.ftruncate(fd, len(data))
                 finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -213,3 +215,32 @@ def test_a_file_that_cannot_be_written_is_a_runtime_error_naming_it(
     blocked.mkdir(parents=True)
     assert main(["render", str(DEMO_MESH), "--data-plane", "istio", "-o", str(out)]) == 1
     assert capsys.readouterr().err == f"error: {blocked}: Is a directory\n"
+
+
+def _immutable(path: Path, on: bool) -> bool:
+    """`chattr +i`: not even root may open the file for writing. False where the file system
+    does not support it."""
+    flag = "+i" if on else "-i"
+    done = subprocess.run(["chattr", flag, str(path)], capture_output=True, timeout=10, check=False)
+    return done.returncode == 0
+
+
+def test_an_unchanged_file_is_only_read_and_a_changed_one_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["render", str(DEMO_MESH), "--data-plane", "istio", "-o", str(out)]) == 0
+    locked = out / "04-deployment-demo.service1-v1.yaml"
+    if shutil.which("chattr") is None or not _immutable(locked, True):
+        pytest.skip("chattr +i is not available here")
+    try:
+        # Holding its bytes, the file is read and left alone: no open for writing to refuse.
+        assert main(["render", str(DEMO_MESH), "--data-plane", "istio", "-o", str(out)]) == 0
+        capsys.readouterr()
+        _immutable(locked, False)
+        locked.write_text("edited by hand\n")
+        assert _immutable(locked, True)
+        assert main(["render", str(DEMO_MESH), "--data-plane", "istio", "-o", str(out)]) == 1
+        assert capsys.readouterr().err == f"error: {locked}: Operation not permitted\n"
+    finally:
+        _immutable(locked, False)
