@@ -11,6 +11,7 @@ import math
 import resource
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,17 @@ def parse_key(text: str) -> tuple[str, int, int | None]:
     return plane, int(size), int(rest[0].removeprefix("calls")) if rest else None
 
 
+def dirty_expiry_s() -> float:
+    """How long ext4 keeps a freed inode "recently deleted": vm.dirty_expire_centisecs, plus the
+    5 s it adds while the inode's block is dirty, plus a second; 36 s when it cannot be read
+    (the kernel's default 30 s)."""
+    try:
+        text = Path("/proc/sys/vm/dirty_expire_centisecs").read_text()
+        return int(text) / 100 + 6
+    except (OSError, ValueError):
+        return 36.0
+
+
 def run(
     render_sizes: dict[str, list[int]],
     sidecar_sizes: list[int],
@@ -172,6 +184,9 @@ def run(
         )
     for plane, sizes in (CLI_SIZES if cli_sizes is None else cli_sizes).items():
         for size in sizes:
+            # ext4 passes over inodes freed within the dirty-expiry interval when it makes a
+            # file: thousands freed by the previous probe's clean-up would slow this one's.
+            time.sleep(dirty_expiry_s())
             print(f"  sailplan render -o DIR, {plane}, {size} services", flush=True)
             results["cli"][key(plane, size, None)] = probe(
                 "cli", str(size), plane, timeout=timeout, memory_limit_mib=limit

@@ -23,14 +23,22 @@ def test_the_cli_probe_runs_render_o_in_a_fresh_process() -> None:
 def test_the_report_compares_each_plane_with_istio() -> None:
     rows = _cli_rows(
         {
-            "istio/1000": {"cli_s": 1.25, "files": 7002, "bytes": 6855412, "peak_rss_mib": 116.4},
+            "istio/1000": {
+                "cli_s": 1.25,
+                "cli_cpu_s": 1.1,
+                "rewrite_s": 0.9,
+                "files": 7002,
+                "bytes": 6855412,
+                "peak_rss_mib": 116.4,
+            },
+            # A run recorded before the CPU time and the rewrite were measured.
             "builtin/1000": {"cli_s": 2.5, "files": 10021, "bytes": 9000000, "peak_rss_mib": 170},
             "builtin/5000": {"skipped": "did not finish within 180 s"},
         }
     )
     assert rows[-3:] == [
-        "| istio | 1,000 | 1.25 | 1.00 | 7,002 | 6,855,412 | 116 |",
-        "| builtin | 1,000 | 2.50 | 2.00 | 10,021 | 9,000,000 | 170 |",
-        "| builtin | 5,000 | skipped: did not finish within 180 s | - | - | - | - |",
+        "| istio | 1,000 | 1.25 | 1.10 | 1.00 | 0.90 | 7,002 | 6,855,412 | 116 |",
+        "| builtin | 1,000 | 2.50 | - | 2.00 | - | 10,021 | 9,000,000 | 170 |",
+        "| builtin | 5,000 | skipped: did not finish within 180 s | - | - | - | - | - | - |",
     ]
     assert _cli_rows({}) == []
