@@ -1,14 +1,16 @@
 """User-space instructions per request of the two sidecars, plaintext against mTLS (not part of
 `make bench`; bench/FINDINGS.md points 8 and 11).
 
-    python -m bench.instructions [requests] [rounds]
+    python -m bench.instructions [requests] [rounds] [--keep DIR]
 
 CPU time per request on a shared 2-core VM moves by more than a rule's cost between runs, and
 most of it is the kernel's. Instruction counts do not: the caller and the callee sidecars of
 bench/bench.mesh.yaml run under `valgrind --tool=callgrind`, once as the mesh says (`mtls:
-disable`) and once with `mtls: strict`; after a warm-up their counters are zeroed, `requests`
-requests go over one keep-alive connection, and each proxy's count is read, divided by the
-requests. Prints one line per path and proxy (each round's figure, in thousands).
+disable`) and once with `mtls: strict`, each with one thread (`_one_thread`); after a warm-up
+their counters are zeroed, `requests` requests go over one keep-alive connection, and each
+proxy's count is read, divided by the requests. Prints one line per path and proxy (each round's
+figure, in thousands). `--keep DIR` copies the dumps there (`<path>-<proxy>.<round>`) for
+`callgrind_annotate`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,16 @@ def _valgrind(out_file: Path) -> list[str]:
     return [valgrind, "--tool=callgrind", f"--callgrind-out-file={out_file}"]
 
 
+def _one_thread(text: str) -> str:
+    """The config with one thread. valgrind runs one thread at a time, so a thread waiting for a
+    spin lock the other holds spins until valgrind switches them: with the sidecar's two threads
+    the callee's count moved by up to 25k a request between runs, spent in `h1_io_cb`'s wait for
+    the idle-connection lock, and with one it repeats to 0.1k. The work of a request is the same."""
+    if "\n    nbthread 2\n" not in text:
+        raise RuntimeError("the sidecar's config no longer says `nbthread 2`: update _one_thread")
+    return text.replace("\n    nbthread 2\n", "\n    nbthread 1\n")
+
+
 def _send(port: int, host: str, count: int) -> None:
     """`count` GETs over one keep-alive connection; every answer must be a 200."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -58,7 +70,7 @@ def _control(*args: str) -> None:
     subprocess.run(["callgrind_control", *args], check=True, capture_output=True, timeout=60)
 
 
-def _instructions(out_file: Path, pid: int) -> int:
+def _instructions(out_file: Path, pid: int, keep: Path | None) -> int:
     """Dump the proxy's counters since they were zeroed and read its total."""
     before = set(out_file.parent.glob(f"{out_file.name}*"))
     _control("-d", str(pid))
@@ -67,13 +79,17 @@ def _instructions(out_file: Path, pid: int) -> int:
         for path in set(out_file.parent.glob(f"{out_file.name}*")) - before:
             found = _SUMMARY.search(path.read_bytes())
             if found:
+                if keep is not None:
+                    shutil.copyfile(path, keep)
                 return int(found.group(1))
         time.sleep(0.2)
     raise RuntimeError(f"callgrind wrote no dump for PID {pid}")
 
 
-def measure(mesh_path: Path, requests: int) -> dict[str, dict[str, float]]:
-    """path -> proxy -> instructions per request."""
+def measure(
+    mesh_path: Path, requests: int, keep: Path | None = None, tag: str = ""
+) -> dict[str, dict[str, float]]:
+    """path -> proxy -> instructions per request; the dumps copied into `keep` when given."""
     plain = load_mesh(mesh_path)
     results: dict[str, dict[str, float]] = {}
     with ExitStack() as stack:
@@ -103,6 +119,8 @@ def measure(mesh_path: Path, requests: int) -> dict[str, dict[str, float]]:
                 config = directory / "haproxy.cfg"
                 directory.mkdir(parents=True, exist_ok=True)
                 for file_name, text in configs[name].files.items():
+                    if file_name == "haproxy.cfg":
+                        text = _one_thread(text)
                     (directory / file_name).write_text(text)
                 argv = [*_valgrind(outs[name]), haproxy, "-db", "-f", str(config)]
                 proxy = stack.enter_context(
@@ -117,15 +135,25 @@ def measure(mesh_path: Path, requests: int) -> dict[str, dict[str, float]]:
                 _control("-z", str(pid))
             _send(target, host, requests)
             results[label] = {
-                name: _instructions(outs[name], pid) / requests for name, pid in pids.items()
+                name: _instructions(
+                    outs[name], pid, None if keep is None else keep / f"{label}-{name}{tag}"
+                )
+                / requests
+                for name, pid in pids.items()
             }
     return results
 
 
 def main(argv: list[str]) -> int:
+    keep = None
+    if "--keep" in argv:
+        at = argv.index("--keep")
+        keep = Path(argv[at + 1])
+        keep.mkdir(parents=True, exist_ok=True)
+        argv = argv[:at] + argv[at + 2 :]
     requests = int(argv[0]) if argv else 2000
     rounds = int(argv[1]) if len(argv) > 1 else 1
-    runs = [measure(dataplane.MESH_FILE, requests) for _ in range(rounds)]
+    runs = [measure(dataplane.MESH_FILE, requests, keep, f".{n + 1}") for n in range(rounds)]
     print(f"user-space instructions per request ({requests} keep-alive requests, thousands)")
     for label in ("plaintext", "mtls"):
         for name in ("caller", "callee"):
