@@ -98,12 +98,15 @@ def server_tls(ctx: Context, service_name: str) -> str:
 
 def _peer_lines(ctx: Context, own: str) -> list[str]:
     """Who is calling and the XFCC header the app gets, both worked out once per connection
-    (`sess.peer`, `sess.xfcc`)."""
+    (`sess.peer`, `sess.xfcc`). Each rule tests its variable before `ssl_c_used`, so on the
+    connection's later requests the first, cheaper test settles it (HAProxy stops at the first
+    false condition), and the header rule tests the variable alone: it is set exactly when the
+    connection is mTLS. The header was removed first, so adding it is setting it."""
     lines = [
         f"http-request del-header {XFCC_HEADER}",
         # One Lua call per connection, whatever the size of the mesh.
-        "http-request set-var(sess.peer) lua.sailplan_peer if { ssl_c_used } "
-        "!{ var(sess.peer) -m found }",
+        "http-request set-var(sess.peer) lua.sailplan_peer if !{ var(sess.peer) -m found } "
+        "{ ssl_c_used }",
     ]
     # Envoy's format (forward_client_cert_details SANITIZE_SET, as Istio's sidecars): the
     # callee's identity, the SHA-256 of the caller's DER certificate, the caller's identity.
@@ -112,9 +115,9 @@ def _peer_lines(ctx: Context, own: str) -> list[str]:
     # a fifth of the callee's instructions per request on the bench's keep-alive mTLS path.
     lines += [
         f"http-request set-var-fmt(sess.xfcc) By={fetch_arg(own)};"
-        "Hash=%[ssl_c_der,sha2(256),hex,lower];URI=%[var(sess.peer)] if { ssl_c_used } "
-        "!{ var(sess.xfcc) -m found }",
-        f"http-request set-header {XFCC_HEADER} %[var(sess.xfcc)] if {{ ssl_c_used }}",
+        "Hash=%[ssl_c_der,sha2(256),hex,lower];URI=%[var(sess.peer)] "
+        "if !{ var(sess.xfcc) -m found } { ssl_c_used }",
+        f"http-request add-header {XFCC_HEADER} %[var(sess.xfcc)] if {{ var(sess.xfcc) -m found }}",
     ]
     return lines
 
