@@ -39,7 +39,7 @@ from security_support import (
 
 import sailplan
 from sailplan.model.security import service_identity
-from sailplan.render.haproxy import StaticEndpoints, compile_sidecar
+from sailplan.render.haproxy import StaticEndpoints, compile_gateway, compile_sidecar
 from sailplan.render.haproxy.globals import NO_UPSTREAM_BODY
 from sailplan.render.haproxy.security import cert_dir_of
 from sailplan.render.manifests import render_manifests
@@ -186,9 +186,14 @@ def test_the_certificates_name_their_identity_as_the_dns_name_sidecars_check() -
         "v1",
         endpoints=StaticEndpoints({"service1": {"v1": [("127.0.0.1", 1)]}}),
     )
+    # The gateway's server lines to the sidecars check the same name.
+    gateway = compile_gateway(
+        spec, endpoints=StaticEndpoints({"service1": {"v1": [("127.0.0.1", 1)]}})
+    )
     name = "service1.sec.sa.cluster.local"
-    servers = [line for line in config.haproxy_cfg.splitlines() if " 127.0.0.1:1 " in line]
-    assert servers and all(line.endswith(f" verifyhost {name}") for line in servers)
+    for text in (config.haproxy_cfg, gateway.haproxy_cfg):
+        servers = [line for line in text.splitlines() if " 127.0.0.1:1 " in line]
+        assert servers and all(line.endswith(f" verifyhost {name}") for line in servers)
     certificate, _ = issue(new_authority(), service_identity(spec, "service1"))
     sans = x509.load_pem_x509_certificate(certificate).extensions.get_extension_for_class(
         x509.SubjectAlternativeName
