@@ -11,7 +11,7 @@ import math
 import resource
 import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -119,17 +119,6 @@ def parse_key(text: str) -> tuple[str, int, int | None]:
     return plane, int(size), int(rest[0].removeprefix("calls")) if rest else None
 
 
-def dirty_expiry_s() -> float:
-    """How long ext4 keeps a freed inode "recently deleted": vm.dirty_expire_centisecs, plus the
-    5 s it adds while the inode's block is dirty, plus a second; 36 s when it cannot be read
-    (the kernel's default 30 s)."""
-    try:
-        text = Path("/proc/sys/vm/dirty_expire_centisecs").read_text()
-        return int(text) / 100 + 6
-    except (OSError, ValueError):
-        return 36.0
-
-
 def run(
     render_sizes: dict[str, list[int]],
     sidecar_sizes: list[int],
@@ -182,13 +171,33 @@ def run(
         results["pulumi"][f"{size}/grouped"] = probe(
             "pulumi", str(size), "istio", "grouped", timeout=timeout
         )
-    for plane, sizes in (CLI_SIZES if cli_sizes is None else cli_sizes).items():
-        for size in sizes:
-            # ext4 passes over inodes freed within the dirty-expiry interval when it makes a
-            # file: thousands freed by the previous probe's clean-up would slow this one's.
-            time.sleep(dirty_expiry_s())
-            print(f"  sailplan render -o DIR, {plane}, {size} services", flush=True)
-            results["cli"][key(plane, size, None)] = probe(
-                "cli", str(size), plane, timeout=timeout, memory_limit_mib=limit
-            )
+    results["cli"] = cli_runs(CLI_SIZES if cli_sizes is None else cli_sizes, timeout, limit)
     return results
+
+
+# Where `render -o` writes during the bench: inside the checkout, as a user renders into their
+# repository (`rendered/`), not under /tmp, where the test suite's churn leaves thousands of
+# freshly deleted inodes that ext4 passes over when it makes a file (bench/FINDINGS.md point 13).
+RENDER_ROOT = Path(__file__).resolve().parent / "out"
+
+
+def cli_runs(
+    sizes: dict[str, list[int]], timeout: float, memory_limit_mib: int
+) -> dict[str, dict[str, Any]]:
+    """`sailplan render -o DIR` per plane and size, each into a new directory of one root that is
+    removed only after the last run: no run pays for an earlier one's deleted files."""
+    RENDER_ROOT.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="render-o-", dir=RENDER_ROOT) as root:
+        for plane, plane_sizes in sizes.items():
+            for size in plane_sizes:
+                print(f"  sailplan render -o DIR, {plane}, {size} services", flush=True)
+                runs[key(plane, size, None)] = probe(
+                    "cli",
+                    str(size),
+                    plane,
+                    str(Path(root) / f"{plane}-{size}"),
+                    timeout=timeout,
+                    memory_limit_mib=memory_limit_mib,
+                )
+    return runs

@@ -3,7 +3,7 @@
     python -m bench.scale_probe render <services> <istio|builtin> [<calls>]
     python -m bench.scale_probe sidecar <services> [<calls>]  # one compile_sidecar, builtin
     python -m bench.scale_probe pulumi <services> <istio|builtin> [per-object|grouped]
-    python -m bench.scale_probe cli <services> <istio|builtin>  # `sailplan render -o DIR`, wall
+    python -m bench.scale_probe cli <services> <istio|builtin> [DIR]  # `render -o`, wall
 
 A fresh process per measurement keeps peak RSS (ru_maxrss) about that measurement alone.
 <calls>: each service of the generated mesh lists that many services in `calls`. When the model
@@ -12,6 +12,7 @@ does not know `calls` yet, the probe prints {"skipped": why} instead of failing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -142,11 +143,18 @@ def pulumi_registration(
     }
 
 
-def cli(services: int, data_plane: str) -> dict[str, Any]:
+def cli(services: int, data_plane: str, where: str | None = None) -> dict[str, Any]:
     """What a user waits for: `sailplan render MESH -o DIR --data-plane P` in a fresh process, from
     its start (interpreter and imports) until every file is written, as wall time: into a new
-    directory (`cli_s`), then again into the same one (`rewrite_s`, every file already there)."""
-    with tempfile.TemporaryDirectory(prefix="sailplan-bench-") as tmp:
+    directory (`cli_s`), then again into the same one (`rewrite_s`, every file already there).
+    `where`: a directory to make and leave for the caller to remove (bench.scale.cli_runs), else
+    a temporary one removed at the end."""
+    with contextlib.ExitStack() as stack:
+        if where is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sailplan-bench-"))
+        else:
+            Path(where).mkdir(parents=True)
+            tmp = where
         mesh = Path(tmp) / "mesh.yaml"
         mesh.write_text(generated_mesh_yaml(services, data_plane), encoding="utf-8")
         # A user's interpreter reads compiled bytecode: pip compiles a package when it installs it,
@@ -203,7 +211,7 @@ def main(argv: list[str]) -> int:
         elif kind == "pulumi":
             result = pulumi_registration(services, *argv[2:4])
         elif kind == "cli":
-            result = cli(services, argv[2])
+            result = cli(services, *argv[2:4])
         else:
             print(f"unknown probe {kind!r}: use render, sidecar, pulumi or cli", file=sys.stderr)
             return 2
