@@ -54,11 +54,7 @@ def main(argv: list[str]) -> int:
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sailplan-bench-")))
         app = free_port()
-        body = "x" * dataplane.RESPONSE_BYTES
-        app_cfg = dataplane.BACKEND_CFG.format(port=app, body=body)
-        stack.enter_context(
-            dataplane.run_haproxy("app", root / "app", {"haproxy.cfg": app_cfg}, app)
-        )
+        stack.enter_context(dataplane.run_app("app", root / "app", app))
         paths: dict[str, tuple[dataplane.Target, list[dataplane.Proxy]]] = {}
         for index, (name, text) in enumerate(variants().items()):
             runtime = root / f"v{index}"

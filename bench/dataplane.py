@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +218,19 @@ def run_haproxy(
         yield proxy
 
 
+def run_app(
+    name: str, directory: Path, port: int, body_bytes: int = RESPONSE_BYTES
+) -> AbstractContextManager[Proxy]:
+    """The app (BACKEND_CFG) on 127.0.0.1:`port`, answering every request with `body_bytes`."""
+    config = BACKEND_CFG.format(port=port, body="x" * body_bytes)
+    return run_haproxy(name, directory, {"haproxy.cfg": config}, port)
+
+
+def loopback_ports() -> ProxyPorts:
+    """A sidecar's four ports, free ones on 127.0.0.1."""
+    return ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+
+
 @dataclass(frozen=True)
 class Target:
     """Where wrk sends a path's load, and the Host header the mesh routes on."""
@@ -259,10 +272,7 @@ def sidecar_configs(
     """The callee's (service1-v1) and the caller's (service2-v1) sidecars, as the mesh runs them;
     their directories are `callee<suffix>` and `caller<suffix>` under `runtime`."""
 
-    def ports() -> ProxyPorts:
-        return ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
-
-    callee, caller = ports(), ports()
+    callee, caller = loopback_ports(), loopback_ports()
     # Both of service1's versions are the one callee sidecar: the canary's draw is still made.
     endpoints = StaticEndpoints(
         {
@@ -405,15 +415,7 @@ def topology(mesh: Mesh, peers: Sequence[str] = peer_configs.PEERS) -> Iterator[
         runtime = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sailplan-bench-")))
         runtime.chmod(0o755)  # nginx's workers run as nobody when the bench runs as root
         backend_port = free_port()
-        body = "x" * RESPONSE_BYTES
-        backend = stack.enter_context(
-            run_haproxy(
-                "backend",
-                runtime / "backend",
-                {"haproxy.cfg": BACKEND_CFG.format(port=backend_port, body=body)},
-                backend_port,
-            )
-        )
+        backend = stack.enter_context(run_app("backend", runtime / "backend", backend_port))
         ports, configs = sidecar_configs(mesh, backend_port, runtime)
         callee, caller = _start_pair(stack, runtime, ports, configs, "")
         secure = strict_mesh(mesh)
@@ -647,14 +649,11 @@ def outbound_costs(sizes: Sequence[int], settings: LoadSettings) -> dict[str, di
     with ExitStack() as stack:
         runtime = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sailplan-bench-")))
         backend_port = free_port()
-        backend_cfg = BACKEND_CFG.format(port=backend_port, body="x" * RESPONSE_BYTES)
-        stack.enter_context(
-            run_haproxy("backend", runtime / "backend", {"haproxy.cfg": backend_cfg}, backend_port)
-        )
+        stack.enter_context(run_app("backend", runtime / "backend", backend_port))
         sidecars: dict[int, tuple[Target, Proxy, int]] = {}
         for services in sizes:
             mesh = load_mesh_text(generated_mesh_yaml(services))
-            ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+            ports = loopback_ports()
             endpoints = StaticEndpoints(
                 {
                     name: {v: [("127.0.0.1", backend_port)] for v in ("v1", "v2")}

@@ -95,11 +95,7 @@ def measure(
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sailplan-ir-")))
         app = free_port()
-        body = "x" * dataplane.RESPONSE_BYTES
-        app_cfg = dataplane.BACKEND_CFG.format(port=app, body=body)
-        stack.enter_context(
-            dataplane.run_haproxy("app", root / "app", {"haproxy.cfg": app_cfg}, app)
-        )
+        stack.enter_context(dataplane.run_app("app", root / "app", app))
         haproxy = dataplane.haproxy_binary()
         for label, mesh, suffix in (
             ("plaintext", plain, ""),

@@ -26,14 +26,13 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.dataplane import BACKEND_CFG, process_tree, run_haproxy
+from bench.dataplane import loopback_ports, process_tree, run_app, run_haproxy
 from bench.meshgen import called_services, generated_mesh_yaml, service_name
 from sailplan import constants as c
 from sailplan.loader import load_mesh_text
 from sailplan.render.haproxy import (
     DnsEndpoints,
     Endpoints,
-    ProxyPorts,
     StaticEndpoints,
     compile_sidecar,
 )
@@ -109,7 +108,7 @@ def measure_one(
         service_name(services - 1) if calls is None else called_services(0, services, calls)[-1]
     )
     directory = runtime / key(kind, calls).replace("/", "-")
-    ports = ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    ports = loopback_ports()
     app_port = free_port()
     endpoints: Endpoints = (
         DnsEndpoints(mesh.target_namespace)
@@ -135,9 +134,8 @@ def measure_one(
         if kind == "dns"
         else (ports.outbound, "/", f"{callee}:8080")
     )
-    app_cfg = BACKEND_CFG.format(port=app_port, body="x" * 64)
     with (
-        run_haproxy("app", runtime / f"app-{directory.name}", {"haproxy.cfg": app_cfg}, app_port),
+        run_app("app", runtime / f"app-{directory.name}", app_port, body_bytes=64),
         run_haproxy("sidecar", directory, files, None) as sidecar,
     ):
         process = sidecar.process
