@@ -6,6 +6,7 @@ Everything started here is bounded in time and stopped by its PID in a finalizer
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import sailplan
 from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
@@ -204,6 +206,18 @@ def wait_until_served(serial: Callable[[], int], expected: int, timeout: float =
     while serial() != expected:
         assert time.monotonic() < deadline, "the renewed certificate is not served"
         time.sleep(0.2)
+
+
+def access_lines(directory: Path, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The JSON lines HAProxy wrote (running_haproxy keeps its output in haproxy.log), once
+    `count` are there; every line that starts as JSON must parse."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = (directory / "haproxy.log").read_text(errors="replace")
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 def loopback_ports() -> ProxyPorts:

@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 import yaml
 from dns_support import Dns, use_dns
-from proxy_support import Backend, backends, check_config, loopback_ports, request, running_haproxy
+from proxy_support import (
+    Backend,
+    access_lines,
+    backends,
+    check_config,
+    loopback_ports,
+    request,
+    running_haproxy,
+)
 from sandbox_support import MESHES, SandboxProcess, runnable_copy
 from schema_support import validate_manifest
 
@@ -262,12 +270,8 @@ def test_explicit_proxy_in_a_cluster_resolves_an_unlisted_service_by_name(
         "DNS resolution failure: svc002.calls",
     )
     assert len(started["svc002-v1"].requests) == 1
-    log = [
-        json.loads(line)
-        for line in (tmp_path / "haproxy.log").read_text().splitlines()
-        if line.startswith("{")
-    ]
-    flags = {entry["authority"]: entry["response_flags"] for entry in log}
+    # One line for each of the five requests.
+    flags = {entry["authority"]: entry["response_flags"] for entry in access_lines(tmp_path, 5)}
     assert flags[f"svc009:{svc002}"] == "DF"
     assert flags[f"svc002:{svc002}"] == "-"
 

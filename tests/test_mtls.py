@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import json
 import shutil
 import socket
 import ssl
@@ -15,13 +14,13 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from conftest import DEMO_MESH
 from cryptography import x509
 from proxy_support import (
+    access_lines,
     backends,
     loopback_ports,
     request,
@@ -141,17 +140,6 @@ def test_sidecar_to_sidecar_is_mtls_and_the_app_learns_the_caller() -> None:
         assert headers["x-forwarded-client-cert"].endswith(f";URI={running.identity('service2')}")
 
 
-def _access_lines(directory: Path, count: int) -> list[dict[str, Any]]:
-    """The JSON access-log lines of the sidecar running in `directory`, once `count` are there."""
-    deadline = time.monotonic() + 5
-    while True:
-        text = (directory / "haproxy.log").read_text(errors="replace")
-        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-        if len(lines) >= count or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.05)
-
-
 def test_outbound_sends_nothing_to_a_server_with_another_identity() -> None:
     with (
         backends("impostor", "caller-app") as apps,
@@ -170,7 +158,7 @@ def test_outbound_sends_nothing_to_a_server_with_another_identity() -> None:
         assert apps["impostor"].requests == []
         # A failed connection, as Envoy flags a handshake its SAN check failed. The right
         # server passes the same check: test_sidecar_to_sidecar_is_mtls_and_the_app_learns_...
-        (line,) = _access_lines(caller.directory, 1)
+        (line,) = access_lines(caller.directory, 1)
         assert (line["path"], line["response_code"], line["response_flags"]) == (
             "/to-impostor",
             503,

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from proxy_support import (
     Backend,
+    access_lines,
     backends,
     free_port,
     loopback_ports,
@@ -77,18 +78,6 @@ def _mesh(
         **extra,
     }
     return sailplan.load_mesh_text(yaml.safe_dump(spec))
-
-
-def access_lines(directory: Path, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-    """The JSON lines HAProxy wrote (running_haproxy keeps its output in haproxy.log), once
-    `count` are there; every line that starts as JSON must parse."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = (directory / "haproxy.log").read_text(errors="replace")
-        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-        if len(lines) >= count or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.05)
 
 
 @contextmanager
