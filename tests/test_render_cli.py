@@ -104,6 +104,15 @@ _THIRD_SERVICE = """
     versions:
       v1: {image: sailplan/demo-users:0.1.0}
 ingress:"""
+# What it adds on istio.
+_THIRD_SERVICE_ISTIO_FILES = [
+    "01-serviceaccount-demo.service3.yaml",
+    "03-service-demo.service3.yaml",
+    "04-deployment-demo.service3-v1.yaml",
+    "05-destinationrule-demo.service3.yaml",
+    "06-virtualservice-demo.service3.yaml",
+    "11-networkpolicy-demo.service3.yaml",
+]
 
 
 @pytest.mark.parametrize("plane", ["istio", "builtin"])
@@ -115,14 +124,7 @@ def test_adding_a_service_adds_files_and_renames_none(tmp_path: Path, plane: str
     assert set(before) <= set(after)
     changed = sorted(name for name in before if before[name] != after[name])
     if plane == "istio":
-        assert added == [
-            "01-serviceaccount-demo.service3.yaml",
-            "03-service-demo.service3.yaml",
-            "04-deployment-demo.service3-v1.yaml",
-            "05-destinationrule-demo.service3.yaml",
-            "06-virtualservice-demo.service3.yaml",
-            "11-networkpolicy-demo.service3.yaml",
-        ]
+        assert added == _THIRD_SERVICE_ISTIO_FILES
         assert changed == []
     else:
         assert added == [
@@ -152,11 +154,16 @@ def test_file_names_sort_in_apply_order(tmp_path: Path) -> None:
 _OLD_NS = 1_000_000_000 * 1_000_000_000
 
 
+def _stamps(out: Path) -> dict[str, tuple[int, int]]:
+    """Each file's name -> (inode, mtime)."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}
+
+
 def _stamp_all(out: Path) -> dict[str, tuple[int, int]]:
     """Set every file's mtime to _OLD_NS; each name's (inode, mtime) after."""
     for path in out.iterdir():
         os.utime(path, ns=(_OLD_NS, _OLD_NS))
-    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}
+    return _stamps(out)
 
 
 def test_rerendering_writes_only_the_files_whose_bytes_changed(
@@ -179,7 +186,7 @@ def test_rerendering_writes_only_the_files_whose_bytes_changed(
 
     assert capsys.readouterr().out == f"wrote {len(rendered)} objects to {out}\n"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == rendered
-    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}
+    after = _stamps(out)
     touched = sorted(name for name in after if after[name] != before.get(name))
     assert touched == [removed, longer, edited]
     # A changed file is rewritten in place: same inode, new mtime.
@@ -195,16 +202,9 @@ def test_adding_a_service_touches_only_the_new_files(tmp_path: Path) -> None:
     before = _stamp_all(out)
     mesh.write_text(text.replace("\ningress:", _THIRD_SERVICE, 1))
     assert main(["render", str(mesh), "--data-plane", "istio", "-o", str(out)]) == 0
-    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}
+    after = _stamps(out)
     assert {name: after[name] for name in before} == before
-    assert sorted(set(after) - set(before)) == [
-        "01-serviceaccount-demo.service3.yaml",
-        "03-service-demo.service3.yaml",
-        "04-deployment-demo.service3-v1.yaml",
-        "05-destinationrule-demo.service3.yaml",
-        "06-virtualservice-demo.service3.yaml",
-        "11-networkpolicy-demo.service3.yaml",
-    ]
+    assert sorted(set(after) - set(before)) == _THIRD_SERVICE_ISTIO_FILES
 
 
 def test_a_file_that_cannot_be_written_is_a_runtime_error_naming_it(
