@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from bench import dataplane, peer_configs
+from bench import dataplane
 from bench.stats import median
 from sailplan.loader import load_mesh_text
 from sailplan.sandbox.runner import free_port
@@ -64,42 +64,18 @@ def main(argv: list[str]) -> int:
                 mesh, suffix = dataplane.strict_mesh(mesh), "-mtls"
                 dataplane.write_certificates(mesh, runtime, suffix)
             ports, configs = dataplane.sidecar_configs(mesh, app, runtime, suffix)
-            started = []
-            for role, port in (
-                ("callee", ports["callee"].inbound),
-                ("caller", ports["caller"].outbound),
-            ):
-                files = dict(configs[role].files)
-                started.append(
-                    stack.enter_context(
-                        dataplane.run_haproxy(role, runtime / f"{role}{suffix}", files, port)
-                    )
-                )
+            pair = dataplane.start_pair(stack, runtime, ports, configs, suffix)
             paths[name] = (
                 dataplane.Target(ports["caller"].outbound, dataplane.SERVICE1_HOST),
-                started,
+                list(pair),
             )
         # Two bare hops, as the bench builds them.
         _, configs = dataplane.sidecar_configs(
             load_mesh_text(dataplane.MESH_FILE.read_text()), app, root / "t"
         )
-        bare_ports = {"bare-1": free_port(), "bare-2": free_port()}
-        bare = []
-        for name, next_port in (("bare-1", app), ("bare-2", bare_ports["bare-1"])):
-            files = dict(configs["callee"].files)
-            files["haproxy.cfg"] = peer_configs.bare_hop_config(
-                configs["callee"].files["haproxy.cfg"],
-                str(root / "t" / "callee"),
-                str(root / name),
-                bare_ports[name],
-                next_port,
-                logged=False,
-            )
-            bare.append(
-                stack.enter_context(
-                    dataplane.run_haproxy(name, root / name, files, bare_ports[name])
-                )
-            )
+        bare_ports, bare = dataplane.start_bare_hops(
+            stack, root, configs["callee"], root / "t" / "callee", app, logged=False
+        )
         paths["two bare hops"] = (
             dataplane.Target(bare_ports["bare-2"], dataplane.SERVICE1_HOST),
             bare,

@@ -390,7 +390,7 @@ def _peer_paths(
         topo.path_proxies[f"{peer}-two-hops"] = names[::-1]
 
 
-def _start_pair(
+def start_pair(
     stack: ExitStack,
     runtime: Path,
     ports: Mapping[str, ProxyPorts],
@@ -406,6 +406,35 @@ def _start_pair(
     return started[0], started[1]
 
 
+def start_bare_hops(
+    stack: ExitStack,
+    runtime: Path,
+    callee: ProxyConfig,
+    callee_dir: Path,
+    app_port: int,
+    *,
+    logged: bool,
+) -> tuple[dict[str, int], list[Proxy]]:
+    """Two bare hops in a row in front of the app (bare-2 -> bare-1 -> app), each the callee
+    sidecar's globals and defaults with bind -> one server and no rules, in `runtime`/<name>;
+    their ports by name, and the processes (bare-1, bare-2)."""
+    ports = {"bare-1": free_port(), "bare-2": free_port()}
+    started = []
+    for name, next_port in (("bare-1", app_port), ("bare-2", ports["bare-1"])):
+        directory = runtime / name
+        files = dict(callee.files)
+        files["haproxy.cfg"] = peer_configs.bare_hop_config(
+            callee.files["haproxy.cfg"],
+            str(callee_dir),
+            str(directory),
+            ports[name],
+            next_port,
+            logged=logged,
+        )
+        started.append(stack.enter_context(run_haproxy(name, directory, files, ports[name])))
+    return ports, started
+
+
 @contextmanager
 def topology(mesh: Mesh, peers: Sequence[str] = peer_configs.PEERS) -> Iterator[Topology]:
     """The app; sailplan's callee and caller sidecars; one and two bare HAProxy hops; each
@@ -417,27 +446,19 @@ def topology(mesh: Mesh, peers: Sequence[str] = peer_configs.PEERS) -> Iterator[
         backend_port = free_port()
         backend = stack.enter_context(run_app("backend", runtime / "backend", backend_port))
         ports, configs = sidecar_configs(mesh, backend_port, runtime)
-        callee, caller = _start_pair(stack, runtime, ports, configs, "")
+        callee, caller = start_pair(stack, runtime, ports, configs, "")
         secure = strict_mesh(mesh)
         write_certificates(secure, runtime, "-mtls")
         mtls_ports, mtls_configs = sidecar_configs(secure, backend_port, runtime, "-mtls")
-        mtls_callee, mtls_caller = _start_pair(stack, runtime, mtls_ports, mtls_configs, "-mtls")
-        # Bare hops: the callee sidecar's globals and defaults, bind -> one server, no rules.
-        sidecar_cfg = configs["callee"].files["haproxy.cfg"]
-        bare_ports = {"bare-1": free_port(), "bare-2": free_port()}
-        bare = []
-        for name, next_port in (("bare-1", backend_port), ("bare-2", bare_ports["bare-1"])):
-            directory = runtime / name
-            files = dict(configs["callee"].files)
-            files["haproxy.cfg"] = peer_configs.bare_hop_config(
-                sidecar_cfg,
-                str(runtime / "callee"),
-                str(directory),
-                bare_ports[name],
-                next_port,
-                logged=mesh.access_log,
-            )
-            bare.append(stack.enter_context(run_haproxy(name, directory, files, bare_ports[name])))
+        mtls_callee, mtls_caller = start_pair(stack, runtime, mtls_ports, mtls_configs, "-mtls")
+        bare_ports, bare = start_bare_hops(
+            stack,
+            runtime,
+            configs["callee"],
+            runtime / "callee",
+            backend_port,
+            logged=mesh.access_log,
+        )
         service_host = f"service1:{mesh.services['service1'].port}"
         topo = Topology(
             {
