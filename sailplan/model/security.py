@@ -218,11 +218,23 @@ def identity_dns_name(identity: str) -> str | None:
     if match is None:
         return None
     trust_domain, namespace, account = match.groups()
-    name = f"{account}.{namespace}.sa.{trust_domain}"
+    name = _dns_name(trust_domain, namespace, account)
     labels = name.split(".")
     if len(name) > 253 or not all(len(x) <= 63 and _DNS_LABEL.fullmatch(x) for x in labels):
         return None
     return name
+
+
+def workload_dns_name(identity: str) -> str:
+    """`identity_dns_name` of a workload of a mesh the model accepted: with mTLS on the builtin
+    plane it refuses a mesh whose names DNS cannot hold (`_dns_name_problems`)."""
+    name = identity_dns_name(identity)
+    assert name is not None, identity
+    return name
+
+
+def _dns_name(trust_domain: str, namespace: str, account: str) -> str:
+    return f"{account}.{namespace}.sa.{trust_domain}"
 
 
 def caller_identity(mesh: Mesh, caller: str) -> str:
@@ -311,7 +323,7 @@ def _dns_name_problems(mesh: Mesh) -> list[Problem]:
     if mesh.ingress is not None:
         workloads.append(("the ingress gateway", *gateway_service_account(mesh)))
     who, namespace, account = max(workloads, key=lambda w: len(w[1]) + len(w[2]))
-    length = len(f"{account}.{namespace}.sa.{mesh.trust_domain}")
+    length = len(_dns_name(mesh.trust_domain, namespace, account))
     if length <= 253:
         return []
     return [

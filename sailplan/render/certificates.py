@@ -24,9 +24,9 @@ from sailplan.model.ingress import ingress_certificate_name
 from sailplan.model.security import (
     certificate_secret_name,
     gateway_service_account,
-    identity_dns_name,
     service_identity,
     spiffe_id,
+    workload_dns_name,
 )
 from sailplan.render.istio import ingress_labels
 from sailplan.render.kubernetes import mesh_labels, metadata, service_labels
@@ -130,7 +130,7 @@ def workload_certificate(
             # name, which a caller's sidecar checks during the handshake (`verifyhost`: HAProxy
             # matches DNS names, not URI SANs), so a wrong server gets no request at all.
             "uris": [identity],
-            "dnsNames": [_dns_name(identity)],
+            "dnsNames": [workload_dns_name(identity)],
             "duration": WORKLOAD_DURATION,
             "renewBefore": WORKLOAD_RENEW_BEFORE,
             "privateKey": {**_KEY, "rotationPolicy": "Always"},
@@ -139,13 +139,6 @@ def workload_certificate(
             "issuerRef": issuer.to_dict(),
         },
     }
-
-
-def _dns_name(identity: str) -> str:
-    name = identity_dns_name(identity)
-    # The model refuses, on this plane with mTLS, a mesh whose names DNS cannot hold.
-    assert name is not None, identity
-    return name
 
 
 def render_certificates(mesh: Mesh, issuer: IssuerRef | None = None) -> list[dict[str, Any]]:

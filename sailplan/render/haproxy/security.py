@@ -30,8 +30,8 @@ from __future__ import annotations
 from sailplan.model.security import (
     caller_identity,
     denies_by_default,
-    identity_dns_name,
     service_identity,
+    workload_dns_name,
 )
 
 from .context import Context, Writer
@@ -90,9 +90,7 @@ def server_tls(ctx: Context, service_name: str) -> str:
     point 11), and a wrong server had the request before the caller noticed."""
     if not meshed(ctx):
         return ""
-    name = identity_dns_name(service_identity(ctx.mesh, service_name))
-    # The model refuses, with mTLS on this plane, a mesh whose names DNS cannot hold.
-    assert name is not None, service_name
+    name = workload_dns_name(service_identity(ctx.mesh, service_name))
     return f"{_tls(ctx)} verifyhost {bare(name)}"
 
 
