@@ -28,8 +28,8 @@ from sailplan.render.istio import gateway_name, ingress_labels
 from sailplan.render.kubernetes import (
     mesh_labels,
     metadata,
-    port_name,
     service_labels,
+    service_object,
     workload_name,
 )
 
@@ -352,27 +352,9 @@ def explicit_proxy_service(service: dict[str, Any]) -> dict[str, Any]:
 
 def headless_service(mesh: Mesh, service_name: str, version: str) -> dict[str, Any]:
     """`<service>-<version>`: the DNS name callers' proxies resolve to find a version's pods."""
-    service = mesh.services[service_name]
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(
-            mesh, workload_name(service_name, version), service_labels(mesh, service_name)
-        ),
-        "spec": {
-            "clusterIP": "None",
-            "selector": {c.APP_LABEL: service_name, c.WORKLOAD_VERSION_LABEL: version},
-            "ports": [
-                {
-                    "name": port_name(service),
-                    "port": service.port,
-                    "targetPort": port_name(service),
-                    "protocol": "TCP",
-                }
-            ],
-            "publishNotReadyAddresses": False,
-        },
-    }
+    headless = service_object(mesh, service_name, version)
+    headless["spec"].update(clusterIP="None", publishNotReadyAddresses=False)
+    return headless
 
 
 def gateway_objects(mesh: Mesh, image: str, endpoints: DnsEndpoints) -> list[dict[str, Any]]:

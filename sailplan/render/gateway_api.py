@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from sailplan import constants as c
 from sailplan.model import Duration, Match, Mesh, Route
 from sailplan.model.gateway_api import (
     Rule,
@@ -31,7 +30,7 @@ from sailplan.model.gateway_api import (
 from sailplan.model.ingress import HTTPS_REDIRECT_PORT, ingress_certificate_name
 from sailplan.model.route import HeaderChanges, Redirect
 from sailplan.render.istio import gateway_name, ingress_labels
-from sailplan.render.kubernetes import metadata, port_name, service_labels, workload_name
+from sailplan.render.kubernetes import metadata, service_labels, service_object, workload_name
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
@@ -207,26 +206,9 @@ def _rule(mesh: Mesh, rule: Rule, listener: Listener) -> dict[str, Any]:
 
 def version_service(mesh: Mesh, service_name: str, version: str) -> dict[str, Any]:
     """A Service selecting one version's pods: what an HTTPRoute's backendRefs can name."""
-    service = mesh.services[service_name]
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(
-            mesh, workload_name(service_name, version), service_labels(mesh, service_name)
-        ),
-        "spec": {
-            "selector": {c.APP_LABEL: service_name, c.WORKLOAD_VERSION_LABEL: version},
-            "ports": [
-                {
-                    "name": port_name(service),
-                    "port": service.port,
-                    "targetPort": port_name(service),
-                    "protocol": "TCP",
-                    "appProtocol": "http",
-                }
-            ],
-        },
-    }
+    selected = service_object(mesh, service_name, version)
+    selected["spec"]["ports"][0]["appProtocol"] = "http"
+    return selected
 
 
 def service_route(mesh: Mesh, service_name: str) -> dict[str, Any]:

@@ -66,20 +66,34 @@ def service_account(mesh: Mesh, service_name: str) -> dict[str, Any]:
 
 
 def kubernetes_service(mesh: Mesh, service_name: str) -> dict[str, Any]:
+    service = service_object(mesh, service_name)
+    protocol = mesh.services[service_name].protocol
+    service["spec"]["ports"][0]["appProtocol"] = _APP_PROTOCOL[protocol]
+    return service
+
+
+def service_object(mesh: Mesh, service_name: str, version: str | None = None) -> dict[str, Any]:
+    """A Service on the service's port: the service's own (all its pods), or with `version` the
+    Service `<service>-<version>` selecting that version's pods (what the builtin plane's proxies
+    resolve and an HTTPRoute's backendRefs name). Each plane adds what it needs to the copy."""
     service = mesh.services[service_name]
+    selector = {c.APP_LABEL: service_name}
+    name = service_name
+    if version is not None:
+        selector[c.WORKLOAD_VERSION_LABEL] = version
+        name = workload_name(service_name, version)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(mesh, service_name, service_labels(mesh, service_name)),
+        "metadata": metadata(mesh, name, service_labels(mesh, service_name)),
         "spec": {
-            "selector": {c.APP_LABEL: service_name},
+            "selector": selector,
             "ports": [
                 {
                     "name": port_name(service),
                     "port": service.port,
                     "targetPort": port_name(service),
                     "protocol": "TCP",
-                    "appProtocol": _APP_PROTOCOL[service.protocol],
                 }
             ],
         },
