@@ -53,6 +53,28 @@ SHARED_CERT_MANAGER_NAME = "sailplan-cert-manager"
 _NAMESPACE_LABELS_TO_PATCH = (c.ISTIO_NAMESPACE_INJECTION_LABEL,)
 
 
+_ISTIO_ONLY = ("control_plane", "istio", "install_control_plane")
+_BUILTIN_ONLY = ("proxy_image", "build_proxy_image", "cert_manager", "certificate_issuer")
+# The MeshArgs a data plane has no use for, and the sentence that says so.
+_NOT_FOR_PLANE: dict[str, tuple[tuple[str, ...], str]] = {
+    "gateway-api": (
+        _ISTIO_ONLY + _BUILTIN_ONLY,
+        "the gateway-api data plane deploys Gateway API objects only: the mesh implementation "
+        "(Linkerd, Istio, ...) brings its own control plane, proxy and certificates; drop it",
+    ),
+    "builtin": (
+        _ISTIO_ONLY,
+        "only the istio data plane has a control plane, and this mesh uses the builtin data "
+        "plane: drop it, or set data_plane='istio'",
+    ),
+    "istio": (
+        _BUILTIN_ONLY,
+        "only the builtin data plane runs sailplan's proxy, and this mesh uses the istio data "
+        "plane, whose sidecar Istio injects: drop it, or set data_plane='builtin'",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class MeshArgs:
     """What `Mesh` deploys.
@@ -198,49 +220,19 @@ class MeshArgs:
                 f"only the gateway-api data plane renders a Gateway of a class, and this mesh "
                 f"uses the {data_plane} data plane: drop it, or set data_plane='gateway-api'",
             )
-        if data_plane == "gateway-api":
-            for field, given in (
-                ("control_plane", self.control_plane is not None),
-                ("istio", self.istio is not None),
-                ("install_control_plane", not self.install_control_plane),
-                ("proxy_image", self.proxy_image is not None),
-                ("build_proxy_image", self.build_proxy_image is not None),
-                ("cert_manager", self.cert_manager is not None),
-                ("certificate_issuer", self.certificate_issuer is not None),
-            ):
-                if given:
-                    raise ArgsError(
-                        f"MeshArgs.{field}",
-                        "the gateway-api data plane deploys Gateway API objects only: the mesh "
-                        "implementation (Linkerd, Istio, ...) brings its own control plane, "
-                        "proxy and certificates; drop it",
-                    )
-        elif data_plane == "builtin":
-            for field, given in (
-                ("control_plane", self.control_plane is not None),
-                ("istio", self.istio is not None),
-                ("install_control_plane", not self.install_control_plane),
-            ):
-                if given:
-                    raise ArgsError(
-                        f"MeshArgs.{field}",
-                        "only the istio data plane has a control plane, and this mesh uses the "
-                        "builtin data plane: drop it, or set data_plane='istio'",
-                    )
-        else:
-            for field, given in (
-                ("proxy_image", self.proxy_image is not None),
-                ("build_proxy_image", self.build_proxy_image is not None),
-                ("cert_manager", self.cert_manager is not None),
-                ("certificate_issuer", self.certificate_issuer is not None),
-            ):
-                if given:
-                    raise ArgsError(
-                        f"MeshArgs.{field}",
-                        "only the builtin data plane runs sailplan's proxy, and this mesh uses "
-                        "the istio data plane, whose sidecar Istio injects: drop it, "
-                        "or set data_plane='builtin'",
-                    )
+        given = {
+            "control_plane": self.control_plane is not None,
+            "istio": self.istio is not None,
+            "install_control_plane": not self.install_control_plane,
+            "proxy_image": self.proxy_image is not None,
+            "build_proxy_image": self.build_proxy_image is not None,
+            "cert_manager": self.cert_manager is not None,
+            "certificate_issuer": self.certificate_issuer is not None,
+        }
+        fields, why = _NOT_FOR_PLANE[data_plane]
+        for field in fields:
+            if given[field]:
+                raise ArgsError(f"MeshArgs.{field}", why)
 
     def check_certificates(self, spec: MeshSpec) -> None:
         """cert-manager arguments on a builtin mesh that needs no certificates."""
