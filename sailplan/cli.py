@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         "--format",
         choices=("text", "json"),
         default="text",
-        help="json: print {file, valid, problems: [{path, message, line}]} on stdout",
+        help="json: print {file, valid, problems: [{path, message, line}], warnings} on stdout",
     )
 
     render = commands.add_parser("render", help="render Kubernetes manifests for a mesh")
