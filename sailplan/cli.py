@@ -126,7 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sandbox = commands.add_parser("sandbox", help="run the mesh locally on 127.0.0.1")
-    sandbox.add_argument("file", type=Path, help="the mesh file (YAML)")
+    sandbox.add_argument(
+        "file", type=Path, help="the mesh file (YAML); - reads standard input (not with --watch)"
+    )
     sandbox.add_argument(
         "--ingress-port", type=int, default=0, help="the ingress port (default: any free one)"
     )
