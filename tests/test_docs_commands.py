@@ -225,3 +225,25 @@ def test_a_traffic_table_is_laid_out_as_traffic_lays_it_out(page: str, first_com
     assert re.fullmatch(
         rf"{len(outcomes)} requests  latency p50 [\d.]+ ms  p99 [\d.]+ ms  max [\d.]+ ms", summary
     )
+
+
+_REPO_PATH = re.compile(
+    r"`((?:tests|sailplan|examples|bench|stacks|scripts|third_party|docs)/[^`\s<]*)`"
+)
+
+
+@pytest.mark.parametrize(
+    "page", [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))], ids=lambda p: p.name
+)
+def test_every_file_and_test_a_page_names_exists(page: Path) -> None:
+    # A page sends the reader to `tests/test_mtls.py` or `...py::test_name` for the proof: they
+    # must be there. (`sailplan/v1` is the apiVersion, not a path.)
+    for named in _REPO_PATH.findall(page.read_text(encoding="utf-8")):
+        if named == "sailplan/v1":
+            continue
+        path, _, test = named.partition("::")
+        assert (REPO / path).exists(), f"{page.name} names {path}, which is not in the repository"
+        if test:
+            assert f"def {test}(" in (REPO / path).read_text(encoding="utf-8"), (
+                f"{page.name} names {named}, which is not a test of {path}"
+            )
