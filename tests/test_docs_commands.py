@@ -247,3 +247,50 @@ def test_every_file_and_test_a_page_names_exists(page: Path) -> None:
             assert f"def {test}(" in (REPO / path).read_text(encoding="utf-8"), (
                 f"{page.name} names {named}, which is not a test of {path}"
             )
+
+
+def _keys(value: object) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+@pytest.mark.parametrize(
+    ("page", "introduced_by", "command"),
+    [
+        ("README.md", "`check --format json` prints ", "sailplan check --format json sec.yaml"),
+        (
+            "diff.md",
+            "`--format json` for tools: ",
+            "sailplan diff split-80-20.yaml even.yaml --format json",
+        ),
+    ],
+)
+def test_the_json_a_page_describes_has_those_keys(
+    page: str, introduced_by: str, command: str, workdir: Path
+) -> None:
+    import json
+
+    text = " ".join(_page(page).split())
+    shape = re.search(re.escape(introduced_by) + r"`(\{[^`]*\})`", text)
+    assert shape, f"{page} describes the JSON after {introduced_by!r}"
+    # With a change and a warning, so that every list has an item whose keys count.
+    (workdir / "even.yaml").write_text(
+        (workdir / "split-80-20.yaml")
+        .read_text(encoding="utf-8")
+        .replace("{v1: 80, v2: 20}", "{v1: 50, v2: 50}"),
+        encoding="utf-8",
+    )
+    (workdir / "sec.yaml").write_text(
+        (workdir / "split-80-20.yaml")
+        .read_text(encoding="utf-8")
+        .replace("{SERVICE_VERSION: v1}", "{SERVICE_VERSION: v1, API_TOKEN: abc}"),
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    printed = subprocess.run(
+        command.split(), cwd=workdir, env=env, capture_output=True, text=True, timeout=30
+    ).stdout
+    assert set(re.findall(r"\w+", shape[1])) == _keys(json.loads(printed))
