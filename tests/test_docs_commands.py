@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import DEMO_MESH, REPO
@@ -294,3 +295,63 @@ def test_the_json_a_page_describes_has_those_keys(
         command.split(), cwd=workdir, env=env, capture_output=True, text=True, timeout=30
     ).stdout
     assert set(re.findall(r"\w+", shape[1])) == _keys(json.loads(printed))
+
+
+# The mesh a page's YAML excerpt (a list of routes, the security keys, an ingress) is read in: the
+# services and versions the excerpts name.
+_AROUND_AN_EXCERPT: dict[str, Any] = {
+    "apiVersion": "sailplan/v1",
+    "kind": "Mesh",
+    "name": "excerpt",
+    "services": {
+        "service1": {
+            "port": 8088,
+            "versions": {v: {"image": f"users:{v}"} for v in ("v1", "v2", "v3")},
+        },
+        "service2": {"port": 8880, "versions": {"v1": {"image": "greeter:1"}}},
+        "web": {"port": 8080, "versions": {"v1": {"image": "web:1"}}},
+    },
+    "ingress": {"routes": [{"service": "service1"}]},
+}
+
+
+def _merged(base: Any, part: Any) -> Any:
+    if isinstance(base, dict) and isinstance(part, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in part.items()}}
+    return part
+
+
+def _yaml_excerpts() -> list[tuple[str, str]]:
+    return [
+        (page.name, block)
+        for page in PAGES
+        for block in re.findall(
+            r"^```yaml\n(.*?)^```", page.read_text(encoding="utf-8"), re.M | re.S
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("page", "excerpt"),
+    _yaml_excerpts(),
+    ids=[f"{page}:{block.splitlines()[0].strip()[:40]}" for page, block in _yaml_excerpts()],
+)
+def test_every_yaml_excerpt_is_valid_in_a_mesh(page: str, excerpt: str) -> None:
+    import json
+    import textwrap
+
+    from sailplan import load_mesh_text
+    from sailplan.loader import parse_yaml
+
+    # sailplan's own YAML reading (`on:` is a key, not True, as in YAML 1.2).
+    part = parse_yaml(textwrap.dedent(excerpt), f"{page} excerpt")
+    if part is None:  # only a comment, such as the schema line for editors
+        return
+    if isinstance(part, dict) and part.get("kind") == "Mesh":  # a whole mesh, as it is
+        load_mesh_text(excerpt, f"{page} excerpt")
+        return
+    if isinstance(part, list):  # routes, as they sit in a service
+        part = {"routes": part}
+    if set(part) == {"routes"}:
+        part = {"services": {"service1": part}}
+    load_mesh_text(json.dumps(_merged(_AROUND_AN_EXCERPT, part)), f"{page} excerpt")
