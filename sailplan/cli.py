@@ -20,7 +20,15 @@ from typing import Any
 
 from sailplan import __version__
 from sailplan import constants as c
-from sailplan.loader import MAX_SIZE, load_mesh, load_mesh_text, located, read_mesh_file
+from sailplan.gc_pause import paused_gc
+from sailplan.loader import (
+    MAX_SIZE,
+    in_document_order,
+    load_mesh_text,
+    located,
+    parse_yaml_with_nodes,
+    read_mesh_file,
+)
 from sailplan.model import Mesh, Problem, SpecError
 from sailplan.model.gateway_api import gateway_class_problem
 from sailplan.summary import secret_warnings, summarize
@@ -77,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         "--format",
         choices=("text", "json"),
         default="text",
-        help="json: print {file, valid, problems: [{path, message, line}]} on stdout",
+        help="json: print {file, valid, problems: [{path, message, line}], warnings} on stdout",
     )
 
     render = commands.add_parser("render", help="render Kubernetes manifests for a mesh")
@@ -126,7 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sandbox = commands.add_parser("sandbox", help="run the mesh locally on 127.0.0.1")
-    sandbox.add_argument("file", type=Path, help="the mesh file (YAML)")
+    sandbox.add_argument(
+        "file", type=Path, help="the mesh file (YAML); - reads standard input (not with --watch)"
+    )
     sandbox.add_argument(
         "--ingress-port", type=int, default=0, help="the ingress port (default: any free one)"
     )
@@ -275,7 +285,7 @@ def _render(args: argparse.Namespace) -> int:
     if not_directory is not None:
         print(f"error: -o {out}: {not_directory}", file=sys.stderr)
         return EXIT_INVALID
-    mesh: Mesh = load_mesh(args.file, args.max_size)
+    mesh = _load_for_plane(args)
     manifests = render_manifests(mesh, args.data_plane, gateway_class=args.gateway_class)
     if out is None:
         write_all(manifests, sys.stdout)
@@ -291,6 +301,26 @@ def _render(args: argparse.Namespace) -> int:
     _write_files(out, files, set(present))
     print(f"wrote {len(wanted)} objects to {out}")
     return EXIT_OK
+
+
+def _load_for_plane(args: argparse.Namespace) -> Mesh:
+    """The mesh of `render FILE --data-plane PLANE`, validated for PLANE as if the file said it:
+    the file's own plane may refuse what PLANE takes (a tcp service on builtin), and what PLANE
+    refuses keeps its line in the file."""
+    source = _source(args)
+    text = read_mesh_file(args.file, args.max_size)
+    if args.data_plane is None or "\x00" in text:
+        return load_mesh_text(text, source)
+    with paused_gc():
+        data, root = parse_yaml_with_nodes(text, source)
+        if not isinstance(data, dict):
+            return load_mesh_text(text, source)  # says what is wrong with the file itself
+        try:
+            return Mesh.parse({**data, "dataPlane": args.data_plane})
+        except SpecError as error:
+            raise SpecError(in_document_order(error.problems, root)) from None
+        except RecursionError:
+            return load_mesh_text(text, source)  # says the file nests too deep
 
 
 # How many files the writer thread takes at a time: a queue hand-off per file costs more than the

@@ -244,3 +244,44 @@ def test_an_unchanged_file_is_only_read_and_a_changed_one_written(
         assert capsys.readouterr().err == f"error: {locked}: Operation not permitted\n"
     finally:
         _immutable(locked, False)
+
+
+_TCP_MESH = """\
+apiVersion: sailplan/v1
+kind: Mesh
+name: db
+services:
+  db:
+    port: 5432
+    protocol: tcp
+    versions: {v1: {image: postgres:16}}
+"""
+
+
+def test_data_plane_renders_what_that_plane_takes_though_the_files_plane_would_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The file says no dataPlane (builtin, which proxies http only); --data-plane istio overrides
+    # it, so the tcp service is istio's to render, not builtin's to refuse.
+    mesh = tmp_path / "db.yaml"
+    mesh.write_text(_TCP_MESH)
+    assert main(["render", str(mesh)]) == 2
+    capsys.readouterr()
+    assert main(["render", str(mesh), "--data-plane", "istio"]) == 0
+    kinds = [d["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)]
+    assert "DestinationRule" in kinds
+
+
+def test_what_the_data_plane_refuses_is_said_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mesh = tmp_path / "mesh.yaml"
+    shutil.copy(DEMO_MESH, mesh)
+    line = DEMO_MESH.read_text().splitlines().index("  nodePort: 32000") + 1
+    assert main(["render", str(mesh), "--data-plane", "gateway-api"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: 1 problem in {mesh}:\n"
+        f"  line {line}: ingress.nodePort: the Gateway API has no node port: the Gateway's "
+        "implementation creates the gateway's Service itself; drop nodePort, or use the istio or "
+        "builtin data plane\n"
+    )
