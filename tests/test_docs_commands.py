@@ -355,3 +355,37 @@ def test_every_yaml_excerpt_is_valid_in_a_mesh(page: str, excerpt: str) -> None:
     if set(part) == {"routes"}:
         part = {"services": {"service1": part}}
     load_mesh_text(json.dumps(_merged(_AROUND_AN_EXCERPT, part)), f"{page} excerpt")
+
+
+def _readme_cli_summary() -> dict[str, str]:
+    """The README's summary of the CLI: each command's lines, by command."""
+    block = re.search(r"^## The CLI\n\n```\n(.*?)^```", _page("README.md"), re.M | re.S)
+    assert block, "README.md has a summary of the CLI"
+    found: dict[str, str] = {}
+    for line in block[1].splitlines():
+        head = re.match(r"sailplan (\w+)", line)
+        if head:
+            command = head[1]
+        found[command] = found.get(command, "") + line + "\n"
+    return found
+
+
+def test_the_readme_sums_up_every_command_and_option() -> None:
+    from sailplan.reference import cli_commands
+
+    summary = _readme_cli_summary()
+    assert set(summary) == set(cli_commands())
+    for name, parser in cli_commands().items():
+        for action in parser._actions:
+            if not action.option_strings or "--help" in action.option_strings:
+                continue
+            shown = {re.escape(option) + r"\b" for option in action.option_strings}
+            assert any(re.search(rf"\[{o}", summary[name]) for o in shown), (
+                f"README's CLI summary of {name} does not show {action.option_strings[-1]}"
+            )
+
+
+def test_the_readme_links_every_command_page() -> None:
+    readme = _page("README.md")
+    for page in sorted((REPO / "docs" / "cli").glob("*.md")):
+        assert f"](docs/cli/{page.name})" in readme, f"README.md does not link docs/cli/{page.name}"
