@@ -27,8 +27,9 @@ NOT_REPLAYED = {
     ("README.md", "$ sudo sailplan sandbox examples/apps/node-client/mesh.yaml --quiet"): (
         "a sandbox: ports and pids"
     ),
-    # Replayed by test_the_readme_diff_is_what_diff_prints, which makes the change it describes.
-    ("README.md", "$ sailplan diff git:main:stacks/demo.mesh.yaml stacks/demo.mesh.yaml"): "",
+    ("README.md", "$ sailplan diff git:main:stacks/demo.mesh.yaml stacks/demo.mesh.yaml"): (
+        "replayed by test_the_readme_diff_is_what_diff_prints, which makes the change it describes"
+    ),
     (
         "diff.md",
         "$ sailplan diff git:origin/main:mesh.yaml mesh.yaml --format markdown --graph > comment.md",
@@ -40,7 +41,11 @@ NOT_REPLAYED = {
         "sandbox.md",
         "$ sudo sailplan sandbox examples/apps/node-client/mesh.yaml --ingress-port 18124 --quiet",
     ): "a sandbox: pids",
-    ("sandbox.md", "ingress certificate: signed by this run's CA"): "a sandbox: a temporary path",
+    (
+        "sandbox.md",
+        "ingress certificate: signed by this run's CA /tmp/sailplan-…/gateway-ingress-tls/ca.crt "
+        "(sailplan traffic --cacert /tmp/sailplan-…/gateway-ingress-tls/ca.crt, or --insecure)",
+    ): "a sandbox's output, then curl",
     ("traffic.md", '$ curl -X POST -d \'{"username": "a"}\' http://127.0.0.1:18123/api/users'): (
         "a sandbox and a random split"
     ),
@@ -52,8 +57,7 @@ def _transcripts(page: Path) -> list[str]:
 
 
 def _first_line(transcript: str) -> str:
-    line = transcript.splitlines()[0]
-    return line[: len("ingress certificate: signed by this run's CA")] if "CA /" in line else line
+    return transcript.splitlines()[0]
 
 
 def _all_transcripts() -> list[tuple[str, str]]:
