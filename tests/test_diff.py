@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import DEMO_MESH
+from conftest import DEMO_MESH, REPO
 
 from sailplan import Mesh
 from sailplan.cli import main
@@ -649,6 +649,40 @@ def test_a_plane_the_new_mesh_cannot_use_is_said_not_compared() -> None:
         "the new mesh cannot use this plane: services.service2.protocol: protocol grpc needs "
         "the istio data plane; the builtin data plane proxies http only"
     )
+
+
+# The Linkerd example's mesh: the gateway-api plane, with a canary on `reviews`.
+SHOP_MESH = REPO / "examples" / "pulumi-linkerd" / "shop.mesh.yaml"
+
+
+def test_a_gateway_api_mesh_reviews_its_own_plane_first() -> None:
+    old = yaml.safe_load(SHOP_MESH.read_text())
+    new = copy.deepcopy(old)
+    canary = next(r for r in new["services"]["reviews"]["routes"] if r.get("name") == "canary")
+    canary["split"] = {"v1": 50, "v2": 50}
+    planes = object_changes(_mesh(old), _mesh(new))
+    assert [(p.plane, p.current) for p in planes] == [
+        ("gateway-api", True),
+        ("builtin", False),
+        ("istio", False),
+    ]
+    # By API group: the Gateway API's objects are not Istio's, whatever their kind.
+    assert [f"{c.action} {c.ref} {c.effect}" for c in planes[0].changes] == [
+        "updated HTTPRoute shop/reviews the mesh implementation reprograms its proxies",
+        "updated HTTPRoute shop/shop-ingress the mesh implementation reprograms its proxies",
+    ]
+
+
+def test_the_gateway_api_plane_is_reviewed_only_when_a_mesh_uses_it() -> None:
+    # A builtin or istio mesh would mostly read "not compared" there (node ports, tcp services).
+    assert list(_objects(lambda d: _canary(d).update(split={"v1": 70, "v2": 30}))) == [
+        "builtin",
+        "istio",
+    ]
+    new = yaml.safe_load(SHOP_MESH.read_text())
+    old = {**new, "dataPlane": "istio"}
+    planes = object_changes(_mesh(old), _mesh(new))
+    assert [p.plane for p in planes] == ["istio → gateway-api", "gateway-api", "builtin", "istio"]
 
 
 # --- the command ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Which Kubernetes objects a mesh change creates, updates or deletes, per data plane, and what
 that does to running pods.
 
-Both planes are rendered from both meshes (`render_manifests`) and objects compared by kind,
+Every plane is rendered from both meshes (`render_manifests`) and objects compared by kind,
 namespace and name, so the answer is exactly what `sailplan render` and the Pulumi component apply.
 """
 
@@ -14,14 +14,14 @@ from sailplan.model import DataPlane, Mesh, SpecError
 from sailplan.render.manifests import KIND_ORDER, render_manifests
 
 Action = Literal["created", "updated", "deleted"]
+# Every review compares these two, whichever plane the mesh uses: the spec means the same on both.
 PLANES: tuple[DataPlane, ...] = ("builtin", "istio")
-_ISTIO_KINDS = {
-    "VirtualService",
-    "DestinationRule",
-    "Gateway",
-    "PeerAuthentication",
-    "AuthorizationPolicy",
-    "Sidecar",
+# API groups whose objects a controller turns into proxy configuration, and what it does then.
+# By group, not by kind: Istio's and the Gateway API's `Gateway` share a kind.
+_PUSHED_BY = {
+    "networking.istio.io": "istiod pushes to the proxies",
+    "security.istio.io": "istiod pushes to the proxies",
+    "gateway.networking.k8s.io": "the mesh implementation reprograms its proxies",
 }
 Key = tuple[str, str, str]
 
@@ -118,9 +118,8 @@ def _effect(
         # The builtin sidecar watches its mounted config and reloads HAProxy seamlessly: the pod
         # template does not change, so nothing restarts.
         return "sidecars reload"
-    if kind in _ISTIO_KINDS:
-        return "istiod pushes to the proxies"
-    return ""
+    group = str((new or old).get("apiVersion", "")).partition("/")[0]
+    return _PUSHED_BY.get(group, "")
 
 
 def _rank(change: ObjectChange) -> tuple[int, str, str]:
@@ -143,13 +142,16 @@ def compare_manifests(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> l
 
 
 def object_changes(old: Mesh, new: Mesh) -> list[PlaneChanges]:
-    """Both planes, NEW's own plane first. A change of `dataPlane` comes first of all: OLD's
+    """The builtin and istio planes, and the gateway-api plane when either mesh uses it (a
+    builtin or istio mesh would mostly read "not compared" there: node ports, tcp services);
+    NEW's own plane first. A change of `dataPlane` comes first of all: OLD's
     objects on its plane against NEW's on its own, which is what applying the change does."""
     result = []
     if old.data_plane != new.data_plane:
         switch = compare_manifests(render_manifests(old), render_manifests(new))
         result.append(PlaneChanges(f"{old.data_plane} → {new.data_plane}", True, switch))
-    for plane in sorted(PLANES, key=lambda plane: plane != new.data_plane):
+    planes = [*PLANES, *sorted({old.data_plane, new.data_plane} - set(PLANES))]
+    for plane in sorted(planes, key=lambda plane: plane != new.data_plane):
         current = plane == new.data_plane and old.data_plane == new.data_plane
         rendered = []
         for which, mesh in (("old", old), ("new", new)):
