@@ -20,13 +20,10 @@ from typing import Any
 
 from sailplan import __version__
 from sailplan import constants as c
-from sailplan.gc_pause import paused_gc
 from sailplan.loader import (
     MAX_SIZE,
-    in_document_order,
     load_mesh_text,
     located,
-    parse_yaml_with_nodes,
     read_mesh_file,
 )
 from sailplan.model import Mesh, Problem, SpecError
@@ -285,7 +282,11 @@ def _render(args: argparse.Namespace) -> int:
     if not_directory is not None:
         print(f"error: -o {out}: {not_directory}", file=sys.stderr)
         return EXIT_INVALID
-    mesh = _load_for_plane(args)
+    # Validated for the asked plane, as if the file named it: the file's own plane may refuse
+    # what that one takes, and what it refuses keeps its line in the file.
+    mesh = load_mesh_text(
+        read_mesh_file(args.file, args.max_size), _source(args), data_plane=args.data_plane
+    )
     manifests = render_manifests(mesh, args.data_plane, gateway_class=args.gateway_class)
     if out is None:
         write_all(manifests, sys.stdout)
@@ -301,26 +302,6 @@ def _render(args: argparse.Namespace) -> int:
     _write_files(out, files, set(present))
     print(f"wrote {len(wanted)} objects to {out}")
     return EXIT_OK
-
-
-def _load_for_plane(args: argparse.Namespace) -> Mesh:
-    """The mesh of `render FILE --data-plane PLANE`, validated for PLANE as if the file said it:
-    the file's own plane may refuse what PLANE takes (a tcp service on builtin), and what PLANE
-    refuses keeps its line in the file."""
-    source = _source(args)
-    text = read_mesh_file(args.file, args.max_size)
-    if args.data_plane is None or "\x00" in text:
-        return load_mesh_text(text, source)
-    with paused_gc():
-        data, root = parse_yaml_with_nodes(text, source)
-        if not isinstance(data, dict):
-            return load_mesh_text(text, source)  # says what is wrong with the file itself
-        try:
-            return Mesh.parse({**data, "dataPlane": args.data_plane})
-        except SpecError as error:
-            raise SpecError(in_document_order(error.problems, root)) from None
-        except RecursionError:
-            return load_mesh_text(text, source)  # says the file nests too deep
 
 
 # How many files the writer thread takes at a time: a queue hand-off per file costs more than the

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from sailplan.gc_pause import paused_gc
-from sailplan.model import Mesh, Problem, SpecError
+from sailplan.model import DataPlane, Mesh, Problem, SpecError
 from sailplan.model.errors import clip
 
 # libyaml's parser when PyYAML was built with it: ten times faster on large meshes.
@@ -350,17 +350,21 @@ def line_of(root: yaml.Node | None, path: str) -> int | None:
     return line
 
 
-def load_mesh_text(text: str, source: str = "<text>") -> Mesh:
+def load_mesh_text(
+    text: str, source: str = "<text>", *, data_plane: DataPlane | None = None
+) -> Mesh:
     """Validate YAML text as a mesh. Problems carry the line of their path where the file has one,
-    and are listed in the order they appear in the file."""
+    and are listed in the order they appear in the file. `data_plane` validates the mesh as if
+    the file said `dataPlane: <it>` (`render --data-plane`, `MeshArgs.data_plane`): the file's
+    own plane may refuse what the asked one takes (a tcp service on builtin)."""
     # One pause for the whole load, so the node graph and the plain data are freed (by reference
     # counting, in `_load`'s return) before the collector runs again: only the Mesh survives the
     # pause, and the first collection after it scans the Mesh alone, not everything read.
     with paused_gc():
-        return _load(text, source)
+        return _load(text, source, data_plane)
 
 
-def _load(text: str, source: str) -> Mesh:
+def _load(text: str, source: str, data_plane: DataPlane | None) -> Mesh:
     if "\x00" in text:
         # libyaml stops at the first NUL and would report a confusing error further on.
         line = text.count("\n", 0, text.index("\x00")) + 1
@@ -385,6 +389,8 @@ def _load(text: str, source: str) -> Mesh:
                 )
             ]
         )
+    if data_plane is not None:
+        data = {**data, "dataPlane": data_plane}
     try:
         return Mesh.parse(data)
     except SpecError as error:
@@ -455,12 +461,15 @@ def _size(count: int) -> str:
     return f"{count:,} bytes"
 
 
-def load_mesh(path_or_text: str | Path, max_size: int = MAX_SIZE) -> Mesh:
-    """Load a mesh from a file path (`-` for standard input) or from YAML text.
+def load_mesh(
+    path_or_text: str | Path, max_size: int = MAX_SIZE, *, data_plane: DataPlane | None = None
+) -> Mesh:
+    """Load a mesh from a file path (`-` for standard input) or from YAML text, validated for
+    `data_plane` when given (see `load_mesh_text`).
 
     A `Path`, or a one-line string, is a file path; a string with line breaks is YAML text.
     """
     if isinstance(path_or_text, str) and "\n" in path_or_text:
-        return load_mesh_text(path_or_text)
+        return load_mesh_text(path_or_text, data_plane=data_plane)
     source = "<stdin>" if str(path_or_text) == "-" else str(path_or_text)
-    return load_mesh_text(read_mesh_file(path_or_text, max_size), source)
+    return load_mesh_text(read_mesh_file(path_or_text, max_size), source, data_plane=data_plane)

@@ -348,6 +348,22 @@ def test_the_istio_ingress_address_is_the_gateway_services() -> None:
     assert address == "lb.example:80"
 
 
+def test_a_spec_file_is_validated_for_the_data_plane_asked(tmp_path: Path) -> None:
+    # No dataPlane in the file (builtin, which proxies http only): with data_plane="istio" the tcp
+    # service is istio's to deploy, not builtin's to refuse before the override is applied.
+    spec = tmp_path / "db.yaml"
+    spec.write_text(
+        "apiVersion: sailplan/v1\nkind: Mesh\nname: db\nservices:\n"
+        "  db:\n    port: 5432\n    protocol: tcp\n    versions: {v1: {image: postgres:16}}\n"
+    )
+    engine, _ = register(
+        lambda: Mesh("db", MeshArgs(spec=spec, data_plane="istio", install_control_plane=False))
+    )
+    assert engine.by_name("db-db-destinationrule-db").type == (
+        "kubernetes:networking.istio.io/v1:DestinationRule"
+    )
+
+
 def test_the_istio_gateway_service_exposes_the_ingress_port_and_node_port() -> None:
     """D8: the gateway chart's Service did not expose `ingress.port` / `ingress.nodePort`, so the
     Gateway listened on a port nothing reached (istioctl analyze IST0162)."""

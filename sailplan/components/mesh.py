@@ -471,9 +471,13 @@ class Mesh(pulumi.ComponentResource):
         if not isinstance(args, MeshArgs):
             raise ArgsError("Mesh.args", f"must be MeshArgs, not {type(args).__name__}")
         # Validate and render before registering anything: an invalid spec deploys nothing.
-        spec = args.spec if isinstance(args.spec, MeshSpec) else load_mesh(Path(args.spec))
-        if args.data_plane is not None and args.data_plane != spec.data_plane:
-            spec = spec.with_data_plane(args.data_plane)
+        if isinstance(args.spec, MeshSpec):
+            spec = args.spec
+            if args.data_plane is not None and args.data_plane != spec.data_plane:
+                spec = spec.with_data_plane(args.data_plane)
+        else:
+            # Validated for the asked plane from the start: the file's own may refuse what it takes.
+            spec = load_mesh(Path(args.spec), data_plane=args.data_plane)
         args.check_data_plane(spec.data_plane)
         args.check_certificates(spec)
         builtin = spec.data_plane == "builtin"
