@@ -113,7 +113,7 @@ SETTLED_ELSEWHERE = [
     "Envoy's response flags on builtin, a Telemetry resource on istio "
     "(`tests/test_observability.py`).",
     "D15 routes to a version with `replicas: 0`, and rules an earlier rule makes unreachable: "
-    "refused by `check` on both planes (`tests/test_model_analysis.py`).",
+    "refused by `check` on every plane (`tests/test_model_analysis.py`).",
 ]
 
 
