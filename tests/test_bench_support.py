@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.breakdown import MTLS_VARIANT, variants
+from bench.breakdown import MTLS_VARIANT, PERMISSIVE_VARIANT, variants
 from bench.dataplane import (
     MESH_FILE,
     haproxy_binary,
@@ -537,13 +537,13 @@ def test_render_rows_show_the_calls_variant_and_why_a_size_was_skipped() -> None
 def test_breakdown_variants_add_the_access_log_and_take_out_the_route_timeout() -> None:
     found = variants()
     meshes = [load_mesh_text(text) for text in found.values()]
-    assert [mesh.access_log for mesh in meshes] == [False, True, False, False]
+    assert [mesh.access_log for mesh in meshes] == [False, True, False, False, False]
     assert meshes[0].services["service1"].routes[1].timeout is not None
     assert meshes[1].services["service1"].routes[1].timeout is not None
     assert all(route.timeout is None for route in meshes[2].services["service1"].routes)
-    # The mTLS pair is the compiled bench mesh, made strict when it starts.
-    assert list(found)[-1] == MTLS_VARIANT
-    assert found[MTLS_VARIANT] == found["two sidecars (as compiled)"]
+    # The mTLS pairs are the compiled bench mesh, made strict or permissive when they start.
+    assert list(found)[-2:] == [MTLS_VARIANT, PERMISSIVE_VARIANT]
+    assert found[MTLS_VARIANT] == found[PERMISSIVE_VARIANT] == found["two sidecars (as compiled)"]
 
 
 # --- mTLS against plaintext on the two-sidecar path -------------------------------------------
