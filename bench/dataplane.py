@@ -227,8 +227,10 @@ def run_app(
 
 
 def loopback_ports() -> ProxyPorts:
-    """A sidecar's four ports, free ones on 127.0.0.1."""
-    return ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    """A sidecar's ports, free ones on 127.0.0.1."""
+    return ProxyPorts(
+        free_port(), free_port(), free_port(), free_port(), "127.0.0.1", mtls=free_port()
+    )
 
 
 @dataclass(frozen=True)
@@ -273,15 +275,21 @@ def sidecar_configs(
     their directories are `callee<suffix>` and `caller<suffix>` under `runtime`."""
 
     callee, caller = loopback_ports(), loopback_ports()
-    # Both of service1's versions are the one callee sidecar: the canary's draw is still made.
-    endpoints = StaticEndpoints(
-        {
+
+    def pods(callee_port: int, caller_port: int) -> dict[str, dict[str, list[tuple[str, int]]]]:
+        # Both of service1's versions are the one callee sidecar: the canary's draw is still made.
+        return {
             "service1": {
-                "v1": [("127.0.0.1", callee.inbound)],
-                "v2": [("127.0.0.1", callee.inbound)],
+                "v1": [("127.0.0.1", callee_port)],
+                "v2": [("127.0.0.1", callee_port)],
             },
-            "service2": {"v1": [("127.0.0.1", caller.inbound)]},
+            "service2": {"v1": [("127.0.0.1", caller_port)]},
         }
+
+    # With mTLS sidecars dial each other's mTLS port, as in a cluster.
+    endpoints = StaticEndpoints(
+        pods(callee.inbound, caller.inbound),
+        None if mesh.mtls == "disable" else pods(callee.mtls, caller.mtls),
     )
     configs = {}
     for name, service, own_ports, app_port in (

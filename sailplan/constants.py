@@ -22,6 +22,9 @@ PROXY_OUTBOUND_PORT: Final = 15001
 PROXY_INBOUND_PORT: Final = 15006
 PROXY_ADMIN_PORT: Final = 15020
 PROXY_HEALTH_PORT: Final = 15021
+# Sidecar to sidecar mTLS (mtls: strict or permissive): callers' proxies dial it, TLS only, so
+# their connections skip the inbound port's check for a TLS ClientHello and the relay behind it.
+PROXY_MTLS_PORT: Final = 15007
 PROXY_HEALTH_PATH: Final = "/healthz/ready"
 PROXY_UID: Final = 1337
 PROXY_CONTAINER_NAME: Final = "sailplan-proxy"

@@ -221,7 +221,9 @@ def access_lines(directory: Path, count: int, timeout: float = 5.0) -> list[dict
 
 
 def loopback_ports() -> ProxyPorts:
-    return ProxyPorts(free_port(), free_port(), free_port(), free_port(), "127.0.0.1")
+    return ProxyPorts(
+        free_port(), free_port(), free_port(), free_port(), "127.0.0.1", mtls=free_port()
+    )
 
 
 @contextmanager

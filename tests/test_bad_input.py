@@ -695,7 +695,7 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         "app port on the sidecar's outbound port",
         {"services.service2.port": 15001},
         [
-            "services.service2.port: 15001 is a port the builtin sidecar listens on in every pod (15001, 15006, 15020, 15021); choose another port for the app"
+            "services.service2.port: 15001 is a port the builtin sidecar listens on in every pod (15001, 15006, 15007, 15020, 15021); choose another port for the app"
         ],
     ),
     (

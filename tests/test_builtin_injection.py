@@ -83,7 +83,7 @@ def test_pod_gets_init_container_and_native_sidecar(demo: list[dict[str, Any]]) 
     assert sidecar["securityContext"]["runAsUser"] == 1337
     assert sidecar["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
-    assert [p["containerPort"] for p in sidecar["ports"]] == [15001, 15006, 15020, 15021]
+    assert [p["containerPort"] for p in sidecar["ports"]] == [15001, 15006, 15007, 15020, 15021]
     assert sidecar["readinessProbe"]["httpGet"] == {"path": "/healthz/ready", "port": 15021}
     assert {v["name"]: v for v in pod["volumes"]}["sailplan-config"] == {
         "name": "sailplan-config",
@@ -114,7 +114,10 @@ def test_config_map_holds_the_compiled_proxy_config(demo: list[dict[str, Any]]) 
     assert sorted(shared) == ["20-outbound.cfg", "hosts.map", "mesh.lua"]
     assert "service1.demo.svc.cluster.local service1\n" in shared["hosts.map"]
     cfg = shared["20-outbound.cfg"]
-    assert "server-template v1- 10 service1-v1.demo.svc.cluster.local:8088 resolvers kubedns" in cfg
+    # Sidecars dial each other's mTLS port (15007), which takes TLS without detecting it.
+    assert (
+        "server-template v1- 10 service1-v1.demo.svc.cluster.local:15007 resolvers kubedns" in cfg
+    )
     assert "bind 127.0.0.1:15001" in cfg
     check_config(_config_dir(demo, "service2-v1"), "service2-v1")
 
@@ -194,6 +197,6 @@ def test_server_slots_follow_replicas() -> None:
     )
     manifests = render_manifests(bigger)
     cfg = _find(manifests, "ConfigMap", "demo-outbound")["data"]["20-outbound.cfg"]
-    assert "server-template v1- 32 service1-v1.demo.svc.cluster.local:8088 " in cfg
-    assert "server-template v2- 10 service1-v2.demo.svc.cluster.local:8088 " in cfg
+    assert "server-template v1- 32 service1-v1.demo.svc.cluster.local:15007 " in cfg
+    assert "server-template v2- 10 service1-v2.demo.svc.cluster.local:15007 " in cfg
     check_config(_config_dir(manifests, "service2-v1"), "25 replicas")

@@ -74,7 +74,7 @@ def test_static_endpoints_become_servers_per_version() -> None:
 
 def test_dns_endpoints_use_full_names_and_the_cluster_resolver() -> None:
     config = compile_sidecar(
-        sailplan.load_mesh(DEMO_MESH),
+        sailplan.load_mesh(DEMO_MESH).model_copy(update={"mtls": "disable"}),
         "service2",
         "v1",
         endpoints=DnsEndpoints("demo", "corp.local", 4),

@@ -60,7 +60,8 @@ def test_rules_redirect_outbound_and_inbound_and_spare_the_proxy(netns: str) -> 
     assert "-A OUTPUT -p tcp -j SAILPLAN_OUTPUT" in rules
     assert "-A SAILPLAN_REDIRECT -p tcp -j REDIRECT --to-ports 15001" in rules
     assert "-A SAILPLAN_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006" in rules
-    for port in ("15020", "15021"):
+    # The admin, health and mTLS ports are reached as they are (other sidecars dial 15007).
+    for port in ("15020", "15021", "15007"):
         assert f"-A SAILPLAN_INBOUND -p tcp -m tcp --dport {port} -j RETURN" in rules
     assert "-A SAILPLAN_OUTPUT -m owner --uid-owner 1337 -j RETURN" in rules
     assert "-A SAILPLAN_OUTPUT -m owner --gid-owner 1337 -j RETURN" in rules

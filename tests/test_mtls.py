@@ -91,6 +91,32 @@ def test_permissive_accepts_plaintext_and_mtls_on_one_port() -> None:
         assert all(r.status == 200 for r in [plain, mutual])
 
 
+@pytest.mark.parametrize("mode", ["permissive", "strict"])
+def test_the_mtls_port_takes_mesh_mtls_only_and_sidecars_dial_it(mode: str) -> None:
+    """Sidecars dial each other's mTLS port, TLS only whatever the mode: under `permissive` their
+    connections skip the inbound port's detection and its relay, and answer the same."""
+    with backends("callee", "caller-app") as apps, sidecars(mesh(mode)) as running:
+        callee = running.sidecar("service1", apps["callee"])
+        caller = running.cert_dir("service2", running.identity("service2"))
+        mutual = tls_request(callee.ports.mtls, client_context(caller, caller / "ca.crt"))
+        assert (mutual.status, mutual.body, mutual.version) == (200, "callee", "TLSv1.3")
+        assert plaintext_refused(callee.ports.mtls)
+        stranger = running.cert_dir("stranger", running.identity("service2"), new_authority())
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            tls_request(callee.ports.mtls, client_context(stranger, caller / "ca.crt"))
+        sidecar = running.sidecar(
+            "service2",
+            apps["caller-app"],
+            {"service1": {"v1": [("127.0.0.1", callee.ports.mtls)]}},
+        )
+        reply = request(sidecar.ports.outbound, "/hello", host="service1")
+        assert (reply.status, reply.body) == (200, "callee")
+        identities = [
+            h["x-forwarded-client-cert"].rsplit(";URI=", 1)[1] for *_, h in apps["callee"].requests
+        ]
+        assert identities == [running.identity("service2")] * 2
+
+
 def test_xfcc_is_the_connections_own_on_every_request_of_it() -> None:
     """The header is worked out once per connection: every request on a keep-alive connection
     carries it (a forged one replaced), and another caller's connection gets its own."""

@@ -44,8 +44,12 @@ def test_builtin_iptables_admits_the_service_port_from_the_meshs_pods_only() -> 
         "podSelector": {"matchLabels": {"app": "service1"}},
         "policyTypes": ["Ingress"],
         "ingress": [
-            # iptables in the pod redirect the service port to the sidecar after the policy.
-            {"from": [MESH_PEERS], "ports": [{"protocol": "TCP", "port": 8088}]},
+            # iptables in the pod redirect the service port to the sidecar after the policy; the
+            # other sidecars and the gateway dial the sidecar's mTLS port (mtls: permissive).
+            {
+                "from": [MESH_PEERS],
+                "ports": [{"protocol": "TCP", "port": 8088}, {"protocol": "TCP", "port": 15007}],
+            },
             {"ports": [{"protocol": "TCP", "port": 15020}]},
         ],
     }
@@ -92,7 +96,7 @@ def test_explicit_proxy_pods_have_no_init_container_and_use_the_sidecar_as_proxy
 
 
 def test_explicit_proxy_services_and_callers_target_the_sidecar_inbound_port() -> None:
-    objects = _render({"interception": "explicit-proxy"})
+    objects = _render({"interception": "explicit-proxy", "mtls": "disable"})
     for name in ("service1", "service1-v1", "service1-v2"):
         [port] = _find(objects, "Service", name)["spec"]["ports"]
         assert port["port"] == 8088
@@ -111,6 +115,20 @@ def test_explicit_proxy_services_and_callers_target_the_sidecar_inbound_port() -
         {"from": [MESH_PEERS], "ports": [{"protocol": "TCP", "port": 15006}]},
         {"ports": [{"protocol": "TCP", "port": 15020}]},
     ]
+
+
+@pytest.mark.parametrize("interception", ["iptables", "explicit-proxy"])
+def test_with_mtls_sidecars_and_the_gateway_dial_the_mtls_port(interception: str) -> None:
+    objects = _render({"interception": interception, "mtls": "strict"})
+    config = _find(objects, "ConfigMap", "demo-outbound")["data"]["20-outbound.cfg"]
+    assert "server-template v1- 10 service1-v1.demo.svc.cluster.local:15007 " in config
+    gateway = _find(objects, "ConfigMap", "demo-gateway-proxy")["data"]["haproxy.cfg"]
+    assert "service2-v1.demo.svc.cluster.local:15007 " in gateway
+    ports = _find(objects, "NetworkPolicy", "service1")["spec"]["ingress"][0]["ports"]
+    assert ports[1] == {"protocol": "TCP", "port": 15007}
+    sidecar = _find(objects, "Deployment", "service1-v1")["spec"]["template"]["spec"]
+    proxy = next(c for c in sidecar["initContainers"] if c["name"] == "sailplan-proxy")
+    assert {"name": "proxy-mtls", "containerPort": 15007, "protocol": "TCP"} in proxy["ports"]
 
 
 def test_iptables_mode_is_unchanged_by_the_explicit_proxy_code() -> None:

@@ -43,9 +43,9 @@ def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]
         assert sandbox.stop(signal.SIGTERM) == 0
 
 
-def _inbound_port(sandbox: SandboxProcess, proxy: str) -> int:
+def _port(sandbox: SandboxProcess, proxy: str, listener: str) -> int:
     line = next(line for line in sandbox.lines if line.startswith(f"{proxy} "))
-    match = re.search(r"inbound :(\d+)", line)
+    match = re.search(rf"{listener} :(\d+)", line)
     assert match, line
     return int(match.group(1))
 
@@ -65,8 +65,10 @@ def test_the_mesh_works_through_the_ingress_over_strict_mtls(strict: SandboxProc
     assert set(outcomes) <= {"200 Hello, a v1", "200 Hello, a v2"}, outcomes
 
 
-def test_a_plaintext_request_to_a_sidecar_is_refused(strict: SandboxProcess) -> None:
-    port = _inbound_port(strict, "service1-v1-0-proxy")
+@pytest.mark.parametrize("listener", ["inbound", "mtls"])
+def test_a_plaintext_request_to_a_sidecar_is_refused(strict: SandboxProcess, listener: str) -> None:
+    # The inbound port (strict) and the mTLS port other sidecars dial both take TLS only.
+    port = _port(strict, "service1-v1-0-proxy", listener)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"GET /api/users/1 HTTP/1.1\r\nhost: service1\r\n\r\n")
         try:

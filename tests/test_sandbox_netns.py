@@ -56,9 +56,14 @@ def test_a_transparent_plan_uses_the_clusters_ports_and_pod_addresses(tmp_path: 
         "v1": [("10.1.0.3", 8088)],
         "v2": [("10.1.0.4", 8088)],
     }
+    # With mTLS (the mesh's permissive default) sidecars dial each other's mTLS port.
+    assert plan.endpoints(pods, mtls=True).mtls == {
+        "client": {"v1": [("10.1.0.2", 15007)]},
+        "service1": {"v1": [("10.1.0.3", 15007)], "v2": [("10.1.0.4", 15007)]},
+    }
     sidecar = next(compile_configs(mesh, plan, tmp_path, pods)).config.haproxy_cfg
     assert "server original-destination 0.0.0.0:0" in sidecar
-    assert "server v2-0 10.1.0.4:8088" in sidecar
+    assert "server v2-0 10.1.0.4:15007 " in sidecar
     explicit = make_plan(mesh, lambda: 1, ingress_port=8080)
     sidecar = next(compile_configs(mesh, explicit, tmp_path)).config.haproxy_cfg
     assert "server host-header 0.0.0.0:0" in sidecar

@@ -144,8 +144,9 @@ class Mesh(SpecModel):
                 "labelled `pod-security.kubernetes.io/enforce: restricted`; the app gets "
                 "`HTTP_PROXY` (the sidecar's "
                 "outbound port on 127.0.0.1) and `NO_PROXY` `localhost,127.0.0.1` unless its "
-                "`env` sets `NO_PROXY`; the Services and callers' sidecars target the sidecar's "
-                "inbound port 15006. Calls not over plain HTTP (https, tcp) bypass the mesh."
+                "`env` sets `NO_PROXY`; the Services target the sidecar's inbound port 15006, "
+                "and so do callers' sidecars without mTLS (with it, its mTLS port 15007). Calls "
+                "not over plain HTTP (https, tcp) bypass the mesh."
             ),
         ),
     )
@@ -166,7 +167,8 @@ class Mesh(SpecModel):
             ),
             builtin=(
                 "A NetworkPolicy `<service>`: the service port (`iptables`) or the sidecar's "
-                "inbound port 15006 (`explicit-proxy`) from pods labelled "
+                "inbound port 15006 (`explicit-proxy`), and with mTLS the sidecar's mTLS port "
+                "15007, from pods labelled "
                 "`app.kubernetes.io/part-of: <mesh>`, which include the mesh's gateway; the "
                 "sidecar's metrics port 15020 from anywhere. The gateway itself is open."
             ),
@@ -189,8 +191,9 @@ class Mesh(SpecModel):
                 "`sailplan-cert-<name>-gateway`), both ends verified against the mesh CA, and "
                 "the caller checks during the handshake that the server's certificate names "
                 "the called service (a wrong one gets no request: 503, flag `UF`); calls "
-                "outside the mesh stay plaintext. The inbound port takes only mTLS "
-                "(`strict`), or detects the TLS ClientHello and takes plaintext too "
+                "outside the mesh stay plaintext. Sidecars and the gateway dial a sidecar's "
+                "mTLS port 15007, which takes only mTLS in both modes; the inbound port takes "
+                "only mTLS (`strict`), or detects the TLS ClientHello and takes plaintext too "
                 "(`permissive`); the app gets the caller in `x-forwarded-client-cert` "
                 "(`By=...;Hash=...;URI=...`, Envoy's format; a caller's own is removed). "
                 "`disable`: plaintext, no certificates. The sandbox runs the same, with a CA "
@@ -328,6 +331,7 @@ SIDECAR_PORTS: dict[str, tuple[int, ...]] = {
     "builtin": (
         c.PROXY_OUTBOUND_PORT,
         c.PROXY_INBOUND_PORT,
+        c.PROXY_MTLS_PORT,
         c.PROXY_ADMIN_PORT,
         c.PROXY_HEALTH_PORT,
     ),

@@ -1,13 +1,14 @@
 #!/bin/sh
 # Redirect the pod's TCP traffic through the sidecar, as Istio's istio-iptables does in REDIRECT
-# mode: outbound -> 15001, inbound -> 15006. The proxy's own traffic (uid/gid 1337) and its admin
-# and health ports are left alone. IPv4 only: HAProxy 2.6 cannot recover IPv6 original
+# mode: outbound -> 15001, inbound -> 15006. The proxy's own traffic (uid/gid 1337) and its admin,
+# health and mTLS ports are left alone. IPv4 only: HAProxy 2.6 cannot recover IPv6 original
 # destinations. Idempotent: our chains are rebuilt, the jumps into them added once.
 set -eu
 
 uid="${SAILPLAN_PROXY_UID:-1337}"
 outbound="${SAILPLAN_OUTBOUND_PORT:-15001}"
 inbound="${SAILPLAN_INBOUND_PORT:-15006}"
+mtls="${SAILPLAN_MTLS_PORT:-15007}"
 exclude="${SAILPLAN_EXCLUDE_INBOUND_PORTS:-15020,15021}"
 iptables="${SAILPLAN_IPTABLES:-iptables}"
 
@@ -20,7 +21,7 @@ rules() {
   echo "-A SAILPLAN_IN_REDIRECT -p tcp -j REDIRECT --to-ports $inbound"
   # Peers reach the proxy's own ports unredirected; the outbound port listens on loopback only,
   # so a peer dialling <pod IP>:$outbound is refused (no relay through this pod).
-  for port in $(echo "$exclude,$outbound,$inbound" | tr ',' ' '); do
+  for port in $(echo "$exclude,$outbound,$inbound,$mtls" | tr ',' ' '); do
     echo "-A SAILPLAN_INBOUND -p tcp --dport $port -j RETURN"
   done
   echo "-A SAILPLAN_INBOUND -p tcp -j SAILPLAN_IN_REDIRECT"
@@ -46,4 +47,4 @@ rules | "$iptables-restore" --noflush
 "$iptables" -t nat -C OUTPUT -p tcp -j SAILPLAN_OUTPUT 2>/dev/null \
   || "$iptables" -t nat -A OUTPUT -p tcp -j SAILPLAN_OUTPUT
 
-echo "sailplan-iptables: outbound -> $outbound, inbound -> $inbound, uid/gid $uid and ports $exclude excluded"
+echo "sailplan-iptables: outbound -> $outbound, inbound -> $inbound, uid/gid $uid and ports $exclude,$mtls excluded"

@@ -154,15 +154,14 @@ def proxy_container(
 def sidecar_container(image: str, certs: bool) -> dict[str, Any]:
     """The proxy as a native sidecar: an init container that keeps running (Kubernetes >= 1.29),
     so it is up before the app starts and stops after it."""
-    container = proxy_container(
-        image,
-        "proxy",
-        [
-            {"name": "proxy-outbound", "containerPort": c.PROXY_OUTBOUND_PORT, "protocol": "TCP"},
-            {"name": "proxy-inbound", "containerPort": c.PROXY_INBOUND_PORT, "protocol": "TCP"},
-        ],
-        certs,
-    )
+    ports = [
+        {"name": "proxy-outbound", "containerPort": c.PROXY_OUTBOUND_PORT, "protocol": "TCP"},
+        {"name": "proxy-inbound", "containerPort": c.PROXY_INBOUND_PORT, "protocol": "TCP"},
+    ]
+    if certs:
+        # mTLS: other sidecars dial this one (render/haproxy/security.py).
+        ports.append({"name": "proxy-mtls", "containerPort": c.PROXY_MTLS_PORT, "protocol": "TCP"})
+    container = proxy_container(image, "proxy", ports, certs)
     container["restartPolicy"] = "Always"
     return container
 
@@ -178,6 +177,7 @@ def init_container(image: str) -> dict[str, Any]:
             {"name": "SAILPLAN_PROXY_UID", "value": str(c.PROXY_UID)},
             {"name": "SAILPLAN_OUTBOUND_PORT", "value": str(c.PROXY_OUTBOUND_PORT)},
             {"name": "SAILPLAN_INBOUND_PORT", "value": str(c.PROXY_INBOUND_PORT)},
+            {"name": "SAILPLAN_MTLS_PORT", "value": str(c.PROXY_MTLS_PORT)},
             {
                 "name": "SAILPLAN_EXCLUDE_INBOUND_PORTS",
                 "value": f"{c.PROXY_ADMIN_PORT},{c.PROXY_HEALTH_PORT}",

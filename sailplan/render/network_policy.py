@@ -3,7 +3,8 @@
 One policy per service, selecting its pods (every version) by the `app` label. The port admitted
 is where callers' proxies connect: the service port when iptables inside the pod redirect it to
 the sidecar (builtin `iptables`, and Istio's sidecar), the sidecar's inbound port with builtin
-`explicit-proxy`, where the app's own port must stay unreachable from other pods. Kubernetes
+`explicit-proxy`, where the app's own port must stay unreachable from other pods; with builtin
+mTLS also the sidecar's mTLS port, which the other sidecars and the gateway dial. Kubernetes
 always admits the node's own traffic (kubelet probes), so health ports need no rule; the metrics
 ports are open to every source, since Prometheus usually runs in another namespace.
 """
@@ -59,6 +60,8 @@ def network_policy(mesh: Mesh, service_name: str) -> dict[str, Any]:
     tcp = [
         {"protocol": "TCP", "port": admitted_port(mesh, service_name)},
     ]
+    if mesh.data_plane == "builtin" and mesh.mtls != "disable":
+        tcp.append({"protocol": "TCP", "port": c.PROXY_MTLS_PORT})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

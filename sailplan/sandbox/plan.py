@@ -48,19 +48,23 @@ class Plan:
         """What a route change cannot alter without a restart."""
         return tuple((i.service, i.version, i.replica) for i in self.instances)
 
-    def endpoints(self, pods: Mapping[str, str] | None = None) -> StaticEndpoints:
+    def endpoints(
+        self, pods: Mapping[str, str] | None = None, *, mtls: bool = False
+    ) -> StaticEndpoints:
         """A version's endpoints are its sidecars' inbound listeners, as pod IPs are in a cluster.
         With `pods` (instance name -> its namespace's address) they are pod IPs: the callee's
-        iptables hand the connection to its sidecar, as in a cluster."""
-        addresses: dict[str, dict[str, list[tuple[str, int]]]] = {}
+        iptables hand the connection to its sidecar, as in a cluster. With `mtls`, also the
+        sidecars' mTLS listeners, which other sidecars dial in a cluster too."""
+        plain: dict[str, dict[str, list[tuple[str, int]]]] = {}
+        secure: dict[str, dict[str, list[tuple[str, int]]]] = {}
         for instance in self.instances:
-            versions = addresses.setdefault(instance.service, {})
-            versions.setdefault(instance.version, []).append(
-                (pods[instance.name], instance.app_port)
-                if pods is not None
-                else ("127.0.0.1", instance.sidecar.inbound)
-            )
-        return StaticEndpoints(addresses)
+            host = "127.0.0.1" if pods is None else pods[instance.name]
+            port = instance.sidecar.inbound if pods is None else instance.app_port
+            for found, address in ((plain, (host, port)), (secure, (host, instance.sidecar.mtls))):
+                found.setdefault(instance.service, {}).setdefault(instance.version, []).append(
+                    address
+                )
+        return StaticEndpoints(plain, secure if mtls else None)
 
 
 def check_runnable(
@@ -261,7 +265,9 @@ def make_plan(
     ports: the app the service's port, the sidecar Istio's."""
 
     def proxy_ports() -> ProxyPorts:
-        return ProxyPorts(next_port(), next_port(), next_port(), next_port(), "127.0.0.1")
+        return ProxyPorts(
+            next_port(), next_port(), next_port(), next_port(), "127.0.0.1", mtls=next_port()
+        )
 
     def instance(service_name: str, version_name: str, replica: int) -> Instance:
         if transparent:
@@ -304,7 +310,7 @@ def compile_configs(
     """Every sidecar and the gateway, with where their files and sockets go under runtime_root.
     `pods` (instance name -> address in its own namespace): the sidecars are transparent, behind
     the cluster's iptables rules, and pass unknown destinations on to where they were dialled."""
-    endpoints = plan.endpoints(pods)
+    endpoints = plan.endpoints(pods, mtls=mesh.mtls != "disable")
     for index, instance in enumerate(plan.instances):
         directory = runtime_root / instance.name
         sockets = runtime_root / "run" / str(index)

@@ -394,11 +394,14 @@ class Sandbox:
             at = pods.get(instance.name, "")
             rows.append((instance.name, str(pids[instance.name]), f"app {at}:{instance.app_port}"))
             s = instance.sidecar
+            # The port other sidecars and the gateway dial, with mTLS.
+            mtls = f"  mtls :{s.mtls}" if self.mesh.mtls != "disable" else ""
             rows.append(
                 (
                     f"{instance.name}-proxy",
                     str(pids[f"{instance.name}-proxy"]),
-                    f"outbound :{s.outbound}  inbound :{s.inbound}  admin :{s.admin}  health :{s.health}",
+                    f"outbound :{s.outbound}  inbound :{s.inbound}{mtls}  admin :{s.admin}  "
+                    f"health :{s.health}",
                 )
             )
         if self.plan.gateway is not None:

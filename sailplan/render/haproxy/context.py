@@ -28,6 +28,8 @@ class ProxyPorts:
     admin: int = c.PROXY_ADMIN_PORT
     health: int = c.PROXY_HEALTH_PORT
     bind_address: str = "0.0.0.0"
+    # Sidecar to sidecar mTLS, when the mesh has it (`c.PROXY_MTLS_PORT`).
+    mtls: int = c.PROXY_MTLS_PORT
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,12 @@ class DnsEndpoints:
 
 @dataclass(frozen=True)
 class StaticEndpoints:
-    """Sandbox and benchmarks: explicit addresses, service -> version -> [(host, port)]."""
+    """Sandbox and benchmarks: explicit addresses, service -> version -> [(host, port)].
+    `mtls`: the same pods' mTLS listeners, which sidecars dial when the mesh has mTLS (else
+    `addresses`); a call passed through outside the mesh's routes goes to `addresses`."""
 
     addresses: Mapping[str, Mapping[str, Sequence[tuple[str, int]]]]
+    mtls: Mapping[str, Mapping[str, Sequence[tuple[str, int]]]] | None = None
 
 
 Endpoints = DnsEndpoints | StaticEndpoints

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 
+from sailplan import constants as c
+
 from .context import Context, DnsEndpoints
 from .quoting import bare
-from .security import server_tls
+from .security import meshed, server_tls
 
 
 def slot_count(replicas: int, minimum: int) -> int:
@@ -26,12 +28,14 @@ def servers(ctx: Context, service_name: str, version: str, options: str) -> list
             f"{service_name}-{version}.{ctx.endpoints.namespace}.svc.{ctx.endpoints.cluster_domain}"
         )
         slots = slot_count(service.versions[version].replicas, ctx.endpoints.slots)
-        port = ctx.endpoints.port or service.port
+        # With mTLS every pod's sidecar binds the mTLS port, which takes TLS without detecting it.
+        port = c.PROXY_MTLS_PORT if meshed(ctx) else ctx.endpoints.port or service.port
         return [
             f"server-template {version}- {slots} {host}:{port} "
             f"resolvers kubedns init-addr none resolve-prefer ipv4{suffix}"
         ]
-    addresses = ctx.endpoints.addresses.get(service_name, {}).get(version, ())
+    static = ctx.endpoints.mtls if meshed(ctx) and ctx.endpoints.mtls is not None else None
+    addresses = (static or ctx.endpoints.addresses).get(service_name, {}).get(version, ())
     return [
         f"server {version}-{index} {host}:{port}{suffix}"
         for index, (host, port) in enumerate(addresses)

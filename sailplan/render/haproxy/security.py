@@ -23,6 +23,12 @@ Inbound, per `mtls`:
   TLS handshake record) and hands the connection over an abstract socket to the TLS or the plain
   bind of the HTTP listener, with the PROXY protocol so the caller's address survives the hop.
 - `disable`: plaintext (`routing.inbound`), and no certificate is needed.
+
+With `strict` and `permissive` the HTTP listener also binds the mTLS port (15007), TLS only, and
+other sidecars and the gateway dial that one (`endpoints.servers`): their connections are always
+TLS, so they skip the detection and its relay, which cost the callee two more sends and receives
+a request. The inbound port stays what the mode says for everyone else (plaintext callers, and
+iptables sending the service port there).
 """
 
 from __future__ import annotations
@@ -168,8 +174,9 @@ def inbound(ctx: Context, out: Writer, service_name: str) -> None:
         *authorization_lines(ctx, service_name),
         "default_backend inbound_app",
     ]
+    mtls_bind = f"bind {ctx.ports.bind_address}:{ctx.ports.mtls} {_tls(ctx)}"
     if ctx.mesh.mtls == "strict":
-        out.section("frontend inbound", f"bind {bind} {_tls(ctx)}", *rules)
+        out.section("frontend inbound", f"bind {bind} {_tls(ctx)}", mtls_bind, *rules)
     else:
         # Abstract sockets: no file permissions, so workers that dropped root (the sandbox's
         # netns pods) reach them too; named after the runtime directory, so proxies sharing a
@@ -202,5 +209,6 @@ def inbound(ctx: Context, out: Writer, service_name: str) -> None:
             "frontend inbound_http",
             f"bind {mtls_socket} accept-proxy {_tls(ctx)}",
             f"bind {plain_socket} accept-proxy",
+            mtls_bind,
             *rules,
         )
