@@ -83,11 +83,19 @@ def sigcgt(pid: int) -> int:
 
 
 class SandboxProcess:
-    def __init__(self, mesh_file: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        mesh_file: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        stdin: str | None = None,
+    ) -> None:
+        """`stdin`: written to the sandbox's standard input, then closed (`mesh_file` `-`)."""
         self.lines: list[str] = []
         self._queue: queue.Queue[str] = queue.Queue()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sailplan", "sandbox", str(mesh_file), "--quiet", *extra],
+            stdin=None if stdin is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -95,6 +103,10 @@ class SandboxProcess:
             cwd=REPO,
             env={**os.environ, **(env or {})},
         )
+        if stdin is not None:
+            assert self.process.stdin is not None
+            self.process.stdin.write(stdin)
+            self.process.stdin.close()
         threading.Thread(target=self._pump, daemon=True).start()
         self.children: set[int] = set()
 

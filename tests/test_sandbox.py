@@ -380,6 +380,17 @@ def test_a_mesh_haproxy_refuses_at_start_is_one_line_and_starts_nothing(tmp_path
         shutil.rmtree(runtime, ignore_errors=True)
 
 
+def test_a_mesh_on_standard_input_runs() -> None:
+    text = runnable_copy(MESHES / "even-split.yaml")
+    sandbox = SandboxProcess(Path("-"), "--isolation", "explicit-proxy", stdin=text)
+    try:
+        sandbox.wait_for("ready: ")
+        reply = request(int(sandbox.url().rsplit(":", 1)[1]), "/api/users")
+    finally:
+        assert sandbox.stop() == 0
+    assert reply.status == 200, reply
+
+
 def test_watching_standard_input_is_bad_input() -> None:
     sandbox = SandboxProcess(Path("-"), "--watch")
     assert sandbox.process.wait(timeout=30) == 2
