@@ -11,6 +11,7 @@ from conftest import DEMO_MESH
 
 import sailplan
 from sailplan.model.service import Readiness
+from sailplan.sandbox import runner
 from sailplan.sandbox.plan import (
     check_runnable,
     compile_configs,
@@ -273,3 +274,11 @@ def test_a_missing_or_malformed_env_file_is_a_problem(tmp_path: Path) -> None:
         f"{tmp_path / 'dev.env'}:2: {message}",
         f"{tmp_path / 'dev.env'}:3: {message}",
     ]
+
+
+def test_a_sandbox_never_plans_one_port_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kernel may offer a port it just called free to the next probe; forced here.
+    offered = iter([40001, 40001, 40002, 40001, 40003])
+    monkeypatch.setattr(runner, "free_port", lambda: next(offered))
+    next_port = runner.distinct_free_ports()
+    assert [next_port(), next_port(), next_port()] == [40001, 40002, 40003]

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,22 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def distinct_free_ports() -> Callable[[], int]:
+    """`free_port`, never the same port twice: the kernel may hand a port it just called free to
+    the next probe, and a plan of many proxies (five ports each) asks dozens of times."""
+    given: set[int] = set()
+
+    def next_port() -> int:
+        for _ in range(1000):
+            port = free_port()
+            if port not in given:
+                given.add(port)
+                return port
+        raise SandboxError("no free port on 127.0.0.1 that this sandbox has not taken already")
+
+    return next_port
 
 
 def ensure_free(port: int) -> None:
@@ -191,7 +208,7 @@ class Sandbox:
         # netns: a namespace per replica, made by run() inside its clean-up like the runtime root.
         self.network = netns.Network() if isolation == "netns" else None
         self.plan: Plan = make_plan(
-            self.mesh, free_port, ingress_port, transparent=self.network is not None
+            self.mesh, distinct_free_ports(), ingress_port, transparent=self.network is not None
         )
         self.supervisor = Supervisor(quiet=quiet, access_log=access_log)
         # --access-log asks the proxies for their lines, whatever the mesh's `accessLog` says.
