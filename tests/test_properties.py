@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import yaml
@@ -92,7 +93,9 @@ def routes(draw: st.DrawFn, versions: list[str]) -> list[dict[str, Any]]:
                     ),
                     min_size=1,
                     max_size=2,
-                    unique_by=repr,
+                    # By content: the same conditions in another key order are the same
+                    # alternative, which check refuses as repeated.
+                    unique_by=lambda m: json.dumps(m, sort_keys=True),
                 )
             )
             route["match"] = alternatives
