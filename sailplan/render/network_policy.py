@@ -15,6 +15,7 @@ from typing import Any
 
 from sailplan import constants as c
 from sailplan.model import Mesh
+from sailplan.render.certificates import needs_certificates
 from sailplan.render.kubernetes import metadata, service_labels
 
 # Envoy's own Prometheus port (Istio's sidecar; 15020 serves the merged metrics).
@@ -60,7 +61,7 @@ def network_policy(mesh: Mesh, service_name: str) -> dict[str, Any]:
     tcp = [
         {"protocol": "TCP", "port": admitted_port(mesh, service_name)},
     ]
-    if mesh.data_plane == "builtin" and mesh.mtls != "disable":
+    if needs_certificates(mesh):  # builtin with mTLS: the sidecars bind the mTLS port
         tcp.append({"protocol": "TCP", "port": c.PROXY_MTLS_PORT})
     return {
         "apiVersion": "networking.k8s.io/v1",

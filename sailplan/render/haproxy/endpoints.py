@@ -34,8 +34,10 @@ def servers(ctx: Context, service_name: str, version: str, options: str) -> list
             f"server-template {version}- {slots} {host}:{port} "
             f"resolvers kubedns init-addr none resolve-prefer ipv4{suffix}"
         ]
-    static = ctx.endpoints.mtls if meshed(ctx) and ctx.endpoints.mtls is not None else None
-    addresses = (static or ctx.endpoints.addresses).get(service_name, {}).get(version, ())
+    static = ctx.endpoints.addresses
+    if meshed(ctx) and ctx.endpoints.mtls is not None:
+        static = ctx.endpoints.mtls
+    addresses = static.get(service_name, {}).get(version, ())
     return [
         f"server {version}-{index} {host}:{port}{suffix}"
         for index, (host, port) in enumerate(addresses)
