@@ -26,7 +26,6 @@ import yaml
 from bench import dataplane
 from bench.stats import median
 from sailplan.loader import load_mesh_text
-from sailplan.sandbox.runner import free_port
 
 MTLS_VARIANT = "two sidecars with mTLS (as compiled)"
 PERMISSIVE_VARIANT = "  with mTLS permissive (the spec's default)"
@@ -56,7 +55,7 @@ def main(argv: list[str]) -> int:
     delay = dataplane.fixed_rate_delay_ms(settings)
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sailplan-bench-")))
-        app = free_port()
+        app = dataplane.free_port()
         stack.enter_context(dataplane.run_app("app", root / "app", app))
         paths: dict[str, tuple[dataplane.Target, list[dataplane.Proxy]]] = {}
         for index, (name, text) in enumerate(variants().items()):

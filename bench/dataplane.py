@@ -32,7 +32,10 @@ from sailplan.model.security import service_identity
 from sailplan.render.haproxy import ProxyConfig, ProxyPorts, StaticEndpoints, compile_sidecar
 from sailplan.render.haproxy.security import cert_dir_of
 from sailplan.sandbox.certs import new_authority, write_identity
-from sailplan.sandbox.runner import free_port
+from sailplan.sandbox.runner import distinct_free_ports
+
+# One port is never handed out twice in a run: HAProxy would bind two frontends to it (SO_REUSEPORT).
+free_port = distinct_free_ports()
 
 HERE = Path(__file__).resolve().parent
 MESH_FILE = HERE / "bench.mesh.yaml"

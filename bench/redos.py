@@ -24,11 +24,10 @@ from typing import Any
 
 import yaml
 
-from bench.dataplane import HERE, run_haproxy, wrk_binary, wrk_summary
+from bench.dataplane import HERE, free_port, run_haproxy, wrk_binary, wrk_summary
 from sailplan.loader import load_mesh_text
 from sailplan.model import SpecError
 from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
-from sailplan.sandbox.runner import free_port
 
 WRK_SCRIPT = HERE / "redos.wrk.lua"
 TARGET_RATIO = 0.8

@@ -28,15 +28,17 @@ import sailplan
 from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
 from sailplan.render.haproxy.security import cert_dir_of
 from sailplan.sandbox.certs import new_authority, write_identity
+from sailplan.sandbox.runner import distinct_free_ports
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 _CHECK_CA = new_authority()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+# Never the same port twice in one test run: the kernel may offer a port it just called free to
+# the next probe, and HAProxy binds with SO_REUSEPORT, so two of a proxy's frontends given one
+# port both start and the kernel splits connections between them (a CI run once saw its
+# outbound request answered 404 by the health frontend).
+free_port = distinct_free_ports()
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:

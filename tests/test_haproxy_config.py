@@ -29,6 +29,15 @@ STATIC = StaticEndpoints(
 
 
 @pytest.mark.haproxy
+def test_a_port_given_to_two_listeners_is_refused() -> None:
+    # HAProxy would start both frontends on it (SO_REUSEPORT) and split connections between them.
+    with pytest.raises(ValueError) as raised:
+        ProxyPorts(20001, 20002, 20003, 20001, "127.0.0.1", mtls=20005)
+    assert str(raised.value) == (
+        "the proxy's outbound and health ports are both 20001: each listener needs its own port"
+    )
+
+
 @pytest.mark.parametrize("scenario", [DEMO_MESH, *EXAMPLE_MESHES], ids=lambda p: p.stem)
 def test_sandbox_mode_configs_pass_haproxycheck_config(scenario: Path) -> None:
     mesh = sailplan.load_mesh(scenario)

@@ -31,6 +31,19 @@ class ProxyPorts:
     # Sidecar to sidecar mTLS, when the mesh has it (`c.PROXY_MTLS_PORT`).
     mtls: int = c.PROXY_MTLS_PORT
 
+    def __post_init__(self) -> None:
+        # HAProxy binds with SO_REUSEPORT: two frontends on one port both start, and the kernel
+        # splits connections between them, so a repeated port is refused here, not at run time.
+        named = {"outbound": self.outbound, "inbound": self.inbound, "mTLS": self.mtls}
+        named |= {"admin": self.admin, "health": self.health}
+        repeated = [p for p, n in Counter(named.values()).items() if n > 1]
+        if repeated:
+            names = [name for name, port in named.items() if port == repeated[0]]
+            raise ValueError(
+                f"the proxy's {' and '.join(names)} ports are both {repeated[0]}: "
+                "each listener needs its own port"
+            )
+
 
 @dataclass(frozen=True)
 class DnsEndpoints:
