@@ -36,6 +36,11 @@ def test_a_port_given_to_two_listeners_is_refused() -> None:
     assert str(raised.value) == (
         "the proxy's outbound and health ports are both 20001: each listener needs its own port"
     )
+    with pytest.raises(ValueError) as raised:
+        ProxyPorts(0, 0, 20003, 0, "127.0.0.1", mtls=20005)
+    assert str(raised.value) == (
+        "the proxy's outbound, inbound and health ports are all 0: each listener needs its own port"
+    )
 
 
 @pytest.mark.parametrize("scenario", [DEMO_MESH, *EXAMPLE_MESHES], ids=lambda p: p.stem)

@@ -4,6 +4,7 @@ not even by a sandbox killed outright."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -45,7 +46,7 @@ def test_a_transparent_plan_uses_the_clusters_ports_and_pod_addresses(tmp_path: 
     ports; endpoints are pod addresses; unknown destinations pass through to where they were
     dialled (iptables), not to the Host header (explicit proxy)."""
     mesh = sailplan.load_mesh(NODE_MESH)
-    plan = make_plan(mesh, lambda: 0, ingress_port=8080, transparent=True)
+    plan = make_plan(mesh, itertools.count(20000).__next__, ingress_port=8080, transparent=True)
     assert [(i.name, i.app_port, i.sidecar) for i in plan.instances] == [
         ("client-v1-0", 8090, ProxyPorts(15001, 15006, 15020, 15021, "0.0.0.0")),
         ("service1-v1-0", 8088, ProxyPorts(15001, 15006, 15020, 15021, "0.0.0.0")),
@@ -64,7 +65,7 @@ def test_a_transparent_plan_uses_the_clusters_ports_and_pod_addresses(tmp_path: 
     sidecar = next(compile_configs(mesh, plan, tmp_path, pods)).config.haproxy_cfg
     assert "server original-destination 0.0.0.0:0" in sidecar
     assert "server v2-0 10.1.0.4:15007 " in sidecar
-    explicit = make_plan(mesh, lambda: 1, ingress_port=8080)
+    explicit = make_plan(mesh, itertools.count(20000).__next__, ingress_port=8080)
     sidecar = next(compile_configs(mesh, explicit, tmp_path)).config.haproxy_cfg
     assert "server host-header 0.0.0.0:0" in sidecar
 

@@ -257,6 +257,17 @@ def local_env(
     return env
 
 
+def topology(mesh: Mesh) -> tuple[tuple[str, str, int], ...]:
+    """Every replica of the mesh as (service, version, replica), in the order a plan runs them:
+    what a route change cannot alter without a restart."""
+    return tuple(
+        (service_name, version_name, replica)
+        for service_name in sorted(mesh.services)
+        for version_name in sorted(mesh.services[service_name].versions)
+        for replica in range(mesh.services[service_name].versions[version_name].replicas)
+    )
+
+
 def make_plan(
     mesh: Mesh, next_port: Callable[[], int], ingress_port: int = 0, transparent: bool = False
 ) -> Plan:
@@ -275,12 +286,7 @@ def make_plan(
             return Instance(service_name, version_name, replica, port, ProxyPorts())
         return Instance(service_name, version_name, replica, next_port(), proxy_ports())
 
-    instances = tuple(
-        instance(service_name, version_name, replica)
-        for service_name in sorted(mesh.services)
-        for version_name in sorted(mesh.services[service_name].versions)
-        for replica in range(mesh.services[service_name].versions[version_name].replicas)
-    )
+    instances = tuple(instance(*replica) for replica in topology(mesh))
     if mesh.ingress is None:
         return Plan(instances, None, None)
     tls = mesh.ingress.tls

@@ -34,6 +34,7 @@ from sailplan.sandbox.plan import (
     local_env,
     make_plan,
     sandbox_notes,
+    topology,
 )
 from sailplan.sandbox.processes import Process, SandboxError, Supervisor, _executable
 from sailplan.sandbox.stop import StopRequested, StopSignal
@@ -488,7 +489,7 @@ class Sandbox:
                 shown += f" (and {more} more: sailplan check {self.mesh_file} lists them)"
             return shown
         if (
-            make_plan(mesh, lambda: 0).topology() != self.plan.topology()
+            topology(mesh) != self.plan.topology()
             or ((mesh.ingress is None) != (self.mesh.ingress is None))
             or _https_shape(mesh) != _https_shape(self.mesh)
         ):

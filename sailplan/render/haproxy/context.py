@@ -39,9 +39,10 @@ class ProxyPorts:
         repeated = [p for p, n in Counter(named.values()).items() if n > 1]
         if repeated:
             names = [name for name, port in named.items() if port == repeated[0]]
+            listed = ", ".join(names[:-1]) + " and " + names[-1]
             raise ValueError(
-                f"the proxy's {' and '.join(names)} ports are both {repeated[0]}: "
-                "each listener needs its own port"
+                f"the proxy's {listed} ports are {'both' if len(names) == 2 else 'all'} "
+                f"{repeated[0]}: each listener needs its own port"
             )
 
 
