@@ -282,3 +282,13 @@ def test_a_sandbox_never_plans_one_port_twice(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(runner, "free_port", lambda: next(offered))
     next_port = runner.distinct_free_ports()
     assert [next_port(), next_port(), next_port()] == [40001, 40002, 40003]
+
+
+def test_a_sandbox_never_plans_the_ingress_port_for_another_listener(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `--ingress-port` is checked free, then left unbound until the gateway starts: the kernel
+    # may offer it to the next probe.
+    offered = iter([8080, 40001])
+    monkeypatch.setattr(runner, "free_port", lambda: next(offered))
+    assert runner.distinct_free_ports([8080])() == 40001

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,10 +64,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def distinct_free_ports() -> Callable[[], int]:
-    """`free_port`, never the same port twice: the kernel may hand a port it just called free to
-    the next probe, and a plan of many proxies (five ports each) asks dozens of times."""
-    given: set[int] = set()
+def distinct_free_ports(taken: Iterable[int] = ()) -> Callable[[], int]:
+    """`free_port`, never the same port twice nor one of `taken` (chosen already, not yet bound):
+    the kernel may hand a port it just called free to the next probe, and a plan of many proxies
+    (five ports each) asks dozens of times. HAProxy binds with SO_REUSEPORT, so two listeners
+    given one port would both start and split its connections."""
+    given: set[int] = set(taken)
 
     def next_port() -> int:
         for _ in range(1000):
@@ -209,7 +211,10 @@ class Sandbox:
         # netns: a namespace per replica, made by run() inside its clean-up like the runtime root.
         self.network = netns.Network() if isolation == "netns" else None
         self.plan: Plan = make_plan(
-            self.mesh, distinct_free_ports(), ingress_port, transparent=self.network is not None
+            self.mesh,
+            distinct_free_ports([ingress_port]),
+            ingress_port,
+            transparent=self.network is not None,
         )
         self.supervisor = Supervisor(quiet=quiet, access_log=access_log)
         # --access-log asks the proxies for their lines, whatever the mesh's `accessLog` says.
