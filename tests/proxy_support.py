@@ -114,7 +114,8 @@ class Backend:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _answer
 
-        server = _QuietServer((self.address, self.port), Handler)
+        # Port 0 would let the kernel pick a port handed out for a proxy and not bound yet.
+        server = _QuietServer((self.address, self.port or free_port()), Handler)
         server.daemon_threads = True
         self.port = int(server.server_address[1])
         self._server = server
