@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from proxy_support import (
+    HAPROXY,
     Backend,
     Reply,
     backends,
@@ -340,3 +343,36 @@ def test_a_large_mesh_routes_through_per_service_frontends(tmp_path: Path) -> No
         with running_haproxy(gateway.files, gateway_dir, [listen]):
             assert request(listen, "/api/x", headers={"end-user": "jason"}).body == "v2"
             assert request(listen, "/other").status == 404
+
+
+def test_a_port_another_process_holds_is_refused_not_shared(tmp_path: Path) -> None:
+    # With SO_REUSEPORT on both sockets the kernel would split the port's connections between
+    # the proxy and whoever else holds it; `noreuseport` makes the proxy refuse to start.
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = ProxyPorts(
+            taken, free_port(), free_port(), free_port(), "127.0.0.1", mtls=free_port()
+        )
+        config = compile_sidecar(
+            _mesh([{"to": "v1"}]),
+            "caller",
+            "v1",
+            endpoints=StaticEndpoints(
+                {"service1": {v: [("127.0.0.1", free_port())] for v in ("v1", "v2")}}
+            ),
+            ports=ports,
+            app_port=free_port(),
+            config_dir=str(tmp_path),
+            runtime_dir=str(tmp_path),
+            passthrough="host-header",
+        )
+        for name, text in config.files.items():
+            (tmp_path / name).write_text(text)
+        started = subprocess.run(
+            [HAPROXY, "-db", "-f", str(tmp_path)], capture_output=True, text=True, timeout=20
+        )
+    assert started.returncode != 0
+    assert f"cannot bind socket (Address already in use) for [127.0.0.1:{taken}]" in started.stderr

@@ -44,6 +44,11 @@ def global_sections(ctx: Context, out: Writer, *, sidecar: bool = False) -> None
         # Two threads answer a 1,000 rps sidecar with room to spare and keep memory small.
         "nbthread 2",
         "hard-stop-after 30s",
+        # Without it HAProxy binds with SO_REUSEPORT, and another process of the same user (an
+        # app running as the proxy's uid, a second sandbox given the same free port) binding the
+        # port too would silently take a share of its connections. Reloads keep working: the
+        # master hands its listening sockets to the new workers (`expose-fd listeners`).
+        "noreuseport",
         f"lua-load {ctx.config_dir}/mesh.lua" if ctx.uses_lua() else "",
         *security_global_lines(ctx),
         # The ingress certificate's key is in `tls.key` too; the mesh's lines say it with mTLS.
