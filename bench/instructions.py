@@ -27,7 +27,6 @@ from pathlib import Path
 
 from bench import dataplane
 from sailplan.loader import load_mesh
-from sailplan.sandbox.runner import free_port
 
 WARM_UP = 200
 # Under valgrind a proxy starts in seconds, not milliseconds.
@@ -94,7 +93,7 @@ def measure(
     results: dict[str, dict[str, float]] = {}
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sailplan-ir-")))
-        app = free_port()
+        app = dataplane.free_port()
         stack.enter_context(dataplane.run_app("app", root / "app", app))
         haproxy = dataplane.haproxy_binary()
         for label, mesh, suffix in (

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.dataplane import loopback_ports, process_tree, run_app, run_haproxy
+from bench.dataplane import free_port, loopback_ports, process_tree, run_app, run_haproxy
 from bench.meshgen import called_services, generated_mesh_yaml, service_name
 from sailplan import constants as c
 from sailplan.loader import load_mesh_text
@@ -36,7 +36,6 @@ from sailplan.render.haproxy import (
     StaticEndpoints,
     compile_sidecar,
 )
-from sailplan.sandbox.runner import free_port
 
 Kind = Literal["dns", "static"]
 SERVICES = 1000
