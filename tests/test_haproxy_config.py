@@ -41,6 +41,12 @@ def test_a_port_given_to_two_listeners_is_refused() -> None:
     assert str(raised.value) == (
         "the proxy's outbound, inbound and health ports are all 0: each listener needs its own port"
     )
+    mesh = sailplan.load_mesh(DEMO_MESH)
+    with pytest.raises(ValueError) as raised:
+        compile_gateway(mesh, endpoints=STATIC, listen_port=15021)
+    assert str(raised.value) == (
+        "the gateway's listen and health ports are both 15021: each listener needs its own port"
+    )
 
 
 @pytest.mark.parametrize("scenario", [DEMO_MESH, *EXAMPLE_MESHES], ids=lambda p: p.stem)

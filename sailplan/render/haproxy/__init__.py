@@ -34,6 +34,7 @@ from .context import (
     Writer,
     flat,
     lua_source,
+    refuse_shared_ports,
     shard_of,
 )
 from .globals import (
@@ -305,6 +306,10 @@ def compile_gateway(
     if mesh.ingress is None:
         raise ValueError(f"mesh {mesh.name!r} has no ingress")
     _refuse_stalling_regexes(mesh)
+    listeners = {"listen": listen_port, "admin": ports.admin, "health": ports.health}
+    if redirect_port is not None and mesh.ingress.tls is not None:
+        listeners["redirect"] = redirect_port
+    refuse_shared_ports("gateway", listeners)
     ctx = Context(mesh, endpoints, ports, config_dir, runtime_dir)
     out = Writer()
     global_sections(ctx, out)

@@ -19,6 +19,20 @@ from sailplan.model import Mesh
 FLAT_SERVICE_LIMIT = 16
 
 
+def refuse_shared_ports(owner: str, listeners: Mapping[str, int]) -> None:
+    """A port given to two of one proxy's listeners is refused while compiling, not found when the
+    proxy starts: the configs say `noreuseport`, so HAProxy would fail to bind it (without that,
+    both frontends would start and the kernel would split the port's connections)."""
+    repeated = [port for port, count in Counter(listeners.values()).items() if count > 1]
+    if repeated:
+        names = [name for name, port in listeners.items() if port == repeated[0]]
+        listed = ", ".join(names[:-1]) + " and " + names[-1]
+        raise ValueError(
+            f"the {owner}'s {listed} ports are {'both' if len(names) == 2 else 'all'} "
+            f"{repeated[0]}: each listener needs its own port"
+        )
+
+
 @dataclass(frozen=True)
 class ProxyPorts:
     """Where the proxy listens."""
@@ -32,18 +46,16 @@ class ProxyPorts:
     mtls: int = c.PROXY_MTLS_PORT
 
     def __post_init__(self) -> None:
-        # HAProxy binds with SO_REUSEPORT: two frontends on one port both start, and the kernel
-        # splits connections between them, so a repeated port is refused here, not at run time.
-        named = {"outbound": self.outbound, "inbound": self.inbound, "mTLS": self.mtls}
-        named |= {"admin": self.admin, "health": self.health}
-        repeated = [p for p, n in Counter(named.values()).items() if n > 1]
-        if repeated:
-            names = [name for name, port in named.items() if port == repeated[0]]
-            listed = ", ".join(names[:-1]) + " and " + names[-1]
-            raise ValueError(
-                f"the proxy's {listed} ports are {'both' if len(names) == 2 else 'all'} "
-                f"{repeated[0]}: each listener needs its own port"
-            )
+        refuse_shared_ports(
+            "proxy",
+            {
+                "outbound": self.outbound,
+                "inbound": self.inbound,
+                "mTLS": self.mtls,
+                "admin": self.admin,
+                "health": self.health,
+            },
+        )
 
 
 @dataclass(frozen=True)
