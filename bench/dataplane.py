@@ -34,7 +34,7 @@ from sailplan.render.haproxy.security import cert_dir_of
 from sailplan.sandbox.certs import new_authority, write_identity
 from sailplan.sandbox.runner import distinct_free_ports
 
-# One port is never handed out twice in a run: HAProxy would bind two frontends to it (SO_REUSEPORT).
+# One port is never handed out twice in a run: two proxies given it could not both start.
 free_port = distinct_free_ports()
 
 HERE = Path(__file__).resolve().parent

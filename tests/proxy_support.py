@@ -35,9 +35,9 @@ _CHECK_CA = new_authority()
 
 
 # Never the same port twice in one test run: the kernel may offer a port it just called free to
-# the next probe, and HAProxy binds with SO_REUSEPORT, so two of a proxy's frontends given one
-# port both start and the kernel splits connections between them (a CI run once saw its
-# outbound request answered 404 by the health frontend).
+# the next probe. Before the configs said `noreuseport`, two of a proxy's frontends given one
+# port both started and the kernel split connections between them (a CI run saw its outbound
+# request answered 404 by the health frontend); now such a proxy would not start.
 free_port = distinct_free_ports()
 
 

@@ -67,8 +67,8 @@ def free_port() -> int:
 def distinct_free_ports(taken: Iterable[int] = ()) -> Callable[[], int]:
     """`free_port`, never the same port twice nor one of `taken` (chosen already, not yet bound):
     the kernel may hand a port it just called free to the next probe, and a plan of many proxies
-    (five ports each) asks dozens of times. HAProxy binds with SO_REUSEPORT, so two listeners
-    given one port would both start and split its connections."""
+    (five ports each) asks dozens of times. Two listeners given one port: the second proxy
+    could not start (the configs say `noreuseport`)."""
     given: set[int] = set(taken)
 
     def next_port() -> int:
