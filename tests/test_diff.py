@@ -527,7 +527,26 @@ CASES: list[Case] = [
         "mtls",
         lambda d: d.update(mtls="disable"),
         [
-            "mesh: mTLS permissive → disable — security change: traffic between services is plaintext"
+            "mesh: mTLS permissive → disable — security change: traffic between services is "
+            "plaintext; builtin sidecars take it one by one (config reloads, pod restarts), and "
+            "calls between one that has it and one that has not can fail until all have"
+        ],
+    ),
+    (
+        "mtls on istio",
+        lambda d: d.update(mtls="disable"),
+        [
+            "mesh: mTLS permissive → disable — security change: traffic between services is "
+            "plaintext"
+        ],
+        lambda d: d.update(dataPlane="istio"),
+    ),
+    (
+        "mtls, still with mTLS",
+        lambda d: d.update(mtls="strict"),
+        [
+            "mesh: mTLS permissive → strict — security change: only mutual-TLS callers are "
+            "accepted; plaintext is refused"
         ],
     ),
 ]

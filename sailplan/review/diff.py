@@ -87,14 +87,31 @@ def _generic(
 _MESH_HANDLED = {"apiVersion", "kind", "services", "ingress", "mtls"}
 
 
+# Between `disable` and the other modes builtin sidecars change ports and protocol: a caller
+# with mTLS dials the callee's mTLS port (15007), which a callee without it does not have, and
+# the NetworkPolicy follows at once. Sidecars take the new config one by one (reloads, then pod
+# restarts), so a mixed pair fails meanwhile. `permissive` <-> `strict` keeps callers on 15007.
+_BUILTIN_ROLLOUT = (
+    "; builtin sidecars take it one by one (config reloads, pod restarts), and calls between one "
+    "that has it and one that has not can fail until all have"
+)
+
+
 def _mesh_level(old: Mesh, new: Mesh) -> list[Change]:
     changes = []
     if old.mtls != new.mtls:
+        rollout = (
+            _BUILTIN_ROLLOUT
+            if old.data_plane == new.data_plane == "builtin"
+            and (old.mtls == "disable") != (new.mtls == "disable")
+            else ""
+        )
         changes.append(
             Change(
                 "security",
                 "mesh",
-                f"mTLS {old.mtls} → {new.mtls} — security change: {_MTLS_MEANING[new.mtls]}",
+                f"mTLS {old.mtls} → {new.mtls} — security change: {_MTLS_MEANING[new.mtls]}"
+                + rollout,
                 "mtls",
             )
         )
