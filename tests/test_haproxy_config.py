@@ -10,6 +10,7 @@ from conftest import DEMO_MESH, EXAMPLE_MESHES
 from proxy_support import check_config
 
 import sailplan
+from sailplan.model.ingress import IngressTls
 from sailplan.render.haproxy import (
     FLAT_SERVICE_LIMIT,
     DnsEndpoints,
@@ -46,6 +47,12 @@ def test_a_port_given_to_two_listeners_is_refused() -> None:
         compile_gateway(mesh, endpoints=STATIC, listen_port=15021)
     assert str(raised.value) == (
         "the gateway's listen and health ports are both 15021: each listener needs its own port"
+    )
+    # HTTPS without `tls.httpsRedirect` binds no redirect port: nothing to refuse.
+    assert mesh.ingress is not None
+    https = mesh.ingress.model_copy(update={"tls": IngressTls(secretName="shop-tls")})
+    compile_gateway(
+        mesh.model_copy(update={"ingress": https}), endpoints=STATIC, redirect_port=15021
     )
 
 

@@ -307,7 +307,7 @@ def compile_gateway(
         raise ValueError(f"mesh {mesh.name!r} has no ingress")
     _refuse_stalling_regexes(mesh)
     listeners = {"listen": listen_port, "admin": ports.admin, "health": ports.health}
-    if redirect_port is not None and mesh.ingress.tls is not None:
+    if redirect_port is not None and mesh.ingress.tls and mesh.ingress.tls.https_redirect:
         listeners["redirect"] = redirect_port
     refuse_shared_ports("gateway", listeners)
     ctx = Context(mesh, endpoints, ports, config_dir, runtime_dir)
