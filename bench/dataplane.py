@@ -32,6 +32,7 @@ from sailplan.model.security import service_identity
 from sailplan.render.haproxy import ProxyConfig, ProxyPorts, StaticEndpoints, compile_sidecar
 from sailplan.render.haproxy.security import cert_dir_of
 from sailplan.sandbox.certs import new_authority, write_identity
+from sailplan.sandbox.plan import loopback_ports as sandbox_loopback_ports
 from sailplan.sandbox.runner import distinct_free_ports
 
 # One port is never handed out twice in a run: two proxies given it could not both start.
@@ -231,9 +232,7 @@ def run_app(
 
 def loopback_ports() -> ProxyPorts:
     """A sidecar's ports, free ones on 127.0.0.1."""
-    return ProxyPorts(
-        free_port(), free_port(), free_port(), free_port(), "127.0.0.1", mtls=free_port()
-    )
+    return sandbox_loopback_ports(free_port)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import sailplan
 from sailplan.render.haproxy import ProxyPorts, StaticEndpoints, compile_sidecar
 from sailplan.render.haproxy.security import cert_dir_of
 from sailplan.sandbox.certs import new_authority, write_identity
+from sailplan.sandbox.plan import loopback_ports as sandbox_loopback_ports
 from sailplan.sandbox.runner import distinct_free_ports
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -224,9 +225,7 @@ def access_lines(directory: Path, count: int, timeout: float = 5.0) -> list[dict
 
 
 def loopback_ports() -> ProxyPorts:
-    return ProxyPorts(
-        free_port(), free_port(), free_port(), free_port(), "127.0.0.1", mtls=free_port()
-    )
+    return sandbox_loopback_ports(free_port)
 
 
 @contextmanager

@@ -257,6 +257,13 @@ def local_env(
     return env
 
 
+def loopback_ports(next_port: Callable[[], int]) -> ProxyPorts:
+    """A proxy's listeners on 127.0.0.1, each on a port `next_port` gives."""
+    return ProxyPorts(
+        next_port(), next_port(), next_port(), next_port(), "127.0.0.1", mtls=next_port()
+    )
+
+
 def topology(mesh: Mesh) -> tuple[tuple[str, str, int], ...]:
     """Every replica of the mesh as (service, version, replica), in the order a plan runs them:
     what a route change cannot alter without a restart."""
@@ -275,22 +282,17 @@ def make_plan(
     `transparent`: each instance has a network namespace of its own, so it uses the cluster's
     ports: the app the service's port, the sidecar Istio's."""
 
-    def proxy_ports() -> ProxyPorts:
-        return ProxyPorts(
-            next_port(), next_port(), next_port(), next_port(), "127.0.0.1", mtls=next_port()
-        )
-
     def instance(service_name: str, version_name: str, replica: int) -> Instance:
         if transparent:
             port = mesh.services[service_name].port
             return Instance(service_name, version_name, replica, port, ProxyPorts())
-        return Instance(service_name, version_name, replica, next_port(), proxy_ports())
+        return Instance(service_name, version_name, replica, next_port(), loopback_ports(next_port))
 
     instances = tuple(instance(*replica) for replica in topology(mesh))
     if mesh.ingress is None:
         return Plan(instances, None, None)
     tls = mesh.ingress.tls
-    gateway_port, gateway = ingress_port or next_port(), proxy_ports()
+    gateway_port, gateway = ingress_port or next_port(), loopback_ports(next_port)
     redirect = next_port() if tls is not None and tls.https_redirect else None
     return Plan(instances, gateway_port, gateway, redirect)
 
